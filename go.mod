@@ -1,0 +1,5 @@
+module github.com/realtime-go/realtime
+
+go 1.25
+
+require go.uber.org/goleak v1.3.0

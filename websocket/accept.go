@@ -1,0 +1,223 @@
+package websocket
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"time"
+)
+
+// AcceptOptions configures the server side of the opening handshake and
+// the connection it yields. A nil *AcceptOptions means the zero value.
+// Accept copies the options; later changes do not affect it.
+type AcceptOptions struct {
+	ConnOptions
+
+	// Subprotocols the server supports. The first protocol the client
+	// offers that is listed here is selected; with none in common, the
+	// connection has no subprotocol.
+	Subprotocols []string
+
+	// OriginPatterns allows browsers on other origins. By default only
+	// requests without an Origin header or from the request's own host
+	// are accepted (others get 403), which stops other sites' pages from
+	// using the visitor's cookies on this endpoint. A pattern is matched
+	// with path.Match against the origin's host ("*.example.com"), or
+	// against "scheme://host" when it contains "://".
+	OriginPatterns []string
+
+	// InsecureSkipOriginCheck accepts every origin. Only safe when the
+	// endpoint authorizes requests by something other than cookies.
+	InsecureSkipOriginCheck bool
+
+	// Header is added to the 101 response. The handshake's own fields
+	// cannot be overridden.
+	Header http.Header
+
+	// OnHandshake, when set, is called with a valid upgrade request after
+	// the origin check. It may add fields to respHeader, which is sent
+	// with the 101 response, or return a non-nil *Rejection to refuse the
+	// upgrade with that response.
+	OnHandshake func(r *http.Request, respHeader http.Header) *Rejection
+}
+
+// Rejection is the response OnHandshake sends instead of upgrading.
+type Rejection struct {
+	Status int // 0 means 403
+	Header http.Header
+	Body   string
+}
+
+// Accept completes the server side of the opening handshake on an HTTP/1.1
+// request and takes over its connection. On failure it has already
+// written an error response (400, 403, 405, 426, or OnHandshake's) and
+// returns an error wrapping ErrBadHandshake.
+//
+// The request's context ends when the handler returns, so it must not
+// govern the connection's lifetime.
+func Accept(w http.ResponseWriter, r *http.Request, opts *AcceptOptions) (*Conn, error) {
+	o := acceptDefaults(opts)
+	hs, herr := negotiate(r, &o)
+	if herr != nil {
+		writeRefusal(w, herr)
+		return nil, herr
+	}
+	nc, brw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		herr := refuse(http.StatusInternalServerError, "connection cannot be taken over: "+err.Error())
+		writeRefusal(w, herr)
+		return nil, herr
+	}
+	// The server may have set deadlines; the connection now owns them.
+	nc.SetDeadline(time.Time{})
+	var buffered []byte
+	if n := brw.Reader.Buffered(); n > 0 {
+		buffered, _ = brw.Reader.Peek(n)
+	}
+	if _, err := nc.Write(hs.response); err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("websocket: write handshake response: %w", err)
+	}
+	return newConn(nc, buffered, false, hs.version, hs.subprotocol, o.ConnOptions), nil
+}
+
+// maxRequestSize bounds the opening request AcceptConn reads.
+const maxRequestSize = 16 << 10
+
+// AcceptConn performs the server side of the opening handshake on a raw
+// connection, such as one from a net.Listener: it reads the request,
+// answers it, and returns the connection with the request. ctx bounds
+// the handshake only. On failure an error response has been written and
+// nc is closed.
+func AcceptConn(ctx context.Context, nc net.Conn, opts *AcceptOptions) (*Conn, *http.Request, error) {
+	o := acceptDefaults(opts)
+	stop := interruptOnDone(ctx, nc)
+	br := bufio.NewReaderSize(&io.LimitedReader{R: nc, N: maxRequestSize}, 4096)
+	r, err := http.ReadRequest(br)
+	if err != nil {
+		stop()
+		nc.Close()
+		return nil, nil, fmt.Errorf("websocket: read handshake request: %w", handshakeCause(ctx, err))
+	}
+	r.RemoteAddr = nc.RemoteAddr().String()
+	hs, herr := negotiate(r, &o)
+	if herr != nil {
+		writeRawRefusal(nc, herr)
+		stop()
+		nc.Close()
+		return nil, r, herr
+	}
+	var buffered []byte
+	if n := br.Buffered(); n > 0 {
+		buffered, _ = br.Peek(n)
+	}
+	_, err = nc.Write(hs.response)
+	if !stop() || err != nil {
+		nc.Close()
+		return nil, r, fmt.Errorf("websocket: write handshake response: %w", handshakeCause(ctx, err))
+	}
+	return newConn(nc, buffered, false, hs.version, hs.subprotocol, o.ConnOptions), r, nil
+}
+
+func acceptDefaults(opts *AcceptOptions) AcceptOptions {
+	if opts == nil {
+		return AcceptOptions{}
+	}
+	return *opts
+}
+
+// handshake is the server's decision on a valid request.
+type handshake struct {
+	version     int
+	subprotocol string
+	response    []byte
+}
+
+// negotiate checks r against o and builds the 101 response.
+func negotiate(r *http.Request, o *AcceptOptions) (handshake, *HandshakeError) {
+	u, herr := checkRequest(r)
+	if herr != nil {
+		return handshake{}, herr
+	}
+	if !o.InsecureSkipOriginCheck {
+		if herr := checkOrigin(r, u.origin, o.OriginPatterns); herr != nil {
+			return handshake{}, herr
+		}
+	}
+	hs := handshake{version: u.version, subprotocol: selectSubprotocol(r.Header, o.Subprotocols)}
+	header := o.Header
+	if o.OnHandshake != nil {
+		header = o.Header.Clone()
+		if header == nil {
+			header = http.Header{}
+		}
+		if rej := o.OnHandshake(r, header); rej != nil {
+			status := rej.Status
+			if status == 0 {
+				status = http.StatusForbidden
+			}
+			return handshake{}, &HandshakeError{Status: status, Reason: "rejected: " + rej.Body, header: rej.Header, body: &rej.Body}
+		}
+	}
+	hs.response = appendResponse(nil, u.key, hs.subprotocol, "", header)
+	return hs, nil
+}
+
+func writeRefusal(w http.ResponseWriter, e *HandshakeError) {
+	for k, v := range e.header {
+		w.Header()[k] = v
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(e.Status)
+	io.WriteString(w, e.responseBody())
+}
+
+func writeRawRefusal(nc net.Conn, e *HandshakeError) {
+	body := e.responseBody()
+	b := fmt.Appendf(nil, "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\nConnection: close\r\n",
+		e.Status, http.StatusText(e.Status), len(body))
+	b = appendHeader(b, e.header)
+	b = append(b, "\r\n"...)
+	b = append(b, body...)
+	nc.SetWriteDeadline(time.Now().Add(time.Second))
+	nc.Write(b)
+}
+
+func (e *HandshakeError) responseBody() string {
+	if e.body != nil {
+		return *e.body
+	}
+	return e.Reason + "\n"
+}
+
+// interruptOnDone makes ctx's end interrupt I/O on nc; stop reports
+// whether it had not yet done so, and clears the deadline it set.
+func interruptOnDone(ctx context.Context, nc net.Conn) (stop func() bool) {
+	if ctx.Done() == nil {
+		return func() bool { return true }
+	}
+	after := context.AfterFunc(ctx, func() { nc.SetDeadline(aLongTimeAgo) })
+	return func() bool {
+		if after() {
+			return true
+		}
+		nc.SetDeadline(time.Time{})
+		return false
+	}
+}
+
+// handshakeCause reports ctx's error in place of the deadline it caused.
+func handshakeCause(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if err == nil {
+		return errors.New("interrupted")
+	}
+	return err
+}

@@ -1,0 +1,252 @@
+package websocket
+
+import (
+	"context"
+	crand "crypto/rand"
+	"math/rand/v2"
+	"net"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// MessageType is the type of a data message.
+type MessageType int
+
+// The data message types (RFC 6455 §5.6).
+const (
+	MessageText   MessageType = MessageType(opText)
+	MessageBinary MessageType = MessageType(opBinary)
+)
+
+func (t MessageType) String() string {
+	switch t {
+	case MessageText:
+		return "text"
+	case MessageBinary:
+		return "binary"
+	}
+	return "invalid"
+}
+
+// Conn is a WebSocket connection, on either side.
+//
+// Read and Reader (and the io.Reader that Reader returns) must be called
+// from one goroutine at a time; every other method is safe for concurrent
+// use, and concurrent writers are serialized message by message.
+// Control frames are answered while a goroutine reads: pongs to pings,
+// the close handshake, and the pongs that Ping waits for.
+//
+// A Conn starts no goroutines. Timers (keep-alive pings, deferred
+// flushes) run in the runtime's timer goroutines and stop when the
+// connection closes.
+//
+// Once the connection is closed, every method returns an error for which
+// errors.Is(err, net.ErrClosed) holds and which unwraps to the cause: a
+// CloseError from the peer, a *ProtocolError, ErrPongTimeout or an I/O
+// error.
+type Conn struct {
+	nc          net.Conn
+	raw         syscall.RawConn // set for TCP and Unix sockets: idle reads hold no buffer
+	client      bool
+	version     int
+	subprotocol string
+	extensions  string
+	rsvOK       byte
+	opts        ConnOptions
+
+	closed    chan struct{} // closed once the connection is closed
+	closeOnce sync.Once
+	closeErr  error // a *closedError, set before closed is closed
+
+	mu        sync.Mutex     // guards pings, flushTimer, deadlines and timers.Add
+	closeSent atomic.Bool    // a close frame was sent or is being sent
+	timers    sync.WaitGroup // timer callbacks at work on this connection
+
+	// Read side, owned by the holder of readLock.
+	readLock     chan struct{}
+	rbufp        *[]byte // rbuf's pool handle; nil while idle
+	rbuf         []byte
+	rr, rw       int // unread bytes are rbuf[rr:rw]
+	frame        header
+	remain       int64 // payload bytes of frame not yet read
+	maskPos      int
+	rules        frameRules
+	msgType      MessageType
+	msgActive    bool // a data message has started and not been fully read
+	msgSize      int64
+	fragments    int
+	utf8         utf8State
+	readDeadline time.Time // set through NetConn; guarded by mu
+	rawN         int
+	rawErr       error
+	rawReadFn    func(fd uintptr) bool
+	ctrl         [maxControlPayload]byte
+	reader       messageReader
+
+	// Write side. msgLock is held for a whole data message, writeLock for
+	// each frame, so control frames can go between the fragments of a
+	// streamed message (RFC 6455 §5.4).
+	msgLock       chan struct{}
+	writeLock     chan struct{}
+	wbufp         *[]byte
+	wbuf          []byte // pending output; nil when empty
+	iov           net.Buffers
+	hdr           [maxHeaderSize]byte
+	rng           *rand.ChaCha8 // masking keys, client side only
+	inputBuffered atomic.Bool   // the reader holds unread input: defer flushes
+	flushPending  atomic.Bool
+	flushTimer    *time.Timer
+	writer        messageWriter
+	writeDeadline time.Time // set through NetConn; guarded by mu
+
+	// Pings awaiting their pong, oldest first; guarded by mu.
+	pings []*pendingPing
+	ka    keepalive
+}
+
+// newConn wraps an established connection. buffered holds bytes read past
+// the handshake, which belong to the first frames.
+func newConn(nc net.Conn, buffered []byte, client bool, version int, subprotocol string, opts ConnOptions) *Conn {
+	c := &Conn{
+		nc:          nc,
+		client:      client,
+		version:     version,
+		subprotocol: subprotocol,
+		opts:        opts.withDefaults(),
+		closed:      make(chan struct{}),
+		readLock:    make(chan struct{}, 1),
+		msgLock:     make(chan struct{}, 1),
+		writeLock:   make(chan struct{}, 1),
+	}
+	c.rules.client = client
+	c.reader.c = c
+	c.writer.c = c
+	if sc, ok := nc.(syscall.Conn); ok {
+		if _, isTCP := nc.(*net.TCPConn); isTCP {
+			c.raw, _ = sc.SyscallConn()
+		} else if _, isUnix := nc.(*net.UnixConn); isUnix {
+			c.raw, _ = sc.SyscallConn()
+		}
+	}
+	if c.raw != nil {
+		c.rawReadFn = c.rawRead
+	}
+	if client {
+		var seed [32]byte
+		_, _ = crand.Read(seed[:])
+		c.rng = rand.NewChaCha8(seed)
+	}
+	if len(buffered) > 0 {
+		size := max(c.opts.ReadBufferSize, len(buffered))
+		c.rbufp = getBuf(size)
+		c.rbuf = *c.rbufp
+		c.rw = copy(c.rbuf, buffered)
+	}
+	c.ka.init(c)
+	return c
+}
+
+// Version returns the protocol version negotiated: 13 or 8.
+func (c *Conn) Version() int { return c.version }
+
+// Subprotocol returns the subprotocol selected in the handshake, or "".
+func (c *Conn) Subprotocol() string { return c.subprotocol }
+
+// Extensions returns the Sec-WebSocket-Extensions value the handshake
+// settled on, or "".
+func (c *Conn) Extensions() string { return c.extensions }
+
+// LocalAddr returns the local network address.
+func (c *Conn) LocalAddr() net.Addr { return c.nc.LocalAddr() }
+
+// RemoteAddr returns the remote network address.
+func (c *Conn) RemoteAddr() net.Addr { return c.nc.RemoteAddr() }
+
+// err returns the error every call returns once the connection is closed.
+func (c *Conn) err() error {
+	<-c.closed
+	return c.closeErr
+}
+
+func (c *Conn) isClosed() bool {
+	select {
+	case <-c.closed:
+		return true
+	default:
+		return false
+	}
+}
+
+// closeConn closes the connection for good, once, recording cause, and
+// returns the error calls return from now on.
+func (c *Conn) closeConn(cause error) error {
+	c.closeOnce.Do(func() {
+		if ce, ok := cause.(*closedError); ok {
+			cause = ce.cause
+		}
+		c.mu.Lock()
+		c.closeErr = &closedError{cause: cause}
+		close(c.closed)
+		if c.flushTimer != nil {
+			c.flushTimer.Stop()
+		}
+		pings := c.pings
+		c.pings = nil
+		c.mu.Unlock()
+		c.nc.Close()
+		c.ka.stop()
+		for _, p := range pings {
+			p.finish(0, c.closeErr)
+		}
+	})
+	return c.closeErr
+}
+
+// enterTimer registers a timer callback's work, so that Close can wait
+// for it; it reports false once the connection is closed.
+func (c *Conn) enterTimer() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.isClosed() {
+		return false
+	}
+	c.timers.Add(1)
+	return true
+}
+
+// lock takes a channel lock, giving up when ctx ends or the connection
+// closes.
+func (c *Conn) lock(ctx context.Context, l chan struct{}) error {
+	select {
+	case l <- struct{}{}:
+		if c.isClosed() {
+			<-l
+			return c.err()
+		}
+		return nil
+	default:
+	}
+	select {
+	case l <- struct{}{}:
+		if c.isClosed() {
+			<-l
+			return c.err()
+		}
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-c.closed:
+		return c.err()
+	}
+}
+
+func unlock(l chan struct{}) { <-l }
+
+// aLongTimeAgo is a deadline in the past, used to interrupt blocked I/O.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// newMaskKey returns a fresh masking key (RFC 6455 §5.3). Called with
+// writeLock held, which also guards rng.
+func (c *Conn) newMaskKey() uint32 { return uint32(c.rng.Uint64()) }

@@ -1,0 +1,242 @@
+package websocket
+
+import (
+	"crypto/rand"
+	"crypto/sha1"
+	"encoding/base64"
+	"fmt"
+	"net/http"
+	"net/url"
+	"path"
+	"strings"
+)
+
+// acceptGUID is the key suffix of RFC 6455 §1.3.
+const acceptGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+// supportedVersions is sent with every refusal over the version.
+const supportedVersions = "13, 8"
+
+// acceptKey computes Sec-WebSocket-Accept for a Sec-WebSocket-Key.
+func acceptKey(key string) string {
+	h := sha1.New()
+	h.Write([]byte(key))
+	h.Write([]byte(acceptGUID))
+	return base64.StdEncoding.EncodeToString(h.Sum(nil))
+}
+
+// newKey returns a fresh Sec-WebSocket-Key.
+func newKey() string {
+	var b [16]byte
+	rand.Read(b[:])
+	return base64.StdEncoding.EncodeToString(b[:])
+}
+
+// HandshakeError is a refused opening handshake: the HTTP status the
+// server answered (or, on the client, received) and why. It wraps
+// ErrBadHandshake.
+type HandshakeError struct {
+	Status int
+	Reason string
+	header http.Header // extra response headers, server side
+	body   *string     // response body instead of Reason, server side
+}
+
+func (e *HandshakeError) Error() string {
+	return fmt.Sprintf("websocket: bad handshake (%d): %s", e.Status, e.Reason)
+}
+
+func (e *HandshakeError) Unwrap() error { return ErrBadHandshake }
+
+func refuse(status int, reason string) *HandshakeError {
+	return &HandshakeError{Status: status, Reason: reason}
+}
+
+// upgradeRequest is what the server learns from a valid opening request.
+type upgradeRequest struct {
+	version int
+	key     string
+	origin  string
+}
+
+// checkRequest validates an opening handshake request (RFC 6455 §4.2.1).
+func checkRequest(r *http.Request) (upgradeRequest, *HandshakeError) {
+	var u upgradeRequest
+	if r.Method != http.MethodGet {
+		e := refuse(http.StatusMethodNotAllowed, "method must be GET")
+		e.header = http.Header{"Allow": {"GET"}}
+		return u, e
+	}
+	if r.ProtoMajor != 1 || r.ProtoMinor < 1 {
+		return u, refuse(http.StatusBadRequest, "HTTP/1.1 required")
+	}
+	if !hasToken(r.Header, "Upgrade", "websocket") {
+		e := refuse(http.StatusUpgradeRequired, `Upgrade header must include "websocket"`)
+		e.header = http.Header{"Upgrade": {"websocket"}, "Sec-Websocket-Version": {supportedVersions}}
+		return u, e
+	}
+	if !hasToken(r.Header, "Connection", "upgrade") {
+		return u, refuse(http.StatusBadRequest, `Connection header must include "upgrade"`)
+	}
+	switch v := r.Header.Values("Sec-WebSocket-Version"); {
+	case len(v) == 1 && v[0] == "13":
+		u.version = 13
+	case len(v) == 1 && v[0] == "8":
+		u.version = 8
+	default:
+		e := refuse(http.StatusBadRequest, "unsupported Sec-WebSocket-Version")
+		e.header = http.Header{"Sec-Websocket-Version": {supportedVersions}}
+		return u, e
+	}
+	keys := r.Header.Values("Sec-WebSocket-Key")
+	if len(keys) != 1 {
+		return u, refuse(http.StatusBadRequest, "exactly one Sec-WebSocket-Key required")
+	}
+	if b, err := base64.StdEncoding.DecodeString(keys[0]); err != nil || len(b) != 16 {
+		return u, refuse(http.StatusBadRequest, "Sec-WebSocket-Key must be 16 bytes in base64")
+	}
+	u.key = keys[0]
+	// Version 8 browsers sent the origin as Sec-WebSocket-Origin.
+	u.origin = r.Header.Get("Origin")
+	if u.version == 8 && u.origin == "" {
+		u.origin = r.Header.Get("Sec-WebSocket-Origin")
+	}
+	return u, nil
+}
+
+// checkOrigin allows a request without Origin (not from a browser), one
+// from the request's own host, and one matching a pattern. A pattern is
+// matched with path.Match against the origin's host, or against
+// scheme://host when it contains "://"; case is ignored.
+func checkOrigin(r *http.Request, origin string, patterns []string) *HandshakeError {
+	if origin == "" {
+		return nil
+	}
+	u, err := url.Parse(origin)
+	if err != nil || u.Host == "" {
+		return refuse(http.StatusForbidden, "malformed Origin")
+	}
+	if strings.EqualFold(u.Host, r.Host) {
+		return nil
+	}
+	host := strings.ToLower(u.Host)
+	full := strings.ToLower(u.Scheme) + "://" + host
+	for _, p := range patterns {
+		p = strings.ToLower(p)
+		target := host
+		if strings.Contains(p, "://") {
+			target = full
+		}
+		if ok, _ := path.Match(p, target); ok {
+			return nil
+		}
+	}
+	return refuse(http.StatusForbidden, fmt.Sprintf("origin %q not allowed", origin))
+}
+
+// selectSubprotocol returns the first protocol the client offered that
+// the server supports, or "".
+func selectSubprotocol(h http.Header, supported []string) string {
+	for _, offered := range tokens(h, "Sec-WebSocket-Protocol") {
+		for _, s := range supported {
+			if offered == s {
+				return s
+			}
+		}
+	}
+	return ""
+}
+
+// tokens splits the comma-separated values of a header field.
+func tokens(h http.Header, name string) []string {
+	var out []string
+	for _, v := range h.Values(name) {
+		for _, t := range strings.Split(v, ",") {
+			if t = strings.TrimSpace(t); t != "" {
+				out = append(out, t)
+			}
+		}
+	}
+	return out
+}
+
+// hasToken reports whether a header field lists token, ignoring case.
+func hasToken(h http.Header, name, token string) bool {
+	for _, t := range tokens(h, name) {
+		if strings.EqualFold(t, token) {
+			return true
+		}
+	}
+	return false
+}
+
+// appendResponse appends the 101 response that completes a handshake.
+func appendResponse(b []byte, key, protocol, extensions string, extra http.Header) []byte {
+	b = append(b, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: "...)
+	b = append(b, acceptKey(key)...)
+	b = append(b, "\r\n"...)
+	if protocol != "" {
+		b = append(b, "Sec-WebSocket-Protocol: "...)
+		b = append(b, protocol...)
+		b = append(b, "\r\n"...)
+	}
+	if extensions != "" {
+		b = append(b, "Sec-WebSocket-Extensions: "...)
+		b = append(b, extensions...)
+		b = append(b, "\r\n"...)
+	}
+	b = appendHeader(b, extra)
+	return append(b, "\r\n"...)
+}
+
+// appendHeader appends header fields, leaving out those the handshake
+// sets itself and values that would break the header block.
+func appendHeader(b []byte, h http.Header) []byte {
+	for name, values := range h {
+		switch http.CanonicalHeaderKey(name) {
+		case "Upgrade", "Connection", "Sec-Websocket-Accept", "Sec-Websocket-Key",
+			"Sec-Websocket-Version", "Sec-Websocket-Protocol", "Sec-Websocket-Extensions", "Host":
+			continue
+		}
+		for _, v := range values {
+			if strings.ContainsAny(name, "\r\n: ") || strings.ContainsAny(v, "\r\n") {
+				continue
+			}
+			b = append(b, name...)
+			b = append(b, ": "...)
+			b = append(b, v...)
+			b = append(b, "\r\n"...)
+		}
+	}
+	return b
+}
+
+// checkResponse validates the server's answer to our opening handshake
+// (RFC 6455 §4.1) and returns the selected subprotocol.
+func checkResponse(resp *http.Response, key string, offered []string) (string, error) {
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		return "", refuse(resp.StatusCode, fmt.Sprintf("server answered %q", resp.Status))
+	}
+	if !hasToken(resp.Header, "Upgrade", "websocket") {
+		return "", refuse(resp.StatusCode, `response Upgrade header lacks "websocket"`)
+	}
+	if !hasToken(resp.Header, "Connection", "upgrade") {
+		return "", refuse(resp.StatusCode, `response Connection header lacks "upgrade"`)
+	}
+	if got := resp.Header.Values("Sec-WebSocket-Accept"); len(got) != 1 || got[0] != acceptKey(key) {
+		return "", refuse(resp.StatusCode, "wrong Sec-WebSocket-Accept")
+	}
+	protos := resp.Header.Values("Sec-WebSocket-Protocol")
+	if len(protos) > 1 {
+		return "", refuse(resp.StatusCode, "several Sec-WebSocket-Protocol values")
+	}
+	if len(protos) == 1 {
+		for _, o := range offered {
+			if o == protos[0] {
+				return o, nil
+			}
+		}
+		return "", refuse(resp.StatusCode, fmt.Sprintf("server chose subprotocol %q, which was not offered", protos[0]))
+	}
+	return "", nil
+}

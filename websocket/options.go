@@ -1,0 +1,85 @@
+package websocket
+
+import "time"
+
+// Defaults for ConnOptions fields left zero.
+const (
+	DefaultMaxMessageSize = 1<<26 - 1 // faye-websocket's maxLength
+	DefaultMaxFragments   = 1 << 17   // Autobahn 9.3/9.4 send 65,536 fragments per message
+	DefaultCloseTimeout   = 5 * time.Second
+	defaultBufferSize     = 4096
+)
+
+// ConnOptions tunes an established connection; AcceptOptions and
+// ClientOptions embed it. The zero value gives the documented defaults.
+type ConnOptions struct {
+	// MaxMessageSize bounds a received message, summed over its
+	// fragments (after decompression, when an extension compresses).
+	// A larger message fails the connection with StatusMessageTooBig
+	// before its payload is buffered. 0 means DefaultMaxMessageSize; a
+	// negative value removes the limit, which lets a peer make the process
+	// allocate without bound.
+	MaxMessageSize int64
+
+	// MaxFragments bounds the frames of one received message, so empty
+	// fragments cannot keep a reader busy forever. 0 means
+	// DefaultMaxFragments.
+	MaxFragments int
+
+	// PingInterval, when positive, makes the connection ping the peer
+	// after each interval. A goroutine must be reading for the pongs to
+	// be seen.
+	PingInterval time.Duration
+
+	// PongTimeout is how long a keep-alive ping may wait for its pong.
+	// When it passes, the connection is closed and reads fail with an
+	// error wrapping ErrPongTimeout. 0 means PingInterval.
+	PongTimeout time.Duration
+
+	// CloseTimeout bounds the closing handshake: writing the close frame
+	// and waiting for the peer's. 0 means DefaultCloseTimeout.
+	CloseTimeout time.Duration
+
+	// OnPing and OnPong, when set, are called on the reading goroutine
+	// with the payload of each ping or pong received. The payload is only
+	// valid during the call. A pong is sent for every ping whether or not
+	// OnPing is set.
+	OnPing func(payload []byte)
+	OnPong func(payload []byte)
+
+	// ReadBufferSize and WriteBufferSize size the I/O buffers. A
+	// connection holds them only while it has data in flight; an idle
+	// TCP connection holds none. 0 means 4096.
+	ReadBufferSize  int
+	WriteBufferSize int
+}
+
+func (o ConnOptions) withDefaults() ConnOptions {
+	if o.MaxMessageSize == 0 {
+		o.MaxMessageSize = DefaultMaxMessageSize
+	} else if o.MaxMessageSize < 0 {
+		o.MaxMessageSize = 1<<63 - 1
+	}
+	if o.MaxFragments <= 0 {
+		o.MaxFragments = DefaultMaxFragments
+	}
+	if o.PingInterval > 0 && o.PongTimeout <= 0 {
+		o.PongTimeout = o.PingInterval
+	}
+	if o.CloseTimeout <= 0 {
+		o.CloseTimeout = DefaultCloseTimeout
+	}
+	if o.ReadBufferSize <= 0 {
+		o.ReadBufferSize = defaultBufferSize
+	}
+	if o.ReadBufferSize < maxHeaderSize+maxControlPayload {
+		o.ReadBufferSize = maxHeaderSize + maxControlPayload
+	}
+	if o.WriteBufferSize <= 0 {
+		o.WriteBufferSize = defaultBufferSize
+	}
+	if o.WriteBufferSize < maxHeaderSize+maxControlPayload {
+		o.WriteBufferSize = maxHeaderSize + maxControlPayload
+	}
+	return o
+}

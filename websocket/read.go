@@ -1,0 +1,473 @@
+package websocket
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"syscall"
+	"time"
+)
+
+// Read reads the next data message whole. It allocates only the message
+// it returns. Control frames that arrive first are handled on the way.
+//
+// If ctx ends before the next message has started, Read returns ctx's
+// error and the connection stays usable; if it ends while the message is
+// being read, the connection is closed, since the message is lost.
+func (c *Conn) Read(ctx context.Context) (MessageType, []byte, error) {
+	if err := c.lock(ctx, c.readLock); err != nil {
+		return 0, nil, err
+	}
+	defer unlock(c.readLock)
+	stop := c.watchRead(ctx)
+	typ, p, err := c.readMessage()
+	if stop != nil {
+		err = c.unwatchRead(ctx, stop, err)
+	}
+	if err != nil && c.msgActive && !c.isClosed() {
+		err = c.closeConn(fmt.Errorf("websocket: read interrupted mid-message: %w", err))
+	}
+	return typ, p, err
+}
+
+func (c *Conn) readMessage() (MessageType, []byte, error) {
+	if err := c.startMessage(); err != nil {
+		return 0, nil, err
+	}
+	var p []byte
+	for {
+		for c.remain > 0 {
+			if len(p) == cap(p) {
+				p = growMessage(p, c.remain)
+			}
+			end := min(cap(p), len(p)+int(c.remain))
+			n, err := c.readPayload(p[len(p):end])
+			p = p[:len(p)+n]
+			if err != nil {
+				return c.msgType, p, err
+			}
+		}
+		if c.frame.fin {
+			c.endMessage()
+			return c.msgType, p, nil
+		}
+		if err := c.nextFragment(); err != nil {
+			return c.msgType, p, err
+		}
+	}
+}
+
+// growMessage makes room for the rest of a frame. It allocates the whole
+// frame at once up to 1 MiB, and beyond that never more than twice what
+// has arrived, so a header that promises a large payload does not make
+// the reader allocate before the bytes come.
+func growMessage(p []byte, remain int64) []byte {
+	need := len(p) + int(remain)
+	size := max(need, 2*cap(p))
+	size = min(size, len(p)+max(len(p), 1<<20))
+	grown := make([]byte, len(p), size)
+	copy(grown, p)
+	return grown
+}
+
+// Reader returns the next data message as a stream. The reader is valid
+// until it returns io.EOF or the next call to Read or Reader; calling
+// Reader again first discards what is left of the previous message.
+// ctx bounds every read from the stream as it does for Read, except that
+// a stream interrupted by ctx may go on being read.
+func (c *Conn) Reader(ctx context.Context) (MessageType, io.Reader, error) {
+	if err := c.lock(ctx, c.readLock); err != nil {
+		return 0, nil, err
+	}
+	defer unlock(c.readLock)
+	stop := c.watchRead(ctx)
+	err := c.startMessage()
+	if stop != nil {
+		err = c.unwatchRead(ctx, stop, err)
+	}
+	if err != nil {
+		return 0, nil, err
+	}
+	c.reader.ctx = ctx
+	return c.msgType, &c.reader, nil
+}
+
+// messageReader streams the payload of the current message.
+type messageReader struct {
+	c   *Conn
+	ctx context.Context
+}
+
+func (r *messageReader) Read(p []byte) (int, error) {
+	c := r.c
+	if err := c.lock(r.ctx, c.readLock); err != nil {
+		return 0, err
+	}
+	defer unlock(c.readLock)
+	if !c.msgActive {
+		return 0, io.EOF
+	}
+	stop := c.watchRead(r.ctx)
+	n, err := c.readStream(p)
+	if stop != nil {
+		err = c.unwatchRead(r.ctx, stop, err)
+	}
+	return n, err
+}
+
+func (c *Conn) readStream(p []byte) (int, error) {
+	for {
+		if c.remain > 0 {
+			if len(p) == 0 {
+				return 0, nil
+			}
+			return c.readPayload(p)
+		}
+		if c.frame.fin {
+			c.endMessage()
+			return 0, io.EOF
+		}
+		if err := c.nextFragment(); err != nil {
+			return 0, err
+		}
+	}
+}
+
+// startMessage discards what is left of a previous message and reads up
+// to the first frame header of the next data message.
+func (c *Conn) startMessage() error {
+	if c.isClosed() {
+		return c.err()
+	}
+	if c.msgActive {
+		if err := c.discardMessage(); err != nil {
+			return err
+		}
+	}
+	h, err := c.nextFrame()
+	if err != nil {
+		return err
+	}
+	c.msgActive = true
+	c.msgType = MessageType(h.op)
+	c.msgSize = 0
+	c.fragments = 0
+	c.utf8 = utf8State{}
+	return c.beginFrame(h)
+}
+
+// discardMessage reads the rest of the current message into the void,
+// still applying every check.
+func (c *Conn) discardMessage() error {
+	var scratch [512]byte
+	for c.msgActive {
+		if _, err := c.readStream(scratch[:]); err != nil && err != io.EOF {
+			return err
+		}
+	}
+	return nil
+}
+
+func (c *Conn) nextFragment() error {
+	h, err := c.nextFrame()
+	if err != nil {
+		return err
+	}
+	return c.beginFrame(h)
+}
+
+// beginFrame accounts for a data frame whose header was just read.
+func (c *Conn) beginFrame(h header) error {
+	c.frame = h
+	c.remain = h.length
+	c.maskPos = 0
+	c.fragments++
+	c.msgSize += h.length
+	if c.msgSize > c.opts.MaxMessageSize || c.msgSize < 0 {
+		return c.fail(&ProtocolError{Code: StatusMessageTooBig, Reason: fmt.Sprintf("message exceeds %d bytes", c.opts.MaxMessageSize), Err: ErrMessageTooBig})
+	}
+	if c.fragments > c.opts.MaxFragments {
+		return c.fail(&ProtocolError{Code: StatusMessageTooBig, Reason: fmt.Sprintf("message exceeds %d fragments", c.opts.MaxFragments), Err: ErrMessageTooBig})
+	}
+	c.rules.inMessage = !h.fin
+	if h.fin && h.length == 0 && c.msgType == MessageText && !c.utf8.complete() {
+		return c.fail(&ProtocolError{Code: StatusInvalidFramePayloadData, Reason: "text message ends inside a UTF-8 sequence", Err: ErrInvalidUTF8})
+	}
+	return nil
+}
+
+func (c *Conn) endMessage() {
+	c.msgActive = false
+	c.rules.inMessage = false
+	// More input already buffered means the application is about to read
+	// again: writes it makes meanwhile can share one flush.
+	c.inputBuffered.Store(c.rr < c.rw)
+	if c.rr == c.rw && c.rbufp != nil {
+		c.releaseReadBuf()
+	}
+}
+
+// nextFrame reads frame headers, handling control frames, until a data
+// frame header arrives.
+func (c *Conn) nextFrame() (header, error) {
+	for {
+		h, err := c.readHeader()
+		if err != nil {
+			return h, err
+		}
+		if err := c.rules.check(h); err != nil {
+			return h, c.fail(err)
+		}
+		if !h.op.isControl() {
+			return h, nil
+		}
+		if err := c.handleControl(h); err != nil {
+			return h, err
+		}
+	}
+}
+
+func (c *Conn) readHeader() (header, error) {
+	for {
+		h, n, err := parseHeader(c.rbuf[c.rr:c.rw])
+		if err != nil {
+			return h, c.fail(err)
+		}
+		if n > 0 {
+			c.rr += n
+			return h, nil
+		}
+		if err := c.fill(); err != nil {
+			if err == io.EOF && c.rr == c.rw {
+				err = io.ErrUnexpectedEOF
+			}
+			return h, c.ioError("read header", err)
+		}
+	}
+}
+
+// readPayload reads up to len(p) bytes of the current frame's payload,
+// unmasks them and checks text as it arrives, so invalid UTF-8 fails the
+// connection in the read that brings it.
+func (c *Conn) readPayload(p []byte) (int, error) {
+	if int64(len(p)) > c.remain {
+		p = p[:c.remain]
+	}
+	var n int
+	switch {
+	case c.rr < c.rw:
+		n = copy(p, c.rbuf[c.rr:c.rw])
+		c.rr += n
+	case len(p) >= c.opts.ReadBufferSize:
+		// Large reads bypass the buffer.
+		c.beforeNetRead()
+		var err error
+		n, err = c.nc.Read(p)
+		if n == 0 && err != nil {
+			return 0, c.ioError("read payload", eofUnexpected(err))
+		}
+	default:
+		if err := c.fill(); err != nil {
+			return 0, c.ioError("read payload", eofUnexpected(err))
+		}
+		n = copy(p, c.rbuf[c.rr:c.rw])
+		c.rr += n
+	}
+	c.remain -= int64(n)
+	if c.frame.masked {
+		c.maskPos = mask(c.frame.key, c.maskPos, p[:n])
+	}
+	if c.msgType == MessageText {
+		if !c.utf8.valid(p[:n]) {
+			return n, c.fail(&ProtocolError{Code: StatusInvalidFramePayloadData, Reason: "invalid UTF-8 in text message", Err: ErrInvalidUTF8})
+		}
+		if c.remain == 0 && c.frame.fin && !c.utf8.complete() {
+			return n, c.fail(&ProtocolError{Code: StatusInvalidFramePayloadData, Reason: "text message ends inside a UTF-8 sequence", Err: ErrInvalidUTF8})
+		}
+	}
+	return n, nil
+}
+
+func eofUnexpected(err error) error {
+	if err == io.EOF {
+		return io.ErrUnexpectedEOF
+	}
+	return err
+}
+
+// readFull reads exactly len(p) payload bytes of a control frame.
+func (c *Conn) readFull(p []byte) error {
+	for len(p) > 0 {
+		if c.rr == c.rw {
+			if err := c.fill(); err != nil {
+				return c.ioError("read control frame", eofUnexpected(err))
+			}
+		}
+		n := copy(p, c.rbuf[c.rr:c.rw])
+		c.rr += n
+		p = p[n:]
+	}
+	return nil
+}
+
+func (c *Conn) handleControl(h header) error {
+	p := c.ctrl[:h.length]
+	if err := c.readFull(p); err != nil {
+		return err
+	}
+	if h.masked {
+		mask(h.key, 0, p)
+	}
+	switch h.op {
+	case opPing:
+		if err := c.writeControl(context.Background(), opPong, p); err != nil && !c.isClosed() {
+			return err
+		}
+		if c.opts.OnPing != nil {
+			c.opts.OnPing(p)
+		}
+	case opPong:
+		c.gotPong(p)
+		if c.opts.OnPong != nil {
+			c.opts.OnPong(p)
+		}
+	case opClose:
+		ce, err := parseClosePayload(p)
+		if err != nil {
+			return c.fail(err)
+		}
+		return c.peerClosed(ce)
+	}
+	return nil
+}
+
+// fill reads more input into the buffer. It flushes deferred writes
+// first, since the application is now waiting on the peer.
+func (c *Conn) fill() error {
+	if c.rr == c.rw {
+		c.rr, c.rw = 0, 0
+	} else if c.rr > 0 && c.rw == len(c.rbuf) {
+		c.rw = copy(c.rbuf, c.rbuf[c.rr:c.rw])
+		c.rr = 0
+	}
+	c.beforeNetRead()
+	if c.raw != nil && c.rw == 0 {
+		// Wait for input without a buffer: an idle connection then
+		// holds none.
+		if c.rbufp != nil {
+			c.releaseReadBuf()
+		}
+		c.rawN, c.rawErr = 0, nil
+		if err := c.raw.Read(c.rawReadFn); err != nil {
+			return err
+		}
+		if c.rawErr != nil {
+			return c.rawErr
+		}
+		if c.rawN == 0 {
+			return io.EOF
+		}
+		c.rw = c.rawN
+		return nil
+	}
+	if c.rbufp == nil {
+		c.rbufp = getBuf(c.opts.ReadBufferSize)
+		c.rbuf = *c.rbufp
+	}
+	n, err := c.nc.Read(c.rbuf[c.rw:])
+	c.rw += n
+	if n > 0 {
+		return nil
+	}
+	if err == nil {
+		err = io.ErrNoProgress
+	}
+	return err
+}
+
+// rawRead is the callback of syscall.RawConn.Read: it takes a buffer only
+// once the socket is readable.
+func (c *Conn) rawRead(fd uintptr) bool {
+	if c.rbufp == nil {
+		c.rbufp = getBuf(c.opts.ReadBufferSize)
+		c.rbuf = *c.rbufp
+	}
+	for {
+		n, err := syscall.Read(int(fd), c.rbuf)
+		switch err {
+		case nil:
+			c.rawN = n
+			return true
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			c.releaseReadBuf()
+			return false
+		default:
+			c.rawErr = os.NewSyscallError("read", err)
+			return true
+		}
+	}
+}
+
+func (c *Conn) releaseReadBuf() {
+	putBuf(c.rbufp)
+	c.rbufp, c.rbuf = nil, nil
+	c.rr, c.rw = 0, 0
+}
+
+// beforeNetRead flushes writes deferred while input was buffered.
+func (c *Conn) beforeNetRead() {
+	c.inputBuffered.Store(false)
+	if c.flushPending.Load() {
+		c.flushDeferred()
+	}
+}
+
+// ioError turns a read error into the error to return. A deadline hit
+// because a context ended leaves the connection usable; anything else
+// closes it.
+func (c *Conn) ioError(op string, err error) error {
+	if c.isClosed() {
+		return c.err()
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return err
+	}
+	return c.closeConn(fmt.Errorf("websocket: %s: %w", op, err))
+}
+
+// watchRead arranges for ctx's end to interrupt a blocked read. It
+// returns nil when ctx can never end, which costs nothing.
+func (c *Conn) watchRead(ctx context.Context) func() bool {
+	if ctx.Done() == nil {
+		return nil
+	}
+	if ctx.Err() != nil {
+		c.nc.SetReadDeadline(aLongTimeAgo)
+		return func() bool { return false }
+	}
+	return context.AfterFunc(ctx, func() { c.nc.SetReadDeadline(aLongTimeAgo) })
+}
+
+// unwatchRead undoes watchRead and, when ctx cut the read short, restores
+// the deadline and reports ctx's error.
+func (c *Conn) unwatchRead(ctx context.Context, stop func() bool, err error) error {
+	if stop() {
+		return err
+	}
+	c.nc.SetReadDeadline(c.deadline(&c.readDeadline))
+	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
+		return fmt.Errorf("websocket: read: %w", ctx.Err())
+	}
+	return err
+}
+
+// deadline reads a deadline set through NetConn.
+func (c *Conn) deadline(t *time.Time) time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return *t
+}

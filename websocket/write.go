@@ -1,0 +1,364 @@
+package websocket
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+)
+
+// flushDelay bounds how long a coalesced write may wait for its flush
+// when the reader does not come back for more input.
+const flushDelay = time.Millisecond
+
+var errCloseSent = errors.New("websocket: close frame already sent")
+
+// Write sends p as one message of type typ.
+//
+// A Write made while unread input is buffered (the peer has pipelined
+// messages the application is about to read) is coalesced with the
+// writes that follow: all reach the network together in one system call
+// before the next read waits for the peer, and at the latest after 1 ms.
+// If ctx ends while the frame is being written, the connection is closed:
+// a partly written frame cannot be taken back.
+func (c *Conn) Write(ctx context.Context, typ MessageType, p []byte) error {
+	op, err := dataOpcode(typ)
+	if err != nil {
+		return err
+	}
+	if err := c.lock(ctx, c.msgLock); err != nil {
+		return err
+	}
+	defer unlock(c.msgLock)
+	return c.writeLocked(ctx, func() error {
+		if err := c.writeFrame(true, 0, op, p); err != nil {
+			return err
+		}
+		return c.flushOrDefer()
+	})
+}
+
+func dataOpcode(typ MessageType) (opcode, error) {
+	if typ != MessageText && typ != MessageBinary {
+		return 0, fmt.Errorf("websocket: invalid message type %d", int(typ))
+	}
+	return opcode(typ), nil
+}
+
+// writeLocked runs write holding writeLock, with ctx able to interrupt it.
+func (c *Conn) writeLocked(ctx context.Context, write func() error) error {
+	if err := c.lock(ctx, c.writeLock); err != nil {
+		return err
+	}
+	defer unlock(c.writeLock)
+	if c.closeSent.Load() {
+		return &closedError{cause: errCloseSent}
+	}
+	if ctx.Done() == nil {
+		return write()
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	stop := context.AfterFunc(ctx, func() { c.nc.SetWriteDeadline(aLongTimeAgo) })
+	err := write()
+	if !stop() {
+		c.nc.SetWriteDeadline(c.deadline(&c.writeDeadline))
+		if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
+			err = fmt.Errorf("websocket: write: %w", ctx.Err())
+		}
+	}
+	return err
+}
+
+// writeFrame queues one frame. Unmasked payloads that do not fit the
+// buffer go out with the buffer in one vectored write, uncopied.
+func (c *Conn) writeFrame(fin bool, rsv byte, op opcode, p []byte) error {
+	h := header{fin: fin, rsv: rsv, op: op, masked: c.client, length: int64(len(p))}
+	if c.client {
+		h.key = c.newMaskKey()
+	}
+	if c.wbufp == nil {
+		c.wbufp = getBuf(c.opts.WriteBufferSize)
+		c.wbuf = (*c.wbufp)[:0]
+	}
+	if len(c.wbuf)+maxHeaderSize > cap(c.wbuf) {
+		if err := c.flush(); err != nil {
+			return err
+		}
+		c.wbufp = getBuf(c.opts.WriteBufferSize)
+		c.wbuf = (*c.wbufp)[:0]
+	}
+	n := putHeader(c.wbuf[len(c.wbuf):len(c.wbuf)+maxHeaderSize], h)
+	c.wbuf = c.wbuf[:len(c.wbuf)+n]
+	if len(c.wbuf)+len(p) <= cap(c.wbuf) {
+		start := len(c.wbuf)
+		c.wbuf = append(c.wbuf, p...)
+		if c.client {
+			mask(h.key, 0, c.wbuf[start:])
+		}
+		return nil
+	}
+	if !c.client {
+		c.iov = append(c.iov[:0], c.wbuf, p)
+		_, err := c.iov.WriteTo(c.nc)
+		c.iov = c.iov[:0]
+		c.wbuf = c.wbuf[:0]
+		if err != nil {
+			return c.writeError(err)
+		}
+		return nil
+	}
+	pos := 0
+	for len(p) > 0 {
+		if len(c.wbuf) == cap(c.wbuf) {
+			if _, err := c.nc.Write(c.wbuf); err != nil {
+				return c.writeError(err)
+			}
+			c.wbuf = c.wbuf[:0]
+		}
+		start := len(c.wbuf)
+		k := min(len(p), cap(c.wbuf)-start)
+		c.wbuf = append(c.wbuf, p[:k]...)
+		pos = mask(h.key, pos, c.wbuf[start:])
+		p = p[k:]
+	}
+	return nil
+}
+
+// writeRaw queues bytes that are already framed.
+func (c *Conn) writeRaw(b []byte) error {
+	if c.wbufp != nil && len(c.wbuf)+len(b) <= cap(c.wbuf) {
+		c.wbuf = append(c.wbuf, b...)
+		return nil
+	}
+	if err := c.flush(); err != nil {
+		return err
+	}
+	if len(b) <= c.opts.WriteBufferSize {
+		c.wbufp = getBuf(c.opts.WriteBufferSize)
+		c.wbuf = append((*c.wbufp)[:0], b...)
+		return nil
+	}
+	if _, err := c.nc.Write(b); err != nil {
+		return c.writeError(err)
+	}
+	return nil
+}
+
+// flush writes the buffered output and gives the buffer back to the pool.
+func (c *Conn) flush() error {
+	c.flushPending.Store(false)
+	if c.wbufp == nil {
+		return nil
+	}
+	var err error
+	if len(c.wbuf) > 0 {
+		_, err = c.nc.Write(c.wbuf)
+	}
+	putBuf(c.wbufp)
+	c.wbufp, c.wbuf = nil, nil
+	if err != nil {
+		return c.writeError(err)
+	}
+	return nil
+}
+
+// flushOrDefer flushes, unless the reader holds unread input: then the
+// application is about to write again, and the flush waits for the
+// reader to need the network (or for flushDelay).
+func (c *Conn) flushOrDefer() error {
+	if !c.inputBuffered.Load() {
+		return c.flush()
+	}
+	if !c.flushPending.Swap(true) {
+		c.mu.Lock()
+		if c.flushTimer == nil {
+			c.flushTimer = time.AfterFunc(flushDelay, c.flushOnTimer)
+		} else {
+			c.flushTimer.Reset(flushDelay)
+		}
+		c.mu.Unlock()
+	}
+	return nil
+}
+
+// flushDeferred flushes coalesced writes for the reader. If a writer holds
+// the lock it flushes them itself, as input is no longer buffered.
+func (c *Conn) flushDeferred() {
+	select {
+	case c.writeLock <- struct{}{}:
+	default:
+		return
+	}
+	if c.flushPending.Load() && !c.isClosed() {
+		c.flush()
+	}
+	unlock(c.writeLock)
+}
+
+func (c *Conn) flushOnTimer() {
+	if !c.enterTimer() {
+		return
+	}
+	defer c.timers.Done()
+	if err := c.lock(context.Background(), c.writeLock); err != nil {
+		return
+	}
+	if c.flushPending.Load() {
+		c.flush()
+	}
+	unlock(c.writeLock)
+}
+
+// writeError closes the connection: after a failed or partial write the
+// stream cannot be trusted.
+func (c *Conn) writeError(err error) error {
+	return c.closeConn(fmt.Errorf("websocket: write: %w", err))
+}
+
+// writeControl sends a control frame and flushes it, unless it is a pong
+// that can share a flush with coalesced writes.
+func (c *Conn) writeControl(ctx context.Context, op opcode, p []byte) error {
+	return c.writeLocked(ctx, func() error {
+		if err := c.writeFrame(true, 0, op, p); err != nil {
+			return err
+		}
+		if op == opPong {
+			return c.flushOrDefer()
+		}
+		return c.flush()
+	})
+}
+
+// Writer returns a writer for one message of type typ, sent as fragments
+// as its buffer fills; Close sends the final fragment. Other data
+// messages wait until the writer is closed, while control frames may go
+// between its fragments.
+func (c *Conn) Writer(ctx context.Context, typ MessageType) (io.WriteCloser, error) {
+	op, err := dataOpcode(typ)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.lock(ctx, c.msgLock); err != nil {
+		return nil, err
+	}
+	if c.closeSent.Load() {
+		unlock(c.msgLock)
+		return nil, &closedError{cause: errCloseSent}
+	}
+	w := &c.writer
+	w.ctx, w.op, w.active = ctx, op, true
+	w.bufp = getBuf(c.opts.WriteBufferSize)
+	w.buf = (*w.bufp)[:0]
+	return w, nil
+}
+
+// messageWriter streams one message; Conn.Writer hands out the
+// connection's single instance while it holds msgLock.
+type messageWriter struct {
+	c      *Conn
+	ctx    context.Context
+	op     opcode // opcode of the next frame: the type, then continuation
+	active bool
+	bufp   *[]byte
+	buf    []byte
+}
+
+var errWriterClosed = errors.New("websocket: write to a closed message writer")
+
+func (w *messageWriter) Write(p []byte) (int, error) {
+	if !w.active {
+		return 0, errWriterClosed
+	}
+	n := 0
+	for len(p) > 0 {
+		if len(w.buf) == 0 && len(p) >= cap(w.buf) {
+			if err := w.emit(false, p); err != nil {
+				return n, err
+			}
+			return n + len(p), nil
+		}
+		k := min(len(p), cap(w.buf)-len(w.buf))
+		w.buf = append(w.buf, p[:k]...)
+		n += k
+		p = p[k:]
+		if len(w.buf) == cap(w.buf) {
+			if err := w.emit(false, w.buf); err != nil {
+				return n, err
+			}
+			w.buf = w.buf[:0]
+		}
+	}
+	return n, nil
+}
+
+func (w *messageWriter) emit(fin bool, p []byte) error {
+	c := w.c
+	op := w.op
+	w.op = opContinuation
+	return c.writeLocked(w.ctx, func() error {
+		if err := c.writeFrame(fin, 0, op, p); err != nil {
+			return err
+		}
+		if fin {
+			return c.flushOrDefer()
+		}
+		return nil
+	})
+}
+
+// Close sends the final fragment and releases the connection to other
+// writers.
+func (w *messageWriter) Close() error {
+	if !w.active {
+		return errWriterClosed
+	}
+	err := w.emit(true, w.buf)
+	w.active = false
+	putBuf(w.bufp)
+	w.bufp, w.buf = nil, nil
+	unlock(w.c.msgLock)
+	return err
+}
+
+// PreparedMessage is a message framed once to be written to many
+// connections, as a broadcast does. It is safe for concurrent use.
+type PreparedMessage struct {
+	typ   MessageType
+	data  []byte
+	frame []byte // the unmasked frame every server connection sends
+}
+
+// NewPreparedMessage frames a copy of data as a message of type typ.
+func NewPreparedMessage(typ MessageType, data []byte) (*PreparedMessage, error) {
+	op, err := dataOpcode(typ)
+	if err != nil {
+		return nil, err
+	}
+	pm := &PreparedMessage{typ: typ, data: append([]byte(nil), data...)}
+	var hdr [maxHeaderSize]byte
+	n := putHeader(hdr[:], header{fin: true, op: op, length: int64(len(data))})
+	pm.frame = append(append(make([]byte, 0, n+len(data)), hdr[:n]...), data...)
+	return pm, nil
+}
+
+// WritePrepared sends pm. A server connection without extensions sends
+// the shared frame; a client masks its own copy, as RFC 6455 requires.
+func (c *Conn) WritePrepared(ctx context.Context, pm *PreparedMessage) error {
+	if c.client || c.rsvOK != 0 {
+		return c.Write(ctx, pm.typ, pm.data)
+	}
+	if err := c.lock(ctx, c.msgLock); err != nil {
+		return err
+	}
+	defer unlock(c.msgLock)
+	return c.writeLocked(ctx, func() error {
+		if err := c.writeRaw(pm.frame); err != nil {
+			return err
+		}
+		return c.flushOrDefer()
+	})
+}
