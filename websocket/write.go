@@ -102,9 +102,10 @@ func (c *Conn) writeFrame(fin bool, rsv byte, op opcode, p []byte) error {
 		return nil
 	}
 	if !c.client {
-		c.iov = append(c.iov[:0], c.wbuf, p)
+		c.iovArr = [2][]byte{c.wbuf, p}
+		c.iov = c.iovArr[:]
 		_, err := c.iov.WriteTo(c.nc)
-		c.iov = c.iov[:0]
+		c.iovArr = [2][]byte{}
 		c.wbuf = c.wbuf[:0]
 		if err != nil {
 			return c.writeError(err)
@@ -150,7 +151,9 @@ func (c *Conn) writeRaw(b []byte) error {
 
 // flush writes the buffered output and gives the buffer back to the pool.
 func (c *Conn) flush() error {
-	c.flushPending.Store(false)
+	if c.flushPending.Swap(false) && c.flushTimer != nil {
+		c.flushTimer.Stop()
+	}
 	if c.wbufp == nil {
 		return nil
 	}
@@ -174,13 +177,15 @@ func (c *Conn) flushOrDefer() error {
 		return c.flush()
 	}
 	if !c.flushPending.Swap(true) {
-		c.mu.Lock()
+		// flushTimer is written with both writeLock and mu held, so
+		// holders of either may read it.
 		if c.flushTimer == nil {
+			c.mu.Lock()
 			c.flushTimer = time.AfterFunc(flushDelay, c.flushOnTimer)
+			c.mu.Unlock()
 		} else {
 			c.flushTimer.Reset(flushDelay)
 		}
-		c.mu.Unlock()
 	}
 	return nil
 }

@@ -1,0 +1,56 @@
+// Package websocket implements the WebSocket protocol of RFC 6455, versions
+// 13 and 8, for servers and clients.
+//
+// A server upgrades a request inside a net/http handler with [Accept], or
+// performs the whole handshake on a raw connection with [AcceptConn]. A
+// client performs the handshake over a connection it dialed itself, with
+// or without TLS or a proxy underneath, with [NewClient]; package client
+// does the dialing.
+//
+//	c, err := websocket.Accept(w, r, nil)
+//	if err != nil {
+//		return // Accept has written the error response
+//	}
+//	defer c.CloseNow()
+//	for {
+//		typ, p, err := c.Read(ctx)
+//		if err != nil {
+//			return
+//		}
+//		if err := c.Write(ctx, typ, p); err != nil {
+//			return
+//		}
+//	}
+//
+// # Conformance
+//
+// Every framing rule of RFC 6455 §5 is enforced: masking by role, RSV bits
+// only as negotiated, reserved opcodes, control frames of at most 125
+// bytes that are never fragmented but may arrive between fragments, and
+// 64-bit lengths with the top bit clear. Text is validated as UTF-8 while
+// it arrives, so an invalid byte fails the connection with close code 1007
+// in the read that brings it. A peer that breaks a rule gets the close code
+// RFC 6455 prescribes (1002, 1007, 1009) and the reader gets a
+// [*ProtocolError].
+//
+// # Limits
+//
+// A received message may not exceed [ConnOptions.MaxMessageSize] bytes
+// (by default 2^26-1, as faye-websocket) nor [ConnOptions.MaxFragments]
+// frames; an oversize message fails with 1009 before its payload is
+// buffered. The opening handshake is bounded to 16 KiB and by the
+// caller's context.
+//
+// # Concurrency
+//
+// One goroutine reads; any goroutine may write, ping or close at any time.
+// Control frames are processed by the reader, so a connection that should
+// answer pings or see pongs must be read from. The package starts no
+// goroutines: keep-alive pings and deferred flushes run on timers.
+//
+// # Memory
+//
+// A connection borrows its read and write buffers from a pool only while
+// data is in flight. An idle TCP connection waits for input through
+// syscall.RawConn without holding a buffer.
+package websocket
