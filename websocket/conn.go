@@ -93,7 +93,7 @@ type Conn struct {
 	wbufp         *[]byte
 	wbuf          []byte // pending output; nil when empty
 	iov           net.Buffers
-	iovArr        [2][]byte // backs iov, which WriteTo consumes
+	iovArr        [2][]byte     // backs iov, which WriteTo consumes
 	rng           *rand.ChaCha8 // masking keys, client side only
 	inputBuffered atomic.Bool   // the reader holds unread input: defer flushes
 	flushPending  atomic.Bool
