@@ -9,6 +9,8 @@ import (
 	"net"
 	"net/http"
 	"time"
+
+	"github.com/realtime-go/realtime/extensions"
 )
 
 // AcceptOptions configures the server side of the opening handshake and
@@ -43,6 +45,11 @@ type AcceptOptions struct {
 	// with the 101 response, or return a non-nil *Rejection to refuse the
 	// upgrade with that response.
 	OnHandshake func(r *http.Request, respHeader http.Header) *Rejection
+
+	// Extensions the server supports, in its order of preference; none
+	// by default. Extensions claiming the same RSV bit are a
+	// configuration error, answered with 500.
+	Extensions []extensions.Extension
 }
 
 // Rejection is the response OnHandshake sends instead of upgrading.
@@ -68,6 +75,7 @@ func Accept(w http.ResponseWriter, r *http.Request, opts *AcceptOptions) (*Conn,
 	}
 	nc, brw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
+		hs.ext.Close()
 		herr := refuse(http.StatusInternalServerError, "connection cannot be taken over: "+err.Error())
 		writeRefusal(w, herr)
 		return nil, herr
@@ -79,10 +87,11 @@ func Accept(w http.ResponseWriter, r *http.Request, opts *AcceptOptions) (*Conn,
 		buffered, _ = brw.Reader.Peek(n)
 	}
 	if _, err := nc.Write(hs.response); err != nil {
+		hs.ext.Close()
 		nc.Close()
 		return nil, fmt.Errorf("websocket: write handshake response: %w", err)
 	}
-	return newConn(nc, buffered, false, hs.version, hs.subprotocol, o.ConnOptions), nil
+	return newConn(nc, buffered, false, hs.version, hs.subprotocol, hs.ext, o.ConnOptions), nil
 }
 
 // maxRequestSize bounds the opening request AcceptConn reads.
@@ -117,10 +126,11 @@ func AcceptConn(ctx context.Context, nc net.Conn, opts *AcceptOptions) (*Conn, *
 	}
 	_, err = nc.Write(hs.response)
 	if !stop() || err != nil {
+		hs.ext.Close()
 		nc.Close()
 		return nil, r, fmt.Errorf("websocket: write handshake response: %w", handshakeCause(ctx, err))
 	}
-	return newConn(nc, buffered, false, hs.version, hs.subprotocol, o.ConnOptions), r, nil
+	return newConn(nc, buffered, false, hs.version, hs.subprotocol, hs.ext, o.ConnOptions), r, nil
 }
 
 func acceptDefaults(opts *AcceptOptions) AcceptOptions {
@@ -134,6 +144,7 @@ func acceptDefaults(opts *AcceptOptions) AcceptOptions {
 type handshake struct {
 	version     int
 	subprotocol string
+	ext         extensions.Negotiated
 	response    []byte
 }
 
@@ -163,7 +174,15 @@ func negotiate(r *http.Request, o *AcceptOptions) (handshake, *HandshakeError) {
 			return handshake{}, &HandshakeError{Status: status, Reason: "rejected: " + rej.Body, header: rej.Header, body: &rej.Body}
 		}
 	}
-	hs.response = appendResponse(nil, u.key, hs.subprotocol, "", header)
+	ext, err := extensions.ServerNegotiate(o.Extensions, r.Header.Values("Sec-WebSocket-Extensions"))
+	switch {
+	case errors.Is(err, extensions.ErrSyntax):
+		return handshake{}, refuse(http.StatusBadRequest, err.Error())
+	case err != nil:
+		return handshake{}, refuse(http.StatusInternalServerError, err.Error())
+	}
+	hs.ext = ext
+	hs.response = appendResponse(nil, u.key, hs.subprotocol, extensions.Format(ext.Accepted), header)
 	return hs, nil
 }
 

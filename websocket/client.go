@@ -10,6 +10,8 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+
+	"github.com/realtime-go/realtime/extensions"
 )
 
 // ClientOptions configures the client side of the opening handshake and
@@ -34,6 +36,10 @@ type ClientOptions struct {
 	// Subprotocols to offer, in order of preference. The server's choice
 	// must be one of them.
 	Subprotocols []string
+
+	// Extensions to offer, in order. The server may accept some; a
+	// response the client cannot accept fails the handshake.
+	Extensions []extensions.Extension
 }
 
 // maxResponseBody bounds the body of a refused handshake kept for the
@@ -80,8 +86,12 @@ func NewClient(ctx context.Context, nc net.Conn, u *url.URL, opts *ClientOptions
 		return nil, nil, fmt.Errorf("websocket: read handshake response: %w", handshakeCause(ctx, err))
 	}
 	protocol, err := checkResponse(resp, key, o.Subprotocols)
-	if err == nil && len(resp.Header.Values("Sec-WebSocket-Extensions")) > 0 {
-		err = refuse(resp.StatusCode, "server accepted extensions that were not offered")
+	var ext extensions.Negotiated
+	if err == nil {
+		ext, err = extensions.ClientActivate(o.Extensions, resp.Header.Values("Sec-WebSocket-Extensions"))
+		if err != nil {
+			err = refuse(resp.StatusCode, err.Error())
+		}
 	}
 	if err != nil {
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, maxResponseBody))
@@ -96,10 +106,11 @@ func NewClient(ctx context.Context, nc net.Conn, u *url.URL, opts *ClientOptions
 		buffered, _ = br.Peek(n)
 	}
 	if !stop() {
+		ext.Close()
 		nc.Close()
 		return nil, resp, fmt.Errorf("websocket: handshake: %w", ctx.Err())
 	}
-	return newConn(nc, buffered, true, o.Version, protocol, o.ConnOptions), resp, nil
+	return newConn(nc, buffered, true, o.Version, protocol, ext, o.ConnOptions), resp, nil
 }
 
 // appendRequest appends the opening handshake request (RFC 6455 §4.1).
@@ -122,6 +133,11 @@ func appendRequest(b []byte, u *url.URL, key string, o *ClientOptions) []byte {
 			b = append(b, "Origin: "...)
 		}
 		b = append(b, o.Origin...)
+		b = append(b, "\r\n"...)
+	}
+	if len(o.Extensions) > 0 {
+		b = append(b, "Sec-WebSocket-Extensions: "...)
+		b = append(b, extensions.Format(extensions.ClientOffers(o.Extensions))...)
 		b = append(b, "\r\n"...)
 	}
 	if len(o.Subprotocols) > 0 {

@@ -3,12 +3,15 @@ package websocket
 import (
 	"context"
 	crand "crypto/rand"
+	"io"
 	"math/rand/v2"
 	"net"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/realtime-go/realtime/extensions"
 )
 
 // MessageType is the type of a data message.
@@ -53,8 +56,8 @@ type Conn struct {
 	version     int
 	subprotocol string
 	extensions  string
-	rsvOK       byte
 	opts        ConnOptions
+	exts        []extensions.Session // negotiated, in the order messages leave
 
 	closed    chan struct{} // closed once the connection is closed
 	closeOnce sync.Once
@@ -84,6 +87,9 @@ type Conn struct {
 	rawReadFn    func(fd uintptr) bool
 	ctrl         [maxControlPayload]byte
 	reader       messageReader
+	rawMsg       rawMessageReader
+	dec          io.Reader // the decoded message, when an extension transforms it
+	decSize      int64
 
 	// Write side. msgLock is held for a whole data message, writeLock for
 	// each frame, so control frames can go between the fragments of a
@@ -99,7 +105,9 @@ type Conn struct {
 	flushPending  atomic.Bool
 	flushTimer    *time.Timer
 	writer        messageWriter
-	writeDeadline time.Time // set through NetConn; guarded by mu
+	emitter       frameEmitter
+	encoders      []io.WriteCloser // the encoding chain of the message being written
+	writeDeadline time.Time        // set through NetConn; guarded by mu
 
 	// Pings awaiting their pong, oldest first; guarded by mu.
 	pings []*pendingPing
@@ -108,12 +116,14 @@ type Conn struct {
 
 // newConn wraps an established connection. buffered holds bytes read past
 // the handshake, which belong to the first frames.
-func newConn(nc net.Conn, buffered []byte, client bool, version int, subprotocol string, opts ConnOptions) *Conn {
+func newConn(nc net.Conn, buffered []byte, client bool, version int, subprotocol string, ext extensions.Negotiated, opts ConnOptions) *Conn {
 	c := &Conn{
 		nc:          nc,
 		client:      client,
 		version:     version,
 		subprotocol: subprotocol,
+		extensions:  extensions.Format(ext.Accepted),
+		exts:        ext.Sessions,
 		opts:        opts.withDefaults(),
 		closed:      make(chan struct{}),
 		readLock:    make(chan struct{}, 1),
@@ -121,8 +131,11 @@ func newConn(nc net.Conn, buffered []byte, client bool, version int, subprotocol
 		writeLock:   make(chan struct{}, 1),
 	}
 	c.rules.client = client
+	c.rules.rsvOK = ext.RSV
 	c.reader.c = c
+	c.rawMsg.c = c
 	c.writer.c = c
+	c.emitter.c = c
 	if sc, ok := nc.(syscall.Conn); ok {
 		if _, isTCP := nc.(*net.TCPConn); isTCP {
 			c.raw, _ = sc.SyscallConn()
@@ -197,6 +210,9 @@ func (c *Conn) closeConn(cause error) error {
 		c.mu.Unlock()
 		c.nc.Close()
 		c.ka.stop()
+		for _, s := range c.exts {
+			s.Close()
+		}
 		for _, p := range pings {
 			p.finish(0, c.closeErr)
 		}

@@ -36,6 +36,9 @@ func (c *Conn) readMessage() (MessageType, []byte, error) {
 	if err := c.startMessage(); err != nil {
 		return 0, nil, err
 	}
+	if c.dec != nil {
+		return c.readDecodedMessage()
+	}
 	var p []byte
 	for {
 		for c.remain > 0 {
@@ -50,10 +53,31 @@ func (c *Conn) readMessage() (MessageType, []byte, error) {
 			}
 		}
 		if c.frame.fin {
+			c.endRaw()
 			c.endMessage()
 			return c.msgType, p, nil
 		}
 		if err := c.nextFragment(); err != nil {
+			return c.msgType, p, err
+		}
+	}
+}
+
+// readDecodedMessage reads a message an extension decodes. Its size is
+// unknown until the end, so the buffer doubles as the bytes arrive; the
+// limit on decoded bytes bounds it.
+func (c *Conn) readDecodedMessage() (MessageType, []byte, error) {
+	p := make([]byte, 0, 512)
+	for {
+		if len(p) == cap(p) {
+			p = append(p, 0)[:len(p)]
+		}
+		n, err := c.readDecoded(p[len(p):cap(p)])
+		p = p[:len(p)+n]
+		if err == io.EOF {
+			return c.msgType, p, nil
+		}
+		if err != nil {
 			return c.msgType, p, err
 		}
 	}
@@ -110,13 +134,27 @@ func (r *messageReader) Read(p []byte) (int, error) {
 		return 0, io.EOF
 	}
 	stop := c.watchRead(r.ctx)
-	n, err := c.readStream(p)
+	n, err := c.readMsg(p)
 	if stop != nil {
 		err = c.unwatchRead(r.ctx, stop, err)
 	}
 	return n, err
 }
 
+// readMsg reads from the current message, decoded or not.
+func (c *Conn) readMsg(p []byte) (int, error) {
+	if c.dec != nil {
+		return c.readDecoded(p)
+	}
+	n, err := c.readStream(p)
+	if err == io.EOF {
+		c.endMessage()
+	}
+	return n, err
+}
+
+// readStream reads the payload of the current message's frames as they
+// came over the wire, unmasked.
 func (c *Conn) readStream(p []byte) (int, error) {
 	for {
 		if c.remain > 0 {
@@ -126,7 +164,7 @@ func (c *Conn) readStream(p []byte) (int, error) {
 			return c.readPayload(p)
 		}
 		if c.frame.fin {
-			c.endMessage()
+			c.endRaw()
 			return 0, io.EOF
 		}
 		if err := c.nextFragment(); err != nil {
@@ -141,7 +179,7 @@ func (c *Conn) startMessage() error {
 	if c.isClosed() {
 		return c.err()
 	}
-	if c.msgActive {
+	if c.msgActive || c.dec != nil {
 		if err := c.discardMessage(); err != nil {
 			return err
 		}
@@ -155,15 +193,76 @@ func (c *Conn) startMessage() error {
 	c.msgSize = 0
 	c.fragments = 0
 	c.utf8 = utf8State{}
-	return c.beginFrame(h)
+	if err := c.beginFrame(h); err != nil {
+		return err
+	}
+	if len(c.exts) > 0 {
+		return c.startDecode(h.rsv)
+	}
+	return nil
+}
+
+// startDecode passes a message through the extensions, last to first.
+func (c *Conn) startDecode(rsv byte) error {
+	var r io.Reader = &c.rawMsg
+	for i := len(c.exts) - 1; i >= 0; i-- {
+		var err error
+		if r, err = c.exts[i].Decode(r, rsv); err != nil {
+			return c.fail(protocolErr(StatusProtocolError, "extension: "+err.Error()))
+		}
+	}
+	if r != io.Reader(&c.rawMsg) {
+		c.dec = r
+		c.decSize = 0
+	}
+	return nil
+}
+
+// rawMessageReader is what the first extension decodes from.
+type rawMessageReader struct{ c *Conn }
+
+func (r *rawMessageReader) Read(p []byte) (int, error) { return r.c.readStream(p) }
+
+// readDecoded reads the decoded message, applying the size limit and the
+// UTF-8 check to what the extensions produce.
+func (c *Conn) readDecoded(p []byte) (int, error) {
+	n, err := c.dec.Read(p)
+	c.decSize += int64(n)
+	if c.decSize > c.opts.MaxMessageSize {
+		return n, c.fail(&ProtocolError{Code: StatusMessageTooBig, Reason: fmt.Sprintf("decoded message exceeds %d bytes", c.opts.MaxMessageSize), Err: ErrMessageTooBig})
+	}
+	if c.msgType == MessageText && !c.utf8.valid(p[:n]) {
+		return n, c.fail(&ProtocolError{Code: StatusInvalidFramePayloadData, Reason: "invalid UTF-8 in text message", Err: ErrInvalidUTF8})
+	}
+	switch {
+	case err == nil:
+		return n, nil
+	case err == io.EOF:
+		if c.msgActive {
+			return n, c.fail(protocolErr(StatusProtocolError, "extension ended the message before its last frame"))
+		}
+		if c.msgType == MessageText && !c.utf8.complete() {
+			return n, c.fail(&ProtocolError{Code: StatusInvalidFramePayloadData, Reason: "text message ends inside a UTF-8 sequence", Err: ErrInvalidUTF8})
+		}
+		c.dec = nil
+		c.endMessage()
+		return n, io.EOF
+	case c.isClosed():
+		return n, c.err()
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		// The extension's state is lost with the interrupted message.
+		return n, c.closeConn(fmt.Errorf("websocket: read interrupted mid-message: %w", err))
+	default:
+		return n, c.fail(&ProtocolError{Code: StatusInvalidFramePayloadData, Reason: "extension: " + err.Error(), Err: err})
+	}
 }
 
 // discardMessage reads the rest of the current message into the void,
 // still applying every check.
 func (c *Conn) discardMessage() error {
 	var scratch [512]byte
-	for c.msgActive {
-		if _, err := c.readStream(scratch[:]); err != nil && err != io.EOF {
+	for c.msgActive || c.dec != nil {
+		if _, err := c.readMsg(scratch[:]); err != nil && err != io.EOF {
 			return err
 		}
 	}
@@ -192,15 +291,20 @@ func (c *Conn) beginFrame(h header) error {
 		return c.fail(&ProtocolError{Code: StatusMessageTooBig, Reason: fmt.Sprintf("message exceeds %d fragments", c.opts.MaxFragments), Err: ErrMessageTooBig})
 	}
 	c.rules.inMessage = !h.fin
-	if h.fin && h.length == 0 && c.msgType == MessageText && !c.utf8.complete() {
+	if h.fin && h.length == 0 && c.msgType == MessageText && c.dec == nil && !c.utf8.complete() {
 		return c.fail(&ProtocolError{Code: StatusInvalidFramePayloadData, Reason: "text message ends inside a UTF-8 sequence", Err: ErrInvalidUTF8})
 	}
 	return nil
 }
 
-func (c *Conn) endMessage() {
+// endRaw records that the current message's last frame has been read.
+func (c *Conn) endRaw() {
 	c.msgActive = false
 	c.rules.inMessage = false
+}
+
+// endMessage records that the application has the whole message.
+func (c *Conn) endMessage() {
 	// More input already buffered means the application is about to read
 	// again: writes it makes meanwhile can share one flush.
 	c.inputBuffered.Store(c.rr < c.rw)
@@ -279,7 +383,7 @@ func (c *Conn) readPayload(p []byte) (int, error) {
 	if c.frame.masked {
 		c.maskPos = mask(c.frame.key, c.maskPos, p[:n])
 	}
-	if c.msgType == MessageText {
+	if c.msgType == MessageText && c.dec == nil {
 		if !c.utf8.valid(p[:n]) {
 			return n, c.fail(&ProtocolError{Code: StatusInvalidFramePayloadData, Reason: "invalid UTF-8 in text message", Err: ErrInvalidUTF8})
 		}

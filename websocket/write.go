@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync"
 	"time"
+
+	"github.com/realtime-go/realtime/extensions"
 )
 
 // flushDelay bounds how long a coalesced write may wait for its flush
@@ -24,6 +27,17 @@ var errCloseSent = errors.New("websocket: close frame already sent")
 // If ctx ends while the frame is being written, the connection is closed:
 // a partly written frame cannot be taken back.
 func (c *Conn) Write(ctx context.Context, typ MessageType, p []byte) error {
+	return c.write(ctx, typ, p, true)
+}
+
+// WriteUncompressed sends p as one message of type typ without passing it
+// through the negotiated extensions, as for a payload that is already
+// compressed. Without extensions it is Write.
+func (c *Conn) WriteUncompressed(ctx context.Context, typ MessageType, p []byte) error {
+	return c.write(ctx, typ, p, false)
+}
+
+func (c *Conn) write(ctx context.Context, typ MessageType, p []byte, encode bool) error {
 	op, err := dataOpcode(typ)
 	if err != nil {
 		return err
@@ -32,6 +46,12 @@ func (c *Conn) Write(ctx context.Context, typ MessageType, p []byte) error {
 		return err
 	}
 	defer unlock(c.msgLock)
+	if encode && len(c.exts) > 0 {
+		done, err := c.writeEncoded(ctx, op, p)
+		if done || err != nil {
+			return err
+		}
+	}
 	return c.writeLocked(ctx, func() error {
 		if err := c.writeFrame(true, 0, op, p); err != nil {
 			return err
@@ -256,6 +276,20 @@ func (c *Conn) Writer(ctx context.Context, typ MessageType) (io.WriteCloser, err
 	}
 	w := &c.writer
 	w.ctx, w.op, w.active = ctx, op, true
+	w.enc = nil
+	if len(c.exts) > 0 {
+		c.emitter.start(ctx, op, true)
+		enc, err := c.encodeChain(extensions.Message{Binary: op == opBinary, Size: -1})
+		if err != nil {
+			unlock(c.msgLock)
+			return nil, err
+		}
+		if enc != io.Writer(&c.emitter) {
+			w.enc = enc
+			return w, nil
+		}
+		c.emitter.release()
+	}
 	w.bufp = getBuf(c.opts.WriteBufferSize)
 	w.buf = (*w.bufp)[:0]
 	return w, nil
@@ -268,6 +302,7 @@ type messageWriter struct {
 	ctx    context.Context
 	op     opcode // opcode of the next frame: the type, then continuation
 	active bool
+	enc    io.Writer // head of the encoding chain, when extensions encode
 	bufp   *[]byte
 	buf    []byte
 }
@@ -277,6 +312,9 @@ var errWriterClosed = errors.New("websocket: write to a closed message writer")
 func (w *messageWriter) Write(p []byte) (int, error) {
 	if !w.active {
 		return 0, errWriterClosed
+	}
+	if w.enc != nil {
+		return w.enc.Write(p)
 	}
 	n := 0
 	for len(p) > 0 {
@@ -321,10 +359,16 @@ func (w *messageWriter) Close() error {
 	if !w.active {
 		return errWriterClosed
 	}
-	err := w.emit(true, w.buf)
+	var err error
+	if w.enc != nil {
+		err = w.c.finishEncoded()
+		w.enc = nil
+	} else {
+		err = w.emit(true, w.buf)
+		putBuf(w.bufp)
+		w.bufp, w.buf = nil, nil
+	}
 	w.active = false
-	putBuf(w.bufp)
-	w.bufp, w.buf = nil, nil
 	unlock(w.c.msgLock)
 	return err
 }
@@ -335,6 +379,9 @@ type PreparedMessage struct {
 	typ   MessageType
 	data  []byte
 	frame []byte // the unmasked frame every server connection sends
+
+	mu      sync.Mutex
+	encoded map[string][]byte // frames encoded by extensions, by encoding key
 }
 
 // NewPreparedMessage frames a copy of data as a message of type typ.
@@ -352,18 +399,81 @@ func NewPreparedMessage(typ MessageType, data []byte) (*PreparedMessage, error) 
 
 // WritePrepared sends pm. A server connection without extensions sends
 // the shared frame; a client masks its own copy, as RFC 6455 requires.
+//
+// With extensions, a server connection whose sessions all implement
+// extensions.SharedEncoder shares the encoded frame with every connection
+// that negotiated the same parameters: a broadcast compresses once per
+// parameter set. Other connections encode the message themselves.
 func (c *Conn) WritePrepared(ctx context.Context, pm *PreparedMessage) error {
-	if c.client || c.rsvOK != 0 {
+	if c.client {
+		return c.Write(ctx, pm.typ, pm.data)
+	}
+	key, shared := c.encodingKey()
+	if !shared {
 		return c.Write(ctx, pm.typ, pm.data)
 	}
 	if err := c.lock(ctx, c.msgLock); err != nil {
 		return err
 	}
 	defer unlock(c.msgLock)
+	frame := pm.frame
+	if key != "" {
+		var err error
+		if frame, err = c.preparedFrame(ctx, pm, key); err != nil {
+			return err
+		}
+	}
 	return c.writeLocked(ctx, func() error {
-		if err := c.writeRaw(pm.frame); err != nil {
+		if err := c.writeRaw(frame); err != nil {
 			return err
 		}
 		return c.flushOrDefer()
 	})
+}
+
+// encodingKey joins the sessions' encoding keys; shared is false when a
+// session's encoding depends on the connection's history.
+func (c *Conn) encodingKey() (key string, shared bool) {
+	for _, s := range c.exts {
+		se, ok := s.(extensions.SharedEncoder)
+		if !ok {
+			return "", false
+		}
+		key += se.EncodingKey() + "\x00"
+	}
+	return key, true
+}
+
+// preparedFrame returns pm framed by this connection's extensions,
+// encoding it on the first request for key.
+func (c *Conn) preparedFrame(ctx context.Context, pm *PreparedMessage, key string) ([]byte, error) {
+	pm.mu.Lock()
+	defer pm.mu.Unlock()
+	if f, ok := pm.encoded[key]; ok {
+		return f, nil
+	}
+	op := opcode(pm.typ)
+	c.emitter.start(ctx, op, false)
+	c.emitter.collect = true
+	w, err := c.encodeChain(extensions.Message{Binary: op == opBinary, Size: int64(len(pm.data))})
+	if err == nil {
+		_, err = w.Write(pm.data)
+	}
+	if err == nil {
+		err = c.finishEncoded()
+	}
+	em := &c.emitter
+	if err != nil {
+		em.release()
+		return nil, err
+	}
+	var hdr [maxHeaderSize]byte
+	n := putHeader(hdr[:], header{fin: true, rsv: em.rsv, op: op, length: int64(len(em.buf))})
+	f := append(append(make([]byte, 0, n+len(em.buf)), hdr[:n]...), em.buf...)
+	em.release()
+	if pm.encoded == nil {
+		pm.encoded = map[string][]byte{}
+	}
+	pm.encoded[key] = f
+	return f, nil
 }

@@ -1,0 +1,139 @@
+package websocket
+
+import (
+	"context"
+	"io"
+
+	"github.com/realtime-go/realtime/extensions"
+)
+
+// writeEncoded sends a whole message through the extensions. done is
+// false when no extension transforms it, and the caller frames p itself.
+func (c *Conn) writeEncoded(ctx context.Context, op opcode, p []byte) (done bool, err error) {
+	c.emitter.start(ctx, op, false)
+	w, err := c.encodeChain(extensions.Message{Binary: op == opBinary, Size: int64(len(p))})
+	if err != nil {
+		return true, err
+	}
+	if w == io.Writer(&c.emitter) {
+		c.emitter.release()
+		return false, nil
+	}
+	if _, err := w.Write(p); err != nil {
+		c.abortEncoded()
+		return true, err
+	}
+	return true, c.finishEncoded()
+}
+
+// encodeChain builds the encoders for one message: it passes the
+// extensions in negotiation order, so the last one writes to the
+// emitter. It returns the emitter itself when no extension transforms.
+func (c *Conn) encodeChain(m extensions.Message) (io.Writer, error) {
+	c.encoders = c.encoders[:0]
+	var w io.Writer = &c.emitter
+	for i := len(c.exts) - 1; i >= 0; i-- {
+		enc, rsv, err := c.exts[i].Encode(w, m)
+		if err != nil {
+			c.abortEncoded()
+			return nil, err
+		}
+		if enc == nil {
+			continue
+		}
+		c.emitter.rsv |= rsv
+		c.encoders = append(c.encoders, enc)
+		w = enc
+	}
+	return w, nil
+}
+
+// finishEncoded closes the encoders, first extension first, and sends the
+// final frame.
+func (c *Conn) finishEncoded() error {
+	var err error
+	for i := len(c.encoders) - 1; i >= 0; i-- {
+		if cerr := c.encoders[i].Close(); err == nil {
+			err = cerr
+		}
+	}
+	c.encoders = c.encoders[:0]
+	if err != nil {
+		c.emitter.release()
+		return err
+	}
+	return c.emitter.finish()
+}
+
+func (c *Conn) abortEncoded() {
+	for i := len(c.encoders) - 1; i >= 0; i-- {
+		c.encoders[i].Close()
+	}
+	c.encoders = c.encoders[:0]
+	c.emitter.release()
+}
+
+// frameEmitter turns the output of the encoding chain into frames: one
+// frame for a whole message, fragments as the buffer fills for a
+// streamed one, or, when collecting, nothing but the bytes.
+type frameEmitter struct {
+	c        *Conn
+	ctx      context.Context
+	op       opcode
+	rsv      byte // RSV bits for the first frame
+	fragment bool
+	collect  bool
+	bufp     *[]byte
+	buf      []byte
+}
+
+func (e *frameEmitter) start(ctx context.Context, op opcode, fragment bool) {
+	e.ctx, e.op, e.rsv, e.fragment, e.collect = ctx, op, 0, fragment, false
+	e.bufp = getBuf(e.c.opts.WriteBufferSize)
+	e.buf = (*e.bufp)[:0]
+}
+
+func (e *frameEmitter) Write(p []byte) (int, error) {
+	e.buf = append(e.buf, p...)
+	if e.fragment && len(e.buf) >= e.c.opts.WriteBufferSize {
+		if err := e.emit(false); err != nil {
+			return 0, err
+		}
+	}
+	return len(p), nil
+}
+
+func (e *frameEmitter) emit(fin bool) error {
+	c := e.c
+	op, rsv := e.op, e.rsv
+	e.op, e.rsv = opContinuation, 0
+	err := c.writeLocked(e.ctx, func() error {
+		if err := c.writeFrame(fin, rsv, op, e.buf); err != nil {
+			return err
+		}
+		if fin {
+			return c.flushOrDefer()
+		}
+		return nil
+	})
+	e.buf = e.buf[:0]
+	return err
+}
+
+// finish sends the final frame, unless collecting, and releases the
+// buffer when not collecting.
+func (e *frameEmitter) finish() error {
+	if e.collect {
+		return nil
+	}
+	err := e.emit(true)
+	e.release()
+	return err
+}
+
+func (e *frameEmitter) release() {
+	if e.bufp != nil {
+		putBuf(e.bufp)
+	}
+	e.bufp, e.buf = nil, nil
+}
