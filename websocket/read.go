@@ -17,29 +17,55 @@ import (
 // error and the connection stays usable; if it ends while the message is
 // being read, the connection is closed, since the message is lost.
 func (c *Conn) Read(ctx context.Context) (MessageType, []byte, error) {
+	return c.ReadAppend(ctx, nil)
+}
+
+// ReadAppend is Read that appends the message to dst and returns the
+// extended slice. A server that reuses dst reads without allocating:
+//
+//	buf := make([]byte, 0, 4096)
+//	for {
+//		typ, msg, err := c.ReadAppend(ctx, buf[:0])
+//		if err != nil {
+//			return
+//		}
+//		// use msg, which is valid until the next call
+//		buf = msg
+//	}
+func (c *Conn) ReadAppend(ctx context.Context, dst []byte) (MessageType, []byte, error) {
 	if err := c.lock(ctx, c.readLock); err != nil {
-		return 0, nil, err
+		return 0, dst, err
 	}
-	defer unlock(c.readLock)
 	stop := c.watchRead(ctx)
-	typ, p, err := c.readMessage()
+	var err error
+	if c.rr == c.rw && !c.msgActive && c.dec == nil && !c.isClosed() {
+		// Wait for input here, high on the stack: an idle connection's
+		// goroutine then keeps a small stack.
+		if err = c.fill(); err != nil {
+			err = c.ioError("read header", eofUnexpected(err))
+		}
+	}
+	typ := MessageType(0)
+	if err == nil {
+		typ, dst, err = c.readMessage(dst)
+	}
 	if stop != nil {
 		err = c.unwatchRead(ctx, stop, err)
 	}
 	if err != nil && c.msgActive && !c.isClosed() {
 		err = c.closeConn(fmt.Errorf("websocket: read interrupted mid-message: %w", err))
 	}
-	return typ, p, err
+	unlock(c.readLock)
+	return typ, dst, err
 }
 
-func (c *Conn) readMessage() (MessageType, []byte, error) {
+func (c *Conn) readMessage(p []byte) (MessageType, []byte, error) {
 	if err := c.startMessage(); err != nil {
-		return 0, nil, err
+		return 0, p, err
 	}
 	if c.dec != nil {
-		return c.readDecodedMessage()
+		return c.readDecodedMessage(p)
 	}
-	var p []byte
 	for {
 		for c.remain > 0 {
 			if len(p) == cap(p) {
@@ -66,8 +92,10 @@ func (c *Conn) readMessage() (MessageType, []byte, error) {
 // readDecodedMessage reads a message an extension decodes. Its size is
 // unknown until the end, so the buffer doubles as the bytes arrive; the
 // limit on decoded bytes bounds it.
-func (c *Conn) readDecodedMessage() (MessageType, []byte, error) {
-	p := make([]byte, 0, 512)
+func (c *Conn) readDecodedMessage(p []byte) (MessageType, []byte, error) {
+	if cap(p) == 0 {
+		p = make([]byte, 0, 512)
+	}
 	for {
 		if len(p) == cap(p) {
 			p = append(p, 0)[:len(p)]
