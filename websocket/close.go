@@ -43,20 +43,15 @@ func (c *Conn) Close(code StatusCode, reason string) error {
 		c.closeConn(err)
 		return err
 	}
-	select {
-	case c.readLock <- struct{}{}:
-		// Nobody is reading: read until the peer's close frame.
+	// A reader, if any, sees the peer's close frame and closes the
+	// connection; otherwise read until it comes.
+	if c.readLock.lock(ctx, c.closed) == nil {
 		c.nc.SetReadDeadline(time.Now().Add(c.opts.CloseTimeout))
-		for {
-			if err := c.startMessage(); err != nil {
-				break
-			}
+		for c.startMessage() == nil {
 		}
-		unlock(c.readLock)
-	case <-c.closed:
-	case <-timer.C:
-		c.closeConn(errCloseTimeout)
+		c.readLock.unlock()
 	}
+	c.closeConn(errCloseTimeout) // a no-op when the peer's close came
 	<-c.closed
 	if errors.As(c.closeErr, new(CloseError)) {
 		return nil
@@ -80,10 +75,10 @@ func (c *Conn) CloseNow() error {
 // sendClose writes a close frame, bypassing the check that refuses frames
 // after one was sent.
 func (c *Conn) sendClose(ctx context.Context, payload []byte) error {
-	if err := c.lock(ctx, c.writeLock); err != nil {
+	if err := c.lock(ctx, &c.writeLock); err != nil {
 		return err
 	}
-	defer unlock(c.writeLock)
+	defer c.writeLock.unlock()
 	if deadline, ok := ctx.Deadline(); ok {
 		c.nc.SetWriteDeadline(deadline)
 		defer c.nc.SetWriteDeadline(c.deadline(&c.writeDeadline))

@@ -68,7 +68,7 @@ type Conn struct {
 	timers    sync.WaitGroup // timer callbacks at work on this connection
 
 	// Read side, owned by the holder of readLock.
-	readLock     chan struct{}
+	readLock     ctxLock
 	rbufp        *[]byte // rbuf's pool handle; nil while idle
 	rbuf         []byte
 	rr, rw       int // unread bytes are rbuf[rr:rw]
@@ -94,8 +94,8 @@ type Conn struct {
 	// Write side. msgLock is held for a whole data message, writeLock for
 	// each frame, so control frames can go between the fragments of a
 	// streamed message (RFC 6455 §5.4).
-	msgLock       chan struct{}
-	writeLock     chan struct{}
+	msgLock       ctxLock
+	writeLock     ctxLock
 	wbufp         *[]byte
 	wbuf          []byte // pending output; nil when empty
 	iov           net.Buffers
@@ -126,9 +126,9 @@ func newConn(nc net.Conn, buffered []byte, client bool, version int, subprotocol
 		exts:        ext.Sessions,
 		opts:        opts.withDefaults(),
 		closed:      make(chan struct{}),
-		readLock:    make(chan struct{}, 1),
-		msgLock:     make(chan struct{}, 1),
-		writeLock:   make(chan struct{}, 1),
+		readLock:    newCtxLock(),
+		msgLock:     newCtxLock(),
+		writeLock:   newCtxLock(),
 	}
 	c.rules.client = client
 	c.rules.rsvOK = ext.RSV
@@ -232,33 +232,20 @@ func (c *Conn) enterTimer() bool {
 	return true
 }
 
-// lock takes a channel lock, giving up when ctx ends or the connection
-// closes.
-func (c *Conn) lock(ctx context.Context, l chan struct{}) error {
-	select {
-	case l <- struct{}{}:
-		if c.isClosed() {
-			<-l
+// lock takes l, giving up when ctx ends or the connection closes.
+func (c *Conn) lock(ctx context.Context, l *ctxLock) error {
+	if err := l.lock(ctx, c.closed); err != nil {
+		if err == errLockClosed {
 			return c.err()
 		}
-		return nil
-	default:
+		return err
 	}
-	select {
-	case l <- struct{}{}:
-		if c.isClosed() {
-			<-l
-			return c.err()
-		}
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-c.closed:
+	if c.isClosed() {
+		l.unlock()
 		return c.err()
 	}
+	return nil
 }
-
-func unlock(l chan struct{}) { <-l }
 
 // aLongTimeAgo is a deadline in the past, used to interrupt blocked I/O.
 var aLongTimeAgo = time.Unix(1, 0)

@@ -33,7 +33,7 @@ func (c *Conn) Read(ctx context.Context) (MessageType, []byte, error) {
 //		buf = msg
 //	}
 func (c *Conn) ReadAppend(ctx context.Context, dst []byte) (MessageType, []byte, error) {
-	if err := c.lock(ctx, c.readLock); err != nil {
+	if err := c.lock(ctx, &c.readLock); err != nil {
 		return 0, dst, err
 	}
 	stop := c.watchRead(ctx)
@@ -55,7 +55,7 @@ func (c *Conn) ReadAppend(ctx context.Context, dst []byte) (MessageType, []byte,
 	if err != nil && c.msgActive && !c.isClosed() {
 		err = c.closeConn(fmt.Errorf("websocket: read interrupted mid-message: %w", err))
 	}
-	unlock(c.readLock)
+	c.readLock.unlock()
 	return typ, dst, err
 }
 
@@ -130,10 +130,10 @@ func growMessage(p []byte, remain int64) []byte {
 // ctx bounds every read from the stream as it does for Read, except that
 // a stream interrupted by ctx may go on being read.
 func (c *Conn) Reader(ctx context.Context) (MessageType, io.Reader, error) {
-	if err := c.lock(ctx, c.readLock); err != nil {
+	if err := c.lock(ctx, &c.readLock); err != nil {
 		return 0, nil, err
 	}
-	defer unlock(c.readLock)
+	defer c.readLock.unlock()
 	stop := c.watchRead(ctx)
 	err := c.startMessage()
 	if stop != nil {
@@ -154,10 +154,10 @@ type messageReader struct {
 
 func (r *messageReader) Read(p []byte) (int, error) {
 	c := r.c
-	if err := c.lock(r.ctx, c.readLock); err != nil {
+	if err := c.lock(r.ctx, &c.readLock); err != nil {
 		return 0, err
 	}
-	defer unlock(c.readLock)
+	defer c.readLock.unlock()
 	if !c.msgActive {
 		return 0, io.EOF
 	}

@@ -42,10 +42,10 @@ func (c *Conn) write(ctx context.Context, typ MessageType, p []byte, encode bool
 	if err != nil {
 		return err
 	}
-	if err := c.lock(ctx, c.msgLock); err != nil {
+	if err := c.lock(ctx, &c.msgLock); err != nil {
 		return err
 	}
-	defer unlock(c.msgLock)
+	defer c.msgLock.unlock()
 	if encode && len(c.exts) > 0 {
 		done, err := c.writeEncoded(ctx, op, p)
 		if done || err != nil {
@@ -69,10 +69,10 @@ func dataOpcode(typ MessageType) (opcode, error) {
 
 // writeLocked runs write holding writeLock, with ctx able to interrupt it.
 func (c *Conn) writeLocked(ctx context.Context, write func() error) error {
-	if err := c.lock(ctx, c.writeLock); err != nil {
+	if err := c.lock(ctx, &c.writeLock); err != nil {
 		return err
 	}
-	defer unlock(c.writeLock)
+	defer c.writeLock.unlock()
 	if c.closeSent.Load() {
 		return &closedError{cause: errCloseSent}
 	}
@@ -213,15 +213,13 @@ func (c *Conn) flushOrDefer() error {
 // flushDeferred flushes coalesced writes for the reader. If a writer holds
 // the lock it flushes them itself, as input is no longer buffered.
 func (c *Conn) flushDeferred() {
-	select {
-	case c.writeLock <- struct{}{}:
-	default:
+	if !c.writeLock.tryLock() {
 		return
 	}
 	if c.flushPending.Load() && !c.isClosed() {
 		c.flush()
 	}
-	unlock(c.writeLock)
+	c.writeLock.unlock()
 }
 
 func (c *Conn) flushOnTimer() {
@@ -229,13 +227,13 @@ func (c *Conn) flushOnTimer() {
 		return
 	}
 	defer c.timers.Done()
-	if err := c.lock(context.Background(), c.writeLock); err != nil {
+	if err := c.lock(context.Background(), &c.writeLock); err != nil {
 		return
 	}
 	if c.flushPending.Load() {
 		c.flush()
 	}
-	unlock(c.writeLock)
+	c.writeLock.unlock()
 }
 
 // writeError closes the connection: after a failed or partial write the
@@ -267,11 +265,11 @@ func (c *Conn) Writer(ctx context.Context, typ MessageType) (io.WriteCloser, err
 	if err != nil {
 		return nil, err
 	}
-	if err := c.lock(ctx, c.msgLock); err != nil {
+	if err := c.lock(ctx, &c.msgLock); err != nil {
 		return nil, err
 	}
 	if c.closeSent.Load() {
-		unlock(c.msgLock)
+		c.msgLock.unlock()
 		return nil, &closedError{cause: errCloseSent}
 	}
 	w := &c.writer
@@ -281,7 +279,7 @@ func (c *Conn) Writer(ctx context.Context, typ MessageType) (io.WriteCloser, err
 		c.emitter.start(ctx, op, true)
 		enc, err := c.encodeChain(extensions.Message{Binary: op == opBinary, Size: -1})
 		if err != nil {
-			unlock(c.msgLock)
+			c.msgLock.unlock()
 			return nil, err
 		}
 		if enc != io.Writer(&c.emitter) {
@@ -369,7 +367,7 @@ func (w *messageWriter) Close() error {
 		w.bufp, w.buf = nil, nil
 	}
 	w.active = false
-	unlock(w.c.msgLock)
+	w.c.msgLock.unlock()
 	return err
 }
 
@@ -412,10 +410,10 @@ func (c *Conn) WritePrepared(ctx context.Context, pm *PreparedMessage) error {
 	if !shared {
 		return c.Write(ctx, pm.typ, pm.data)
 	}
-	if err := c.lock(ctx, c.msgLock); err != nil {
+	if err := c.lock(ctx, &c.msgLock); err != nil {
 		return err
 	}
-	defer unlock(c.msgLock)
+	defer c.msgLock.unlock()
 	frame := pm.frame
 	if key != "" {
 		var err error
