@@ -1,0 +1,386 @@
+// Command bench measures WebSocket echo servers built on several Go
+// libraries against a plain TCP echo, with one load client, and prints a
+// Markdown table.
+//
+//	cd interop && go run ./bench [-quick] [-out FILE] [-servers a,b] [-cpuprofile DIR]
+//
+// Each server runs in a child process (this binary with -serve NAME), a
+// fresh one per scenario, measured one at a time. The load client runs in
+// this process on raw sockets: it performs the upgrade itself, sends
+// pre-built masked frames and counts the echoed frames; for the plain TCP
+// echo it skips the upgrade and sends the same frames.
+//
+// Build with -tags norealtime to leave out this module's own server (for
+// working on the bench while the websocket package does not compile).
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"strings"
+	"time"
+)
+
+type scenario struct {
+	key         string
+	title       string
+	size, conns int
+	depth       int
+	idle        bool
+	idleConns   int
+	idleSettle  time.Duration
+	warmup, dur time.Duration
+}
+
+// noisy is the CPU use by other processes, in cores, above which a
+// measurement is flagged (and retried).
+const noisy = 0.15
+
+type rowResult struct {
+	load   map[string]loadResult
+	idle   idleResult
+	errs   map[string]error // per scenario key
+	sanity error
+}
+
+func main() {
+	serve := flag.String("serve", "", "internal: run the named echo server in this process")
+	addr := flag.String("addr", "127.0.0.1:0", "internal: listen address for -serve")
+	quick := flag.Bool("quick", false, "short run: 1 s per scenario, shorter idle wait")
+	out := flag.String("out", "", "also write the Markdown report to this file")
+	only := flag.String("servers", "", "comma-separated servers to run (default all: "+strings.Join(registeredServers(), ",")+")")
+	dur := flag.Duration("dur", 0, "measured time per throughput scenario (default 5s, -quick 1s)")
+	idleN := flag.Int("idle", 10000, "connections for the idle-memory scenario")
+	retries := flag.Int("retries", 1, "repeat a throughput scenario up to this many times when other processes used over 0.15 cores during it; the quietest attempt counts")
+	waitQuiet := flag.Duration("wait-quiet", 0, "before each scenario, wait up to this long for other processes to leave the CPUs idle")
+	profDir := flag.String("cpuprofile", "", "write a CPU profile of each server process to DIR/SERVER-SCENARIO.pprof (with -serve: the profile file)")
+	flag.Parse()
+
+	if *serve != "" {
+		if err := runServe(*serve, *addr, *profDir); err != nil {
+			fmt.Fprintln(os.Stderr, "serve:", err)
+			os.Exit(1)
+		}
+		return
+	}
+
+	limit, err := raiseNOFILE()
+	if err != nil {
+		fatal("raise RLIMIT_NOFILE: %v", err)
+	}
+	if need := uint64(*idleN + 200); limit < need {
+		fatal("RLIMIT_NOFILE is %d (hard limit), the idle scenario needs about %d: lower -idle", limit, need)
+	}
+
+	names := registeredServers()
+	if *only != "" {
+		names = nil
+		for _, n := range strings.Split(*only, ",") {
+			n = strings.TrimSpace(n)
+			if _, ok := servers[n]; !ok {
+				fatal("unknown server %q (have %s)", n, strings.Join(registeredServers(), ","))
+			}
+			names = append(names, n)
+		}
+	}
+
+	d, warm, settle := 5*time.Second, time.Second, 2*time.Second
+	if *quick {
+		d, warm, settle = time.Second, 300*time.Millisecond, time.Second
+	}
+	if *dur > 0 {
+		d = *dur
+	}
+	scenarios := []scenario{
+		{key: "a", title: "16 B × 100 conns × 16 deep", size: 16, conns: 100, depth: 16},
+		{key: "b", title: "1 KiB × 100 conns", size: 1024, conns: 100, depth: 1},
+		{key: "c", title: "64 KiB × 10 conns", size: 64 << 10, conns: 10, depth: 1},
+		{key: "d", title: fmt.Sprintf("idle: %d conns", *idleN), idle: true, idleConns: *idleN, idleSettle: settle},
+	}
+	for i := range scenarios {
+		scenarios[i].warmup, scenarios[i].dur = warm, d
+	}
+
+	start := time.Now()
+	results := map[string]*rowResult{}
+	for _, name := range names {
+		r := &rowResult{load: map[string]loadResult{}, errs: map[string]error{}}
+		results[name] = r
+		ws := name != "tcp"
+		if ch, err := startChild(name, ""); err != nil {
+			r.sanity = err
+		} else {
+			r.sanity = sanity(ch.addr, ws)
+			ch.stop()
+		}
+		if r.sanity != nil {
+			logf("%s: sanity check failed: %v", name, r.sanity)
+		}
+		for _, sc := range scenarios {
+			logf("%s: %s", name, sc.title)
+			prof := ""
+			if *profDir != "" {
+				prof = filepath.Join(*profDir, name+"-"+sc.key+".pprof")
+			}
+			for attempt := 0; ; attempt++ {
+				if *waitQuiet > 0 {
+					if busy := awaitQuiet(*waitQuiet); busy > 0.1 {
+						logf("machine still busy (%.2f cores) after %v; measuring anyway", busy, *waitQuiet)
+					}
+				}
+				ch, err := startChild(name, prof)
+				if err != nil {
+					r.errs[sc.key] = err
+					logf("%s: %s: %v", name, sc.title, err)
+					break
+				}
+				if sc.idle {
+					r.idle, err = runIdle(ch, ws, sc.idleConns, sc.idleSettle)
+					ch.stop()
+					if err != nil {
+						r.errs[sc.key] = err
+						logf("%s: %s: %v", name, sc.title, err)
+					}
+					break
+				}
+				lr, err := runLoad(ch, ws, sc.conns, sc.depth, sc.size, sc.warmup, sc.dur)
+				ch.stop()
+				if err != nil {
+					r.errs[sc.key] = err
+					logf("%s: %s: %v", name, sc.title, err)
+					break
+				}
+				if lr.firstErr != nil {
+					logf("%s: %s: %d connections failed, first: %v", name, sc.title, lr.errs, lr.firstErr)
+				}
+				if prev, ok := r.load[sc.key]; !ok || lr.otherCPU < prev.otherCPU {
+					lr.attempts = attempt + 1
+					r.load[sc.key] = lr
+				}
+				if lr.otherCPU <= noisy || attempt >= *retries {
+					break
+				}
+				logf("%s: %s: other processes used %.2f cores; again", name, sc.title, lr.otherCPU)
+			}
+		}
+	}
+	elapsed := time.Since(start)
+
+	report, problems := render(names, scenarios, results, d, warm, settle, elapsed)
+	fmt.Print(report)
+	if *out != "" {
+		if err := os.WriteFile(*out, []byte(report), 0o644); err != nil {
+			fatal("write %s: %v", *out, err)
+		}
+	}
+	if problems > 0 {
+		fatal("%d problems (listed under Details)", problems)
+	}
+}
+
+// render formats the report and counts the failures it lists.
+func render(names []string, scs []scenario, res map[string]*rowResult, d, warm, settle time.Duration, elapsed time.Duration) (string, int) {
+	var b strings.Builder
+	p := func(format string, a ...any) { fmt.Fprintf(&b, format, a...) }
+
+	p("## WebSocket echo benchmark\n\n")
+	p("%s · %s %s/%s · %d CPUs, GOMAXPROCS %d in the load client and in each server process (they share the CPUs) · `%s`\n\n",
+		time.Now().UTC().Format("2006-01-02 15:04 MST"), runtime.Version(), runtime.GOOS, runtime.GOARCH,
+		runtime.NumCPU(), runtime.GOMAXPROCS(0), commandLine())
+	p("Loopback 127.0.0.1, binary messages, no compression. Each throughput scenario: %v warm-up, then %v measured; echoed messages per second (ratio to the plain TCP echo). Idle: RSS growth of the server process per connection, %v after the last handshake, after a runtime.GC + debug.FreeOSMemory done by the harness in every server alike. A fresh server process per scenario. Total run time %v.\n\n",
+		warm, d, settle, elapsed.Round(time.Second))
+
+	var load []scenario
+	var idle *scenario
+	for i := range scs {
+		if scs[i].idle {
+			idle = &scs[i]
+		} else {
+			load = append(load, scs[i])
+		}
+	}
+	var busiest float64
+	for _, name := range names {
+		for _, lr := range res[name].load {
+			busiest = max(busiest, lr.otherCPU)
+		}
+	}
+	if busiest > noisy {
+		p("⚠ Other processes used up to %.2f cores during the measured windows (see Details): the machine was not quiet, rates are depressed and noisy.\n\n", busiest)
+	}
+	p("| server |")
+	for _, sc := range load {
+		p(" %s msg/s |", sc.title)
+	}
+	if idle != nil {
+		p(" KiB RSS / idle conn (%d conns) |", idle.idleConns)
+	}
+	p("\n|---|")
+	for range load {
+		p("--:|")
+	}
+	if idle != nil {
+		p("--:|")
+	}
+	p("\n")
+	tcp := res["tcp"]
+	for _, name := range names {
+		r := res[name]
+		p("| %s |", name)
+		for _, sc := range load {
+			if err := r.errs[sc.key]; err != nil {
+				p(" failed |")
+				continue
+			}
+			lr := r.load[sc.key]
+			cell := fmtRate(lr.rate)
+			if tcp != nil && tcp.errs[sc.key] == nil && tcp.load[sc.key].rate > 0 {
+				cell += fmt.Sprintf(" (%.2f)", lr.rate/tcp.load[sc.key].rate)
+			}
+			if lr.errs > 0 {
+				cell += fmt.Sprintf(" ⚠ %d conn errors", lr.errs)
+			}
+			p(" %s |", cell)
+		}
+		if idle != nil {
+			if r.errs[idle.key] != nil {
+				p(" failed |")
+			} else {
+				p(" %.1f |", r.idle.gcPerConn)
+			}
+		}
+		p("\n")
+	}
+
+	p("\nServers:\n\n")
+	for _, name := range names {
+		s := servers[name]
+		p("- `%s` %s: %s\n", name, moduleVersion(s.pkg), s.notes)
+	}
+	p("\n<details><summary>Details</summary>\n\n")
+	p("CPU used during the measured window, in cores (of %d): server process / load client process / everything else on the machine (should be near 0); then the server's read / write system calls per echoed message (syscr, syscw in /proc/PID/io).\n\n", runtime.NumCPU())
+	p("| server |")
+	for _, sc := range load {
+		p(" %s: CPU · syscalls/msg |", sc.title)
+	}
+	p(" idle: KiB RSS/conn before GC | idle: KiB heap/conn | idle: KiB stack/conn | idle: goroutines/conn |\n|---|")
+	for range len(load) + 4 {
+		p("--:|")
+	}
+	p("\n")
+	for _, name := range names {
+		r := res[name]
+		p("| %s |", name)
+		for _, sc := range load {
+			if r.errs[sc.key] != nil {
+				p(" – |")
+				continue
+			}
+			lr := r.load[sc.key]
+			retry := ""
+			if lr.attempts > 1 {
+				retry = fmt.Sprintf(" (try %d)", lr.attempts)
+			}
+			p(" %.2f / %.2f / %.2f · %.2f / %.2f%s |", lr.serverCPU, lr.clientCPU, lr.otherCPU, lr.reads, lr.writes, retry)
+		}
+		if idle != nil && r.errs[idle.key] == nil {
+			p(" %.1f | %.1f | %.1f | %.2f |", r.idle.rawPerConn, r.idle.heapPerConn, r.idle.stackPerConn, r.idle.goroutinesPerConn)
+		} else {
+			p(" – | – | – | – |")
+		}
+		p("\n")
+	}
+	var problems []string
+	for _, name := range names {
+		r := res[name]
+		if r.sanity != nil {
+			problems = append(problems, fmt.Sprintf("- `%s` sanity check (echo of 0 B … 200 KB messages): %v", name, r.sanity))
+		}
+		for _, sc := range scs {
+			if err := r.errs[sc.key]; err != nil {
+				problems = append(problems, fmt.Sprintf("- `%s` %s: %v", name, sc.title, err))
+			} else if lr, ok := r.load[sc.key]; ok && lr.firstErr != nil {
+				problems = append(problems, fmt.Sprintf("- `%s` %s: %d connections failed during the run, first: %v", name, sc.title, lr.errs, lr.firstErr))
+			}
+		}
+	}
+	if len(problems) > 0 {
+		p("\nProblems:\n\n%s\n", strings.Join(problems, "\n"))
+	}
+	p("\n</details>\n")
+	return b.String(), len(problems)
+}
+
+// awaitQuiet waits until the machine's CPUs are idle for half a second,
+// at most max, and returns the last busy reading in cores.
+func awaitQuiet(max time.Duration) float64 {
+	deadline := time.Now().Add(max)
+	for {
+		b0, t0 := machineBusy(), time.Now()
+		time.Sleep(500 * time.Millisecond)
+		busy := (machineBusy() - b0).Seconds() / time.Since(t0).Seconds()
+		if busy < 0.1 || time.Now().After(deadline) {
+			return busy
+		}
+	}
+}
+
+func fmtRate(r float64) string {
+	n := int64(r + 0.5)
+	s := fmt.Sprint(n)
+	var out []byte
+	for i := range len(s) {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			out = append(out, ',')
+		}
+		out = append(out, s[i])
+	}
+	return string(out)
+}
+
+// moduleVersion reports the version of the module holding pkg, from the
+// binary's build information.
+func moduleVersion(pkg string) string {
+	if pkg == "" {
+		return ""
+	}
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "(" + pkg + ")"
+	}
+	for _, m := range bi.Deps {
+		if m.Path == pkg {
+			if m.Replace != nil {
+				if m.Replace.Version == "" || m.Replace.Version == "(devel)" {
+					return fmt.Sprintf("(%s, working tree at %s)", pkg, m.Replace.Path)
+				}
+				return fmt.Sprintf("(%s => %s %s)", pkg, m.Replace.Path, m.Replace.Version)
+			}
+			return fmt.Sprintf("(%s %s)", pkg, m.Version)
+		}
+	}
+	return "(" + pkg + ")"
+}
+
+// commandLine is the command as typed: go run for a binary in the build
+// cache, else the binary's path.
+func commandLine() string {
+	args := strings.Join(os.Args[1:], " ")
+	if strings.Contains(os.Args[0], "go-build") {
+		return strings.TrimSpace("cd interop && go run ./bench " + args)
+	}
+	return strings.TrimSpace(os.Args[0] + " " + args)
+}
+
+func logf(format string, a ...any) {
+	fmt.Fprintf(os.Stderr, "[bench] "+format+"\n", a...)
+}
+
+func fatal(format string, a ...any) {
+	fmt.Fprintf(os.Stderr, "bench: "+format+"\n", a...)
+	os.Exit(1)
+}
