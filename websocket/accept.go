@@ -200,7 +200,9 @@ func writeRawRefusal(nc net.Conn, e *HandshakeError) {
 	body := e.responseBody()
 	b := fmt.Appendf(nil, "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\nConnection: close\r\n",
 		e.Status, http.StatusText(e.Status), len(body))
-	b = appendHeader(b, e.header)
+	for name, values := range e.header {
+		b = appendField(b, name, values)
+	}
 	b = append(b, "\r\n"...)
 	b = append(b, body...)
 	nc.SetWriteDeadline(time.Now().Add(time.Second))

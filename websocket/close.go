@@ -49,6 +49,7 @@ func (c *Conn) Close(code StatusCode, reason string) error {
 		c.nc.SetReadDeadline(time.Now().Add(c.opts.CloseTimeout))
 		for c.startMessage() == nil {
 		}
+		c.closeConn(errCloseTimeout) // before a waiting reader meets our deadline
 		c.readLock.unlock()
 	}
 	c.closeConn(errCloseTimeout) // a no-op when the peer's close came
@@ -96,7 +97,7 @@ func (c *Conn) peerClosed(ce CloseError) error {
 	if c.closeSent.CompareAndSwap(false, true) {
 		var payload []byte
 		if ce.Code != StatusNoStatusRcvd {
-			payload = appendClosePayload(c.ctrl[:0], ce.Code, "")
+			payload = appendClosePayload(make([]byte, 0, 2), ce.Code, "")
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), c.opts.CloseTimeout)
 		c.sendClose(ctx, payload)

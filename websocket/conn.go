@@ -85,7 +85,7 @@ type Conn struct {
 	rawN         int
 	rawErr       error
 	rawReadFn    func(fd uintptr) bool
-	ctrl         [maxControlPayload]byte
+	ctrl         *[maxControlPayload]byte // made on the first control frame
 	reader       messageReader
 	rawMsg       rawMessageReader
 	dec          io.Reader // the decoded message, when an extension transforms it
@@ -104,14 +104,31 @@ type Conn struct {
 	inputBuffered atomic.Bool   // the reader holds unread input: defer flushes
 	flushPending  atomic.Bool
 	flushTimer    *time.Timer
-	writer        messageWriter
-	emitter       frameEmitter
-	encoders      []io.WriteCloser // the encoding chain of the message being written
-	writeDeadline time.Time        // set through NetConn; guarded by mu
+	stream        *streamState // made on the first streamed or encoded message; guarded by msgLock
+	writeDeadline time.Time    // set through NetConn; guarded by mu
 
 	// Pings awaiting their pong, oldest first; guarded by mu.
 	pings []*pendingPing
-	ka    keepalive
+	ka    *keepalive // nil without PingInterval
+}
+
+// streamState is what streamed and extension-encoded writes need; most
+// connections never make one.
+type streamState struct {
+	writer   messageWriter
+	emitter  frameEmitter
+	encoders []io.WriteCloser // the encoding chain of the message being written
+}
+
+// streams returns the connection's streamState, making it on first use.
+// Called with msgLock held.
+func (c *Conn) streams() *streamState {
+	if c.stream == nil {
+		c.stream = &streamState{}
+		c.stream.writer.c = c
+		c.stream.emitter.c = c
+	}
+	return c.stream
 }
 
 // newConn wraps an established connection. buffered holds bytes read past
@@ -126,16 +143,11 @@ func newConn(nc net.Conn, buffered []byte, client bool, version int, subprotocol
 		exts:        ext.Sessions,
 		opts:        opts.withDefaults(),
 		closed:      make(chan struct{}),
-		readLock:    newCtxLock(),
-		msgLock:     newCtxLock(),
-		writeLock:   newCtxLock(),
 	}
 	c.rules.client = client
 	c.rules.rsvOK = ext.RSV
 	c.reader.c = c
 	c.rawMsg.c = c
-	c.writer.c = c
-	c.emitter.c = c
 	if sc, ok := nc.(syscall.Conn); ok {
 		if _, isTCP := nc.(*net.TCPConn); isTCP {
 			c.raw, _ = sc.SyscallConn()
@@ -157,7 +169,9 @@ func newConn(nc net.Conn, buffered []byte, client bool, version int, subprotocol
 		c.rbuf = *c.rbufp
 		c.rw = copy(c.rbuf, buffered)
 	}
-	c.ka.init(c)
+	c.mu.Lock() // keep-alive timers read c.ka when they close c
+	c.ka = newKeepalive(c)
+	c.mu.Unlock()
 	return c
 }
 
@@ -207,9 +221,10 @@ func (c *Conn) closeConn(cause error) error {
 		}
 		pings := c.pings
 		c.pings = nil
+		ka := c.ka
 		c.mu.Unlock()
 		c.nc.Close()
-		c.ka.stop()
+		ka.stop()
 		for _, s := range c.exts {
 			s.Close()
 		}

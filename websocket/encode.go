@@ -10,13 +10,13 @@ import (
 // writeEncoded sends a whole message through the extensions. done is
 // false when no extension transforms it, and the caller frames p itself.
 func (c *Conn) writeEncoded(ctx context.Context, op opcode, p []byte) (done bool, err error) {
-	c.emitter.start(ctx, op, false)
+	c.streams().emitter.start(ctx, op, false)
 	w, err := c.encodeChain(extensions.Message{Binary: op == opBinary, Size: int64(len(p))})
 	if err != nil {
 		return true, err
 	}
-	if w == io.Writer(&c.emitter) {
-		c.emitter.release()
+	if w == io.Writer(&c.stream.emitter) {
+		c.stream.emitter.release()
 		return false, nil
 	}
 	if _, err := w.Write(p); err != nil {
@@ -30,8 +30,8 @@ func (c *Conn) writeEncoded(ctx context.Context, op opcode, p []byte) (done bool
 // extensions in negotiation order, so the last one writes to the
 // emitter. It returns the emitter itself when no extension transforms.
 func (c *Conn) encodeChain(m extensions.Message) (io.Writer, error) {
-	c.encoders = c.encoders[:0]
-	var w io.Writer = &c.emitter
+	c.stream.encoders = c.stream.encoders[:0]
+	var w io.Writer = &c.stream.emitter
 	for i := len(c.exts) - 1; i >= 0; i-- {
 		enc, rsv, err := c.exts[i].Encode(w, m)
 		if err != nil {
@@ -41,8 +41,8 @@ func (c *Conn) encodeChain(m extensions.Message) (io.Writer, error) {
 		if enc == nil {
 			continue
 		}
-		c.emitter.rsv |= rsv
-		c.encoders = append(c.encoders, enc)
+		c.stream.emitter.rsv |= rsv
+		c.stream.encoders = append(c.stream.encoders, enc)
 		w = enc
 	}
 	return w, nil
@@ -52,25 +52,25 @@ func (c *Conn) encodeChain(m extensions.Message) (io.Writer, error) {
 // final frame.
 func (c *Conn) finishEncoded() error {
 	var err error
-	for i := len(c.encoders) - 1; i >= 0; i-- {
-		if cerr := c.encoders[i].Close(); err == nil {
+	for i := len(c.stream.encoders) - 1; i >= 0; i-- {
+		if cerr := c.stream.encoders[i].Close(); err == nil {
 			err = cerr
 		}
 	}
-	c.encoders = c.encoders[:0]
+	c.stream.encoders = c.stream.encoders[:0]
 	if err != nil {
-		c.emitter.release()
+		c.stream.emitter.release()
 		return err
 	}
-	return c.emitter.finish()
+	return c.stream.emitter.finish()
 }
 
 func (c *Conn) abortEncoded() {
-	for i := len(c.encoders) - 1; i >= 0; i-- {
-		c.encoders[i].Close()
+	for i := len(c.stream.encoders) - 1; i >= 0; i-- {
+		c.stream.encoders[i].Close()
 	}
-	c.encoders = c.encoders[:0]
-	c.emitter.release()
+	c.stream.encoders = c.stream.encoders[:0]
+	c.stream.emitter.release()
 }
 
 // frameEmitter turns the output of the encoding chain into frames: one

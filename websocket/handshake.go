@@ -189,24 +189,31 @@ func appendResponse(b []byte, key, protocol, extensions string, extra http.Heade
 	return append(b, "\r\n"...)
 }
 
-// appendHeader appends header fields, leaving out those the handshake
-// sets itself and values that would break the header block.
+// appendHeader appends header fields given by the application, leaving
+// out those the handshake sets itself.
 func appendHeader(b []byte, h http.Header) []byte {
-	for name, values := range h {
+	for name := range h {
 		switch http.CanonicalHeaderKey(name) {
 		case "Upgrade", "Connection", "Sec-Websocket-Accept", "Sec-Websocket-Key",
 			"Sec-Websocket-Version", "Sec-Websocket-Protocol", "Sec-Websocket-Extensions", "Host":
 			continue
 		}
-		for _, v := range values {
-			if strings.ContainsAny(name, "\r\n: ") || strings.ContainsAny(v, "\r\n") {
-				continue
-			}
-			b = append(b, name...)
-			b = append(b, ": "...)
-			b = append(b, v...)
-			b = append(b, "\r\n"...)
+		b = appendField(b, name, h[name])
+	}
+	return b
+}
+
+// appendField appends a header field, leaving out values that would break
+// the header block.
+func appendField(b []byte, name string, values []string) []byte {
+	for _, v := range values {
+		if strings.ContainsAny(name, "\r\n: ") || strings.ContainsAny(v, "\r\n") {
+			continue
 		}
+		b = append(b, name...)
+		b = append(b, ": "...)
+		b = append(b, v...)
+		b = append(b, "\r\n"...)
 	}
 	return b
 }

@@ -122,12 +122,16 @@ type keepalive struct {
 	stopped bool
 }
 
-func (k *keepalive) init(c *Conn) {
+// newKeepalive starts keep-alive pings, if c's options ask for them.
+func newKeepalive(c *Conn) *keepalive {
 	if c.opts.PingInterval <= 0 {
-		return
+		return nil
 	}
-	k.c = c
+	k := &keepalive{c: c}
+	k.mu.Lock() // the timer may fire before AfterFunc returns
 	k.timer = time.AfterFunc(c.opts.PingInterval, k.fire)
+	k.mu.Unlock()
+	return k
 }
 
 func (k *keepalive) fire() {
@@ -172,7 +176,7 @@ func (k *keepalive) pong(rtt time.Duration, err error) {
 }
 
 func (k *keepalive) stop() {
-	if k.c == nil {
+	if k == nil {
 		return
 	}
 	k.mu.Lock()

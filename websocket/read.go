@@ -158,7 +158,7 @@ func (r *messageReader) Read(p []byte) (int, error) {
 		return 0, err
 	}
 	defer c.readLock.unlock()
-	if !c.msgActive {
+	if !c.msgActive && c.dec == nil {
 		return 0, io.EOF
 	}
 	stop := c.watchRead(r.ctx)
@@ -349,9 +349,6 @@ func (c *Conn) nextFrame() (header, error) {
 		if err != nil {
 			return h, err
 		}
-		if err := c.rules.check(h); err != nil {
-			return h, c.fail(err)
-		}
 		if !h.op.isControl() {
 			return h, nil
 		}
@@ -361,6 +358,9 @@ func (c *Conn) nextFrame() (header, error) {
 	}
 }
 
+// readHeader reads and checks the next frame header. A control frame is
+// taken only once its payload is buffered too, so a read interrupted by
+// its context never leaves one half consumed.
 func (c *Conn) readHeader() (header, error) {
 	for {
 		h, n, err := parseHeader(c.rbuf[c.rr:c.rw])
@@ -368,14 +368,19 @@ func (c *Conn) readHeader() (header, error) {
 			return h, c.fail(err)
 		}
 		if n > 0 {
-			c.rr += n
-			return h, nil
+			if err := c.rules.check(h); err != nil {
+				return h, c.fail(err)
+			}
+			if !h.op.isControl() || int64(c.rw-c.rr) >= int64(n)+h.length {
+				c.rr += n
+				return h, nil
+			}
 		}
 		if err := c.fill(); err != nil {
 			if err == io.EOF && c.rr == c.rw {
 				err = io.ErrUnexpectedEOF
 			}
-			return h, c.ioError("read header", err)
+			return h, c.ioError("read header", eofUnexpected(err))
 		}
 	}
 }
@@ -429,33 +434,23 @@ func eofUnexpected(err error) error {
 	return err
 }
 
-// readFull reads exactly len(p) payload bytes of a control frame.
-func (c *Conn) readFull(p []byte) error {
-	for len(p) > 0 {
-		if c.rr == c.rw {
-			if err := c.fill(); err != nil {
-				return c.ioError("read control frame", eofUnexpected(err))
-			}
-		}
-		n := copy(p, c.rbuf[c.rr:c.rw])
-		c.rr += n
-		p = p[n:]
-	}
-	return nil
-}
-
 func (c *Conn) handleControl(h header) error {
-	p := c.ctrl[:h.length]
-	if err := c.readFull(p); err != nil {
-		return err
+	if c.ctrl == nil {
+		c.ctrl = new([maxControlPayload]byte)
 	}
+	p := c.ctrl[:h.length]
+	c.rr += copy(p, c.rbuf[c.rr:c.rw]) // readHeader buffered it all
 	if h.masked {
 		mask(h.key, 0, p)
 	}
 	switch h.op {
 	case opPing:
-		if err := c.writeControl(context.Background(), opPong, p); err != nil && !c.isClosed() {
-			return err
+		// Nothing may follow our close frame (RFC 6455 §5.5.1), not even
+		// a pong.
+		if !c.closeSent.Load() {
+			if err := c.writeControl(context.Background(), opPong, p); err != nil && !c.isClosed() {
+				return err
+			}
 		}
 		if c.opts.OnPing != nil {
 			c.opts.OnPing(p)

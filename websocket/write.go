@@ -272,21 +272,21 @@ func (c *Conn) Writer(ctx context.Context, typ MessageType) (io.WriteCloser, err
 		c.msgLock.unlock()
 		return nil, &closedError{cause: errCloseSent}
 	}
-	w := &c.writer
+	w := &c.streams().writer
 	w.ctx, w.op, w.active = ctx, op, true
 	w.enc = nil
 	if len(c.exts) > 0 {
-		c.emitter.start(ctx, op, true)
+		c.stream.emitter.start(ctx, op, true)
 		enc, err := c.encodeChain(extensions.Message{Binary: op == opBinary, Size: -1})
 		if err != nil {
 			c.msgLock.unlock()
 			return nil, err
 		}
-		if enc != io.Writer(&c.emitter) {
+		if enc != io.Writer(&c.stream.emitter) {
 			w.enc = enc
 			return w, nil
 		}
-		c.emitter.release()
+		c.stream.emitter.release()
 	}
 	w.bufp = getBuf(c.opts.WriteBufferSize)
 	w.buf = (*w.bufp)[:0]
@@ -451,8 +451,8 @@ func (c *Conn) preparedFrame(ctx context.Context, pm *PreparedMessage, key strin
 		return f, nil
 	}
 	op := opcode(pm.typ)
-	c.emitter.start(ctx, op, false)
-	c.emitter.collect = true
+	c.streams().emitter.start(ctx, op, false)
+	c.stream.emitter.collect = true
 	w, err := c.encodeChain(extensions.Message{Binary: op == opBinary, Size: int64(len(pm.data))})
 	if err == nil {
 		_, err = w.Write(pm.data)
@@ -460,7 +460,7 @@ func (c *Conn) preparedFrame(ctx context.Context, pm *PreparedMessage, key strin
 	if err == nil {
 		err = c.finishEncoded()
 	}
-	em := &c.emitter
+	em := &c.stream.emitter
 	if err != nil {
 		em.release()
 		return nil, err
