@@ -21,6 +21,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"time"
 )
@@ -56,6 +57,7 @@ func main() {
 	dur := flag.Duration("dur", 0, "measured time per throughput scenario (default 5s, -quick 1s)")
 	idleN := flag.Int("idle", 10000, "connections for the idle-memory scenario")
 	retries := flag.Int("retries", 1, "repeat a throughput scenario up to this many times when other processes used over 0.15 cores during it; the quietest attempt counts")
+	onlyScenarios := flag.String("scenarios", "abcd", "which scenarios to run, by key: a (16 B), b (1 KiB), c (64 KiB), d (idle)")
 	waitQuiet := flag.Duration("wait-quiet", 0, "before each scenario, wait up to this long for other processes to leave the CPUs idle")
 	profDir := flag.String("cpuprofile", "", "write a CPU profile of each server process to DIR/SERVER-SCENARIO.pprof (with -serve: the profile file)")
 	flag.Parse()
@@ -104,6 +106,7 @@ func main() {
 	for i := range scenarios {
 		scenarios[i].warmup, scenarios[i].dur = warm, d
 	}
+	scenarios = slices.DeleteFunc(scenarios, func(sc scenario) bool { return !strings.Contains(*onlyScenarios, sc.key) })
 
 	start := time.Now()
 	results := map[string]*rowResult{}

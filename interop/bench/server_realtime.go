@@ -5,6 +5,7 @@ package main
 import (
 	"context"
 	"net"
+	"net/http"
 
 	"github.com/realtime-go/realtime/websocket"
 )
@@ -13,37 +14,25 @@ func init() {
 	register(server{
 		name:  "realtime",
 		pkg:   "github.com/realtime-go/realtime",
-		notes: "raw net.Listener + websocket.AcceptConn, ReadAppend (reusing one buffer)/Write loop with context.Background()",
+		notes: "raw net.Listener + websocket.Serve, ReadAppend (reusing one buffer)/Write loop with context.Background()",
 		serve: serveRealtime,
 	})
 }
 
 func serveRealtime(ln net.Listener) error {
 	opts := &websocket.AcceptOptions{InsecureSkipOriginCheck: true}
-	for {
-		nc, err := ln.Accept()
-		if err != nil {
-			return err
-		}
-		go func() {
-			ctx := context.Background()
-			c, _, err := websocket.AcceptConn(ctx, nc, opts)
+	return websocket.Serve(ln, opts, func(c *websocket.Conn, _ *http.Request) {
+		ctx := context.Background()
+		var buf []byte // reused: ReadAppend is the allocation-free Read
+		for {
+			typ, p, err := c.ReadAppend(ctx, buf[:0])
 			if err != nil {
-				nc.Close()
 				return
 			}
-			defer c.CloseNow()
-			var buf []byte // reused: ReadAppend is the allocation-free Read
-			for {
-				typ, p, err := c.ReadAppend(ctx, buf[:0])
-				if err != nil {
-					return
-				}
-				if err := c.Write(ctx, typ, p); err != nil {
-					return
-				}
-				buf = p
+			if err := c.Write(ctx, typ, p); err != nil {
+				return
 			}
-		}()
-	}
+			buf = p
+		}
+	})
 }
