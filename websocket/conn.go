@@ -60,6 +60,7 @@ type Conn struct {
 	exts        []extensions.Session // negotiated, in the order messages leave
 
 	closed    chan struct{} // closed once the connection is closed
+	isDone    atomic.Bool   // set just before closed is closed: cheaper to poll
 	closeOnce sync.Once
 	closeErr  error // a *closedError, set before closed is closed
 
@@ -105,6 +106,7 @@ type Conn struct {
 	flushPending  atomic.Bool
 	flushTimer    *time.Timer
 	stream        *streamState // made on the first streamed or encoded message; guarded by msgLock
+	streaming     bool         // a Writer's message is between fragments; guarded by writeLock
 	writeDeadline time.Time    // set through NetConn; guarded by mu
 
 	// Pings awaiting their pong, oldest first; guarded by mu.
@@ -197,14 +199,7 @@ func (c *Conn) err() error {
 	return c.closeErr
 }
 
-func (c *Conn) isClosed() bool {
-	select {
-	case <-c.closed:
-		return true
-	default:
-		return false
-	}
-}
+func (c *Conn) isClosed() bool { return c.isDone.Load() }
 
 // closeConn closes the connection for good, once, recording cause, and
 // returns the error calls return from now on.
@@ -215,6 +210,7 @@ func (c *Conn) closeConn(cause error) error {
 		}
 		c.mu.Lock()
 		c.closeErr = &closedError{cause: cause}
+		c.isDone.Store(true)
 		close(c.closed)
 		if c.flushTimer != nil {
 			c.flushTimer.Stop()

@@ -335,7 +335,9 @@ func (c *Conn) endRaw() {
 func (c *Conn) endMessage() {
 	// More input already buffered means the application is about to read
 	// again: writes it makes meanwhile can share one flush.
-	c.inputBuffered.Store(c.rr < c.rw)
+	if buffered := c.rr < c.rw; c.inputBuffered.Load() != buffered {
+		c.inputBuffered.Store(buffered)
+	}
 	if c.rr == c.rw && c.rbufp != nil {
 		c.releaseReadBuf()
 	}
@@ -547,7 +549,9 @@ func (c *Conn) releaseReadBuf() {
 
 // beforeNetRead flushes writes deferred while input was buffered.
 func (c *Conn) beforeNetRead() {
-	c.inputBuffered.Store(false)
+	if c.inputBuffered.Load() {
+		c.inputBuffered.Store(false)
+	}
 	if c.flushPending.Load() {
 		c.flushDeferred()
 	}

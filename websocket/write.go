@@ -42,22 +42,45 @@ func (c *Conn) write(ctx context.Context, typ MessageType, p []byte, encode bool
 	if err != nil {
 		return err
 	}
+	if !encode || len(c.exts) == 0 {
+		return c.writeSingle(ctx, op, p)
+	}
 	if err := c.lock(ctx, &c.msgLock); err != nil {
 		return err
 	}
 	defer c.msgLock.unlock()
-	if encode && len(c.exts) > 0 {
-		done, err := c.writeEncoded(ctx, op, p)
-		if done || err != nil {
-			return err
-		}
+	done, err := c.writeEncoded(ctx, op, p)
+	if done || err != nil {
+		return err
 	}
-	return c.writeLocked(ctx, func() error {
-		if err := c.writeFrame(true, 0, op, p); err != nil {
-			return err
-		}
-		return c.flushOrDefer()
-	})
+	return c.writeLocked(ctx, func() error { return c.writeMessageFrame(op, p) })
+}
+
+// writeSingle sends a message as one frame. A single frame cannot
+// interleave with another message, so only a streamed message in progress
+// makes it wait for msgLock; otherwise writeLock alone orders it.
+func (c *Conn) writeSingle(ctx context.Context, op opcode, p []byte) error {
+	if err := c.lock(ctx, &c.writeLock); err != nil {
+		return err
+	}
+	if !c.streaming {
+		err := c.writeHeld(ctx, func() error { return c.writeMessageFrame(op, p) })
+		c.writeLock.unlock()
+		return err
+	}
+	c.writeLock.unlock()
+	if err := c.lock(ctx, &c.msgLock); err != nil {
+		return err
+	}
+	defer c.msgLock.unlock()
+	return c.writeLocked(ctx, func() error { return c.writeMessageFrame(op, p) })
+}
+
+func (c *Conn) writeMessageFrame(op opcode, p []byte) error {
+	if err := c.writeFrame(true, 0, op, p); err != nil {
+		return err
+	}
+	return c.flushOrDefer()
 }
 
 func dataOpcode(typ MessageType) (opcode, error) {
@@ -73,6 +96,12 @@ func (c *Conn) writeLocked(ctx context.Context, write func() error) error {
 		return err
 	}
 	defer c.writeLock.unlock()
+	return c.writeHeld(ctx, write)
+}
+
+// writeHeld runs write, which writeLock already guards, with ctx able to
+// interrupt it.
+func (c *Conn) writeHeld(ctx context.Context, write func() error) error {
 	if c.closeSent.Load() {
 		return &closedError{cause: errCloseSent}
 	}
@@ -171,8 +200,11 @@ func (c *Conn) writeRaw(b []byte) error {
 
 // flush writes the buffered output and gives the buffer back to the pool.
 func (c *Conn) flush() error {
-	if c.flushPending.Swap(false) && c.flushTimer != nil {
-		c.flushTimer.Stop()
+	if c.flushPending.Load() {
+		c.flushPending.Store(false)
+		if c.flushTimer != nil {
+			c.flushTimer.Stop()
+		}
 	}
 	if c.wbufp == nil {
 		return nil
@@ -196,7 +228,8 @@ func (c *Conn) flushOrDefer() error {
 	if !c.inputBuffered.Load() {
 		return c.flush()
 	}
-	if !c.flushPending.Swap(true) {
+	if !c.flushPending.Load() {
+		c.flushPending.Store(true)
 		// flushTimer is written with both writeLock and mu held, so
 		// holders of either may read it.
 		if c.flushTimer == nil {
@@ -272,6 +305,12 @@ func (c *Conn) Writer(ctx context.Context, typ MessageType) (io.WriteCloser, err
 		c.msgLock.unlock()
 		return nil, &closedError{cause: errCloseSent}
 	}
+	if err := c.lock(ctx, &c.writeLock); err != nil {
+		c.msgLock.unlock()
+		return nil, err
+	}
+	c.streaming = true // single-frame writes now queue behind this message
+	c.writeLock.unlock()
 	w := &c.streams().writer
 	w.ctx, w.op, w.active = ctx, op, true
 	w.enc = nil
@@ -279,6 +318,7 @@ func (c *Conn) Writer(ctx context.Context, typ MessageType) (io.WriteCloser, err
 		c.stream.emitter.start(ctx, op, true)
 		enc, err := c.encodeChain(extensions.Message{Binary: op == opBinary, Size: -1})
 		if err != nil {
+			c.endStreaming()
 			c.msgLock.unlock()
 			return nil, err
 		}
@@ -367,8 +407,16 @@ func (w *messageWriter) Close() error {
 		w.bufp, w.buf = nil, nil
 	}
 	w.active = false
+	w.c.endStreaming()
 	w.c.msgLock.unlock()
 	return err
+}
+
+// endStreaming lets single-frame writes past msgLock again.
+func (c *Conn) endStreaming() {
+	c.writeLock.lock(context.Background(), nil)
+	c.streaming = false
+	c.writeLock.unlock()
 }
 
 // PreparedMessage is a message framed once to be written to many
