@@ -1,0 +1,77 @@
+// Package eventsource implements server-sent events (the EventSource
+// protocol of the WHATWG HTML standard): a server Stream, an event
+// encoder, a replay History, and a Decoder that parses event streams for
+// Go clients.
+//
+// A handler answers an EventSource request with [Accept] and then sends
+// events until the client leaves:
+//
+//	func events(w http.ResponseWriter, r *http.Request) {
+//		s, err := eventsource.Accept(w, r, &eventsource.Options{Retry: 5 * time.Second})
+//		if err != nil {
+//			return // Accept has written the error response
+//		}
+//		defer s.Close()
+//		hub.Subscribe(s) // other goroutines call s.Send
+//		defer hub.Unsubscribe(s)
+//		<-s.Done()
+//	}
+//
+// The handler must not return while the stream is live: the
+// ResponseWriter becomes invalid when it does. [Stream.Close] waits for
+// a send in progress, so a deferred Close makes returning safe.
+//
+// # Serving
+//
+// [Accept] sends the response head, the optional retry and padding
+// lines, and flushes at once. Every event is flushed when sent, through
+// http.ResponseController, so streams work over HTTP/1.1 and HTTP/2 and
+// behind middleware; the connection is never hijacked. Each write has a
+// deadline (Options.WriteTimeout), so a client that stops reading ends
+// its stream instead of holding a goroutine. Idle streams send a comment
+// line every Options.KeepAlive, which keeps proxies from closing them and
+// lets clients detect a dead connection.
+//
+// Do not compress the response, or flush the compressor after every
+// event: a compressor that buffers delays events indefinitely. Accept
+// sends X-Accel-Buffering: no, which stops nginx from buffering. Over
+// HTTP/1.1 a browser opens at most six connections per origin, and each
+// tab's EventSource holds one; serve over HTTP/2 if users open many tabs.
+// To make a browser stop reconnecting, answer its next request with a
+// status other than 200, such as 204.
+//
+// # Events
+//
+// [Event] is what is sent and received. [AppendEvent] and [Encode]
+// produce the wire form: data is split into one "data:" line per line of
+// text, and fields that cannot be sent safely (a line break in the type
+// or id, NUL in the id) are refused with an error matching
+// [ErrInvalidField] rather than written. An [EncodedEvent] is encoded
+// once and sent to many streams with [Stream.SendEncoded].
+//
+// # Resuming
+//
+// A reconnecting EventSource sends the id of the last event it saw;
+// [Stream.LastEventID] returns it (or the query parameter a page can set
+// on its first connection). A [History] keeps recent events, bounded by
+// count, bytes and age, and [Replay] sends a stream what it missed, or
+// reports that the id is no longer known so the caller can send a reset.
+//
+// # Parsing
+//
+// [Decoder] follows the standard's parsing and interpretation rules to
+// the letter (byte order mark, CR/LF/CRLF line ends even split across
+// reads, comments, the single optional space, NUL ids, digits-only
+// retry, no dispatch without data, discarding an unfinished event at the
+// end) and bounds the memory of an event with
+// DecoderOptions.MaxEventSize.
+//
+// # Concurrency
+//
+// A Stream's methods are safe for concurrent use; sends are serialized
+// event by event. A History is safe for concurrent use; a Decoder is
+// not. The package runs no goroutines of its own: keep-alives are timer
+// callbacks that take the stream's write lock, the end of the request is
+// watched with context.AfterFunc, and both are stopped when the stream
+// ends.
+package eventsource

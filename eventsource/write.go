@@ -1,0 +1,185 @@
+package eventsource
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+)
+
+// Send writes ev and flushes it to the client.
+//
+// ctx bounds the wait for other sends. If ctx ends while the event is
+// being written, the stream ends too, since a partly written event
+// cannot be taken back. A write that takes longer than
+// Options.WriteTimeout ends the stream with ErrWriteTimeout.
+//
+// An event that cannot be encoded (see ErrInvalidField) is refused
+// before anything is written, and the stream stays usable. Once the
+// stream has ended, Send returns an error matching net.ErrClosed.
+func (s *Stream) Send(ctx context.Context, ev Event) error {
+	if err := checkEvent(&ev); err != nil {
+		return err
+	}
+	if err := s.lock(ctx); err != nil {
+		return err
+	}
+	defer s.unlock()
+	s.buf = appendEvent(s.buf[:0], &ev)
+	err := s.writeLocked(ctx, s.buf)
+	if cap(s.buf) > maxKeptBuffer {
+		s.buf = nil // one large event should not pin its buffer
+	}
+	return err
+}
+
+// maxKeptBuffer is the largest encoding buffer a stream keeps for reuse.
+const maxKeptBuffer = 64 << 10
+
+// SendData sends an event of the default type ("message") carrying
+// data, like Send(ctx, Event{Data: data}).
+func (s *Stream) SendData(ctx context.Context, data string) error {
+	return s.Send(ctx, Event{Data: data})
+}
+
+// SendEncoded writes an event encoded beforehand, as Send does. Encoding
+// once and sending to many streams saves the encoding per stream.
+func (s *Stream) SendEncoded(ctx context.Context, e *EncodedEvent) error {
+	if e == nil {
+		return errNilEvent
+	}
+	if err := s.lock(ctx); err != nil {
+		return err
+	}
+	defer s.unlock()
+	return s.writeLocked(ctx, e.b)
+}
+
+var errNilEvent = errors.New("eventsource: nil *EncodedEvent")
+
+// sendEncodedBatch writes events and flushes once, so a replay of many
+// events costs one flush.
+func (s *Stream) sendEncodedBatch(ctx context.Context, events []*EncodedEvent) error {
+	if len(events) == 0 {
+		return nil
+	}
+	if err := s.lock(ctx); err != nil {
+		return err
+	}
+	defer s.unlock()
+	n := 0
+	for _, e := range events {
+		n += len(e.b)
+	}
+	buf := make([]byte, 0, n)
+	for _, e := range events {
+		buf = append(buf, e.b...)
+	}
+	return s.writeLocked(ctx, buf)
+}
+
+// Ping writes a comment line and flushes it: it tells proxies and the
+// client that the connection is alive without dispatching an event.
+// Streams send these by themselves when idle (Options.KeepAlive); Ping
+// is for callers that want one now. ctx works as for Send.
+func (s *Stream) Ping(ctx context.Context) error {
+	if err := s.lock(ctx); err != nil {
+		return err
+	}
+	defer s.unlock()
+	return s.writeLocked(ctx, keepAliveComment)
+}
+
+var keepAliveComment = appendComment(nil, "")
+
+// sendKeepAlive runs on the keep-alive timer.
+func (s *Stream) sendKeepAlive() {
+	if s.closing.Load() {
+		return
+	}
+	s.lockNow()
+	defer s.unlock()
+	if s.ended || s.closing.Load() {
+		return
+	}
+	// A send may have written while this callback waited for the lock;
+	// it has already pushed the timer back.
+	if idle := time.Since(s.lastWrite); idle < s.keepAlive {
+		s.kaTimer.Reset(s.keepAlive - idle)
+		return
+	}
+	s.writeLocked(context.Background(), keepAliveComment)
+}
+
+// writeLocked writes p and flushes, holding the write lock. A failure
+// ends the stream.
+func (s *Stream) writeLocked(ctx context.Context, p []byte) error {
+	if s.ended {
+		return &closedError{cause: s.err}
+	}
+	if s.closing.Load() {
+		// Close is waiting for the lock: it wins over queued sends.
+		return &closedError{}
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	start := time.Now()
+	if s.timeout > 0 {
+		// The deadline also covers the flush, which is where a stalled
+		// client blocks once its socket buffers are full.
+		s.rc.SetWriteDeadline(start.Add(s.timeout))
+	}
+	var stop func() bool
+	if ctx.Done() != nil {
+		s.aborts.Add(1)
+		stop = context.AfterFunc(ctx, s.abortFn)
+	}
+	var err error
+	if len(p) > 0 {
+		_, err = s.w.Write(p)
+	}
+	if err == nil {
+		err = s.rc.Flush()
+	}
+	if stop != nil {
+		if stop() {
+			s.aborts.Done()
+		} else {
+			// abortWrite has moved the deadline into the past; the
+			// connection is no use any more, even if the write got through.
+			// Wait for it, so it cannot touch the ResponseWriter after the
+			// handler returns.
+			s.aborts.Wait()
+			err = fmt.Errorf("eventsource: write: %w", context.Cause(ctx))
+			s.endLocked(err)
+			return err
+		}
+	}
+	if err != nil {
+		if errors.Is(err, os.ErrDeadlineExceeded) || (s.timeout > 0 && time.Since(start) >= s.timeout) {
+			err = fmt.Errorf("eventsource: write: %w: %w", ErrWriteTimeout, err)
+		} else {
+			err = fmt.Errorf("eventsource: write: %w", err)
+		}
+		s.endLocked(err)
+		return err
+	}
+	if s.timeout > 0 {
+		// Over HTTP/2 a deadline fires whether or not a write is under
+		// way, so an idle stream must not keep one.
+		s.rc.SetWriteDeadline(time.Time{})
+	}
+	if s.kaTimer != nil {
+		s.lastWrite = time.Now()
+		s.kaTimer.Reset(s.keepAlive)
+	}
+	return nil
+}
+
+// abortWrite interrupts the write in progress when its context ends.
+func (s *Stream) abortWrite() {
+	defer s.aborts.Done()
+	s.rc.SetWriteDeadline(time.Now())
+}
