@@ -114,7 +114,8 @@ func (e *frameEmitter) emit(fin bool) error {
 		if fin {
 			return c.flushOrDefer()
 		}
-		return nil
+		return c.flush() // a fragment goes out whole
+
 	})
 	e.buf = e.buf[:0]
 	return err

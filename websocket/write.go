@@ -387,7 +387,8 @@ func (w *messageWriter) emit(fin bool, p []byte) error {
 		if fin {
 			return c.flushOrDefer()
 		}
-		return nil
+		// A fragment goes out whole: the peer may be waiting for it.
+		return c.flush()
 	})
 }
 
