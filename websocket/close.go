@@ -79,11 +79,14 @@ func (c *Conn) sendClose(ctx context.Context, payload []byte) error {
 	if err := c.lock(ctx, &c.writeLock); err != nil {
 		return err
 	}
-	defer c.writeLock.unlock()
+	defer c.unlockWrite()
 	if deadline, ok := ctx.Deadline(); ok {
 		c.nc.SetWriteDeadline(deadline)
 		defer c.nc.SetWriteDeadline(c.deadline(&c.writeDeadline))
 	}
+	// Pongs still queued answer pings that came before the close.
+	c.writePongs(false)
+	c.closeWritten = true
 	if err := c.writeFrame(true, 0, opClose, payload); err != nil {
 		return err
 	}

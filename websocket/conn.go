@@ -86,6 +86,7 @@ type Conn struct {
 	rawN         int
 	rawErr       error
 	rawReadFn    func(fd uintptr) bool
+	rawWriteFn   func(fd uintptr) bool
 	ctrl         *[maxControlPayload]byte // made on the first control frame
 	reader       messageReader
 	rawMsg       rawMessageReader
@@ -102,6 +103,9 @@ type Conn struct {
 	iov           net.Buffers
 	iovArr        [2][]byte     // backs iov, which WriteTo consumes
 	rng           *rand.ChaCha8 // masking keys, client side only
+	closeWritten  bool          // our close frame is written; guarded by writeLock
+	pongPending   atomic.Bool   // pongs wait for the write lock's holder
+	pongs         [][]byte      // their payloads, oldest first; guarded by mu
 	inputBuffered atomic.Bool   // the reader holds unread input: defer flushes
 	flushPending  atomic.Bool
 	flushTimer    *time.Timer
@@ -159,6 +163,7 @@ func newConn(nc net.Conn, buffered []byte, client bool, version int, subprotocol
 	}
 	if c.raw != nil {
 		c.rawReadFn = c.rawRead
+		c.rawWriteFn = c.rawWrite
 	}
 	if client {
 		var seed [32]byte

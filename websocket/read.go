@@ -450,9 +450,7 @@ func (c *Conn) handleControl(h header) error {
 		// Nothing may follow our close frame (RFC 6455 §5.5.1), not even
 		// a pong.
 		if !c.closeSent.Load() {
-			if err := c.writeControl(context.Background(), opPong, p); err != nil && !c.isClosed() {
-				return err
-			}
+			c.queuePong(p)
 		}
 		if c.opts.OnPing != nil {
 			c.opts.OnPing(p)
@@ -553,7 +551,7 @@ func (c *Conn) beforeNetRead() {
 		c.inputBuffered.Store(false)
 	}
 	if c.flushPending.Load() {
-		c.flushDeferred()
+		c.flushFromReader()
 	}
 }
 
@@ -567,6 +565,7 @@ func (c *Conn) ioError(op string, err error) error {
 	if errors.Is(err, os.ErrDeadlineExceeded) {
 		return err
 	}
+	c.finalFlush()
 	return c.closeConn(fmt.Errorf("websocket: %s: %w", op, err))
 }
 

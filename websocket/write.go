@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/realtime-go/realtime/extensions"
@@ -65,10 +66,10 @@ func (c *Conn) writeSingle(ctx context.Context, op opcode, p []byte) error {
 	}
 	if !c.streaming {
 		err := c.writeHeld(ctx, func() error { return c.writeMessageFrame(op, p) })
-		c.writeLock.unlock()
+		c.unlockWrite()
 		return err
 	}
-	c.writeLock.unlock()
+	c.unlockWrite()
 	if err := c.lock(ctx, &c.msgLock); err != nil {
 		return err
 	}
@@ -95,7 +96,7 @@ func (c *Conn) writeLocked(ctx context.Context, write func() error) error {
 	if err := c.lock(ctx, &c.writeLock); err != nil {
 		return err
 	}
-	defer c.writeLock.unlock()
+	defer c.unlockWrite()
 	return c.writeHeld(ctx, write)
 }
 
@@ -230,29 +231,93 @@ func (c *Conn) flushOrDefer() error {
 	}
 	if !c.flushPending.Load() {
 		c.flushPending.Store(true)
-		// flushTimer is written with both writeLock and mu held, so
-		// holders of either may read it.
-		if c.flushTimer == nil {
-			c.mu.Lock()
-			c.flushTimer = time.AfterFunc(flushDelay, c.flushOnTimer)
-			c.mu.Unlock()
-		} else {
-			c.flushTimer.Reset(flushDelay)
-		}
+		c.armFlushTimer(flushDelay)
 	}
 	return nil
 }
 
-// flushDeferred flushes coalesced writes for the reader. If a writer holds
-// the lock it flushes them itself, as input is no longer buffered.
-func (c *Conn) flushDeferred() {
+// flushFromReader sends writes deferred while input was buffered, now that
+// the reader is about to wait for input. The reader must never block on a
+// write: if the peer is itself blocked writing to us, nobody would read
+// and both connections would hang. So it only writes what the socket
+// takes at once, and leaves the rest, and a lock held by a writer, to the
+// flush timer's goroutine.
+func (c *Conn) flushFromReader() {
 	if !c.writeLock.tryLock() {
-		return
+		return // the holder flushes, as input is no longer buffered
 	}
 	if c.flushPending.Load() && !c.isClosed() {
-		c.flush()
+		if c.tryWrite() {
+			c.flush() // nothing left: releases the buffer, stops the timer
+		} else {
+			c.armFlushTimer(0)
+		}
 	}
+	c.unlockRead()
+}
+
+// unlockRead releases writeLock for the reader, which leaves a queued pong
+// to the flush timer rather than write it.
+func (c *Conn) unlockRead() {
 	c.writeLock.unlock()
+	if c.pongPending.Load() {
+		c.armFlushTimer(0)
+	}
+}
+
+// tryWrite writes as much of the buffered output as the socket takes
+// without waiting and reports whether it all went. Only raw TCP and Unix
+// sockets allow that; for others it writes nothing.
+func (c *Conn) tryWrite() bool {
+	if c.raw == nil {
+		return len(c.wbuf) == 0
+	}
+	for len(c.wbuf) > 0 {
+		c.rawN, c.rawErr = 0, nil
+		if err := c.raw.Write(c.rawWriteFn); err != nil {
+			c.writeError(err)
+			return true
+		}
+		if c.rawErr != nil {
+			c.writeError(c.rawErr)
+			return true
+		}
+		if c.rawN == 0 {
+			return false
+		}
+		c.wbuf = c.wbuf[:copy(c.wbuf, c.wbuf[c.rawN:])]
+	}
+	return true
+}
+
+// rawWrite is the callback of syscall.RawConn.Write: one attempt, never a
+// wait.
+func (c *Conn) rawWrite(fd uintptr) bool {
+	for {
+		n, err := syscall.Write(int(fd), c.wbuf)
+		switch err {
+		case nil:
+			c.rawN = n
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+		default:
+			c.rawErr = os.NewSyscallError("write", err)
+		}
+		return true
+	}
+}
+
+// armFlushTimer makes the flush timer fire after d. flushTimer is written
+// with both writeLock and mu held, so holders of either may read it.
+func (c *Conn) armFlushTimer(d time.Duration) {
+	if c.flushTimer == nil {
+		c.mu.Lock()
+		c.flushTimer = time.AfterFunc(d, c.flushOnTimer)
+		c.mu.Unlock()
+		return
+	}
+	c.flushTimer.Reset(d)
 }
 
 func (c *Conn) flushOnTimer() {
@@ -266,7 +331,105 @@ func (c *Conn) flushOnTimer() {
 	if c.flushPending.Load() {
 		c.flush()
 	}
+	c.unlockWrite()
+}
+
+// unlockWrite releases writeLock, then sends pongs the reader left
+// behind while the lock was held. Writers and the flush timer may block
+// on the write; the reader uses unlockRead.
+func (c *Conn) unlockWrite() {
 	c.writeLock.unlock()
+	for c.pongPending.Load() && c.writeLock.tryLock() {
+		if c.writePongs(false) {
+			c.flushOrDefer()
+		}
+		c.writeLock.unlock()
+	}
+}
+
+// maxQueuedPongs bounds the pongs waiting for the write lock; past it the
+// oldest are dropped, which RFC 6455 §5.5.3 allows.
+const maxQueuedPongs = 32
+
+// queuePong answers a ping from the reader, which must never wait for the
+// write lock (see flushFromReader). The pong goes into the output buffer
+// when the lock is free and there is room, and the reader sends it as
+// flushFromReader would; otherwise the lock's holder, or the flush timer,
+// sends it.
+func (c *Conn) queuePong(payload []byte) {
+	c.mu.Lock()
+	if len(c.pongs) == maxQueuedPongs {
+		c.pongs = append(c.pongs[:0], c.pongs[1:]...)
+	}
+	c.pongs = append(c.pongs, append([]byte(nil), payload...))
+	c.mu.Unlock()
+	c.pongPending.Store(true)
+	if !c.writeLock.tryLock() {
+		return
+	}
+	if c.writePongs(true) {
+		switch {
+		case c.inputBuffered.Load():
+			c.flushOrDefer() // goes with the next read's flush
+		case c.tryWrite():
+			c.flush()
+		default:
+			c.flushPending.Store(true)
+			c.armFlushTimer(0)
+		}
+	}
+	c.unlockRead()
+}
+
+// writePongs moves the queued pongs into the output buffer, with writeLock
+// held, and reports whether it wrote any. For the reader it writes only
+// what fits without a flush, since a flush could block.
+func (c *Conn) writePongs(reader bool) bool {
+	c.mu.Lock()
+	pongs := c.pongs
+	if reader {
+		free := c.opts.WriteBufferSize
+		if c.wbufp != nil {
+			free = cap(c.wbuf) - len(c.wbuf)
+		}
+		n := 0
+		for _, p := range pongs {
+			if free -= maxHeaderSize + len(p); free < 0 {
+				break
+			}
+			n++
+		}
+		pongs = pongs[:n]
+	}
+	c.pongs = c.pongs[len(pongs):]
+	c.pongPending.Store(len(c.pongs) > 0)
+	c.mu.Unlock()
+	if len(pongs) == 0 || c.closeWritten || c.isClosed() {
+		return false // nothing may follow a close frame
+	}
+	for _, p := range pongs {
+		if c.writeFrame(true, 0, opPong, p) != nil {
+			return false
+		}
+	}
+	return true
+}
+
+// finalFlush gives output still waiting (coalesced writes, a queued pong)
+// one bounded chance to leave before the connection closes for a read
+// error: the peer may have half-closed and still be reading.
+func (c *Conn) finalFlush() {
+	// The lock is taken even when nothing seems pending: the flush timer
+	// may be in the middle of writing.
+	limit := min(c.opts.CloseTimeout, time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	defer cancel()
+	if c.lock(ctx, &c.writeLock) != nil {
+		return
+	}
+	c.nc.SetWriteDeadline(time.Now().Add(limit))
+	c.flush()
+	c.unlockWrite() // sends a queued pong
 }
 
 // writeError closes the connection: after a failed or partial write the
@@ -310,7 +473,7 @@ func (c *Conn) Writer(ctx context.Context, typ MessageType) (io.WriteCloser, err
 		return nil, err
 	}
 	c.streaming = true // single-frame writes now queue behind this message
-	c.writeLock.unlock()
+	c.unlockWrite()
 	w := &c.streams().writer
 	w.ctx, w.op, w.active = ctx, op, true
 	w.enc = nil
@@ -417,7 +580,7 @@ func (w *messageWriter) Close() error {
 func (c *Conn) endStreaming() {
 	c.writeLock.lock(context.Background(), nil)
 	c.streaming = false
-	c.writeLock.unlock()
+	c.unlockWrite()
 }
 
 // PreparedMessage is a message framed once to be written to many
