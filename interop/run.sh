@@ -20,6 +20,11 @@ log() { printf '[interop] %s\n' "$*" >&2; }
 # ---------------------------------------------------------------------------
 DEB_PEERS=(
 	chromium:chromium
+	squid:squid
+	tinyproxy:tinyproxy
+	dante-server:danted
+	microsocks:microsocks
+	nginx:nginx
 )
 
 missing=()

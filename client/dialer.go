@@ -1,0 +1,331 @@
+package client
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/realtime-go/realtime/extensions"
+	"github.com/realtime-go/realtime/proxy"
+	"github.com/realtime-go/realtime/websocket"
+)
+
+// DefaultHandshakeTimeout is the Dialer.HandshakeTimeout used when it is
+// zero.
+const DefaultHandshakeTimeout = 30 * time.Second
+
+// Dialer opens WebSocket connections and EventSource streams, directly
+// or through HTTP, HTTPS and SOCKS5 proxies. The zero value is usable:
+// it takes proxies from the environment, verifies TLS certificates
+// against the system roots and speaks WebSocket version 13.
+//
+// A Dialer is safe for concurrent use as long as its fields are not
+// changed. It never modifies what its fields point to: TLS
+// configurations are cloned before ServerName is set, and headers and
+// slices are copied.
+type Dialer struct {
+	// Proxy selects the proxy for each connection, as
+	// net/http.Transport.Proxy does: it is called with a GET request for
+	// the URL, whose scheme is http for ws:// URLs and https for wss://
+	// ones, and returns the proxy's URL, or nil to connect directly. Nil
+	// means proxy.FromEnvironment (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY,
+	// NO_PROXY); proxy.Direct never uses one; net/http.ProxyURL always
+	// uses the same one. See package proxy for the URL schemes.
+	Proxy func(*http.Request) (*url.URL, error)
+
+	// ProxyTLSConfig configures TLS to an https:// proxy; TLSConfig
+	// configures TLS to the origin. Each is cloned, and the clone's
+	// ServerName is set to the proxy's or the origin's host when empty,
+	// so the origin sees its own name in SNI also through a tunnel. The
+	// origin connection offers only "http/1.1" by ALPN whatever
+	// NextProtos says, as WebSocket and this EventSource client need
+	// HTTP/1.1. Nil means the zero tls.Config.
+	ProxyTLSConfig *tls.Config
+	TLSConfig      *tls.Config
+
+	// ProxyConnectHeader holds extra header fields for the proxy: sent
+	// with CONNECT, or with requests in forward mode.
+	ProxyConnectHeader http.Header
+
+	// ForwardProxy makes plain ws:// and http:// URLs that go through an
+	// HTTP or HTTPS proxy use forward mode: the request goes to the
+	// proxy in absolute form ("GET http://host/path HTTP/1.1"), as
+	// net/http does for http:// URLs, instead of through a CONNECT
+	// tunnel. Proxies that refuse CONNECT to ports other than 443 often
+	// pass EventSource streams in this mode; most strip the Upgrade
+	// header from WebSocket handshakes in it (squid unless
+	// http_upgrade_request_protocols allows "websocket", tinyproxy
+	// always), so Dial then fails with ErrBadHandshake and the answer
+	// the origin gave to a plain GET. Secure URLs and SOCKS5 proxies
+	// always tunnel. By default every proxied connection tunnels with
+	// CONNECT, as browsers do for WebSockets.
+	ForwardProxy bool
+
+	// NetDial, when set, opens TCP connections: to the origin, or to the
+	// proxy. Nil means a net.Dialer.
+	NetDial func(ctx context.Context, network, addr string) (net.Conn, error)
+
+	// HandshakeTimeout bounds one connection attempt: resolving, dialing,
+	// the proxy exchange, TLS, and the opening handshake or the response
+	// header of an EventSource request. It adds to the ctx given to Dial.
+	// 0 means DefaultHandshakeTimeout; a negative value sets no bound
+	// besides ctx.
+	HandshakeTimeout time.Duration
+
+	// Header holds extra request header fields, such as Authorization
+	// or User-Agent. Fields the WebSocket handshake sets itself cannot
+	// be overridden. When a URL has userinfo and Header has no
+	// Authorization, the userinfo is sent as Authorization: Basic.
+	Header http.Header
+
+	// Jar, when set, supplies cookies for each request and stores the
+	// cookies of each response, refused handshakes included.
+	Jar http.CookieJar
+
+	// Origin, when set, is sent as Origin (as Sec-WebSocket-Origin for
+	// version 8) with WebSocket handshakes.
+	Origin string
+
+	// Subprotocols are offered in order of preference; the server's
+	// choice must be one of them (Conn.Subprotocol reports it).
+	Subprotocols []string
+
+	// Extensions are offered in order, permessage-deflate from package
+	// extensions/deflate for example.
+	Extensions []extensions.Extension
+
+	// Version is the WebSocket protocol version: 13 (0 means 13) or 8.
+	Version int
+
+	// ConnOptions tunes the WebSocket connections Dial returns.
+	websocket.ConnOptions
+}
+
+// Dial opens a WebSocket connection to rawURL with d, or with a zero
+// Dialer when d is nil. See Dialer.Dial.
+func Dial(ctx context.Context, rawURL string, d *Dialer) (*websocket.Conn, *http.Response, error) {
+	if d == nil {
+		d = &Dialer{}
+	}
+	return d.Dial(ctx, rawURL)
+}
+
+// Dial opens a WebSocket connection to rawURL, a ws:// or wss:// URL
+// (http:// and https:// are taken to mean the same), through the proxy
+// Proxy selects. ctx, and HandshakeTimeout, bound dialing and the opening
+// handshake; once Dial has returned they have no effect on the
+// connection.
+//
+// The response is returned whenever the server answered. When it
+// refused the handshake, the error wraps websocket.ErrBadHandshake (and
+// is a *websocket.HandshakeError), and the response carries the status,
+// the header and the first 1 KiB of the body. Redirects are not
+// followed: a 3xx is such a refusal, with Location in the response. A
+// failure to reach the origin through a proxy wraps a *proxy.Error.
+func (d *Dialer) Dial(ctx context.Context, rawURL string) (*websocket.Conn, *http.Response, error) {
+	u, err := parseURL(rawURL, "ws", "wss", "http", "https")
+	if err != nil {
+		return nil, nil, err
+	}
+	ctx, cancel := d.attemptContext(ctx)
+	defer cancel()
+	secure := u.Scheme == "wss" || u.Scheme == "https"
+	nc, fwd, err := d.connect(ctx, u, secure)
+	if err != nil {
+		return nil, nil, err
+	}
+	opts := websocket.ClientOptions{
+		ConnOptions:  d.ConnOptions,
+		Version:      d.Version,
+		Header:       cloneHeader(d.Header),
+		Origin:       d.Origin,
+		Subprotocols: slices.Clone(d.Subprotocols),
+		Extensions:   slices.Clone(d.Extensions),
+	}
+	hu := httpURL(u)
+	d.addCookies(opts.Header, hu)
+	target := u
+	if fwd != nil {
+		for k, v := range fwd {
+			opts.Header[k] = v
+		}
+		target = absoluteForm(u)
+		opts.Host = u.Host
+	}
+	c, resp, err := websocket.NewClient(ctx, nc, target, &opts)
+	if resp != nil && d.Jar != nil {
+		if cs := resp.Cookies(); len(cs) > 0 {
+			d.Jar.SetCookies(hu, cs)
+		}
+	}
+	if resp != nil && fwd != nil {
+		resp.Request.URL = u
+	}
+	if err != nil {
+		return nil, resp, err
+	}
+	return c, resp, nil
+}
+
+// absoluteForm returns a URL whose RequestURI is u in absolute form
+// ("http://host/path?query"), the request-target of forward mode. It
+// keeps u's userinfo, from which the handshake takes Authorization.
+func absoluteForm(u *url.URL) *url.URL {
+	p := u.EscapedPath()
+	if p == "" {
+		p = "/"
+	}
+	return &url.URL{Scheme: "http", Opaque: "//" + u.Host + p, RawQuery: u.RawQuery, User: u.User}
+}
+
+// attemptContext bounds one connection attempt by HandshakeTimeout.
+func (d *Dialer) attemptContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	t := d.HandshakeTimeout
+	if t == 0 {
+		t = DefaultHandshakeTimeout
+	}
+	if t < 0 {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeout(ctx, t)
+}
+
+// connect opens a connection for u: to its origin, through a tunnel when
+// Proxy selects a proxy, with TLS to the origin when secure; or, in
+// forward mode, to the proxy itself, in which case fwd holds the header
+// fields the request must carry.
+func (d *Dialer) connect(ctx context.Context, u *url.URL, secure bool) (nc net.Conn, fwd http.Header, err error) {
+	hu := httpURL(u)
+	choose := d.Proxy
+	if choose == nil {
+		choose = proxy.FromEnvironment
+	}
+	pu, err := choose(&http.Request{Method: http.MethodGet, URL: hu, Header: http.Header{}, Host: hu.Host})
+	if err != nil {
+		return nil, nil, &DialError{URL: u.Redacted(), Err: fmt.Errorf("select proxy: %w", err), final: true}
+	}
+	addr := hostPort(u)
+	switch {
+	case pu == nil:
+		nc, err = d.netDial(ctx, "tcp", addr)
+	default:
+		pd := &proxy.Dialer{URL: pu, TLSConfig: d.ProxyTLSConfig, ConnectHeader: d.ProxyConnectHeader, NetDial: d.NetDial}
+		if d.ForwardProxy && !secure && (pu.Scheme == "http" || pu.Scheme == "https") {
+			nc, fwd, err = pd.DialForward(ctx)
+		} else {
+			nc, err = pd.DialContext(ctx, "tcp", addr)
+		}
+	}
+	if err != nil {
+		return nil, nil, &DialError{URL: u.Redacted(), Err: err}
+	}
+	if !secure {
+		return nc, fwd, nil
+	}
+	var cfg *tls.Config
+	if d.TLSConfig != nil {
+		cfg = d.TLSConfig.Clone()
+	} else {
+		cfg = &tls.Config{}
+	}
+	if cfg.ServerName == "" {
+		cfg.ServerName = u.Hostname()
+	}
+	cfg.NextProtos = []string{"http/1.1"}
+	tc := tls.Client(nc, cfg)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		nc.Close()
+		if ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
+			err = fmt.Errorf("%w (%v)", ctx.Err(), err)
+		}
+		return nil, nil, &DialError{URL: u.Redacted(), Err: fmt.Errorf("TLS handshake with the origin: %w", err)}
+	}
+	return tc, nil, nil
+}
+
+func (d *Dialer) netDial(ctx context.Context, network, addr string) (net.Conn, error) {
+	if d.NetDial != nil {
+		return d.NetDial(ctx, network, addr)
+	}
+	var nd net.Dialer
+	return nd.DialContext(ctx, network, addr)
+}
+
+// addCookies adds the jar's cookies for u to h's Cookie field.
+func (d *Dialer) addCookies(h http.Header, u *url.URL) {
+	if d.Jar == nil {
+		return
+	}
+	cs := d.Jar.Cookies(u)
+	if len(cs) == 0 {
+		return
+	}
+	parts := make([]string, 0, len(cs)+1)
+	if v := h.Get("Cookie"); v != "" {
+		parts = append(parts, v)
+	}
+	for _, c := range cs {
+		parts = append(parts, c.Name+"="+c.Value)
+	}
+	// One field: RFC 6265 §5.4 allows a single Cookie header.
+	h.Set("Cookie", strings.Join(parts, "; "))
+}
+
+func cloneHeader(h http.Header) http.Header {
+	if h == nil {
+		return http.Header{}
+	}
+	return h.Clone()
+}
+
+// parseURL parses rawURL and checks its scheme.
+func parseURL(rawURL string, schemes ...string) (*url.URL, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // ue's text repeats the URL, password and all
+		}
+		return nil, fmt.Errorf("client: invalid URL: %w", err)
+	}
+	u.Scheme = strings.ToLower(u.Scheme)
+	if !slices.Contains(schemes, u.Scheme) {
+		return nil, fmt.Errorf("client: unsupported URL scheme %q in %s", u.Scheme, u.Redacted())
+	}
+	if u.Hostname() == "" {
+		return nil, fmt.Errorf("client: no host in URL %s", u.Redacted())
+	}
+	return u, nil
+}
+
+// httpURL returns u with its scheme as HTTP names it: http for ws and
+// https for wss. Proxy functions and cookie jars expect these.
+func httpURL(u *url.URL) *url.URL {
+	hu := *u
+	switch u.Scheme {
+	case "ws":
+		hu.Scheme = "http"
+	case "wss":
+		hu.Scheme = "https"
+	}
+	return &hu
+}
+
+// hostPort returns u's host:port, with the scheme's default port.
+func hostPort(u *url.URL) string {
+	if u.Port() != "" {
+		return u.Host
+	}
+	port := "80"
+	if u.Scheme == "wss" || u.Scheme == "https" {
+		port = "443"
+	}
+	return net.JoinHostPort(u.Hostname(), port)
+}

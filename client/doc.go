@@ -1,0 +1,43 @@
+// Package client connects Go programs to realtime servers: WebSocket
+// connections with [Dialer.Dial] and server-sent event streams with
+// [Dialer.EventSource], directly or through HTTP, HTTPS and SOCKS5
+// proxies.
+//
+//	c, _, err := client.Dial(ctx, "wss://chat.example/socket", nil)
+//	if err != nil {
+//		return err
+//	}
+//	defer c.CloseNow()
+//
+// A [Dialer] holds what both kinds of connection share: how to pick a
+// proxy (by default from HTTP_PROXY, HTTPS_PROXY, ALL_PROXY and
+// NO_PROXY, see package proxy), TLS settings for the proxy and for the
+// origin kept apart, extra header fields, a cookie jar and a handshake
+// timeout. Its zero value is ready to use.
+//
+// # Proxies
+//
+// Through an http:// or https:// proxy a connection is tunnelled with
+// CONNECT, credentials from the proxy URL going in Proxy-Authorization;
+// TLS with a wss:// or https:// origin then runs inside the tunnel, with
+// the origin's name in SNI. socks5:// and socks5h:// proxies work the
+// same way. [Dialer.ForwardProxy] sends plain ws:// and http:// requests
+// to the proxy in absolute form instead, which some proxies allow where
+// they refuse CONNECT. A proxy that refuses shows up as a [*DialError]
+// wrapping a *proxy.Error with the proxy's status.
+//
+// # Contexts
+//
+// The context given to Dial bounds dialing and the opening handshake,
+// never the life of the connection. An EventSource lives until Close or
+// until it stops on its own; the context given to [EventSource.Next]
+// bounds only that wait. Each EventSource runs one goroutine, which
+// connects, reads and reconnects; Close stops it and waits for it.
+//
+// # Failed handshakes
+//
+// When a server answers a WebSocket handshake with anything but 101,
+// Dial returns the response, with its status, header and the first
+// 1 KiB of its body, and an error wrapping websocket.ErrBadHandshake.
+// Programs that fall back to EventSource do so on that error.
+package client

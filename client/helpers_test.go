@@ -1,0 +1,362 @@
+package client
+
+import (
+	"bufio"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/realtime-go/realtime/websocket"
+)
+
+// opTimeout bounds one step of a test; it is generous because the tests
+// share two cores with other builds.
+const opTimeout = 30 * time.Second
+
+func testCtx(t *testing.T) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// seen is what a test server records of a request.
+type seen struct {
+	r   *http.Request
+	sni string
+}
+
+func waitSeen(t *testing.T, ch <-chan seen) seen {
+	t.Helper()
+	select {
+	case s := <-ch:
+		return s
+	case <-time.After(opTimeout):
+		t.Fatal("server saw no request")
+		return seen{}
+	}
+}
+
+// wsServer is an httptest server whose /ws endpoint echoes messages with
+// our websocket package; extra handlers may be added.
+type wsServer struct {
+	srv  *httptest.Server
+	Addr string // 127.0.0.1:port
+	URL  string // ws://127.0.0.1:port/ws or wss://...
+	reqs chan seen
+
+	wg     sync.WaitGroup
+	mu     sync.Mutex
+	conns  []*websocket.Conn
+	closed bool
+}
+
+func startWSServer(t *testing.T, secure bool, opts *websocket.AcceptOptions, extra map[string]http.HandlerFunc) *wsServer {
+	t.Helper()
+	s := &wsServer{reqs: make(chan seen, 64)}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/ws", func(w http.ResponseWriter, r *http.Request) {
+		s.record(r)
+		c, err := websocket.Accept(w, r, opts)
+		if err != nil {
+			return
+		}
+		if !s.track(c) {
+			return
+		}
+		defer s.wg.Done()
+		ctx := context.Background()
+		for {
+			typ, p, err := c.Read(ctx)
+			if err != nil {
+				return
+			}
+			if err := c.Write(ctx, typ, p); err != nil {
+				return
+			}
+		}
+	})
+	for p, h := range extra {
+		mux.HandleFunc(p, func(w http.ResponseWriter, r *http.Request) {
+			s.record(r)
+			h(w, r)
+		})
+	}
+	if secure {
+		s.srv = httptest.NewTLSServer(mux)
+	} else {
+		s.srv = httptest.NewServer(mux)
+	}
+	t.Cleanup(s.srv.Close)
+	t.Cleanup(s.close)
+	s.Addr = s.srv.Listener.Addr().String()
+	if secure {
+		s.URL = "wss://" + s.Addr + "/ws"
+	} else {
+		s.URL = "ws://" + s.Addr + "/ws"
+	}
+	return s
+}
+
+func (s *wsServer) record(r *http.Request) {
+	sv := seen{r: r}
+	if r.TLS != nil {
+		sv.sni = r.TLS.ServerName
+	}
+	select {
+	case s.reqs <- sv:
+	default:
+	}
+}
+
+// track registers a connection whose handler is running, so that
+// cleanup closes it and waits for the handler.
+func (s *wsServer) track(c *websocket.Conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		c.CloseNow()
+		return false
+	}
+	s.conns = append(s.conns, c)
+	s.wg.Add(1)
+	return true
+}
+
+func (s *wsServer) close() {
+	s.mu.Lock()
+	s.closed = true
+	for _, c := range s.conns {
+		c.CloseNow()
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+}
+
+// rootCAs returns a pool trusting the server's certificate, which is
+// valid for 127.0.0.1 and example.com.
+func (s *wsServer) rootCAs() *x509.CertPool {
+	p := x509.NewCertPool()
+	p.AddCert(s.srv.Certificate())
+	return p
+}
+
+// testProxy is a small HTTP proxy on loopback: CONNECT tunnels, and
+// forward mode that strips Upgrade as squid does by default.
+type testProxy struct {
+	ln     net.Listener
+	addr   string
+	reqs   chan *http.Request
+	answer string            // when set, the reply to every request
+	remap  map[string]string // CONNECT target rewrites, such as example.com:443 -> 127.0.0.1:port
+
+	wg     sync.WaitGroup
+	mu     sync.Mutex
+	conns  map[net.Conn]bool
+	closed bool
+}
+
+// startProxy starts a test proxy; with cert it speaks TLS (an https://
+// proxy).
+func startProxy(t *testing.T, cert *tls.Certificate, answer string, remap map[string]string) *testProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cert != nil {
+		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{*cert}})
+	}
+	p := &testProxy{ln: ln, addr: ln.Addr().String(), reqs: make(chan *http.Request, 64), answer: answer, remap: remap, conns: map[net.Conn]bool{}}
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			if !p.track(c) {
+				return
+			}
+			p.wg.Add(1)
+			go func() {
+				defer p.wg.Done()
+				defer c.Close()
+				p.handle(c)
+			}()
+		}
+	}()
+	t.Cleanup(p.close)
+	return p
+}
+
+func (p *testProxy) track(c net.Conn) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		c.Close()
+		return false
+	}
+	p.conns[c] = true
+	return true
+}
+
+func (p *testProxy) close() {
+	p.ln.Close()
+	p.mu.Lock()
+	p.closed = true
+	for c := range p.conns {
+		c.Close()
+	}
+	p.mu.Unlock()
+	p.wg.Wait()
+}
+
+func (p *testProxy) handle(c net.Conn) {
+	br := bufio.NewReader(c)
+	req, err := http.ReadRequest(br)
+	if err != nil {
+		return
+	}
+	select {
+	case p.reqs <- req.Clone(context.Background()):
+	default:
+	}
+	if p.answer != "" {
+		io.WriteString(c, p.answer)
+		return
+	}
+	target := req.Host
+	if req.Method == http.MethodConnect {
+		target = req.RequestURI
+	} else if !strings.Contains(target, ":") {
+		target += ":80"
+	}
+	if r, ok := p.remap[target]; ok {
+		target = r
+	}
+	up, err := net.Dial("tcp", target)
+	if err != nil {
+		io.WriteString(c, "HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n")
+		return
+	}
+	if !p.track(up) {
+		return
+	}
+	defer up.Close()
+	if req.Method == http.MethodConnect {
+		io.WriteString(c, "HTTP/1.1 200 Connection established\r\n\r\n")
+	} else {
+		// Forward mode, as squid does it by default: hop-by-hop fields,
+		// Upgrade among them, stay here.
+		for _, h := range []string{"Upgrade", "Connection", "Proxy-Authorization", "Proxy-Connection"} {
+			req.Header.Del(h)
+		}
+		req.URL.Scheme, req.URL.Host = "", ""
+		req.RequestURI = ""
+		if err := req.Write(up); err != nil {
+			return
+		}
+	}
+	if n := br.Buffered(); n > 0 {
+		b, _ := br.Peek(n)
+		up.Write(b)
+	}
+	done := make(chan struct{}, 2)
+	go func() { io.Copy(up, c); up.Close(); done <- struct{}{} }()
+	go func() { io.Copy(c, up); c.Close(); done <- struct{}{} }()
+	<-done
+	<-done
+}
+
+func (p *testProxy) request(t *testing.T) *http.Request {
+	t.Helper()
+	select {
+	case r := <-p.reqs:
+		return r
+	case <-time.After(opTimeout):
+		t.Fatal("proxy saw no request")
+		return nil
+	}
+}
+
+// noRequest checks that the proxy saw nothing.
+func (p *testProxy) noRequest(t *testing.T) {
+	t.Helper()
+	select {
+	case r := <-p.reqs:
+		t.Fatalf("proxy saw %s %s", r.Method, r.RequestURI)
+	default:
+	}
+}
+
+// testCert returns a self-signed certificate for 127.0.0.1 and
+// localhost, and a pool that trusts it.
+func testCert(t *testing.T) (*tls.Certificate, *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "realtime test proxy"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(24 * time.Hour),
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		DNSNames:              []string{"localhost"},
+		IPAddresses:           []net.IP{net.ParseIP("127.0.0.1")},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(leaf)
+	return &tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool
+}
+
+// echo checks a round trip over c.
+func echo(t *testing.T, c *websocket.Conn, msg string) {
+	t.Helper()
+	ctx := testCtx(t)
+	if err := c.Write(ctx, websocket.MessageText, []byte(msg)); err != nil {
+		t.Fatalf("write: %v", err)
+	}
+	typ, p, err := c.Read(ctx)
+	if err != nil {
+		t.Fatalf("read: %v", err)
+	}
+	if typ != websocket.MessageText || string(p) != msg {
+		t.Fatalf("echo: %v %q, want text %q", typ, p, msg)
+	}
+}
+
+// noProxyEnv clears the proxy variables for the test, so that a
+// developer's own settings do not change its outcome.
+func noProxyEnv(t *testing.T) {
+	for _, k := range []string{"HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy", "NO_PROXY", "no_proxy", "REQUEST_METHOD"} {
+		t.Setenv(k, "")
+	}
+}
