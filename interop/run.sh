@@ -20,6 +20,7 @@ log() { printf '[interop] %s\n' "$*" >&2; }
 # ---------------------------------------------------------------------------
 DEB_PEERS=(
 	chromium:chromium
+	python3-websockets:
 	squid:squid
 	tinyproxy:tinyproxy
 	dante-server:danted
