@@ -1,0 +1,192 @@
+package realtime
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"sync"
+
+	"github.com/realtime-go/realtime/eventsource"
+	"github.com/realtime-go/realtime/websocket"
+)
+
+// Handler returns an http.Handler that serves realtime sockets on one
+// URL: a WebSocket upgrade becomes a KindWebSocket socket, a GET that
+// accepts text/event-stream a KindEventSource socket, and a POST
+// carrying an EventSource socket's session token delivers a message
+// from that client to Options.OnMessage. Any other GET is answered 426
+// (Upgrade Required), other methods 405. The package documentation
+// describes the wire protocol.
+//
+// serve is called with each new socket, once its position and missed
+// messages are queued and it has joined Options.Hub. ctx ends when the
+// socket ends; when serve returns, the socket is closed (as by Close),
+// so serve should return when ctx ends. A nil serve leaves the socket
+// open until the client or the server closes it.
+//
+// For an EventSource socket serve runs on the request's goroutine, and
+// the handler returns once the stream and its goroutines have ended, as
+// net/http requires. A WebSocket's connection leaves net/http at the
+// upgrade, so its handler returns at once and serve runs on a goroutine
+// of its own; this spares an idle socket the request goroutine's stack
+// and net/http's buffers.
+//
+// While Options.Hub is shutting down, new sockets are refused with 503.
+func Handler(opts *Options, serve func(ctx context.Context, s *Socket)) http.Handler {
+	h := &handler{
+		cfg:    newConfig(opts),
+		serve:  serve,
+		key:    newTokenKey(),
+		tokens: make(map[string]*Socket),
+	}
+	return h
+}
+
+type handler struct {
+	cfg   config
+	serve func(context.Context, *Socket)
+	key   *tokenKey
+
+	mu     sync.Mutex
+	tokens map[string]*Socket // live EventSource sockets by session token
+}
+
+func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch {
+	case r.Method == http.MethodPost:
+		h.servePost(w, r)
+	case r.Method == http.MethodGet && isUpgrade(r):
+		h.serveWebSocket(w, r)
+	case eventsource.IsEventSource(r):
+		h.serveEventSource(w, r)
+	case r.Method == http.MethodGet || r.Method == http.MethodHead:
+		// Not an upgrade: a proxy may have dropped the Upgrade header.
+		// Accept answers 426, which tells a browser the WebSocket failed.
+		websocket.Accept(w, r, &h.cfg.ws)
+	default:
+		w.Header().Set("Allow", "GET, POST")
+		http.Error(w, "realtime: method not allowed", http.StatusMethodNotAllowed)
+	}
+}
+
+func isUpgrade(r *http.Request) bool {
+	for _, v := range r.Header.Values("Upgrade") {
+		for _, tok := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(tok), "websocket") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// refuseShutdown answers 503 while the hub is shutting down, so that
+// clients come back after the restart instead of joining a closing hub.
+func (h *handler) refuseShutdown(w http.ResponseWriter) bool {
+	if h.cfg.hub == nil || !h.cfg.hub.shuttingDown() {
+		return false
+	}
+	w.Header().Set("Retry-After", "1")
+	http.Error(w, "realtime: shutting down", http.StatusServiceUnavailable)
+	return true
+}
+
+func (h *handler) serveWebSocket(w http.ResponseWriter, r *http.Request) {
+	if h.refuseShutdown(w) {
+		return
+	}
+	c, err := websocket.Accept(w, r, &h.cfg.ws)
+	if err != nil {
+		return // Accept has answered
+	}
+	s := newSocket(h, KindWebSocket, r)
+	s.ws = c
+	s.ids = c.Subprotocol() == Subprotocol
+	if s.ids {
+		s.lastEventID = requestLastEventID(r, h.cfg.idParam)
+	}
+	s.readerDone = make(chan struct{})
+	h.run(s)
+}
+
+func (h *handler) serveEventSource(w http.ResponseWriter, r *http.Request) {
+	if h.refuseShutdown(w) {
+		return
+	}
+	st, err := eventsource.Accept(w, r, &h.cfg.es)
+	if err != nil {
+		return // Accept has answered
+	}
+	s := newSocket(h, KindEventSource, r)
+	s.es = st
+	s.ids = true
+	s.lastEventID = st.LastEventID()
+	s.token = h.key.mint()
+	h.mu.Lock()
+	h.tokens[s.token] = s
+	h.mu.Unlock()
+	h.run(s)
+}
+
+// run joins the hub and starts the socket's goroutines and serve.
+//
+// A WebSocket no longer belongs to net/http once hijacked, so its
+// handler returns at once: the request's goroutine, whose stack grew
+// while parsing the request, and net/http's buffers for the connection
+// are freed, and serve runs on a fresh goroutine. An EventSource
+// stream's handler must stay until the stream ends (the ResponseWriter
+// dies with it), so it runs serve, or, without one, the writer itself.
+func (h *handler) run(s *Socket) {
+	if hub := h.cfg.hub; hub != nil {
+		replay, pos, failed, err := hub.join(s, s.lastEventID, s.ids)
+		if err != nil {
+			// The hub began shutting down after the check: close at once.
+			s.startClose(websocket.StatusGoingAway, "going away", nil)
+		}
+		s.replay, s.hello, s.resumeFailed = replay, pos, failed
+	}
+	switch {
+	case s.ws != nil:
+		go s.readLoop()
+		go s.writeLoop()
+		if h.serve != nil {
+			go h.serveSocket(s)
+		}
+	case h.serve != nil:
+		go s.writeLoop()
+		h.serveSocket(s)
+	default:
+		s.writeLoop()
+	}
+}
+
+// serveSocket runs serve and closes the socket when it returns.
+func (h *handler) serveSocket(s *Socket) {
+	h.serve(s.ctx, s)
+	s.startClose(websocket.StatusNormalClosure, "", nil)
+	s.wait(true)
+}
+
+func (h *handler) forget(token string) {
+	h.mu.Lock()
+	delete(h.tokens, token)
+	h.mu.Unlock()
+}
+
+func (h *handler) lookup(token string) *Socket {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.tokens[token]
+}
+
+// requestLastEventID finds the id a client resumes from: the
+// Last-Event-ID header, else the query parameter.
+func requestLastEventID(r *http.Request, param string) string {
+	if id := r.Header.Get("Last-Event-ID"); id != "" {
+		return id
+	}
+	if r.URL == nil || r.URL.RawQuery == "" {
+		return ""
+	}
+	return r.URL.Query().Get(param)
+}

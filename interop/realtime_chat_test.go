@@ -1,0 +1,101 @@
+package interop
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// The chat demo (examples/chat, run as its own process) in two headless
+// Chromium pages: each participant says something, both see both lines,
+// and the participant list shows the transport each one uses. Directly
+// they use WebSocket; behind nginx without Upgrade forwarding and behind
+// squid refusing CONNECT, the WebSocket fails and both fall back to
+// EventSource with POSTs, and the chat still works both ways.
+
+const rtChatWait = 45 * time.Second
+
+// rtChat runs the two-participant chat on base (the page's origin as the
+// browser reaches it) and checks the transport both end up on.
+func rtChat(t *testing.T, browser context.Context, base, want string) {
+	t.Helper()
+	const state = `JSON.stringify({status: document.getElementById('status').textContent,
+		who: [...document.querySelectorAll('#who li')].map((li) => li.dataset.name + '/' + li.dataset.transport),
+		log: [...document.querySelectorAll('#log li')].map((li) => li.textContent)})`
+	names := []string{"alice", "bob"}
+	tabs := make([]context.Context, len(names))
+	for i, name := range names {
+		tabs[i] = rtTab(t, browser, base+"/?name="+name)
+		rtWait(t, tabs[i], name+" connects over "+want,
+			fmt.Sprintf(`document.getElementById('status').dataset.transport === %q`, want), state, rtChatWait)
+	}
+	// Both see both, with the transport each uses.
+	whoOK := fmt.Sprintf(`[...document.querySelectorAll('#who li')].map((li) => li.dataset.name + '/' + li.dataset.transport).join(',') === 'alice/%s,bob/%s'`, want, want)
+	for i, name := range names {
+		rtWait(t, tabs[i], name+" sees both participants", whoOK, state, rtChatWait)
+	}
+	// Each says something by typing and clicking, as a person would.
+	for i, name := range names {
+		ctx, cancel := context.WithTimeout(tabs[i], 30*time.Second)
+		err := chromedp.Do(ctx,
+			chromedp.SendKeys(chromedp.ID("msg"), "hello from "+name+" ✓"),
+			chromedp.Click(chromedp.ID("send")))
+		cancel()
+		if err != nil {
+			t.Fatalf("%s typing: %v", name, err)
+		}
+	}
+	for i, name := range names {
+		for _, from := range names {
+			line := fmt.Sprintf(`[...document.querySelectorAll('#log li.say')].some((li) =>
+				li.dataset.from === %q && li.dataset.transport === %q && li.dataset.text === %q)`,
+				from, want, "hello from "+from+" ✓")
+			rtWait(t, tabs[i], name+" sees "+from+"'s line", line, state, rtChatWait)
+		}
+		// Exactly two lines: nothing twice.
+		if n := rtEval[int](t, tabs[i], `document.querySelectorAll('#log li.say').length`); n != 2 {
+			t.Fatalf("%s shows %d lines, want 2: %s", name, n, rtEval[string](t, tabs[i], state))
+		}
+	}
+	t.Logf("alice's page: %s", rtEval[string](t, tabs[0], state))
+}
+
+func TestRealtimeChatWebSocket(t *testing.T) {
+	chat := rtStartChat(t)
+	browser := rtStartChromium(t)
+	rtChat(t, browser, "http://"+chat, "websocket")
+}
+
+func TestRealtimeChatNginx(t *testing.T) {
+	chat := rtStartChat(t)
+	proxy := rtStartNginx(t, chat)
+	browser := rtStartChromium(t)
+	rtChat(t, browser, "http://"+proxy, "eventsource")
+}
+
+func TestRealtimeChatSquid(t *testing.T) {
+	chat := rtStartChat(t)
+	proxy, accessLog := rtStartSquid(t)
+	browser := rtStartChromium(t,
+		chromedp.ProxyServer("http://"+proxy),
+		// Without <-loopback> Chromium bypasses proxies for 127.0.0.1.
+		chromedp.Flag("proxy-bypass-list", "<-loopback>"))
+	rtChat(t, browser, "http://"+chat, "eventsource")
+	// The WebSockets were tried, as CONNECTs that squid refused, and the
+	// page, stream and POSTs went through squid.
+	b, err := os.ReadFile(accessLog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := string(b)
+	for _, want := range []string{"TCP_DENIED/403", "CONNECT " + chat, "POST http://" + chat + "/chat"} {
+		if !strings.Contains(log, want) {
+			t.Fatalf("squid's access log lacks %q:\n%s", want, log)
+		}
+	}
+}

@@ -1,0 +1,303 @@
+package interop
+
+// Helpers for the realtime tests: Chromium with extra flags, tabs, the
+// chat demo as a real process, nginx and squid as proxies in front of it.
+// Names start with rt so they cannot clash with other files' helpers.
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// rtStartChromium starts headless Chromium with extra flags (a proxy);
+// it is stopped at cleanup. The context has a running browser and no
+// deadline.
+func rtStartChromium(t *testing.T, extra ...chromedp.ExecAllocatorOption) context.Context {
+	t.Helper()
+	exe := needExec(t, "chromium")
+	out := &syncBuffer{}
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(exe),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.Flag("headless", true),
+		chromedp.NoSandbox,
+		chromedp.Flag("disable-gpu", true),
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("no-first-run", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.CombinedOutput(out),
+	)
+	opts = append(opts, extra...)
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancelCtx := chromedp.NewContext(allocCtx)
+	t.Cleanup(func() {
+		cancelCtx()
+		cancelAlloc()
+		if t.Failed() {
+			t.Logf("chromium output:\n%s", out.String())
+		}
+	})
+	if err := chromedp.Do(ctx); err != nil { // starts the browser: no deadline
+		t.Fatalf("starting chromium: %v", err)
+	}
+	return ctx
+}
+
+// rtTab opens a tab on rawURL. The returned context belongs to the tab.
+func rtTab(t *testing.T, browser context.Context, rawURL string) context.Context {
+	t.Helper()
+	tab, cancel := chromedp.NewContext(browser)
+	t.Cleanup(cancel)
+	if err := chromedp.Do(tab); err != nil { // creates the tab: no deadline
+		t.Fatalf("new tab: %v", err)
+	}
+	ctx, cancelNav := context.WithTimeout(tab, 60*time.Second)
+	defer cancelNav()
+	if err := chromedp.Do(ctx, chromedp.Navigate(rawURL)); err != nil {
+		t.Fatalf("navigate %s: %v", rawURL, err)
+	}
+	return tab
+}
+
+// rtWait polls expr in the tab until it is truthy, failing with what
+// describe reports.
+func rtWait(t *testing.T, tab context.Context, what, expr, describe string, timeout time.Duration) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(tab, timeout+5*time.Second)
+	defer cancel()
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](expr, chromedp.WithPollingTimeout(timeout))); err != nil {
+		state, _ := chromedp.Run(tab, chromedp.Evaluate[string](describe))
+		t.Fatalf("%s: %v; page state: %.3000s", what, err, state)
+	}
+}
+
+// rtEval evaluates expr in the tab.
+func rtEval[T any](t *testing.T, tab context.Context, expr string) T {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(tab, 30*time.Second)
+	defer cancel()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr))
+	if err != nil {
+		t.Fatalf("evaluate %q: %v", expr, err)
+	}
+	return v
+}
+
+// rtFreeAddr returns a loopback address with a port that was free a
+// moment ago, for peers that must be told their port.
+func rtFreeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+// rtWaitListening waits until something accepts connections on addr.
+func rtWaitListening(t *testing.T, who, addr string, logs *syncBuffer) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s is not listening on %s: %v; output:\n%s", who, addr, err, logs.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// rtStartProcess starts a peer process, stopped (by its pid) at cleanup.
+func rtStartProcess(t *testing.T, who string, cmd *exec.Cmd) *syncBuffer {
+	t.Helper()
+	out := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", who, err)
+	}
+	waited := make(chan struct{})
+	go func() {
+		cmd.Wait()
+		close(waited)
+	}()
+	t.Cleanup(func() {
+		// SIGKILL to the process group this test started: squid and
+		// nginx need no graceful stop, and their children go too.
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		select {
+		case <-waited:
+		case <-time.After(10 * time.Second):
+			t.Errorf("%s (pid %d) did not exit", who, cmd.Process.Pid)
+		}
+		if t.Failed() {
+			t.Logf("%s output:\n%s", who, out.String())
+		}
+	})
+	return out
+}
+
+var rtServingRE = regexp.MustCompile(`serving http://(\S+)`)
+
+// rtStartChat builds and runs the chat demo (examples/chat) on a free
+// loopback port and returns its address.
+func rtStartChat(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "chat")
+	build := exec.Command("go", "build", "-o", bin, "github.com/realtime-go/realtime/examples/chat")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build examples/chat: %v\n%s", err, out)
+	}
+	cmd := exec.Command(bin, "-addr", "127.0.0.1:0")
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = pw
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pw.Close()
+	logs := &syncBuffer{}
+	addrc := make(chan string, 1)
+	readerDone := make(chan struct{})
+	go func() {
+		defer close(readerDone)
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			fmt.Fprintln(logs, sc.Text())
+			if m := rtServingRE.FindStringSubmatch(sc.Text()); m != nil {
+				select {
+				case addrc <- m[1]:
+				default:
+				}
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		pr.Close()
+		<-readerDone
+		if t.Failed() {
+			t.Logf("chat demo log:\n%s", logs.String())
+		}
+	})
+	select {
+	case addr := <-addrc:
+		return addr
+	case <-time.After(30 * time.Second):
+		t.Fatalf("the chat demo did not start; log:\n%s", logs.String())
+		return ""
+	}
+}
+
+// rtStartNginx runs nginx as a reverse proxy to upstream with its
+// defaults: proxy_http_version 1.0 without Upgrade forwarding (so no
+// WebSocket gets through) and proxy_buffering on (which stalls an event
+// stream unless the upstream sends X-Accel-Buffering: no).
+func rtStartNginx(t *testing.T, upstream string) string {
+	t.Helper()
+	exe := needExec(t, "nginx")
+	dir := t.TempDir()
+	addr := rtFreeAddr(t)
+	conf := strings.NewReplacer("DIR", dir, "ADDR", addr, "UPSTREAM", upstream).Replace(`
+daemon off;
+master_process off;
+worker_processes 1;
+pid DIR/nginx.pid;
+error_log stderr warn;
+events { worker_connections 256; }
+http {
+  access_log off;
+  client_body_temp_path DIR/body;
+  proxy_temp_path DIR/proxy;
+  fastcgi_temp_path DIR/fastcgi;
+  uwsgi_temp_path DIR/uwsgi;
+  scgi_temp_path DIR/scgi;
+  server {
+    listen ADDR;
+    location / { proxy_pass http://UPSTREAM; }
+  }
+}
+`)
+	path := filepath.Join(dir, "nginx.conf")
+	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	logs := rtStartProcess(t, "nginx", exec.Command(exe, "-e", "stderr", "-p", dir, "-c", path))
+	rtWaitListening(t, "nginx", addr, logs)
+	return addr
+}
+
+// rtStartSquid runs squid as a forward proxy that refuses CONNECT.
+// Chromium sends ws:// through an HTTP proxy as a CONNECT tunnel, never
+// as a forwarded GET, so squid's default of stripping Upgrade from
+// forwarded requests never comes into play; refusing CONNECT (403) is
+// how a proxy blocks a browser's WebSockets, while plain GETs and POSTs,
+// the EventSource fallback, pass.
+func rtStartSquid(t *testing.T) (addr, accessLog string) {
+	t.Helper()
+	exe := needExec(t, "squid")
+	// squid drops privileges to the proxy user, which must be able to
+	// write here; t.TempDir's parents are private.
+	dir, err := os.MkdirTemp("", "rt-squid-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	addr = rtFreeAddr(t)
+	conf := strings.NewReplacer("DIR", dir, "ADDR", addr).Replace(`
+http_port ADDR
+visible_hostname rt-squid
+pid_filename none
+cache_log DIR/cache.log
+access_log stdio:DIR/access.log
+cache deny all
+shutdown_lifetime 0 seconds
+coredump_dir DIR
+acl CONNECT method CONNECT
+http_access deny CONNECT
+http_access allow localhost
+http_access deny all
+`)
+	path := filepath.Join(dir, "squid.conf")
+	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	logs := rtStartProcess(t, "squid", exec.Command(exe, "-N", "-f", path))
+	rtWaitListening(t, "squid", addr, logs)
+	accessLog = filepath.Join(dir, "access.log")
+	t.Cleanup(func() {
+		if t.Failed() {
+			b, _ := os.ReadFile(accessLog)
+			t.Logf("squid access log:\n%s", b)
+		}
+	})
+	return addr, accessLog
+}

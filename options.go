@@ -1,0 +1,205 @@
+package realtime
+
+import (
+	"context"
+	"slices"
+	"time"
+
+	"github.com/realtime-go/realtime/eventsource"
+	"github.com/realtime-go/realtime/websocket"
+)
+
+// Subprotocol is the WebSocket subprotocol under which server messages
+// carry ids (see the package documentation for the wire protocol). The
+// browser client and package client offer it.
+const Subprotocol = "realtime.v1"
+
+// TokenHeader is the request header that carries an EventSource socket's
+// session token on a POST.
+const TokenHeader = "Realtime-Token"
+
+// The EventSource event types of the wire protocol (see the package
+// documentation): the first event of every stream, carrying the session
+// token and the position, and the last one of a stream the server
+// closes, carrying the close code and reason.
+const (
+	HelloEvent = "realtime.hello"
+	CloseEvent = "realtime.close"
+)
+
+// Defaults for Options fields left zero.
+const (
+	// DefaultHeartbeat is how often an idle connection is probed: a
+	// WebSocket ping (whose pong must come within the same time) or an
+	// EventSource comment line. 25 s stays under the 30-60 s idle
+	// timeouts common in proxies and load balancers.
+	DefaultHeartbeat = 25 * time.Second
+
+	// DefaultWriteTimeout bounds one write to a client, so a client that
+	// stops reading is let go instead of pinning its writer.
+	DefaultWriteTimeout = 10 * time.Second
+
+	// DefaultQueueSize is how many messages may wait for a socket's
+	// writer. A browser on a healthy link drains a queue faster than a
+	// chat fills it; 256 absorbs bursts of broadcasts.
+	DefaultQueueSize = 256
+
+	// DefaultMaxMessageSize bounds a message from a client, on either
+	// transport.
+	DefaultMaxMessageSize = 1 << 20
+)
+
+// QueuePolicy says what happens when a message is sent to a socket
+// whose send queue is full: its client reads slower than messages come.
+type QueuePolicy int
+
+const (
+	// QueueClose closes the socket: a WebSocket with 1013 (try again
+	// later), an EventSource stream with a realtime.close event carrying
+	// 1013. Messages still queued are dropped. A client that reconnects
+	// with its last event id gets what it missed from the hub's history,
+	// so nothing is lost while the history reaches back far enough.
+	QueueClose QueuePolicy = iota
+
+	// QueueDropOldest drops the oldest queued message to make room, and
+	// counts it (Socket.Dropped). The client never learns which messages
+	// it lost; use it for streams where only the latest state matters.
+	QueueDropOldest
+)
+
+func (p QueuePolicy) String() string {
+	switch p {
+	case QueueClose:
+		return "close"
+	case QueueDropOldest:
+		return "drop-oldest"
+	}
+	return "invalid"
+}
+
+// Options configures a Handler. A nil *Options means the zero value, and
+// every zero field means its documented default. Handler copies the
+// options; later changes do not affect it, and the caller's slices and
+// maps are never modified.
+type Options struct {
+	// Hub, when set, is joined by every socket of the handler when it
+	// opens (after the messages it missed are queued for it) and left
+	// when it ends. Broadcasts through the hub are numbered, so clients
+	// can resume; without a hub messages carry no ids.
+	Hub *Hub
+
+	// OnMessage is called with every text message a client sends: on
+	// WebSocket from the socket's read goroutine, on EventSource from the
+	// goroutine serving the POST that carried it. Calls for one socket
+	// never overlap, and the next message is not read (WebSocket) or the
+	// POST is not answered (EventSource) until the call returns, so a
+	// slow OnMessage slows that client only. ctx ends when the socket
+	// ends. OnMessage may call any Socket method, Close included. Nil
+	// means messages are read and dropped.
+	OnMessage func(ctx context.Context, s *Socket, text string)
+
+	// Heartbeat is how often idle connections are probed, so that dead
+	// peers are noticed: WebSocket pings that must be answered within the
+	// same time (unless WebSocket.PingInterval and PongTimeout say
+	// otherwise), EventSource comment lines (unless EventSource.KeepAlive
+	// does) whose writes must finish within WriteTimeout. 0 means
+	// DefaultHeartbeat; a negative value sends none.
+	Heartbeat time.Duration
+
+	// WriteTimeout bounds every write to a client on either transport; a
+	// client that does not take a write in time is disconnected and the
+	// socket's Err wraps ErrWriteTimeout. On WebSocket the bound covers
+	// the messages the writer takes from the queue at once (one context
+	// per batch is cheaper than one per message). 0 means
+	// DefaultWriteTimeout; negative means no bound.
+	WriteTimeout time.Duration
+
+	// QueueSize bounds the messages waiting for a socket's writer. 0
+	// means DefaultQueueSize.
+	QueueSize int
+
+	// QueuePolicy is applied when a socket's queue is full.
+	QueuePolicy QueuePolicy
+
+	// MaxMessageSize bounds a message from a client: a WebSocket message
+	// (unless WebSocket.MaxMessageSize is set), or the body of a POST.
+	// 0 means DefaultMaxMessageSize.
+	MaxMessageSize int64
+
+	// WebSocket configures the WebSocket handshake and connections:
+	// origin checks, extensions, extra subprotocols, limits. Subprotocol
+	// is always supported in addition to those listed.
+	WebSocket websocket.AcceptOptions
+
+	// EventSource configures event streams: retry, padding, headers.
+	// Its LastEventIDParam also names the query parameter a WebSocket
+	// client resumes with.
+	EventSource eventsource.Options
+}
+
+// config is Options with the defaults applied, ready for both transports.
+type config struct {
+	hub          *Hub
+	onMessage    func(context.Context, *Socket, string)
+	writeTimeout time.Duration // <= 0: none
+	queueSize    int
+	policy       QueuePolicy
+	maxMessage   int64
+	ws           websocket.AcceptOptions
+	es           eventsource.Options
+	idParam      string
+}
+
+func newConfig(opts *Options) config {
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	c := config{
+		hub:          o.Hub,
+		onMessage:    o.OnMessage,
+		writeTimeout: o.WriteTimeout,
+		queueSize:    o.QueueSize,
+		policy:       o.QueuePolicy,
+		maxMessage:   o.MaxMessageSize,
+		ws:           o.WebSocket,
+		es:           o.EventSource,
+		idParam:      o.EventSource.LastEventIDParam,
+	}
+	if c.writeTimeout == 0 {
+		c.writeTimeout = DefaultWriteTimeout
+	}
+	if c.queueSize <= 0 {
+		c.queueSize = DefaultQueueSize
+	}
+	if c.maxMessage <= 0 {
+		c.maxMessage = DefaultMaxMessageSize
+	}
+	if c.idParam == "" {
+		c.idParam = eventsource.DefaultLastEventIDParam
+	}
+	beat := o.Heartbeat
+	if beat == 0 {
+		beat = DefaultHeartbeat
+	}
+
+	// A new slice: appending to the caller's could write into its array.
+	subs := slices.Clone(o.WebSocket.Subprotocols)
+	if !slices.Contains(subs, Subprotocol) {
+		subs = append(subs, Subprotocol)
+	}
+	c.ws.Subprotocols = subs
+	if c.ws.MaxMessageSize == 0 {
+		c.ws.MaxMessageSize = c.maxMessage
+	}
+	if c.ws.PingInterval == 0 && beat > 0 {
+		c.ws.PingInterval = beat
+	}
+	if c.es.KeepAlive == 0 {
+		c.es.KeepAlive = beat // negative turns them off, as there
+	}
+	if c.es.WriteTimeout == 0 {
+		c.es.WriteTimeout = c.writeTimeout
+	}
+	return c
+}

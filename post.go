@@ -1,0 +1,57 @@
+package realtime
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"unicode/utf8"
+)
+
+// servePost delivers a message from the client of an EventSource socket.
+// The token, which only that client has (it came on its own stream), is
+// what authorizes the POST; cookies play no part, so another site's page
+// cannot forge one.
+func (h *handler) servePost(w http.ResponseWriter, r *http.Request) {
+	tok := r.Header.Get(TokenHeader)
+	if tok == "" {
+		http.Error(w, "realtime: missing "+TokenHeader+" header", http.StatusBadRequest)
+		return
+	}
+	s := h.lookup(tok)
+	if s == nil {
+		if h.key.issued(tok) {
+			http.Error(w, "realtime: the socket has ended; reconnect", http.StatusGone)
+		} else {
+			http.Error(w, "realtime: unknown token", http.StatusNotFound)
+		}
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.cfg.maxMessage))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			http.Error(w, "realtime: message too large", http.StatusRequestEntityTooLarge)
+			return
+		}
+		http.Error(w, "realtime: reading the message: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	if !utf8.Valid(body) {
+		http.Error(w, "realtime: message is not valid UTF-8", http.StatusBadRequest)
+		return
+	}
+	// One message at a time per socket, as on WebSocket, and never after
+	// the socket has ended.
+	s.msgMu.Lock()
+	defer s.msgMu.Unlock()
+	select {
+	case <-s.done:
+		http.Error(w, "realtime: the socket has ended; reconnect", http.StatusGone)
+		return
+	default:
+	}
+	if s.cfg.onMessage != nil {
+		s.cfg.onMessage(s.ctx, s, string(body))
+	}
+	w.WriteHeader(http.StatusNoContent)
+}

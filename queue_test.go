@@ -1,0 +1,167 @@
+package realtime
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/realtime-go/realtime/websocket"
+)
+
+// queueRounds broadcasts enough 64 KiB messages to fill the loopback
+// socket buffers of a client that does not read (a few MiB), pacing
+// them by a client that does read: each broadcast waits until the fast
+// client has the previous one. So the fast client is never behind, and
+// if the stalled client slowed the broadcast, the test would time out.
+const (
+	queueRounds = 400
+	queueMsg    = 64 << 10
+)
+
+func bigMessage(i int) string {
+	return strconv.Itoa(i) + " " + strings.Repeat("x", queueMsg)
+}
+
+func msgNumber(t *testing.T, data string) int {
+	t.Helper()
+	n, err := strconv.Atoi(data[:strings.IndexByte(data, ' ')])
+	if err != nil {
+		t.Fatalf("message %.20q has no number", data)
+	}
+	return n
+}
+
+// paceBroadcasts broadcasts queueRounds messages, each after the fast
+// WebSocket client got the one before.
+func paceBroadcasts(t *testing.T, hub *Hub, fast *wsClient) {
+	t.Helper()
+	for i := range queueRounds {
+		if _, err := hub.Broadcast(bigMessage(i)); err != nil {
+			t.Fatal(err)
+		}
+		_, data, _ := fast.read(t)
+		if n := msgNumber(t, data); n != i {
+			t.Fatalf("fast client got message %d, want %d", n, i)
+		}
+	}
+}
+
+func TestQueueCloseWebSocket(t *testing.T) {
+	hub := NewHub(&HubOptions{MaxHistoryBytes: -1})
+	ts := newTestServer(t, &Options{Hub: hub, QueueSize: 8}, nil)
+	slow := dialWS(t, ts, wsDial{})
+	slowSock := ts.next(t)
+	fast := dialWS(t, ts, wsDial{})
+	ts.next(t)
+
+	paceBroadcasts(t, hub, fast)
+
+	// The stalled client now reads: what was in flight, then the close.
+	got := 0
+	for {
+		_, p, err := slow.c.Read(testCtx(t))
+		if err != nil {
+			if code := websocket.CloseStatus(err); code != websocket.StatusTryAgainLater {
+				t.Fatalf("slow client: %v (code %d), want close 1013", err, code)
+			}
+			break
+		}
+		_, data, _ := strings.Cut(string(p), "\n")
+		if n := msgNumber(t, data); n != got {
+			t.Fatalf("slow client got message %d, want %d", n, got)
+		}
+		got++
+	}
+	if got == queueRounds {
+		t.Fatal("the slow client got every message: its queue never filled")
+	}
+	waitDone(t, slowSock)
+	if !errors.Is(slowSock.Err(), ErrQueueFull) {
+		t.Fatalf("slow socket Err = %v, want ErrQueueFull", slowSock.Err())
+	}
+	if err := slowSock.Send("more"); err == nil {
+		t.Fatal("Send to a socket closed for overflow succeeded")
+	}
+	// The client can resume what it missed from the history.
+	again := dialWS(t, ts, wsDial{lastEventID: fmt.Sprintf("%s-%d", hub.epoch, got)})
+	for i := got; i < queueRounds; i++ {
+		_, data, _ := again.read(t)
+		if n := msgNumber(t, data); n != i {
+			t.Fatalf("resumed client got %d, want %d", n, i)
+		}
+	}
+}
+
+func TestQueueCloseEventSource(t *testing.T) {
+	hub := NewHub(nil)
+	ts := newTestServer(t, &Options{Hub: hub, QueueSize: 8}, nil)
+	slow := dialES(t, ts, esDial{noRead: true})
+	slowSock := ts.next(t)
+	fast := dialWS(t, ts, wsDial{})
+	ts.next(t)
+
+	paceBroadcasts(t, hub, fast)
+
+	slow.dec = nil
+	ec := &esClient{url: ts.URL, resp: slow.resp, evs: make(chan esEvent, 16)}
+	ec.startDecoding()
+	if ev := ec.next(t); ev.Type != HelloEvent {
+		t.Fatalf("first event %+v", ev)
+	}
+	for i := 0; ; i++ {
+		ev := ec.next(t)
+		if ev.Type == CloseEvent {
+			if ev.Data != "1013 send queue full" {
+				t.Fatalf("close event %q", ev.Data)
+			}
+			if i == queueRounds {
+				t.Fatal("the slow client got every message: its queue never filled")
+			}
+			break
+		}
+		if n := msgNumber(t, ev.Data); n != i {
+			t.Fatalf("slow client got message %d, want %d", n, i)
+		}
+	}
+	ec.end(t)
+	waitDone(t, slowSock)
+	if !errors.Is(slowSock.Err(), ErrQueueFull) {
+		t.Fatalf("slow socket Err = %v, want ErrQueueFull", slowSock.Err())
+	}
+}
+
+func TestQueueDropOldest(t *testing.T) {
+	hub := NewHub(nil)
+	ts := newTestServer(t, &Options{Hub: hub, QueueSize: 8, QueuePolicy: QueueDropOldest, WriteTimeout: -1}, nil)
+	slow := dialWS(t, ts, wsDial{})
+	slowSock := ts.next(t)
+	fast := dialWS(t, ts, wsDial{})
+	ts.next(t)
+
+	paceBroadcasts(t, hub, fast)
+
+	// The stalled client reads on: it gets messages in order, with the
+	// dropped ones missing, and the last one for sure.
+	got, last := 0, -1
+	for last != queueRounds-1 {
+		_, data, _ := slow.read(t)
+		n := msgNumber(t, data)
+		if n <= last {
+			t.Fatalf("slow client got %d after %d", n, last)
+		}
+		last = n
+		got++
+	}
+	dropped := slowSock.Dropped()
+	if dropped == 0 {
+		t.Fatal("nothing was dropped: the queue never filled")
+	}
+	if got+int(dropped) != queueRounds {
+		t.Fatalf("received %d + dropped %d != %d broadcasts", got, dropped, queueRounds)
+	}
+	if slowSock.Err() != nil {
+		t.Fatalf("the socket ended: %v", slowSock.Err())
+	}
+}

@@ -1,0 +1,336 @@
+package realtime
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"unicode/utf8"
+
+	"github.com/realtime-go/realtime/eventsource"
+	"github.com/realtime-go/realtime/websocket"
+)
+
+// Kind tells which transport a Socket uses.
+type Kind int
+
+const (
+	KindWebSocket   Kind = iota + 1 // a WebSocket connection
+	KindEventSource                 // an EventSource stream, plus POSTs from the client
+)
+
+func (k Kind) String() string {
+	switch k {
+	case KindWebSocket:
+		return "websocket"
+	case KindEventSource:
+		return "eventsource"
+	}
+	return "invalid"
+}
+
+// Socket is the server side of one client connection, on either
+// transport. A Handler makes it and passes it to its serve function.
+//
+// All methods are safe for concurrent use. Send never blocks: it puts
+// the message on the socket's bounded queue, which the socket's writer
+// goroutine drains, so a slow client never slows the code sending to it
+// (see QueuePolicy for what happens when the queue is full).
+//
+// # Goroutines
+//
+// The socket owns one writer goroutine, and on WebSocket one read
+// goroutine, which runs Options.OnMessage. Both end when the socket
+// ends, which Close brings about; Close waits for them, except that it
+// does not wait for a read goroutine that is running OnMessage, so that
+// OnMessage may call Close.
+type Socket struct {
+	id    string
+	kind  Kind
+	req   *http.Request
+	ws    *websocket.Conn
+	es    *eventsource.Stream
+	ids   bool   // messages carry ids on the wire
+	token string // EventSource only
+	cfg   *config
+	hnd   *handler
+
+	lastEventID  string
+	resumeFailed bool
+	hello        string     // the position announced first; set before the writer starts
+	replay       []*message // set before the writer starts, then the writer's
+
+	ctx    context.Context // ends when the socket ends
+	cancel context.CancelFunc
+	wctx   context.Context // bounds the writer's writes; abort cancels it
+	abortW context.CancelFunc
+
+	mu          sync.Mutex
+	queue       []*message
+	spare       []*message // the writer's previous batch, reused
+	closing     bool       // a close was asked for; it follows the queued messages
+	closeCode   websocket.StatusCode
+	closeReason string
+	closeErr    error // what Err reports after that close
+	ended       bool
+	dropped     uint64
+	wake        chan struct{} // the writer's doorbell, capacity 1
+
+	endOnce sync.Once
+	done    chan struct{}
+	err     error // set before done is closed
+
+	msgMu      sync.Mutex  // serializes OnMessage for POSTs
+	inMessage  atomic.Bool // the read goroutine is in OnMessage
+	readerDone chan struct{}
+	writerDone chan struct{}
+}
+
+func newSocket(h *handler, kind Kind, r *http.Request) *Socket {
+	s := &Socket{
+		id:         newSocketID(),
+		kind:       kind,
+		req:        r,
+		cfg:        &h.cfg,
+		hnd:        h,
+		wake:       make(chan struct{}, 1),
+		done:       make(chan struct{}),
+		writerDone: make(chan struct{}),
+	}
+	// Keep the request's values (authentication, tracing), not its
+	// lifetime: the socket's is its own.
+	base := context.WithoutCancel(r.Context())
+	s.ctx, s.cancel = context.WithCancel(base)
+	s.wctx, s.abortW = context.WithCancel(base)
+	return s
+}
+
+// ID returns an identifier for the socket, unique within the process and
+// fixed for the socket's life. It is not a secret: unlike the session
+// token of an EventSource socket it grants nothing, so it may be shown
+// to other users.
+func (s *Socket) ID() string { return s.id }
+
+// Kind returns the transport in use.
+func (s *Socket) Kind() Kind { return s.kind }
+
+// Request returns the request that opened the socket: its URL, headers
+// and remote address. Its body must not be read, and its context may
+// have ended (a WebSocket's handler returns after the upgrade); the
+// socket's context, given to serve and OnMessage, keeps the request
+// context's values.
+func (s *Socket) Request() *http.Request { return s.req }
+
+// LastEventID returns the id the client presented to resume from, or ""
+// for a fresh client.
+func (s *Socket) LastEventID() string { return s.lastEventID }
+
+// ResumeFailed reports whether the client asked to resume from an id
+// the hub no longer holds (evicted by the history bounds, or issued by
+// another Hub, as before a process restart). Such a client may have
+// missed messages; send it whatever it needs to catch up, such as the
+// full state.
+func (s *Socket) ResumeFailed() bool { return s.resumeFailed }
+
+// Done returns a channel that is closed when the socket has ended.
+func (s *Socket) Done() <-chan struct{} { return s.done }
+
+// Err returns nil while the socket is open and after a close the server
+// asked for (Close, CloseWith, Hub.Shutdown). Otherwise it tells why the
+// socket ended: the peer's close (websocket.CloseStatus gives its code),
+// a missed pong (websocket.ErrPongTimeout), a write timeout, a client
+// that went away, or ErrQueueFull.
+func (s *Socket) Err() error {
+	select {
+	case <-s.done:
+		return s.err
+	default:
+		return nil
+	}
+}
+
+// Dropped returns how many messages QueueDropOldest has dropped.
+func (s *Socket) Dropped() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.dropped
+}
+
+// WebSocket returns the underlying connection of a KindWebSocket socket.
+// Writing to it bypasses the send queue and the message ids; reading
+// from it competes with the socket's read goroutine and must not be done.
+func (s *Socket) WebSocket() (*websocket.Conn, bool) { return s.ws, s.ws != nil }
+
+// EventSource returns the underlying stream of a KindEventSource socket.
+// Events sent on it bypass the send queue and the message ids; an event
+// with an id of its own changes the client's last event id, which
+// breaks resuming.
+func (s *Socket) EventSource() (*eventsource.Stream, bool) { return s.es, s.es != nil }
+
+var errSocketClosed = fmt.Errorf("realtime: socket closed: %w", net.ErrClosed)
+
+// Send queues text for the client and returns without waiting for it to
+// be written. On WebSocket it arrives as one text message, on
+// EventSource as one event of the default type, with CR and CRLF line
+// ends turned into LF on both. It is not numbered and a resuming client
+// does not get it again; see Hub.Broadcast for messages that must
+// survive reconnections.
+//
+// Send fails with ErrInvalidUTF8, with an error matching net.ErrClosed
+// once the socket is closing or closed, or with ErrQueueFull when the
+// message overflowed the queue and QueueClose is closing the socket.
+func (s *Socket) Send(text string) error {
+	m, err := newMessage(text)
+	if err != nil {
+		return err
+	}
+	return s.enqueue(m)
+}
+
+// enqueue puts m on the queue, applying the queue policy. It never
+// blocks: Hub.Broadcast calls it under the hub's lock.
+func (s *Socket) enqueue(m *message) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing || s.ended {
+		return errSocketClosed
+	}
+	if len(s.queue) >= s.cfg.queueSize {
+		if s.cfg.policy != QueueDropOldest {
+			s.queue = nil
+			s.startCloseLocked(websocket.StatusTryAgainLater, "send queue full", ErrQueueFull)
+			return ErrQueueFull
+		}
+		n := copy(s.queue, s.queue[1:])
+		s.queue[n] = nil
+		s.queue = s.queue[:n]
+		s.dropped++
+	}
+	s.queue = append(s.queue, m)
+	s.ring()
+	return nil
+}
+
+func (s *Socket) ring() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Ping probes the client and returns when it answered: on WebSocket a
+// ping whose pong arrived, on EventSource a comment line written and
+// flushed (a stream has no answers; a dead client shows up as a failed
+// or timed-out write). ctx bounds the wait.
+func (s *Socket) Ping(ctx context.Context) error {
+	if s.ws != nil {
+		_, err := s.ws.Ping(ctx, nil)
+		return err
+	}
+	return s.es.Ping(ctx)
+}
+
+// Close closes the socket with code 1000 (normal closure), after the
+// messages already queued. See CloseWith.
+func (s *Socket) Close() error {
+	return s.CloseWith(websocket.StatusNormalClosure, "")
+}
+
+// CloseWith closes the socket once the messages already queued are
+// written: a WebSocket with the closing handshake and code and reason,
+// an EventSource stream with a realtime.close event carrying them, after
+// which the response ends. Messages sent after CloseWith are refused.
+// Clients reconnect after 1001, 1011, 1012, 1013 and 1014, and stop
+// after any other code (see the package documentation).
+//
+// CloseWith waits for the socket's goroutines to end, which
+// WriteTimeout and the WebSocket CloseTimeout bound, except for a read
+// goroutine running OnMessage (which may be the caller). It returns nil,
+// or the error that had already ended the socket. The code must be one
+// an endpoint may send (1000-1003, 1007-1014, 3000-4999) and the reason
+// at most 123 bytes of UTF-8; otherwise CloseWith returns an error and
+// does nothing.
+func (s *Socket) CloseWith(code websocket.StatusCode, reason string) error {
+	if err := checkClose(code, reason); err != nil {
+		return err
+	}
+	s.startClose(code, reason, nil)
+	s.wait(false)
+	return s.Err()
+}
+
+func checkClose(code websocket.StatusCode, reason string) error {
+	c := int(code)
+	if !(c >= 1000 && c <= 1003 || c >= 1007 && c <= 1014 || c >= 3000 && c <= 4999) {
+		return fmt.Errorf("realtime: close code %d may not be sent", c)
+	}
+	if len(reason) > 123 || !utf8.ValidString(reason) {
+		return fmt.Errorf("realtime: close reason must be at most 123 bytes of UTF-8")
+	}
+	return nil
+}
+
+// startClose asks the writer to close after the queued messages.
+func (s *Socket) startClose(code websocket.StatusCode, reason string, cause error) {
+	s.mu.Lock()
+	s.startCloseLocked(code, reason, cause)
+	s.mu.Unlock()
+}
+
+func (s *Socket) startCloseLocked(code websocket.StatusCode, reason string, cause error) {
+	if s.closing || s.ended {
+		return
+	}
+	s.closing = true
+	s.closeCode, s.closeReason, s.closeErr = code, reason, cause
+	s.ring()
+}
+
+// wait waits for the writer and the reader, skipping a reader inside
+// OnMessage unless all is set.
+func (s *Socket) wait(all bool) {
+	<-s.writerDone
+	if s.readerDone != nil && (all || !s.inMessage.Load()) {
+		<-s.readerDone
+	}
+}
+
+// abort ends the socket at once, cutting writes in progress.
+func (s *Socket) abort() {
+	s.abortW()
+	s.end(errSocketClosed)
+}
+
+// end ends the socket, once, with cause unless a close was asked for.
+func (s *Socket) end(cause error) {
+	s.endOnce.Do(func() {
+		s.mu.Lock()
+		if s.closing {
+			cause = s.closeErr
+		}
+		s.ended = true
+		s.queue, s.spare = nil, nil
+		s.mu.Unlock()
+		// Leave before done closes, so code woken by done sees the hub
+		// without this socket.
+		if s.cfg.hub != nil {
+			s.cfg.hub.leave(s)
+		}
+		if s.token != "" {
+			s.hnd.forget(s.token)
+		}
+		s.err = cause
+		s.cancel()
+		// The transport is closed before done is, so that once done is
+		// closed nothing writes to the connection or ResponseWriter any
+		// more (a keep-alive comment, a Ping) and the handler may return.
+		if s.ws != nil {
+			s.ws.CloseNow()
+		} else {
+			s.es.Close()
+		}
+		close(s.done)
+	})
+}
