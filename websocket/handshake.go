@@ -67,13 +67,16 @@ func checkRequest(r *http.Request) (upgradeRequest, *HandshakeError) {
 		e.header = http.Header{"Allow": {"GET"}}
 		return u, e
 	}
-	if r.ProtoMajor != 1 || r.ProtoMinor < 1 {
-		return u, refuse(http.StatusBadRequest, "HTTP/1.1 required")
-	}
+	// Upgrade comes first: a proxy that dropped it (often speaking HTTP/1.0
+	// upstream, as nginx does) should still get 426, the answer a client
+	// falls back on.
 	if !hasToken(r.Header, "Upgrade", "websocket") {
 		e := refuse(http.StatusUpgradeRequired, `Upgrade header must include "websocket"`)
 		e.header = http.Header{"Upgrade": {"websocket"}, "Sec-Websocket-Version": {supportedVersions}}
 		return u, e
+	}
+	if r.ProtoMajor != 1 || r.ProtoMinor < 1 {
+		return u, refuse(http.StatusBadRequest, "HTTP/1.1 required")
 	}
 	if !hasToken(r.Header, "Connection", "upgrade") {
 		return u, refuse(http.StatusBadRequest, `Connection header must include "upgrade"`)
