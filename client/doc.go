@@ -1,6 +1,7 @@
-// Package client connects Go programs to realtime servers: WebSocket
-// connections with [Dialer.Dial] and server-sent event streams with
-// [Dialer.EventSource], directly or through HTTP, HTTPS and SOCKS5
+// Package client connects Go programs to realtime servers: sockets that
+// speak the realtime.v1 protocol of package realtime with [Dialer.Socket],
+// WebSocket connections with [Dialer.Dial] and server-sent event streams
+// with [Dialer.EventSource], directly or through HTTP, HTTPS and SOCKS5
 // proxies.
 //
 //	c, _, err := client.Dial(ctx, "wss://chat.example/socket", nil)
@@ -8,6 +9,25 @@
 //		return err
 //	}
 //	defer c.CloseNow()
+//
+// # Sockets
+//
+// A [Socket] is the Go counterpart of the browser client served by
+// realtime.ClientJS: it tries a WebSocket, falls back to an event stream
+// with POSTs when the WebSocket is refused (a proxy dropped the Upgrade
+// header) or does not open in time, reconnects with backoff, and resumes
+// from the last message it received, so that it gets every missed
+// message exactly once.
+//
+//	s, err := d.Socket("https://chat.example/socket", nil)
+//	if err != nil {
+//		return err
+//	}
+//	defer s.Close()
+//	s.Send(ctx, "hello")
+//	for m, err := range s.All(ctx) {
+//		...
+//	}
 //
 // A [Dialer] holds what both kinds of connection share: how to pick a
 // proxy (by default from HTTP_PROXY, HTTPS_PROXY, ALL_PROXY and
@@ -29,9 +49,10 @@
 // # Contexts
 //
 // The context given to Dial bounds dialing and the opening handshake,
-// never the life of the connection. An EventSource lives until Close or
-// until it stops on its own; the context given to [EventSource.Next]
-// bounds only that wait. Each EventSource runs one goroutine, which
+// never the life of the connection. An EventSource or a Socket lives
+// until Close or until it stops on its own; the context given to
+// [EventSource.Next], [Socket.Next] or [Socket.Send] bounds only that
+// call. Each EventSource and each Socket runs one goroutine, which
 // connects, reads and reconnects; Close stops it and waits for it.
 //
 // # Failed handshakes

@@ -14,7 +14,8 @@
 // window than it offered, and on one that ignores what it required.
 //
 // Window sizes. Our compressor honours every window size from 8 to 15 bits
-// exactly, through klauspost/compress's windowed encoder. zlib, which
+// exactly (at levels other than the default, through klauspost/compress's
+// windowed encoder). zlib, which
 // most peers use, cannot compress with an 8-bit window and silently uses 9
 // bits when told 8; so when the peer is limited to 8 bits the
 // decompressor still keeps a 9-bit (512-byte) history, and such peers
@@ -23,22 +24,35 @@
 //
 // # Memory
 //
-// Decompression uses pooled decompressors, held only while a message is
-// read. When the peer keeps its context between messages, the connection
-// keeps the last 2^bits bytes the peer sent (2^(bits+1) bytes of buffer:
-// 64 KiB for 15 bits, 8 KiB for 12), which is the whole per-connection
-// cost on the reading side; asking the peer for no context takeover or a
-// smaller window (Options.RequestNoContextTakeover,
-// Options.RequestMaxWindowBits) shrinks it to nothing or 2^(bits+1).
+// At the default level the package compresses and decompresses with its
+// own DEFLATE code, built so that what a connection keeps between
+// messages is small and everything else is borrowed from pools for the
+// length of one message.
 //
-// Compression without context takeover (Options.NoContextTakeover, or
-// when the peer asks for it) uses pooled compressors, held only while a
-// message is written. With context takeover each connection holds its own
-// compressor from its first compressed message to its close; a klauspost
-// compressor takes about 0.8 MiB at level 1, 1 MiB at level 5 or with a
-// window below 15 bits, 1.4 MiB at level 9. A server that keeps many
-// connections open usually wants NoContextTakeover. A pooled
-// decompressor takes about 45 KiB.
+// Reading: the decompressor writes into a ring of exactly 2^bits bytes
+// (at least 512) that is both the history the peer's matches refer to
+// and the buffer the reader is served from. When the peer keeps its
+// context between messages, that ring is all the connection keeps: 32 KiB
+// for 15 bits, 4 KiB for 12, allocated as it fills (a connection that has
+// received 5 KiB holds 8 KiB). Asking the peer for no context takeover or
+// a smaller window (Options.RequestNoContextTakeover,
+// Options.RequestMaxWindowBits) shrinks it to nothing or 2^bits.
+//
+// Writing with context takeover: the connection keeps the last 2^bits
+// bytes it sent, the only ones the window lets a match refer to, plus 4
+// KiB of input buffered beyond them, and an 8 KiB hash table of 16-bit
+// positions: 44 KiB for 15 bits at most, allocated as it fills. Without
+// context takeover (Options.NoContextTakeover, or when the peer asks for
+// it) the connection keeps nothing. The rest (token buffer, Huffman and
+// decoding tables, input buffer, and the windows of streams without
+// context takeover: under 200 KiB for a message read and one written) is
+// pooled and held only while a message is read or written.
+//
+// Levels 2 to 9 and HuffmanOnly use klauspost/compress's compressors
+// instead: pooled without context takeover; with it each connection holds
+// its own compressor from its first compressed message to its close, about
+// 0.8 MiB at level 2, 1 MiB at level 5 or with a window below 15 bits, 1.4
+// MiB at level 9.
 //
 // # Broadcast
 //
@@ -71,8 +85,10 @@ const Name = "permessage-deflate"
 
 // Defaults for Options fields left zero.
 const (
-	// DefaultLevel is klauspost/compress's fastest level, which still
-	// compresses JSON-like text well and costs the least CPU per message.
+	// DefaultLevel selects the package's own compressor: a greedy
+	// matcher over the whole window with dynamic Huffman codes, fast,
+	// compressing JSON-like text about as well as zlib's fastest level,
+	// and with small per-connection state (see Memory).
 	DefaultLevel = flate.BestSpeed
 
 	// DefaultThreshold is the size under which a message is sent
@@ -91,11 +107,14 @@ const (
 // Options configures the extension. The zero value gives the documented
 // defaults; New copies it.
 type Options struct {
-	// Level is the compression level: 1 (fastest) to 9 (smallest),
-	// flate.DefaultCompression (-1), or flate.HuffmanOnly (-2). 0 and
-	// values out of range mean DefaultLevel. It applies when our window
-	// is 15 bits; a smaller window uses klauspost/compress's windowed
-	// encoder, which has a single level (similar to level 5).
+	// Level is the compression level: 1 (DefaultLevel: the package's
+	// own compressor) or klauspost/compress's 2 to 9 (smaller output,
+	// more CPU, far more memory with context takeover: see Memory),
+	// flate.DefaultCompression (-1, which is 5), or flate.HuffmanOnly
+	// (-2). 0 and values out of range mean DefaultLevel. Levels 2 to 9
+	// apply when our window is 15 bits; a smaller window uses
+	// klauspost/compress's windowed encoder, which has a single level
+	// (similar to level 5). Decompression is the same at every level.
 	Level int
 
 	// Threshold is the size below which a message whose size is known
@@ -116,8 +135,8 @@ type Options struct {
 	// bytes, 8 to 15; 0 means 15. A client offers client_max_window_bits
 	// with this value (without a value when 15); a server answers
 	// server_max_window_bits when it is below 15 or the client asked.
-	// A smaller window compresses a little worse and costs no less memory
-	// with klauspost/compress; it exists mostly to honour peers.
+	// A smaller window compresses a little worse; with context takeover
+	// at the default level it shrinks what a connection keeps.
 	MaxWindowBits int
 
 	// RequestNoContextTakeover asks the peer to compress every message on

@@ -1,7 +1,6 @@
 package deflate
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -28,19 +27,22 @@ type config struct {
 type session struct {
 	cfg config
 
-	// Write side. mu guards fw and the flags against Close; the writer
-	// goroutine owns everything else. A message in progress has taken fw
-	// out, so Close cannot pool a compressor in use.
+	// Write side. mu guards the compressor state and the flags against
+	// Close; the writer goroutine owns everything else. A message in
+	// progress has taken the state out, so Close cannot pool a
+	// compressor in use.
 	mu     sync.Mutex
-	fw     *flate.Writer // held between messages with context takeover
+	lz     *lz           // our compressor's state, kept with context takeover
+	fw     *flate.Writer // a klauspost compressor (Level 2-9 or HuffmanOnly), kept with context takeover
 	broken error         // a failed message left the context unusable
 	closed bool
 	out    tailWriter
 	enc    encoder
+	lzEnc  lzEncoder
 
 	// Read side, owned by the reader goroutine.
-	hist history
-	dec  decoder
+	win *window // the peer's history, kept with context takeover
+	dec decoder
 }
 
 // sharedSession is a session whose output depends on nothing but the
@@ -55,22 +57,26 @@ func (s *sharedSession) EncodingKey() string { return s.key }
 func newSession(cfg config) extensions.Session {
 	s := &session{cfg: cfg}
 	s.enc.s = s
+	s.lzEnc.s = s
 	s.dec.s = s
-	if !cfg.peerNoCtx {
-		// zlib writes 9-bit windows when asked for 8; keep enough history
-		// for such peers.
-		s.hist.size = 1 << max(cfg.peerBits, 9)
-	}
 	if cfg.ownNoCtx {
 		return &sharedSession{s, fmt.Sprintf("deflate:l=%d,w=%d,t=%d", cfg.level, cfg.ownBits, cfg.threshold)}
 	}
 	return s
 }
 
+// ownLZ reports whether our own compressor serves the session's level.
+func (cfg *config) ownLZ() bool { return cfg.level == DefaultLevel }
+
+// peerWindow is the history to keep of what the peer sends: zlib writes
+// 9-bit windows when asked for 8, so keep enough for such peers.
+func (cfg *config) peerWindow() int { return 1 << max(cfg.peerBits, 9) }
+
 var (
-	errClosed  = errors.New("deflate: session closed")
-	errNoTail  = errors.New("deflate: compressor output does not end with a sync flush")
-	finalTails = []byte{0x00, 0x00, 0xff, 0xff, 0x01, 0x00, 0x00, 0xff, 0xff}
+	errClosed          = errors.New("deflate: session closed")
+	errNoTail          = errors.New("deflate: compressor output does not end with a sync flush")
+	errWriteAfterClose = errors.New("deflate: write after close")
+	errCloseClosed     = errors.New("deflate: close of a closed message")
 )
 
 // Encode compresses one message (RFC 7692 §7.2.1). A message whose size
@@ -88,6 +94,22 @@ func (s *session) Encode(dst io.Writer, m extensions.Message) (io.WriteCloser, b
 		s.mu.Unlock()
 		return nil, 0, err
 	}
+	if s.cfg.ownLZ() {
+		z := s.lz
+		s.lz = nil
+		s.mu.Unlock()
+		if z == nil {
+			if s.cfg.ownNoCtx {
+				z = getLZ(s.cfg.ownBits)
+			} else {
+				z = newLZ(s.cfg.ownBits, ctxBlock)
+			}
+		}
+		e := &s.lzEnc
+		e.z, e.dst, e.err = z, dst, nil
+		e.sc = encScratchPool.Get().(*encScratch)
+		return e, extensions.RSV1, nil
+	}
 	fw := s.fw
 	s.fw = nil
 	s.mu.Unlock()
@@ -103,7 +125,25 @@ func (s *session) Encode(dst io.Writer, m extensions.Message) (io.WriteCloser, b
 	return &s.enc, extensions.RSV1, nil
 }
 
-// encoder is the writer Encode returns.
+// endLZ takes back our compressor's state after a message.
+func (s *session) endLZ(z *lz, err error) {
+	s.mu.Lock()
+	if err != nil && !s.cfg.ownNoCtx {
+		// The peer did not get what the compressor remembers.
+		s.broken = fmt.Errorf("deflate: an earlier message failed: %w", err)
+	}
+	if s.cfg.ownNoCtx || s.closed || err != nil {
+		s.mu.Unlock()
+		if s.cfg.ownNoCtx {
+			putLZ(z)
+		}
+		return
+	}
+	s.lz = z
+	s.mu.Unlock()
+}
+
+// encoder is the writer Encode returns for a klauspost compressor.
 type encoder struct {
 	s   *session
 	fw  *flate.Writer
@@ -112,7 +152,7 @@ type encoder struct {
 
 func (e *encoder) Write(p []byte) (int, error) {
 	if e.fw == nil {
-		return 0, errors.New("deflate: write after close")
+		return 0, errWriteAfterClose
 	}
 	if e.err != nil {
 		return 0, e.err
@@ -129,7 +169,7 @@ func (e *encoder) Write(p []byte) (int, error) {
 func (e *encoder) Close() error {
 	fw := e.fw
 	if fw == nil {
-		return errors.New("deflate: close of a closed message")
+		return errCloseClosed
 	}
 	e.fw = nil
 	s := e.s
@@ -199,14 +239,19 @@ func (s *session) Decode(src io.Reader, rsv byte) (io.Reader, error) {
 	if rsv&extensions.RSV1 == 0 {
 		return src, nil
 	}
-	d := &s.dec
-	d.src = msgSource{r: src}
-	d.err = nil
-	var dict []byte
-	if !s.cfg.peerNoCtx {
-		dict = s.hist.dict()
+	var w *window
+	if s.cfg.peerNoCtx {
+		w = getWindow(s.cfg.peerWindow())
+	} else {
+		if s.win == nil {
+			s.win = newWindow(s.cfg.peerWindow(), true)
+		}
+		w = s.win
 	}
-	d.in = getInflater(&d.src, dict)
+	d := &s.dec
+	d.err = nil
+	d.f = inflaterPool.Get().(*inflater)
+	d.f.reset(src, w)
 	return d, nil
 }
 
@@ -214,8 +259,7 @@ func (s *session) Decode(src io.Reader, rsv byte) (io.Reader, error) {
 // until the message ends.
 type decoder struct {
 	s   *session
-	src msgSource
-	in  *inflater
+	f   *inflater
 	err error
 }
 
@@ -223,95 +267,37 @@ func (d *decoder) Read(p []byte) (int, error) {
 	if d.err != nil {
 		return 0, d.err
 	}
-	n, err := d.in.fr.Read(p)
-	if n > 0 && !d.s.cfg.peerNoCtx {
-		d.s.hist.add(p[:n])
-	}
-	if err == nil {
-		return n, nil
-	}
-	if err == io.EOF {
-		// The final block came from our tail, unless the peer ended
-		// its data with one: then the rest of the message is padding.
-		if d.src.r != nil {
-			if _, err = io.Copy(io.Discard, d.src.r); err == nil {
-				err = io.EOF
-			}
-		}
-	} else {
-		var ce flate.CorruptInputError
-		if errors.As(err, &ce) {
-			err = errors.New("deflate: corrupt compressed data")
-		} else if err == io.ErrUnexpectedEOF && d.src.r == nil {
-			err = errors.New("deflate: compressed data truncated")
-		}
-	}
-	d.err = err
-	putInflater(d.in)
-	d.in = nil
-	d.src = msgSource{}
-	return n, err
-}
-
-// msgSource yields a message's payload followed by the 4 bytes the sender
-// removed and an empty final block, which ends the DEFLATE stream.
-type msgSource struct {
-	r    io.Reader // nil once the payload has ended
-	tail []byte
-}
-
-func (m *msgSource) Read(p []byte) (int, error) {
-	if m.r != nil {
-		n, err := m.r.Read(p)
-		if err != io.EOF {
-			return n, err
-		}
-		m.r = nil
-		m.tail = finalTails
-		if n > 0 {
+	f := d.f
+	for {
+		if f.w.pos > f.rd {
+			n := f.w.read(f.rd, p)
+			f.rd += uint64(n)
 			return n, nil
 		}
-	}
-	if len(m.tail) == 0 {
-		return 0, io.EOF
-	}
-	n := copy(p, m.tail)
-	m.tail = m.tail[n:]
-	return n, nil
-}
-
-// history keeps the last size bytes the peer sent, the dictionary of its
-// next message. It buffers up to twice that, so that it copies each byte
-// about twice.
-type history struct {
-	size int
-	b    []byte
-}
-
-func (h *history) add(q []byte) {
-	if len(q) >= h.size {
-		if h.b == nil {
-			h.b = make([]byte, 0, 2*h.size)
+		if f.state == stDone {
+			d.finish(io.EOF)
+			return 0, io.EOF
 		}
-		h.b = append(h.b[:0], q[len(q)-h.size:]...)
-		return
-	}
-	if len(h.b)+len(q) > cap(h.b) {
-		if h.b == nil {
-			h.b = make([]byte, 0, 2*h.size)
-		} else {
-			keep := h.size - len(q)
-			h.b = h.b[:copy(h.b, h.b[len(h.b)-keep:])]
+		if len(p) == 0 {
+			return 0, nil
+		}
+		if err := f.inflate(len(p)); err != nil {
+			d.finish(err)
+			return 0, err
 		}
 	}
-	h.b = append(h.b, q...)
 }
 
-func (h *history) dict() []byte {
-	if len(h.b) > h.size {
-		return h.b[len(h.b)-h.size:]
+// finish gives back what the message borrowed.
+func (d *decoder) finish(err error) {
+	f := d.f
+	if d.s.cfg.peerNoCtx {
+		putWindow(f.w)
 	}
-	return h.b
+	f.src, f.w, f.srcErr = nil, nil, nil
+	inflaterPool.Put(f)
+	d.f = nil
+	d.err = err
 }
 
 // Close gives the connection's compressor back to the pool, unless a
@@ -321,6 +307,7 @@ func (s *session) Close() error {
 	s.closed = true
 	fw := s.fw
 	s.fw = nil
+	s.lz = nil
 	s.mu.Unlock()
 	if fw != nil {
 		putWriter(s.cfg.level, s.cfg.ownBits, fw)
@@ -360,28 +347,4 @@ func getWriter(level, bits int, dst io.Writer) *flate.Writer {
 func putWriter(level, bits int, fw *flate.Writer) {
 	fw.Reset(nil)
 	writerPool(level, bits).Put(fw)
-}
-
-// inflater is a pooled decompressor with its input buffer.
-type inflater struct {
-	br *bufio.Reader
-	fr io.ReadCloser // also a flate.Resetter
-}
-
-var inflaters sync.Pool
-
-func getInflater(src io.Reader, dict []byte) *inflater {
-	in, ok := inflaters.Get().(*inflater)
-	if !ok {
-		in = &inflater{br: bufio.NewReaderSize(src, 4096)}
-		in.fr = flate.NewReader(in.br)
-	}
-	in.br.Reset(src)
-	in.fr.(flate.Resetter).Reset(in.br, dict)
-	return in
-}
-
-func putInflater(in *inflater) {
-	in.br.Reset(nil)
-	inflaters.Put(in)
 }

@@ -3,6 +3,7 @@
 // Markdown table.
 //
 //	cd interop && go run ./bench [-quick] [-out FILE] [-servers a,b] [-cpuprofile DIR]
+//	cd interop && go run ./bench -deflate [-scenarios efgh] [-mem-conns 1000] ...
 //
 // Each server runs in a child process (this binary with -serve NAME), a
 // fresh one per scenario, measured one at a time. The load client runs in
@@ -60,6 +61,9 @@ func main() {
 	onlyScenarios := flag.String("scenarios", "abcd", "which scenarios to run, by key: a (16 B), b (1 KiB), c (64 KiB), d (idle)")
 	waitQuiet := flag.Duration("wait-quiet", 0, "before each scenario, wait up to this long for other processes to leave the CPUs idle")
 	profDir := flag.String("cpuprofile", "", "write a CPU profile of each server process to DIR/SERVER-SCENARIO.pprof (with -serve: the profile file)")
+	pmd := flag.Bool("deflate", false, "run the permessage-deflate scenarios instead (see deflate.go): e (1 KiB JSON, no context takeover), f (context takeover offered), g and h (memory of -mem-conns connections in each mode)")
+	memConns := flag.Int("mem-conns", 1000, "connections for the -deflate memory scenarios")
+	memMsgs := flag.Int("mem-msgs", 5, "messages each connection echoes in the -deflate memory scenarios")
 	flag.Parse()
 
 	if *serve != "" {
@@ -78,7 +82,30 @@ func main() {
 		fatal("RLIMIT_NOFILE is %d (hard limit), the idle scenario needs about %d: lower -idle", limit, need)
 	}
 
-	names := registeredServers()
+	d, warm, settle := 5*time.Second, time.Second, 2*time.Second
+	if *quick {
+		d, warm, settle = time.Second, 300*time.Millisecond, time.Second
+	}
+	if *dur > 0 {
+		d = *dur
+	}
+	if *pmd {
+		var sel []string
+		if *only != "" {
+			sel = strings.Split(*only, ",")
+		}
+		scen := ""
+		flag.Visit(func(f *flag.Flag) {
+			if f.Name == "scenarios" {
+				scen = f.Value.String()
+			}
+		})
+		runPMDBench(pmdConfig{servers: sel, scenarios: scen, memConns: *memConns, memMsgs: *memMsgs, dur: d, warmup: warm, settle: settle,
+			retries: *retries, waitQuiet: *waitQuiet, out: *out, profDir: *profDir})
+		return
+	}
+
+	names := slices.DeleteFunc(registeredServers(), isPMD)
 	if *only != "" {
 		names = nil
 		for _, n := range strings.Split(*only, ",") {
@@ -90,13 +117,6 @@ func main() {
 		}
 	}
 
-	d, warm, settle := 5*time.Second, time.Second, 2*time.Second
-	if *quick {
-		d, warm, settle = time.Second, 300*time.Millisecond, time.Second
-	}
-	if *dur > 0 {
-		d = *dur
-	}
 	scenarios := []scenario{
 		{key: "a", title: "16 B × 100 conns × 16 deep", size: 16, conns: 100, depth: 16},
 		{key: "b", title: "1 KiB × 100 conns", size: 1024, conns: 100, depth: 1},

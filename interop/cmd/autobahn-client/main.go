@@ -3,7 +3,12 @@
 // case by echoing every message until the server closes, then asks the
 // server to write its reports.
 //
-//	autobahn-client -url ws://127.0.0.1:9001 -agent realtime
+//	autobahn-client -url ws://127.0.0.1:9001 -agent realtime [-deflate]
+//
+// With -deflate the client offers permessage-deflate (RFC 7692) in every
+// case, as "permessage-deflate; client_max_window_bits": the server may
+// then limit our window and ask for no context takeover, as cases 13.*
+// do, and every message is compressed however small.
 package main
 
 import (
@@ -19,6 +24,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/realtime-go/realtime/extensions"
+	"github.com/realtime-go/realtime/extensions/deflate"
 	"github.com/realtime-go/realtime/websocket"
 )
 
@@ -27,7 +34,11 @@ func main() {
 	agent := flag.String("agent", "realtime", "agent name in the reports")
 	caseTimeout := flag.Duration("case-timeout", 2*time.Minute, "time limit for one case")
 	verbose := flag.Bool("v", false, "log how each case ended")
+	useDeflate := flag.Bool("deflate", false, "offer permessage-deflate (for cases 12.* and 13.*)")
 	flag.Parse()
+	if *useDeflate {
+		clientOpts.Extensions = []extensions.Extension{deflate.New(&deflate.Options{Threshold: -1})}
+	}
 
 	log.SetFlags(log.Lmicroseconds)
 	log.SetPrefix("autobahn-client: ")
@@ -79,6 +90,9 @@ func run(base, agent string, caseTimeout time.Duration, verbose bool) error {
 	return nil
 }
 
+// clientOpts configures every connection.
+var clientOpts = &websocket.ClientOptions{}
+
 type setupError struct{ err error }
 
 func (e *setupError) Error() string { return "connect: " + e.err.Error() }
@@ -103,7 +117,7 @@ func dial(ctx context.Context, rawURL string) (*websocket.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	c, _, err := websocket.NewClient(ctx, nc, u, nil)
+	c, _, err := websocket.NewClient(ctx, nc, u, clientOpts)
 	if err != nil {
 		nc.Close()
 		return nil, err

@@ -3,7 +3,11 @@
 // that echoes every message as received (same type, same bytes) until the
 // peer closes.
 //
-//	autobahn-server -addr 127.0.0.1:9001
+//	autobahn-server -addr 127.0.0.1:9001 [-deflate]
+//
+// With -deflate the server accepts permessage-deflate (RFC 7692) with all
+// its parameters, as cases 12.* and 13.* need, and compresses every
+// message however small.
 package main
 
 import (
@@ -15,12 +19,15 @@ import (
 	"net"
 	"os"
 
+	"github.com/realtime-go/realtime/extensions"
+	"github.com/realtime-go/realtime/extensions/deflate"
 	"github.com/realtime-go/realtime/websocket"
 )
 
 func main() {
 	addr := flag.String("addr", "127.0.0.1:9001", "listen address (HOST:PORT)")
 	verbose := flag.Bool("v", false, "log how each connection ended")
+	useDeflate := flag.Bool("deflate", false, "accept permessage-deflate (for cases 12.* and 13.*)")
 	flag.Parse()
 
 	ln, err := net.Listen("tcp", *addr)
@@ -36,6 +43,9 @@ func main() {
 		InsecureSkipOriginCheck: true,
 		// Autobahn 9.* sends messages of up to 16 MiB; the default
 		// MaxMessageSize (64 MiB - 1) and MaxFragments cover them.
+	}
+	if *useDeflate {
+		opts.Extensions = []extensions.Extension{deflate.New(deflateOptions)}
 	}
 	for {
 		nc, err := ln.Accept()
@@ -65,6 +75,11 @@ func serve(nc net.Conn, opts *websocket.AcceptOptions, verbose bool) {
 		log.Printf("%s %s: %d messages echoed, ended: %v", c.RemoteAddr(), r.URL.RequestURI(), n, err)
 	}
 }
+
+// deflateOptions configures permessage-deflate under -deflate: the defaults, so
+// that the server grants whatever window and context a client asks for,
+// except that every message is compressed.
+var deflateOptions = &deflate.Options{Threshold: -1}
 
 // echo writes back every message read, with its type, until an error.
 func echo(ctx context.Context, c *websocket.Conn) (int, error) {

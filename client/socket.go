@@ -1,0 +1,1125 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"iter"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/realtime-go/realtime/eventsource"
+	"github.com/realtime-go/realtime/websocket"
+)
+
+// The names of the realtime.v1 wire protocol (see package realtime). They
+// are repeated here so that a client does not link the server package;
+// a test checks that both agree.
+const (
+	socketSubprotocol = "realtime.v1"
+	tokenHeader       = "Realtime-Token"
+	helloEvent        = "realtime.hello"
+	closeEvent        = "realtime.close"
+)
+
+// Defaults for SocketOptions fields left zero.
+const (
+	// DefaultConnectTimeout bounds one connection attempt of a Socket,
+	// until the server has announced the position, as in the browser
+	// client.
+	DefaultConnectTimeout = 5 * time.Second
+
+	// DefaultMinDelay and DefaultMaxDelay bound a Socket's reconnection
+	// backoff, as in the browser client.
+	DefaultMinDelay = 500 * time.Millisecond
+	DefaultMaxDelay = 30 * time.Second
+
+	// DefaultIdleTimeout is how long a Socket's connection may stay
+	// silent. realtime servers send a heartbeat every 25 s by default
+	// (realtime.DefaultHeartbeat), so this allows for one lost.
+	DefaultIdleTimeout = 60 * time.Second
+
+	// DefaultMaxMessageSize bounds a message a Socket receives.
+	DefaultMaxMessageSize = 16 << 20
+
+	// framingSlack is added to MaxMessageSize for what comes with the
+	// text: the id, field names.
+	framingSlack = 4 << 10
+)
+
+// Transport is the kind of connection a Socket uses.
+type Transport int
+
+const (
+	// TransportWebSocket is a WebSocket offering the realtime.v1
+	// subprotocol.
+	TransportWebSocket Transport = iota + 1
+
+	// TransportEventSource is an event stream from a GET, with a POST for
+	// each message sent.
+	TransportEventSource
+)
+
+// String returns "websocket", "eventsource", the names the browser
+// client and the server use, or "none" for the zero Transport.
+func (t Transport) String() string {
+	switch t {
+	case 0:
+		return "none"
+	case TransportWebSocket:
+		return "websocket"
+	case TransportEventSource:
+		return "eventsource"
+	}
+	return "Transport(" + strconv.Itoa(int(t)) + ")"
+}
+
+// SocketOptions configures a Socket. A nil *SocketOptions means the zero
+// value, which behaves like the browser client: WebSocket first, then
+// EventSource, with its timeouts and backoff.
+type SocketOptions struct {
+	// Transport, when set, is the only transport the Socket uses. 0 means
+	// both: a WebSocket first, falling back to EventSource, and then
+	// whichever last opened first.
+	Transport Transport
+
+	// LastEventID is the id to resume from on the first connection,
+	// saved by an earlier Socket with LastEventID. Empty means a fresh
+	// start from the server's current position.
+	LastEventID string
+
+	// Header holds header fields for every request of the Socket, on top
+	// of Dialer.Header.
+	Header http.Header
+
+	// ConnectTimeout bounds one connection attempt, from dialing until
+	// the server has announced the position (the first WebSocket
+	// message, or the realtime.hello event). A WebSocket that has not
+	// opened by then is given up for EventSource. 0 means
+	// DefaultConnectTimeout. Dialer.HandshakeTimeout applies as well.
+	ConnectTimeout time.Duration
+
+	// MinDelay and MaxDelay bound the wait before reconnecting: the n-th
+	// failure in a row waits MinDelay·2ⁿ, at most MaxDelay, with jitter
+	// taking off up to half. 0 means DefaultMinDelay and
+	// DefaultMaxDelay.
+	MinDelay time.Duration
+	MaxDelay time.Duration
+
+	// IdleTimeout is the watchdog: a connection on which nothing arrives
+	// for this long (no message, WebSocket ping or event stream comment)
+	// is dropped, and the Socket reconnects. Keep it above the server's
+	// heartbeat. The error OnRetry then gets matches ErrIdleTimeout. 0
+	// means DefaultIdleTimeout; negative turns it off.
+	IdleTimeout time.Duration
+
+	// MaxMessageSize bounds the text of a message received on either
+	// transport (the id and framing may add 4 KiB); a larger one stops
+	// the Socket, since reconnecting would meet it again. It overrides
+	// Dialer.ConnOptions.MaxMessageSize. 0 means DefaultMaxMessageSize.
+	MaxMessageSize int
+
+	// OnOpen, when set, is called each time a connection opens, before
+	// its messages are handed to Next. The connection is already in
+	// use: Send may be called from OnOpen.
+	OnOpen func(OpenInfo)
+
+	// OnRetry, when set, is called before each wait to reconnect, with
+	// why the connection ended or why the attempts failed (joined, when
+	// both transports were tried), and the wait.
+	// websocket.CloseStatus(err) gives the close code when the server
+	// closed the connection. OnRetry must not call Send, which would
+	// wait for a connection that only the Socket's goroutine, running
+	// OnRetry, can make.
+	OnRetry func(err error, delay time.Duration)
+}
+
+// OpenInfo describes a connection that opened.
+type OpenInfo struct {
+	// Transport is the connection's transport.
+	Transport Transport
+
+	// Position is the id the server starts from, which becomes the
+	// Socket's last event id; empty when the server numbers nothing
+	// (no hub, or a WebSocket without the realtime.v1 subprotocol).
+	Position string
+
+	// Resumed reports that the server resumed from the id the Socket
+	// presented: the messages missed since follow, then the live ones,
+	// each once.
+	Resumed bool
+
+	// ResumeFailed reports that the Socket presented an id the server
+	// could not resume from (its history no longer reaches back that
+	// far, or it is a new server): messages may have been lost, and the
+	// program should catch up by other means, such as fetching the
+	// current state.
+	ResumeFailed bool
+
+	// WebSocketErr is why the WebSocket was not used, when it was tried
+	// before this EventSource connection in the same round: a
+	// websocket.ErrBadHandshake (a proxy dropped the Upgrade header and
+	// the server answered 426, say), ErrConnectTimeout or a *DialError.
+	WebSocketErr error
+
+	// Response is the server's answer that opened the connection: 101
+	// for a WebSocket, 200 for an event stream. Its body must not be
+	// read.
+	Response *http.Response
+}
+
+// Message is a message from the server.
+type Message struct {
+	// ID is the message's id, which the Socket resumes from once Next
+	// has returned it; empty for a message the server sent to this
+	// client only, which is not numbered and is not resent.
+	ID string
+
+	// Data is the text, with line ends as LF.
+	Data string
+}
+
+// Socket is a client of a realtime server: it connects over WebSocket,
+// or over EventSource with POSTs when a WebSocket cannot be had, and
+// reconnects after a lost connection, resuming from the last message
+// received so that every missed message arrives exactly once. It follows
+// the realtime.v1 protocol as the browser client does (see package
+// realtime), through the Dialer's proxies.
+//
+// Each round of connection attempts tries the WebSocket first, and falls
+// back to EventSource when the handshake is refused (any answer but 101)
+// or the position does not arrive within ConnectTimeout; after an
+// EventSource connection has opened, later rounds try EventSource first.
+// After a failed round, or when a connection ends with close code 1001,
+// 1006 (the connection broke), 1011, 1012, 1013 or 1014, the Socket waits
+// (see SocketOptions.MinDelay) and tries again. After any other close
+// code it stops, and Err reports the code. It also stops when a round
+// fails in a way that retrying cannot mend: the event stream's request
+// was refused with a 4xx status, a proxy refused, a certificate failed
+// verification.
+//
+// # Goroutines
+//
+// A Socket runs one goroutine, which owns its connections: it connects,
+// reads, hands messages to Next one at a time, waits to reconnect, and
+// calls OnOpen and OnRetry. Until Next takes a message the connection is
+// not read, so a program that stops reading makes the server drop the
+// connection in time, and the Socket resume when reading goes on. Send
+// runs on its caller's goroutine. The goroutine ends when the Socket
+// stops, on its own or by Close; before it ends it waits for calls to
+// Send in progress to return, and closes every connection. Close returns
+// after that. OnOpen and OnRetry must not call Close.
+//
+// All methods are safe for concurrent use; concurrent calls to Next
+// receive different messages, and concurrent calls to Send are made one
+// after the other.
+type Socket struct {
+	d       Dialer
+	httpURL *url.URL // http:// or https://, for event streams and POSTs
+	wsURL   string   // ws:// or wss://
+	opts    SocketOptions
+
+	ctx     context.Context // ends when the Socket stops
+	cancel  context.CancelFunc
+	msgs    chan delivery
+	done    chan struct{}
+	sendSem chan struct{} // held by the Send in progress
+
+	mu       sync.Mutex
+	cur      *link         // the open connection, or nil
+	ready    chan struct{} // closed once cur is set; a new one after it is lost
+	lastID   string
+	lastSeq  uint64 // orders updates of lastID
+	stopping bool   // no more Sends may start
+	sending  sync.WaitGroup
+	err      error // why the Socket stopped, set before done is closed
+
+	// The run goroutine's own.
+	resumeID string    // the last id handed over or announced
+	seq      uint64    // counts hand-overs and positions
+	worked   Transport // the transport that last opened
+
+	// The POST connection kept for the next message, owned by the holder
+	// of sendSem, and by the run goroutine once Sends are over.
+	idle *postConn
+}
+
+// delivery is a message on its way to Next.
+type delivery struct {
+	m   Message
+	seq uint64
+}
+
+// link is one open connection.
+type link struct {
+	transport Transport
+	ws        *websocket.Conn // TransportWebSocket
+	nc        net.Conn        // TransportEventSource: the stream's connection
+	gone      chan struct{}   // closed once the run goroutine has let go of it
+
+	mu      sync.Mutex
+	token   string // TransportEventSource: the session token
+	dropErr error  // why drop was called
+}
+
+// drop closes the connection from outside the run goroutine, which then
+// sees its read fail and reports cause.
+func (l *link) drop(cause error) {
+	l.mu.Lock()
+	first := l.dropErr == nil
+	if first {
+		l.dropErr = cause
+	}
+	l.mu.Unlock()
+	if !first {
+		return
+	}
+	if l.ws != nil {
+		l.ws.CloseNow()
+	} else {
+		l.nc.Close()
+	}
+}
+
+func (l *link) dropped() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.dropErr
+}
+
+func (l *link) sessionToken() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.token
+}
+
+func (l *link) setToken(tok string) {
+	l.mu.Lock()
+	l.token = tok
+	l.mu.Unlock()
+}
+
+// Socket starts a realtime socket on rawURL (http://, https://, ws:// or
+// wss://; the scheme's security applies to both transports), with the
+// proxies, TLS settings, header, cookie jar and handshake timeout of d.
+// Its Subprotocols are replaced by realtime.v1. Socket returns at once;
+// the first connection is made in the background, and Send waits for
+// it. An error means a malformed URL or options.
+//
+// The caller must call Close when done.
+func (d *Dialer) Socket(rawURL string, opts *SocketOptions) (*Socket, error) {
+	u, err := parseURL(rawURL, "http", "https", "ws", "wss")
+	if err != nil {
+		return nil, err
+	}
+	var o SocketOptions
+	if opts != nil {
+		o = *opts
+	}
+	if o.Transport < 0 || o.Transport > TransportEventSource {
+		return nil, fmt.Errorf("client: invalid transport %d", int(o.Transport))
+	}
+	if strings.ContainsAny(o.LastEventID, "\r\n\x00") {
+		return nil, errors.New("client: LastEventID may not contain CR, LF or NUL")
+	}
+	if o.ConnectTimeout <= 0 {
+		o.ConnectTimeout = DefaultConnectTimeout
+	}
+	if o.MinDelay <= 0 {
+		o.MinDelay = DefaultMinDelay
+	}
+	if o.MaxDelay <= 0 {
+		o.MaxDelay = DefaultMaxDelay
+	}
+	o.MaxDelay = max(o.MaxDelay, o.MinDelay)
+	if o.IdleTimeout == 0 {
+		o.IdleTimeout = DefaultIdleTimeout
+	}
+	if o.MaxMessageSize <= 0 {
+		o.MaxMessageSize = DefaultMaxMessageSize
+	}
+	o.Header = cloneHeader(o.Header)
+
+	hu := httpURL(u)
+	wu := *hu
+	wu.Scheme = "ws"
+	if hu.Scheme == "https" {
+		wu.Scheme = "wss"
+	}
+	s := &Socket{
+		d:        *d,
+		httpURL:  hu,
+		wsURL:    wu.String(),
+		opts:     o,
+		msgs:     make(chan delivery),
+		done:     make(chan struct{}),
+		sendSem:  make(chan struct{}, 1),
+		ready:    make(chan struct{}),
+		lastID:   o.LastEventID,
+		resumeID: o.LastEventID,
+	}
+	// The copy must not share what the caller may change later.
+	s.d.Header = cloneHeader(d.Header)
+	s.d.ProxyConnectHeader = cloneHeader(d.ProxyConnectHeader)
+	s.d.Subprotocols = []string{socketSubprotocol}
+	s.d.Extensions = slices.Clone(d.Extensions)
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	go s.run()
+	return s, nil
+}
+
+// Next returns the next message. If ctx ends first, Next returns ctx's
+// error and the Socket goes on. Once the Socket has stopped, Next returns
+// why (see Err).
+func (s *Socket) Next(ctx context.Context) (Message, error) {
+	select {
+	case dv := <-s.msgs:
+		if dv.m.ID != "" {
+			s.setLastID(dv.m.ID, dv.seq)
+		}
+		return dv.m, nil
+	case <-s.done:
+		return Message{}, s.Err()
+	case <-ctx.Done():
+		return Message{}, ctx.Err()
+	}
+}
+
+// All returns an iterator over the messages, for range loops. It yields
+// each message with a nil error; on the first error from Next it yields
+// a zero Message and that error, and ends.
+func (s *Socket) All(ctx context.Context) iter.Seq2[Message, error] {
+	return func(yield func(Message, error) bool) {
+		for {
+			m, err := s.Next(ctx)
+			if !yield(m, err) || err != nil {
+				return
+			}
+		}
+	}
+}
+
+// Send sends text to the server: over WebSocket as a text message, over
+// EventSource as the body of a POST carrying the session token. Messages
+// are sent one at a time, in the order of the calls, so they arrive in
+// order. While the Socket is connecting Send waits for a connection;
+// ctx bounds the whole call.
+//
+// Send returns nil once the message is written to the WebSocket, or once
+// the server has answered the POST with 204, which means it has handled
+// the message. A POST answered 404 or 410 (the stream it belongs to has
+// ended) was not delivered: Send drops that stream and sends the message
+// again on the next connection. Otherwise Send returns ErrInvalidUTF8,
+// ctx's error, an error matching net.ErrClosed once the Socket has
+// stopped, or a *SendError. A *SendError with a StatusCode of 400 or 413
+// means the server refused this message and the connection goes on; any
+// other means the connection failed, the message may or may not have
+// arrived, and the Socket reconnects (as the browser client does after a
+// failed POST).
+func (s *Socket) Send(ctx context.Context, text string) error {
+	if !utf8.ValidString(text) {
+		return ErrInvalidUTF8
+	}
+	s.mu.Lock()
+	if s.stopping {
+		s.mu.Unlock()
+		return s.stoppedErr()
+	}
+	s.sending.Add(1)
+	s.mu.Unlock()
+	defer s.sending.Done()
+
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(s.ctx, cancel)
+	defer stop()
+	select {
+	case s.sendSem <- struct{}{}:
+	case <-sctx.Done():
+		return s.interrupted(ctx)
+	}
+	defer func() { <-s.sendSem }()
+
+	var prev *link
+	for {
+		l, err := s.waitLink(sctx, prev)
+		if err != nil {
+			return s.interrupted(ctx)
+		}
+		again, err := s.sendOn(sctx, l, text)
+		if err != nil && s.ctx.Err() != nil {
+			return s.stoppedErr()
+		}
+		if !again {
+			return err
+		}
+		prev = l
+	}
+}
+
+// interrupted is Send's error when its context ended: ctx's error, or
+// the Socket's end.
+func (s *Socket) interrupted(ctx context.Context) error {
+	if s.ctx.Err() != nil {
+		return s.stoppedErr()
+	}
+	return ctx.Err()
+}
+
+// waitLink returns the open connection, waiting for one; not prev, which
+// failed.
+func (s *Socket) waitLink(ctx context.Context, prev *link) (*link, error) {
+	for {
+		s.mu.Lock()
+		l, ready := s.cur, s.ready
+		s.mu.Unlock()
+		wait := ready
+		switch {
+		case l != nil && l != prev:
+			return l, nil
+		case l != nil:
+			wait = l.gone
+		}
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// sendOn sends text on l. again reports that the message was not
+// delivered and must go on the next connection.
+func (s *Socket) sendOn(ctx context.Context, l *link, text string) (again bool, err error) {
+	if l.transport == TransportWebSocket {
+		if err := l.ws.Write(ctx, websocket.MessageText, []byte(text)); err != nil {
+			if ctx.Err() != nil {
+				return false, ctx.Err()
+			}
+			return false, &SendError{Transport: TransportWebSocket, Err: err}
+		}
+		return false, nil
+	}
+	status, body, err := s.post(ctx, l.sessionToken(), text)
+	if err != nil {
+		if ctx.Err() != nil {
+			return false, ctx.Err()
+		}
+		err = &SendError{Transport: TransportEventSource, Err: err}
+		l.drop(err)
+		return false, err
+	}
+	switch {
+	case status >= 200 && status < 300:
+		return false, nil
+	case status == http.StatusNotFound || status == http.StatusGone:
+		l.drop(fmt.Errorf("client: the server answered a POST with %d %s: the stream has ended", status, http.StatusText(status)))
+		return true, nil
+	}
+	err = &SendError{Transport: TransportEventSource, StatusCode: status, Err: statusError(status, body)}
+	if status != http.StatusBadRequest && status != http.StatusRequestEntityTooLarge {
+		l.drop(err)
+	}
+	return false, err
+}
+
+func statusError(status int, body string) error {
+	msg := strconv.Itoa(status) + " " + http.StatusText(status)
+	if body = strings.TrimSpace(body); body != "" {
+		msg += ": " + body
+	}
+	return errors.New(msg)
+}
+
+// Transport returns the transport of the open connection, or 0 while the
+// Socket is connecting or after it has stopped.
+func (s *Socket) Transport() Transport {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cur == nil {
+		return 0
+	}
+	return s.cur.transport
+}
+
+// LastEventID returns the id the Socket would resume from: that of the
+// last numbered message Next returned, or the position the server
+// announced after it, or SocketOptions.LastEventID at first. Save it to
+// resume with a later Socket.
+func (s *Socket) LastEventID() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.lastID
+}
+
+func (s *Socket) setLastID(id string, seq uint64) {
+	s.mu.Lock()
+	if seq > s.lastSeq {
+		s.lastID, s.lastSeq = id, seq
+	}
+	s.mu.Unlock()
+}
+
+// Done returns a channel that is closed when the Socket has stopped, on
+// its own or by Close.
+func (s *Socket) Done() <-chan struct{} { return s.done }
+
+// Err returns nil while the Socket runs, and then why it stopped: after
+// Close, an error matching net.ErrClosed; after the server closed with a
+// code that does not call for reconnecting, an error wrapping the
+// websocket.CloseError with the code and reason (on both transports, so
+// websocket.CloseStatus works); after a failed round that retrying
+// cannot mend, the attempts' errors, joined (a *ResponseError, a
+// *DialError with a *proxy.Error, ...); an error wrapping
+// websocket.ErrMessageTooBig or eventsource.ErrEventTooLarge, or another
+// *websocket.ProtocolError, when the server broke a limit or the
+// protocol.
+func (s *Socket) Err() error {
+	select {
+	case <-s.done:
+	default:
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
+}
+
+// Close stops the Socket: it closes the connection (a WebSocket with
+// code 1000 and the closing handshake, within the Dialer's
+// CloseTimeout) or ends the wait to reconnect, interrupts calls to Send
+// and Next, and returns once the Socket's goroutine has ended.
+// Messages not yet taken by Next are dropped. Close always returns nil.
+func (s *Socket) Close() error {
+	s.cancel()
+	<-s.done
+	return nil
+}
+
+func (s *Socket) stoppedErr() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err == nil || s.err == errSocketClosed {
+		return errSocketClosed
+	}
+	return &stoppedError{cause: s.err}
+}
+
+// run is the Socket's goroutine.
+func (s *Socket) run() {
+	err := s.loop()
+	s.mu.Lock()
+	s.err = err
+	s.stopping = true
+	s.mu.Unlock()
+	s.cancel()
+	s.sending.Wait()
+	if s.idle != nil {
+		s.idle.close()
+		s.idle = nil
+	}
+	close(s.done)
+}
+
+// order returns the transports to try in the next round.
+func (s *Socket) order() []Transport {
+	switch {
+	case s.opts.Transport != 0:
+		return []Transport{s.opts.Transport}
+	case s.worked == TransportEventSource:
+		return []Transport{TransportEventSource, TransportWebSocket}
+	}
+	return []Transport{TransportWebSocket, TransportEventSource}
+}
+
+func (s *Socket) loop() error {
+	failures := 0 // rounds in a row in which nothing opened
+	for {
+		var why error
+		var wsErr, esErr error
+		opened := false
+		for _, t := range s.order() {
+			presented := s.resumeID
+			var a *attempt
+			var err error
+			if t == TransportWebSocket {
+				a, err = s.openWebSocket(presented)
+			} else {
+				a, err = s.openEventSource(presented)
+			}
+			if s.ctx.Err() != nil {
+				if a != nil {
+					a.abort()
+				}
+				return errSocketClosed
+			}
+			if err != nil {
+				if t == TransportWebSocket {
+					wsErr = err
+				} else {
+					esErr = err
+				}
+				continue
+			}
+			opened = true
+			failures = 0
+			s.worked = t
+			info := OpenInfo{
+				Transport:    t,
+				Position:     a.pos,
+				Resumed:      presented != "" && a.pos == presented,
+				ResumeFailed: presented != "" && a.pos != presented,
+				Response:     a.resp,
+			}
+			if t == TransportEventSource {
+				info.WebSocketErr = wsErr
+			}
+			err, final := s.serve(a, info)
+			if s.ctx.Err() != nil {
+				return errSocketClosed
+			}
+			if final {
+				return err
+			}
+			why = err
+			break
+		}
+		if !opened {
+			why = errors.Join(wsErr, esErr)
+			decisive := esErr
+			if decisive == nil {
+				decisive = wsErr
+			}
+			if finalAttempt(decisive) {
+				return why
+			}
+		}
+		delay := s.delay(failures)
+		failures++
+		if s.opts.OnRetry != nil {
+			s.opts.OnRetry(why, delay)
+		}
+		t := time.NewTimer(delay)
+		select {
+		case <-t.C:
+		case <-s.ctx.Done():
+			t.Stop()
+			return errSocketClosed
+		}
+	}
+}
+
+// delay returns the wait after failures rounds in a row without a
+// connection: MinDelay·2^failures, at most MaxDelay, less up to half.
+func (s *Socket) delay(failures int) time.Duration {
+	d := s.opts.MinDelay
+	for i := 0; i < failures && d < s.opts.MaxDelay; i++ {
+		if d > s.opts.MaxDelay/2 {
+			d = s.opts.MaxDelay
+			break
+		}
+		d *= 2
+	}
+	d = min(d, s.opts.MaxDelay)
+	return d - rand.N(d/2+1)
+}
+
+// finalAttempt reports whether a failed connection attempt means that
+// retrying cannot help. A refused WebSocket handshake and a server error
+// never do.
+func finalAttempt(err error) bool {
+	if err == nil || errors.Is(err, websocket.ErrBadHandshake) || errors.Is(err, ErrConnectTimeout) {
+		return false
+	}
+	var re *ResponseError
+	if errors.As(err, &re) {
+		switch st := re.StatusCode; {
+		case st >= 500, st == http.StatusRequestTimeout, st == http.StatusTooEarly, st == http.StatusTooManyRequests:
+			return false
+		}
+		return true
+	}
+	return isFinal(err)
+}
+
+// retryCode reports whether a connection that ended with code is to be
+// followed by a reconnection.
+func retryCode(code websocket.StatusCode) bool {
+	switch code {
+	case websocket.StatusGoingAway, websocket.StatusAbnormalClosure, websocket.StatusInternalError,
+		websocket.StatusServiceRestart, websocket.StatusTryAgainLater, websocket.StatusBadGateway:
+		return true
+	}
+	return false
+}
+
+// attempt is a connection that opened: the server announced its
+// position.
+type attempt struct {
+	link  *link
+	resp  *http.Response
+	pos   string
+	plain bool                 // a WebSocket without the subprotocol: no ids
+	first *Message             // data that came with the position
+	dec   *eventsource.Decoder // TransportEventSource
+	wd    *watchdog            // TransportWebSocket
+}
+
+// abort closes a connection that will not be used.
+func (a *attempt) abort() {
+	if a.link.ws != nil {
+		a.link.ws.CloseNow()
+		a.wd.stop()
+	} else {
+		a.link.nc.Close()
+	}
+}
+
+// header returns the header fields of the Socket's requests.
+func (s *Socket) header() http.Header {
+	h := cloneHeader(s.d.Header)
+	for k, v := range s.opts.Header {
+		h[k] = slices.Clone(v)
+	}
+	return h
+}
+
+// attemptErr marks an error caused by the end of the attempt's time.
+func (s *Socket) attemptErr(ctx context.Context, err error) error {
+	if s.ctx.Err() == nil && errors.Is(ctx.Err(), context.DeadlineExceeded) && !errors.Is(err, ErrConnectTimeout) {
+		return fmt.Errorf("%w (%v): %w", ErrConnectTimeout, s.opts.ConnectTimeout, err)
+	}
+	return err
+}
+
+// openWebSocket makes one WebSocket attempt: the handshake and the
+// position.
+func (s *Socket) openWebSocket(presented string) (*attempt, error) {
+	ctx, cancel := context.WithTimeout(s.ctx, s.opts.ConnectTimeout)
+	defer cancel()
+	d := s.d
+	d.Header = s.header()
+	if presented != "" {
+		d.Header.Set("Last-Event-ID", presented)
+	}
+	var wd *watchdog
+	if s.opts.IdleTimeout > 0 {
+		wd = &watchdog{idle: s.opts.IdleTimeout}
+	}
+	// Pings and pongs are read on the run goroutine, like the watchdog's
+	// other calls.
+	onPing, onPong := d.ConnOptions.OnPing, d.ConnOptions.OnPong
+	d.ConnOptions.OnPing = func(p []byte) {
+		wd.kick()
+		if onPing != nil {
+			onPing(p)
+		}
+	}
+	d.ConnOptions.OnPong = func(p []byte) {
+		wd.kick()
+		if onPong != nil {
+			onPong(p)
+		}
+	}
+	d.ConnOptions.MaxMessageSize = int64(s.opts.MaxMessageSize + framingSlack)
+	c, resp, err := d.Dial(ctx, s.wsURL)
+	if err != nil {
+		return nil, s.attemptErr(ctx, err)
+	}
+	a := &attempt{link: &link{transport: TransportWebSocket, ws: c, gone: make(chan struct{})}, resp: resp, wd: wd}
+	if c.Subprotocol() != socketSubprotocol {
+		// A server that does not speak realtime.v1: plain messages, no
+		// position, no resuming.
+		a.plain = true
+	} else {
+		typ, p, err := c.Read(ctx)
+		if err != nil {
+			c.CloseNow()
+			return nil, s.attemptErr(ctx, fmt.Errorf("client: waiting for the position: %w", err))
+		}
+		if typ != websocket.MessageText {
+			c.Close(websocket.StatusUnsupportedData, "binary messages are not supported")
+			return nil, errors.New("client: the server's first message is binary, not the position")
+		}
+		id, data, ok := strings.Cut(string(p), "\n")
+		a.pos = id
+		if ok {
+			a.first = &Message{ID: id, Data: data}
+		}
+	}
+	wd.start(func() { c.CloseNow() })
+	return a, nil
+}
+
+// openEventSource makes one EventSource attempt: the request and the
+// realtime.hello event.
+func (s *Socket) openEventSource(presented string) (*attempt, error) {
+	ctx, cancel := context.WithTimeout(s.ctx, s.opts.ConnectTimeout)
+	defer cancel()
+	req := &EventSource{
+		d:   s.d,
+		url: s.httpURL,
+		opts: EventSourceOptions{
+			Method:      http.MethodGet,
+			Header:      s.opts.Header,
+			IdleTimeout: max(s.opts.IdleTimeout, 0),
+		},
+		ctx:      ctx,
+		resumeID: presented,
+	}
+	resp, nc, err := req.open()
+	if err != nil {
+		return nil, s.attemptErr(ctx, err)
+	}
+	stop := context.AfterFunc(ctx, func() { nc.Close() })
+	// The decoder starts without an id, so that an event without an id
+	// field shows as one: a hello without a position, a message sent to
+	// this client only.
+	dec := eventsource.NewDecoder(resp.Body, &eventsource.DecoderOptions{
+		MaxEventSize: s.opts.MaxMessageSize + framingSlack,
+	})
+	for {
+		ev, err := dec.Next()
+		if err != nil {
+			stop()
+			nc.Close()
+			if err == io.EOF {
+				err = errStreamEnded
+			}
+			return nil, s.attemptErr(ctx, fmt.Errorf("client: waiting for the %s event: %w", helloEvent, err))
+		}
+		if ev.Type != helloEvent {
+			continue // nothing counts before the hello
+		}
+		if !stop() {
+			nc.Close()
+			return nil, s.attemptErr(ctx, ctx.Err())
+		}
+		l := &link{transport: TransportEventSource, nc: nc, token: ev.Data, gone: make(chan struct{})}
+		return &attempt{link: l, resp: resp, pos: ev.ID, dec: dec}, nil
+	}
+}
+
+// serve makes an opened connection the Socket's, reads it until it ends
+// and reports why, and whether the Socket must stop.
+func (s *Socket) serve(a *attempt, info OpenInfo) (err error, final bool) {
+	if a.pos != "" {
+		s.resumeID = a.pos
+		s.seq++
+		s.setLastID(a.pos, s.seq)
+	}
+	s.mu.Lock()
+	s.cur = a.link
+	close(s.ready)
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.cur = nil
+		s.ready = make(chan struct{})
+		s.mu.Unlock()
+		close(a.link.gone)
+	}()
+	if s.opts.OnOpen != nil {
+		s.opts.OnOpen(info)
+	}
+	if a.link.ws != nil {
+		return s.readWebSocket(a)
+	}
+	return s.readEventSource(a)
+}
+
+// deliver hands m to Next. It reports false when the Socket stops first.
+func (s *Socket) deliver(m Message) bool {
+	s.seq++
+	select {
+	case s.msgs <- delivery{m: m, seq: s.seq}:
+		if m.ID != "" {
+			s.resumeID = m.ID
+		}
+		return true
+	case <-s.ctx.Done():
+		return false
+	}
+}
+
+func (s *Socket) readWebSocket(a *attempt) (error, bool) {
+	c, wd := a.link.ws, a.wd
+	defer wd.stop()
+	defer c.CloseNow()
+	if a.first != nil && !s.deliver(*a.first) {
+		c.Close(websocket.StatusNormalClosure, "")
+		return errSocketClosed, true
+	}
+	for {
+		wd.kick()
+		typ, p, err := c.Read(s.ctx)
+		wd.pause()
+		if err != nil {
+			if s.ctx.Err() != nil {
+				c.Close(websocket.StatusNormalClosure, "")
+				return errSocketClosed, true
+			}
+			return s.webSocketEnd(a, err)
+		}
+		if typ != websocket.MessageText {
+			continue // the protocol has none; the browser client ignores them too
+		}
+		m := Message{Data: string(p)}
+		if !a.plain {
+			id, data, ok := strings.Cut(m.Data, "\n")
+			if !ok {
+				// A position alone: the id to resume from.
+				if id != "" {
+					s.resumeID = id
+					s.seq++
+					s.setLastID(id, s.seq)
+				}
+				continue
+			}
+			m = Message{ID: id, Data: data}
+		}
+		if !s.deliver(m) {
+			c.Close(websocket.StatusNormalClosure, "")
+			return errSocketClosed, true
+		}
+	}
+}
+
+// webSocketEnd tells why a WebSocket read failed, and whether the Socket
+// must stop.
+func (s *Socket) webSocketEnd(a *attempt, err error) (error, bool) {
+	if a.wd.expired() {
+		return webSocketIdleError{s.opts.IdleTimeout}, false
+	}
+	if d := a.link.dropped(); d != nil {
+		return d, false
+	}
+	var ce websocket.CloseError
+	if errors.As(err, &ce) {
+		if ce.Code == websocket.StatusNoStatusRcvd {
+			return serverClosed(ce.Code, ""), true
+		}
+		return serverClosed(ce.Code, ce.Reason), !retryCode(ce.Code)
+	}
+	var pe *websocket.ProtocolError
+	if errors.As(err, &pe) {
+		return err, true // the server broke a limit or the protocol: it would again
+	}
+	return err, false // 1006
+}
+
+func (s *Socket) readEventSource(a *attempt) (error, bool) {
+	l := a.link
+	stop := context.AfterFunc(s.ctx, func() { l.nc.Close() })
+	defer stop()
+	defer l.nc.Close()
+	streamID := a.pos
+	for {
+		ev, err := a.dec.Next()
+		if err != nil {
+			switch {
+			case s.ctx.Err() != nil:
+				return errSocketClosed, true
+			case l.dropped() != nil:
+				return l.dropped(), false
+			case errors.Is(err, eventsource.ErrEventTooLarge):
+				return err, true
+			case err == io.EOF:
+				return errStreamEnded, false
+			}
+			return err, false
+		}
+		switch ev.Type {
+		case "message":
+			m := Message{Data: ev.Data}
+			// The decoder keeps the last id for events without one: an
+			// unchanged id means none came.
+			if ev.ID != "" && ev.ID != streamID {
+				m.ID = ev.ID
+			}
+			streamID = ev.ID
+			if !s.deliver(m) {
+				return errSocketClosed, true
+			}
+		case helloEvent:
+			l.setToken(ev.Data)
+			streamID = ev.ID
+		case closeEvent:
+			codeText, reason, _ := strings.Cut(ev.Data, " ")
+			code, perr := strconv.Atoi(codeText)
+			if perr != nil || code < 1000 || code > 4999 {
+				return fmt.Errorf("client: malformed %s event %q", closeEvent, ev.Data), true
+			}
+			return serverClosed(websocket.StatusCode(code), reason), !retryCode(websocket.StatusCode(code))
+		}
+	}
+}
+
+// watchdog drops a WebSocket on which nothing arrives for idle. All its
+// methods but the timer's function run on the Socket's goroutine; a nil
+// watchdog does nothing.
+type watchdog struct {
+	idle  time.Duration
+	timer *time.Timer
+	armed bool          // the timer runs, or its function has started
+	hit   atomic.Bool   // the timer's function has started
+	fired chan struct{} // closed when the timer's function has run
+}
+
+func (w *watchdog) start(expire func()) {
+	if w == nil {
+		return
+	}
+	w.fired = make(chan struct{})
+	w.timer = time.AfterFunc(w.idle, func() {
+		w.hit.Store(true) // before the read it interrupts returns
+		expire()
+		close(w.fired)
+	})
+	w.armed = true
+}
+
+// kick restarts the wait, unless the timer has already fired.
+func (w *watchdog) kick() {
+	if w == nil || w.timer == nil {
+		return
+	}
+	if w.armed && !w.timer.Stop() {
+		return
+	}
+	w.timer.Reset(w.idle)
+	w.armed = true
+}
+
+// pause stops the wait while nothing is read.
+func (w *watchdog) pause() {
+	if w == nil || w.timer == nil || !w.armed {
+		return
+	}
+	if w.timer.Stop() {
+		w.armed = false
+	}
+}
+
+// stop stops the watchdog and waits for its function, if it started.
+func (w *watchdog) stop() {
+	if w == nil || w.timer == nil {
+		return
+	}
+	if w.armed && !w.timer.Stop() {
+		<-w.fired
+	}
+	w.armed = false
+}
+
+func (w *watchdog) expired() bool { return w != nil && w.hit.Load() }

@@ -1,0 +1,126 @@
+package main
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"strings"
+
+	coder "github.com/coder/websocket"
+	gorilla "github.com/gorilla/websocket"
+	"github.com/lxzan/gws"
+)
+
+// Echo servers with permessage-deflate, for the compressed scenarios
+// (-deflate). Their names end in pmdSuffix, which keeps them out of the
+// uncompressed scenarios. Each is its library's plain echo with
+// compression switched on as its documentation shows; where a library
+// makes context takeover a server option, both settings are registered.
+
+const pmdSuffix = "+pmd"
+
+func isPMD(name string) bool { return strings.Contains(name, pmdSuffix) }
+
+// pmdOrder is the row order of the compressed table.
+var pmdOrder = []string{"realtime+pmd", "gorilla+pmd", "coder+pmd", "coder+pmd-ctx", "gws+pmd", "gws+pmd-ctx"}
+
+func init() {
+	register(server{
+		name:  "gorilla+pmd",
+		pkg:   "github.com/gorilla/websocket",
+		notes: "Upgrader{EnableCompression: true} (no context takeover, the only mode gorilla has; level 1), ReadMessage/WriteMessage loop",
+		serve: serveGorillaPMD,
+	})
+	register(server{
+		name:  "coder+pmd",
+		pkg:   "github.com/coder/websocket",
+		notes: "AcceptOptions{CompressionMode: CompressionNoContextTakeover}, Read/Write loop",
+		serve: func(ln net.Listener) error { return serveCoderPMD(ln, coder.CompressionNoContextTakeover) },
+	})
+	register(server{
+		name:  "coder+pmd-ctx",
+		pkg:   "github.com/coder/websocket",
+		notes: "AcceptOptions{CompressionMode: CompressionContextTakeover} (context takeover when the client allows it), Read/Write loop",
+		serve: func(ln net.Listener) error { return serveCoderPMD(ln, coder.CompressionContextTakeover) },
+	})
+	register(server{
+		name:  "gws+pmd",
+		pkg:   "github.com/lxzan/gws",
+		notes: "ServerOption{PermessageDeflate: {Enabled: true}} (defaults: no context takeover, level 1, threshold 512), ReadLoop + OnMessage echo",
+		serve: func(ln net.Listener) error {
+			return serveGWSPMD(ln, gws.PermessageDeflate{Enabled: true})
+		},
+	})
+	register(server{
+		name:  "gws+pmd-ctx",
+		pkg:   "github.com/lxzan/gws",
+		notes: "ServerOption{PermessageDeflate: {Enabled, ServerContextTakeover, ClientContextTakeover: true, Server/ClientMaxWindowBits: 15}}, ReadLoop + OnMessage echo",
+		serve: func(ln net.Listener) error {
+			return serveGWSPMD(ln, gws.PermessageDeflate{
+				Enabled:               true,
+				ServerContextTakeover: true,
+				ClientContextTakeover: true,
+				ServerMaxWindowBits:   15,
+				ClientMaxWindowBits:   15,
+			})
+		},
+	})
+}
+
+func serveGorillaPMD(ln net.Listener) error {
+	up := gorilla.Upgrader{
+		CheckOrigin:       func(*http.Request) bool { return true },
+		EnableCompression: true,
+	}
+	return serveHTTP(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		for {
+			typ, p, err := c.ReadMessage()
+			if err != nil {
+				return
+			}
+			if err := c.WriteMessage(typ, p); err != nil {
+				return
+			}
+		}
+	}))
+}
+
+func serveCoderPMD(ln net.Listener, mode coder.CompressionMode) error {
+	return serveHTTP(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := coder.Accept(w, r, &coder.AcceptOptions{
+			InsecureSkipVerify: true,
+			CompressionMode:    mode,
+		})
+		if err != nil {
+			return
+		}
+		defer c.CloseNow()
+		c.SetReadLimit(64 << 20)
+		ctx := context.Background()
+		for {
+			typ, p, err := c.Read(ctx)
+			if err != nil {
+				return
+			}
+			if err := c.Write(ctx, typ, p); err != nil {
+				return
+			}
+		}
+	}))
+}
+
+func serveGWSPMD(ln net.Listener, pd gws.PermessageDeflate) error {
+	up := gws.NewUpgrader(gwsEcho{}, &gws.ServerOption{PermessageDeflate: pd})
+	return serveHTTP(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := up.Upgrade(w, r)
+		if err != nil {
+			return
+		}
+		go c.ReadLoop()
+	}))
+}

@@ -1,0 +1,422 @@
+package interop
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/realtime-go/realtime"
+	"github.com/realtime-go/realtime/client"
+	"github.com/realtime-go/realtime/proxy"
+	"github.com/realtime-go/realtime/websocket"
+)
+
+// The Go client (client.Socket) joins the chat demo (examples/chat, its
+// own process) next to two headless Chromium pages, through the same
+// proxies that block their WebSockets: nginx without Upgrade forwarding,
+// and squid refusing CONNECT (which the Go client passes in forward
+// mode). Its WebSocket is refused, it falls back to EventSource with
+// POSTs, and lines go both ways between it and the pages, each once.
+
+func TestRealtimeGoClientNginx(t *testing.T) {
+	chat := rtStartChat(t)
+	nginx := rtStartNginx(t, chat)
+	browser := rtStartChromium(t)
+	// nginx drops Upgrade and speaks HTTP/1.0 to the chat, whose handler
+	// then refuses the handshake with 400 (HTTP/1.1 required) rather
+	// than 426; either is a refusal, and the fallback follows.
+	g := rtGoChat(t, browser, "http://"+nginx, "http://"+nginx+"/chat?name=gopher", &client.Dialer{Proxy: proxy.Direct},
+		http.StatusBadRequest, http.StatusUpgradeRequired)
+	t.Logf("the Go client opened over %v after %v", g.info.Transport, g.info.WebSocketErr)
+}
+
+func TestRealtimeGoClientSquid(t *testing.T) {
+	chat := rtStartChat(t)
+	squid, accessLog := rtStartSquid(t)
+	browser := rtStartChromium(t,
+		chromedp.ProxyServer("http://"+squid),
+		// Without <-loopback> Chromium bypasses proxies for 127.0.0.1.
+		chromedp.Flag("proxy-bypass-list", "<-loopback>"))
+
+	// Every connection the Go client makes must go to squid.
+	var mu sync.Mutex
+	var dialed []string
+	var nd net.Dialer
+	d := &client.Dialer{
+		Proxy:        http.ProxyURL(&url.URL{Scheme: "http", Host: squid}),
+		ForwardProxy: true, // squid refuses CONNECT, but forwards GETs and POSTs
+		NetDial: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			mu.Lock()
+			dialed = append(dialed, addr)
+			mu.Unlock()
+			return nd.DialContext(ctx, network, addr)
+		},
+	}
+	// squid strips Upgrade from forwarded requests: the chat answers 426.
+	g := rtGoChat(t, browser, "http://"+chat, "http://"+chat+"/chat?name=gopher", d, http.StatusUpgradeRequired)
+	if via := g.info.Response.Header.Get("Via"); !strings.Contains(via, "squid") {
+		t.Fatalf("the event stream did not come through squid: Via %q", via)
+	}
+	mu.Lock()
+	for _, addr := range dialed {
+		if addr != squid {
+			t.Errorf("the Go client dialed %s, not squid at %s", addr, squid)
+		}
+	}
+	mu.Unlock()
+	// squid forwarded the Go client's requests in forward mode, and
+	// refused the pages' tunnels.
+	rtWaitLog(t, accessLog, "TCP_DENIED/403", "CONNECT "+chat, "GET http://"+chat+"/chat", "POST http://"+chat+"/chat")
+}
+
+// rtWaitLog waits until squid's access log holds every one of want
+// (squid writes it a little after the request).
+func rtWaitLog(t *testing.T, path string, want ...string) {
+	t.Helper()
+	deadline := time.Now().Add(rtChatWait)
+	for {
+		raw, _ := os.ReadFile(path)
+		b := string(raw)
+		missing := ""
+		for _, w := range want {
+			if !strings.Contains(b, w) {
+				missing = w
+				break
+			}
+		}
+		if missing == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("squid's access log lacks %q:\n%s", missing, b)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// rtChatEvent is what the chat demo broadcasts, as JSON.
+type rtChatEvent struct {
+	Kind      string `json:"kind"`
+	From      string `json:"from"`
+	Transport string `json:"transport"`
+	Text      string `json:"text"`
+	People    []struct {
+		Name      string `json:"name"`
+		Transport string `json:"transport"`
+	} `json:"people"`
+}
+
+// rtGoChatter is the Go client's view of the chat.
+type rtGoChatter struct {
+	s    *client.Socket
+	info client.OpenInfo
+	says map[string]int // "from/transport/text": times seen
+	who  string         // the last participant list, "name/transport,..."
+}
+
+// waitFor reads the chat until cond holds.
+func (g *rtGoChatter) waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), rtChatWait)
+	defer cancel()
+	for !cond() {
+		m, err := g.s.Next(ctx)
+		if err != nil {
+			t.Fatalf("the Go client waiting for %s: %v; it has seen says %v and who %q", what, err, g.says, g.who)
+		}
+		var ev rtChatEvent
+		if err := json.Unmarshal([]byte(m.Data), &ev); err != nil {
+			t.Fatalf("the Go client got %q: %v", m.Data, err)
+		}
+		switch ev.Kind {
+		case "say":
+			g.says[ev.From+"/"+ev.Transport+"/"+ev.Text]++
+		case "who":
+			var who []string
+			for _, p := range ev.People {
+				who = append(who, p.Name+"/"+p.Transport)
+			}
+			g.who = strings.Join(who, ",")
+		}
+	}
+}
+
+// rtGoChat runs the chat with alice and bob in pages on pageBase and
+// gopher, the Go client, on goURL with d, and checks that all end up on
+// EventSource and see every line once. The Go client's WebSocket must
+// have been refused with one of refused.
+func rtGoChat(t *testing.T, browser context.Context, pageBase, goURL string, d *client.Dialer, refused ...int) *rtGoChatter {
+	t.Helper()
+	const want = "eventsource"
+	const state = `JSON.stringify({status: document.getElementById('status').textContent,
+		who: [...document.querySelectorAll('#who li')].map((li) => li.dataset.name + '/' + li.dataset.transport),
+		log: [...document.querySelectorAll('#log li')].map((li) => li.textContent)})`
+	names := []string{"alice", "bob"}
+	tabs := make([]context.Context, len(names))
+	for i, name := range names {
+		tabs[i] = rtTab(t, browser, pageBase+"/?name="+name)
+		rtWait(t, tabs[i], name+" connects over "+want,
+			fmt.Sprintf(`document.getElementById('status').dataset.transport === %q`, want), state, rtChatWait)
+	}
+
+	opens := make(chan client.OpenInfo, 16)
+	s, err := d.Socket(goURL, &client.SocketOptions{
+		ConnectTimeout: 20 * time.Second, // patient: the machine is busy with Chromium
+		OnOpen:         func(info client.OpenInfo) { opens <- info },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	g := &rtGoChatter{s: s, says: map[string]int{}}
+	select {
+	case g.info = <-opens:
+	case <-time.After(rtChatWait):
+		t.Fatalf("the Go client did not connect")
+	}
+	var he *websocket.HandshakeError
+	if g.info.Transport != client.TransportEventSource || !errors.As(g.info.WebSocketErr, &he) || !slices.Contains(refused, he.Status) {
+		t.Fatalf("the Go client opened with %+v, want EventSource after its WebSocket was refused with one of %v", g.info, refused)
+	}
+
+	// Everyone sees all three, on EventSource.
+	whoAll := "alice/" + want + ",bob/" + want + ",gopher/" + want
+	for i, name := range names {
+		rtWait(t, tabs[i], name+" sees gopher",
+			fmt.Sprintf(`[...document.querySelectorAll('#who li')].map((li) => li.dataset.name + '/' + li.dataset.transport).join(',') === %q`, whoAll),
+			state, rtChatWait)
+	}
+	g.waitFor(t, "the participant list", func() bool { return g.who == whoAll })
+
+	// gopher says something, then alice and bob type theirs.
+	lines := map[string]string{}
+	for _, name := range append([]string{"gopher"}, names...) {
+		lines[name] = "hello from " + name + " ✓"
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), rtChatWait)
+	err = s.Send(ctx, lines["gopher"])
+	cancel()
+	if err != nil {
+		t.Fatalf("the Go client's Send: %v", err)
+	}
+	for i, name := range names {
+		ctx, cancel := context.WithTimeout(tabs[i], 30*time.Second)
+		err := chromedp.Do(ctx,
+			chromedp.SendKeys(chromedp.ID("msg"), lines[name]),
+			chromedp.Click(chromedp.ID("send")))
+		cancel()
+		if err != nil {
+			t.Fatalf("%s typing: %v", name, err)
+		}
+	}
+
+	// Every page sees every line, once.
+	for i, name := range names {
+		for from, text := range lines {
+			line := fmt.Sprintf(`[...document.querySelectorAll('#log li.say')].some((li) =>
+				li.dataset.from === %q && li.dataset.transport === %q && li.dataset.text === %q)`, from, want, text)
+			rtWait(t, tabs[i], name+" sees "+from+"'s line", line, state, rtChatWait)
+		}
+		if n := rtEval[int](t, tabs[i], `document.querySelectorAll('#log li.say').length`); n != len(lines) {
+			t.Fatalf("%s shows %d lines, want %d: %s", name, n, len(lines), rtEval[string](t, tabs[i], state))
+		}
+	}
+	// So does the Go client, its own line included.
+	key := func(from string) string { return from + "/" + want + "/" + lines[from] }
+	g.waitFor(t, "every line", func() bool {
+		for from := range lines {
+			if g.says[key(from)] == 0 {
+				return false
+			}
+		}
+		return true
+	})
+	for k, n := range g.says {
+		if n != 1 || !strings.HasSuffix(k, " ✓") {
+			t.Fatalf("the Go client saw %q %d times; all: %v", k, n, g.says)
+		}
+	}
+	if len(g.says) != len(lines) {
+		t.Fatalf("the Go client saw %v, want the %d lines", g.says, len(lines))
+	}
+	if s.Transport() != client.TransportEventSource {
+		t.Fatalf("the Go client is on %v now", s.Transport())
+	}
+	t.Logf("alice's page: %s", rtEval[string](t, tabs[0], state))
+	return g
+}
+
+// The server behind nginx stops and starts again on the same port, with
+// the same Hub, while a broadcaster goes on. Meanwhile nginx answers
+// 502, which the Go client retries; it then resumes and receives every
+// message exactly once, in order.
+func TestRealtimeGoClientNginxRestart(t *testing.T) {
+	const total = 60
+	hub := realtime.NewHub(nil)
+	mux := http.NewServeMux()
+	mux.Handle("/rt", realtime.Handler(&realtime.Options{Hub: hub}, nil))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	serve := func(ln net.Listener) (stop func()) {
+		srv := &http.Server{Handler: mux}
+		hubDone := make(chan error, 1)
+		srv.RegisterOnShutdown(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			hubDone <- hub.Shutdown(ctx)
+		})
+		served := make(chan error, 1)
+		go func() { served <- srv.Serve(ln) }()
+		return func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			if err := srv.Shutdown(ctx); err != nil {
+				t.Errorf("server shutdown: %v", err)
+			}
+			if err := <-hubDone; err != nil {
+				t.Errorf("hub shutdown: %v", err)
+			}
+			if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+				t.Errorf("serve: %v", err)
+			}
+		}
+	}
+	stop := serve(ln)
+	stopped := false
+	t.Cleanup(func() {
+		if !stopped {
+			stop()
+		}
+	})
+	nginx := rtStartNginx(t, addr)
+
+	opens := make(chan client.OpenInfo, 64)
+	var mu sync.Mutex
+	var retries []string
+	d := &client.Dialer{Proxy: proxy.Direct}
+	s, err := d.Socket("http://"+nginx+"/rt", &client.SocketOptions{
+		ConnectTimeout: 20 * time.Second,
+		MinDelay:       100 * time.Millisecond, // as the pages of the restart test
+		MaxDelay:       time.Second,
+		OnOpen:         func(info client.OpenInfo) { opens <- info },
+		OnRetry: func(err error, _ time.Duration) {
+			mu.Lock()
+			retries = append(retries, err.Error())
+			mu.Unlock()
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	select {
+	case info := <-opens:
+		if info.Transport != client.TransportEventSource {
+			t.Fatalf("opened with %+v, want EventSource behind nginx", info)
+		}
+	case <-time.After(rtChatWait):
+		t.Fatal("the Go client did not connect")
+	}
+
+	// Read everything in the background while the server restarts.
+	got := make(chan []string, 1)
+	readErr := make(chan error, 1)
+	go func() {
+		var msgs []string
+		ctx, cancel := context.WithTimeout(context.Background(), 2*rtChatWait)
+		defer cancel()
+		for m, err := range s.All(ctx) {
+			if err != nil {
+				readErr <- err
+				break
+			}
+			msgs = append(msgs, m.Data)
+			if m.Data == "end" {
+				break
+			}
+		}
+		got <- msgs
+	}()
+
+	sent := make(chan int, total)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		defer close(sent)
+		for i := 1; i <= total; i++ {
+			if _, err := hub.Broadcast("m" + strconv.Itoa(i)); err != nil {
+				t.Errorf("broadcast: %v", err)
+				return
+			}
+			sent <- i
+			time.Sleep(25 * time.Millisecond)
+		}
+	})
+	for i := range sent {
+		if i == 15 {
+			break
+		}
+	}
+	stop() // the Go client gets realtime.close 1001, then 502s from nginx
+	stopped = true
+	for i := range sent {
+		if i == 35 {
+			break // broadcasts made while nothing listened
+		}
+	}
+	ln2, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatalf("listen again on %s: %v", addr, err)
+	}
+	stop = serve(ln2)
+	stopped = false
+	wg.Wait()
+	hub.Broadcast("end")
+
+	var msgs []string
+	select {
+	case msgs = <-got:
+	case <-time.After(2 * rtChatWait):
+		t.Fatal("the Go client did not get to the end")
+	}
+	select {
+	case err := <-readErr:
+		t.Fatalf("reading: %v (got %q)", err, msgs)
+	default:
+	}
+	want := make([]string, 0, total+1)
+	for i := 1; i <= total; i++ {
+		want = append(want, "m"+strconv.Itoa(i))
+	}
+	want = append(want, "end")
+	if !slices.Equal(msgs, want) {
+		t.Fatalf("the Go client received %q, want m1..m%d once each, then end", msgs, total)
+	}
+	var last client.OpenInfo
+	n := 1
+	for len(opens) > 0 {
+		last = <-opens
+		n++
+	}
+	mu.Lock()
+	t.Logf("%d opens, last %+v; retries after: %q", n, last, retries)
+	mu.Unlock()
+	if n < 2 || !last.Resumed || last.ResumeFailed || last.Transport != client.TransportEventSource {
+		t.Fatalf("%d opens, the last %+v: want a resumed EventSource after the restart", n, last)
+	}
+}
