@@ -12,6 +12,7 @@ require (
 	github.com/lxzan/gws v1.8.9
 	github.com/r3labs/sse/v2 v2.10.0
 	github.com/realtime-go/realtime v0.0.0-00010101000000-000000000000
+	github.com/tmaxmax/go-sse v0.12.0
 	go.uber.org/goleak v1.3.0
 )
 
