@@ -43,12 +43,17 @@ var clientETag = func() string {
 // "eventsource"), connectTimeout, minDelay and maxDelay (ms), and
 // lastEventId. The script is served with an ETag and revalidated on
 // every load.
-func ClientJS() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/javascript; charset=utf-8")
-		w.Header().Set("Cache-Control", "no-cache")
-		w.Header().Set("ETag", clientETag)
-		w.Header().Set("X-Content-Type-Options", "nosniff")
-		http.ServeContent(w, r, "realtime.js", time.Time{}, bytes.NewReader(clientJS))
-	})
+//
+// The Handler serves the same script at its own URL with the query
+// "?client.js", so one mount is enough:
+//
+//	<script src="/socket?client.js"></script>
+func ClientJS() http.Handler { return http.HandlerFunc(serveClientJS) }
+
+func serveClientJS(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/javascript; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.Header().Set("ETag", clientETag)
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	http.ServeContent(w, r, "realtime.js", time.Time{}, bytes.NewReader(clientJS))
 }

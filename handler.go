@@ -14,7 +14,8 @@ import (
 // URL: a WebSocket upgrade becomes a KindWebSocket socket, a GET that
 // accepts text/event-stream a KindEventSource socket, and a POST
 // carrying an EventSource socket's session token delivers a message
-// from that client to Options.OnMessage. Any other GET is answered 426
+// from that client to Options.OnMessage. A GET of the URL with the query
+// "?client.js" returns the browser client (see ClientJS). Any other GET is answered 426
 // (Upgrade Required), other methods 405. The package documentation
 // describes the wire protocol.
 //
@@ -59,6 +60,8 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.serveWebSocket(w, r)
 	case eventsource.IsEventSource(r):
 		h.serveEventSource(w, r)
+	case (r.Method == http.MethodGet || r.Method == http.MethodHead) && r.URL.RawQuery == "client.js":
+		serveClientJS(w, r)
 	case r.Method == http.MethodGet || r.Method == http.MethodHead:
 		// Not an upgrade: a proxy may have dropped the Upgrade header.
 		// Accept answers 426, which tells a browser the WebSocket failed.
