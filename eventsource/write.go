@@ -109,7 +109,9 @@ func (s *Stream) sendKeepAlive() {
 		s.kaTimer.Reset(s.keepAlive - idle)
 		return
 	}
-	s.writeLocked(context.Background(), keepAliveComment)
+	if s.writeLocked(context.Background(), keepAliveComment) == nil {
+		s.kaTimer.Reset(s.keepAlive)
+	}
 }
 
 // writeLocked writes p and flushes, holding the write lock. A failure
@@ -171,10 +173,10 @@ func (s *Stream) writeLocked(ctx context.Context, p []byte) error {
 		// way, so an idle stream must not keep one.
 		s.rc.SetWriteDeadline(time.Time{})
 	}
-	if s.kaTimer != nil {
-		s.lastWrite = time.Now()
-		s.kaTimer.Reset(s.keepAlive)
-	}
+	// The keep-alive timer is not reset here, which would cost a timer
+	// operation per event: when it fires, sendKeepAlive sees how long the
+	// stream has really been idle and re-arms itself for the rest.
+	s.lastWrite = start
 	return nil
 }
 
