@@ -2,6 +2,7 @@ package deflate_test
 
 import (
 	"bytes"
+	stdflate "compress/flate"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -383,70 +384,161 @@ func TestSessionAllocs(t *testing.T) {
 	}
 }
 
-// Benchmarks: one 1 KiB JSON message, with and without context takeover.
+// Benchmarks: 1 KiB JSON messages, with and without context takeover.
+// "similar" cycles through jsonMessage(i), which differ in a few bytes,
+// so that with context takeover each compresses to almost nothing;
+// "prices" through 64 different price updates, whose numbers and symbols
+// do not repeat, as a feed's messages would not.
 
-func BenchmarkCompress(b *testing.B) {
-	for _, tt := range []struct {
-		name string
-		opts deflate.Options
-	}{{"context-takeover", deflate.Options{}}, {"no-context-takeover", deflate.Options{NoContextTakeover: true}}} {
-		b.Run(tt.name, func(b *testing.B) {
-			s, _ := pair(b, &tt.opts, nil)
-			msgs := make([][]byte, 64)
-			for i := range msgs {
-				msgs[i] = jsonMessage(i)
+// priceMessages returns 64 different 1 KiB JSON price updates.
+func priceMessages() [][]byte {
+	msgs := make([][]byte, 64)
+	rng := rand.New(rand.NewPCG(2024, 1))
+	symbols := []string{"ACME", "GLOBX", "INITECH", "UMBRL", "HOOLI", "STARK", "WAYNE", "CYBDN"}
+	for i := range msgs {
+		var b bytes.Buffer
+		fmt.Fprintf(&b, `{"type":"update","seq":%d,"ts":%d,"channel":"prices","items":[`, 100000+i*37, 1700000000000+int64(i)*1375+int64(rng.IntN(999)))
+		for k := 0; b.Len() < 1024-120; k++ {
+			if k > 0 {
+				b.WriteByte(',')
 			}
-			var out bytes.Buffer
-			b.ReportAllocs()
-			b.SetBytes(1024)
-			b.ResetTimer()
-			for i := 0; b.Loop(); i++ {
-				out.Reset()
-				w, _, _ := s.Encode(&out, extensions.Message{Size: 1024})
-				w.Write(msgs[i%len(msgs)])
-				w.Close()
-			}
-			b.ReportMetric(float64(out.Len()), "wire-bytes")
-		})
+			s := symbols[rng.IntN(len(symbols))]
+			fmt.Fprintf(&b, `{"symbol":"%s","bid":%d.%02d,"ask":%d.%02d,"volume":%d,"venue":"X%d"}`, s, 100+rng.IntN(50), rng.IntN(100), 100+rng.IntN(50), rng.IntN(100), rng.IntN(1000000), rng.IntN(9))
+		}
+		b.WriteString(`],"note":"`)
+		for b.Len() < 1024-2 {
+			b.WriteByte("abcdefghij"[rng.IntN(10)])
+		}
+		b.WriteString(`"}`)
+		msgs[i] = b.Bytes()
+	}
+	return msgs
+}
+
+func similarMessages() [][]byte {
+	msgs := make([][]byte, 64)
+	for i := range msgs {
+		msgs[i] = jsonMessage(i)
+	}
+	return msgs
+}
+
+var benchSets = []struct {
+	name string
+	msgs func() [][]byte
+}{{"prices", priceMessages}, {"similar", similarMessages}}
+
+var benchModes = []struct {
+	name string
+	opts deflate.Options
+}{{"context-takeover", deflate.Options{}}, {"no-context-takeover", deflate.Options{NoContextTakeover: true}}}
+
+func TestPriceMessages(t *testing.T) {
+	seen := map[string]bool{}
+	for i, m := range priceMessages() {
+		if len(m) != 1024 || !json.Valid(m) || seen[string(m)] {
+			t.Fatalf("message %d: %d bytes, valid %v, repeated %v", i, len(m), json.Valid(m), seen[string(m)])
+		}
+		seen[string(m)] = true
 	}
 }
 
+func BenchmarkCompress(b *testing.B) {
+	for _, set := range benchSets {
+		for _, mode := range benchModes {
+			b.Run(set.name+"/"+mode.name, func(b *testing.B) {
+				s, _ := pair(b, &mode.opts, nil)
+				msgs := set.msgs()
+				var out bytes.Buffer
+				wire := 0
+				b.ReportAllocs()
+				b.SetBytes(1024)
+				for i := 0; b.Loop(); i++ {
+					out.Reset()
+					w, _, _ := s.Encode(&out, extensions.Message{Size: 1024})
+					w.Write(msgs[i%len(msgs)])
+					w.Close()
+					if i < len(msgs) {
+						wire += out.Len()
+					}
+				}
+				// The mean over one cycle, which the loop may not finish
+				// when b.N is small.
+				if b.N >= len(msgs) {
+					b.ReportMetric(float64(wire)/float64(len(msgs)), "wire-bytes")
+				}
+			})
+		}
+	}
+}
+
+// BenchmarkDecompress decodes what our compressor sends, and what
+// compress/flate (as zlib does in browsers) and klauspost/compress (as
+// other Go servers do) send at level 1.
 func BenchmarkDecompress(b *testing.B) {
-	for _, tt := range []struct {
-		name string
-		opts deflate.Options
-	}{{"context-takeover", deflate.Options{}}, {"no-context-takeover", deflate.Options{NoContextTakeover: true}}} {
-		b.Run(tt.name, func(b *testing.B) {
-			s, c := pair(b, &tt.opts, nil)
-			// A cycle of messages compressed in sequence: replayed, each
-			// one refers only to what precedes it in the cycle.
-			wires := make([][]byte, 64)
-			for i := range wires {
-				wires[i], _ = encode(b, s, jsonMessage(i), 1024, 1024)
-			}
-			buf := make([]byte, 4096)
-			src := bytes.NewReader(nil)
-			b.ReportAllocs()
-			b.SetBytes(1024)
-			b.ResetTimer()
-			for i := 0; b.Loop(); i++ {
-				src.Reset(wires[i%len(wires)])
-				r, _ := c.Decode(src, extensions.RSV1)
-				n := 0
-				for {
-					k, err := r.Read(buf[n:])
-					n += k
-					if err == io.EOF {
-						break
+	for _, set := range benchSets {
+		for _, from := range []string{"own", "std", "klauspost"} {
+			for _, mode := range benchModes {
+				b.Run(set.name+"/"+from+"/"+mode.name, func(b *testing.B) {
+					s, c := pair(b, &mode.opts, &mode.opts)
+					msgs := set.msgs()
+					// A cycle of messages compressed in sequence:
+					// replayed, each one refers only to what precedes it
+					// in the cycle.
+					wires := make([][]byte, len(msgs))
+					var stdw *stdflate.Writer
+					var kw *flate.Writer
+					var buf bytes.Buffer
+					for i, m := range msgs {
+						switch from {
+						case "own":
+							wires[i], _ = encode(b, s, m, 1024, 1024)
+							continue
+						case "std":
+							if stdw == nil || mode.opts.NoContextTakeover {
+								stdw, _ = stdflate.NewWriter(&buf, 1)
+							}
+							stdw.Write(m)
+							stdw.Flush()
+						case "klauspost":
+							if kw == nil || mode.opts.NoContextTakeover {
+								kw, _ = flate.NewWriter(&buf, 1)
+							}
+							kw.Write(m)
+							kw.Flush()
+						}
+						wires[i] = bytes.Clone(buf.Bytes()[:buf.Len()-4])
+						buf.Reset()
 					}
-					if err != nil {
-						b.Fatal(err)
+					wire := 0
+					for _, w := range wires {
+						wire += len(w)
 					}
-				}
-				if n != 1024 {
-					b.Fatalf("decoded %d bytes", n)
-				}
+					p := make([]byte, 4096)
+					src := bytes.NewReader(nil)
+					b.ReportAllocs()
+					b.SetBytes(1024)
+					for i := 0; b.Loop(); i++ {
+						src.Reset(wires[i%len(wires)])
+						r, _ := c.Decode(src, extensions.RSV1)
+						n := 0
+						for {
+							k, err := r.Read(p[n:])
+							n += k
+							if err == io.EOF {
+								break
+							}
+							if err != nil {
+								b.Fatal(err)
+							}
+						}
+						if n != 1024 {
+							b.Fatalf("decoded %d bytes", n)
+						}
+					}
+					b.ReportMetric(float64(wire)/float64(len(wires)), "wire-bytes")
+				})
 			}
-		})
+		}
 	}
 }
