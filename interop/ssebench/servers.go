@@ -94,6 +94,14 @@ func init() {
 			return startMinimal(true)
 		},
 	})
+	register(server{
+		name:  "floor",
+		notes: "what net/http alone costs: the handler has the head written and flushed on a short-lived goroutine (so that its own stack stays small) and waits for the request's end; the publisher goroutine writes and flushes each event to each subscriber in turn (no queue, no write deadline, no replay); a memory floor, not a design",
+		start: func(cfg serverConfig) (http.Handler, func(uint64, []byte), func() string) {
+			h := &floorHub{subs: map[*floorSub]struct{}{}}
+			return h, h.publish, nil
+		},
+	})
 }
 
 // serveHTTP serves h on ln until ln is closed.
@@ -136,6 +144,65 @@ func startGoSSE(serverConfig) (http.Handler, func(uint64, []byte), func() string
 		s.Publish(m)
 	}
 	return s, publish, nil
+}
+
+// ---------------------------------------------------------------------------
+// floor: net/http's own cost of a held streaming response
+// ---------------------------------------------------------------------------
+
+type floorSub struct {
+	mu sync.Mutex // the handler may have returned: ResponseWriter is dead then
+	w  http.ResponseWriter
+}
+
+type floorHub struct {
+	mu   sync.Mutex
+	subs map[*floorSub]struct{}
+	snap []*floorSub
+}
+
+func (h *floorHub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// The head is written on another goroutine, so that the handler's
+	// stack does not grow for it and can stay small while it waits.
+	started := make(chan struct{})
+	go func() {
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.Header().Set("Cache-Control", "no-cache")
+		w.WriteHeader(http.StatusOK)
+		http.NewResponseController(w).Flush()
+		close(started)
+	}()
+	<-started
+	s := &floorSub{w: w}
+	h.mu.Lock()
+	h.subs[s] = struct{}{}
+	h.mu.Unlock()
+	<-r.Context().Done()
+	h.mu.Lock()
+	delete(h.subs, s)
+	h.mu.Unlock()
+	s.mu.Lock()
+	s.w = nil
+	s.mu.Unlock()
+}
+
+func (h *floorHub) publish(seq uint64, payload []byte) {
+	b := fmt.Appendf(nil, "id: %d\ndata: %s\n\n", seq, payload)
+	h.mu.Lock()
+	h.snap = h.snap[:0]
+	for s := range h.subs {
+		h.snap = append(h.snap, s)
+	}
+	h.mu.Unlock()
+	for _, s := range h.snap {
+		s.mu.Lock()
+		if s.w != nil {
+			if _, err := s.w.Write(b); err == nil {
+				http.NewResponseController(s.w).Flush()
+			}
+		}
+		s.mu.Unlock()
+	}
 }
 
 // ---------------------------------------------------------------------------
