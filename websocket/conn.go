@@ -250,6 +250,17 @@ func (c *Conn) enterTimer() bool {
 
 // lock takes l, giving up when ctx ends or the connection closes.
 func (c *Conn) lock(ctx context.Context, l *ctxLock) error {
+	if l.tryLock() {
+		if !c.isClosed() {
+			return nil
+		}
+		l.unlock()
+		return c.err()
+	}
+	return c.lockSlow(ctx, l)
+}
+
+func (c *Conn) lockSlow(ctx context.Context, l *ctxLock) error {
 	if err := l.lock(ctx, c.closed); err != nil {
 		if err == errLockClosed {
 			return c.err()

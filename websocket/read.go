@@ -2,12 +2,14 @@ package websocket
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"syscall"
 	"time"
+	"unicode/utf8"
 )
 
 // Read reads the next data message whole. It allocates only the message
@@ -60,6 +62,9 @@ func (c *Conn) ReadAppend(ctx context.Context, dst []byte) (MessageType, []byte,
 }
 
 func (c *Conn) readMessage(p []byte) (MessageType, []byte, error) {
+	if typ, q, ok := c.readBuffered(p); ok {
+		return typ, q, nil
+	}
 	if err := c.startMessage(); err != nil {
 		return 0, p, err
 	}
@@ -87,6 +92,59 @@ func (c *Conn) readMessage(p []byte) (MessageType, []byte, error) {
 			return c.msgType, p, err
 		}
 	}
+}
+
+// readBuffered is the fast path of readMessage for the common case of a
+// whole unfragmented message, with a header of at most 16-bit length,
+// already buffered and no extension at work. It takes the message only
+// when every framing rule is known to hold, and otherwise leaves the
+// input to the general path, which applies the rules and reports what
+// breaks them.
+func (c *Conn) readBuffered(p []byte) (MessageType, []byte, bool) {
+	b := c.rbuf[c.rr:c.rw]
+	if len(b) < 2 || c.msgActive || c.dec != nil || len(c.exts) > 0 {
+		return 0, p, false
+	}
+	b0, b1 := b[0], b[1]
+	// FIN set, RSV clear, text or binary, masked exactly when we are the
+	// server.
+	op := opcode(b0 & 0x0F)
+	if b0&0xF0 != 0x80 || (op != opText && op != opBinary) || (b1&0x80 != 0) == c.client {
+		return 0, p, false
+	}
+	n, hl := int(b1&0x7F), 2
+	switch {
+	case n == 127:
+		return 0, p, false
+	case n == 126:
+		if len(b) < 4 {
+			return 0, p, false
+		}
+		n, hl = int(binary.BigEndian.Uint16(b[2:])), 4
+		if n < 126 {
+			return 0, p, false // not minimal: the general path fails it
+		}
+	}
+	if !c.client {
+		hl += 4
+	}
+	if len(b) < hl+n || int64(n) > c.opts.MaxMessageSize || c.isClosed() {
+		return 0, p, false
+	}
+	start := len(p)
+	p = append(p, b[hl:hl+n]...)
+	if !c.client {
+		mask(binary.LittleEndian.Uint32(b[hl-4:]), 0, p[start:])
+	}
+	if op == opText && !utf8.Valid(p[start:]) {
+		// The general path reads the frame again and fails it where the
+		// bad byte is.
+		return 0, p[:start], false
+	}
+	c.rr += hl + n
+	c.msgType = MessageType(op)
+	c.endMessage()
+	return c.msgType, p, true
 }
 
 // readDecodedMessage reads a message an extension decodes. Its size is
