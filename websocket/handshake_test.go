@@ -421,7 +421,7 @@ func TestAcceptConnContext(t *testing.T) {
 
 // fakeServer answers a client's handshake with whatever respond returns,
 // given the request.
-func fakeServer(t *testing.T, opts *ClientOptions, rawURL string, respond func(req *http.Request) string) (*Conn, *http.Response, error, *http.Request, net.Conn) {
+func fakeServer(t *testing.T, opts *ClientOptions, rawURL string, respond func(req *http.Request) string) (*Conn, *http.Response, *http.Request, net.Conn, error) {
 	t.Helper()
 	a, b := netPair(t, overTCP)
 	t.Cleanup(func() { b.Close() })
@@ -452,7 +452,7 @@ func fakeServer(t *testing.T, opts *ClientOptions, rawURL string, respond func(r
 	if r.c != nil {
 		t.Cleanup(func() { r.c.CloseNow() })
 	}
-	return r.c, r.resp, r.err, req, b
+	return r.c, r.resp, req, b, r.err
 }
 
 func ok101(req *http.Request, extra ...string) string {
@@ -471,7 +471,7 @@ func TestClientRequest(t *testing.T) {
 		Subprotocols: []string{"chat", "superchat"},
 		Header:       http.Header{"X-Token": {"t"}, "Sec-Websocket-Key": {"forged"}},
 	}
-	c, _, err, req, _ := fakeServer(t, opts, "ws://user:pass@server.example.com:8080/chat?x=1", func(r *http.Request) string {
+	c, _, req, _, err := fakeServer(t, opts, "ws://user:pass@server.example.com:8080/chat?x=1", func(r *http.Request) string {
 		return ok101(r, "Sec-WebSocket-Protocol: superchat")
 	})
 	if err != nil {
@@ -514,7 +514,7 @@ func TestClientRequest(t *testing.T) {
 
 	// A fresh key for every handshake; version 8 sends its origin as
 	// Sec-WebSocket-Origin.
-	_, _, err, req2, _ := fakeServer(t, &ClientOptions{Version: 8, Origin: "http://o.example"}, "ws://h/", func(r *http.Request) string { return ok101(r) })
+	_, _, req2, _, err := fakeServer(t, &ClientOptions{Version: 8, Origin: "http://o.example"}, "ws://h/", func(r *http.Request) string { return ok101(r) })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -562,7 +562,7 @@ func TestClientRejectsResponse(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			c, resp, err, _, b := fakeServer(t, tc.opts, "ws://h/", tc.respond)
+			c, resp, _, b, err := fakeServer(t, tc.opts, "ws://h/", tc.respond)
 			if err == nil || c != nil {
 				t.Fatalf("NewClient accepted it")
 			}
@@ -584,7 +584,7 @@ func TestClientRejectsResponse(t *testing.T) {
 // first KiB of its body.
 func TestClientRefusedBody(t *testing.T) {
 	body := strings.Repeat("denied! ", 2000)
-	_, resp, err, _, _ := fakeServer(t, nil, "ws://h/", func(r *http.Request) string {
+	_, resp, _, _, err := fakeServer(t, nil, "ws://h/", func(r *http.Request) string {
 		return "HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\nContent-Length: " + itoa(len(body)) + "\r\n\r\n" + body
 	})
 	if !errors.Is(err, ErrBadHandshake) {
@@ -617,7 +617,7 @@ func itoa(n int) string {
 // TestClientPipelinedFrame: a frame in the same packet as the 101 reaches
 // the client.
 func TestClientPipelinedFrame(t *testing.T) {
-	c, _, err, _, _ := fakeServer(t, nil, "ws://h/", func(r *http.Request) string {
+	c, _, _, _, err := fakeServer(t, nil, "ws://h/", func(r *http.Request) string {
 		f := appendFrame(nil, true, 0, opText, false, [4]byte{}, []byte("welcome"))
 		f = appendFrame(f, true, 0, opPing, false, [4]byte{}, []byte("p"))
 		return ok101(r) + string(f)

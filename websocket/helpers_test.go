@@ -337,12 +337,6 @@ func (p *peer) send(t testing.TB, b []byte) {
 	}
 }
 
-// sendFrame builds and writes one frame.
-func (p *peer) sendFrame(t testing.TB, fin bool, op opcode, payload []byte) {
-	t.Helper()
-	p.send(t, p.frame(fin, 0, op, payload))
-}
-
 // sendAsync writes b from a goroutine, for net.Pipe, where a write waits
 // for the reader. Its error goes to the returned channel.
 func (p *peer) sendAsync(b []byte) <-chan error {

@@ -270,7 +270,7 @@ func configFrom(b byte) scriptConfig {
 // runScript connects a Conn through the public handshake to a scriptConn
 // that then serves in, reads until the Conn fails, and returns what Read
 // delivered, the Conn's last error and the frames it wrote.
-func runScript(t testing.TB, cfg scriptConfig, in []byte) (msgs []readResult, lastErr error, frames []wireFrame) {
+func runScript(t testing.TB, cfg scriptConfig, in []byte) (msgs []readResult, frames []wireFrame, lastErr error) {
 	t.Helper()
 	opts := ConnOptions{MaxMessageSize: cfg.maxSize, MaxFragments: cfg.maxFrags, ReadBufferSize: cfg.rbuf, CloseTimeout: time.Second}
 	sc := &scriptConn{chunk: cfg.chunk}
@@ -335,7 +335,7 @@ func runScript(t testing.TB, cfg scriptConfig, in []byte) (msgs []readResult, la
 		}
 		frames = append(frames, f)
 	}
-	return msgs, lastErr, frames
+	return msgs, frames, lastErr
 }
 
 // checkAgainstModel runs in through a Conn and through the model and
@@ -343,7 +343,7 @@ func runScript(t testing.TB, cfg scriptConfig, in []byte) (msgs []readResult, la
 func checkAgainstModel(t testing.TB, cfg scriptConfig, in []byte) {
 	t.Helper()
 	want := modelRead(in, cfg.client, uint64(cfg.maxSize), cfg.maxFrags)
-	msgs, err, frames := runScript(t, cfg, in)
+	msgs, frames, err := runScript(t, cfg, in)
 	report := func(format string, args ...any) {
 		t.Helper()
 		t.Fatalf("config %+v, input % x\nmodel: %v\n%s", cfg, trunc(in), want, fmt.Sprintf(format, args...))

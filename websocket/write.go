@@ -438,20 +438,6 @@ func (c *Conn) writeError(err error) error {
 	return c.closeConn(fmt.Errorf("websocket: write: %w", err))
 }
 
-// writeControl sends a control frame and flushes it, unless it is a pong
-// that can share a flush with coalesced writes.
-func (c *Conn) writeControl(ctx context.Context, op opcode, p []byte) error {
-	return c.writeLocked(ctx, func() error {
-		if err := c.writeFrame(true, 0, op, p); err != nil {
-			return err
-		}
-		if op == opPong {
-			return c.flushOrDefer()
-		}
-		return c.flush()
-	})
-}
-
 // Writer returns a writer for one message of type typ, sent as fragments
 // as its buffer fills; Close sends the final fragment. Other data
 // messages wait until the writer is closed, while control frames may go

@@ -372,7 +372,7 @@ func runLoad(ch *child, ws bool, conns, depth, size int, warmup, dur time.Durati
 		go func() {
 			defer wg.Done()
 			err := pump(c, wire, len(frame), depth, size, &counters[i].n)
-			if err != nil && !stop.Load() {
+			if !stop.Load() { // pump returns only on an error
 				mu.Lock()
 				res.errs++
 				if res.firstErr == nil {
