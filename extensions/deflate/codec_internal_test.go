@@ -268,3 +268,89 @@ func FuzzCodec(f *testing.F) {
 		}
 	})
 }
+
+// Every code of random complete codes, some as long as 15 bits, decodes
+// to its symbol through the tables the decoder builds.
+func TestHuffTableDecodesEveryCode(t *testing.T) {
+	rng := rand.New(rand.NewPCG(13, 14))
+	var hb huffBuilder
+	var hc huffCode
+	store := make([]uint32, litTableSize)
+	for iter := range 3000 {
+		n := 2 + rng.IntN(numLitLen-1)
+		freq := make([]uint32, n)
+		for i := range freq {
+			switch iter % 3 {
+			case 0:
+				freq[i] = uint32(rng.IntN(3)) * uint32(rng.IntN(1000))
+			case 1: // skewed, for long codes
+				freq[i] = 1 << rng.IntN(30)
+			default:
+				if rng.IntN(4) == 0 {
+					freq[i] = 1 + uint32(rng.IntN(5))
+				}
+			}
+		}
+		freq[rng.IntN(n)] = 1 + uint32(rng.IntN(1<<20))
+		freq[rng.IntN(n)] = 1 + uint32(rng.IntN(1<<20))
+		lens := make([]uint8, n)
+		hb.lengths(freq, lens, maxCodeBits)
+		hc.assign(lens)
+		root := uint(litRootBits)
+		if iter%2 == 1 {
+			root = distRootBits
+		}
+		entries := make([]uint32, n)
+		for i := range entries {
+			entries[i] = uint32(i)<<entShift | entLit
+		}
+		var h huffTable
+		if !h.init(lens, root, store, entries) {
+			t.Fatalf("iteration %d: a complete code refused: %v", iter, lens)
+		}
+		for sym, l := range lens {
+			if l == 0 {
+				continue
+			}
+			// The code, followed by random bits.
+			bitbuf := uint64(hc.code[sym]) | rng.Uint64()<<l
+			e := h.table[bitbuf&(1<<root-1)]
+			if e&linkFlag != 0 {
+				e = h.table[(e&^linkFlag)>>4+uint32(bitbuf>>root)&(1<<(e&15)-1)]
+			}
+			if e>>entShift != uint32(sym) || e&15 != uint32(l) || e&entLit == 0 {
+				t.Fatalf("iteration %d: symbol %d, %d bits: entry %#x", iter, sym, l, e)
+			}
+		}
+	}
+}
+
+// headerLengths returns the code lengths of the dynamic header that
+// compress/flate writes for a 1 KiB price message.
+func headerLengths(tb testing.TB) (lens []uint8, nlit int) {
+	m := bytes.Repeat([]byte(`{"symbol":"ACME","bid":101.25,"ask":102.5,"volume":381723,"venue":"X3"},{"symbol":"HOOLI","bid":141.05,"ask":122.75,"volume":92812,"venue":"X7"}`), 8)[:1024]
+	var b bytes.Buffer
+	fw, _ := stdflate.NewWriter(&b, 1)
+	fw.Write(m)
+	fw.Flush()
+	f := new(inflater)
+	f.reset(bytes.NewReader(b.Bytes()), newWindow(1<<15, false))
+	if err := f.header(); err != nil || f.lit != &f.dynLit {
+		tb.Fatalf("not a dynamic block: %v", err)
+	}
+	// BFINAL and BTYPE, then HLIT and HDIST, in the first 2 bytes.
+	p := b.Bytes()
+	nlit = 257 + int(p[0]>>3)
+	ndist := 1 + int(p[1]&31)
+	return append([]uint8(nil), f.lens[:nlit+ndist]...), nlit
+}
+
+func BenchmarkBuildTables(b *testing.B) {
+	lens, nlit := headerLengths(b)
+	var h huffTable
+	var store [litTableSize]uint32
+	for b.Loop() {
+		h.init(lens[:nlit], litRootBits, store[:], litEntries[:])
+		h.init(lens[nlit:], distRootBits, store[:], distEntries[:])
+	}
+}

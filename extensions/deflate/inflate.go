@@ -77,35 +77,6 @@ func (w *window) history() int {
 	return w.max
 }
 
-// copyMatch appends length bytes copied from dist bytes back; room and
-// history have been checked.
-func (w *window) copyMatch(dist, length int) {
-	mask := len(w.buf) - 1
-	dst := int(w.pos) & mask
-	src := (int(w.pos) - dist) & mask
-	w.pos += uint64(length)
-	b := w.buf
-	if dst+length <= len(b) && src+length <= len(b) {
-		if dist >= length {
-			copy(b[dst:dst+length], b[src:src+length])
-			return
-		}
-		if src < dst {
-			// Overlapping: the copied run repeats, doubling each time.
-			end := dst + length
-			for dst < end {
-				dst += copy(b[dst:end], b[src:dst])
-			}
-			return
-		}
-	}
-	for range length {
-		b[dst] = b[src]
-		dst = (dst + 1) & mask
-		src = (src + 1) & mask
-	}
-}
-
 // read copies the bytes from rd on into p.
 func (w *window) read(rd uint64, p []byte) int {
 	n := min(len(p), int(w.pos-rd))
@@ -130,10 +101,13 @@ func getWindow(size int) *window {
 
 func putWindow(w *window) { windowPools[bits.Len(uint(w.max))-10].Put(w) }
 
-// Decoding tables: a primary table indexed by the next rootBits bits of
-// input, whose entries are either a symbol << 4 | its code length, or
+// Decoding tables: a primary table indexed by the next root bits of
+// input, whose entries are either what a symbol decodes to, or
 // linkFlag | the offset of a secondary table << 4 | that table's bits,
-// for codes longer than rootBits. 0 is an invalid code.
+// for codes longer than root bits. A symbol's entry holds its code
+// length in bits 0-3 and, so that the decoder needs no other lookup, the
+// meaning of the symbol: a literal byte, or a length or distance base
+// with its count of extra bits. 0, in any table, is an invalid code.
 const (
 	litRootBits  = 9
 	distRootBits = 7
@@ -143,94 +117,182 @@ const (
 	// and well under 1024 for 30 symbols with 7 root bits.
 	litTableSize  = 1024
 	distTableSize = 1024
+
+	// Kinds of entry, in bits 8-10; the value is in bits 16-30 and the
+	// count of extra bits in bits 4-7.
+	entLit   = 1 << 8 // a literal; in the other tables, any valid symbol
+	entLen   = 1 << 9 // a length
+	entEnd   = 1 << 10
+	entShift = 16
 )
+
+// What each symbol's entry holds besides its code length.
+var (
+	litEntries  [288]uint32 // 286 and 287, in the fixed code only, are invalid
+	distEntries [32]uint32  // and so are 30 and 31
+	clEntries   [numCodeLen]uint32
+)
+
+func init() {
+	for i := range 256 {
+		litEntries[i] = uint32(i)<<entShift | entLit
+	}
+	litEntries[endOfBlock] = entEnd
+	for c := range 29 {
+		litEntries[257+c] = uint32(lengthBase[c])<<entShift | uint32(lengthExtra[c])<<4 | entLen
+	}
+	for c := range numDist {
+		distEntries[c] = uint32(distBase[c])<<entShift | uint32(distExtra[c])<<4 | entLit
+	}
+	for c := range numCodeLen {
+		clEntries[c] = uint32(c)<<entShift | entLit
+	}
+}
 
 type huffTable struct {
 	root  uint
 	table []uint32
 }
 
-// init builds the table of the code with the given lengths. It fails
-// unless the code is complete or has a single code of 1 bit, as zlib
-// requires; a code without symbols builds an empty table, which fails
-// any symbol decoded with it.
-func (h *huffTable) init(lengths []uint8, root uint, storage []uint32) bool {
-	var count [maxCodeBits + 1]int
-	maxLen := 0
-	for _, l := range lengths {
-		count[l]++
-		maxLen = max(maxLen, int(l))
+// codeLists holds a code's lengths as what building its table needs:
+// how many symbols have codes of each length, and for each length the
+// symbols in a list threaded through an array next, where a symbol s is
+// s+1 and 0 ends a list.
+type codeLists struct {
+	count [maxCodeBits + 1]uint16
+	head  [maxCodeBits + 1]uint16
+}
+
+// add adds symbol sym with a code of l bits; next is the array the lists
+// run through, indexed by symbol.
+func (c *codeLists) add(sym int, l uint8, next []uint16) {
+	next[sym] = c.head[l]
+	c.head[l] = uint16(sym + 1)
+	c.count[l]++
+}
+
+// init builds the table of the code with the given lengths, whose
+// symbols decode to entries. It fails unless the code is complete or has
+// a single code of 1 bit, as zlib requires; a code without symbols builds
+// an empty table, which fails any symbol decoded with it.
+func (h *huffTable) init(lengths []uint8, root uint, storage []uint32, entries []uint32) bool {
+	var c codeLists
+	var next [288]uint16
+	for sym, l := range lengths {
+		if l != 0 {
+			c.add(sym, l, next[:])
+		}
 	}
+	var scratch [288]uint32
+	return h.build(&c, next[:], root, storage, entries, scratch[:])
+}
+
+// build is init given the code as lists, and scratch space for as many
+// entries as the code has symbols.
+//
+// Codes no longer than root bits are placed as libdeflate does, shortest
+// first: each is written once, into the part of the table as long as the
+// code, and that part is then doubled with copy until it fills the table.
+// Longer codes go to secondary tables, one for each prefix of root bits,
+// which are sized by the longest code with that prefix.
+func (h *huffTable) build(c *codeLists, next []uint16, root uint, storage []uint32, entries []uint32, scratch []uint32) bool {
+	count := &c.count
 	count[0] = 0
 	h.root = root
-	h.table = storage[:1<<root]
-	clear(h.table)
-	if maxLen == 0 {
-		return true
-	}
-	left := 1
-	for l := 1; l <= maxCodeBits; l++ {
-		left = left<<1 - count[l]
+	size := 1 << root
+	t := storage[:size]
+	h.table = t
+	left, minLen, maxLen := 1, uint(0), uint(0)
+	// first[l] is the first code of l bits, most significant bit first.
+	var first [maxCodeBits + 1]uint16
+	code := uint16(0)
+	for l := uint(1); l <= maxCodeBits; l++ {
+		n := count[l]
+		left = left<<1 - int(n)
 		if left < 0 {
 			return false // over-subscribed
 		}
-	}
-	if left > 0 && !(maxLen == 1 && count[1] == 1) {
-		return false // incomplete
-	}
-	var next [maxCodeBits + 2]uint32
-	code := uint32(0)
-	for l := 1; l <= maxCodeBits; l++ {
-		code = (code + uint32(count[l-1])) << 1
-		next[l] = code
-	}
-	rootMask := uint32(1)<<root - 1
-	if uint(maxLen) > root {
-		// Size a secondary table for every root prefix of a long code
-		// by its longest code, first noting that length in the root.
-		nx := next
-		for _, l := range lengths {
-			if uint(l) > root {
-				rev := bits.Reverse32(nx[l]) >> (32 - uint32(l))
-				nx[l]++
-				p := rev & rootMask
-				h.table[p] = max(h.table[p], uint32(l)-uint32(root))
+		if n != 0 {
+			maxLen = l
+			if minLen == 0 {
+				minLen = l
 			}
 		}
-		off := uint32(len(h.table))
-		for p, sub := range h.table {
-			if sub == 0 {
-				continue
+		code = (code + count[l-1]) << 1
+		first[l] = code
+	}
+	if left > 0 {
+		if maxLen > 1 || count[1] > 1 {
+			return false // incomplete
+		}
+		// No code, or a single one of 1 bit: the entries of the
+		// missing code fail.
+		clear(t)
+		if s := c.head[1]; s != 0 {
+			for i := 0; i < size; i += 2 {
+				t[i] = entries[s-1] | 1
 			}
-			size := uint32(1) << sub
-			if int(off+size) > len(storage) {
+		}
+		return true
+	}
+	// A list runs from the last symbol of its length to the first, so
+	// the codes are taken from the last one down.
+	if minLen <= root {
+		end := 1 << minLen
+		for l := minLen; ; l++ {
+			code := first[l] + count[l]
+			for s := c.head[l]; s != 0; s = next[s-1] {
+				code--
+				t[bits.Reverse16(code)>>(16-l)] = entries[s-1] | uint32(l)
+			}
+			if l == root {
+				break
+			}
+			copy(t[end:2*end], t[:end])
+			end <<= 1
+		}
+	}
+	if maxLen <= root {
+		return true
+	}
+	// The longer codes, with their reversed codes and lengths; the root
+	// entries of their prefixes first note the longest code.
+	rootMask := uint32(size - 1)
+	long := scratch[:0]
+	for l := root + 1; l <= maxLen; l++ {
+		code := first[l] + count[l]
+		for s := c.head[l]; s != 0; s = next[s-1] {
+			code--
+			rev := uint32(bits.Reverse16(code) >> (16 - l))
+			long = append(long, rev<<16|uint32(l)<<12|uint32(s-1))
+			t[rev&rootMask] = 0
+		}
+	}
+	for _, x := range long {
+		p := (x >> 16) & rootMask
+		t[p] = max(t[p], (x>>12)&15-uint32(root))
+	}
+	off := uint32(size)
+	for _, x := range long {
+		p := (x >> 16) & rootMask
+		if sub := t[p]; sub&linkFlag == 0 {
+			if int(off+1<<sub) > len(storage) {
 				return false
 			}
-			clear(storage[off : off+size])
-			h.table[p] = linkFlag | off<<4 | sub
-			off += size
-		}
-		h.table = storage[:off]
-	}
-	for sym, l := range lengths {
-		if l == 0 {
-			continue
-		}
-		rev := bits.Reverse32(next[l]) >> (32 - uint32(l))
-		next[l]++
-		e := uint32(sym)<<4 | uint32(l)
-		if uint(l) <= root {
-			for k := rev; k <= rootMask; k += 1 << l {
-				h.table[k] = e
-			}
-			continue
-		}
-		link := h.table[rev&rootMask]
-		off, sub := (link&^linkFlag)>>4, link&15
-		for k := rev >> root; k < 1<<sub; k += 1 << (uint(l) - root) {
-			h.table[off+k] = e
+			t[p] = linkFlag | off<<4 | sub
+			off += 1 << sub
 		}
 	}
+	for _, x := range long {
+		rev, l := x>>16, (x>>12)&15
+		link := t[rev&rootMask]
+		base, sub := (link&^linkFlag)>>4, link&15
+		e := entries[x&0xfff] | l
+		for i := rev >> root; i < 1<<sub; i += 1 << (l - uint32(root)) {
+			storage[base+i] = e
+		}
+	}
+	h.table = storage[:off]
 	return true
 }
 
@@ -250,12 +312,12 @@ func init() {
 			lens[i] = 8
 		}
 	}
-	fixedLitTable.init(lens[:], litRootBits, make([]uint32, litTableSize))
+	fixedLitTable.init(lens[:], litRootBits, make([]uint32, litTableSize), litEntries[:])
 	// 32 codes of 5 bits, of which 30 and 31 never occur in valid data.
 	for i := range 32 {
 		lens[i] = 5
 	}
-	fixedDistTable.init(lens[:32], distRootBits, make([]uint32, distTableSize))
+	fixedDistTable.init(lens[:32], distRootBits, make([]uint32, distTableSize), distEntries[:])
 }
 
 // Decompressor states between calls.
@@ -289,6 +351,8 @@ type inflater struct {
 	litStore        [litTableSize]uint32
 	distStore       [distTableSize]uint32
 	lens            [numLitLen + numDist + 2]uint8
+	next            [numLitLen + numDist + 2]uint16 // see codeLists
+	long            [numLitLen]uint32               // scratch for huffTable.build
 	clTable         huffTable
 	clStore         [1 << 7]uint32
 }
@@ -379,11 +443,10 @@ func (f *inflater) take(n uint) uint32 {
 	return v
 }
 
-// symbol decodes one symbol with h, reading as needed.
-func (f *inflater) symbol(h *huffTable) (int, error) {
+// symbol decodes one symbol with h, reading as needed, and returns its
+// entry.
+func (f *inflater) symbol(h *huffTable) (uint32, error) {
 	for {
-		// Bits not yet read are zero here: a code shorter than the bits
-		// at hand decodes right whatever follows.
 		e := h.table[uint32(f.bits)&(1<<h.root-1)]
 		if e&linkFlag != 0 {
 			e = h.table[(e&^linkFlag)>>4+uint32(f.bits>>h.root)&(1<<(e&15)-1)]
@@ -392,7 +455,7 @@ func (f *inflater) symbol(h *huffTable) (int, error) {
 		if n != 0 && n <= f.nbits {
 			f.bits >>= n
 			f.nbits -= n
-			return int(e >> 4), nil
+			return e, nil
 		}
 		if n == 0 && f.nbits >= maxCodeBits {
 			return 0, errCorrupt
@@ -510,22 +573,35 @@ func (f *inflater) dynamicHeader() error {
 	}
 	// The code length code must be complete (zlib refuses even a single
 	// code of 1 bit here).
-	if !complete(clLens[:]) || !f.clTable.init(clLens[:], 7, f.clStore[:]) {
+	if !complete(clLens[:]) || !f.clTable.init(clLens[:], 7, f.clStore[:], clEntries[:]) {
 		return errCorrupt
 	}
 	lens := f.lens[:nlit+ndist]
+	cl := f.clTable.table
+	// The literal/length and the distance code, as lists (see
+	// codeLists), made as the lengths come.
+	var codes [2]codeLists
+	next := f.next[:]
 	for i := 0; i < len(lens); {
-		s, err := f.symbol(&f.clTable)
-		if err != nil {
-			return err
+		var e uint32
+		if f.nbits < 7+7 && f.ie-f.ip >= 8 {
+			f.refill()
 		}
-		if s < 16 {
-			lens[i] = uint8(s)
-			i++
-			continue
+		if f.nbits >= 7+7 {
+			// Enough bits for the symbol and its extra bits: the code
+			// is complete and no longer than 7 bits, so it is found in
+			// the root table.
+			e = cl[f.bits&(1<<7-1)]
+			f.bits >>= e & 15
+			f.nbits -= uint(e & 15)
+		} else {
+			var err error
+			if e, err = f.symbol(&f.clTable); err != nil {
+				return err
+			}
 		}
-		var rep int
-		var val uint8
+		s := e >> entShift
+		rep, val := 1, uint8(s)
 		switch s {
 		case 16:
 			if i == 0 {
@@ -539,25 +615,35 @@ func (f *inflater) dynamicHeader() error {
 			if err := f.need(3); err != nil {
 				return err
 			}
-			rep = 3 + int(f.take(3))
-		default:
+			rep, val = 3+int(f.take(3)), 0
+		case 18:
 			if err := f.need(7); err != nil {
 				return err
 			}
-			rep = 11 + int(f.take(7))
+			rep, val = 11+int(f.take(7)), 0
 		}
-		if i+rep > len(lens) {
+		end := i + rep
+		if end > len(lens) {
 			return errCorrupt
 		}
-		for range rep {
+		for ; i < end; i++ {
 			lens[i] = val
-			i++
+			if val != 0 {
+				// A run may go on from the literal/length code into
+				// the distance code.
+				if i < nlit {
+					codes[0].add(i, val, next)
+				} else {
+					codes[1].add(i-nlit, val, next[nlit:])
+				}
+			}
 		}
 	}
 	if lens[endOfBlock] == 0 {
 		return errCorrupt
 	}
-	if !f.dynLit.init(lens[:nlit], litRootBits, f.litStore[:]) || !f.dynDist.init(lens[nlit:], distRootBits, f.distStore[:]) {
+	if !f.dynLit.build(&codes[0], next, litRootBits, f.litStore[:], litEntries[:], f.long[:]) ||
+		!f.dynDist.build(&codes[1], next[nlit:], distRootBits, f.distStore[:], distEntries[:], f.long[:]) {
 		return errCorrupt
 	}
 	return nil
@@ -630,89 +716,210 @@ func (f *inflater) safe() int64 {
 // want of room in the window.
 func (f *inflater) decode(want int) (full bool, err error) {
 	w := f.w
-	lit, dist := f.lit, f.dist
-	safe := f.safe()
 	for int(w.pos-f.rd) < want {
+		safe := f.safe()
 		if int64(w.pos) > safe {
 			if !w.room(f.rd, maxMatch) {
 				return true, nil
 			}
 			safe = f.safe()
 		}
-		if f.nbits < 48 {
-			f.refill()
+		if f.nbits+8*uint(f.ie-f.ip) >= 48 {
+			end := min(safe+1, int64(f.rd)+int64(want))
+			if done, err := f.decodeFast(end); done || err != nil {
+				return false, err
+			}
+			if int(w.pos-f.rd) >= want || int64(w.pos) > safe {
+				continue
+			}
 		}
-		var sym int
-		// The common case first: enough bits for any code.
-		if f.nbits >= maxCodeBits {
-			e := lit.table[uint32(f.bits)&(1<<litRootBits-1)]
-			if e&linkFlag != 0 {
-				e = lit.table[(e&^linkFlag)>>4+uint32(f.bits>>litRootBits)&(1<<(e&15)-1)]
-			}
-			n := uint(e & 15)
-			if n == 0 {
-				return false, errCorrupt
-			}
-			f.bits >>= n
-			f.nbits -= n
-			sym = int(e >> 4)
-		} else if sym, err = f.symbol(lit); err != nil {
+		// Near the end of the input: one symbol at a time, reading as
+		// needed.
+		if done, err := f.decodeSlow(); done || err != nil {
 			return false, err
 		}
-		if sym < 256 {
-			w.buf[int(w.pos)&(len(w.buf)-1)] = byte(sym)
-			w.pos++
-			continue
-		}
-		if sym == endOfBlock {
-			f.state = stHeader
-			return false, nil
-		}
-		lc := sym - 257
-		if lc >= 29 {
-			return false, errCorrupt
-		}
-		length := int(lengthBase[lc])
-		if eb := uint(lengthExtra[lc]); eb > 0 {
-			if f.nbits < eb {
-				if err := f.need(eb); err != nil {
-					return false, err
-				}
-			}
-			length += int(f.take(eb))
-		}
-		var dsym int
-		if f.nbits >= maxCodeBits {
-			e := dist.table[uint32(f.bits)&(1<<distRootBits-1)]
-			if e&linkFlag != 0 {
-				e = dist.table[(e&^linkFlag)>>4+uint32(f.bits>>distRootBits)&(1<<(e&15)-1)]
-			}
-			n := uint(e & 15)
-			if n == 0 {
-				return false, errCorrupt
-			}
-			f.bits >>= n
-			f.nbits -= n
-			dsym = int(e >> 4)
-		} else if dsym, err = f.symbol(dist); err != nil {
-			return false, err
-		}
-		if dsym >= numDist {
-			return false, errCorrupt
-		}
-		d := int(distBase[dsym])
-		if eb := uint(distExtra[dsym]); eb > 0 {
-			if f.nbits < eb {
-				if err := f.need(eb); err != nil {
-					return false, err
-				}
-			}
-			d += int(f.take(eb))
-		}
-		if d > w.history() {
-			return false, errTooFar
-		}
-		w.copyMatch(d, length)
 	}
 	return false, nil
+}
+
+// decodeFast decodes while the window position is below end and the
+// input buffer holds enough bits for any literal or match. It reports
+// whether the block ended.
+//
+// A refill leaves at least 56 bits while the input buffer holds 8 bytes,
+// and a length with its distance takes 48 at most (15 + 5 extra, 15 + 13
+// extra): each step refills once and checks nothing else before it
+// decodes a literal or a whole match. The
+// state lives in locals, which the compiler keeps in registers, and goes
+// back to f on the way out.
+func (f *inflater) decodeFast(end int64) (done bool, err error) {
+	w := f.w
+	buf := w.buf
+	mask := len(buf) - 1
+	lt, dt := f.lit.table, f.dist.table
+	in := f.in[:f.ie]
+	ip, bitbuf, nbits := f.ip, f.bits, f.nbits
+	pos := int64(w.pos)
+	for pos < end {
+		if ip <= len(in)-8 {
+			bitbuf |= binary.LittleEndian.Uint64(in[ip:]) << nbits
+			ip += int(63-nbits) >> 3
+			nbits |= 56
+		} else {
+			for nbits <= 56 && ip < len(in) {
+				bitbuf |= uint64(in[ip]) << nbits
+				ip++
+				nbits += 8
+			}
+			if nbits < 48 {
+				break
+			}
+		}
+
+		e := lt[bitbuf&(1<<litRootBits-1)]
+		if e&linkFlag != 0 {
+			e = lt[(e&^linkFlag)>>4+uint32(bitbuf>>litRootBits)&(1<<(e&15)-1)]
+		}
+		bitbuf >>= e & 15
+		nbits -= uint(e & 15)
+		if e&entLit != 0 {
+			buf[int(pos)&mask] = byte(e >> entShift)
+			pos++
+			continue
+		}
+		if e&entLen == 0 {
+			if e&entEnd != 0 {
+				f.state = stHeader
+				done = true
+			} else {
+				err = errCorrupt
+			}
+			break
+		}
+		eb := (e >> 4) & 15
+		length := int(e>>entShift) + int(uint32(bitbuf)&(1<<eb-1))
+		bitbuf >>= eb
+		nbits -= uint(eb)
+
+		e = dt[bitbuf&(1<<distRootBits-1)]
+		if e&linkFlag != 0 {
+			e = dt[(e&^linkFlag)>>4+uint32(bitbuf>>distRootBits)&(1<<(e&15)-1)]
+		}
+		bitbuf >>= e & 15
+		nbits -= uint(e & 15)
+		if e&entLit == 0 {
+			err = errCorrupt
+			break
+		}
+		eb = (e >> 4) & 15
+		d := int(e>>entShift) + int(uint32(bitbuf)&(1<<eb-1))
+		bitbuf >>= eb
+		nbits -= uint(eb)
+		if int64(d) > min(pos, int64(w.max)) {
+			err = errTooFar
+			break
+		}
+		copyMatch(buf, int(pos), d, length)
+		pos += int64(length)
+	}
+	f.ip, f.bits, f.nbits = ip, bitbuf, nbits
+	w.pos = uint64(pos)
+	return done, err
+}
+
+// decodeSlow decodes one literal or match, reading as needed. It reports
+// whether the block ended.
+func (f *inflater) decodeSlow() (done bool, err error) {
+	w := f.w
+	if f.nbits < 48 {
+		f.refill()
+	}
+	e, err := f.symbol(f.lit)
+	if err != nil {
+		return false, err
+	}
+	if e&entLit != 0 {
+		w.buf[int(w.pos)&(len(w.buf)-1)] = byte(e >> entShift)
+		w.pos++
+		return false, nil
+	}
+	if e&entLen == 0 {
+		if e&entEnd != 0 {
+			f.state = stHeader
+			return true, nil
+		}
+		return false, errCorrupt
+	}
+	length := int(e >> entShift)
+	if eb := uint(e>>4) & 15; eb > 0 {
+		if err := f.need(eb); err != nil {
+			return false, err
+		}
+		length += int(f.take(eb))
+	}
+	if e, err = f.symbol(f.dist); err != nil {
+		return false, err
+	}
+	if e&entLit == 0 {
+		return false, errCorrupt
+	}
+	d := int(e >> entShift)
+	if eb := uint(e>>4) & 15; eb > 0 {
+		if err := f.need(eb); err != nil {
+			return false, err
+		}
+		d += int(f.take(eb))
+	}
+	if d > w.history() {
+		return false, errTooFar
+	}
+	copyMatch(w.buf, int(w.pos), d, length)
+	w.pos += uint64(length)
+	return false, nil
+}
+
+// copyMatch writes length bytes at window position pos, copied from dist
+// bytes back; the window has room and history for them.
+func copyMatch(b []byte, pos, dist, length int) {
+	mask := len(b) - 1
+	dst := pos & mask
+	src := (pos - dist) & mask
+	if dst+length <= len(b) && src+length <= len(b) {
+		// Short matches, the most common, are copied in words, the
+		// last word overlapping what came before. A byte written is
+		// read, if at all, a word or more later; and the source, where
+		// it lies after the destination (the ring has wrapped between
+		// them), is a word ahead at least, so the last word reads none
+		// of the history the match overwrites.
+		switch {
+		case length > 32 && dist >= length:
+			copy(b[dst:dst+length], b[src:src+length])
+			return
+		case dist >= 8 && length >= 8 && uint(src-dst) >= 8:
+			for i := 0; i < length-8; i += 8 {
+				binary.LittleEndian.PutUint64(b[dst+i:], binary.LittleEndian.Uint64(b[src+i:]))
+			}
+			binary.LittleEndian.PutUint64(b[dst+length-8:], binary.LittleEndian.Uint64(b[src+length-8:]))
+			return
+		case dist >= 4 && length >= 4 && length < 8 && uint(src-dst) >= 4:
+			binary.LittleEndian.PutUint32(b[dst:], binary.LittleEndian.Uint32(b[src:]))
+			binary.LittleEndian.PutUint32(b[dst+length-4:], binary.LittleEndian.Uint32(b[src+length-4:]))
+			return
+		case dist >= length && length > 3:
+			copy(b[dst:dst+length], b[src:src+length])
+			return
+		case src < dst && length > 3:
+			// Overlapping: the copied run repeats, doubling each time.
+			end := dst + length
+			for dst < end {
+				dst += copy(b[dst:end], b[src:dst])
+			}
+			return
+		}
+	}
+	for range length {
+		b[dst] = b[src]
+		dst = (dst + 1) & mask
+		src = (src + 1) & mask
+	}
 }
