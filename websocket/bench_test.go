@@ -47,9 +47,18 @@ func BenchmarkPutHeader(b *testing.B) {
 }
 
 func BenchmarkMask(b *testing.B) {
-	for _, size := range benchSizes {
-		buf := pattern(size+3, 1)[3:] // unaligned
-		b.Run(fmt.Sprint(size), func(b *testing.B) {
+	// 16 B messages, 125 B control frames, and payloads starting 3 bytes
+	// past an aligned address, as after a frame header in a read buffer.
+	for _, c := range []struct{ size, off int }{
+		{16, 0}, {125, 0}, {1024, 0}, {65536, 0}, {1024, 3}, {65536, 3},
+	} {
+		size := c.size
+		buf := pattern(size+c.off, 1)[c.off:]
+		name := fmt.Sprint(size)
+		if c.off != 0 {
+			name += "-unaligned"
+		}
+		b.Run(name, func(b *testing.B) {
 			b.ReportAllocs()
 			b.SetBytes(int64(size))
 			for b.Loop() {

@@ -10,6 +10,14 @@ import (
 // bytes in wire order read as a little-endian uint32, so a machine word of
 // payload read little-endian lines up with it.
 func mask(key uint32, pos int, b []byte) int {
+	// The Go loop stays in this function rather than a second one so
+	// that short payloads still cost one call: a wrapper making two calls
+	// is too big to inline. Tests with -tags purego cover it at every
+	// length.
+	if haveMaskAsm && len(b) >= maskAsmMin {
+		maskAsm(b, bits.RotateLeft32(key, -8*(pos&3)))
+		return (pos + len(b)) & 3
+	}
 	if len(b) >= 8 {
 		k := bits.RotateLeft32(key, -8*(pos&3))
 		k64 := uint64(k) | uint64(k)<<32

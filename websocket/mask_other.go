@@ -1,0 +1,10 @@
+//go:build !amd64 || purego
+
+package websocket
+
+const (
+	haveMaskAsm = false
+	maskAsmMin  = 0
+)
+
+func maskAsm(b []byte, key uint32) { panic("unreachable") }
