@@ -242,6 +242,16 @@ func (w *bitWriter) write(v uint32, n uint) {
 	}
 }
 
+// align8 moves the whole bytes of the bits pending to out, leaving fewer
+// than 8.
+func (w *bitWriter) align8() {
+	for w.n >= 8 {
+		w.out = append(w.out, byte(w.bits))
+		w.bits >>= 8
+		w.n -= 8
+	}
+}
+
 // align pads with zero bits to a byte boundary and moves every whole
 // byte to out.
 func (w *bitWriter) align() {
@@ -537,23 +547,55 @@ func (b *blockWriter) runLengths(nlit, ndist int) int {
 	return out
 }
 
+// writeTokens writes toks and the end of block with the given codes.
+//
+// A token takes 48 bits at most (a length code and its extra bits, 15 +
+// 5, a distance code and its, 15 + 13): while fewer than 16 bits are
+// pending it fits a 64-bit buffer, whose whole bytes are then stored with
+// one 8-byte write, into room reserved in advance. Shift counts are
+// masked to 6 bits, which spares the compiler's checks for counts of 64
+// and more.
 func (b *blockWriter) writeTokens(toks []uint32, lit, dist *huffCode) {
 	w := &b.bw
-	for _, t := range toks {
-		if t&matchFlag == 0 {
-			w.write(uint32(lit.code[t]), uint(lit.len[t]))
-			continue
+	w.align8()
+	acc, n, out := w.bits, w.n, w.out
+	for len(toks) > 0 {
+		chunk := toks[:min(len(toks), 1024)]
+		toks = toks[len(chunk):]
+		out = slices.Grow(out, 6*len(chunk)+8)
+		o, buf := len(out), out[:cap(out)]
+		for _, t := range chunk {
+			if n >= 16 {
+				binary.LittleEndian.PutUint64(buf[o:], acc)
+				k := n >> 3
+				o += int(k)
+				acc >>= (k << 3) & 63
+				n &= 7
+			}
+			if t&matchFlag == 0 {
+				acc |= uint64(lit.code[t]) << (n & 63)
+				n += uint(lit.len[t])
+				continue
+			}
+			l := (t >> 16) & 0xff
+			lc := lengthCode[l]
+			sym := 257 + int(lc)
+			acc |= (uint64(lit.code[sym]) | uint64(l+3-uint32(lengthBase[lc]))<<(lit.len[sym]&63)) << (n & 63)
+			n += uint(lit.len[sym]) + uint(lengthExtra[lc])
+			d := t & 0xffff
+			dc := distCode(d)
+			acc |= (uint64(dist.code[dc]) | uint64(d+1-uint32(distBase[dc]))<<(dist.len[dc]&63)) << (n & 63)
+			n += uint(dist.len[dc]) + uint(distExtra[dc])
 		}
-		l := (t >> 16) & 0xff
-		lc := lengthCode[l]
-		sym := 257 + int(lc)
-		eb := uint(lengthExtra[lc])
-		w.write(uint32(lit.code[sym])|(l+3-uint32(lengthBase[lc]))<<lit.len[sym], uint(lit.len[sym])+eb)
-		d := t & 0xffff
-		dc := distCode(d)
-		eb = uint(distExtra[dc])
-		w.write(uint32(dist.code[dc])|(d+1-uint32(distBase[dc]))<<dist.len[dc], uint(dist.len[dc])+eb)
+		for n >= 8 {
+			buf[o] = byte(acc)
+			o++
+			acc >>= 8
+			n -= 8
+		}
+		out = out[:o]
 	}
+	w.bits, w.n, w.out = acc, n, out
 	w.write(uint32(lit.code[endOfBlock]), uint(lit.len[endOfBlock]))
 }
 
