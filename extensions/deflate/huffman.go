@@ -331,7 +331,8 @@ func (b *blockWriter) writeBlock(toks []uint32, raw []byte, reach int) {
 		return
 	}
 
-	if b.reuse(toks, extra, min(storedBits, fixedBits)) {
+	done, near := b.reuse(toks, extra, min(storedBits, fixedBits))
+	if done {
 		return
 	}
 
@@ -348,6 +349,30 @@ func (b *blockWriter) writeBlock(toks []uint32, raw []byte, reach int) {
 		}
 		for i := range b.distFreq[:distCode(uint32(max(reach, 2)-1))+1] {
 			if b.distFreq[i] == 0 {
+				b.distFreq[i] = 1
+			}
+		}
+	}
+	merged := near && len(toks) < smoothTokens
+	if merged {
+		// A smaller block whose symbols the cached code nearly covers
+		// gets a code for the cached code's symbols too. Small blocks
+		// of one kind of message each use a part of the same alphabet
+		// (with context takeover, matches reach into the earlier
+		// messages at distances that vary): the union of the parts
+		// settles after a few blocks, and the code is then reused, at
+		// the cost of a few bits for the symbols a block does not use.
+		// A cached code far from the block's alphabet, from other
+		// messages (the cache goes from connection to connection with
+		// the pooled scratch space), is left out.
+		c := &b.cache
+		for i, l := range c.litLen {
+			if l != 0 && b.litFreq[i] == 0 {
+				b.litFreq[i] = 1
+			}
+		}
+		for i, l := range c.distLen {
+			if l != 0 && b.distFreq[i] == 0 {
 				b.distFreq[i] = 1
 			}
 		}
@@ -395,6 +420,11 @@ func (b *blockWriter) writeBlock(toks []uint32, raw []byte, reach int) {
 		dynBits += int(f) * int(b.distLen[i])
 	}
 
+	if merged && min(storedBits, fixedBits) <= dynBits {
+		// The cached code's symbols made the block's code too costly:
+		// a code built afresh from the next block will serve better.
+		b.cache.ok = false
+	}
 	switch {
 	case storedBits < min(fixedBits, dynBits):
 		b.writeStored(raw)
@@ -466,17 +496,19 @@ func (b *blockWriter) writeCachedHeader() {
 
 // reuse writes the block with the cached code if it encodes every symbol
 // and costs, per token, at most 3% more than the block it was built for;
-// it reports whether it did. extra is the blocks's extra bits.
-func (b *blockWriter) reuse(toks []uint32, extra, limit int) bool {
+// it reports whether it did, and else whether the code lacked only a few
+// of the block's symbols. extra is the blocks's extra bits.
+func (b *blockWriter) reuse(toks []uint32, extra, limit int) (done, near bool) {
 	c := &b.cache
 	if !c.ok {
-		return false
+		return false, false
 	}
 	bits := len(c.header)*8 + int(c.tailBits) + extra
+	missing := 0
 	for i, f := range b.litFreq {
 		if f != 0 {
 			if c.litLen[i] == 0 {
-				return false
+				missing++
 			}
 			bits += int(f) * int(c.litLen[i])
 		}
@@ -484,18 +516,25 @@ func (b *blockWriter) reuse(toks []uint32, extra, limit int) bool {
 	for i, f := range b.distFreq {
 		if f != 0 {
 			if c.distLen[i] == 0 {
-				return false
+				missing++
 			}
 			bits += int(f) * int(c.distLen[i])
 		}
 	}
+	if missing > 0 {
+		return false, missing <= nearMiss
+	}
 	if bits > limit || bits*c.tokens > c.bits*len(toks)*103/100 {
-		return false
+		return false, false
 	}
 	b.writeCachedHeader()
 	b.writeTokens(toks, &c.lit, &c.dist)
-	return true
+	return true, false
 }
+
+// nearMiss is how many of a block's symbols the cached code may lack for
+// the block's code to take in the cached code's symbols too.
+const nearMiss = 4
 
 func (b *blockWriter) writeFixed(toks []uint32) {
 	b.bw.write(1<<1, 3) // BFINAL 0, BTYPE 01
