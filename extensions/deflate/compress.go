@@ -98,7 +98,9 @@ func (z *lz) grow(bw *blockWriter, toks []uint32) []uint32 {
 
 // compress writes the pending input as one block.
 func (z *lz) compress(bw *blockWriter, toks []uint32) []uint32 {
-	toks = z.match(toks[:0], z.pend, len(z.buf))
+	clear(bw.litFreq[:])
+	clear(bw.distFreq[:])
+	toks = z.match(toks[:0], z.pend, len(z.buf), &bw.litFreq, &bw.distFreq)
 	bw.writeBlock(toks, z.buf[z.pend:], min(len(z.buf), z.window))
 	z.pend = len(z.buf)
 	return toks
@@ -108,8 +110,10 @@ func load32(b []byte, i int) uint32 { return binary.LittleEndian.Uint32(b[i:]) }
 
 func hash4(u uint32) uint32 { return (u * 0x9e3779b1) >> (32 - hashBits) }
 
-// match appends the tokens of buf[start:end] to toks.
-func (z *lz) match(toks []uint32, start, end int) []uint32 {
+// match appends the tokens of buf[start:end] to toks and counts their
+// symbols into lf and df: counting here, where each token is made, spares
+// writeBlock a second pass that branches on every token's kind.
+func (z *lz) match(toks []uint32, start, end int, lf *[numLitLen]uint32, df *[numDist]uint32) []uint32 {
 	buf, tab, w := z.buf[:end], z.table, z.window
 	base := uint16(z.base)
 	i, lit := start, start
@@ -130,9 +134,13 @@ func (z *lz) match(toks []uint32, start, end int) []uint32 {
 			i, c, n = i-1, c-1, n+1
 		}
 		for ; lit < i; lit++ {
-			toks = append(toks, uint32(buf[lit]))
+			c := buf[lit]
+			toks = append(toks, uint32(c))
+			lf[c]++
 		}
 		toks = append(toks, matchToken(n, d))
+		lf[257+int(lengthCode[n-3])]++
+		df[distCode(uint32(d-1))]++
 		// Index some positions inside the match, so that the table
 		// keeps pointing at recent data even where everything matched.
 		stop := min(i+n, end-minMatch+1)
@@ -143,7 +151,9 @@ func (z *lz) match(toks []uint32, start, end int) []uint32 {
 		lit = i
 	}
 	for ; lit < end; lit++ {
-		toks = append(toks, uint32(buf[lit]))
+		c := buf[lit]
+		toks = append(toks, uint32(c))
+		lf[c]++
 	}
 	return toks
 }

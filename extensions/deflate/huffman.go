@@ -291,30 +291,24 @@ type blockWriter struct {
 
 // writeBlock writes a non-final block holding toks, which encode raw, in
 // whichever of the three block types is shortest, a dynamic block with
-// the last dynamic code when that serves (see reuse).
+// the last dynamic code when that serves (see reuse). b.litFreq and
+// b.distFreq hold the counts of the tokens' symbols.
 //
 // reach is how far back a match may refer from the block's end.
 func (b *blockWriter) writeBlock(toks []uint32, raw []byte, reach int) {
-	clear(b.litFreq[:])
-	clear(b.distFreq[:])
 	// Bits the fixed code takes, and the length and distance extra bits,
 	// the same in every type.
 	fixedBits, extra := 3+7, 0
-	for _, t := range toks {
-		if t&matchFlag == 0 {
-			b.litFreq[t]++
-			fixedBits += 8
-			if t >= 144 {
-				fixedBits++ // 9 bits from 144 on
-			}
-			continue
-		}
-		lc := lengthCode[(t>>16)&0xff]
-		b.litFreq[257+int(lc)]++
-		dc := distCode(t & 0xffff)
-		b.distFreq[dc]++
-		extra += int(lengthExtra[lc]) + int(distExtra[dc])
-		fixedBits += 7 + 5 + int(lc)/23 // 8 bits from code 280 on
+	for i, f := range b.litFreq[:256] {
+		fixedBits += int(f) * (8 + i/144)
+	}
+	for i, f := range b.litFreq[257:] {
+		fixedBits += int(f) * (7 + i/23)
+		extra += int(f) * int(lengthExtra[i])
+	}
+	for i, f := range b.distFreq {
+		fixedBits += int(f) * 5
+		extra += int(f) * int(distExtra[i])
 	}
 	b.litFreq[endOfBlock] = 1
 	fixedBits += extra
@@ -589,11 +583,12 @@ func (b *blockWriter) runLengths(nlit, ndist int) int {
 // writeTokens writes toks and the end of block with the given codes.
 //
 // A token takes 48 bits at most (a length code and its extra bits, 15 +
-// 5, a distance code and its, 15 + 13): while fewer than 16 bits are
-// pending it fits a 64-bit buffer, whose whole bytes are then stored with
-// one 8-byte write, into room reserved in advance. Shift counts are
-// masked to 6 bits, which spares the compiler's checks for counts of 64
-// and more.
+// 5, a distance code and its, 15 + 13): with fewer than 8 bits pending it
+// fits a 64-bit buffer, whose whole bytes are then stored with one 8-byte
+// write, into room reserved in advance. They are stored after every
+// token, which costs less than a branch on the bits pending that the
+// processor cannot predict. Shift counts are masked to 6 bits, which
+// spares the compiler's checks for counts of 64 and more.
 func (b *blockWriter) writeTokens(toks []uint32, lit, dist *huffCode) {
 	w := &b.bw
 	w.align8()
@@ -604,16 +599,14 @@ func (b *blockWriter) writeTokens(toks []uint32, lit, dist *huffCode) {
 		out = slices.Grow(out, 6*len(chunk)+8)
 		o, buf := len(out), out[:cap(out)]
 		for _, t := range chunk {
-			if n >= 16 {
+			if t&matchFlag == 0 {
+				acc |= uint64(lit.code[t]) << (n & 63)
+				n += uint(lit.len[t])
 				binary.LittleEndian.PutUint64(buf[o:], acc)
 				k := n >> 3
 				o += int(k)
 				acc >>= (k << 3) & 63
 				n &= 7
-			}
-			if t&matchFlag == 0 {
-				acc |= uint64(lit.code[t]) << (n & 63)
-				n += uint(lit.len[t])
 				continue
 			}
 			l := (t >> 16) & 0xff
@@ -625,6 +618,11 @@ func (b *blockWriter) writeTokens(toks []uint32, lit, dist *huffCode) {
 			dc := distCode(d)
 			acc |= (uint64(dist.code[dc]) | uint64(d+1-uint32(distBase[dc]))<<(dist.len[dc]&63)) << (n & 63)
 			n += uint(dist.len[dc]) + uint(distExtra[dc])
+			binary.LittleEndian.PutUint64(buf[o:], acc)
+			k := n >> 3
+			o += int(k)
+			acc >>= (k << 3) & 63
+			n &= 7
 		}
 		for n >= 8 {
 			buf[o] = byte(acc)
