@@ -182,7 +182,7 @@ func TestMatchDistances(t *testing.T) {
 		for range 20 {
 			m := sample(rng, 4, 1+rng.IntN(20000))
 			sc.toks = z.write(m, &sc.blockWriter, sc.toks)
-			toks := z.match(sc.toks[:0], z.pend, len(z.buf), &sc.litFreq, &sc.distFreq)
+			toks := z.match(sc.toks[:0], z.pend, len(z.buf), &sc.blockWriter)
 			for _, tk := range toks {
 				if tk&matchFlag != 0 {
 					if d := int(tk&0xffff) + 1; d > 1<<bits {

@@ -98,9 +98,7 @@ func (z *lz) grow(bw *blockWriter, toks []uint32) []uint32 {
 
 // compress writes the pending input as one block.
 func (z *lz) compress(bw *blockWriter, toks []uint32) []uint32 {
-	clear(bw.litFreq[:])
-	clear(bw.distFreq[:])
-	toks = z.match(toks[:0], z.pend, len(z.buf), &bw.litFreq, &bw.distFreq)
+	toks = z.match(toks[:0], z.pend, len(z.buf), bw)
 	bw.writeBlock(toks, z.buf[z.pend:], min(len(z.buf), z.window))
 	z.pend = len(z.buf)
 	return toks
@@ -110,10 +108,16 @@ func load32(b []byte, i int) uint32 { return binary.LittleEndian.Uint32(b[i:]) }
 
 func hash4(u uint32) uint32 { return (u * 0x9e3779b1) >> (32 - hashBits) }
 
-// match appends the tokens of buf[start:end] to toks and counts their
-// symbols into lf and df: counting here, where each token is made, spares
-// writeBlock a second pass that branches on every token's kind.
-func (z *lz) match(toks []uint32, start, end int, lf *[numLitLen]uint32, df *[numDist]uint32) []uint32 {
+// match appends the tokens of buf[start:end] to toks, and counts their
+// symbols and bits for bw.writeBlock: counting here, where each token is
+// made, spares writeBlock a second pass that branches on every token's
+// kind.
+func (z *lz) match(toks []uint32, start, end int, bw *blockWriter) []uint32 {
+	lf, df := &bw.litFreq, &bw.distFreq
+	clear(lf[:])
+	clear(df[:])
+	// Literals take 8 bits in the fixed code, 9 from 144 on.
+	fixed, extra := 8*(end-start), 0
 	buf, tab, w := z.buf[:end], z.table, z.window
 	base := uint16(z.base)
 	i, lit := start, start
@@ -137,10 +141,18 @@ func (z *lz) match(toks []uint32, start, end int, lf *[numLitLen]uint32, df *[nu
 			c := buf[lit]
 			toks = append(toks, uint32(c))
 			lf[c]++
+			fixed += (int(c) + 112) >> 8
 		}
 		toks = append(toks, matchToken(n, d))
-		lf[257+int(lengthCode[n-3])]++
-		df[distCode(uint32(d-1))]++
+		lc := lengthCode[n-3]
+		lf[257+int(lc)]++
+		dc := distCode(uint32(d - 1))
+		df[dc]++
+		e := int(lengthExtra[lc]) + int(distExtra[dc])
+		extra += e
+		// 7 bits for the length code, 8 from code 280 on, and 5 for the
+		// distance code, in place of n literals.
+		fixed += 12 + int(lc)/23 + e - 8*n
 		// Index some positions inside the match, so that the table
 		// keeps pointing at recent data even where everything matched.
 		stop := min(i+n, end-minMatch+1)
@@ -154,7 +166,9 @@ func (z *lz) match(toks []uint32, start, end int, lf *[numLitLen]uint32, df *[nu
 		c := buf[lit]
 		toks = append(toks, uint32(c))
 		lf[c]++
+		fixed += (int(c) + 112) >> 8
 	}
+	bw.fixedBits, bw.extraBits = fixed, extra
 	return toks
 }
 

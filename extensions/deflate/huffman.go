@@ -277,41 +277,32 @@ type blockWriter struct {
 	bw       bitWriter
 	litFreq  [numLitLen]uint32
 	distFreq [numDist]uint32
-	clFreq   [numCodeLen]uint32
-	litLen   [numLitLen]uint8
-	distLen  [numDist]uint8
-	clLen    [numCodeLen]uint8
-	lit      huffCode
-	dist     huffCode
-	cl       huffCode
-	rle      [numLitLen + numDist]uint16 // code length symbol | extra bits << 8
-	hb       huffBuilder
-	cache    codeCache
+	// The bits the block's tokens take in the fixed code, extra bits
+	// included, and their extra bits.
+	fixedBits, extraBits int
+	clFreq               [numCodeLen]uint32
+	litLen               [numLitLen]uint8
+	distLen              [numDist]uint8
+	clLen                [numCodeLen]uint8
+	lit                  huffCode
+	dist                 huffCode
+	cl                   huffCode
+	rle                  [numLitLen + numDist]uint16 // code length symbol | extra bits << 8
+	hb                   huffBuilder
+	cache                codeCache
 }
 
 // writeBlock writes a non-final block holding toks, which encode raw, in
 // whichever of the three block types is shortest, a dynamic block with
-// the last dynamic code when that serves (see reuse). b.litFreq and
-// b.distFreq hold the counts of the tokens' symbols.
+// the last dynamic code when that serves (see reuse). The matcher has
+// counted the tokens' symbols and bits into b.
 //
 // reach is how far back a match may refer from the block's end.
 func (b *blockWriter) writeBlock(toks []uint32, raw []byte, reach int) {
-	// Bits the fixed code takes, and the length and distance extra bits,
-	// the same in every type.
-	fixedBits, extra := 3+7, 0
-	for i, f := range b.litFreq[:256] {
-		fixedBits += int(f) * (8 + i/144)
-	}
-	for i, f := range b.litFreq[257:] {
-		fixedBits += int(f) * (7 + i/23)
-		extra += int(f) * int(lengthExtra[i])
-	}
-	for i, f := range b.distFreq {
-		fixedBits += int(f) * 5
-		extra += int(f) * int(distExtra[i])
-	}
+	// Bits the fixed code takes, with its block header and end of block,
+	// and the length and distance extra bits, the same in every type.
+	fixedBits, extra := 3+7+b.fixedBits, b.extraBits
 	b.litFreq[endOfBlock] = 1
-	fixedBits += extra
 
 	storedBits := (len(raw) + 5*(len(raw)/0xffff+1)) * 8
 	// A dynamic code's header takes some 40 bytes at least: with few
