@@ -23,6 +23,7 @@ import (
 
 	"github.com/realtime-go/realtime/extensions"
 	"github.com/realtime-go/realtime/extensions/deflate"
+	"github.com/realtime-go/realtime/interop/internal/benchproc"
 )
 
 // The compressed scenarios (-deflate): echo of 1 KiB JSON messages with
@@ -496,7 +497,7 @@ func pmdSanity(addr string) (noCtx, ctx pmdAnswer, err error) {
 // for warmup+dur and returns the echo rate over dur.
 func runPMDLoad(ch *child, conns int, ctx bool, warmup, dur time.Duration) (loadResult, string, error) {
 	var res loadResult
-	cs, err := pmdConnectN(ch.addr, conns, ctx)
+	cs, err := pmdConnectN(ch.Addr, conns, ctx)
 	if err != nil {
 		return res, "", err
 	}
@@ -538,24 +539,18 @@ func runPMDLoad(ch *child, conns int, ctx bool, warmup, dur time.Duration) (load
 		return s
 	}
 	time.Sleep(warmup)
-	n0, t0, s0, c0 := sum(), time.Now(), cpuTime(ch.pid), selfCPUTime()
-	r0, w0 := ioCalls(ch.pid)
-	m0 := machineBusy()
+	n0, u0 := sum(), benchproc.ReadUsage(ch.PID)
 	time.Sleep(dur)
-	n1, t1, s1, c1 := sum(), time.Now(), cpuTime(ch.pid), selfCPUTime()
-	r1, w1 := ioCalls(ch.pid)
-	m1 := machineBusy()
+	n1, u1 := sum(), benchproc.ReadUsage(ch.PID)
 	stop.Store(true)
 	pmdCloseAll(cs)
 	wg.Wait()
-	el := t1.Sub(t0).Seconds()
-	res.rate = float64(n1-n0) / el
-	res.serverCPU = (s1 - s0).Seconds() / el
-	res.clientCPU = (c1 - c0).Seconds() / el
-	res.otherCPU = max(0, (m1-m0).Seconds()/el-res.serverCPU-res.clientCPU)
+	w := u1.Since(u0)
+	res.rate = float64(n1-n0) / w.Seconds
+	res.serverCPU, res.clientCPU, res.otherCPU = w.ServerCPU, w.ClientCPU, w.OtherCPU
 	if n1 > n0 {
-		res.reads = float64(r1-r0) / float64(n1-n0)
-		res.writes = float64(w1-w0) / float64(n1-n0)
+		res.reads = float64(w.Reads) / float64(n1-n0)
+		res.writes = float64(w.Writes) / float64(n1-n0)
 	}
 	return res, accepted, nil
 }
@@ -571,16 +566,16 @@ type pmdMemResult struct {
 func runPMDMem(ch *child, n, msgs int, ctx bool, settle time.Duration) (pmdMemResult, string, error) {
 	var res pmdMemResult
 	time.Sleep(200 * time.Millisecond)
-	raw0, err := rssKiB(ch.pid)
+	raw0, err := benchproc.RSSKiB(ch.PID)
 	if err != nil {
 		return res, "", err
 	}
-	ms0, err := ch.command("gc")
+	ms0, err := command(ch, "gc")
 	if err != nil {
 		return res, "", err
 	}
-	gc0, _ := rssKiB(ch.pid)
-	cs, err := pmdConnectN(ch.addr, n, ctx)
+	gc0, _ := benchproc.RSSKiB(ch.PID)
+	cs, err := pmdConnectN(ch.Addr, n, ctx)
 	if err != nil {
 		return res, "", err
 	}
@@ -614,15 +609,15 @@ func runPMDMem(ch *child, n, msgs int, ctx bool, settle time.Duration) (pmdMemRe
 		return res, accepted, *p
 	}
 	time.Sleep(settle)
-	raw1, err := rssKiB(ch.pid)
+	raw1, err := benchproc.RSSKiB(ch.PID)
 	if err != nil {
 		return res, accepted, err
 	}
-	ms1, err := ch.command("gc")
+	ms1, err := command(ch, "gc")
 	if err != nil {
 		return res, accepted, err
 	}
-	gc1, _ := rssKiB(ch.pid)
+	gc1, _ := benchproc.RSSKiB(ch.PID)
 	fn := float64(n)
 	res.rawPerConn = float64(raw1-raw0) / fn
 	res.gcPerConn = float64(gc1-gc0) / fn
@@ -681,8 +676,8 @@ func runPMDBench(cfg pmdConfig) {
 		if ch, err := startChild(name, ""); err != nil {
 			r.sanity = err
 		} else {
-			r.noCtxAns, r.ctxAns, r.sanity = pmdSanity(ch.addr)
-			ch.stop()
+			r.noCtxAns, r.ctxAns, r.sanity = pmdSanity(ch.Addr)
+			ch.Stop()
 		}
 		if r.sanity != nil {
 			logf("%s: sanity check failed: %v", name, r.sanity)
@@ -707,7 +702,7 @@ func runPMDBench(cfg pmdConfig) {
 				}
 				if sc.mem {
 					m, acc, err := runPMDMem(ch, cfg.memConns, cfg.memMsgs, sc.ctx, cfg.settle)
-					ch.stop()
+					ch.Stop()
 					r.mem[sc.key], r.accepted[sc.key] = m, acc
 					if err != nil {
 						r.errs[sc.key] = err
@@ -716,7 +711,7 @@ func runPMDBench(cfg pmdConfig) {
 					break
 				}
 				lr, acc, err := runPMDLoad(ch, 100, sc.ctx, cfg.warmup, cfg.dur)
-				ch.stop()
+				ch.Stop()
 				if err != nil {
 					r.errs[sc.key] = err
 					logf("%s: %s: %v", name, sc.title, err)
@@ -755,7 +750,7 @@ func renderPMD(names []string, scs []pmdScenario, rows map[string]*pmdRow, cfg p
 	p("## WebSocket echo benchmark with permessage-deflate\n\n")
 	p("%s · %s %s/%s · %d CPUs, GOMAXPROCS %d in the load client and in each server process (they share the CPUs) · `%s`\n\n",
 		time.Now().UTC().Format("2006-01-02 15:04 MST"), runtime.Version(), runtime.GOOS, runtime.GOARCH,
-		runtime.NumCPU(), runtime.GOMAXPROCS(0), commandLine())
+		runtime.NumCPU(), runtime.GOMAXPROCS(0), benchproc.CommandLine("bench"))
 	p("Loopback, binary messages: %d different JSON objects of exactly 1 KiB, sent in turn, one in flight per connection. The load client compresses what it sends and decompresses and checks every echo (extensions/deflate sessions, the same for every server); the scenario fixes its offer, the server its answer (shown under Details). Throughput: %v warm-up, then %v measured, echoed messages per second. Memory: RSS growth of the server process per connection after every connection echoed %d messages, %v after the last, after runtime.GC + debug.FreeOSMemory in every server alike. A fresh server process per scenario. Total run time %v.\n\n",
 		pmdMsgCount, cfg.warmup, cfg.dur, cfg.memMsgs, cfg.settle, elapsed.Round(time.Second))
 	var busiest float64

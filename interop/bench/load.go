@@ -16,6 +16,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/realtime-go/realtime/interop/internal/benchproc"
 )
 
 // The load client: raw TCP sockets, its own upgrade request, pre-built
@@ -357,7 +359,7 @@ type loadResult struct {
 // connections for warmup+dur and returns the echo rate over dur.
 func runLoad(ch *child, ws bool, conns, depth, size int, warmup, dur time.Duration) (loadResult, error) {
 	var res loadResult
-	cs, err := connectN(ch.addr, ws, conns)
+	cs, err := connectN(ch.Addr, ws, conns)
 	if err != nil {
 		return res, err
 	}
@@ -390,24 +392,18 @@ func runLoad(ch *child, ws bool, conns, depth, size int, warmup, dur time.Durati
 		return s
 	}
 	time.Sleep(warmup)
-	n0, t0, s0, c0 := sum(), time.Now(), cpuTime(ch.pid), selfCPUTime()
-	r0, w0 := ioCalls(ch.pid)
-	m0 := machineBusy()
+	n0, u0 := sum(), benchproc.ReadUsage(ch.PID)
 	time.Sleep(dur)
-	n1, t1, s1, c1 := sum(), time.Now(), cpuTime(ch.pid), selfCPUTime()
-	r1, w1 := ioCalls(ch.pid)
-	m1 := machineBusy()
+	n1, u1 := sum(), benchproc.ReadUsage(ch.PID)
 	stop.Store(true)
 	closeAll(cs)
 	wg.Wait()
-	el := t1.Sub(t0).Seconds()
-	res.rate = float64(n1-n0) / el
-	res.serverCPU = (s1 - s0).Seconds() / el
-	res.clientCPU = (c1 - c0).Seconds() / el
-	res.otherCPU = max(0, (m1-m0).Seconds()/el-res.serverCPU-res.clientCPU)
+	w := u1.Since(u0)
+	res.rate = float64(n1-n0) / w.Seconds
+	res.serverCPU, res.clientCPU, res.otherCPU = w.ServerCPU, w.ClientCPU, w.OtherCPU
 	if n1 > n0 {
-		res.reads = float64(r1-r0) / float64(n1-n0)
-		res.writes = float64(w1-w0) / float64(n1-n0)
+		res.reads = float64(w.Reads) / float64(n1-n0)
+		res.writes = float64(w.Writes) / float64(n1-n0)
 	}
 	return res, nil
 }
@@ -462,30 +458,30 @@ type idleResult struct {
 func runIdle(ch *child, ws bool, n int, settle time.Duration) (idleResult, error) {
 	var res idleResult
 	time.Sleep(200 * time.Millisecond)
-	raw0, err := rssKiB(ch.pid)
+	raw0, err := benchproc.RSSKiB(ch.PID)
 	if err != nil {
 		return res, err
 	}
-	ms0, err := ch.command("gc")
+	ms0, err := command(ch, "gc")
 	if err != nil {
 		return res, err
 	}
-	gc0, _ := rssKiB(ch.pid)
-	cs, err := connectN(ch.addr, ws, n)
+	gc0, _ := benchproc.RSSKiB(ch.PID)
+	cs, err := connectN(ch.Addr, ws, n)
 	if err != nil {
 		return res, err
 	}
 	defer closeAll(cs)
 	time.Sleep(settle)
-	raw1, err := rssKiB(ch.pid)
+	raw1, err := benchproc.RSSKiB(ch.PID)
 	if err != nil {
 		return res, err
 	}
-	ms1, err := ch.command("gc")
+	ms1, err := command(ch, "gc")
 	if err != nil {
 		return res, err
 	}
-	gc1, _ := rssKiB(ch.pid)
+	gc1, _ := benchproc.RSSKiB(ch.PID)
 	fn := float64(n)
 	res.rawPerConn = float64(raw1-raw0) / fn
 	res.gcPerConn = float64(gc1-gc0) / fn

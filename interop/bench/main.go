@@ -25,6 +25,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/realtime-go/realtime/interop/internal/benchproc"
 )
 
 type scenario struct {
@@ -74,7 +76,7 @@ func main() {
 		return
 	}
 
-	limit, err := raiseNOFILE()
+	limit, err := benchproc.RaiseNOFILE()
 	if err != nil {
 		fatal("raise RLIMIT_NOFILE: %v", err)
 	}
@@ -137,8 +139,8 @@ func main() {
 		if ch, err := startChild(name, ""); err != nil {
 			r.sanity = err
 		} else {
-			r.sanity = sanity(ch.addr, ws)
-			ch.stop()
+			r.sanity = sanity(ch.Addr, ws)
+			ch.Stop()
 		}
 		if r.sanity != nil {
 			logf("%s: sanity check failed: %v", name, r.sanity)
@@ -163,7 +165,7 @@ func main() {
 				}
 				if sc.idle {
 					r.idle, err = runIdle(ch, ws, sc.idleConns, sc.idleSettle)
-					ch.stop()
+					ch.Stop()
 					if err != nil {
 						r.errs[sc.key] = err
 						logf("%s: %s: %v", name, sc.title, err)
@@ -171,7 +173,7 @@ func main() {
 					break
 				}
 				lr, err := runLoad(ch, ws, sc.conns, sc.depth, sc.size, sc.warmup, sc.dur)
-				ch.stop()
+				ch.Stop()
 				if err != nil {
 					r.errs[sc.key] = err
 					logf("%s: %s: %v", name, sc.title, err)
@@ -213,7 +215,7 @@ func render(names []string, scs []scenario, res map[string]*rowResult, d, warm, 
 	p("## WebSocket echo benchmark\n\n")
 	p("%s · %s %s/%s · %d CPUs, GOMAXPROCS %d in the load client and in each server process (they share the CPUs) · `%s`\n\n",
 		time.Now().UTC().Format("2006-01-02 15:04 MST"), runtime.Version(), runtime.GOOS, runtime.GOARCH,
-		runtime.NumCPU(), runtime.GOMAXPROCS(0), commandLine())
+		runtime.NumCPU(), runtime.GOMAXPROCS(0), benchproc.CommandLine("bench"))
 	p("Loopback 127.0.0.1, binary messages, no compression. Each throughput scenario: %v warm-up, then %v measured; echoed messages per second (ratio to the plain TCP echo). Idle: RSS growth of the server process per connection, %v after the last handshake, after a runtime.GC + debug.FreeOSMemory done by the harness in every server alike. A fresh server process per scenario. Total run time %v.\n\n",
 		warm, d, settle, elapsed.Round(time.Second))
 
@@ -343,9 +345,9 @@ func render(names []string, scs []scenario, res map[string]*rowResult, d, warm, 
 func awaitQuiet(max time.Duration) float64 {
 	deadline := time.Now().Add(max)
 	for {
-		b0, t0 := machineBusy(), time.Now()
+		b0, t0 := benchproc.MachineBusy(), time.Now()
 		time.Sleep(500 * time.Millisecond)
-		busy := (machineBusy() - b0).Seconds() / time.Since(t0).Seconds()
+		busy := (benchproc.MachineBusy() - b0).Seconds() / time.Since(t0).Seconds()
 		if busy < 0.1 || time.Now().After(deadline) {
 			return busy
 		}
@@ -387,16 +389,6 @@ func moduleVersion(pkg string) string {
 		}
 	}
 	return "(" + pkg + ")"
-}
-
-// commandLine is the command as typed: go run for a binary in the build
-// cache, else the binary's path.
-func commandLine() string {
-	args := strings.Join(os.Args[1:], " ")
-	if strings.Contains(os.Args[0], "go-build") {
-		return strings.TrimSpace("cd interop && go run ./bench " + args)
-	}
-	return strings.TrimSpace(os.Args[0] + " " + args)
 }
 
 func logf(format string, a ...any) {

@@ -40,6 +40,7 @@ import (
 	"time"
 
 	"github.com/realtime-go/realtime"
+	"github.com/realtime-go/realtime/interop/internal/benchproc"
 	"github.com/realtime-go/realtime/websocket"
 )
 
@@ -252,19 +253,11 @@ func stats(addr string, gc bool) map[string]int {
 	return m
 }
 
-// rss returns a process's resident set size in bytes.
+// rss returns a process's resident set size in bytes, 0 if it cannot be
+// read.
 func rss(pid int) int64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
-			kb, _ := strconv.ParseInt(f[1], 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
+	kib, _ := benchproc.RSSKiB(pid)
+	return kib << 10
 }
 
 // dialWS connects a realtime.v1 WebSocket and counts the messages it

@@ -51,6 +51,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/realtime-go/realtime/interop/internal/benchproc"
 )
 
 // noisy is the CPU use by other processes, in cores, above which a
@@ -116,7 +118,7 @@ func main() {
 		}
 		return
 	}
-	limit, err := raiseNOFILE()
+	limit, err := benchproc.RaiseNOFILE()
 	if err != nil {
 		fatal("raise RLIMIT_NOFILE: %v", err)
 	}
@@ -201,10 +203,10 @@ func sanity(name string, cfg serverConfig) error {
 	if err != nil {
 		return err
 	}
-	defer ch.stop()
+	defer ch.Stop()
 	var rec atomic.Bool
 	var wg sync.WaitGroup
-	subs, err := openN(ch.addr, 1, &rec, &wg)
+	subs, err := openN(ch.Addr, 1, &rec, &wg)
 	if err != nil {
 		return err
 	}
@@ -213,7 +215,7 @@ func sanity(name string, cfg serverConfig) error {
 		return err
 	}
 	time.Sleep(100 * time.Millisecond)
-	if _, err := ch.do("pub 200"); err != nil {
+	if _, err := ch.Do("pub 200"); err != nil {
 		return err
 	}
 	deadline := time.Now().Add(10 * time.Second)
@@ -223,7 +225,7 @@ func sanity(name string, cfg serverConfig) error {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	ch.do("stop")
+	ch.Do("stop")
 	s := subs[0]
 	if n := s.events.Load(); n < 20 {
 		return fmt.Errorf("%d events in 10 s, want 20", n)
@@ -236,10 +238,10 @@ func sanity(name string, cfg serverConfig) error {
 
 // primeAll publishes paced events until every subscriber has received k.
 func primeAll(ch *child, subs []*sub, k int64) error {
-	if _, err := ch.do("pub 20"); err != nil {
+	if _, err := ch.Do("pub 20"); err != nil {
 		return err
 	}
-	defer ch.do("stop")
+	defer ch.Do("stop")
 	deadline := time.Now().Add(30 * time.Second)
 	for _, s := range subs {
 		for s.events.Load() < k {
@@ -259,7 +261,7 @@ func primeAll(ch *child, subs []*sub, k int64) error {
 func waitActive(ch *child, n int) error {
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		ms, err := ch.stats("stats")
+		ms, err := stats(ch, "stats")
 		if err != nil {
 			return err
 		}
@@ -280,21 +282,21 @@ func run(name string, cfg serverConfig, sc scenario, warm, d, biteMax time.Durat
 		r.err = err
 		return r
 	}
-	defer ch.stop()
+	defer ch.Stop()
 	var rss0, rss0gc int64
 	var ms0 memStats
 	if sc.mem {
 		time.Sleep(200 * time.Millisecond)
-		rss0, _ = rssKiB(ch.pid)
-		if ms0, err = ch.stats("gc"); err != nil {
+		rss0, _ = benchproc.RSSKiB(ch.PID)
+		if ms0, err = stats(ch, "gc"); err != nil {
 			r.err = err
 			return r
 		}
-		rss0gc, _ = rssKiB(ch.pid)
+		rss0gc, _ = benchproc.RSSKiB(ch.PID)
 	}
 	var rec atomic.Bool
 	var wg sync.WaitGroup
-	subs, err := openN(ch.addr, sc.subs, &rec, &wg)
+	subs, err := openN(ch.Addr, sc.subs, &rec, &wg)
 	if err != nil {
 		r.err = err
 		return r
@@ -327,13 +329,13 @@ func run(name string, cfg serverConfig, sc scenario, warm, d, biteMax time.Durat
 			return r
 		}
 		time.Sleep(500 * time.Millisecond)
-		rss1, _ := rssKiB(ch.pid)
-		ms1, err := ch.stats("gc")
+		rss1, _ := benchproc.RSSKiB(ch.PID)
+		ms1, err := stats(ch, "gc")
 		if err != nil {
 			r.err = err
 			return r
 		}
-		rss1gc, _ := rssKiB(ch.pid)
+		rss1gc, _ := benchproc.RSSKiB(ch.PID)
 		r.rssRaw = float64(rss1-rss0) / fn
 		r.rssGC = float64(rss1gc-rss0gc) / fn
 		r.heap = (float64(ms1.heapInuse) - float64(ms0.heapInuse)) / 1024 / fn
@@ -341,7 +343,7 @@ func run(name string, cfg serverConfig, sc scenario, warm, d, biteMax time.Durat
 		r.gor = float64(ms1.goroutines-ms0.goroutines) / fn
 		rss0 = rss1gc // for the RSS under load
 	}
-	if _, err := ch.do(fmt.Sprintf("pub %g", sc.rate)); err != nil {
+	if _, err := ch.Do(fmt.Sprintf("pub %g", sc.rate)); err != nil {
 		r.err = err
 		return r
 	}
@@ -352,16 +354,16 @@ func run(name string, cfg serverConfig, sc scenario, warm, d, biteMax time.Durat
 		// growing), window B.
 		w := measure(ch, subs, &rec, false, d)
 		r.baseRate = w.rate
-		if stalled, err = open(newDialer(1), ch.addr, 4096, &rec); err != nil {
+		if stalled, err = open(newDialer(1), ch.Addr, 4096, &rec); err != nil {
 			r.err = fmt.Errorf("stalled subscriber: %w", err)
 			return r
 		}
-		r.bite, r.bitten, r.biteQueue = waitBite(ch.addr, stalled, biteMax)
+		r.bite, r.bitten, r.biteQueue = waitBite(ch.Addr, stalled, biteMax)
 		time.Sleep(stallSettle) // let the server act on it (or not)
 	}
 	w := measure(ch, subs, &rec, sc.rate > 0, d)
 	if sc.mem {
-		rssL, _ := rssKiB(ch.pid)
+		rssL, _ := benchproc.RSSKiB(ch.PID)
 		r.rssLoad = float64(rssL-rss0) / fn
 	}
 	r.window = w
@@ -375,8 +377,8 @@ func run(name string, cfg serverConfig, sc scenario, warm, d, biteMax time.Durat
 			}
 		}
 	}
-	ch.do("stop")
-	if ms, err := ch.stats("stats"); err == nil && ms.extra != "-" {
+	ch.Do("stop")
+	if ms, err := stats(ch, "stats"); err == nil && ms.extra != "-" {
 		r.extra = ms.extra
 	}
 	if sc.rate > 0 {
@@ -409,25 +411,23 @@ func measure(ch *child, subs []*sub, rec *atomic.Bool, record bool, d time.Durat
 	for i, s := range subs {
 		per0[i] = s.events.Load()
 	}
-	n0, t0, s0, c0, w0, m0 := sumEvents(subs), time.Now(), cpuTime(ch.pid), selfCPUTime(), writeCalls(ch.pid), machineBusy()
+	n0, u0 := sumEvents(subs), benchproc.ReadUsage(ch.PID)
 	rec.Store(record)
 	time.Sleep(d)
 	rec.Store(false)
-	n1, t1, s1, c1, w1, m1 := sumEvents(subs), time.Now(), cpuTime(ch.pid), selfCPUTime(), writeCalls(ch.pid), machineBusy()
+	n1, u1 := sumEvents(subs), benchproc.ReadUsage(ch.PID)
 	pub1 := published(ch)
 	w.minSub, w.maxSub = 1<<62, 0
 	for i, s := range subs {
 		k := s.events.Load() - per0[i]
 		w.minSub, w.maxSub = min(w.minSub, k), max(w.maxSub, k)
 	}
-	el := t1.Sub(t0).Seconds()
-	w.rate = float64(n1-n0) / el
-	w.pubRate = float64(pub1-pub0) / el
-	w.serverCPU = (s1 - s0).Seconds() / el
-	w.clientCPU = (c1 - c0).Seconds() / el
-	w.otherCPU = max(0, (m1-m0).Seconds()/el-w.serverCPU-w.clientCPU)
+	u := u1.Since(u0)
+	w.rate = float64(n1-n0) / u.Seconds
+	w.pubRate = float64(pub1-pub0) / u.Seconds
+	w.serverCPU, w.clientCPU, w.otherCPU = u.ServerCPU, u.ClientCPU, u.OtherCPU
 	if n1 > n0 {
-		w.writesPerE = float64(w1-w0) / float64(n1-n0)
+		w.writesPerE = float64(u.Writes) / float64(n1-n0)
 	}
 	return w
 }
@@ -485,7 +485,7 @@ func sendQueue(localPort, remotePort string) (int64, bool) {
 }
 
 func published(ch *child) int64 {
-	l, err := ch.do("count")
+	l, err := ch.Do("count")
 	if err != nil {
 		return 0
 	}
@@ -521,12 +521,4 @@ func moduleVersion(pkg string) string {
 		}
 	}
 	return "(" + pkg + ")"
-}
-
-func commandLine() string {
-	args := strings.Join(os.Args[1:], " ")
-	if strings.Contains(os.Args[0], "go-build") {
-		return strings.TrimSpace("cd interop && go run ./ssebench " + args)
-	}
-	return strings.TrimSpace(os.Args[0] + " " + args)
 }

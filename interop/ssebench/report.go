@@ -5,6 +5,8 @@ import (
 	"runtime"
 	"strings"
 	"time"
+
+	"github.com/realtime-go/realtime/interop/internal/benchproc"
 )
 
 // render formats the report and counts the failures it lists.
@@ -42,7 +44,7 @@ func render(names []string, scs []scenario, res map[string]map[string]*result, d
 
 	p("## SSE broadcast benchmark\n\n")
 	p("%s · %s %s/%s · %d CPUs shared by the load client and the server process · `%s`\n\n",
-		time.Now().UTC().Format("2006-01-02 15:04 MST"), runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), commandLine())
+		time.Now().UTC().Format("2006-01-02 15:04 MST"), runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), benchproc.CommandLine("ssebench"))
 	p("Loopback 127.0.0.1, HTTP/1.1, one publisher in the server process broadcasting events of 100 bytes of data (plus `id:`) to every subscriber; one load client. Each scenario: a fresh server process, %v warm-up, %v measured. Events/s are events received by all subscribers together; (×N) is the ratio to the best library peer (r3labs, go-sse) in the same column. Latency: publish call → event parsed by the client. RSS: growth of the server process per subscriber with 10,000 connected, each sent 2 events and now idle, after runtime.GC + debug.FreeOSMemory. Stalled: 100 subscribers flat out, a window without, then a 101st subscriber with a 4 KiB receive buffer that never reads joins; once the server's send queue to it stops growing (read from /proc/net/tcp: its writes block) and 2.5 s more, a window with it; events/s delivered to the 100 others, and the ratio. Total run time %v.\n\n",
 		warm, d, elapsed.Round(time.Second))
 
