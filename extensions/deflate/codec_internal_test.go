@@ -184,11 +184,11 @@ func TestMatchDistances(t *testing.T) {
 			sc.toks = z.write(m, &sc.blockWriter, sc.toks)
 			toks := z.match(sc.toks[:0], z.pend, len(z.buf), &sc.blockWriter)
 			for _, tk := range toks {
-				if tk&matchFlag != 0 {
-					if d := int(tk&0xffff) + 1; d > 1<<bits {
+				if sym := tk & 0x1ff; sym > endOfBlock {
+					if d := int(distBase[tk>>14&0x1f]) + int(tk>>19); d > 1<<bits {
 						t.Fatalf("bits %d: distance %d", bits, d)
 					}
-					if l := int(tk>>16&0xff) + 3; l < 3 || l > maxMatch {
+					if l := int(lengthBase[sym-257]) + int(tk>>9&0x1f); l < 3 || l > maxMatch {
 						t.Fatalf("length %d", l)
 					}
 				}

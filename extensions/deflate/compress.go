@@ -117,7 +117,7 @@ func (z *lz) match(toks []uint32, start, end int, bw *blockWriter) []uint32 {
 	clear(lf[:])
 	clear(df[:])
 	// Literals take 8 bits in the fixed code, 9 from 144 on.
-	fixed, extra := 8*(end-start), 0
+	fixed, extra, matches := 8*(end-start), 0, 0
 	buf, tab, w := z.buf[:end], z.table, z.window
 	base := uint16(z.base)
 	i, lit := start, start
@@ -143,13 +143,14 @@ func (z *lz) match(toks []uint32, start, end int, bw *blockWriter) []uint32 {
 			lf[c]++
 			fixed += (int(c) + 112) >> 8
 		}
-		toks = append(toks, matchToken(n, d))
 		lc := lengthCode[n-3]
 		lf[257+int(lc)]++
 		dc := distCode(uint32(d - 1))
 		df[dc]++
+		toks = append(toks, matchToken(int(lc), n, int(dc), d))
 		e := int(lengthExtra[lc]) + int(distExtra[dc])
 		extra += e
+		matches++
 		// 7 bits for the length code, 8 from code 280 on, and 5 for the
 		// distance code, in place of n literals.
 		fixed += 12 + int(lc)/23 + e - 8*n
@@ -168,7 +169,7 @@ func (z *lz) match(toks []uint32, start, end int, bw *blockWriter) []uint32 {
 		lf[c]++
 		fixed += (int(c) + 112) >> 8
 	}
-	bw.fixedBits, bw.extraBits = fixed, extra
+	bw.fixedBits, bw.extraBits, bw.matches = fixed, extra, matches
 	return toks
 }
 

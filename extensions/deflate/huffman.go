@@ -28,6 +28,8 @@ var (
 
 	// lengthCode maps a match length minus 3 to its length code minus 257.
 	lengthCode [256]uint8
+	// symExtra is the number of extra bits of each literal/length symbol.
+	symExtra [512]uint8
 
 	// The fixed Huffman codes of block type 1.
 	fixedLit  huffCode
@@ -41,6 +43,9 @@ func init() {
 		}
 	}
 	lengthCode[maxMatch-3] = 28 // 258 has a code of its own
+	for c, e := range lengthExtra {
+		symExtra[257+c] = e
+	}
 	var lens [288]uint8
 	for i := range lens {
 		switch {
@@ -263,12 +268,13 @@ func (w *bitWriter) align() {
 	w.bits = 0
 }
 
-// Tokens of the LZ77 pass: a literal byte, or a match with its length
-// and distance.
-const matchFlag = 1 << 31
-
-func matchToken(length, dist int) uint32 {
-	return matchFlag | uint32(length-3)<<16 | uint32(dist-1)
+// Tokens of the LZ77 pass, in the terms writeTokens writes them in: bits
+// 0-8 hold the literal/length symbol, a literal byte or 257 and more for
+// a match; a match has the value of its length's extra bits in bits 9-13,
+// its distance code in bits 14-18 and the value of the distance's extra
+// bits in bits 19-31.
+func matchToken(lc, length, dc, dist int) uint32 {
+	return uint32(257+lc) | uint32(length-int(lengthBase[lc]))<<9 | uint32(dc)<<14 | uint32(dist-int(distBase[dc]))<<19
 }
 
 // blockWriter encodes blocks of tokens. Its tables are scratch space for
@@ -280,6 +286,7 @@ type blockWriter struct {
 	// The bits the block's tokens take in the fixed code, extra bits
 	// included, and their extra bits.
 	fixedBits, extraBits int
+	matches              int // and how many are matches
 	clFreq               [numCodeLen]uint32
 	litLen               [numLitLen]uint8
 	distLen              [numDist]uint8
@@ -578,42 +585,26 @@ func (b *blockWriter) runLengths(nlit, ndist int) int {
 // fits a 64-bit buffer, whose whole bytes are then stored with one 8-byte
 // write, into room reserved in advance. They are stored after every
 // token, which costs less than a branch on the bits pending that the
-// processor cannot predict. Shift counts are masked to 6 bits, which
-// spares the compiler's checks for counts of 64 and more.
+// processor cannot predict.
 func (b *blockWriter) writeTokens(toks []uint32, lit, dist *huffCode) {
 	w := &b.bw
 	w.align8()
+	// A branch on each token's kind is mispredicted as literals give way
+	// to a match and back, some 30 cycles a match, and treating both
+	// kinds alike costs each literal some 6 cycles more: blocks with
+	// fewer than some 4 literals a match take the path without the
+	// branch.
+	mixed := 5*b.matches > len(toks)
 	acc, n, out := w.bits, w.n, w.out
 	for len(toks) > 0 {
 		chunk := toks[:min(len(toks), 1024)]
 		toks = toks[len(chunk):]
 		out = slices.Grow(out, 6*len(chunk)+8)
 		o, buf := len(out), out[:cap(out)]
-		for _, t := range chunk {
-			if t&matchFlag == 0 {
-				acc |= uint64(lit.code[t]) << (n & 63)
-				n += uint(lit.len[t])
-				binary.LittleEndian.PutUint64(buf[o:], acc)
-				k := n >> 3
-				o += int(k)
-				acc >>= (k << 3) & 63
-				n &= 7
-				continue
-			}
-			l := (t >> 16) & 0xff
-			lc := lengthCode[l]
-			sym := 257 + int(lc)
-			acc |= (uint64(lit.code[sym]) | uint64(l+3-uint32(lengthBase[lc]))<<(lit.len[sym]&63)) << (n & 63)
-			n += uint(lit.len[sym]) + uint(lengthExtra[lc])
-			d := t & 0xffff
-			dc := distCode(d)
-			acc |= (uint64(dist.code[dc]) | uint64(d+1-uint32(distBase[dc]))<<(dist.len[dc]&63)) << (n & 63)
-			n += uint(dist.len[dc]) + uint(distExtra[dc])
-			binary.LittleEndian.PutUint64(buf[o:], acc)
-			k := n >> 3
-			o += int(k)
-			acc >>= (k << 3) & 63
-			n &= 7
+		if mixed {
+			o, acc, n = putTokensMixed(buf, o, acc, n, chunk, lit, dist)
+		} else {
+			o, acc, n = putTokens(buf, o, acc, n, chunk, lit, dist)
 		}
 		for n >= 8 {
 			buf[o] = byte(acc)
@@ -625,6 +616,54 @@ func (b *blockWriter) writeTokens(toks []uint32, lit, dist *huffCode) {
 	}
 	w.bits, w.n, w.out = acc, n, out
 	w.write(uint32(lit.code[endOfBlock]), uint(lit.len[endOfBlock]))
+}
+
+// putTokens encodes toks into buf from o on, after the n bits pending in
+// acc, and returns the new o, acc and n. Shift counts are masked to 6
+// bits, which spares the compiler's checks for counts of 64 and more.
+func putTokens(buf []byte, o int, acc uint64, n uint, toks []uint32, lit, dist *huffCode) (int, uint64, uint) {
+	for _, t := range toks {
+		sym := t & 0x1ff
+		if sym < endOfBlock {
+			acc |= uint64(lit.code[sym]) << (n & 63)
+			n += uint(lit.len[sym])
+		} else {
+			acc |= (uint64(lit.code[sym]) | uint64(t>>9&0x1f)<<(lit.len[sym]&63)) << (n & 63)
+			n += uint(lit.len[sym]) + uint(symExtra[sym])
+			dc := t >> 14 & 0x1f
+			acc |= (uint64(dist.code[dc]) | uint64(t>>19)<<(dist.len[dc]&63)) << (n & 63)
+			n += uint(dist.len[dc]) + uint(distExtra[dc])
+		}
+		binary.LittleEndian.PutUint64(buf[o:], acc)
+		k := n >> 3
+		o += int(k)
+		acc >>= (k << 3) & 63
+		n &= 7
+	}
+	return o, acc, n
+}
+
+// putTokensMixed is putTokens for blocks with many matches: literals and
+// matches take the same path, a literal's distance masked to no bits.
+func putTokensMixed(buf []byte, o int, acc uint64, n uint, toks []uint32, lit, dist *huffCode) (int, uint64, uint) {
+	for _, t := range toks {
+		sym := t & 0x1ff
+		ln := uint(lit.len[sym])
+		v := uint64(lit.code[sym]) | uint64(t>>9&0x1f)<<(ln&63)
+		ln += uint(symExtra[sym])
+		m := -uint64(sym >> 8)
+		dc := t >> 14 & 0x1f
+		dn := uint(dist.len[dc])
+		v |= (uint64(dist.code[dc]) | uint64(t>>19)<<(dn&63)) & m << (ln & 63)
+		acc |= v << (n & 63)
+		n += ln + (dn+uint(distExtra[dc]))&uint(m)
+		binary.LittleEndian.PutUint64(buf[o:], acc)
+		k := n >> 3
+		o += int(k)
+		acc >>= (k << 3) & 63
+		n &= 7
+	}
+	return o, acc, n
 }
 
 // writeStored writes raw as stored blocks.
