@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"io"
 	"math/bits"
+	"slices"
 	"sync"
 )
 
@@ -120,6 +121,10 @@ func (z *lz) match(toks []uint32, start, end int, bw *blockWriter) []uint32 {
 	fixed, extra, matches := 8*(end-start), 0, 0
 	buf, tab, w := z.buf[:end], z.table, z.window
 	base := uint16(z.base)
+	// A token at most for each byte, and room for the literal chunks'
+	// writes past the last.
+	toks = slices.Grow(toks, end-start+8)
+	k, out := len(toks), toks[:cap(toks)]
 	i, lit := start, start
 	for i+minMatch <= end {
 		x := load32(buf, i)
@@ -127,7 +132,7 @@ func (z *lz) match(toks []uint32, start, end int, bw *blockWriter) []uint32 {
 		cur := base + uint16(i)
 		d := int(cur - tab[h])
 		tab[h] = cur
-		if d == 0 || d > w || d > i || load32(buf, i-d) != x {
+		if uint(d-1) >= uint(min(w, i)) || load32(buf, i-d) != x {
 			// Step faster through data that does not compress.
 			i += 1 + (i-lit)>>6
 			continue
@@ -139,15 +144,17 @@ func (z *lz) match(toks []uint32, start, end int, bw *blockWriter) []uint32 {
 		}
 		for ; lit < i; lit++ {
 			c := buf[lit]
-			toks = append(toks, uint32(c))
+			out[k] = uint32(c)
+			k++
 			lf[c]++
-			fixed += (int(c) + 112) >> 8
+			fixed += int(nineBit[c])
 		}
 		lc := lengthCode[n-3]
 		lf[257+int(lc)]++
 		dc := distCode(uint32(d - 1))
 		df[dc]++
-		toks = append(toks, matchToken(int(lc), n, int(dc), d))
+		out[k] = matchToken(int(lc), n, int(dc), d)
+		k++
 		e := int(lengthExtra[lc]) + int(distExtra[dc])
 		extra += e
 		matches++
@@ -165,13 +172,22 @@ func (z *lz) match(toks []uint32, start, end int, bw *blockWriter) []uint32 {
 	}
 	for ; lit < end; lit++ {
 		c := buf[lit]
-		toks = append(toks, uint32(c))
+		out[k] = uint32(c)
+		k++
 		lf[c]++
-		fixed += (int(c) + 112) >> 8
+		fixed += int(nineBit[c])
 	}
 	bw.fixedBits, bw.extraBits, bw.matches = fixed, extra, matches
-	return toks
+	return out[:k]
 }
+
+// nineBit marks the literals that take 9 bits in the fixed code.
+var nineBit = func() (t [endOfBlock + 1]uint8) {
+	for c := 144; c < endOfBlock; c++ {
+		t[c] = 1
+	}
+	return t
+}()
 
 // matchLen returns how many leading bytes of b a has too; a is at least
 // as long as b.
