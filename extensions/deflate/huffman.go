@@ -328,7 +328,14 @@ func (b *blockWriter) writeBlock(toks []uint32, raw []byte, reach int) {
 		return
 	}
 
-	if len(toks) >= smoothTokens {
+	merged := near && len(toks) < smoothTokens
+	// A smaller block that the cached code nearly covered, with history
+	// before it, gets one too: there the missing symbols are mostly the
+	// lengths and distances of matches into earlier messages, which
+	// vary from block to block, so that the union of the blocks' parts
+	// (see below) would not settle, and a code would be built for one
+	// block in five or so, which costs more than compressing one.
+	if len(toks) >= smoothTokens || merged && reach > len(raw) {
 		// A code for every length and every distance the window allows,
 		// though the block does not use them all, can be reused for the
 		// next blocks, which may (see reuse): it costs a block of this
@@ -345,7 +352,6 @@ func (b *blockWriter) writeBlock(toks []uint32, raw []byte, reach int) {
 			}
 		}
 	}
-	merged := near && len(toks) < smoothTokens
 	if merged {
 		// A smaller block whose symbols the cached code nearly covers
 		// gets a code for the cached code's symbols too. Small blocks
