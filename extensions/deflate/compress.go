@@ -121,21 +121,30 @@ func (z *lz) match(toks []uint32, start, end int, bw *blockWriter) []uint32 {
 	fixed, extra, matches := 8*(end-start), 0, 0
 	buf, tab, w := z.buf[:end], z.table, z.window
 	base := uint16(z.base)
-	// A token at most for each byte, and room for the literal chunks'
-	// writes past the last.
-	toks = slices.Grow(toks, end-start+8)
+	// A token at most for each byte.
+	toks = slices.Grow(toks, end-start)
 	k, out := len(toks), toks[:cap(toks)]
 	i, lit := start, start
-	for i+minMatch <= end {
-		x := load32(buf, i)
-		h := hash4(x)
-		cur := base + uint16(i)
-		d := int(cur - tab[h])
-		tab[h] = cur
-		if uint(d-1) >= uint(min(w, i)) || load32(buf, i-d) != x {
+outer:
+	for {
+		// Positions without a match go round an inner loop of their
+		// own: when they went round the outer one, the compiler
+		// reloaded every variable of the match path at each of them.
+		var d int
+		for {
+			if i+minMatch > end {
+				break outer
+			}
+			x := load32(buf, i)
+			h := hash4(x)
+			cur := base + uint16(i)
+			d = int(cur - tab[h])
+			tab[h] = cur
+			if uint(d-1) < uint(min(w, i)) && load32(buf, i-d) == x {
+				break
+			}
 			// Step faster through data that does not compress.
 			i += 1 + (i-lit)>>6
-			continue
 		}
 		c := i - d
 		n := minMatch + matchLen(buf[c+minMatch:], buf[i+minMatch:min(end, i+maxMatch)])
