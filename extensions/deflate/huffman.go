@@ -486,7 +486,11 @@ type codeCache struct {
 
 func (b *blockWriter) writeCachedHeader() {
 	c := &b.cache
-	for _, x := range c.header {
+	h := c.header
+	for ; len(h) >= 4; h = h[4:] {
+		b.bw.write(binary.LittleEndian.Uint32(h), 32)
+	}
+	for _, x := range h {
 		b.bw.write(uint32(x), 8)
 	}
 	b.bw.write(c.tail, c.tailBits)
