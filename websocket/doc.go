@@ -54,7 +54,7 @@
 //
 // A connection borrows its read and write buffers from a pool only while
 // data is in flight. An idle TCP connection waits for input through
-// syscall.RawConn without holding a buffer, so it costs about 4.6 KiB in
+// syscall.RawConn without holding a buffer, so it costs about 4.8 KiB in
 // all, its goroutine's stack included, when served by [Serve]. [Conn.Read]
 // allocates the message it returns; [Conn.ReadAppend] reuses the
 // caller's buffer. Writes made while pipelined input waits are coalesced
