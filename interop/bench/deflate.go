@@ -418,35 +418,13 @@ func (c *pmdConn) roundTrip() error {
 func pmdConnectN(addr string, n int, ctx bool) ([]*pmdConn, error) {
 	d := newDialer(n)
 	conns := make([]*pmdConn, n)
-	var next atomic.Int64
-	var mu sync.Mutex
-	var firstErr error
-	var wg sync.WaitGroup
-	for range min(n, 32) {
-		wg.Go(func() {
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= n {
-					return
-				}
-				c, err := pmdConnect(d, addr, pmdOffer(ctx))
-				if err != nil {
-					mu.Lock()
-					if firstErr == nil {
-						firstErr = fmt.Errorf("connection %d: %w", i, err)
-					}
-					mu.Unlock()
-					next.Store(int64(n))
-					return
-				}
-				conns[i] = c
-			}
-		})
-	}
-	wg.Wait()
-	if firstErr != nil {
+	err := forEach(n, 32, func(i int) (err error) {
+		conns[i], err = pmdConnect(d, addr, pmdOffer(ctx))
+		return err
+	})
+	if err != nil {
 		pmdCloseAll(conns)
-		return nil, firstErr
+		return nil, err
 	}
 	return conns, nil
 }
@@ -496,10 +474,9 @@ func pmdSanity(addr string) (noCtx, ctx pmdAnswer, err error) {
 // runPMDLoad keeps one message in flight on each of conns connections
 // for warmup+dur and returns the echo rate over dur.
 func runPMDLoad(ch *child, conns int, ctx bool, warmup, dur time.Duration) (loadResult, string, error) {
-	var res loadResult
 	cs, err := pmdConnectN(ch.Addr, conns, ctx)
 	if err != nil {
-		return res, "", err
+		return loadResult{}, "", err
 	}
 	accepted := cs[0].accepted
 	frames := pmdFrames()
@@ -509,49 +486,15 @@ func runPMDLoad(ch *child, conns int, ctx bool, warmup, dur time.Duration) (load
 			c.sample = 8
 		}
 	}
-	counters := make([]paddedCounter, conns)
-	var stop atomic.Bool
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	for i, c := range cs {
-		wg.Go(func() {
-			for {
-				if err := c.fastRoundTrip(frames); err != nil {
-					if !stop.Load() {
-						mu.Lock()
-						res.errs++
-						if res.firstErr == nil {
-							res.firstErr = err
-						}
-						mu.Unlock()
-					}
-					return
-				}
-				counters[i].n.Add(1)
+	pumpOne := func(i int, echoes *atomic.Int64) error {
+		for {
+			if err := cs[i].fastRoundTrip(frames); err != nil {
+				return err
 			}
-		})
-	}
-	sum := func() int64 {
-		var s int64
-		for i := range counters {
-			s += counters[i].n.Load()
+			echoes.Add(1)
 		}
-		return s
 	}
-	time.Sleep(warmup)
-	n0, u0 := sum(), benchproc.ReadUsage(ch.PID)
-	time.Sleep(dur)
-	n1, u1 := sum(), benchproc.ReadUsage(ch.PID)
-	stop.Store(true)
-	pmdCloseAll(cs)
-	wg.Wait()
-	w := u1.Since(u0)
-	res.rate = float64(n1-n0) / w.Seconds
-	res.serverCPU, res.clientCPU, res.otherCPU = w.ServerCPU, w.ClientCPU, w.OtherCPU
-	if n1 > n0 {
-		res.reads = float64(w.Reads) / float64(n1-n0)
-		res.writes = float64(w.Writes) / float64(n1-n0)
-	}
+	res := measureLoad(ch, conns, pumpOne, func() { pmdCloseAll(cs) }, warmup, dur)
 	return res, accepted, nil
 }
 
@@ -581,32 +524,19 @@ func runPMDMem(ch *child, n, msgs int, ctx bool, settle time.Duration) (pmdMemRe
 	}
 	defer pmdCloseAll(cs)
 	accepted := cs[0].accepted
-	var next atomic.Int64
-	var firstErr atomic.Pointer[error]
-	var wg sync.WaitGroup
-	for range 32 {
-		wg.Go(func() {
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= n {
-					return
-				}
-				c := cs[i]
-				c.nc.SetDeadline(time.Now().Add(30 * time.Second))
-				for range msgs {
-					if err := c.roundTrip(); err != nil {
-						err = fmt.Errorf("connection %d: %w", i, err)
-						firstErr.CompareAndSwap(nil, &err)
-						return
-					}
-				}
-				c.nc.SetDeadline(time.Time{})
+	err = forEach(n, 32, func(i int) error {
+		c := cs[i]
+		c.nc.SetDeadline(time.Now().Add(30 * time.Second))
+		for range msgs {
+			if err := c.roundTrip(); err != nil {
+				return err
 			}
-		})
-	}
-	wg.Wait()
-	if p := firstErr.Load(); p != nil {
-		return res, accepted, *p
+		}
+		c.nc.SetDeadline(time.Time{})
+		return nil
+	})
+	if err != nil {
+		return res, accepted, err
 	}
 	time.Sleep(settle)
 	raw1, err := benchproc.RSSKiB(ch.PID)
@@ -843,10 +773,8 @@ func renderPMD(names []string, scs []pmdScenario, rows map[string]*pmdRow, cfg p
 			problems = append(problems, fmt.Sprintf("- `%s` sanity check (echo of every message in both modes): %v", name, r.sanity))
 		}
 		for _, sc := range scs {
-			if err := r.errs[sc.key]; err != nil {
-				problems = append(problems, fmt.Sprintf("- `%s` %s: %v", name, sc.title, err))
-			} else if lr, ok := r.load[sc.key]; ok && lr.firstErr != nil {
-				problems = append(problems, fmt.Sprintf("- `%s` %s: %d connections failed during the run, first: %v", name, sc.title, lr.errs, lr.firstErr))
+			if pr := scenarioProblem(name, sc.title, r.errs[sc.key], r.load[sc.key]); pr != "" {
+				problems = append(problems, pr)
 			}
 		}
 	}

@@ -245,39 +245,44 @@ func checkResponse(head, key string) error {
 func connectN(addr string, ws bool, n int) ([]*clientConn, error) {
 	d := newDialer(n)
 	conns := make([]*clientConn, n)
-	var next atomic.Int64
-	var firstErr error
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	for range min(n, 32) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= n {
-					return
-				}
-				c, err := connect(d, addr, ws)
-				if err != nil {
-					mu.Lock()
-					if firstErr == nil {
-						firstErr = fmt.Errorf("connection %d: %w", i, err)
-					}
-					mu.Unlock()
-					next.Store(int64(n)) // stop the others
-					return
-				}
-				conns[i] = c
-			}
-		}()
-	}
-	wg.Wait()
-	if firstErr != nil {
+	err := forEach(n, 32, func(i int) (err error) {
+		conns[i], err = connect(d, addr, ws)
+		return err
+	})
+	if err != nil {
 		closeAll(conns)
-		return nil, firstErr
+		return nil, err
 	}
 	return conns, nil
+}
+
+// forEach calls do for every connection index below n on up to workers
+// goroutines. The first error stops the rest and is returned, naming the
+// connection.
+func forEach(n, workers int, do func(i int) error) error {
+	var next atomic.Int64
+	var first atomic.Pointer[error]
+	var wg sync.WaitGroup
+	for range min(n, workers) {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n || first.Load() != nil {
+					return
+				}
+				if err := do(i); err != nil {
+					err = fmt.Errorf("connection %d: %w", i, err)
+					first.CompareAndSwap(nil, &err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if p := first.Load(); p != nil {
+		return *p
+	}
+	return nil
 }
 
 func closeAll(conns []*clientConn) {
@@ -358,31 +363,41 @@ type loadResult struct {
 // runLoad keeps depth messages of size bytes in flight on each of conns
 // connections for warmup+dur and returns the echo rate over dur.
 func runLoad(ch *child, ws bool, conns, depth, size int, warmup, dur time.Duration) (loadResult, error) {
-	var res loadResult
 	cs, err := connectN(ch.Addr, ws, conns)
 	if err != nil {
-		return res, err
+		return loadResult{}, err
 	}
 	frame := clientFrame(testPayload(size))
 	wire := bytes.Repeat(frame, depth)
+	pumpOne := func(i int, echoes *atomic.Int64) error {
+		return pump(cs[i], wire, len(frame), depth, size, echoes)
+	}
+	return measureLoad(ch, conns, pumpOne, func() { closeAll(cs) }, warmup, dur), nil
+}
+
+// measureLoad runs pump for every connection on a goroutine of its own;
+// pump counts the echoes and returns only on an error. It measures the
+// echo rate and the server's usage over dur after warmup, then calls end,
+// which closes the connections and so ends the pumps.
+func measureLoad(ch *child, conns int, pump func(i int, echoes *atomic.Int64) error, end func(), warmup, dur time.Duration) loadResult {
+	var res loadResult
 	counters := make([]paddedCounter, conns)
 	var stop atomic.Bool
 	var mu sync.Mutex
 	var wg sync.WaitGroup
-	for i, c := range cs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			err := pump(c, wire, len(frame), depth, size, &counters[i].n)
-			if !stop.Load() { // pump returns only on an error
-				mu.Lock()
-				res.errs++
-				if res.firstErr == nil {
-					res.firstErr = err
-				}
-				mu.Unlock()
+	for i := range conns {
+		wg.Go(func() {
+			err := pump(i, &counters[i].n)
+			if stop.Load() {
+				return // end closed the connection
 			}
-		}()
+			mu.Lock()
+			res.errs++
+			if res.firstErr == nil {
+				res.firstErr = err
+			}
+			mu.Unlock()
+		})
 	}
 	sum := func() int64 {
 		var s int64
@@ -396,7 +411,7 @@ func runLoad(ch *child, ws bool, conns, depth, size int, warmup, dur time.Durati
 	time.Sleep(dur)
 	n1, u1 := sum(), benchproc.ReadUsage(ch.PID)
 	stop.Store(true)
-	closeAll(cs)
+	end()
 	wg.Wait()
 	w := u1.Since(u0)
 	res.rate = float64(n1-n0) / w.Seconds
@@ -405,7 +420,19 @@ func runLoad(ch *child, ws bool, conns, depth, size int, warmup, dur time.Durati
 		res.reads = float64(w.Reads) / float64(n1-n0)
 		res.writes = float64(w.Writes) / float64(n1-n0)
 	}
-	return res, nil
+	return res
+}
+
+// scenarioProblem is the line a report lists for a scenario that failed,
+// or that lost connections while it ran; "" when all went well.
+func scenarioProblem(name, title string, err error, lr loadResult) string {
+	switch {
+	case err != nil:
+		return fmt.Sprintf("- `%s` %s: %v", name, title, err)
+	case lr.firstErr != nil:
+		return fmt.Sprintf("- `%s` %s: %d connections failed during the run, first: %v", name, title, lr.errs, lr.firstErr)
+	}
+	return ""
 }
 
 // pump is one connection's loop: send depth frames, then one more for

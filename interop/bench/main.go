@@ -326,10 +326,8 @@ func render(names []string, scs []scenario, res map[string]*rowResult, d, warm, 
 			problems = append(problems, fmt.Sprintf("- `%s` sanity check (echo of 0 B … 200 KB messages): %v", name, r.sanity))
 		}
 		for _, sc := range scs {
-			if err := r.errs[sc.key]; err != nil {
-				problems = append(problems, fmt.Sprintf("- `%s` %s: %v", name, sc.title, err))
-			} else if lr, ok := r.load[sc.key]; ok && lr.firstErr != nil {
-				problems = append(problems, fmt.Sprintf("- `%s` %s: %d connections failed during the run, first: %v", name, sc.title, lr.errs, lr.firstErr))
+			if pr := scenarioProblem(name, sc.title, r.errs[sc.key], r.load[sc.key]); pr != "" {
+				problems = append(problems, pr)
 			}
 		}
 	}
