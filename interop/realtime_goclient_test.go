@@ -273,30 +273,7 @@ func TestRealtimeGoClientNginxRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	addr := ln.Addr().String()
-	serve := func(ln net.Listener) (stop func()) {
-		srv := &http.Server{Handler: mux}
-		hubDone := make(chan error, 1)
-		srv.RegisterOnShutdown(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-			defer cancel()
-			hubDone <- hub.Shutdown(ctx)
-		})
-		served := make(chan error, 1)
-		go func() { served <- srv.Serve(ln) }()
-		return func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-			defer cancel()
-			if err := srv.Shutdown(ctx); err != nil {
-				t.Errorf("server shutdown: %v", err)
-			}
-			if err := <-hubDone; err != nil {
-				t.Errorf("hub shutdown: %v", err)
-			}
-			if err := <-served; !errors.Is(err, http.ErrServerClosed) {
-				t.Errorf("serve: %v", err)
-			}
-		}
-	}
+	serve := func(ln net.Listener) (stop func()) { return serveWithHub(t, ln, mux, hub) }
 	stop := serve(ln)
 	stopped := false
 	t.Cleanup(func() {

@@ -56,30 +56,7 @@ func TestRealtimeRestartResume(t *testing.T) {
 		t.Fatal(err)
 	}
 	addr := ln.Addr().String()
-	serve := func(ln net.Listener) (stop func()) {
-		srv := &http.Server{Handler: mux}
-		hubDone := make(chan error, 1)
-		srv.RegisterOnShutdown(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-			defer cancel()
-			hubDone <- hub.Shutdown(ctx)
-		})
-		served := make(chan error, 1)
-		go func() { served <- srv.Serve(ln) }()
-		return func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-			defer cancel()
-			if err := srv.Shutdown(ctx); err != nil {
-				t.Errorf("server shutdown: %v", err)
-			}
-			if err := <-hubDone; err != nil {
-				t.Errorf("hub shutdown: %v", err)
-			}
-			if err := <-served; !errors.Is(err, http.ErrServerClosed) {
-				t.Errorf("serve: %v", err)
-			}
-		}
-	}
+	serve := func(ln net.Listener) (stop func()) { return serveWithHub(t, ln, mux, hub) }
 	stop := serve(ln)
 	stopped := false
 	t.Cleanup(func() {
@@ -162,6 +139,34 @@ func TestRealtimeRestartResume(t *testing.T) {
 		last := got.Opens[len(got.Opens)-1]
 		if last.Transport != transport || !last.Resumed || last.Missed {
 			t.Fatalf("%s page's last open %+v, want a resumed %s", transport, last, transport)
+		}
+	}
+}
+
+// serveWithHub serves h on ln. stop shuts the server down, and the hub
+// with it as net/http's shutdown hooks run, and checks that both ended
+// cleanly: a restart test stops and starts the server on one address.
+func serveWithHub(t *testing.T, ln net.Listener, h http.Handler, hub *realtime.Hub) (stop func()) {
+	srv := &http.Server{Handler: h}
+	hubDone := make(chan error, 1)
+	srv.RegisterOnShutdown(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		hubDone <- hub.Shutdown(ctx)
+	})
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			t.Errorf("server shutdown: %v", err)
+		}
+		if err := <-hubDone; err != nil {
+			t.Errorf("hub shutdown: %v", err)
+		}
+		if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+			t.Errorf("serve: %v", err)
 		}
 	}
 }
