@@ -176,35 +176,8 @@ func TestChromium(t *testing.T) {
 	}
 	const closeReasonText = "browser bye ✓"
 
-	specs := func(ms []msg) string {
-		s := make([]map[string]any, len(ms))
-		for i, m := range ms {
-			s[i] = pageSpec(m)
-		}
-		b, err := json.Marshal(s)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return string(b)
-	}
 	pongs := newPayloadLog()
-	var srv *ourServer
-	srv = startOurServer(t, &websocket.AcceptOptions{ConnOptions: websocket.ConnOptions{OnPong: pongs.add}},
-		map[string]http.HandlerFunc{
-			"/page": func(w http.ResponseWriter, r *http.Request) {
-				js, _ := json.Marshal(srv.WSURL)
-				reason, _ := json.Marshal(closeReasonText)
-				page := strings.NewReplacer(
-					"PAGE_SENDS", specs(pageSends),
-					"SERVER_SENDS", specs(serverSends),
-					"WS_URL", string(js),
-					"CLOSE_REASON", string(reason),
-				).Replace(chromiumPage)
-				w.Header().Set("Content-Type", "text/html; charset=utf-8")
-				w.Header().Set("Cache-Control", "no-store")
-				fmt.Fprint(w, page)
-			},
-		})
+	srv := startPageServer(t, &websocket.AcceptOptions{ConnOptions: websocket.ConnOptions{OnPong: pongs.add}}, pageSends, serverSends, closeReasonText)
 
 	tctx, cancel := context.WithTimeout(browser, 90*time.Second)
 	defer cancel()
@@ -220,18 +193,7 @@ func TestChromium(t *testing.T) {
 		t.Fatalf("server: Version() = %d, want 13", c.Version())
 	}
 	ctx := testCtx(t)
-	for _, m := range pageSends {
-		typ, p, err := c.Read(ctx)
-		if err != nil {
-			t.Fatalf("server: read %s from chromium: %v", m.name, err)
-		}
-		checkMsg(t, "server", m, typ, p)
-	}
-	for _, m := range serverSends {
-		if err := c.Write(ctx, m.typ, m.data); err != nil {
-			t.Fatalf("server: write %s: %v", m.name, err)
-		}
-	}
+	exchangeWithPage(t, ctx, c, pageSends, serverSends)
 	// Ping the browser while a read is pending; Chromium answers by itself.
 	rd := readAsync(ctx, c)
 	rtt, err := c.Ping(ctx, []byte("chromium ping ✓"))
@@ -279,5 +241,57 @@ func TestChromium(t *testing.T) {
 	}
 	if pr.Close == nil || pr.Close.Code != 1000 || !pr.Close.WasClean {
 		t.Fatalf("page close event %+v, want a clean 1000", pr.Close)
+	}
+}
+
+// startPageServer serves our WebSocket endpoint with opts and, at /page,
+// chromiumPage set up to send pageSends, to expect serverSends and to
+// close with closeReason.
+func startPageServer(t *testing.T, opts *websocket.AcceptOptions, pageSends, serverSends []msg, closeReason string) *ourServer {
+	specs := func(ms []msg) string {
+		s := make([]map[string]any, len(ms))
+		for i, m := range ms {
+			s[i] = pageSpec(m)
+		}
+		b, err := json.Marshal(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	var srv *ourServer
+	srv = startOurServer(t, opts, map[string]http.HandlerFunc{
+		"/page": func(w http.ResponseWriter, r *http.Request) {
+			js, _ := json.Marshal(srv.WSURL)
+			reason, _ := json.Marshal(closeReason)
+			page := strings.NewReplacer(
+				"PAGE_SENDS", specs(pageSends),
+				"SERVER_SENDS", specs(serverSends),
+				"WS_URL", string(js),
+				"CLOSE_REASON", string(reason),
+			).Replace(chromiumPage)
+			w.Header().Set("Content-Type", "text/html; charset=utf-8")
+			w.Header().Set("Cache-Control", "no-store")
+			fmt.Fprint(w, page)
+		},
+	})
+	return srv
+}
+
+// exchangeWithPage reads pageSends from the page, checking each, then
+// writes serverSends to it.
+func exchangeWithPage(t *testing.T, ctx context.Context, c *websocket.Conn, pageSends, serverSends []msg) {
+	t.Helper()
+	for _, m := range pageSends {
+		typ, p, err := c.Read(ctx)
+		if err != nil {
+			t.Fatalf("server: read %s from chromium: %v", m.name, err)
+		}
+		checkMsg(t, "server", m, typ, p)
+	}
+	for _, m := range serverSends {
+		if err := c.Write(ctx, m.typ, m.data); err != nil {
+			t.Fatalf("server: write %s: %v", m.name, err)
+		}
 	}
 }

@@ -3,9 +3,6 @@ package interop
 import (
 	"context"
 	"encoding/json"
-	"fmt"
-	"net/http"
-	"strings"
 	"testing"
 	"time"
 
@@ -62,34 +59,7 @@ func testDeflateChromium(t *testing.T, browser context.Context, opts deflate.Opt
 		genMsg("text-1MiB", 1<<20, 38, true),
 	}
 	const closeReasonText = "deflate bye"
-	specs := func(ms []msg) string {
-		s := make([]map[string]any, len(ms))
-		for i, m := range ms {
-			s[i] = pageSpec(m)
-		}
-		b, err := json.Marshal(s)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return string(b)
-	}
-	var srv *ourServer
-	srv = startOurServer(t, &websocket.AcceptOptions{Extensions: []extensions.Extension{deflate.New(&opts)}},
-		map[string]http.HandlerFunc{
-			"/page": func(w http.ResponseWriter, r *http.Request) {
-				js, _ := json.Marshal(srv.WSURL)
-				reason, _ := json.Marshal(closeReasonText)
-				page := strings.NewReplacer(
-					"PAGE_SENDS", specs(pageSends),
-					"SERVER_SENDS", specs(serverSends),
-					"WS_URL", string(js),
-					"CLOSE_REASON", string(reason),
-				).Replace(chromiumPage)
-				w.Header().Set("Content-Type", "text/html; charset=utf-8")
-				w.Header().Set("Cache-Control", "no-store")
-				fmt.Fprint(w, page)
-			},
-		})
+	srv := startPageServer(t, &websocket.AcceptOptions{Extensions: []extensions.Extension{deflate.New(&opts)}}, pageSends, serverSends, closeReasonText)
 
 	tctx, cancel := context.WithTimeout(browser, 90*time.Second)
 	defer cancel()
@@ -102,18 +72,7 @@ func testDeflateChromium(t *testing.T, browser context.Context, opts deflate.Opt
 		t.Fatalf("negotiated %q, want %q", c.Extensions(), header)
 	}
 	ctx := testCtx(t)
-	for _, m := range pageSends {
-		typ, p, err := c.Read(ctx)
-		if err != nil {
-			t.Fatalf("server: read %s from chromium: %v", m.name, err)
-		}
-		checkMsg(t, "server", m, typ, p)
-	}
-	for _, m := range serverSends {
-		if err := c.Write(ctx, m.typ, m.data); err != nil {
-			t.Fatalf("server: write %s: %v", m.name, err)
-		}
-	}
+	exchangeWithPage(t, ctx, c, pageSends, serverSends)
 	rd := readAsync(ctx, c)
 	if err := c.Write(ctx, websocket.MessageText, []byte("please close")); err != nil {
 		t.Fatal(err)
