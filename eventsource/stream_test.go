@@ -370,35 +370,6 @@ func TestIdleStreamOutlivesWriteTimeout(t *testing.T) {
 	}
 }
 
-func TestServerWriteTimeoutReplaced(t *testing.T) {
-	ready := make(chan *Stream, 1)
-	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s, err := Accept(w, r, &Options{KeepAlive: -1})
-		if err != nil {
-			return
-		}
-		defer s.Close()
-		ready <- s
-		<-s.Done()
-	})
-	srv := httptest.NewUnstartedServer(h)
-	srv.Config.WriteTimeout = 50 * time.Millisecond
-	srv.Start()
-	defer srv.Close()
-	resp := open(t, context.Background(), srv, "HTTP/1.1", "/", nil)
-	defer resp.Body.Close()
-	events := readEvents(resp.Body, nil)
-	s := <-ready
-	time.Sleep(120 * time.Millisecond)
-	if err := s.SendData(context.Background(), "late"); err != nil {
-		t.Fatal(err)
-	}
-	if ev := next(t, events); ev.Data != "late" {
-		t.Errorf("got %q", ev)
-	}
-	s.Close()
-}
-
 func TestSendContextEndsMidWrite(t *testing.T) {
 	ready := make(chan *Stream, 1)
 	srv := startServer(t, "HTTP/1.1", &Options{WriteTimeout: -1, KeepAlive: -1}, func(s *Stream) { ready <- s })
@@ -796,31 +767,45 @@ func TestIsEventSource(t *testing.T) {
 	}
 }
 
-func TestServerReadTimeoutDoesNotEndStream(t *testing.T) {
-	ready := make(chan *Stream, 1)
-	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s, err := Accept(w, r, &Options{KeepAlive: -1})
-		if err != nil {
-			return
-		}
-		defer s.Close()
-		ready <- s
-		<-s.Done()
-	})
-	srv := httptest.NewUnstartedServer(h)
-	srv.Config.ReadTimeout = 50 * time.Millisecond
-	srv.Start()
-	defer srv.Close()
-	resp := open(t, context.Background(), srv, "HTTP/1.1", "/", nil)
-	defer resp.Body.Close()
-	events := readEvents(resp.Body, nil)
-	s := <-ready
-	time.Sleep(150 * time.Millisecond)
-	if err := s.SendData(context.Background(), "late"); err != nil {
-		t.Fatal(err)
+// A stream outlives the server's own timeouts: each write sets its own
+// deadline in place of WriteTimeout's, and ReadTimeout bounds only the
+// reading of the request.
+func TestServerTimeoutsDoNotEndStream(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		set    func(*http.Server)
+		before time.Duration // how long the stream stays idle first
+	}{
+		{"ReadTimeout", func(s *http.Server) { s.ReadTimeout = 50 * time.Millisecond }, 150 * time.Millisecond},
+		{"WriteTimeout", func(s *http.Server) { s.WriteTimeout = 50 * time.Millisecond }, 120 * time.Millisecond},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ready := make(chan *Stream, 1)
+			h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				s, err := Accept(w, r, &Options{KeepAlive: -1})
+				if err != nil {
+					return
+				}
+				defer s.Close()
+				ready <- s
+				<-s.Done()
+			})
+			srv := httptest.NewUnstartedServer(h)
+			tc.set(srv.Config)
+			srv.Start()
+			defer srv.Close()
+			resp := open(t, context.Background(), srv, "HTTP/1.1", "/", nil)
+			defer resp.Body.Close()
+			events := readEvents(resp.Body, nil)
+			s := <-ready
+			time.Sleep(tc.before)
+			if err := s.SendData(context.Background(), "late"); err != nil {
+				t.Fatal(err)
+			}
+			if ev := next(t, events); ev.Data != "late" {
+				t.Errorf("got %q", ev)
+			}
+			s.Close()
+		})
 	}
-	if ev := next(t, events); ev.Data != "late" {
-		t.Errorf("got %q", ev)
-	}
-	s.Close()
 }
