@@ -611,46 +611,28 @@ func TestRSVRules(t *testing.T) {
 		}
 		<-done
 	})
-	t.Run("RSV1 on a control frame", func(t *testing.T) {
-		s := startServer(t, &websocket.AcceptOptions{Extensions: ext})
-		p, _ := dialRaw(t, s, "permessage-deflate")
-		done := serverReads(s.next(t))
-		p.writeFrame(true, 0x40, 9, []byte("ping"))
-		if code := p.closeCode(); code != 1002 {
-			t.Fatalf("close code %d, want 1002", code)
-		}
-		<-done
-	})
-	t.Run("RSV2 with deflate", func(t *testing.T) {
-		s := startServer(t, &websocket.AcceptOptions{Extensions: ext})
-		p, _ := dialRaw(t, s, "permessage-deflate")
-		done := serverReads(s.next(t))
-		p.writeFrame(true, 0x20, 1, []byte("x"))
-		if code := p.closeCode(); code != 1002 {
-			t.Fatalf("close code %d, want 1002", code)
-		}
-		<-done
-	})
-	t.Run("corrupt data", func(t *testing.T) {
-		s := startServer(t, &websocket.AcceptOptions{Extensions: ext})
-		p, _ := dialRaw(t, s, "permessage-deflate")
-		done := serverReads(s.next(t))
-		p.writeFrame(true, 0x40, 2, []byte{0xff, 0xff, 0xff, 0xff})
-		if code := p.closeCode(); code != 1007 {
-			t.Fatalf("close code %d, want 1007", code)
-		}
-		<-done
-	})
-	t.Run("invalid UTF-8 inside compressed text", func(t *testing.T) {
-		s := startServer(t, &websocket.AcceptOptions{Extensions: ext})
-		p, _ := dialRaw(t, s, "permessage-deflate")
-		done := serverReads(s.next(t))
-		p.writeFrame(true, 0x40, 1, compressRaw([]byte("ok \xff\xfe")))
-		if code := p.closeCode(); code != 1007 {
-			t.Fatalf("close code %d, want 1007", code)
-		}
-		<-done
-	})
+	for _, tc := range []struct {
+		name    string
+		rsv, op byte
+		payload []byte
+		code    int
+	}{
+		{"RSV1 on a control frame", 0x40, 9, []byte("ping"), 1002},
+		{"RSV2 with deflate", 0x20, 1, []byte("x"), 1002},
+		{"corrupt data", 0x40, 2, []byte{0xff, 0xff, 0xff, 0xff}, 1007},
+		{"invalid UTF-8 inside compressed text", 0x40, 1, compressRaw([]byte("ok \xff\xfe")), 1007},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := startServer(t, &websocket.AcceptOptions{Extensions: ext})
+			p, _ := dialRaw(t, s, "permessage-deflate")
+			done := serverReads(s.next(t))
+			p.writeFrame(true, tc.rsv, tc.op, tc.payload)
+			if code := p.closeCode(); code != tc.code {
+				t.Fatalf("close code %d, want %d", code, tc.code)
+			}
+			<-done
+		})
+	}
 	t.Run("fragmented compressed message", func(t *testing.T) {
 		s := startServer(t, &websocket.AcceptOptions{Extensions: ext})
 		p, _ := dialRaw(t, s, "permessage-deflate")
