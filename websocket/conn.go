@@ -50,67 +50,75 @@ func (t MessageType) String() string {
 // CloseError from the peer, a *ProtocolError, ErrPongTimeout or an I/O
 // error.
 type Conn struct {
-	nc          net.Conn
-	raw         syscall.RawConn // set for TCP and Unix sockets: idle reads hold no buffer
-	client      bool
+	// The fields every message touches come first, packed into a few
+	// cache lines: with many connections a Conn is usually cold, or last
+	// used on the other core, when its goroutine wakes for the next
+	// message, and each line it touches costs a miss.
+	readLock      ctxLock
+	writeLock     ctxLock
+	isDone        atomic.Bool // set just before closed is closed: cheaper to poll
+	closeSent     atomic.Bool // a close frame was sent or is being sent
+	inputBuffered atomic.Bool // the reader holds unread input: defer flushes
+	flushPending  atomic.Bool
+	pongPending   atomic.Bool // pongs wait for the write lock's holder
+	client        bool
+	msgActive     bool // a data message has started and not been fully read
+	streaming     bool // a Writer's message is between fragments; guarded by writeLock
+	outWait       bool // rawWrite waits for room in the socket; guarded by writeLock
+	msgType       MessageType
+	rr, rw        int     // unread bytes are rbuf[rr:rw]
+	rbufp         *[]byte // rbuf's pool handle; nil while idle
+	rbuf          []byte
+	rawN          int   // rawRead's result
+	rawErr        error // rawRead's error
+	rawReadFn     func(fd uintptr) bool
+	rawWriteFn    func(fd uintptr) bool
+	wbufp         *[]byte
+	wbuf          []byte // pending output; nil when empty
+	out           []byte // what rawWrite has still to write; guarded by writeLock
+	outErr        error  // rawWrite's error
+	nc            net.Conn
+	raw           syscall.RawConn      // set for TCP and Unix sockets: idle reads hold no buffer
+	dec           io.Reader            // the decoded message, when an extension transforms it
+	exts          []extensions.Session // negotiated, in the order messages leave
+	opts          ConnOptions
+
 	version     int
 	subprotocol string
 	extensions  string
-	opts        ConnOptions
-	exts        []extensions.Session // negotiated, in the order messages leave
 
 	closed    chan struct{} // closed once the connection is closed
-	isDone    atomic.Bool   // set just before closed is closed: cheaper to poll
 	closeOnce sync.Once
 	closeErr  error // a *closedError, set before closed is closed
 
-	mu        sync.Mutex     // guards pings, flushTimer, deadlines and timers.Add
-	closeSent atomic.Bool    // a close frame was sent or is being sent
-	timers    sync.WaitGroup // timer callbacks at work on this connection
+	mu     sync.Mutex     // guards pings, flushTimer, deadlines and timers.Add
+	timers sync.WaitGroup // timer callbacks at work on this connection
 
 	// Read side, owned by the holder of readLock.
-	readLock     ctxLock
-	rbufp        *[]byte // rbuf's pool handle; nil while idle
-	rbuf         []byte
-	rr, rw       int // unread bytes are rbuf[rr:rw]
 	frame        header
 	remain       int64 // payload bytes of frame not yet read
 	maskPos      int
 	rules        frameRules
-	msgType      MessageType
-	msgActive    bool // a data message has started and not been fully read
 	msgSize      int64
 	fragments    int
 	utf8         utf8State
-	readDeadline time.Time // set through NetConn; guarded by mu
-	rawN         int
-	rawErr       error
-	rawReadFn    func(fd uintptr) bool
-	rawWriteFn   func(fd uintptr) bool
+	readDeadline time.Time                // set through NetConn; guarded by mu
 	ctrl         *[maxControlPayload]byte // made on the first control frame
 	reader       messageReader
 	rawMsg       rawMessageReader
-	dec          io.Reader // the decoded message, when an extension transforms it
 	decSize      int64
 
 	// Write side. msgLock is held for a whole data message, writeLock for
 	// each frame, so control frames can go between the fragments of a
 	// streamed message (RFC 6455 §5.4).
 	msgLock       ctxLock
-	writeLock     ctxLock
-	wbufp         *[]byte
-	wbuf          []byte // pending output; nil when empty
 	iov           net.Buffers
 	iovArr        [2][]byte     // backs iov, which WriteTo consumes
 	rng           *rand.ChaCha8 // masking keys, client side only
 	closeWritten  bool          // our close frame is written; guarded by writeLock
-	pongPending   atomic.Bool   // pongs wait for the write lock's holder
 	pongs         [][]byte      // their payloads, oldest first; guarded by mu
-	inputBuffered atomic.Bool   // the reader holds unread input: defer flushes
-	flushPending  atomic.Bool
 	flushTimer    *time.Timer
 	stream        *streamState // made on the first streamed or encoded message; guarded by msgLock
-	streaming     bool         // a Writer's message is between fragments; guarded by writeLock
 	writeDeadline time.Time    // set through NetConn; guarded by mu
 
 	// Pings awaiting their pong, oldest first; guarded by mu.
@@ -154,7 +162,7 @@ func newConn(nc net.Conn, buffered []byte, client bool, version int, subprotocol
 	c.rules.rsvOK = ext.RSV
 	c.reader.c = c
 	c.rawMsg.c = c
-	if sc, ok := nc.(syscall.Conn); ok {
+	if sc, ok := nc.(syscall.Conn); ok && haveRawIO {
 		if _, isTCP := nc.(*net.TCPConn); isTCP {
 			c.raw, _ = sc.SyscallConn()
 		} else if _, isUnix := nc.(*net.UnixConn); isUnix {

@@ -540,10 +540,7 @@ func (c *Conn) fill() error {
 	c.beforeNetRead()
 	if c.raw != nil && c.rw == 0 {
 		// Wait for input without a buffer: an idle connection then
-		// holds none.
-		if c.rbufp != nil {
-			c.releaseReadBuf()
-		}
+		// holds none. rawRead gives it back when the socket has nothing.
 		c.rawN, c.rawErr = 0, nil
 		if err := c.raw.Read(c.rawReadFn); err != nil {
 			return err
@@ -580,9 +577,9 @@ func (c *Conn) rawRead(fd uintptr) bool {
 		c.rbuf = *c.rbufp
 	}
 	for {
-		n, err := syscall.Read(int(fd), c.rbuf)
-		switch err {
-		case nil:
+		n, errno := sysRead(fd, c.rbuf)
+		switch errno {
+		case 0:
 			c.rawN = n
 			return true
 		case syscall.EINTR:
@@ -591,7 +588,7 @@ func (c *Conn) rawRead(fd uintptr) bool {
 			c.releaseReadBuf()
 			return false
 		default:
-			c.rawErr = os.NewSyscallError("read", err)
+			c.rawErr = os.NewSyscallError("read", errno)
 			return true
 		}
 	}

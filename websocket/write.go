@@ -165,7 +165,7 @@ func (c *Conn) writeFrame(fin bool, rsv byte, op opcode, p []byte) error {
 	pos := 0
 	for len(p) > 0 {
 		if len(c.wbuf) == cap(c.wbuf) {
-			if _, err := c.nc.Write(c.wbuf); err != nil {
+			if err := c.writeOut(c.wbuf); err != nil {
 				return c.writeError(err)
 			}
 			c.wbuf = c.wbuf[:0]
@@ -212,7 +212,7 @@ func (c *Conn) flush() error {
 	}
 	var err error
 	if len(c.wbuf) > 0 {
-		_, err = c.nc.Write(c.wbuf)
+		err = c.writeOut(c.wbuf)
 	}
 	putBuf(c.wbufp)
 	c.wbufp, c.wbuf = nil, nil
@@ -265,6 +265,22 @@ func (c *Conn) unlockRead() {
 	}
 }
 
+// writeOut writes b, at most a buffer's worth, whole: it waits for the
+// socket as net.Conn.Write does. Called with writeLock held.
+func (c *Conn) writeOut(b []byte) error {
+	if c.raw == nil {
+		_, err := c.nc.Write(b)
+		return err
+	}
+	c.out, c.outWait, c.outErr = b, true, nil
+	err := c.raw.Write(c.rawWriteFn)
+	c.out = nil
+	if err != nil {
+		return err
+	}
+	return c.outErr
+}
+
 // tryWrite writes as much of the buffered output as the socket takes
 // without waiting and reports whether it all went. Only raw TCP and Unix
 // sockets allow that; for others it writes nothing.
@@ -272,40 +288,43 @@ func (c *Conn) tryWrite() bool {
 	if c.raw == nil {
 		return len(c.wbuf) == 0
 	}
-	for len(c.wbuf) > 0 {
-		c.rawN, c.rawErr = 0, nil
-		if err := c.raw.Write(c.rawWriteFn); err != nil {
-			c.writeError(err)
-			return true
-		}
-		if c.rawErr != nil {
-			c.writeError(c.rawErr)
-			return true
-		}
-		if c.rawN == 0 {
-			return false
-		}
-		c.wbuf = c.wbuf[:copy(c.wbuf, c.wbuf[c.rawN:])]
+	c.out, c.outWait, c.outErr = c.wbuf, false, nil
+	err := c.raw.Write(c.rawWriteFn)
+	if err == nil {
+		err = c.outErr
 	}
-	return true
-}
-
-// rawWrite is the callback of syscall.RawConn.Write: one attempt, never a
-// wait.
-func (c *Conn) rawWrite(fd uintptr) bool {
-	for {
-		n, err := syscall.Write(int(fd), c.wbuf)
-		switch err {
-		case nil:
-			c.rawN = n
-		case syscall.EINTR:
-			continue
-		case syscall.EAGAIN:
-		default:
-			c.rawErr = os.NewSyscallError("write", err)
-		}
+	rest := c.out
+	c.out = nil
+	if err != nil {
+		c.writeError(err)
 		return true
 	}
+	c.wbuf = c.wbuf[:copy(c.wbuf, rest)]
+	return len(c.wbuf) == 0
+}
+
+// rawWrite is the callback of syscall.RawConn.Write. It writes c.out until
+// all of it went or the socket is full; then, if c.outWait, it has
+// RawConn wait for room, and otherwise it gives up.
+func (c *Conn) rawWrite(fd uintptr) bool {
+	for len(c.out) > 0 {
+		n, errno := sysWrite(fd, c.out)
+		switch errno {
+		case 0:
+			if n == 0 {
+				c.outErr = io.ErrShortWrite
+				return true
+			}
+			c.out = c.out[n:]
+		case syscall.EINTR:
+		case syscall.EAGAIN:
+			return !c.outWait
+		default:
+			c.outErr = os.NewSyscallError("write", errno)
+			return true
+		}
+	}
+	return true
 }
 
 // armFlushTimer makes the flush timer fire after d. flushTimer is written
