@@ -68,4 +68,13 @@
 // the general path, which reports the error. On amd64, payloads of 128
 // bytes and more are unmasked with AVX2 (or SSE2) assembly; the build tag
 // purego selects the portable Go loop.
+//
+// On TCP and Unix sockets a connection reads and writes through
+// syscall.RawConn, so an idle one holds no buffer. On Linux those calls
+// are raw read(2) and write(2): the socket is non-blocking, so the call
+// never sleeps, and it copies at most one buffer, so the scheduler's
+// bookkeeping around a system call would buy nothing. That bookkeeping was
+// a tenth of the server's user time per 1 KiB echo; without it the echo
+// server needs no more CPU per message than a plain TCP echo written on
+// net.Conn.
 package websocket
