@@ -18,11 +18,12 @@ const _ = uint(maskAsmMin - 32)
 // tests can cover the SSE2 path on machines that have AVX2.
 var useAVX2 = hasAVX2()
 
-// maskAsm XORs b with key, whose low byte is for b[0]. It requires
-// len(b) >= 32: the alignment prologue does not check the length.
+// maskAsm sets dst[i] to src[i] XOR the key, whose low byte is for
+// src[0]; dst may be src. It requires len(src) >= 32, since the alignment
+// prologue does not check the length, and len(dst) >= len(src).
 //
 //go:noescape
-func maskAsm(b []byte, key uint32)
+func maskAsm(dst, src []byte, key uint32)
 
 func cpuid(eaxArg, ecxArg uint32) (eax, ebx, ecx, edx uint32)
 

@@ -7,4 +7,4 @@ const (
 	maskAsmMin  = 0
 )
 
-func maskAsm(b []byte, key uint32) { panic("unreachable") }
+func maskAsm(dst, src []byte, key uint32) { panic("unreachable") }

@@ -12,7 +12,8 @@ import (
 var maskTestKeys = []uint32{0x3d21fa37, 0x04030201, 0x8badf00d}
 
 // checkMask masks buf[off:off+n] in a copy of buf and compares the
-// whole copy, guard bytes around the slice included, with maskRef.
+// whole copy, guard bytes around the slice included, with maskRef; then
+// it does the same with maskCopy into a separate buffer.
 func checkMask(t *testing.T, buf []byte, key uint32, pos, off, n int) {
 	t.Helper()
 	var kb [4]byte
@@ -30,6 +31,23 @@ func checkMask(t *testing.T, buf []byte, key uint32, pos, off, n int) {
 	}
 	if next != (pos+n)%4 {
 		t.Fatalf("key %#x pos %d off %d len %d: returned %d, want %d", key, pos, off, n, next, (pos+n)%4)
+	}
+
+	// maskCopy into another buffer, at another alignment than the source.
+	src := bytes.Clone(buf)
+	doff := (off + 13) % 32
+	dst := bytes.Repeat([]byte{0xA5}, doff+n+8)
+	next = maskCopy(key, pos, dst[doff:doff+n], src[off:off+n])
+	if !bytes.Equal(src, buf) {
+		t.Fatalf("key %#x pos %d off %d len %d: maskCopy changed its source", key, pos, off, n)
+	}
+	if !bytes.Equal(dst[doff:doff+n], want[off:off+n]) || next != (pos+n)%4 {
+		t.Fatalf("key %#x pos %d off %d→%d len %d: maskCopy wrote wrong bytes or returned %d", key, pos, off, doff, n, next)
+	}
+	for i, b := range dst {
+		if (i < doff || i >= doff+n) && b != 0xA5 {
+			t.Fatalf("key %#x pos %d off %d→%d len %d: maskCopy wrote outside dst, at %d", key, pos, off, doff, n, i)
+		}
 	}
 }
 

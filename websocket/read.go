@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"syscall"
 	"time"
 	"unicode/utf8"
@@ -132,9 +133,11 @@ func (c *Conn) readBuffered(p []byte) (MessageType, []byte, bool) {
 		return 0, p, false
 	}
 	start := len(p)
-	p = append(p, b[hl:hl+n]...)
-	if !c.client {
-		mask(binary.LittleEndian.Uint32(b[hl-4:]), 0, p[start:])
+	if c.client {
+		p = append(p, b[hl:hl+n]...)
+	} else {
+		p = slices.Grow(p, n)[:start+n]
+		maskCopy(binary.LittleEndian.Uint32(b[hl-4:]), 0, p[start:], b[hl:hl+n])
 	}
 	if op == opText && !utf8.Valid(p[start:]) {
 		// The general path reads the frame again and fails it where the
@@ -455,8 +458,7 @@ func (c *Conn) readPayload(p []byte) (int, error) {
 	var n int
 	switch {
 	case c.rr < c.rw:
-		n = copy(p, c.rbuf[c.rr:c.rw])
-		c.rr += n
+		n = c.takeBuffered(p)
 	case len(p) >= c.opts.ReadBufferSize:
 		// Large reads bypass the buffer.
 		c.beforeNetRead()
@@ -465,17 +467,16 @@ func (c *Conn) readPayload(p []byte) (int, error) {
 		if n == 0 && err != nil {
 			return 0, c.ioError("read payload", eofUnexpected(err))
 		}
+		if c.frame.masked {
+			c.maskPos = mask(c.frame.key, c.maskPos, p[:n])
+		}
 	default:
 		if err := c.fill(); err != nil {
 			return 0, c.ioError("read payload", eofUnexpected(err))
 		}
-		n = copy(p, c.rbuf[c.rr:c.rw])
-		c.rr += n
+		n = c.takeBuffered(p)
 	}
 	c.remain -= int64(n)
-	if c.frame.masked {
-		c.maskPos = mask(c.frame.key, c.maskPos, p[:n])
-	}
 	if c.msgType == MessageText && c.dec == nil {
 		if !c.utf8.valid(p[:n]) {
 			return n, c.fail(&ProtocolError{Code: StatusInvalidFramePayloadData, Reason: "invalid UTF-8 in text message", Err: ErrInvalidUTF8})
@@ -485,6 +486,19 @@ func (c *Conn) readPayload(p []byte) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// takeBuffered moves buffered payload into p, unmasking it on the way.
+func (c *Conn) takeBuffered(p []byte) int {
+	n := min(len(p), c.rw-c.rr)
+	src := c.rbuf[c.rr : c.rr+n]
+	if c.frame.masked {
+		c.maskPos = maskCopy(c.frame.key, c.maskPos, p, src)
+	} else {
+		copy(p, src)
+	}
+	c.rr += n
+	return n
 }
 
 func eofUnexpected(err error) error {

@@ -144,11 +144,13 @@ func (c *Conn) writeFrame(fin bool, rsv byte, op opcode, p []byte) error {
 	n := putHeader(c.wbuf[len(c.wbuf):len(c.wbuf)+maxHeaderSize], h)
 	c.wbuf = c.wbuf[:len(c.wbuf)+n]
 	if len(c.wbuf)+len(p) <= cap(c.wbuf) {
-		start := len(c.wbuf)
-		c.wbuf = append(c.wbuf, p...)
-		if c.client {
-			mask(h.key, 0, c.wbuf[start:])
+		if !c.client {
+			c.wbuf = append(c.wbuf, p...)
+			return nil
 		}
+		start := len(c.wbuf)
+		c.wbuf = c.wbuf[:start+len(p)]
+		maskCopy(h.key, 0, c.wbuf[start:], p)
 		return nil
 	}
 	if !c.client {
@@ -172,8 +174,8 @@ func (c *Conn) writeFrame(fin bool, rsv byte, op opcode, p []byte) error {
 		}
 		start := len(c.wbuf)
 		k := min(len(p), cap(c.wbuf)-start)
-		c.wbuf = append(c.wbuf, p[:k]...)
-		pos = mask(h.key, pos, c.wbuf[start:])
+		c.wbuf = c.wbuf[:start+k]
+		pos = maskCopy(h.key, pos, c.wbuf[start:], p[:k])
 		p = p[k:]
 	}
 	return nil
