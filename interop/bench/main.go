@@ -6,10 +6,11 @@
 //	cd interop && go run ./bench -deflate [-scenarios efgh] [-mem-conns 1000] ...
 //
 // Each server runs in a child process (this binary with -serve NAME), a
-// fresh one per scenario, measured one at a time. The load client runs in
-// this process on raw sockets: it performs the upgrade itself, sends
-// pre-built masked frames and counts the echoed frames; for the plain TCP
-// echo it skips the upgrade and sends the same frames.
+// fresh one per scenario, measured one at a time: scenario by scenario,
+// every server in turn within each. The load client runs in this process
+// on raw sockets: it performs the upgrade itself, sends pre-built masked
+// frames and counts the echoed frames; for the plain TCP echo it skips the
+// upgrade and sends the same frames.
 //
 // Build with -tags norealtime to leave out this module's own server (for
 // working on the bench while the websocket package does not compile).
@@ -135,62 +136,25 @@ func main() {
 	for _, name := range names {
 		r := &rowResult{load: map[string]loadResult{}, errs: map[string]error{}}
 		results[name] = r
-		ws := name != "tcp"
 		if ch, err := startChild(name, ""); err != nil {
 			r.sanity = err
 		} else {
-			r.sanity = sanity(ch.Addr, ws)
+			r.sanity = sanity(ch.Addr, name != "tcp")
 			ch.Stop()
 		}
 		if r.sanity != nil {
 			logf("%s: sanity check failed: %v", name, r.sanity)
 		}
-		for _, sc := range scenarios {
-			logf("%s: %s", name, sc.title)
-			prof := ""
-			if *profDir != "" {
-				prof = filepath.Join(*profDir, name+"-"+sc.key+".pprof")
-			}
-			for attempt := 0; ; attempt++ {
-				if *waitQuiet > 0 {
-					if busy := awaitQuiet(*waitQuiet); busy > 0.1 {
-						logf("machine still busy (%.2f cores) after %v; measuring anyway", busy, *waitQuiet)
-					}
-				}
-				ch, err := startChild(name, prof)
-				if err != nil {
-					r.errs[sc.key] = err
-					logf("%s: %s: %v", name, sc.title, err)
-					break
-				}
-				if sc.idle {
-					r.idle, err = runIdle(ch, ws, sc.idleConns, sc.idleSettle)
-					ch.Stop()
-					if err != nil {
-						r.errs[sc.key] = err
-						logf("%s: %s: %v", name, sc.title, err)
-					}
-					break
-				}
-				lr, err := runLoad(ch, ws, sc.conns, sc.depth, sc.size, sc.warmup, sc.dur)
-				ch.Stop()
-				if err != nil {
-					r.errs[sc.key] = err
-					logf("%s: %s: %v", name, sc.title, err)
-					break
-				}
-				if lr.firstErr != nil {
-					logf("%s: %s: %d connections failed, first: %v", name, sc.title, lr.errs, lr.firstErr)
-				}
-				if prev, ok := r.load[sc.key]; !ok || lr.otherCPU < prev.otherCPU {
-					lr.attempts = attempt + 1
-					r.load[sc.key] = lr
-				}
-				if lr.otherCPU <= noisy || attempt >= *retries {
-					break
-				}
-				logf("%s: %s: other processes used %.2f cores; again", name, sc.title, lr.otherCPU)
-			}
+	}
+	// Scenario by scenario, every server in turn, so that the servers a
+	// ratio compares are measured next to each other, with the load
+	// client in the same state: rates drift by a few percent over a run,
+	// and the 10,000 connections of the idle scenario, which comes last,
+	// leave the load client slower for a while.
+	m := measurer{waitQuiet: *waitQuiet, retries: *retries, profDir: *profDir}
+	for _, sc := range scenarios {
+		for _, name := range names {
+			m.run(name, sc, results[name])
 		}
 	}
 	elapsed := time.Since(start)
@@ -204,6 +168,65 @@ func main() {
 	}
 	if problems > 0 {
 		fatal("%d problems (listed under Details)", problems)
+	}
+}
+
+// measurer runs one scenario against one server.
+type measurer struct {
+	waitQuiet time.Duration
+	retries   int
+	profDir   string
+}
+
+// run measures name in sc into r: a throughput scenario up to retries
+// more times while other processes load the machine, keeping the
+// quietest attempt.
+func (m measurer) run(name string, sc scenario, r *rowResult) {
+	ws := name != "tcp"
+	logf("%s: %s", name, sc.title)
+	prof := ""
+	if m.profDir != "" {
+		prof = filepath.Join(m.profDir, name+"-"+sc.key+".pprof")
+	}
+	for attempt := 0; ; attempt++ {
+		if m.waitQuiet > 0 {
+			if busy := awaitQuiet(m.waitQuiet); busy > 0.1 {
+				logf("machine still busy (%.2f cores) after %v; measuring anyway", busy, m.waitQuiet)
+			}
+		}
+		ch, err := startChild(name, prof)
+		if err != nil {
+			r.errs[sc.key] = err
+			logf("%s: %s: %v", name, sc.title, err)
+			return
+		}
+		if sc.idle {
+			r.idle, err = runIdle(ch, ws, sc.idleConns, sc.idleSettle)
+			ch.Stop()
+			if err != nil {
+				r.errs[sc.key] = err
+				logf("%s: %s: %v", name, sc.title, err)
+			}
+			return
+		}
+		lr, err := runLoad(ch, ws, sc.conns, sc.depth, sc.size, sc.warmup, sc.dur)
+		ch.Stop()
+		if err != nil {
+			r.errs[sc.key] = err
+			logf("%s: %s: %v", name, sc.title, err)
+			return
+		}
+		if lr.firstErr != nil {
+			logf("%s: %s: %d connections failed, first: %v", name, sc.title, lr.errs, lr.firstErr)
+		}
+		if prev, ok := r.load[sc.key]; !ok || lr.otherCPU < prev.otherCPU {
+			lr.attempts = attempt + 1
+			r.load[sc.key] = lr
+		}
+		if lr.otherCPU <= noisy || attempt >= m.retries {
+			return
+		}
+		logf("%s: %s: other processes used %.2f cores; again", name, sc.title, lr.otherCPU)
 	}
 }
 
