@@ -71,10 +71,9 @@
 //
 // On TCP and Unix sockets a connection reads and writes through
 // syscall.RawConn, so an idle one holds no buffer. On Linux those calls
-// are raw read(2) and write(2): the socket is non-blocking, so the call
-// never sleeps, and it copies at most one buffer, so the scheduler's
-// bookkeeping around a system call would buy nothing. That bookkeeping was
-// a tenth of the server's user time per 1 KiB echo; without it the echo
-// server needs no more CPU per message than a plain TCP echo written on
-// net.Conn.
+// are raw recv(2) and send(2) with MSG_DONTWAIT: the call never sleeps,
+// and it copies at most one buffer, so the scheduler's bookkeeping around
+// a system call would buy nothing. That bookkeeping was a tenth of the
+// server's user time per 1 KiB echo; without it the echo server needs no
+// more CPU per message than a plain TCP echo written on net.Conn.
 package websocket
