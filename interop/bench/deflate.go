@@ -13,7 +13,6 @@ import (
 	mrand "math/rand/v2"
 	"net"
 	"os"
-	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
@@ -494,7 +493,7 @@ func runPMDLoad(ch *child, conns int, ctx bool, warmup, dur time.Duration) (load
 			echoes.Add(1)
 		}
 	}
-	res := measureLoad(ch, conns, pumpOne, func() { pmdCloseAll(cs) }, warmup, dur)
+	res := measureLoad(ch, conns, pumpOne, func() { pmdCloseAll(cs) }, warmup, dur, false)
 	return res, accepted, nil
 }
 
@@ -611,54 +610,14 @@ func runPMDBench(cfg pmdConfig) {
 		}
 		if r.sanity != nil {
 			logf("%s: sanity check failed: %v", name, r.sanity)
-			continue
 		}
-		for _, sc := range scs {
-			logf("%s: %s", name, sc.title)
-			for attempt := 0; ; attempt++ {
-				if cfg.waitQuiet > 0 {
-					if busy := awaitQuiet(cfg.waitQuiet); busy > 0.1 {
-						logf("machine still busy (%.2f cores) after %v; measuring anyway", busy, cfg.waitQuiet)
-					}
-				}
-				prof := ""
-				if cfg.profDir != "" {
-					prof = filepath.Join(cfg.profDir, name+"-"+sc.key+".pprof")
-				}
-				ch, err := startChild(name, prof)
-				if err != nil {
-					r.errs[sc.key] = err
-					break
-				}
-				if sc.mem {
-					m, acc, err := runPMDMem(ch, cfg.memConns, cfg.memMsgs, sc.ctx, cfg.settle)
-					ch.Stop()
-					r.mem[sc.key], r.accepted[sc.key] = m, acc
-					if err != nil {
-						r.errs[sc.key] = err
-						logf("%s: %s: %v", name, sc.title, err)
-					}
-					break
-				}
-				lr, acc, err := runPMDLoad(ch, 100, sc.ctx, cfg.warmup, cfg.dur)
-				ch.Stop()
-				if err != nil {
-					r.errs[sc.key] = err
-					logf("%s: %s: %v", name, sc.title, err)
-					break
-				}
-				if lr.firstErr != nil {
-					logf("%s: %s: %d connections failed, first: %v", name, sc.title, lr.errs, lr.firstErr)
-				}
-				if prev, ok := r.load[sc.key]; !ok || lr.otherCPU < prev.otherCPU {
-					lr.attempts = attempt + 1
-					r.load[sc.key] = lr
-					r.accepted[sc.key] = acc
-				}
-				if lr.otherCPU <= noisy || attempt >= cfg.retries {
-					break
-				}
-				logf("%s: %s: other processes used %.2f cores; again", name, sc.title, lr.otherCPU)
+	}
+	// Scenario by scenario, every server in turn, as in the plain benchmark.
+	m := measurer{waitQuiet: cfg.waitQuiet, retries: cfg.retries, profDir: cfg.profDir}
+	for _, sc := range scs {
+		for _, name := range names {
+			if r := rows[name]; r.sanity == nil {
+				m.measurePMD(name, sc, r, cfg)
 			}
 		}
 	}
@@ -672,6 +631,29 @@ func runPMDBench(cfg pmdConfig) {
 	if problems > 0 {
 		fatal("%d problems (listed under Details)", problems)
 	}
+}
+
+// measurePMD measures one scenario of the permessage-deflate benchmark
+// into r.
+func (m measurer) measurePMD(name string, sc pmdScenario, r *pmdRow, cfg pmdConfig) {
+	m.run(name, sc.key, sc.title, r.errs, func(ch *child, attempt int) (float64, error) {
+		if sc.mem {
+			mem, acc, err := runPMDMem(ch, cfg.memConns, cfg.memMsgs, sc.ctx, cfg.settle)
+			r.mem[sc.key], r.accepted[sc.key] = mem, acc
+			return 0, err
+		}
+		lr, acc, err := runPMDLoad(ch, 100, sc.ctx, cfg.warmup, cfg.dur)
+		if err != nil {
+			return 0, err
+		}
+		if lr.firstErr != nil {
+			logf("%s: %s: %d connections failed, first: %v", name, sc.title, lr.errs, lr.firstErr)
+		}
+		if keepQuietest(r.load, sc.key, lr, attempt) {
+			r.accepted[sc.key] = acc
+		}
+		return lr.otherCPU, nil
+	})
 }
 
 func renderPMD(names []string, scs []pmdScenario, rows map[string]*pmdRow, cfg pmdConfig, elapsed time.Duration) (string, int) {

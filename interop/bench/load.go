@@ -372,14 +372,15 @@ func runLoad(ch *child, ws bool, conns, depth, size int, warmup, dur time.Durati
 	pumpOne := func(i int, echoes *atomic.Int64) error {
 		return pump(cs[i], wire, len(frame), depth, size, echoes)
 	}
-	return measureLoad(ch, conns, pumpOne, func() { closeAll(cs) }, warmup, dur), nil
+	return measureLoad(ch, conns, pumpOne, func() { closeAll(cs) }, warmup, dur, true), nil
 }
 
 // measureLoad runs pump for every connection on a goroutine of its own;
 // pump counts the echoes and returns only on an error. It measures the
-// echo rate and the server's usage over dur after warmup, then calls end,
+// echo rate and the server's usage over dur after warmup, and with
+// countCalls its system calls per echo after that; then it calls end,
 // which closes the connections and so ends the pumps.
-func measureLoad(ch *child, conns int, pump func(i int, echoes *atomic.Int64) error, end func(), warmup, dur time.Duration) loadResult {
+func measureLoad(ch *child, conns int, pump func(i int, echoes *atomic.Int64) error, end func(), warmup, dur time.Duration, countCalls bool) loadResult {
 	var res loadResult
 	counters := make([]paddedCounter, conns)
 	var stop atomic.Bool
@@ -410,18 +411,46 @@ func measureLoad(ch *child, conns int, pump func(i int, echoes *atomic.Int64) er
 	n0, u0 := sum(), benchproc.ReadUsage(ch.PID)
 	time.Sleep(dur)
 	n1, u1 := sum(), benchproc.ReadUsage(ch.PID)
+	if countCalls {
+		res.reads, res.writes = syscallsPerEcho(ch.PID, sum)
+	}
 	stop.Store(true)
 	end()
 	wg.Wait()
 	w := u1.Since(u0)
 	res.rate = float64(n1-n0) / w.Seconds
 	res.serverCPU, res.clientCPU, res.otherCPU = w.ServerCPU, w.ClientCPU, w.OtherCPU
-	if n1 > n0 {
-		res.reads = float64(w.Reads) / float64(n1-n0)
-		res.writes = float64(w.Writes) / float64(n1-n0)
-	}
 	return res
 }
+
+// syscallCountWindow is how long the server's system calls are counted,
+// after the measured window: tracing them slows them.
+const syscallCountWindow = time.Second
+
+// syscallsPerEcho counts the server's read- and write-type system calls
+// per echoed message (echoes counts the messages so far); -1 when they
+// cannot be counted.
+func syscallsPerEcho(pid int, echoes func() int64) (reads, writes float64) {
+	sc, err := benchproc.StartSyscallCounter(pid)
+	if err == nil {
+		var n0, n1 int64
+		if err = sc.Enable(); err == nil {
+			n0 = echoes()
+			time.Sleep(syscallCountWindow)
+			n1 = echoes()
+			err = sc.Disable()
+		}
+		r, w, ferr := sc.Finish()
+		if err == nil && ferr == nil && n1 > n0 {
+			return float64(r) / float64(n1-n0), float64(w) / float64(n1-n0)
+		}
+		err = errors.Join(err, ferr)
+	}
+	syscallWarning.Do(func() { logf("system calls not counted: %v", err) })
+	return -1, -1
+}
+
+var syscallWarning sync.Once
 
 // scenarioProblem is the line a report lists for a scenario that failed,
 // or that lost connections while it ran; "" when all went well.

@@ -154,7 +154,7 @@ func main() {
 	m := measurer{waitQuiet: *waitQuiet, retries: *retries, profDir: *profDir}
 	for _, sc := range scenarios {
 		for _, name := range names {
-			m.run(name, sc, results[name])
+			m.measureWS(name, sc, results[name])
 		}
 	}
 	elapsed := time.Since(start)
@@ -178,15 +178,16 @@ type measurer struct {
 	profDir   string
 }
 
-// run measures name in sc into r: a throughput scenario up to retries
-// more times while other processes load the machine, keeping the
-// quietest attempt.
-func (m measurer) run(name string, sc scenario, r *rowResult) {
-	ws := name != "tcp"
-	logf("%s: %s", name, sc.title)
+// run starts a fresh child process serving name and has measure measure
+// it, after waiting for a quiet machine. It starts over, up to m.retries
+// more times, while measure reports that other processes used over noisy
+// cores; measure keeps the quietest attempt. Errors go into errs under
+// key.
+func (m measurer) run(name, key, title string, errs map[string]error, measure func(ch *child, attempt int) (otherCPU float64, err error)) {
+	logf("%s: %s", name, title)
 	prof := ""
 	if m.profDir != "" {
-		prof = filepath.Join(m.profDir, name+"-"+sc.key+".pprof")
+		prof = filepath.Join(m.profDir, name+"-"+key+".pprof")
 	}
 	for attempt := 0; ; attempt++ {
 		if m.waitQuiet > 0 {
@@ -195,39 +196,53 @@ func (m measurer) run(name string, sc scenario, r *rowResult) {
 			}
 		}
 		ch, err := startChild(name, prof)
-		if err != nil {
-			r.errs[sc.key] = err
-			logf("%s: %s: %v", name, sc.title, err)
-			return
-		}
-		if sc.idle {
-			r.idle, err = runIdle(ch, ws, sc.idleConns, sc.idleSettle)
+		if err == nil {
+			var other float64
+			other, err = measure(ch, attempt)
 			ch.Stop()
-			if err != nil {
-				r.errs[sc.key] = err
-				logf("%s: %s: %v", name, sc.title, err)
+			if err == nil && other > noisy && attempt < m.retries {
+				logf("%s: %s: other processes used %.2f cores; again", name, title, other)
+				continue
 			}
-			return
+		}
+		if err != nil {
+			errs[key] = err
+			logf("%s: %s: %v", name, title, err)
+		}
+		return
+	}
+}
+
+// keepQuietest records lr in load under key unless an earlier attempt was
+// quieter, and reports whether it did.
+func keepQuietest(load map[string]loadResult, key string, lr loadResult, attempt int) bool {
+	if prev, ok := load[key]; ok && prev.otherCPU <= lr.otherCPU {
+		return false
+	}
+	lr.attempts = attempt + 1
+	load[key] = lr
+	return true
+}
+
+// measureWS measures one scenario of the plain benchmark into r.
+func (m measurer) measureWS(name string, sc scenario, r *rowResult) {
+	ws := name != "tcp"
+	m.run(name, sc.key, sc.title, r.errs, func(ch *child, attempt int) (float64, error) {
+		if sc.idle {
+			var err error
+			r.idle, err = runIdle(ch, ws, sc.idleConns, sc.idleSettle)
+			return 0, err
 		}
 		lr, err := runLoad(ch, ws, sc.conns, sc.depth, sc.size, sc.warmup, sc.dur)
-		ch.Stop()
 		if err != nil {
-			r.errs[sc.key] = err
-			logf("%s: %s: %v", name, sc.title, err)
-			return
+			return 0, err
 		}
 		if lr.firstErr != nil {
 			logf("%s: %s: %d connections failed, first: %v", name, sc.title, lr.errs, lr.firstErr)
 		}
-		if prev, ok := r.load[sc.key]; !ok || lr.otherCPU < prev.otherCPU {
-			lr.attempts = attempt + 1
-			r.load[sc.key] = lr
-		}
-		if lr.otherCPU <= noisy || attempt >= m.retries {
-			return
-		}
-		logf("%s: %s: other processes used %.2f cores; again", name, sc.title, lr.otherCPU)
-	}
+		keepQuietest(r.load, sc.key, lr, attempt)
+		return lr.otherCPU, nil
+	})
 }
 
 // render formats the report and counts the failures it lists.
@@ -310,7 +325,7 @@ func render(names []string, scs []scenario, res map[string]*rowResult, d, warm, 
 		p("- `%s` %s: %s\n", name, moduleVersion(s.pkg), s.notes)
 	}
 	p("\n<details><summary>Details</summary>\n\n")
-	p("CPU used during the measured window, in cores (of %d): server process / load client process / everything else on the machine (should be near 0); then the server's read / write system calls per echoed message (syscr, syscw in /proc/PID/io).\n\n", runtime.NumCPU())
+	p("CPU used during the measured window, in cores (of %d): server process / load client process / everything else on the machine (should be near 0); then the server's read / write system calls per echoed message (%s, for %v after the measured window; – where perf could not count them).\n\n", runtime.NumCPU(), benchproc.SyscallsCounted, syscallCountWindow)
 	p("| server |")
 	for _, sc := range load {
 		p(" %s: CPU · syscalls/msg |", sc.title)
@@ -333,7 +348,11 @@ func render(names []string, scs []scenario, res map[string]*rowResult, d, warm, 
 			if lr.attempts > 1 {
 				retry = fmt.Sprintf(" (try %d)", lr.attempts)
 			}
-			p(" %.2f / %.2f / %.2f · %.2f / %.2f%s |", lr.serverCPU, lr.clientCPU, lr.otherCPU, lr.reads, lr.writes, retry)
+			calls := "– / –"
+			if lr.reads >= 0 {
+				calls = fmt.Sprintf("%.2f / %.2f", lr.reads, lr.writes)
+			}
+			p(" %.2f / %.2f / %.2f · %s%s |", lr.serverCPU, lr.clientCPU, lr.otherCPU, calls, retry)
 		}
 		if idle != nil && r.errs[idle.key] == nil {
 			p(" %.1f | %.1f | %.1f | %.2f |", r.idle.rawPerConn, r.idle.heapPerConn, r.idle.stackPerConn, r.idle.goroutinesPerConn)

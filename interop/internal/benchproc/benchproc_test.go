@@ -2,6 +2,8 @@ package benchproc
 
 import (
 	"os"
+	"os/exec"
+	"strings"
 	"testing"
 	"time"
 )
@@ -43,5 +45,62 @@ func TestReaders(t *testing.T) {
 	}
 	if w.OtherCPU < 0 {
 		t.Errorf("OtherCPU = %v", w.OtherCPU)
+	}
+}
+
+func TestParsePerfStat(t *testing.T) {
+	out := "1000,,syscalls:sys_enter_read,1000,100.00,,\n" +
+		"0,,syscalls:sys_enter_readv,1000,100.00,,\n" +
+		"250,,syscalls:sys_enter_recvfrom,1000,100.00,,\n" +
+		"0,,syscalls:sys_enter_recvmsg,1000,100.00,,\n" +
+		"0,,syscalls:sys_enter_recvmmsg,1000,100.00,,\n" +
+		"7,,syscalls:sys_enter_write,1000,100.00,,\n" +
+		"3,,syscalls:sys_enter_writev,1000,100.00,,\n" +
+		"90,,syscalls:sys_enter_sendto,1000,100.00,,\n" +
+		"0,,syscalls:sys_enter_sendmsg,1000,100.00,,\n" +
+		"0,,syscalls:sys_enter_sendmmsg,1000,100.00,,\n"
+	r, w, err := parsePerfStat(out)
+	if err != nil || r != 1250 || w != 100 {
+		t.Fatalf("parsePerfStat = %d, %d, %v; want 1250, 100, nil", r, w, err)
+	}
+	if _, _, err := parsePerfStat(strings.Replace(out, "250,", "<not supported>,", 1)); err == nil {
+		t.Error("an event perf could not count was taken as counted")
+	}
+	if _, _, err := parsePerfStat("1000,,syscalls:sys_enter_read,1000,100.00,,\n"); err == nil {
+		t.Error("output missing events was accepted")
+	}
+}
+
+// TestSyscallCounter counts this process's own writes to /dev/null.
+func TestSyscallCounter(t *testing.T) {
+	if _, err := exec.LookPath("perf"); err != nil {
+		t.Skip("no perf")
+	}
+	s, err := StartSyscallCounter(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	f.Write([]byte("x")) // before Enable: not counted
+	if err := s.Enable(); err != nil {
+		t.Fatal(err)
+	}
+	for range 100 {
+		f.Write([]byte("x"))
+	}
+	if err := s.Disable(); err != nil {
+		t.Fatal(err)
+	}
+	f.Write([]byte("x")) // after Disable: not counted
+	_, writes, err := s.Finish()
+	if err != nil {
+		t.Skipf("perf may not trace here: %v", err)
+	}
+	if writes < 100 || writes > 110 {
+		t.Fatalf("counted %d writes, want 100 (and a few of the runtime's)", writes)
 	}
 }
