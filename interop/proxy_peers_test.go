@@ -324,7 +324,8 @@ func startTinyproxy(t *testing.T, mode tinyproxyMode) string {
 }
 
 // ensureSocksUser creates (or resets) the system account dante
-// authenticates against.
+// authenticates against; an account it creates is removed when the test
+// ends, after dante, which starts later, has stopped.
 func ensureSocksUser(t *testing.T) {
 	t.Helper()
 	if os.Geteuid() != 0 {
@@ -332,9 +333,15 @@ func ensureSocksUser(t *testing.T) {
 	}
 	if err := exec.Command("id", socksSysUser).Run(); err != nil {
 		useradd := needExec(t, "useradd")
+		userdel := needExec(t, "userdel")
 		if out, err := exec.Command(useradd, "-M", "-s", "/usr/sbin/nologin", socksSysUser).CombinedOutput(); err != nil {
 			t.Fatalf("useradd %s: %v: %s", socksSysUser, err, out)
 		}
+		t.Cleanup(func() {
+			if out, err := exec.Command(userdel, socksSysUser).CombinedOutput(); err != nil {
+				t.Errorf("userdel %s: %v: %s", socksSysUser, err, out)
+			}
+		})
 	}
 	cmd := exec.Command(needExec(t, "chpasswd"))
 	cmd.Stdin = strings.NewReader(socksSysUser + ":" + socksSysPass + "\n")
