@@ -23,6 +23,7 @@ import (
 	"github.com/realtime-go/realtime/extensions"
 	"github.com/realtime-go/realtime/extensions/deflate"
 	"github.com/realtime-go/realtime/interop/internal/benchproc"
+	"github.com/realtime-go/realtime/interop/internal/rawframe"
 )
 
 // The compressed scenarios (-deflate): echo of 1 KiB JSON messages with
@@ -229,24 +230,7 @@ func (c *pmdConn) compress(m []byte) error {
 			return err
 		}
 	}
-	p := c.wire.Bytes()
-	n := len(p)
-	f := append(c.frame[:0], 0x82|rsv)
-	switch {
-	case n < 126:
-		f = append(f, 0x80|byte(n))
-	case n <= 0xffff:
-		f = append(f, 0x80|126, byte(n>>8), byte(n))
-	default:
-		f = append(f, 0x80|127)
-		f = binary.BigEndian.AppendUint64(f, uint64(n))
-	}
-	key := [4]byte{0x37, 0xfa, 0x21, 0x3d}
-	f = append(f, key[:]...)
-	for i, b := range p {
-		f = append(f, b^key[i&3])
-	}
-	c.frame = f
+	c.frame = rawframe.AppendMasked(c.frame[:0], 0x82|rsv, loadKey, c.wire.Bytes())
 	return nil
 }
 

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/realtime-go/realtime/interop/internal/benchproc"
+	"github.com/realtime-go/realtime/interop/internal/rawframe"
 )
 
 // The load client: raw TCP sockets, its own upgrade request, pre-built
@@ -29,25 +30,11 @@ const wsGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 // clientFrame builds one masked binary frame with a size-byte payload.
 func clientFrame(payload []byte) []byte {
-	n := len(payload)
-	var hdr []byte
-	switch {
-	case n < 126:
-		hdr = []byte{0x82, 0x80 | byte(n)}
-	case n <= 0xffff:
-		hdr = []byte{0x82, 0x80 | 126, byte(n >> 8), byte(n)}
-	default:
-		hdr = make([]byte, 10)
-		hdr[0], hdr[1] = 0x82, 0x80|127
-		binary.BigEndian.PutUint64(hdr[2:], uint64(n))
-	}
-	key := [4]byte{0x37, 0xfa, 0x21, 0x3d}
-	f := append(hdr, key[:]...)
-	for i, b := range payload {
-		f = append(f, b^key[i&3])
-	}
-	return f
+	return rawframe.AppendMasked(nil, 0x82, loadKey, payload)
 }
+
+// loadKey masks every frame the load client sends.
+var loadKey = [4]byte{0x37, 0xfa, 0x21, 0x3d}
 
 func testPayload(size int) []byte {
 	p := make([]byte, size)
