@@ -274,13 +274,21 @@ func (c *Conn) writeOut(b []byte) error {
 		_, err := c.nc.Write(b)
 		return err
 	}
-	c.out, c.outWait, c.outErr = b, true, nil
-	err := c.raw.Write(c.rawWriteFn)
-	c.out = nil
-	if err != nil {
-		return err
+	_, err := c.sendRaw(b, true)
+	return err
+}
+
+// sendRaw writes b through the RawConn and returns what did not go; with
+// wait it waits for room in the socket until all went, else it writes
+// only what the socket takes at once. Called with writeLock held.
+func (c *Conn) sendRaw(b []byte, wait bool) (rest []byte, err error) {
+	c.out, c.outWait, c.outErr = b, wait, nil
+	err = c.raw.Write(c.rawWriteFn)
+	rest, c.out = c.out, nil
+	if err == nil {
+		err = c.outErr
 	}
-	return c.outErr
+	return rest, err
 }
 
 // tryWrite writes as much of the buffered output as the socket takes
@@ -290,13 +298,7 @@ func (c *Conn) tryWrite() bool {
 	if c.raw == nil {
 		return len(c.wbuf) == 0
 	}
-	c.out, c.outWait, c.outErr = c.wbuf, false, nil
-	err := c.raw.Write(c.rawWriteFn)
-	if err == nil {
-		err = c.outErr
-	}
-	rest := c.out
-	c.out = nil
+	rest, err := c.sendRaw(c.wbuf, false)
 	if err != nil {
 		c.writeError(err)
 		return true
