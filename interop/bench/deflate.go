@@ -719,10 +719,7 @@ func renderPMD(names []string, scs []pmdScenario, rows map[string]*pmdRow, cfg p
 				p(" %.1f raw · %.1f heap · %.1f stack |", m.rawPerConn, m.heapPerConn, m.stackPerConn)
 			default:
 				lr := r.load[sc.key]
-				retry := ""
-				if lr.attempts > 1 {
-					retry = fmt.Sprintf(" (try %d)", lr.attempts)
-				}
+				retry := lr.retryNote()
 				us := 0.0
 				if lr.rate > 0 {
 					us = lr.serverCPU / lr.rate * 1e6
@@ -735,18 +732,7 @@ func renderPMD(names []string, scs []pmdScenario, rows map[string]*pmdRow, cfg p
 	var problems []string
 	for _, name := range names {
 		r := rows[name]
-		if r.sanity != nil {
-			problems = append(problems, fmt.Sprintf("- `%s` sanity check (echo of every message in both modes): %v", name, r.sanity))
-		}
-		for _, sc := range scs {
-			if pr := scenarioProblem(name, sc.title, r.errs[sc.key], r.load[sc.key]); pr != "" {
-				problems = append(problems, pr)
-			}
-		}
+		problems = append(problems, serverProblems(name, "echo of every message in both modes", r.sanity, r.errs, r.load, scenarioRefs(scs, func(sc pmdScenario) (string, string) { return sc.key, sc.title }))...)
 	}
-	if len(problems) > 0 {
-		p("\nProblems:\n\n%s\n", strings.Join(problems, "\n"))
-	}
-	p("\n</details>\n")
-	return b.String(), len(problems)
+	return endDetails(&b, problems), len(problems)
 }

@@ -1,13 +1,10 @@
 package main
 
 import (
-	"context"
 	"net"
-	"net/http"
 	"strings"
 
 	coder "github.com/coder/websocket"
-	gorilla "github.com/gorilla/websocket"
 	"github.com/lxzan/gws"
 )
 
@@ -29,26 +26,26 @@ func init() {
 		name:  "gorilla+pmd",
 		pkg:   "github.com/gorilla/websocket",
 		notes: "Upgrader{EnableCompression: true} (no context takeover, the only mode gorilla has; level 1), ReadMessage/WriteMessage loop",
-		serve: serveGorillaPMD,
+		serve: func(ln net.Listener) error { return serveGorilla(ln, true) },
 	})
 	register(server{
 		name:  "coder+pmd",
 		pkg:   "github.com/coder/websocket",
 		notes: "AcceptOptions{CompressionMode: CompressionNoContextTakeover}, Read/Write loop",
-		serve: func(ln net.Listener) error { return serveCoderPMD(ln, coder.CompressionNoContextTakeover) },
+		serve: func(ln net.Listener) error { return serveCoder(ln, coder.CompressionNoContextTakeover) },
 	})
 	register(server{
 		name:  "coder+pmd-ctx",
 		pkg:   "github.com/coder/websocket",
 		notes: "AcceptOptions{CompressionMode: CompressionContextTakeover} (context takeover when the client allows it), Read/Write loop",
-		serve: func(ln net.Listener) error { return serveCoderPMD(ln, coder.CompressionContextTakeover) },
+		serve: func(ln net.Listener) error { return serveCoder(ln, coder.CompressionContextTakeover) },
 	})
 	register(server{
 		name:  "gws+pmd",
 		pkg:   "github.com/lxzan/gws",
 		notes: "ServerOption{PermessageDeflate: {Enabled: true}} (defaults: no context takeover, level 1, threshold 512), ReadLoop + OnMessage echo",
 		serve: func(ln net.Listener) error {
-			return serveGWSPMD(ln, gws.PermessageDeflate{Enabled: true})
+			return serveGWS(ln, gws.PermessageDeflate{Enabled: true})
 		},
 	})
 	register(server{
@@ -56,7 +53,7 @@ func init() {
 		pkg:   "github.com/lxzan/gws",
 		notes: "ServerOption{PermessageDeflate: {Enabled, ServerContextTakeover, ClientContextTakeover: true, Server/ClientMaxWindowBits: 15}}, ReadLoop + OnMessage echo",
 		serve: func(ln net.Listener) error {
-			return serveGWSPMD(ln, gws.PermessageDeflate{
+			return serveGWS(ln, gws.PermessageDeflate{
 				Enabled:               true,
 				ServerContextTakeover: true,
 				ClientContextTakeover: true,
@@ -65,62 +62,4 @@ func init() {
 			})
 		},
 	})
-}
-
-func serveGorillaPMD(ln net.Listener) error {
-	up := gorilla.Upgrader{
-		CheckOrigin:       func(*http.Request) bool { return true },
-		EnableCompression: true,
-	}
-	return serveHTTP(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := up.Upgrade(w, r, nil)
-		if err != nil {
-			return
-		}
-		defer c.Close()
-		for {
-			typ, p, err := c.ReadMessage()
-			if err != nil {
-				return
-			}
-			if err := c.WriteMessage(typ, p); err != nil {
-				return
-			}
-		}
-	}))
-}
-
-func serveCoderPMD(ln net.Listener, mode coder.CompressionMode) error {
-	return serveHTTP(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := coder.Accept(w, r, &coder.AcceptOptions{
-			InsecureSkipVerify: true,
-			CompressionMode:    mode,
-		})
-		if err != nil {
-			return
-		}
-		defer c.CloseNow()
-		c.SetReadLimit(64 << 20)
-		ctx := context.Background()
-		for {
-			typ, p, err := c.Read(ctx)
-			if err != nil {
-				return
-			}
-			if err := c.Write(ctx, typ, p); err != nil {
-				return
-			}
-		}
-	}))
-}
-
-func serveGWSPMD(ln net.Listener, pd gws.PermessageDeflate) error {
-	up := gws.NewUpgrader(gwsEcho{}, &gws.ServerOption{PermessageDeflate: pd})
-	return serveHTTP(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := up.Upgrade(w, r)
-		if err != nil {
-			return
-		}
-		go c.ReadLoop()
-	}))
 }

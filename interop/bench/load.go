@@ -439,6 +439,14 @@ func syscallsPerEcho(pid int, echoes func() int64) (reads, writes float64) {
 
 var syscallWarning sync.Once
 
+// retryNote marks a measurement that needed more than one attempt.
+func (lr loadResult) retryNote() string {
+	if lr.attempts > 1 {
+		return fmt.Sprintf(" (try %d)", lr.attempts)
+	}
+	return ""
+}
+
 // scenarioProblem is the line a report lists for a scenario that failed,
 // or that lost connections while it ran; "" when all went well.
 func scenarioProblem(name, title string, err error, lr loadResult) string {

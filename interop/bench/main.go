@@ -344,10 +344,7 @@ func render(names []string, scs []scenario, res map[string]*rowResult, d, warm, 
 				continue
 			}
 			lr := r.load[sc.key]
-			retry := ""
-			if lr.attempts > 1 {
-				retry = fmt.Sprintf(" (try %d)", lr.attempts)
-			}
+			retry := lr.retryNote()
 			calls := "– / –"
 			if lr.reads >= 0 {
 				calls = fmt.Sprintf("%.2f / %.2f", lr.reads, lr.writes)
@@ -364,20 +361,45 @@ func render(names []string, scs []scenario, res map[string]*rowResult, d, warm, 
 	var problems []string
 	for _, name := range names {
 		r := res[name]
-		if r.sanity != nil {
-			problems = append(problems, fmt.Sprintf("- `%s` sanity check (echo of 0 B … 200 KB messages): %v", name, r.sanity))
-		}
-		for _, sc := range scs {
-			if pr := scenarioProblem(name, sc.title, r.errs[sc.key], r.load[sc.key]); pr != "" {
-				problems = append(problems, pr)
-			}
+		problems = append(problems, serverProblems(name, "echo of 0 B … 200 KB messages", r.sanity, r.errs, r.load, scenarioRefs(scs, func(sc scenario) (string, string) { return sc.key, sc.title }))...)
+	}
+	return endDetails(&b, problems), len(problems)
+}
+
+// scenarioRef names a scenario in a report: its key and title.
+type scenarioRef struct{ key, title string }
+
+func scenarioRefs[S any](scs []S, ref func(S) (key, title string)) []scenarioRef {
+	out := make([]scenarioRef, len(scs))
+	for i, sc := range scs {
+		out[i].key, out[i].title = ref(sc)
+	}
+	return out
+}
+
+// serverProblems lists what went wrong for one server: its sanity check
+// (sanityWhat says what it checks) and each scenario that failed.
+func serverProblems(name, sanityWhat string, sanity error, errs map[string]error, load map[string]loadResult, scs []scenarioRef) []string {
+	var problems []string
+	if sanity != nil {
+		problems = append(problems, fmt.Sprintf("- `%s` sanity check (%s): %v", name, sanityWhat, sanity))
+	}
+	for _, sc := range scs {
+		if pr := scenarioProblem(name, sc.title, errs[sc.key], load[sc.key]); pr != "" {
+			problems = append(problems, pr)
 		}
 	}
+	return problems
+}
+
+// endDetails ends a report's details section with its problems and
+// returns the whole report.
+func endDetails(b *strings.Builder, problems []string) string {
 	if len(problems) > 0 {
-		p("\nProblems:\n\n%s\n", strings.Join(problems, "\n"))
+		fmt.Fprintf(b, "\nProblems:\n\n%s\n", strings.Join(problems, "\n"))
 	}
-	p("\n</details>\n")
-	return b.String(), len(problems)
+	b.WriteString("\n</details>\n")
+	return b.String()
 }
 
 // awaitQuiet waits until the machine's CPUs are idle for half a second,

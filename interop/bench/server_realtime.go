@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 
+	"github.com/realtime-go/realtime/extensions"
 	"github.com/realtime-go/realtime/websocket"
 )
 
@@ -15,12 +16,14 @@ func init() {
 		name:  "realtime",
 		pkg:   "github.com/realtime-go/realtime",
 		notes: "raw net.Listener + websocket.Serve, ReadAppend (reusing one buffer)/Write loop with context.Background()",
-		serve: serveRealtime,
+		serve: func(ln net.Listener) error { return serveRealtime(ln, nil) },
 	})
 }
 
-func serveRealtime(ln net.Listener) error {
-	opts := &websocket.AcceptOptions{InsecureSkipOriginCheck: true}
+// serveRealtime is our echo server, with the extensions exts (none, or
+// see deflate_realtime.go).
+func serveRealtime(ln net.Listener, exts []extensions.Extension) error {
+	opts := &websocket.AcceptOptions{InsecureSkipOriginCheck: true, Extensions: exts}
 	return websocket.Serve(ln, opts, func(c *websocket.Conn, _ *http.Request) {
 		ctx := context.Background()
 		var buf []byte // reused: ReadAppend is the allocation-free Read

@@ -63,13 +63,13 @@ func init() {
 		name:  "gorilla",
 		pkg:   "github.com/gorilla/websocket",
 		notes: "net/http + Upgrader.Upgrade, ReadMessage/WriteMessage loop in the handler",
-		serve: serveGorilla,
+		serve: func(ln net.Listener) error { return serveGorilla(ln, false) },
 	})
 	register(server{
 		name:  "coder",
 		pkg:   "github.com/coder/websocket",
 		notes: "net/http + websocket.Accept, Read/Write loop with context.Background(), SetReadLimit(64 MiB)",
-		serve: serveCoder,
+		serve: func(ln net.Listener) error { return serveCoder(ln, coder.CompressionDisabled) },
 	})
 	register(server{
 		name:  "gobwas",
@@ -81,7 +81,7 @@ func init() {
 		name:  "gws",
 		pkg:   "github.com/lxzan/gws",
 		notes: "net/http + gws.NewUpgrader(handler, default ServerOption), go ReadLoop(); OnMessage writes the message back",
-		serve: serveGWS,
+		serve: func(ln net.Listener) error { return serveGWS(ln, gws.PermessageDeflate{}) },
 	})
 }
 
@@ -118,9 +118,13 @@ func serveHTTP(ln net.Listener, h http.Handler) error {
 	return err
 }
 
-func serveGorilla(ln net.Listener) error {
+// serveGorilla, serveCoder and serveGWS are the libraries' echo servers,
+// with permessage-deflate as the argument sets it (off, or see
+// deflate_servers.go).
+func serveGorilla(ln net.Listener, compress bool) error {
 	up := gorilla.Upgrader{
-		CheckOrigin: func(*http.Request) bool { return true },
+		CheckOrigin:       func(*http.Request) bool { return true },
+		EnableCompression: compress,
 	}
 	return serveHTTP(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, err := up.Upgrade(w, r, nil)
@@ -140,11 +144,11 @@ func serveGorilla(ln net.Listener) error {
 	}))
 }
 
-func serveCoder(ln net.Listener) error {
+func serveCoder(ln net.Listener, mode coder.CompressionMode) error {
 	return serveHTTP(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, err := coder.Accept(w, r, &coder.AcceptOptions{
 			InsecureSkipVerify: true,
-			CompressionMode:    coder.CompressionDisabled,
+			CompressionMode:    mode,
 		})
 		if err != nil {
 			return
@@ -195,8 +199,8 @@ func (gwsEcho) OnMessage(c *gws.Conn, m *gws.Message) {
 	_ = c.WriteMessage(m.Opcode, m.Bytes())
 }
 
-func serveGWS(ln net.Listener) error {
-	up := gws.NewUpgrader(gwsEcho{}, &gws.ServerOption{})
+func serveGWS(ln net.Listener, pd gws.PermessageDeflate) error {
+	up := gws.NewUpgrader(gwsEcho{}, &gws.ServerOption{PermessageDeflate: pd})
 	return serveHTTP(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, err := up.Upgrade(w, r)
 		if err != nil {
