@@ -242,10 +242,7 @@ func (d *Dialer) connect(ctx context.Context, u *url.URL, secure bool) (nc net.C
 	tc := tls.Client(nc, cfg)
 	if err := tc.HandshakeContext(ctx); err != nil {
 		nc.Close()
-		if ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
-			err = fmt.Errorf("%w (%v)", ctx.Err(), err)
-		}
-		return nil, nil, &DialError{URL: u.Redacted(), Err: fmt.Errorf("TLS handshake with the origin: %w", err)}
+		return nil, nil, &DialError{URL: u.Redacted(), Err: fmt.Errorf("TLS handshake with the origin: %w", withCtxCause(ctx, err))}
 	}
 	return tc, nil, nil
 }

@@ -456,22 +456,10 @@ func (es *EventSource) request(ctx context.Context, u *url.URL, method string, b
 
 	fail := func(err error) (*http.Response, net.Conn, error) {
 		nc.Close()
-		if ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
-			err = fmt.Errorf("%w (%v)", ctx.Err(), err)
-		}
-		return nil, nil, fmt.Errorf("client: EventSource request to %s: %w", u.Redacted(), err)
+		return nil, nil, fmt.Errorf("client: EventSource request to %s: %w", u.Redacted(), withCtxCause(ctx, err))
 	}
 	stop := interruptOnDone(ctx, nc)
-	bw := bufio.NewWriter(nc)
-	if fwd != nil {
-		err = req.WriteProxy(bw)
-	} else {
-		err = req.Write(bw)
-	}
-	if err == nil {
-		err = bw.Flush()
-	}
-	if err != nil {
+	if err := writeRequest(nc, req, fwd != nil); err != nil {
 		stop()
 		return fail(err)
 	}
@@ -595,6 +583,31 @@ func interruptOnDone(ctx context.Context, nc net.Conn) (stop func() bool) {
 		nc.SetDeadline(time.Time{})
 		return false
 	}
+}
+
+// withCtxCause puts ctx's error in front of err when ctx ended: an I/O
+// error caused by the interruption says less than "context canceled".
+func withCtxCause(ctx context.Context, err error) error {
+	if ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
+		return fmt.Errorf("%w (%v)", ctx.Err(), err)
+	}
+	return err
+}
+
+// writeRequest sends req on w, in the absolute form a forwarding proxy
+// needs when toProxy is set.
+func writeRequest(w io.Writer, req *http.Request, toProxy bool) error {
+	bw := bufio.NewWriter(w)
+	var err error
+	if toProxy {
+		err = req.WriteProxy(bw)
+	} else {
+		err = req.Write(bw)
+	}
+	if err != nil {
+		return err
+	}
+	return bw.Flush()
 }
 
 // validToken reports whether s is an HTTP token (RFC 9110 §5.6.2).

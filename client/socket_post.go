@@ -88,22 +88,10 @@ func (s *Socket) post(ctx context.Context, token, text string) (status int, body
 
 	fail := func(err error) (int, string, error) {
 		pc.close()
-		if ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
-			err = fmt.Errorf("%w (%v)", ctx.Err(), err)
-		}
-		return 0, "", fmt.Errorf("POST to %s: %w", u.Redacted(), err)
+		return 0, "", fmt.Errorf("POST to %s: %w", u.Redacted(), withCtxCause(ctx, err))
 	}
 	stop := interruptOnDone(ctx, pc.nc)
-	bw := bufio.NewWriter(pc.nc)
-	if pc.fwd != nil {
-		err = req.WriteProxy(bw)
-	} else {
-		err = req.Write(bw)
-	}
-	if err == nil {
-		err = bw.Flush()
-	}
-	if err != nil {
+	if err := writeRequest(pc.nc, req, pc.fwd != nil); err != nil {
 		stop()
 		return fail(err)
 	}
