@@ -46,6 +46,17 @@ func init() {
 	for c, e := range lengthExtra {
 		symExtra[257+c] = e
 	}
+	lens := fixedLitLengths()
+	fixedLit.assign(lens[:])
+	for i := range numDist {
+		lens[i] = 5
+	}
+	fixedDist.assign(lens[:numDist])
+}
+
+// fixedLitLengths returns the code lengths of the fixed literal/length
+// code (RFC 1951 §3.2.6), which the compressor and the decompressor share.
+func fixedLitLengths() [288]uint8 {
 	var lens [288]uint8
 	for i := range lens {
 		switch {
@@ -59,11 +70,7 @@ func init() {
 			lens[i] = 8
 		}
 	}
-	fixedLit.assign(lens[:])
-	for i := range numDist {
-		lens[i] = 5
-	}
-	fixedDist.assign(lens[:numDist])
+	return lens
 }
 
 // distCode returns the distance code of a distance minus 1.

@@ -299,19 +299,7 @@ func (h *huffTable) build(c *codeLists, next []uint16, root uint, storage []uint
 var fixedLitTable, fixedDistTable huffTable
 
 func init() {
-	var lens [288]uint8
-	for i := range lens {
-		switch {
-		case i < 144:
-			lens[i] = 8
-		case i < 256:
-			lens[i] = 9
-		case i < 280:
-			lens[i] = 7
-		default:
-			lens[i] = 8
-		}
-	}
+	lens := fixedLitLengths()
 	fixedLitTable.init(lens[:], litRootBits, make([]uint32, litTableSize), litEntries[:])
 	// 32 codes of 5 bits, of which 30 and 31 never occur in valid data.
 	for i := range 32 {
