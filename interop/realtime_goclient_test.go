@@ -268,20 +268,8 @@ func TestRealtimeGoClientNginxRestart(t *testing.T) {
 	hub := realtime.NewHub(nil)
 	mux := http.NewServeMux()
 	mux.Handle("/rt", realtime.Handler(&realtime.Options{Hub: hub}, nil))
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	serve := func(ln net.Listener) (stop func()) { return serveWithHub(t, ln, mux, hub) }
-	stop := serve(ln)
-	stopped := false
-	t.Cleanup(func() {
-		if !stopped {
-			stop()
-		}
-	})
-	nginx := rtStartNginx(t, addr)
+	srv := startRestartable(t, mux, hub)
+	nginx := rtStartNginx(t, srv.addr)
 
 	opens := make(chan client.OpenInfo, 64)
 	var mu sync.Mutex
@@ -331,38 +319,9 @@ func TestRealtimeGoClientNginxRestart(t *testing.T) {
 		got <- msgs
 	}()
 
-	sent := make(chan int, total)
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		defer close(sent)
-		for i := 1; i <= total; i++ {
-			if _, err := hub.Broadcast("m" + strconv.Itoa(i)); err != nil {
-				t.Errorf("broadcast: %v", err)
-				return
-			}
-			sent <- i
-			time.Sleep(25 * time.Millisecond)
-		}
-	})
-	for i := range sent {
-		if i == 15 {
-			break
-		}
-	}
-	stop() // the Go client gets realtime.close 1001, then 502s from nginx
-	stopped = true
-	for i := range sent {
-		if i == 35 {
-			break // broadcasts made while nothing listened
-		}
-	}
-	ln2, err := net.Listen("tcp", addr)
-	if err != nil {
-		t.Fatalf("listen again on %s: %v", addr, err)
-	}
-	stop = serve(ln2)
-	stopped = false
-	wg.Wait()
+	// The Go client gets realtime.close 1001, then 502s from nginx while
+	// the server is down.
+	srv.broadcastAcrossRestart(total)
 	hub.Broadcast("end")
 
 	var msgs []string

@@ -51,19 +51,8 @@ func TestRealtimeRestartResume(t *testing.T) {
 	mux.Handle("/realtime.js", realtime.ClientJS())
 	mux.Handle("/rt", realtime.Handler(&realtime.Options{Hub: hub}, nil))
 
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	serve := func(ln net.Listener) (stop func()) { return serveWithHub(t, ln, mux, hub) }
-	stop := serve(ln)
-	stopped := false
-	t.Cleanup(func() {
-		if !stopped {
-			stop()
-		}
-	})
+	srv := startRestartable(t, mux, hub)
+	addr := srv.addr
 
 	browser := rtStartChromium(t)
 	const state = `JSON.stringify(window.__rt)`
@@ -78,38 +67,7 @@ func TestRealtimeRestartResume(t *testing.T) {
 	}
 
 	// The broadcaster sends throughout; the restart happens in the middle.
-	var wg sync.WaitGroup
-	sent := make(chan int, total)
-	wg.Go(func() {
-		defer close(sent)
-		for i := 1; i <= total; i++ {
-			if _, err := hub.Broadcast("m" + strconv.Itoa(i)); err != nil {
-				t.Errorf("broadcast: %v", err)
-				return
-			}
-			sent <- i
-			time.Sleep(25 * time.Millisecond)
-		}
-	})
-	for i := range sent {
-		if i == 15 {
-			break
-		}
-	}
-	stop() // the pages see 1001 / realtime.close and start reconnecting
-	stopped = true
-	for i := range sent {
-		if i == 35 {
-			break // broadcasts made while nothing listened
-		}
-	}
-	ln2, err := net.Listen("tcp", addr)
-	if err != nil {
-		t.Fatalf("listen again on %s: %v", addr, err)
-	}
-	stop = serve(ln2)
-	stopped = false
-	wg.Wait()
+	srv.broadcastAcrossRestart(total)
 
 	want := make([]string, total)
 	for i := range want {
@@ -141,6 +99,71 @@ func TestRealtimeRestartResume(t *testing.T) {
 			t.Fatalf("%s page's last open %+v, want a resumed %s", transport, last, transport)
 		}
 	}
+}
+
+// restartable serves a handler and its Hub on a loopback address, and can
+// stop and serve again on that address with the same Hub.
+type restartable struct {
+	t    *testing.T
+	h    http.Handler
+	hub  *realtime.Hub
+	addr string
+	stop func() // nil while stopped
+}
+
+// startRestartable serves h and hub until the test ends.
+func startRestartable(t *testing.T, h http.Handler, hub *realtime.Hub) *restartable {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &restartable{t: t, h: h, hub: hub, addr: ln.Addr().String()}
+	r.stop = serveWithHub(t, ln, h, hub)
+	t.Cleanup(func() {
+		if r.stop != nil {
+			r.stop()
+		}
+	})
+	return r
+}
+
+// broadcastAcrossRestart broadcasts "m1" … "m<total>" 25 ms apart. After
+// the 15th it stops the server (clients get 1001 or realtime.close);
+// after the 35th, broadcasts made while nothing listened, it serves again
+// on the same address. It returns once all are sent.
+func (r *restartable) broadcastAcrossRestart(total int) {
+	t := r.t
+	var wg sync.WaitGroup
+	sent := make(chan int, total)
+	wg.Go(func() {
+		defer close(sent)
+		for i := 1; i <= total; i++ {
+			if _, err := r.hub.Broadcast("m" + strconv.Itoa(i)); err != nil {
+				t.Errorf("broadcast: %v", err)
+				return
+			}
+			sent <- i
+			time.Sleep(25 * time.Millisecond)
+		}
+	})
+	for i := range sent {
+		if i == 15 {
+			break
+		}
+	}
+	r.stop()
+	r.stop = nil
+	for i := range sent {
+		if i == 35 {
+			break
+		}
+	}
+	ln, err := net.Listen("tcp", r.addr)
+	if err != nil {
+		t.Fatalf("listen again on %s: %v", r.addr, err)
+	}
+	r.stop = serveWithHub(t, ln, r.h, r.hub)
+	wg.Wait()
 }
 
 // serveWithHub serves h on ln. stop shuts the server down, and the hub
