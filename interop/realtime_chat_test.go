@@ -41,20 +41,11 @@ func rtChat(t *testing.T, browser context.Context, base, want string) {
 	}
 	// Each says something by typing and clicking, as a person would.
 	for i, name := range names {
-		ctx, cancel := context.WithTimeout(tabs[i], 30*time.Second)
-		err := chromedp.Do(ctx,
-			chromedp.SendKeys(chromedp.ID("msg"), "hello from "+name+" ✓"),
-			chromedp.Click(chromedp.ID("send")))
-		cancel()
-		if err != nil {
-			t.Fatalf("%s typing: %v", name, err)
-		}
+		rtChatType(t, tabs[i], name, "hello from "+name+" ✓")
 	}
 	for i, name := range names {
 		for _, from := range names {
-			line := fmt.Sprintf(`[...document.querySelectorAll('#log li.say')].some((li) =>
-				li.dataset.from === %q && li.dataset.transport === %q && li.dataset.text === %q)`,
-				from, want, "hello from "+from+" ✓")
+			line := rtChatLineJS(from, want, "hello from "+from+" ✓")
 			rtWait(t, tabs[i], name+" sees "+from+"'s line", line, state, rtChatWait)
 		}
 		// Exactly two lines: nothing twice.

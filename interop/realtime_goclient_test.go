@@ -213,21 +213,13 @@ func rtGoChat(t *testing.T, browser context.Context, pageBase, goURL string, d *
 		t.Fatalf("the Go client's Send: %v", err)
 	}
 	for i, name := range names {
-		ctx, cancel := context.WithTimeout(tabs[i], 30*time.Second)
-		err := chromedp.Do(ctx,
-			chromedp.SendKeys(chromedp.ID("msg"), lines[name]),
-			chromedp.Click(chromedp.ID("send")))
-		cancel()
-		if err != nil {
-			t.Fatalf("%s typing: %v", name, err)
-		}
+		rtChatType(t, tabs[i], name, lines[name])
 	}
 
 	// Every page sees every line, once.
 	for i, name := range names {
 		for from, text := range lines {
-			line := fmt.Sprintf(`[...document.querySelectorAll('#log li.say')].some((li) =>
-				li.dataset.from === %q && li.dataset.transport === %q && li.dataset.text === %q)`, from, want, text)
+			line := rtChatLineJS(from, want, text)
 			rtWait(t, tabs[i], name+" sees "+from+"'s line", line, state, rtChatWait)
 		}
 		if n := rtEval[int](t, tabs[i], `document.querySelectorAll('#log li.say').length`); n != len(lines) {

@@ -301,3 +301,24 @@ http_access deny all
 	})
 	return addr, accessLog
 }
+
+// rtChatType says text in the chat page tab as a person would: typing,
+// then clicking send.
+func rtChatType(t *testing.T, tab context.Context, name, text string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(tab, 30*time.Second)
+	defer cancel()
+	err := chromedp.Do(ctx,
+		chromedp.SendKeys(chromedp.ID("msg"), text),
+		chromedp.Click(chromedp.ID("send")))
+	if err != nil {
+		t.Fatalf("%s typing: %v", name, err)
+	}
+}
+
+// rtChatLineJS is a JavaScript condition: the chat page shows the line
+// text from the participant from, who uses transport.
+func rtChatLineJS(from, transport, text string) string {
+	return fmt.Sprintf(`[...document.querySelectorAll('#log li.say')].some((li) =>
+		li.dataset.from === %q && li.dataset.transport === %q && li.dataset.text === %q)`, from, transport, text)
+}
