@@ -24,6 +24,7 @@ import (
 	"github.com/realtime-go/realtime/extensions/deflate"
 	"github.com/realtime-go/realtime/interop/internal/benchproc"
 	"github.com/realtime-go/realtime/interop/internal/rawframe"
+	"github.com/realtime-go/realtime/interop/internal/report"
 )
 
 // The compressed scenarios (-deflate): echo of 1 KiB JSON messages with
@@ -605,10 +606,10 @@ func runPMDBench(cfg pmdConfig) {
 			}
 		}
 	}
-	report, problems := renderPMD(names, scs, rows, cfg, time.Since(start))
-	fmt.Print(report)
+	text, problems := renderPMD(names, scs, rows, cfg, time.Since(start))
+	fmt.Print(text)
 	if cfg.out != "" {
-		if err := os.WriteFile(cfg.out, []byte(report), 0o644); err != nil {
+		if err := os.WriteFile(cfg.out, []byte(text), 0o644); err != nil {
 			fatal("write %s: %v", cfg.out, err)
 		}
 	}
@@ -682,7 +683,7 @@ func renderPMD(names []string, scs []pmdScenario, rows map[string]*pmdRow, cfg p
 				p(" %.1f |", r.mem[sc.key].gcPerConn)
 			default:
 				lr := r.load[sc.key]
-				cell := fmtRate(lr.rate)
+				cell := report.Rate(lr.rate)
 				if lr.errs > 0 {
 					cell += fmt.Sprintf(" ⚠ %d conn errors", lr.errs)
 				}
@@ -694,7 +695,7 @@ func renderPMD(names []string, scs []pmdScenario, rows map[string]*pmdRow, cfg p
 	p("\nServers:\n\n")
 	for _, name := range names {
 		s := servers[name]
-		p("- `%s` %s: %s\n", name, moduleVersion(s.pkg), s.notes)
+		p("- `%s` %s: %s\n", name, report.ModuleVersion(s.pkg), s.notes)
 	}
 	p("\n<details><summary>Details</summary>\n\n")
 	p("What each server answered to the two offers, and the average size of its compressed echoes of the %d messages in a row (the client sends them compressed to %.0f bytes on average); CPU during the measured window in cores: server / load client / everything else, and the server's CPU time per echoed message (the steadiest figure when the machine is not quiet); memory: KiB RSS per connection before GC, Go heap and stack per connection after GC.\n\n", pmdMsgCount, pmdSentWire())

@@ -22,12 +22,12 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"runtime/debug"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/realtime-go/realtime/interop/internal/benchproc"
+	"github.com/realtime-go/realtime/interop/internal/report"
 )
 
 type scenario struct {
@@ -159,10 +159,10 @@ func main() {
 	}
 	elapsed := time.Since(start)
 
-	report, problems := render(names, scenarios, results, d, warm, settle, elapsed)
-	fmt.Print(report)
+	text, problems := render(names, scenarios, results, d, warm, settle, elapsed)
+	fmt.Print(text)
 	if *out != "" {
-		if err := os.WriteFile(*out, []byte(report), 0o644); err != nil {
+		if err := os.WriteFile(*out, []byte(text), 0o644); err != nil {
 			fatal("write %s: %v", *out, err)
 		}
 	}
@@ -300,7 +300,7 @@ func render(names []string, scs []scenario, res map[string]*rowResult, d, warm, 
 				continue
 			}
 			lr := r.load[sc.key]
-			cell := fmtRate(lr.rate)
+			cell := report.Rate(lr.rate)
 			if tcp != nil && tcp.errs[sc.key] == nil && tcp.load[sc.key].rate > 0 {
 				cell += fmt.Sprintf(" (%.2f)", lr.rate/tcp.load[sc.key].rate)
 			}
@@ -322,7 +322,7 @@ func render(names []string, scs []scenario, res map[string]*rowResult, d, warm, 
 	p("\nServers:\n\n")
 	for _, name := range names {
 		s := servers[name]
-		p("- `%s` %s: %s\n", name, moduleVersion(s.pkg), s.notes)
+		p("- `%s` %s: %s\n", name, report.ModuleVersion(s.pkg), s.notes)
 	}
 	p("\n<details><summary>Details</summary>\n\n")
 	p("CPU used during the measured window, in cores (of %d): server process / load client process / everything else on the machine (should be near 0); then the server's read / write system calls per echoed message (%s, for %v after the measured window; – where perf could not count them).\n\n", runtime.NumCPU(), benchproc.SyscallsCounted, syscallCountWindow)
@@ -414,43 +414,6 @@ func awaitQuiet(max time.Duration) float64 {
 			return busy
 		}
 	}
-}
-
-func fmtRate(r float64) string {
-	n := int64(r + 0.5)
-	s := fmt.Sprint(n)
-	var out []byte
-	for i := range len(s) {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			out = append(out, ',')
-		}
-		out = append(out, s[i])
-	}
-	return string(out)
-}
-
-// moduleVersion reports the version of the module holding pkg, from the
-// binary's build information.
-func moduleVersion(pkg string) string {
-	if pkg == "" {
-		return ""
-	}
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return "(" + pkg + ")"
-	}
-	for _, m := range bi.Deps {
-		if m.Path == pkg {
-			if m.Replace != nil {
-				if m.Replace.Version == "" || m.Replace.Version == "(devel)" {
-					return fmt.Sprintf("(%s, working tree at %s)", pkg, m.Replace.Path)
-				}
-				return fmt.Sprintf("(%s => %s %s)", pkg, m.Replace.Path, m.Replace.Version)
-			}
-			return fmt.Sprintf("(%s %s)", pkg, m.Version)
-		}
-	}
-	return "(" + pkg + ")"
 }
 
 func logf(format string, a ...any) {

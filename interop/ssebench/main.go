@@ -44,7 +44,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -184,10 +183,10 @@ func main() {
 			res[name][sc.key] = r
 		}
 	}
-	report, problems := render(names, scs, res, d, warm, time.Since(start))
-	fmt.Print(report)
+	text, problems := render(names, scs, res, d, warm, time.Since(start))
+	fmt.Print(text)
 	if *out != "" {
-		if err := os.WriteFile(*out, []byte(report), 0o644); err != nil {
+		if err := os.WriteFile(*out, []byte(text), 0o644); err != nil {
 			fatal("write %s: %v", *out, err)
 		}
 	}
@@ -501,24 +500,4 @@ func logf(format string, a ...any) {
 func fatal(format string, a ...any) {
 	fmt.Fprintf(os.Stderr, "ssebench: "+format+"\n", a...)
 	os.Exit(1)
-}
-
-// moduleVersion reports the version of the module holding pkg.
-func moduleVersion(pkg string) string {
-	if pkg == "" {
-		return ""
-	}
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return "(" + pkg + ")"
-	}
-	for _, m := range bi.Deps {
-		if m.Path == pkg {
-			if m.Replace != nil {
-				return fmt.Sprintf("(%s, working tree)", pkg)
-			}
-			return fmt.Sprintf("(%s %s)", pkg, m.Version)
-		}
-	}
-	return "(" + pkg + ")"
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/realtime-go/realtime/interop/internal/benchproc"
+	"github.com/realtime-go/realtime/interop/internal/report"
 )
 
 // render formats the report and counts the failures it lists.
@@ -66,7 +67,7 @@ func render(names []string, scs []scenario, res map[string]map[string]*result, d
 	}
 	rateCell := func(key string) func(string, *result) string {
 		return func(_ string, r *result) string {
-			c := fmtRate(r.rate)
+			c := report.Rate(r.rate)
 			if bestLib[key] > 0 {
 				c += fmt.Sprintf(" (×%.2f)", r.rate/bestLib[key])
 			}
@@ -101,7 +102,7 @@ func render(names []string, scs []scenario, res map[string]map[string]*result, d
 	}
 	if sc := has["e"]; sc != nil {
 		cols = append(cols, col{"e", "100 subs: events/s without → with 1 stalled", func(name string, r *result) string {
-			c := fmtRate(r.baseRate) + " → " + fmtRate(r.rate)
+			c := report.Rate(r.baseRate) + " → " + report.Rate(r.rate)
 			if r.baseRate > 0 {
 				c += fmt.Sprintf(" (%.2f)", r.rate/r.baseRate)
 			}
@@ -157,7 +158,7 @@ func render(names []string, scs []scenario, res map[string]map[string]*result, d
 	p("\nServers:\n\n")
 	for _, name := range names {
 		s := servers[name]
-		p("- `%s` %s: %s\n", name, moduleVersion(s.pkg), s.notes)
+		p("- `%s` %s: %s\n", name, report.ModuleVersion(s.pkg), s.notes)
 	}
 
 	p("\n<details><summary>Details</summary>\n\n")
@@ -195,7 +196,7 @@ func render(names []string, scs []scenario, res map[string]map[string]*result, d
 				}
 			}
 			if sc.stall {
-				notes = append(notes, fmt.Sprintf("without the stalled subscriber: %s events/s", fmtRate(r.baseRate)))
+				notes = append(notes, fmt.Sprintf("without the stalled subscriber: %s events/s", report.Rate(r.baseRate)))
 				if r.bitten {
 					notes = append(notes, fmt.Sprintf("its send queue stopped growing after %s at %d KiB", fmtDur(r.bite), r.biteQueue>>10))
 				} else {
@@ -206,7 +207,7 @@ func render(names []string, scs []scenario, res map[string]map[string]*result, d
 				notes = append(notes, fmt.Sprintf("idle per subscriber: RSS %.1f KiB before GC, heap %.1f KiB, stack %.1f KiB, %.2f goroutines; RSS growth at the end of the flat-out window %.1f KiB", r.rssRaw, r.heap, r.stack, r.gor, r.rssLoad))
 			}
 			p("| %s | %s | %.2f / %.2f / %.2f | %.3f | %s | %s–%s | %s |\n", name, sc.title, r.serverCPU, r.clientCPU, r.otherCPU, r.writesPerE,
-				fmtRate(r.pubRate), fmtRate(float64(r.minSub)), fmtRate(float64(r.maxSub)), strings.Join(notes, "; "))
+				report.Rate(r.pubRate), report.Rate(float64(r.minSub)), report.Rate(float64(r.maxSub)), strings.Join(notes, "; "))
 			if !sc.stall && r.readerErrs > 0 {
 				problems = append(problems, fmt.Sprintf("- `%s` %s: %d subscribers ended early, first: %v", name, sc.title, r.readerErrs, r.firstErr))
 			}
@@ -239,17 +240,4 @@ func fmtDur(d time.Duration) string {
 	default:
 		return fmt.Sprintf("%d µs", d.Microseconds())
 	}
-}
-
-func fmtRate(r float64) string {
-	n := int64(r + 0.5)
-	s := fmt.Sprint(n)
-	var out []byte
-	for i := range len(s) {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			out = append(out, ',')
-		}
-		out = append(out, s[i])
-	}
-	return string(out)
 }
