@@ -1,19 +1,42 @@
 package realtime
 
-import "errors"
+import (
+	"errors"
 
-var (
-	// ErrQueueFull is what Socket.Err wraps after the socket was closed
-	// because its send queue overflowed under QueueClose, and what Send
-	// returns for the message that overflowed it.
-	ErrQueueFull = errors.New("realtime: send queue full")
-
-	// ErrInvalidUTF8 is returned by Send and Hub.Broadcast for text that
-	// is not valid UTF-8: neither transport can carry it.
-	ErrInvalidUTF8 = errors.New("realtime: text is not valid UTF-8")
-
-	// ErrWriteTimeout is what Socket.Err wraps after the socket was
-	// closed because a client did not take a write within
-	// Options.WriteTimeout, on either transport.
-	ErrWriteTimeout = errors.New("realtime: write timed out")
+	"github.com/realtime-go/realtime/eventsource"
+	"github.com/realtime-go/realtime/websocket"
 )
+
+// ErrQueueFull is what Socket.Err wraps after the socket was closed
+// because its send queue overflowed (by count or by bytes) under
+// QueueClose, and what Send returns for the message that overflowed it.
+var ErrQueueFull = errors.New("realtime: send queue full")
+
+// errInvalidUTF8 is what Send and Hub.Broadcast return for text that is
+// not valid UTF-8: neither transport can carry it. It matches the
+// module's one sentinel, websocket.ErrInvalidUTF8, and reads as an
+// error of this package, prefixed once.
+var errInvalidUTF8 error = &wrapped{msg: "realtime: text is not valid UTF-8", err: websocket.ErrInvalidUTF8}
+
+// wrapped is an error of this package that matches a sentinel of
+// another (errors.Is) under a message of its own, so the message is
+// prefixed once, by "realtime: ".
+type wrapped struct {
+	msg string
+	err error
+}
+
+func (e *wrapped) Error() string { return e.msg }
+func (e *wrapped) Unwrap() error { return e.err }
+
+// writeTimeoutError is why a socket ended when its client did not take a
+// write within Options.WriteTimeout. It matches
+// eventsource.ErrWriteTimeout, the module's one write-timeout sentinel,
+// on both transports, and the transport's own error (such as
+// os.ErrDeadlineExceeded on WebSocket).
+type writeTimeoutError struct{ err error }
+
+func (e *writeTimeoutError) Error() string { return "realtime: write timed out: " + e.err.Error() }
+func (e *writeTimeoutError) Unwrap() []error {
+	return []error{eventsource.ErrWriteTimeout, e.err}
+}

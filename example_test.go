@@ -19,7 +19,7 @@ import (
 func ExampleHandler() {
 	h := realtime.Handler(&realtime.Options{
 		OnMessage: func(ctx context.Context, s *realtime.Socket, text string) {
-			s.Send("you said " + text + " over " + s.Kind().String())
+			s.Send("you said " + text + " over " + s.Transport().String())
 		},
 	}, nil)
 	srv := httptest.NewServer(h)

@@ -11,8 +11,8 @@ import (
 )
 
 // Handler returns an http.Handler that serves realtime sockets on one
-// URL: a WebSocket upgrade becomes a KindWebSocket socket, a GET that
-// accepts text/event-stream a KindEventSource socket, and a POST
+// URL: a WebSocket upgrade becomes a TransportWebSocket socket, a GET that
+// accepts text/event-stream a TransportEventSource socket, and a POST
 // carrying an EventSource socket's session token delivers a message
 // from that client to Options.OnMessage. A GET of the URL with the query
 // "?client.js" returns the browser client (see ClientJS). Any other GET is answered 426
@@ -102,7 +102,7 @@ func (h *handler) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return // Accept has answered
 	}
-	s := newSocket(h, KindWebSocket, r)
+	s := newSocket(h, TransportWebSocket, r)
 	s.ws = c
 	s.ids = c.Subprotocol() == Subprotocol
 	if s.ids {
@@ -120,7 +120,7 @@ func (h *handler) serveEventSource(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return // Accept has answered
 	}
-	s := newSocket(h, KindEventSource, r)
+	s := newSocket(h, TransportEventSource, r)
 	s.es = st
 	s.ids = true
 	s.lastEventID = st.LastEventID()

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/realtime-go/realtime/eventsource"
 	"github.com/realtime-go/realtime/websocket"
 )
 
@@ -58,10 +59,10 @@ func TestHeartbeatEventSource(t *testing.T) {
 func TestWriteTimeout(t *testing.T) {
 	for _, k := range kinds {
 		t.Run(k.String(), func(t *testing.T) {
-			hub := NewHub(&HubOptions{MaxHistory: -1})
+			hub := NewHub(&HubOptions{MaxHistory: 1})
 			opts := &Options{Hub: hub, WriteTimeout: 200 * time.Millisecond, QueuePolicy: QueueDropOldest, Heartbeat: -1}
 			ts := newTestServer(t, opts, nil)
-			if k == KindWebSocket {
+			if k == TransportWebSocket {
 				dialWS(t, ts, wsDial{})
 			} else {
 				dialES(t, ts, esDial{noRead: true})
@@ -82,7 +83,7 @@ func TestWriteTimeout(t *testing.T) {
 				}
 				break
 			}
-			if err := s.Err(); !errors.Is(err, ErrWriteTimeout) {
+			if err := s.Err(); !errors.Is(err, eventsource.ErrWriteTimeout) {
 				t.Fatalf("Err = %v, want ErrWriteTimeout", err)
 			}
 		})

@@ -15,7 +15,9 @@ import (
 
 // Defaults for HubOptions fields left zero.
 const (
-	DefaultMaxHistory      = 1000
+	// DefaultMaxHistory is how many broadcasts a Hub keeps.
+	DefaultMaxHistory = 1000
+	// DefaultMaxHistoryBytes bounds the payload bytes a Hub keeps.
 	DefaultMaxHistoryBytes = 4 << 20
 )
 
@@ -23,17 +25,19 @@ const (
 // *HubOptions means the zero value; NewHub copies it.
 type HubOptions struct {
 	// MaxHistory is how many recent broadcasts are kept. 0 means
-	// DefaultMaxHistory; a negative value keeps none, so a client can
-	// only resume when it missed nothing.
+	// DefaultMaxHistory; a negative value means no bound on the count.
+	// (With MaxHistory 1, a client can only resume when it missed at
+	// most the latest broadcast.)
 	MaxHistory int
 
 	// MaxHistoryBytes bounds the summed text of the broadcasts kept (the
 	// encoded forms kept alongside take about as much again per
 	// transport in use). 0 means DefaultMaxHistoryBytes; a negative value
 	// removes the bound.
-	MaxHistoryBytes int
+	MaxHistoryBytes int64
 
-	// MaxHistoryAge, when positive, drops broadcasts older than this.
+	// MaxHistoryAge, when positive, drops broadcasts older than this;
+	// 0 or a negative value means no bound on the age.
 	MaxHistoryAge time.Duration
 }
 
@@ -53,15 +57,15 @@ type HubOptions struct {
 // A Hub is safe for concurrent use.
 type Hub struct {
 	epoch    string
-	maxN     int // <0: keep none
-	maxBytes int // <0: no bound
+	maxN     int   // <0: no bound
+	maxBytes int64 // <0: no bound
 	maxAge   time.Duration
 
 	mu       sync.Mutex
 	seq      uint64     // the last broadcast's number; 0 before the first
 	hist     []*message // kept broadcasts, oldest first, from hist[head]
 	head     int
-	bytes    int
+	bytes    int64
 	members  map[*Socket]struct{}
 	shutting int // Shutdown calls in progress: refuse new sockets
 }
@@ -256,11 +260,8 @@ func (h *Hub) since(id string) ([]*message, bool) {
 
 // keep adds m to the history and applies the bounds. Called with mu held.
 func (h *Hub) keep(m *message) {
-	if h.maxN < 0 {
-		return
-	}
 	h.hist = append(h.hist, m)
-	h.bytes += len(m.text)
+	h.bytes += int64(len(m.text))
 	h.evict(m.at)
 }
 
@@ -276,11 +277,11 @@ func (h *Hub) evict(now time.Time) {
 	for h.head < len(h.hist) {
 		m := h.hist[h.head]
 		n := len(h.hist) - h.head
-		if n <= h.maxN && (h.maxBytes < 0 || h.bytes <= h.maxBytes) &&
+		if (h.maxN < 0 || n <= h.maxN) && (h.maxBytes < 0 || h.bytes <= h.maxBytes) &&
 			(h.maxAge <= 0 || now.Sub(m.at) <= h.maxAge) {
 			break
 		}
-		h.bytes -= len(m.text)
+		h.bytes -= int64(len(m.text))
 		h.hist[h.head] = nil
 		h.head++
 	}

@@ -33,7 +33,7 @@ func TestHubBroadcast(t *testing.T) {
 		}
 		ids = append(ids, id)
 	}
-	if _, err := hub.Broadcast("\xff"); err != ErrInvalidUTF8 {
+	if _, err := hub.Broadcast("\xff"); !errors.Is(err, websocket.ErrInvalidUTF8) {
 		t.Fatalf("Broadcast of invalid UTF-8: %v", err)
 	}
 	for i, text := range []string{"one", "two\nlines", ""} {
@@ -88,7 +88,7 @@ func TestHubShutdown(t *testing.T) {
 	for _, s := range []*Socket{ws, es} {
 		waitDone(t, s)
 		if s.Err() != nil {
-			t.Fatalf("%v socket Err = %v after Shutdown", s.Kind(), s.Err())
+			t.Fatalf("%v socket Err = %v after Shutdown", s.Transport(), s.Err())
 		}
 	}
 	if hub.Len() != 0 {

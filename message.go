@@ -33,7 +33,7 @@ type message struct {
 // newMessage checks text and normalizes its line ends.
 func newMessage(text string) (*message, error) {
 	if !utf8.ValidString(text) {
-		return nil, ErrInvalidUTF8
+		return nil, errInvalidUTF8
 	}
 	return &message{text: normalizeLineEnds(text)}, nil
 }

@@ -27,30 +27,36 @@ const (
 	CloseEvent = "realtime.close"
 )
 
-// Defaults for Options fields left zero.
+// Defaults for Options fields left zero. A message from a client is
+// bounded by websocket.DefaultMaxMessageSize, the module's one default
+// for that limit.
 const (
-	// DefaultHeartbeat is how often an idle connection is probed: a
-	// WebSocket ping (whose pong must come within the same time) or an
-	// EventSource comment line. 25 s stays under the 30-60 s idle
-	// timeouts common in proxies and load balancers.
-	DefaultHeartbeat = 25 * time.Second
+	// DefaultHeartbeat is how long a connection may stay idle before it
+	// is probed: a WebSocket ping (whose pong must come within the same
+	// time) or an EventSource comment line. 15 s, as in package
+	// eventsource, stays well under the 30-60 s idle timeouts common in
+	// proxies and load balancers.
+	DefaultHeartbeat = 15 * time.Second
 
 	// DefaultWriteTimeout bounds one write to a client, so a client that
 	// stops reading is let go instead of pinning its writer.
 	DefaultWriteTimeout = 10 * time.Second
 
-	// DefaultQueueSize is how many messages may wait for a socket's
+	// DefaultMaxQueue is how many messages may wait for a socket's
 	// writer. A browser on a healthy link drains a queue faster than a
 	// chat fills it; 256 absorbs bursts of broadcasts.
-	DefaultQueueSize = 256
+	DefaultMaxQueue = 256
 
-	// DefaultMaxMessageSize bounds a message from a client, on either
-	// transport.
-	DefaultMaxMessageSize = 1 << 20
+	// DefaultMaxQueueBytes bounds the payload bytes waiting for (or being
+	// written by) a socket's writer: 256 chat-sized messages fit many
+	// times over, while a client that stalls under large messages pins
+	// at most this much (plus one message) instead of 256 of them.
+	DefaultMaxQueueBytes = 4 << 20
 )
 
 // QueuePolicy says what happens when a message is sent to a socket
-// whose send queue is full: its client reads slower than messages come.
+// whose send queue is full, by count (Options.MaxQueue) or by bytes
+// (Options.MaxQueueBytes): its client reads slower than messages come.
 type QueuePolicy int
 
 const (
@@ -98,32 +104,46 @@ type Options struct {
 	// means messages are read and dropped.
 	OnMessage func(ctx context.Context, s *Socket, text string)
 
-	// Heartbeat is how often idle connections are probed, so that dead
-	// peers are noticed: WebSocket pings that must be answered within the
-	// same time (unless WebSocket.PingInterval and PongTimeout say
-	// otherwise), EventSource comment lines (unless EventSource.KeepAlive
-	// does) whose writes must finish within WriteTimeout. 0 means
-	// DefaultHeartbeat; a negative value sends none.
+	// Heartbeat is the idle time after which a connection is probed, so
+	// that dead peers are noticed: a WebSocket ping that must be answered
+	// within the same time (unless the WebSocket options set their own
+	// heartbeat and PongTimeout), an EventSource comment line (unless the
+	// EventSource options set their own heartbeat) whose write must
+	// finish within WriteTimeout. 0 means DefaultHeartbeat; a negative
+	// value sends none.
 	Heartbeat time.Duration
 
 	// WriteTimeout bounds every write to a client on either transport; a
 	// client that does not take a write in time is disconnected and the
-	// socket's Err wraps ErrWriteTimeout. On WebSocket the bound covers
+	// socket's Err wraps eventsource.ErrWriteTimeout, on both transports. On WebSocket the bound covers
 	// the messages the writer takes from the queue at once (one context
 	// per batch is cheaper than one per message). 0 means
 	// DefaultWriteTimeout; negative means no bound.
 	WriteTimeout time.Duration
 
-	// QueueSize bounds the messages waiting for a socket's writer. 0
-	// means DefaultQueueSize.
-	QueueSize int
+	// MaxQueue bounds the messages waiting for a socket's writer. 0
+	// means DefaultMaxQueue; a negative value means no bound on the
+	// count.
+	MaxQueue int
 
-	// QueuePolicy is applied when a socket's queue is full.
+	// MaxQueueBytes bounds the payload bytes of the messages waiting for
+	// a socket's writer or being written by it, so a stalled client pins
+	// a bounded amount of memory. A message is always accepted by an
+	// empty queue, so one larger than the bound is still delivered, on
+	// its own: the queue then holds at most MaxQueueBytes plus one
+	// message. A broadcast counts in full for each socket, although its
+	// bytes are shared. 0 means DefaultMaxQueueBytes; a negative value
+	// means no bound on the bytes.
+	MaxQueueBytes int64
+
+	// QueuePolicy is applied when a message would exceed MaxQueue or
+	// MaxQueueBytes.
 	QueuePolicy QueuePolicy
 
-	// MaxMessageSize bounds a message from a client: a WebSocket message
-	// (unless WebSocket.MaxMessageSize is set), or the body of a POST.
-	// 0 means DefaultMaxMessageSize.
+	// MaxMessageSize bounds a message from a client, in bytes: a
+	// WebSocket message (unless WebSocket.MaxMessageSize is set), or the
+	// body of a POST. 0 means websocket.DefaultMaxMessageSize; a negative
+	// value means no bound.
 	MaxMessageSize int64
 
 	// WebSocket configures the WebSocket handshake and connections:
@@ -142,7 +162,8 @@ type config struct {
 	hub          *Hub
 	onMessage    func(context.Context, *Socket, string)
 	writeTimeout time.Duration // <= 0: none
-	queueSize    int
+	maxQueue     int           // <0: no bound
+	maxQueueB    int64         // <0: no bound
 	policy       QueuePolicy
 	maxMessage   int64
 	ws           websocket.AcceptOptions
@@ -159,7 +180,8 @@ func newConfig(opts *Options) config {
 		hub:          o.Hub,
 		onMessage:    o.OnMessage,
 		writeTimeout: o.WriteTimeout,
-		queueSize:    o.QueueSize,
+		maxQueue:     o.MaxQueue,
+		maxQueueB:    o.MaxQueueBytes,
 		policy:       o.QueuePolicy,
 		maxMessage:   o.MaxMessageSize,
 		ws:           o.WebSocket,
@@ -169,11 +191,14 @@ func newConfig(opts *Options) config {
 	if c.writeTimeout == 0 {
 		c.writeTimeout = DefaultWriteTimeout
 	}
-	if c.queueSize <= 0 {
-		c.queueSize = DefaultQueueSize
+	if c.maxQueue == 0 {
+		c.maxQueue = DefaultMaxQueue
 	}
-	if c.maxMessage <= 0 {
-		c.maxMessage = DefaultMaxMessageSize
+	if c.maxQueueB == 0 {
+		c.maxQueueB = DefaultMaxQueueBytes
+	}
+	if c.maxMessage == 0 {
+		c.maxMessage = websocket.DefaultMaxMessageSize
 	}
 	if c.idParam == "" {
 		c.idParam = eventsource.DefaultLastEventIDParam

@@ -26,7 +26,11 @@ func (h *handler) servePost(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.cfg.maxMessage))
+	var rd io.Reader = r.Body
+	if h.cfg.maxMessage > 0 {
+		rd = http.MaxBytesReader(w, r.Body, h.cfg.maxMessage)
+	}
+	body, err := io.ReadAll(rd)
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {

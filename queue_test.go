@@ -50,7 +50,7 @@ func paceBroadcasts(t *testing.T, hub *Hub, fast *wsClient) {
 
 func TestQueueCloseWebSocket(t *testing.T) {
 	hub := NewHub(&HubOptions{MaxHistoryBytes: -1})
-	ts := newTestServer(t, &Options{Hub: hub, QueueSize: 8}, nil)
+	ts := newTestServer(t, &Options{Hub: hub, MaxQueue: 8}, nil)
 	slow := dialWS(t, ts, wsDial{})
 	slowSock := ts.next(t)
 	fast := dialWS(t, ts, wsDial{})
@@ -96,7 +96,7 @@ func TestQueueCloseWebSocket(t *testing.T) {
 
 func TestQueueCloseEventSource(t *testing.T) {
 	hub := NewHub(nil)
-	ts := newTestServer(t, &Options{Hub: hub, QueueSize: 8}, nil)
+	ts := newTestServer(t, &Options{Hub: hub, MaxQueue: 8}, nil)
 	slow := dialES(t, ts, esDial{noRead: true})
 	slowSock := ts.next(t)
 	fast := dialWS(t, ts, wsDial{})
@@ -134,7 +134,7 @@ func TestQueueCloseEventSource(t *testing.T) {
 
 func TestQueueDropOldest(t *testing.T) {
 	hub := NewHub(nil)
-	ts := newTestServer(t, &Options{Hub: hub, QueueSize: 8, QueuePolicy: QueueDropOldest, WriteTimeout: -1}, nil)
+	ts := newTestServer(t, &Options{Hub: hub, MaxQueue: 8, QueuePolicy: QueueDropOldest, WriteTimeout: -1}, nil)
 	slow := dialWS(t, ts, wsDial{})
 	slowSock := ts.next(t)
 	fast := dialWS(t, ts, wsDial{})

@@ -65,22 +65,22 @@ func (ec *esClient) message(t *testing.T) (string, string) {
 	return ev.ID, ev.Data
 }
 
-func dialKind(t *testing.T, ts *testServer, k Kind, lastID string) client {
+func dialTransport(t *testing.T, ts *testServer, k Transport, lastID string) client {
 	t.Helper()
-	if k == KindWebSocket {
+	if k == TransportWebSocket {
 		return dialWS(t, ts, wsDial{lastEventID: lastID})
 	}
 	return dialES(t, ts, esDial{lastEventID: lastID})
 }
 
-var kinds = []Kind{KindWebSocket, KindEventSource}
+var kinds = []Transport{TransportWebSocket, TransportEventSource}
 
 func TestResume(t *testing.T) {
 	for _, k := range kinds {
 		t.Run(k.String(), func(t *testing.T) {
 			hub := NewHub(nil)
 			ts := newTestServer(t, &Options{Hub: hub}, nil)
-			c := dialKind(t, ts, k, "")
+			c := dialTransport(t, ts, k, "")
 			ts.next(t)
 			if c.position() != hub.LastID() {
 				t.Fatalf("position %q, want %q", c.position(), hub.LastID())
@@ -95,7 +95,7 @@ func TestResume(t *testing.T) {
 			id3, _ := hub.Broadcast("m3")
 			id4, _ := hub.Broadcast("m4")
 
-			c = dialKind(t, ts, k, id2)
+			c = dialTransport(t, ts, k, id2)
 			s := ts.next(t)
 			if c.position() != id2 || s.LastEventID() != id2 || s.ResumeFailed() {
 				t.Fatalf("position %q, LastEventID %q, ResumeFailed %v; want %q resumed",
@@ -124,7 +124,7 @@ func TestResumeFailed(t *testing.T) {
 				hub.Broadcast("old")
 			}
 			for _, lastID := range []string{first, second, other.LastID(), "garbage", hub.epoch + "-99"} {
-				c := dialKind(t, ts, k, lastID)
+				c := dialTransport(t, ts, k, lastID)
 				s := ts.next(t)
 				if c.position() != hub.LastID() || !s.ResumeFailed() {
 					t.Fatalf("resuming from %q: position %q, ResumeFailed %v; want %q and true",
@@ -142,7 +142,7 @@ func TestResumeFailed(t *testing.T) {
 				id, _ := hub.Broadcast("n" + strconv.Itoa(i))
 				ids = append(ids, id)
 			}
-			c := dialKind(t, ts, k, ids[0])
+			c := dialTransport(t, ts, k, ids[0])
 			if s := ts.next(t); s.ResumeFailed() {
 				t.Fatalf("resuming from %q just before the history failed", ids[0])
 			}
@@ -162,7 +162,7 @@ func TestResumeFailed(t *testing.T) {
 func TestResumeExactlyOnceUnderLoad(t *testing.T) {
 	const total = 300
 	hub := NewHub(nil)
-	ts := newTestServer(t, &Options{Hub: hub, QueueSize: 16}, nil)
+	ts := newTestServer(t, &Options{Hub: hub, MaxQueue: 16}, nil)
 	var wg sync.WaitGroup
 	start := make(chan struct{})
 	wg.Go(func() {
@@ -180,7 +180,7 @@ func TestResumeExactlyOnceUnderLoad(t *testing.T) {
 	var got []int
 	lastID, overflows := "", 0
 	for round := 0; len(got) < total; round++ {
-		c := dialKind(t, ts, kinds[round%2], lastID)
+		c := dialTransport(t, ts, kinds[round%2], lastID)
 		if s := ts.next(t); s.ResumeFailed() {
 			t.Fatalf("round %d: could not resume from %q", round, lastID)
 		}

@@ -13,19 +13,21 @@ import (
 	"github.com/realtime-go/realtime/websocket"
 )
 
-// Kind tells which transport a Socket uses.
-type Kind int
+// Transport tells which transport a Socket uses. Package client names
+// the same idea client.Transport, with the same String values.
+type Transport int
 
 const (
-	KindWebSocket   Kind = iota + 1 // a WebSocket connection
-	KindEventSource                 // an EventSource stream, plus POSTs from the client
+	TransportWebSocket   Transport = iota + 1 // a WebSocket connection
+	TransportEventSource                      // an EventSource stream, plus POSTs from the client
 )
 
-func (k Kind) String() string {
-	switch k {
-	case KindWebSocket:
+// String returns "websocket" or "eventsource".
+func (t Transport) String() string {
+	switch t {
+	case TransportWebSocket:
 		return "websocket"
-	case KindEventSource:
+	case TransportEventSource:
 		return "eventsource"
 	}
 	return "invalid"
@@ -47,15 +49,15 @@ func (k Kind) String() string {
 // does not wait for a read goroutine that is running OnMessage, so that
 // OnMessage may call Close.
 type Socket struct {
-	id    string
-	kind  Kind
-	req   *http.Request
-	ws    *websocket.Conn
-	es    *eventsource.Stream
-	ids   bool   // messages carry ids on the wire
-	token string // EventSource only
-	cfg   *config
-	hnd   *handler
+	id        string
+	transport Transport
+	req       *http.Request
+	ws        *websocket.Conn
+	es        *eventsource.Stream
+	ids       bool   // messages carry ids on the wire
+	token     string // EventSource only
+	cfg       *config
+	hnd       *handler
 
 	lastEventID  string
 	resumeFailed bool
@@ -69,6 +71,7 @@ type Socket struct {
 
 	mu          sync.Mutex
 	queue       []*message
+	queued      int64      // payload bytes in queue and in the batch being written
 	spare       []*message // the writer's previous batch, reused
 	closing     bool       // a close was asked for; it follows the queued messages
 	closeCode   websocket.StatusCode
@@ -88,10 +91,10 @@ type Socket struct {
 	writerDone chan struct{}
 }
 
-func newSocket(h *handler, kind Kind, r *http.Request) *Socket {
+func newSocket(h *handler, transport Transport, r *http.Request) *Socket {
 	s := &Socket{
 		id:         newSocketID(),
-		kind:       kind,
+		transport:  transport,
 		req:        r,
 		cfg:        &h.cfg,
 		hnd:        h,
@@ -113,8 +116,8 @@ func newSocket(h *handler, kind Kind, r *http.Request) *Socket {
 // to other users.
 func (s *Socket) ID() string { return s.id }
 
-// Kind returns the transport in use.
-func (s *Socket) Kind() Kind { return s.kind }
+// Transport returns the transport in use.
+func (s *Socket) Transport() Transport { return s.transport }
 
 // Request returns the request that opened the socket: its URL, headers
 // and remote address. Its body must not be read, and its context may
@@ -140,7 +143,8 @@ func (s *Socket) Done() <-chan struct{} { return s.done }
 // Err returns nil while the socket is open and after a close the server
 // asked for (Close, CloseWith, Hub.Shutdown). Otherwise it tells why the
 // socket ended: the peer's close (websocket.CloseStatus gives its code),
-// a missed pong (websocket.ErrPongTimeout), a write timeout, a client
+// a missed pong (websocket.ErrPongTimeout), a write timeout
+// (eventsource.ErrWriteTimeout, on both transports), a client
 // that went away, or ErrQueueFull.
 func (s *Socket) Err() error {
 	select {
@@ -158,12 +162,12 @@ func (s *Socket) Dropped() uint64 {
 	return s.dropped
 }
 
-// WebSocket returns the underlying connection of a KindWebSocket socket.
+// WebSocket returns the underlying connection of a TransportWebSocket socket.
 // Writing to it bypasses the send queue and the message ids; reading
 // from it competes with the socket's read goroutine and must not be done.
 func (s *Socket) WebSocket() (*websocket.Conn, bool) { return s.ws, s.ws != nil }
 
-// EventSource returns the underlying stream of a KindEventSource socket.
+// EventSource returns the underlying stream of a TransportEventSource socket.
 // Events sent on it bypass the send queue and the message ids; an event
 // with an id of its own changes the client's last event id, which
 // breaks resuming.
@@ -178,7 +182,7 @@ var errSocketClosed = fmt.Errorf("realtime: socket closed: %w", net.ErrClosed)
 // does not get it again; see Hub.Broadcast for messages that must
 // survive reconnections.
 //
-// Send fails with ErrInvalidUTF8, with an error matching net.ErrClosed
+// Send fails with an error matching websocket.ErrInvalidUTF8, with an error matching net.ErrClosed
 // once the socket is closing or closed, or with ErrQueueFull when the
 // message overflowed the queue and QueueClose is closing the socket.
 func (s *Socket) Send(text string) error {
@@ -189,28 +193,53 @@ func (s *Socket) Send(text string) error {
 	return s.enqueue(m)
 }
 
-// enqueue puts m on the queue, applying the queue policy. It never
-// blocks: Hub.Broadcast calls it under the hub's lock.
+// enqueue puts m on the queue, applying the queue policy when m would
+// exceed MaxQueue or MaxQueueBytes. It never blocks: Hub.Broadcast calls
+// it under the hub's lock.
 func (s *Socket) enqueue(m *message) error {
+	n := int64(len(m.text))
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closing || s.ended {
 		return errSocketClosed
 	}
-	if len(s.queue) >= s.cfg.queueSize {
+	for s.full(n) {
 		if s.cfg.policy != QueueDropOldest {
+			for _, q := range s.queue {
+				s.queued -= int64(len(q.text))
+			}
 			s.queue = nil
 			s.startCloseLocked(websocket.StatusTryAgainLater, "send queue full", ErrQueueFull)
 			return ErrQueueFull
 		}
-		n := copy(s.queue, s.queue[1:])
-		s.queue[n] = nil
-		s.queue = s.queue[:n]
+		if len(s.queue) == 0 {
+			// Only the batch being written is in the way, and it cannot be
+			// dropped: the newest message goes in, as the policy wants.
+			break
+		}
+		s.queued -= int64(len(s.queue[0].text))
+		k := copy(s.queue, s.queue[1:])
+		s.queue[k] = nil
+		s.queue = s.queue[:k]
 		s.dropped++
 	}
 	s.queue = append(s.queue, m)
+	s.queued += n
 	s.ring()
 	return nil
+}
+
+// full reports whether a message of n bytes would exceed a bound of the
+// queue. The byte bound counts the batch being written too, which the
+// socket pins just the same; a message always fits when nothing is
+// queued or being written, so one larger than the bound goes alone.
+// Called with mu held.
+func (s *Socket) full(n int64) bool {
+	if c := s.cfg.maxQueue; c >= 0 && len(s.queue) >= c {
+		return true
+	}
+	b := s.cfg.maxQueueB
+	return b >= 0 && s.queued > 0 && s.queued+n > b
 }
 
 func (s *Socket) ring() {
@@ -311,7 +340,7 @@ func (s *Socket) end(cause error) {
 			cause = s.closeErr
 		}
 		s.ended = true
-		s.queue, s.spare = nil, nil
+		s.queue, s.spare, s.queued = nil, nil, 0
 		s.mu.Unlock()
 		// Leave before done closes, so code woken by done sees the hub
 		// without this socket.

@@ -2,6 +2,7 @@ package realtime
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"slices"
 	"strings"
@@ -12,15 +13,15 @@ import (
 
 // echo is an OnMessage that sends every message back to its sender.
 func echo(ctx context.Context, s *Socket, text string) {
-	s.Send(s.Kind().String() + ": " + text)
+	s.Send(s.Transport().String() + ": " + text)
 }
 
 func TestWebSocketSocket(t *testing.T) {
 	ts := newTestServer(t, &Options{OnMessage: echo}, nil)
 	wc := dialWS(t, ts, wsDial{})
 	s := ts.next(t)
-	if s.Kind() != KindWebSocket || s.ID() == "" || s.Request().URL.Path != "/rt" {
-		t.Fatalf("socket kind %v id %q path %q", s.Kind(), s.ID(), s.Request().URL.Path)
+	if s.Transport() != TransportWebSocket || s.ID() == "" || s.Request().URL.Path != "/rt" {
+		t.Fatalf("socket kind %v id %q path %q", s.Transport(), s.ID(), s.Request().URL.Path)
 	}
 	if c, ok := s.WebSocket(); !ok || c.Subprotocol() != Subprotocol {
 		t.Fatalf("WebSocket() = %v, %v", c, ok)
@@ -73,8 +74,8 @@ func TestEventSourceSocket(t *testing.T) {
 	ts := newTestServer(t, &Options{OnMessage: echo}, nil)
 	ec := dialES(t, ts, esDial{})
 	s := ts.next(t)
-	if s.Kind() != KindEventSource {
-		t.Fatalf("kind %v", s.Kind())
+	if s.Transport() != TransportEventSource {
+		t.Fatalf("kind %v", s.Transport())
 	}
 	if _, ok := s.EventSource(); !ok {
 		t.Fatal("EventSource() = false")
@@ -133,7 +134,7 @@ func TestLineEndsNormalized(t *testing.T) {
 		if err := s.Send("a\r\nb\rc\nd"); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.Send("bad \xff"); err != ErrInvalidUTF8 {
+		if err := s.Send("bad \xff"); !errors.Is(err, websocket.ErrInvalidUTF8) {
 			t.Fatalf("Send of invalid UTF-8: %v", err)
 		}
 	}

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
-	"fmt"
 	"os"
 	"strconv"
 
@@ -78,15 +77,23 @@ func (s *Socket) next() (batch []*message, closing, ok bool) {
 	return nil, true, true
 }
 
-// recycle keeps a written batch's array for the next one.
+// recycle releases a written batch's bytes from the queue's count and
+// keeps its array for the next batch.
 func (s *Socket) recycle(batch []*message) {
-	if cap(batch) > maxSpare {
-		return
+	var n int64
+	for _, m := range batch {
+		n += int64(len(m.text))
 	}
-	clear(batch)
+	keep := cap(batch) <= maxSpare
+	if keep {
+		clear(batch)
+	}
 	s.mu.Lock()
-	if s.spare == nil && !s.ended {
-		s.spare = batch[:0]
+	if !s.ended {
+		s.queued -= n
+		if keep && s.spare == nil {
+			s.spare = batch[:0]
+		}
 	}
 	s.mu.Unlock()
 }
@@ -130,11 +137,14 @@ func (s *Socket) writeBatch(batch []*message) error {
 }
 
 // timeoutError marks a write that failed for lack of time with
-// ErrWriteTimeout, whichever transport's deadline it hit.
+// eventsource.ErrWriteTimeout, whichever transport's deadline it hit. An
+// EventSource stream's error already carries it.
 func timeoutError(ctx context.Context, err error) error {
-	if errors.Is(err, eventsource.ErrWriteTimeout) || errors.Is(err, os.ErrDeadlineExceeded) ||
-		errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		return fmt.Errorf("%w: %w", ErrWriteTimeout, err)
+	if errors.Is(err, eventsource.ErrWriteTimeout) {
+		return err
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return &writeTimeoutError{err}
 	}
 	return err
 }

@@ -21,7 +21,7 @@ func ExampleDialer_Socket() {
 	srv := httptest.NewServer(realtime.Handler(&realtime.Options{
 		Hub: hub,
 		OnMessage: func(_ context.Context, s *realtime.Socket, text string) {
-			hub.Broadcast(text + " (via " + s.Kind().String() + ")")
+			hub.Broadcast(text + " (via " + s.Transport().String() + ")")
 		},
 	}, nil))
 	defer srv.Close()
@@ -59,7 +59,7 @@ func ExampleDialer_Socket_fallback() {
 	rt := realtime.Handler(&realtime.Options{
 		Hub: hub,
 		OnMessage: func(_ context.Context, s *realtime.Socket, text string) {
-			hub.Broadcast(text + " (via " + s.Kind().String() + ")")
+			hub.Broadcast(text + " (via " + s.Transport().String() + ")")
 		},
 	}, nil)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

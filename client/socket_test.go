@@ -73,8 +73,8 @@ func startRT(t *testing.T, cfg rtConfig) *rtServer {
 	rs.hub = opts.Hub
 	if opts.OnMessage == nil {
 		opts.OnMessage = func(_ context.Context, s *realtime.Socket, text string) {
-			rs.got <- s.Kind().String() + ":" + text
-			rs.hub.Broadcast(s.Kind().String() + " said " + text)
+			rs.got <- s.Transport().String() + ":" + text
+			rs.hub.Broadcast(s.Transport().String() + " said " + text)
 		}
 	}
 	var h http.Handler = realtime.Handler(&opts, func(ctx context.Context, s *realtime.Socket) {
@@ -299,8 +299,8 @@ func TestSocketProtocolNames(t *testing.T) {
 		{tokenHeader, realtime.TokenHeader},
 		{helloEvent, realtime.HelloEvent},
 		{closeEvent, realtime.CloseEvent},
-		{TransportWebSocket.String(), realtime.KindWebSocket.String()},
-		{TransportEventSource.String(), realtime.KindEventSource.String()},
+		{TransportWebSocket.String(), realtime.TransportWebSocket.String()},
+		{TransportEventSource.String(), realtime.TransportEventSource.String()},
 	} {
 		if c[0] != c[1] {
 			t.Errorf("client has %q, package realtime %q", c[0], c[1])
@@ -315,7 +315,7 @@ func TestSocketSendBothWays(t *testing.T) {
 	for _, tr := range append(transports, 0) {
 		t.Run(tr.String(), func(t *testing.T) {
 			rs := startRT(t, rtConfig{serve: func(ctx context.Context, s *realtime.Socket) {
-				s.Send("welcome\r\nover " + s.Kind().String())
+				s.Send("welcome\r\nover " + s.Transport().String())
 				<-ctx.Done()
 			}})
 			pos := rs.broadcast(t, "before")
@@ -595,7 +595,7 @@ func TestSocketCloseCodes(t *testing.T) {
 				}
 				select {
 				case s := <-rs.sockets:
-					t.Fatalf("the socket came back over %v", s.Kind())
+					t.Fatalf("the socket came back over %v", s.Transport())
 				default:
 				}
 				if len(rec.retries) != 0 {

@@ -20,7 +20,7 @@ func TestRealtimeFallbackOnTimeout(t *testing.T) {
 	rt := realtime.Handler(&realtime.Options{
 		Hub: hub,
 		OnMessage: func(_ context.Context, s *realtime.Socket, text string) {
-			hub.Broadcast(s.Kind().String() + " said " + text)
+			hub.Broadcast(s.Transport().String() + " said " + text)
 		},
 	}, nil)
 	var mu sync.Mutex

@@ -75,7 +75,7 @@ func (r *room) handler() http.Handler {
 
 // serve announces who is here when a participant arrives and leaves.
 func (r *room) serve(ctx context.Context, s *realtime.Socket) {
-	log.Printf("chat: %s joined over %s", name(s), s.Kind())
+	log.Printf("chat: %s joined over %s", name(s), s.Transport())
 	r.who()
 	<-ctx.Done()
 	r.who() // the socket has left the hub by now
@@ -88,7 +88,7 @@ func (r *room) say(ctx context.Context, s *realtime.Socket, text string) {
 	if text == "" || utf8.RuneCountInString(text) > maxText {
 		return
 	}
-	r.broadcast(event{Kind: "say", From: name(s), Transport: s.Kind().String(), Text: text})
+	r.broadcast(event{Kind: "say", From: name(s), Transport: s.Transport().String(), Text: text})
 }
 
 // who broadcasts the list of participants. Broadcasts are kept for
@@ -97,7 +97,7 @@ func (r *room) say(ctx context.Context, s *realtime.Socket, text string) {
 func (r *room) who() {
 	var people []person
 	for _, s := range r.hub.Sockets() {
-		people = append(people, person{Name: name(s), Transport: s.Kind().String()})
+		people = append(people, person{Name: name(s), Transport: s.Transport().String()})
 	}
 	slices.SortFunc(people, func(a, b person) int { return strings.Compare(a.Name, b.Name) })
 	r.broadcast(event{Kind: "who", People: people})
