@@ -165,3 +165,104 @@ func TestQueueDropOldest(t *testing.T) {
 		t.Fatalf("the socket ended: %v", slowSock.Err())
 	}
 }
+
+// queuedBytes reads the socket's count of payload bytes queued or being
+// written.
+func queuedBytes(s *Socket) int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.queued
+}
+
+const (
+	mib        = 1 << 20
+	bytesBound = 4 * mib
+	// stallSends is more 1 MiB messages than the loopback buffers of a
+	// stalled client and a 4 MiB queue hold together, and fewer than
+	// DefaultMaxQueue: only the byte bound can be what fills the queue.
+	stallSends = 128
+)
+
+// A client that stops reading pins at most MaxQueueBytes plus one
+// message of queued data, however large the messages: under
+// QueueDropOldest the byte bound drops messages long before the count
+// bound would.
+func TestQueueBytesDropOldest(t *testing.T) {
+	ts := newTestServer(t, &Options{
+		MaxQueue: -1, MaxQueueBytes: bytesBound, QueuePolicy: QueueDropOldest,
+		WriteTimeout: -1, Heartbeat: -1,
+	}, nil)
+	dialWS(t, ts, wsDial{}) // never reads again
+	s := ts.next(t)
+	msg := strings.Repeat("x", mib)
+	var peak int64
+	for range stallSends {
+		if err := s.Send(msg); err != nil {
+			t.Fatal(err)
+		}
+		peak = max(peak, queuedBytes(s))
+	}
+	if peak > bytesBound+mib {
+		t.Fatalf("the stalled socket held %d bytes of messages, want at most %d", peak, bytesBound+mib)
+	}
+	if s.Dropped() == 0 {
+		t.Fatalf("%d MiB sent to a stalled client and nothing dropped", stallSends)
+	}
+}
+
+// Under QueueClose the byte bound closes a stalled client's socket with
+// ErrQueueFull, without waiting for the count bound.
+func TestQueueBytesClose(t *testing.T) {
+	ts := newTestServer(t, &Options{MaxQueue: -1, MaxQueueBytes: bytesBound, WriteTimeout: -1, Heartbeat: -1}, nil)
+	dialWS(t, ts, wsDial{})
+	s := ts.next(t)
+	msg := strings.Repeat("x", mib)
+	for i := 0; ; i++ {
+		if i == stallSends {
+			t.Fatalf("%d MiB queued for a stalled client without ErrQueueFull", stallSends)
+		}
+		err := s.Send(msg)
+		if errors.Is(err, ErrQueueFull) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if q := queuedBytes(s); q > bytesBound+mib {
+			t.Fatalf("the stalled socket holds %d bytes of messages, want at most %d", q, bytesBound+mib)
+		}
+	}
+	waitDone(t, s)
+	if !errors.Is(s.Err(), ErrQueueFull) {
+		t.Fatalf("Err = %v, want ErrQueueFull", s.Err())
+	}
+}
+
+// A message larger than MaxQueueBytes is delivered on its own, on both
+// transports, and the count goes back to zero once it is written.
+func TestQueueBytesLargeMessage(t *testing.T) {
+	big := strings.Repeat("y", 64<<10)
+	for _, k := range kinds {
+		t.Run(k.String(), func(t *testing.T) {
+			ts := newTestServer(t, &Options{MaxQueueBytes: 1 << 10}, nil)
+			var recv func() string
+			if k == TransportWebSocket {
+				c := dialWS(t, ts, wsDial{})
+				recv = func() string { _, data, _ := c.read(t); return data }
+			} else {
+				c := dialES(t, ts, esDial{})
+				recv = func() string { return c.next(t).Data }
+			}
+			s := ts.next(t)
+			for range 3 {
+				if err := s.Send(big); err != nil {
+					t.Fatal(err)
+				}
+				if got := recv(); got != big {
+					t.Fatalf("got %d bytes, want %d", len(got), len(big))
+				}
+				eventually(t, "the queue's byte count to go back to 0", func() bool { return queuedBytes(s) == 0 })
+			}
+		})
+	}
+}
