@@ -85,8 +85,10 @@ func (p QueuePolicy) String() string {
 
 // Options configures a Handler. A nil *Options means the zero value, and
 // every zero field means its documented default. Handler copies the
-// options; later changes do not affect it, and the caller's slices and
-// maps are never modified.
+// options deeply (slices, headers, the nested WebSocket and EventSource
+// options); later changes do not affect it, and the caller's slices and
+// maps are never modified. Hub is shared, not copied, and extensions are
+// kept as the values given.
 type Options struct {
 	// Hub, when set, is joined by every socket of the handler when it
 	// opens (after the messages it missed are queued for it) and left
@@ -184,8 +186,8 @@ func newConfig(opts *Options) config {
 		maxQueueB:    o.MaxQueueBytes,
 		policy:       o.QueuePolicy,
 		maxMessage:   o.MaxMessageSize,
-		ws:           o.WebSocket,
-		es:           o.EventSource,
+		ws:           cloneAccept(o.WebSocket),
+		es:           cloneEventSource(o.EventSource),
 		idParam:      o.EventSource.LastEventIDParam,
 	}
 	if c.writeTimeout == 0 {
@@ -208,12 +210,9 @@ func newConfig(opts *Options) config {
 		beat = DefaultHeartbeat
 	}
 
-	// A new slice: appending to the caller's could write into its array.
-	subs := slices.Clone(o.WebSocket.Subprotocols)
-	if !slices.Contains(subs, Subprotocol) {
-		subs = append(subs, Subprotocol)
+	if !slices.Contains(c.ws.Subprotocols, Subprotocol) {
+		c.ws.Subprotocols = append(c.ws.Subprotocols, Subprotocol)
 	}
-	c.ws.Subprotocols = subs
 	if c.ws.MaxMessageSize == 0 {
 		c.ws.MaxMessageSize = c.maxMessage
 	}
@@ -227,4 +226,21 @@ func newConfig(opts *Options) config {
 		c.es.WriteTimeout = c.writeTimeout
 	}
 	return c
+}
+
+// cloneAccept copies o deeply, so that the caller's later changes to its
+// slices and header do not reach the handler. Extensions are copied as
+// values: an Extension is a negotiator built from options it has copied.
+func cloneAccept(o websocket.AcceptOptions) websocket.AcceptOptions {
+	o.Subprotocols = slices.Clone(o.Subprotocols)
+	o.OriginPatterns = slices.Clone(o.OriginPatterns)
+	o.Header = o.Header.Clone()
+	o.Extensions = slices.Clone(o.Extensions)
+	return o
+}
+
+// cloneEventSource copies o deeply, as cloneAccept does.
+func cloneEventSource(o eventsource.Options) eventsource.Options {
+	o.Header = o.Header.Clone()
+	return o
 }
