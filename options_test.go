@@ -172,4 +172,3 @@ func TestOptionsDeepCopied(t *testing.T) {
 		}
 	})
 }
-
