@@ -596,7 +596,7 @@ func (c *Conn) endStreaming() {
 // connections, as a broadcast does. It is safe for concurrent use.
 type PreparedMessage struct {
 	typ   MessageType
-	data  []byte
+	data  []byte // the payload: frame's tail, never modified
 	frame []byte // the unmasked frame every server connection sends
 
 	mu      sync.Mutex
@@ -609,11 +609,12 @@ func NewPreparedMessage(typ MessageType, data []byte) (*PreparedMessage, error) 
 	if err != nil {
 		return nil, err
 	}
-	pm := &PreparedMessage{typ: typ, data: append([]byte(nil), data...)}
 	var hdr [maxHeaderSize]byte
 	n := putHeader(hdr[:], header{fin: true, op: op, length: int64(len(data))})
-	pm.frame = append(append(make([]byte, 0, n+len(data)), hdr[:n]...), data...)
-	return pm, nil
+	frame := append(append(make([]byte, 0, n+len(data)), hdr[:n]...), data...)
+	// The payload is the frame's tail: a broadcast kept for resuming
+	// clients holds its bytes once.
+	return &PreparedMessage{typ: typ, data: frame[n:len(frame):len(frame)], frame: frame}, nil
 }
 
 // WritePrepared sends pm. A server connection without extensions sends
