@@ -30,10 +30,12 @@ type HubOptions struct {
 	// most the latest broadcast.)
 	MaxHistory int
 
-	// MaxHistoryBytes bounds the summed text of the broadcasts kept (the
-	// encoded forms kept alongside take about as much again per
-	// transport in use). 0 means DefaultMaxHistoryBytes; a negative value
-	// removes the bound.
+	// MaxHistoryBytes bounds the summed payload bytes of the broadcasts
+	// kept. Each wire form in use (a realtime.v1 WebSocket frame, a plain
+	// WebSocket frame, an EventSource event) holds one more copy of a
+	// broadcast, made once and shared by every socket. 0 means
+	// DefaultMaxHistoryBytes; a negative value means no bound on the
+	// bytes.
 	MaxHistoryBytes int64
 
 	// MaxHistoryAge, when positive, drops broadcasts older than this;
@@ -97,7 +99,9 @@ func NewHub(opts *HubOptions) *Hub {
 // Broadcast sends text to every socket in the hub and keeps it for
 // resuming clients. It returns the id the message was given. It never
 // blocks on a client: each socket's copy goes to its send queue, where
-// the queue policy applies. CR and CRLF line ends become LF.
+// the queue policy applies. CR and CRLF line ends become LF. Text that
+// is not valid UTF-8 fails with an error matching
+// websocket.ErrInvalidUTF8.
 //
 // A broadcast made while no socket is connected (during a restart of
 // the server's listener, say) is kept all the same, and reaches clients

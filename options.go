@@ -117,10 +117,11 @@ type Options struct {
 
 	// WriteTimeout bounds every write to a client on either transport; a
 	// client that does not take a write in time is disconnected and the
-	// socket's Err wraps eventsource.ErrWriteTimeout, on both transports. On WebSocket the bound covers
-	// the messages the writer takes from the queue at once (one context
-	// per batch is cheaper than one per message). 0 means
-	// DefaultWriteTimeout; negative means no bound.
+	// socket's Err wraps eventsource.ErrWriteTimeout, on both
+	// transports. On WebSocket the bound covers the messages the writer
+	// takes from the queue at once (one context per batch is cheaper
+	// than one per message). 0 means DefaultWriteTimeout; negative means
+	// no bound.
 	WriteTimeout time.Duration
 
 	// MaxQueue bounds the messages waiting for a socket's writer. 0

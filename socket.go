@@ -182,9 +182,10 @@ var errSocketClosed = fmt.Errorf("realtime: socket closed: %w", net.ErrClosed)
 // does not get it again; see Hub.Broadcast for messages that must
 // survive reconnections.
 //
-// Send fails with an error matching websocket.ErrInvalidUTF8, with an error matching net.ErrClosed
-// once the socket is closing or closed, or with ErrQueueFull when the
-// message overflowed the queue and QueueClose is closing the socket.
+// Send fails with an error matching websocket.ErrInvalidUTF8, with an
+// error matching net.ErrClosed once the socket is closing or closed, or
+// with ErrQueueFull when the message overflowed the queue (by count or
+// by bytes) and QueueClose is closing the socket.
 func (s *Socket) Send(text string) error {
 	m, err := newMessage(text)
 	if err != nil {
