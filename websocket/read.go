@@ -151,25 +151,69 @@ func (c *Conn) readBuffered(p []byte) (MessageType, []byte, bool) {
 }
 
 // readDecodedMessage reads a message an extension decodes. Its size is
-// unknown until the end, so the buffer doubles as the bytes arrive; the
-// limit on decoded bytes bounds it.
+// unknown until the end, so what does not fit in p goes into chunks that
+// double up to maxChunk and never reach past the limit; at the end they
+// are copied once into a slice of the message's exact size. A message of
+// n bytes thus costs at most 2n + maxChunk, and one that inflates past
+// the limit at most the limit: nothing is ever copied to grow.
 func (c *Conn) readDecodedMessage(p []byte) (MessageType, []byte, error) {
-	if cap(p) == 0 {
-		p = make([]byte, 0, 512)
-	}
+	var chunks [][]byte
+	total := 0 // bytes in chunks
 	for {
-		if len(p) == cap(p) {
-			p = append(p, 0)[:len(p)]
+		var n int
+		var err error
+		if len(p) < cap(p) {
+			n, err = c.readDecoded(p[len(p):cap(p)])
+			p = p[:len(p)+n]
+		} else {
+			if len(chunks) == 0 || len(chunks[len(chunks)-1]) == cap(chunks[len(chunks)-1]) {
+				chunks = append(chunks, c.newChunk(len(p)+total))
+			}
+			last := &chunks[len(chunks)-1]
+			n, err = c.readDecoded((*last)[len(*last):cap(*last)])
+			*last = (*last)[:len(*last)+n]
+			total += n
 		}
-		n, err := c.readDecoded(p[len(p):cap(p)])
-		p = p[:len(p)+n]
 		if err == io.EOF {
-			return c.msgType, p, nil
+			return c.msgType, joinChunks(p, chunks, total), nil
 		}
 		if err != nil {
 			return c.msgType, p, err
 		}
 	}
+}
+
+// maxChunk bounds the chunks readDecodedMessage adds to a message.
+const maxChunk = 1 << 20
+
+// newChunk returns an empty chunk for a decoded message of which have
+// bytes have been read: as large as those, from 512 bytes to maxChunk,
+// but never larger than the bytes the limit still allows plus the one
+// that shows a message is too big.
+func (c *Conn) newChunk(have int) []byte {
+	size := int64(min(max(have, 512), maxChunk))
+	if room := c.opts.MaxMessageSize - c.decSize; room < size {
+		size = room + 1
+	}
+	return make([]byte, 0, size)
+}
+
+// joinChunks returns p followed by the bytes of chunks, copied once into
+// a slice of the exact size; a message that filled a single chunk is
+// returned as it is.
+func joinChunks(p []byte, chunks [][]byte, total int) []byte {
+	switch {
+	case len(chunks) == 0:
+		return p
+	case len(chunks) == 1 && len(p) == 0:
+		return chunks[0]
+	}
+	out := make([]byte, len(p), len(p)+total)
+	copy(out, p)
+	for _, b := range chunks {
+		out = append(out, b...)
+	}
+	return out
 }
 
 // growMessage makes room for the rest of a frame. It allocates the whole
