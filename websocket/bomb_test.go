@@ -5,12 +5,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/url"
 	"runtime"
 	"runtime/debug"
 	"testing"
-	"time"
 
 	"github.com/klauspost/compress/flate"
 
@@ -21,18 +19,13 @@ import (
 // onceConn is a net.Conn whose reads return in once and then io.EOF,
 // and whose writes are kept, so a test sees the close frame a Conn sends.
 type onceConn struct {
-	in  bytes.Reader
-	out bytes.Buffer
+	replayConn // for the methods that do nothing
+	in         bytes.Reader
+	out        bytes.Buffer
 }
 
-func (c *onceConn) Read(p []byte) (int, error)       { return c.in.Read(p) }
-func (c *onceConn) Write(p []byte) (int, error)      { return c.out.Write(p) }
-func (c *onceConn) Close() error                     { return nil }
-func (c *onceConn) LocalAddr() net.Addr              { return nil }
-func (c *onceConn) RemoteAddr() net.Addr             { return nil }
-func (c *onceConn) SetDeadline(time.Time) error      { return nil }
-func (c *onceConn) SetReadDeadline(time.Time) error  { return nil }
-func (c *onceConn) SetWriteDeadline(time.Time) error { return nil }
+func (c *onceConn) Read(p []byte) (int, error)  { return c.in.Read(p) }
+func (c *onceConn) Write(p []byte) (int, error) { return c.out.Write(p) }
 
 // bombFrame is one masked permessage-deflate frame, as a client sends it,
 // whose payload inflates to n zero bytes: about n/1000 bytes on the wire.
