@@ -66,8 +66,10 @@
 // Decompressed bytes count against the connection's MaxMessageSize, which
 // the websocket driver checks after every read from the decompressor, so a
 // small message that inflates to gigabytes fails with close code 1009
-// after bounded work. Corrupt compressed data fails the connection with
-// 1007.
+// after bounded work, and the decompressor itself never holds more than
+// its window. Conn.Read holds at most MaxMessageSize bytes of such a
+// message before it fails; Conn.Reader holds none. Corrupt compressed
+// data fails the connection with 1007.
 package deflate
 
 import (
