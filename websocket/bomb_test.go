@@ -188,3 +188,26 @@ func BenchmarkDecompressionBomb(b *testing.B) {
 		})
 	}
 }
+
+// TestFragmentedMessageWithinLimit checks that growing the buffer of a
+// fragmented message never makes room beyond the limit: a 600 KiB
+// fragment and a 1-byte one under a 1 MiB limit once grew the buffer to
+// 1.2 MiB.
+func TestFragmentedMessageWithinLimit(t *testing.T) {
+	const limit = 1 << 20
+	key := [4]byte{1, 2, 3, 4}
+	wire := appendFrame(nil, false, 0, opBinary, true, key, make([]byte, 600<<10))
+	wire = appendFrame(wire, false, 0, opContinuation, true, key, []byte{0})
+	wire = appendFrame(wire, true, 0, opContinuation, true, key, make([]byte, limit-600<<10-1))
+	nc := &onceConn{}
+	nc.in.Reset(wire)
+	c := newConn(nc, nil, false, 13, "", extensions.Negotiated{}, ConnOptions{MaxMessageSize: limit})
+	defer c.CloseNow()
+	_, p, err := c.Read(context.Background())
+	if err != nil || len(p) != limit {
+		t.Fatalf("read %d bytes, %v; want %d", len(p), err, limit)
+	}
+	if cap(p) > limit {
+		t.Errorf("the message's buffer grew to %d bytes, beyond the %d-byte limit", cap(p), limit)
+	}
+}

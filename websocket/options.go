@@ -18,8 +18,8 @@ type ConnOptions struct {
 	// A larger message fails the connection with StatusMessageTooBig:
 	// at the header of the frame that would pass the limit, before that
 	// frame's payload is read, or, for a compressed message, as soon as
-	// the decompressed bytes pass it. Read therefore holds at most
-	// MaxMessageSize bytes of a message. 0 means DefaultMaxMessageSize; a
+	// the decompressed bytes pass it. The buffer Read fills therefore
+	// never grows beyond MaxMessageSize. 0 means DefaultMaxMessageSize; a
 	// negative value removes the limit, which lets a peer make the process
 	// allocate without bound.
 	MaxMessageSize int64

@@ -75,7 +75,7 @@ func (c *Conn) readMessage(p []byte) (MessageType, []byte, error) {
 	for {
 		for c.remain > 0 {
 			if len(p) == cap(p) {
-				p = growMessage(p, c.remain)
+				p = growMessage(p, c.remain, c.opts.MaxMessageSize-c.msgSize+c.remain)
 			}
 			end := min(cap(p), len(p)+int(c.remain))
 			n, err := c.readPayload(p[len(p):end])
@@ -219,11 +219,15 @@ func joinChunks(p []byte, chunks [][]byte, total int) []byte {
 // growMessage makes room for the rest of a frame. It allocates the whole
 // frame at once up to 1 MiB, and beyond that never more than twice what
 // has arrived, so a header that promises a large payload does not make
-// the reader allocate before the bytes come.
-func growMessage(p []byte, remain int64) []byte {
+// the reader allocate before the bytes come; and never room for more
+// than the allowed bytes the message may still bring.
+func growMessage(p []byte, remain, allowed int64) []byte {
 	need := len(p) + int(remain)
 	size := max(need, 2*cap(p))
 	size = min(size, len(p)+max(len(p), 1<<20))
+	if int64(size-len(p)) > allowed {
+		size = len(p) + int(allowed)
+	}
 	grown := make([]byte, len(p), size)
 	copy(grown, p)
 	return grown
