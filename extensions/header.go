@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/realtime-go/realtime/internal/quote"
 )
 
 // Param is one extension parameter. A parameter given without a value has
@@ -56,7 +58,8 @@ func Format(offers []Offer) string {
 	return strings.Join(s, ", ")
 }
 
-// ErrSyntax is wrapped by Parse's errors.
+// ErrSyntax is wrapped by Parse's errors. They quote at most a short
+// prefix of the value, which a peer may make as long as it likes.
 var ErrSyntax = errors.New("extensions: malformed Sec-WebSocket-Extensions")
 
 // Parse parses the values of Sec-WebSocket-Extensions header fields by the
@@ -87,7 +90,7 @@ func Parse(values ...string) ([]Offer, error) {
 				break
 			}
 			if p.peek() != ',' {
-				return nil, p.errorf("expected ',' after extension %q", o.Name)
+				return nil, p.errorf("expected ',' after extension %s", quote.Prefix(o.Name))
 			}
 			p.i++
 		}
@@ -110,7 +113,7 @@ func (p *parser) skipSpace() {
 }
 
 func (p *parser) errorf(format string, args ...any) error {
-	return fmt.Errorf("%w: %s at byte %d of %q", ErrSyntax, fmt.Sprintf(format, args...), p.i, p.s)
+	return fmt.Errorf("%w: %s at byte %d of %s", ErrSyntax, fmt.Sprintf(format, args...), p.i, quote.Prefix(p.s))
 }
 
 func (p *parser) offer() (Offer, error) {
@@ -173,7 +176,7 @@ func (p *parser) value() (string, error) {
 		case '"':
 			v := b.String()
 			if v == "" || !isToken(v) {
-				return "", p.errorf("quoted value %q is not a token", v)
+				return "", p.errorf("quoted value is not a token")
 			}
 			return v, nil
 		case '\\':

@@ -3,6 +3,8 @@ package extensions
 import (
 	"errors"
 	"fmt"
+
+	"github.com/realtime-go/realtime/internal/quote"
 )
 
 // ErrNegotiation is wrapped by errors of a negotiation that cannot
@@ -52,7 +54,7 @@ func ClientActivate(offered []Extension, response []string) (Negotiated, error) 
 	for _, a := range accepted {
 		ext := find(offered, a.Name)
 		if ext == nil {
-			return fail(fmt.Errorf("%w: server accepted %q, which was not offered", ErrNegotiation, a.Name))
+			return fail(fmt.Errorf("%w: server accepted %s, which was not offered", ErrNegotiation, quote.Prefix(a.Name)))
 		}
 		if seen[a.Name] {
 			return fail(fmt.Errorf("%w: server accepted %q twice", ErrNegotiation, a.Name))

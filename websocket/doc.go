@@ -38,9 +38,15 @@
 //
 // A received message may not exceed [ConnOptions.MaxMessageSize] bytes
 // (by default 2^26-1, as faye-websocket) nor [ConnOptions.MaxFragments]
-// frames; an oversize message fails with 1009 before its payload is
-// buffered. The opening handshake is bounded to 16 KiB and by the
-// caller's context.
+// frames, and fails with 1009 when it does. Both are checked at every
+// frame header, before the frame's payload is read, so a frame whose
+// length would pass a limit is never read. A compressed message is
+// counted as it is decompressed and fails as soon as it passes the limit.
+// Either way the buffer Read fills never grows beyond MaxMessageSize
+// bytes, and a message that fails costs Read about that much memory (plus
+// a small constant), never a multiple of it, however small it was on the
+// wire. The opening handshake is bounded to 16 KiB and by the caller's
+// context.
 //
 // # Concurrency
 //

@@ -9,6 +9,8 @@ import (
 	"net/url"
 	"path"
 	"strings"
+
+	"github.com/realtime-go/realtime/internal/quote"
 )
 
 // acceptGUID is the key suffix of RFC 6455 §1.3.
@@ -134,7 +136,7 @@ func checkOrigin(r *http.Request, origin string, patterns []string) *HandshakeEr
 			return nil
 		}
 	}
-	return refuse(http.StatusForbidden, fmt.Sprintf("origin %q not allowed", origin))
+	return refuse(http.StatusForbidden, "origin "+quote.Prefix(origin)+" not allowed")
 }
 
 // selectSubprotocol returns the first protocol the client offered that
@@ -225,7 +227,7 @@ func appendField(b []byte, name string, values []string) []byte {
 // (RFC 6455 §4.1) and returns the selected subprotocol.
 func checkResponse(resp *http.Response, key string, offered []string) (string, error) {
 	if resp.StatusCode != http.StatusSwitchingProtocols {
-		return "", refuse(resp.StatusCode, fmt.Sprintf("server answered %q", resp.Status))
+		return "", refuse(resp.StatusCode, "server answered "+quote.Prefix(resp.Status))
 	}
 	if !hasToken(resp.Header, "Upgrade", "websocket") {
 		return "", refuse(resp.StatusCode, `response Upgrade header lacks "websocket"`)
@@ -246,7 +248,7 @@ func checkResponse(resp *http.Response, key string, offered []string) (string, e
 				return o, nil
 			}
 		}
-		return "", refuse(resp.StatusCode, fmt.Sprintf("server chose subprotocol %q, which was not offered", protos[0]))
+		return "", refuse(resp.StatusCode, "server chose subprotocol "+quote.Prefix(protos[0])+", which was not offered")
 	}
 	return "", nil
 }

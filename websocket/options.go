@@ -15,8 +15,11 @@ const (
 type ConnOptions struct {
 	// MaxMessageSize bounds a received message, summed over its
 	// fragments (after decompression, when an extension compresses).
-	// A larger message fails the connection with StatusMessageTooBig
-	// before its payload is buffered. 0 means DefaultMaxMessageSize; a
+	// A larger message fails the connection with StatusMessageTooBig:
+	// at the header of the frame that would pass the limit, before that
+	// frame's payload is read, or, for a compressed message, as soon as
+	// the decompressed bytes pass it. The buffer Read fills therefore
+	// never grows beyond MaxMessageSize. 0 means DefaultMaxMessageSize; a
 	// negative value removes the limit, which lets a peer make the process
 	// allocate without bound.
 	MaxMessageSize int64

@@ -75,7 +75,7 @@ func (c *Conn) readMessage(p []byte) (MessageType, []byte, error) {
 	for {
 		for c.remain > 0 {
 			if len(p) == cap(p) {
-				p = growMessage(p, c.remain)
+				p = growMessage(p, c.remain, c.opts.MaxMessageSize-c.msgSize+c.remain)
 			}
 			end := min(cap(p), len(p)+int(c.remain))
 			n, err := c.readPayload(p[len(p):end])
@@ -151,20 +151,31 @@ func (c *Conn) readBuffered(p []byte) (MessageType, []byte, bool) {
 }
 
 // readDecodedMessage reads a message an extension decodes. Its size is
-// unknown until the end, so the buffer doubles as the bytes arrive; the
-// limit on decoded bytes bounds it.
+// unknown until the end, so what does not fit in p goes into chunks that
+// double up to maxChunk and never reach past the limit; at the end they
+// are copied once into a slice of the message's exact size. A message of
+// n bytes thus costs at most 2n + maxChunk, and one that inflates past
+// the limit at most the limit: nothing is ever copied to grow.
 func (c *Conn) readDecodedMessage(p []byte) (MessageType, []byte, error) {
-	if cap(p) == 0 {
-		p = make([]byte, 0, 512)
-	}
+	var chunks [][]byte
+	total := 0 // bytes in chunks
 	for {
-		if len(p) == cap(p) {
-			p = append(p, 0)[:len(p)]
+		var n int
+		var err error
+		if len(p) < cap(p) {
+			n, err = c.readDecoded(p[len(p):cap(p)])
+			p = p[:len(p)+n]
+		} else {
+			if len(chunks) == 0 || len(chunks[len(chunks)-1]) == cap(chunks[len(chunks)-1]) {
+				chunks = append(chunks, c.newChunk(len(p)+total))
+			}
+			last := &chunks[len(chunks)-1]
+			n, err = c.readDecoded((*last)[len(*last):cap(*last)])
+			*last = (*last)[:len(*last)+n]
+			total += n
 		}
-		n, err := c.readDecoded(p[len(p):cap(p)])
-		p = p[:len(p)+n]
 		if err == io.EOF {
-			return c.msgType, p, nil
+			return c.msgType, joinChunks(p, chunks, total), nil
 		}
 		if err != nil {
 			return c.msgType, p, err
@@ -172,14 +183,51 @@ func (c *Conn) readDecodedMessage(p []byte) (MessageType, []byte, error) {
 	}
 }
 
+// maxChunk bounds the chunks readDecodedMessage adds to a message.
+const maxChunk = 1 << 20
+
+// newChunk returns an empty chunk for a decoded message of which have
+// bytes have been read: as large as those, from 512 bytes to maxChunk,
+// but never larger than the bytes the limit still allows plus the one
+// that shows a message is too big.
+func (c *Conn) newChunk(have int) []byte {
+	size := int64(min(max(have, 512), maxChunk))
+	if room := c.opts.MaxMessageSize - c.decSize; room < size {
+		size = room + 1
+	}
+	return make([]byte, 0, size)
+}
+
+// joinChunks returns p followed by the bytes of chunks, copied once into
+// a slice of the exact size; a message that filled a single chunk is
+// returned as it is.
+func joinChunks(p []byte, chunks [][]byte, total int) []byte {
+	switch {
+	case len(chunks) == 0:
+		return p
+	case len(chunks) == 1 && len(p) == 0:
+		return chunks[0]
+	}
+	out := make([]byte, len(p), len(p)+total)
+	copy(out, p)
+	for _, b := range chunks {
+		out = append(out, b...)
+	}
+	return out
+}
+
 // growMessage makes room for the rest of a frame. It allocates the whole
 // frame at once up to 1 MiB, and beyond that never more than twice what
 // has arrived, so a header that promises a large payload does not make
-// the reader allocate before the bytes come.
-func growMessage(p []byte, remain int64) []byte {
+// the reader allocate before the bytes come; and never room for more
+// than the allowed bytes the message may still bring.
+func growMessage(p []byte, remain, allowed int64) []byte {
 	need := len(p) + int(remain)
 	size := max(need, 2*cap(p))
 	size = min(size, len(p)+max(len(p), 1<<20))
+	if int64(size-len(p)) > allowed {
+		size = len(p) + int(allowed)
+	}
 	grown := make([]byte, len(p), size)
 	copy(grown, p)
 	return grown

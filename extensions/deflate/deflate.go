@@ -66,8 +66,10 @@
 // Decompressed bytes count against the connection's MaxMessageSize, which
 // the websocket driver checks after every read from the decompressor, so a
 // small message that inflates to gigabytes fails with close code 1009
-// after bounded work. Corrupt compressed data fails the connection with
-// 1007.
+// after bounded work, and the decompressor itself never holds more than
+// its window. Conn.Read holds at most MaxMessageSize bytes of such a
+// message before it fails; Conn.Reader holds none. Corrupt compressed
+// data fails the connection with 1007.
 package deflate
 
 import (
@@ -78,6 +80,8 @@ import (
 	"github.com/klauspost/compress/flate"
 
 	"github.com/realtime-go/realtime/extensions"
+
+	"github.com/realtime-go/realtime/internal/quote"
 )
 
 // Name is the extension token.
@@ -310,13 +314,13 @@ func parseParams(ps []extensions.Param, response bool) (params, error) {
 	seen := map[string]bool{}
 	for _, x := range ps {
 		if seen[x.Name] {
-			return p, fmt.Errorf("parameter %s given twice", x.Name)
+			return p, fmt.Errorf("parameter %s given twice", quote.Prefix(x.Name))
 		}
 		seen[x.Name] = true
 		switch x.Name {
 		case serverNoContextTakeover, clientNoContextTakeover:
 			if x.Value != "" {
-				return p, fmt.Errorf("parameter %s takes no value", x.Name)
+				return p, fmt.Errorf("parameter %s takes no value", quote.Prefix(x.Name))
 			}
 			if x.Name == serverNoContextTakeover {
 				p.serverNoCtx = true
@@ -326,7 +330,7 @@ func parseParams(ps []extensions.Param, response bool) (params, error) {
 		case serverMaxWindowBits:
 			bits, ok := parseBits(x.Value)
 			if !ok {
-				return p, fmt.Errorf("invalid %s value %q", x.Name, x.Value)
+				return p, fmt.Errorf("invalid %s value %s", x.Name, quote.Prefix(x.Value))
 			}
 			p.serverBits = bits
 		case clientMaxWindowBits:
@@ -336,11 +340,11 @@ func parseParams(ps []extensions.Param, response bool) (params, error) {
 			}
 			bits, ok := parseBits(x.Value)
 			if !ok {
-				return p, fmt.Errorf("invalid %s value %q", x.Name, x.Value)
+				return p, fmt.Errorf("invalid %s value %s", x.Name, quote.Prefix(x.Value))
 			}
 			p.clientBits = bits
 		default:
-			return p, fmt.Errorf("unknown parameter %s", x.Name)
+			return p, fmt.Errorf("unknown parameter %s", quote.Prefix(x.Name))
 		}
 	}
 	return p, nil
