@@ -100,7 +100,7 @@ type Options struct {
 
 	// Heartbeat is how often idle connections are probed, so that dead
 	// peers are noticed: WebSocket pings that must be answered within the
-	// same time (unless WebSocket.PingInterval and PongTimeout say
+	// same time (unless WebSocket.Heartbeat and PongTimeout say
 	// otherwise), EventSource comment lines (unless EventSource.KeepAlive
 	// does) whose writes must finish within WriteTimeout. 0 means
 	// DefaultHeartbeat; a negative value sends none.
@@ -192,8 +192,8 @@ func newConfig(opts *Options) config {
 	if c.ws.MaxMessageSize == 0 {
 		c.ws.MaxMessageSize = c.maxMessage
 	}
-	if c.ws.PingInterval == 0 && beat > 0 {
-		c.ws.PingInterval = beat
+	if c.ws.Heartbeat == 0 && beat > 0 {
+		c.ws.Heartbeat = beat
 	}
 	if c.es.KeepAlive == 0 {
 		c.es.KeepAlive = beat // negative turns them off, as there

@@ -26,14 +26,18 @@ type ConnOptions struct {
 	// DefaultMaxFragments.
 	MaxFragments int
 
-	// PingInterval, when positive, makes the connection ping the peer
-	// after each interval. A goroutine must be reading for the pongs to
-	// be seen.
-	PingInterval time.Duration
+	// Heartbeat, when positive, is how often the connection probes the
+	// peer: a ping goes out every Heartbeat and must be answered within
+	// PongTimeout. A goroutine must be reading for the
+	// pongs to be seen. Unlike packages realtime and eventsource, this
+	// package has no default heartbeat: 0, like a negative value, means
+	// no pings.
+	Heartbeat time.Duration
 
-	// PongTimeout is how long a keep-alive ping may wait for its pong.
+	// PongTimeout is how long a heartbeat ping may wait for its pong.
 	// When it passes, the connection is closed and reads fail with an
-	// error wrapping ErrPongTimeout. 0 means PingInterval.
+	// error wrapping ErrPongTimeout. 0 or a negative value means
+	// Heartbeat.
 	PongTimeout time.Duration
 
 	// CloseTimeout bounds the closing handshake: writing the close frame
@@ -63,8 +67,8 @@ func (o ConnOptions) withDefaults() ConnOptions {
 	if o.MaxFragments <= 0 {
 		o.MaxFragments = DefaultMaxFragments
 	}
-	if o.PingInterval > 0 && o.PongTimeout <= 0 {
-		o.PongTimeout = o.PingInterval
+	if o.Heartbeat > 0 && o.PongTimeout <= 0 {
+		o.PongTimeout = o.Heartbeat
 	}
 	if o.CloseTimeout <= 0 {
 		o.CloseTimeout = DefaultCloseTimeout
