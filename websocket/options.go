@@ -1,6 +1,9 @@
 package websocket
 
-import "time"
+import (
+	"slices"
+	"time"
+)
 
 // Defaults for ConnOptions fields left zero.
 const (
@@ -86,4 +89,33 @@ func (o ConnOptions) withDefaults() ConnOptions {
 		o.WriteBufferSize = maxHeaderSize + maxControlPayload
 	}
 	return o
+}
+
+// Clone returns a deep copy of o: its slices and header are new, so later
+// changes to either do not show in the other. Extensions and functions
+// are shared. A nil o gives the zero value.
+func (o *AcceptOptions) Clone() *AcceptOptions {
+	if o == nil {
+		return &AcceptOptions{}
+	}
+	c := *o
+	c.Subprotocols = slices.Clone(o.Subprotocols)
+	c.OriginPatterns = slices.Clone(o.OriginPatterns)
+	c.Header = o.Header.Clone()
+	c.Extensions = slices.Clone(o.Extensions)
+	return &c
+}
+
+// Clone returns a deep copy of o: its slices and header are new, so later
+// changes to either do not show in the other. Extensions and functions
+// are shared. A nil o gives the zero value.
+func (o *ClientOptions) Clone() *ClientOptions {
+	if o == nil {
+		return &ClientOptions{}
+	}
+	c := *o
+	c.Header = o.Header.Clone()
+	c.Subprotocols = slices.Clone(o.Subprotocols)
+	c.Extensions = slices.Clone(o.Extensions)
+	return &c
 }
