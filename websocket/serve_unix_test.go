@@ -157,4 +157,3 @@ func exhaustionServer(t *testing.T) {
 		t.Errorf("Serve = %v, want ErrServerClosed", err)
 	}
 }
-
