@@ -23,7 +23,8 @@ var ErrServerClosed = errors.New("websocket: server closed")
 // it performs the opening handshake on each connection it accepts, with
 // AcceptConn, and runs Handler for each WebSocket connection. The zero
 // value is ready to use once Handler is set. A Server must not be copied
-// after first use, and its fields must not change once Serve is called.
+// after first use. Serve copies Options; the other fields must not change
+// once Serve is called.
 //
 // Like http.Server, a Server runs every connection on a goroutine of its
 // own. The handler gets a fresh goroutine once the handshake is done,
