@@ -71,19 +71,9 @@ func dialServer(t *testing.T, addr string, opts *ClientOptions) (*Conn, *http.Re
 	return NewClient(ctx, nc, &url.URL{Scheme: "ws", Host: addr, Path: "/"}, opts)
 }
 
-// echoHandler echoes messages until the connection ends.
-func echoHandler(c *Conn, _ *http.Request) {
-	ctx := context.Background()
-	for {
-		typ, p, err := c.Read(ctx)
-		if err != nil {
-			return
-		}
-		if err := c.Write(ctx, typ, p); err != nil {
-			return
-		}
-	}
-}
+// echoHandler is a Server.Handler that echoes messages until the
+// connection ends.
+func echoHandler(c *Conn, _ *http.Request) { echo(c) }
 
 func expectEcho(t *testing.T, c *Conn, msg string) {
 	t.Helper()

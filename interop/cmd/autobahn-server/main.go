@@ -18,7 +18,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"log"
@@ -75,22 +74,21 @@ func main() {
 			}
 		},
 	}
-	go func() {
-		stop := make(chan os.Signal, 1)
-		signal.Notify(stop, os.Interrupt)
-		<-stop
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			log.Printf("shutdown: %v", err)
-		}
-		os.Exit(0)
-	}()
-	if err := srv.Serve(ln); !errors.Is(err, websocket.ErrServerClosed) {
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	interrupted, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	select {
+	case err := <-served:
 		fmt.Fprintln(os.Stderr, "autobahn-server:", err)
 		os.Exit(1)
+	case <-interrupted.Done():
 	}
-	select {} // the shutdown goroutine exits
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		log.Printf("shutdown: %v", err)
+	}
 }
 
 // deflateOptions configures permessage-deflate under -deflate: the defaults, so
