@@ -63,6 +63,7 @@ type Server struct {
 	mu        sync.Mutex
 	done      chan struct{} // closed by Shutdown and Close
 	closing   bool          // Shutdown or Close has been called
+	goingAway bool          // Shutdown has sent the connections 1001
 	listeners map[net.Listener]struct{}
 	raw       map[net.Conn]struct{} // in the opening handshake
 	conns     map[*Conn]struct{}    // upgraded, handler running
@@ -154,8 +155,10 @@ func (s *Server) handshake(nc net.Conn) {
 	}
 	c, r, err := acceptConn(ctx, nc, s.opts)
 	if err != nil {
-		s.forget(nc, nil)
-		s.report(nc.RemoteAddr(), err)
+		// A handshake cut short by Shutdown or Close is no error.
+		if !s.forget(nc, nil) {
+			s.report(nc.RemoteAddr(), err)
+		}
 		return
 	}
 	if !s.upgraded(nc, c) {
@@ -202,12 +205,15 @@ const shutdownReason = "server shutting down"
 // at once.
 func (s *Server) Shutdown(ctx context.Context) error {
 	conns, err := s.closeAll()
-	for _, c := range conns {
-		s.live++ // closeAll left s.mu locked
-		go func() {
-			defer s.forget(nil, nil)
-			c.Close(StatusGoingAway, shutdownReason)
-		}()
+	if !s.goingAway {
+		s.goingAway = true
+		for _, c := range conns {
+			s.live++ // closeAll left s.mu locked
+			go func() {
+				defer s.forget(nil, nil)
+				c.Close(StatusGoingAway, shutdownReason)
+			}()
+		}
 	}
 	idle := s.idle
 	s.mu.Unlock()
@@ -259,7 +265,6 @@ func (s *Server) closeAll() ([]*Conn, error) {
 	for c := range s.conns {
 		conns = append(conns, c)
 	}
-	clear(s.conns)
 	return conns, err
 }
 
@@ -328,8 +333,8 @@ func (s *Server) upgraded(nc net.Conn, c *Conn) bool {
 }
 
 // forget ends a goroutine the server started, removing the connection
-// it served, if any.
-func (s *Server) forget(nc net.Conn, c *Conn) {
+// it served, if any. It reports whether the server is closing.
+func (s *Server) forget(nc net.Conn, c *Conn) (closing bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if nc != nil {
@@ -342,6 +347,7 @@ func (s *Server) forget(nc net.Conn, c *Conn) {
 	if s.live == 0 && s.closing {
 		close(s.idle)
 	}
+	return s.closing
 }
 
 // onceCloseListener lets both Serve and Shutdown close the listener.
