@@ -187,7 +187,7 @@ func newConfig(opts *Options) config {
 		maxQueueB:    o.MaxQueueBytes,
 		policy:       o.QueuePolicy,
 		maxMessage:   o.MaxMessageSize,
-		ws:           cloneAccept(o.WebSocket),
+		ws:           *o.WebSocket.Clone(),
 		es:           cloneEventSource(o.EventSource),
 		idParam:      o.EventSource.LastEventIDParam,
 	}
@@ -217,8 +217,8 @@ func newConfig(opts *Options) config {
 	if c.ws.MaxMessageSize == 0 {
 		c.ws.MaxMessageSize = c.maxMessage
 	}
-	if c.ws.PingInterval == 0 && beat > 0 {
-		c.ws.PingInterval = beat
+	if c.ws.Heartbeat == 0 && beat > 0 {
+		c.ws.Heartbeat = beat
 	}
 	if c.es.KeepAlive == 0 {
 		c.es.KeepAlive = beat // negative turns them off, as there
@@ -229,18 +229,8 @@ func newConfig(opts *Options) config {
 	return c
 }
 
-// cloneAccept copies o deeply, so that the caller's later changes to its
-// slices and header do not reach the handler. Extensions are copied as
-// values: an Extension is a negotiator built from options it has copied.
-func cloneAccept(o websocket.AcceptOptions) websocket.AcceptOptions {
-	o.Subprotocols = slices.Clone(o.Subprotocols)
-	o.OriginPatterns = slices.Clone(o.OriginPatterns)
-	o.Header = o.Header.Clone()
-	o.Extensions = slices.Clone(o.Extensions)
-	return o
-}
-
-// cloneEventSource copies o deeply, as cloneAccept does.
+// cloneEventSource copies o deeply, so that the caller's later changes to
+// its header do not reach the handler.
 func cloneEventSource(o eventsource.Options) eventsource.Options {
 	o.Header = o.Header.Clone()
 	return o

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/realtime-go/realtime/internal/slowloris"
 	"github.com/realtime-go/realtime/interop/internal/rawframe"
 	"github.com/realtime-go/realtime/websocket"
 )
@@ -149,12 +150,12 @@ func TestAutobahnClientTestee(t *testing.T) {
 
 var testeeListeningRE = regexp.MustCompile(`listening on (\S+)`)
 
-// startServerTestee runs cmd/autobahn-server on a free port and returns
-// its address.
-func startServerTestee(t *testing.T) string {
+// startServerTestee runs cmd/autobahn-server on a free port, with args
+// added to its command line, and returns its address.
+func startServerTestee(t *testing.T, args ...string) string {
 	t.Helper()
 	bin := buildTestee(t, "autobahn-server")
-	cmd := exec.Command(bin, "-addr", "127.0.0.1:0")
+	cmd := exec.Command(bin, append([]string{"-addr", "127.0.0.1:0"}, args...)...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -300,4 +301,25 @@ func TestAutobahnServerTestee(t *testing.T) {
 		nc.Write(rawFrame(true, 0x8, closePayload(1005, "")))
 		expectClose(t, br, 1002)
 	})
+}
+
+// TestAutobahnServerTesteeSlowloris: 200 connections sending their
+// request a byte at a time are dropped once -handshake-timeout passes,
+// and a client is served meanwhile.
+func TestAutobahnServerTesteeSlowloris(t *testing.T) {
+	addr := startServerTestee(t, "-handshake-timeout", "300ms")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	attack := make(chan error, 1)
+	go func() { attack <- slowloris.Attack(ctx, addr, 200, 100*time.Millisecond) }()
+	resp, nc, br := rawUpgrade(t, addr, "Upgrade: websocket", "Connection: Upgrade",
+		"Sec-WebSocket-Key: "+sampleKey, "Sec-WebSocket-Version: 13")
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("upgrade during the attack: %s", resp.Status)
+	}
+	nc.Write(rawFrame(true, 0x1, []byte("served")))
+	expectFrame(t, br, 0x1, []byte("served"))
+	if err := <-attack; err != nil {
+		t.Fatal(err)
+	}
 }

@@ -15,7 +15,9 @@ import (
 
 // AcceptOptions configures the server side of the opening handshake and
 // the connection it yields. A nil *AcceptOptions means the zero value.
-// Accept copies the options; later changes do not affect it.
+// Accept and AcceptConn keep nothing of the options once they return, and
+// Server copies them deeply, so later changes do not affect a connection
+// or a server.
 type AcceptOptions struct {
 	ConnOptions
 
@@ -103,7 +105,14 @@ const maxRequestSize = 16 << 10
 // the handshake only. On failure an error response has been written and
 // nc is closed.
 func AcceptConn(ctx context.Context, nc net.Conn, opts *AcceptOptions) (*Conn, *http.Request, error) {
-	o := acceptDefaults(opts)
+	if opts == nil {
+		opts = &AcceptOptions{}
+	}
+	return acceptConn(ctx, nc, opts)
+}
+
+// acceptConn is AcceptConn with options that no one changes meanwhile.
+func acceptConn(ctx context.Context, nc net.Conn, o *AcceptOptions) (*Conn, *http.Request, error) {
 	stop := interruptOnDone(ctx, nc)
 	br := bufio.NewReaderSize(&io.LimitedReader{R: nc, N: maxRequestSize}, 4096)
 	r, err := http.ReadRequest(br)
@@ -113,7 +122,7 @@ func AcceptConn(ctx context.Context, nc net.Conn, opts *AcceptOptions) (*Conn, *
 		return nil, nil, fmt.Errorf("websocket: read handshake request: %w", handshakeCause(ctx, err))
 	}
 	r.RemoteAddr = nc.RemoteAddr().String()
-	hs, herr := negotiate(r, &o)
+	hs, herr := negotiate(r, o)
 	if herr != nil {
 		writeRawRefusal(nc, herr)
 		stop()

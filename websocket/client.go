@@ -16,6 +16,8 @@ import (
 
 // ClientOptions configures the client side of the opening handshake and
 // the connection it yields. A nil *ClientOptions means the zero value.
+// NewClient keeps nothing of the options once it returns, so later
+// changes do not affect a connection.
 type ClientOptions struct {
 	ConnOptions
 

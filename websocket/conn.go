@@ -123,7 +123,7 @@ type Conn struct {
 
 	// Pings awaiting their pong, oldest first; guarded by mu.
 	pings []*pendingPing
-	ka    *keepalive // nil without PingInterval
+	ka    *keepalive // nil without Heartbeat
 }
 
 // streamState is what streamed and extension-encoded writes need; most

@@ -3,10 +3,11 @@
 //
 // A server upgrades a request inside a net/http handler with [Accept],
 // performs the whole handshake on a raw connection with [AcceptConn], or
-// serves a net.Listener without net/http with [Serve]. A
-// client performs the handshake over a connection it dialed itself, with
-// or without TLS or a proxy underneath, with [NewClient]; package client
-// does the dialing.
+// serves net.Listeners without net/http with a [Server], which bounds
+// each handshake, reports errors, outlives running out of descriptors
+// and shuts down gracefully. A client performs the handshake over a
+// connection it dialed itself, with or without TLS or a proxy underneath,
+// with [NewClient]; package client does the dialing.
 //
 //	c, err := websocket.Accept(w, r, nil)
 //	if err != nil {
@@ -54,14 +55,14 @@
 // Control frames are processed by the reader, so a connection that should
 // answer pings or see pongs must be read from. A Conn starts no
 // goroutines: keep-alive pings and deferred flushes run on timers. Only
-// [Serve], like http.Serve, starts a goroutine per connection.
+// [Server], like http.Server, starts a goroutine per connection.
 //
 // # Memory
 //
 // A connection borrows its read and write buffers from a pool only while
 // data is in flight. An idle TCP connection waits for input through
 // syscall.RawConn without holding a buffer, so it costs about 4.8 KiB in
-// all, its goroutine's stack included, when served by [Serve]. [Conn.Read]
+// all, its goroutine's stack included, when served by [Server]. [Conn.Read]
 // allocates the message it returns; [Conn.ReadAppend] reuses the
 // caller's buffer. Writes made while pipelined input waits are coalesced
 // into one system call.

@@ -632,23 +632,28 @@ func startEcho(t testing.TB, c *Conn) <-chan error {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		ctx := context.Background()
-		for {
-			typ, p, err := c.Read(ctx)
-			if err == nil {
-				err = c.Write(ctx, typ, p)
-			}
-			if err != nil {
-				ch <- err
-				return
-			}
-		}
+		ch <- echo(c)
 	}()
 	t.Cleanup(func() {
 		c.CloseNow()
 		<-done
 	})
 	return ch
+}
+
+// echo writes back every message c reads until an error, which it
+// returns.
+func echo(c *Conn) error {
+	ctx := context.Background()
+	for {
+		typ, p, err := c.Read(ctx)
+		if err == nil {
+			err = c.Write(ctx, typ, p)
+		}
+		if err != nil {
+			return err
+		}
+	}
 }
 
 func recvMsg(t testing.TB, ch <-chan readResult) readResult {

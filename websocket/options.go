@@ -1,6 +1,9 @@
 package websocket
 
-import "time"
+import (
+	"slices"
+	"time"
+)
 
 // Defaults for ConnOptions fields left zero.
 const (
@@ -29,14 +32,18 @@ type ConnOptions struct {
 	// DefaultMaxFragments.
 	MaxFragments int
 
-	// PingInterval, when positive, makes the connection ping the peer
-	// after each interval. A goroutine must be reading for the pongs to
-	// be seen.
-	PingInterval time.Duration
+	// Heartbeat, when positive, is how often the connection probes the
+	// peer: a ping goes out every Heartbeat and must be answered within
+	// PongTimeout. A goroutine must be reading for the
+	// pongs to be seen. Unlike packages realtime and eventsource, this
+	// package has no default heartbeat: 0, like a negative value, means
+	// no pings.
+	Heartbeat time.Duration
 
-	// PongTimeout is how long a keep-alive ping may wait for its pong.
+	// PongTimeout is how long a heartbeat ping may wait for its pong.
 	// When it passes, the connection is closed and reads fail with an
-	// error wrapping ErrPongTimeout. 0 means PingInterval.
+	// error wrapping ErrPongTimeout. 0 or a negative value means
+	// Heartbeat.
 	PongTimeout time.Duration
 
 	// CloseTimeout bounds the closing handshake: writing the close frame
@@ -66,8 +73,8 @@ func (o ConnOptions) withDefaults() ConnOptions {
 	if o.MaxFragments <= 0 {
 		o.MaxFragments = DefaultMaxFragments
 	}
-	if o.PingInterval > 0 && o.PongTimeout <= 0 {
-		o.PongTimeout = o.PingInterval
+	if o.Heartbeat > 0 && o.PongTimeout <= 0 {
+		o.PongTimeout = o.Heartbeat
 	}
 	if o.CloseTimeout <= 0 {
 		o.CloseTimeout = DefaultCloseTimeout
@@ -85,4 +92,33 @@ func (o ConnOptions) withDefaults() ConnOptions {
 		o.WriteBufferSize = maxHeaderSize + maxControlPayload
 	}
 	return o
+}
+
+// Clone returns a deep copy of o: its slices and header are new, so later
+// changes to either do not show in the other. Extensions and functions
+// are shared. A nil o gives the zero value.
+func (o *AcceptOptions) Clone() *AcceptOptions {
+	if o == nil {
+		return &AcceptOptions{}
+	}
+	c := *o
+	c.Subprotocols = slices.Clone(o.Subprotocols)
+	c.OriginPatterns = slices.Clone(o.OriginPatterns)
+	c.Header = o.Header.Clone()
+	c.Extensions = slices.Clone(o.Extensions)
+	return &c
+}
+
+// Clone returns a deep copy of o: its slices and header are new, so later
+// changes to either do not show in the other. Extensions and functions
+// are shared. A nil o gives the zero value.
+func (o *ClientOptions) Clone() *ClientOptions {
+	if o == nil {
+		return &ClientOptions{}
+	}
+	c := *o
+	c.Header = o.Header.Clone()
+	c.Subprotocols = slices.Clone(o.Subprotocols)
+	c.Extensions = slices.Clone(o.Extensions)
+	return &c
 }

@@ -110,7 +110,7 @@ func (c *Conn) gotPong(payload []byte) {
 	c.mu.Unlock()
 }
 
-// keepalive pings the peer every PingInterval and closes the connection
+// keepalive pings the peer every Heartbeat and closes the connection
 // when a pong is later than PongTimeout. One timer does both: it fires
 // either to send the next ping or, while a ping waits, as its deadline.
 type keepalive struct {
@@ -124,12 +124,12 @@ type keepalive struct {
 
 // newKeepalive starts keep-alive pings, if c's options ask for them.
 func newKeepalive(c *Conn) *keepalive {
-	if c.opts.PingInterval <= 0 {
+	if c.opts.Heartbeat <= 0 {
 		return nil
 	}
 	k := &keepalive{c: c}
 	k.mu.Lock() // the timer may fire before AfterFunc returns
-	k.timer = time.AfterFunc(c.opts.PingInterval, k.fire)
+	k.timer = time.AfterFunc(c.opts.Heartbeat, k.fire)
 	k.mu.Unlock()
 	return k
 }
@@ -172,7 +172,7 @@ func (k *keepalive) pong(rtt time.Duration, err error) {
 		return
 	}
 	k.waiting = false
-	k.timer.Reset(max(k.c.opts.PingInterval-rtt, 0))
+	k.timer.Reset(max(k.c.opts.Heartbeat-rtt, 0))
 }
 
 func (k *keepalive) stop() {

@@ -266,13 +266,13 @@ func TestPingFunc(t *testing.T) {
 	}
 }
 
-// TestKeepAlivePongTimeout: with PingInterval set, a peer that never
+// TestKeepAlivePongTimeout: with Heartbeat set, a peer that never
 // answers has the connection closed, and Read fails with ErrPongTimeout.
 func TestKeepAlivePongTimeout(t *testing.T) {
 	for _, tr := range transports {
 		for _, client := range []bool{false, true} {
 			t.Run(fmt.Sprintf("%s/%s", tr, roleName(client)), func(t *testing.T) {
-				c, p := newTestConn(t, tr, client, ConnOptions{PingInterval: 30 * time.Millisecond, PongTimeout: 50 * time.Millisecond})
+				c, p := newTestConn(t, tr, client, ConnOptions{Heartbeat: 30 * time.Millisecond, PongTimeout: 50 * time.Millisecond})
 				reads := startReader(t, c)
 				f := p.next(t)
 				if f.op != opPing {
@@ -306,7 +306,7 @@ func TestKeepAlivePongTimeout(t *testing.T) {
 func TestKeepAliveAnswered(t *testing.T) {
 	for _, tr := range transports {
 		t.Run(string(tr), func(t *testing.T) {
-			c, p := newTestConn(t, tr, false, ConnOptions{PingInterval: 20 * time.Millisecond, PongTimeout: time.Second})
+			c, p := newTestConn(t, tr, false, ConnOptions{Heartbeat: 20 * time.Millisecond, PongTimeout: time.Second})
 			p.autoPong.Store(true)
 			reads := startReader(t, c)
 			pings := 0

@@ -21,6 +21,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/realtime-go/realtime"
@@ -56,7 +57,34 @@ func main() {
 		log.Fatal(err)
 	}
 	log.Printf("chat: serving http://%s", ln.Addr())
-	log.Fatal(http.Serve(ln, newRoom().handler()))
+	log.Fatal(newServer(newRoom().handler(), defaultTimeouts).Serve(ln))
+}
+
+// timeouts are the bounds newServer sets.
+type timeouts struct {
+	header time.Duration // to send a request's header
+	write  time.Duration // to take a response
+	idle   time.Duration // between two requests on one connection
+}
+
+var defaultTimeouts = timeouts{header: 10 * time.Second, write: 30 * time.Second, idle: 2 * time.Minute}
+
+// newServer is the HTTP server for h, with the bounds a server on the
+// open internet needs so that clients that stall cannot hold connections
+// for ever. WebSocket handshakes are requests, so the header timeout
+// bounds them. The write timeout bounds pages and POST answers only:
+// WebSocket connections are taken over, and EventSource streams set a
+// deadline of their own for each write (realtime.Options.WriteTimeout).
+// There is no ReadTimeout: once it passed, net/http would cancel the
+// context of every request still running, EventSource streams included.
+func newServer(h http.Handler, t timeouts) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: t.header,
+		WriteTimeout:      t.write,
+		IdleTimeout:       t.idle,
+		MaxHeaderBytes:    16 << 10,
+	}
 }
 
 func newRoom() *room { return &room{hub: realtime.NewHub(nil)} }

@@ -15,17 +15,29 @@ import (
 
 	"github.com/realtime-go/realtime"
 	"github.com/realtime-go/realtime/eventsource"
+	"github.com/realtime-go/realtime/internal/slowloris"
 	"github.com/realtime-go/realtime/websocket"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
+// shortTimeouts make the tests see the server's bounds at work.
+var shortTimeouts = timeouts{header: 300 * time.Millisecond, write: 200 * time.Millisecond, idle: time.Second}
+
+// startServer serves the room as main does, with shortTimeouts.
+func startServer(t *testing.T) *httptest.Server {
+	srv := httptest.NewUnstartedServer(nil)
+	srv.Config = newServer(newRoom().handler(), shortTimeouts)
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return srv
+}
+
 // One participant on WebSocket and one on EventSource chat, and each
 // sees the other's transport. (interop/realtime_chat_test.go runs the
 // page itself in Chromium.)
 func TestChat(t *testing.T) {
-	srv := httptest.NewServer(newRoom().handler())
-	defer srv.Close()
+	srv := startServer(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 
@@ -90,6 +102,8 @@ func TestChat(t *testing.T) {
 		}
 	}
 
+	// Both connections outlive the server's write timeout.
+	time.Sleep(2 * shortTimeouts.write)
 	ws.Write(ctx, websocket.MessageText, []byte("hi bob"))
 	post, _ := http.NewRequestWithContext(ctx, http.MethodPost, srv.URL+"/chat", strings.NewReader("  hi alice  "))
 	post.Header.Set(realtime.TokenHeader, hello.Data)
@@ -113,4 +127,26 @@ func TestChat(t *testing.T) {
 		}
 	}
 	ws.Close(websocket.StatusNormalClosure, "")
+}
+
+// TestSlowloris: 200 connections that send their request a byte at a
+// time are dropped once the header timeout passes, and the page is
+// served meanwhile.
+func TestSlowloris(t *testing.T) {
+	srv := startServer(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	attack := make(chan error, 1)
+	go func() { attack <- slowloris.Attack(ctx, srv.Listener.Addr().String(), 200, 100*time.Millisecond) }()
+	resp, err := http.Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("page during the attack: %s", resp.Status)
+	}
+	if err := <-attack; err != nil {
+		t.Fatal(err)
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"log"
 	"net/http"
+	"time"
 
 	"github.com/realtime-go/realtime/websocket"
 )
@@ -35,26 +36,47 @@ func main() {
 	})
 	http.HandleFunc("/ws", echo)
 	log.Printf("echo: serving http://%s", *addr)
-	log.Fatal(http.ListenAndServe(*addr, nil))
+	// The bounds a server on the open internet needs, so that clients
+	// that stall cannot hold connections (see examples/chat, whose test
+	// shows a slowloris dropped). The header timeout bounds the
+	// WebSocket handshake too; WebSocket connections are taken over, so
+	// the write timeout bounds the page only.
+	srv := &http.Server{
+		Addr:              *addr,
+		ReadHeaderTimeout: 10 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    16 << 10,
+	}
+	log.Fatal(srv.ListenAndServe())
 }
+
+// echoOptions find dead peers with a ping every 30 s.
+var echoOptions = &websocket.AcceptOptions{ConnOptions: websocket.ConnOptions{Heartbeat: 30 * time.Second}}
+
+// writeTimeout bounds each echo, so a peer that stops reading cannot hold
+// the connection.
+const writeTimeout = 10 * time.Second
 
 // echo sends every message back as it arrived until the peer closes.
 func echo(w http.ResponseWriter, r *http.Request) {
-	c, err := websocket.Accept(w, r, nil)
+	c, err := websocket.Accept(w, r, echoOptions)
 	if err != nil {
 		return
 	}
 	defer c.CloseNow()
-	ctx := context.Background()
 	for {
-		typ, p, err := c.Read(ctx)
+		typ, p, err := c.Read(context.Background())
 		if err != nil {
 			if websocket.CloseStatus(err) == -1 {
 				log.Printf("echo: %v", err)
 			}
 			return
 		}
-		if err := c.Write(ctx, typ, p); err != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
+		err = c.Write(ctx, typ, p)
+		cancel()
+		if err != nil {
 			return
 		}
 	}

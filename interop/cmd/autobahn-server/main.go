@@ -8,16 +8,24 @@
 // With -deflate the server accepts permessage-deflate (RFC 7692) with all
 // its parameters, as cases 12.* and 13.* need, and compresses every
 // message however small.
+//
+// It serves as a production server should: a client gets
+// -handshake-timeout to send its request, so a slowloris cannot hold
+// descriptors, each echo must be taken within -write-timeout, running
+// out of descriptors only delays accepting, and an interrupt shuts the
+// server down with 1001 to every connection.
 package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"log"
 	"net"
+	"net/http"
 	"os"
+	"os/signal"
+	"time"
 
 	"github.com/realtime-go/realtime/extensions"
 	"github.com/realtime-go/realtime/extensions/deflate"
@@ -28,6 +36,8 @@ func main() {
 	addr := flag.String("addr", "127.0.0.1:9001", "listen address (HOST:PORT)")
 	verbose := flag.Bool("v", false, "log how each connection ended")
 	useDeflate := flag.Bool("deflate", false, "accept permessage-deflate (for cases 12.* and 13.*)")
+	handshakeTimeout := flag.Duration("handshake-timeout", 10*time.Second, "time a client has to complete the opening handshake")
+	writeTimeout := flag.Duration("write-timeout", time.Minute, "time a client has to take one echoed message")
 	flag.Parse()
 
 	ln, err := net.Listen("tcp", *addr)
@@ -47,32 +57,37 @@ func main() {
 	if *useDeflate {
 		opts.Extensions = []extensions.Extension{deflate.New(deflateOptions)}
 	}
-	for {
-		nc, err := ln.Accept()
-		if err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
+	srv := &websocket.Server{
+		Options:          opts,
+		HandshakeTimeout: *handshakeTimeout,
+		Handler: func(c *websocket.Conn, r *http.Request) {
+			n, err := echo(c, *writeTimeout)
+			if *verbose || !isNormalEnd(err) {
+				log.Printf("%s %s: %d messages echoed, ended: %v", c.RemoteAddr(), r.URL.RequestURI(), n, err)
 			}
-			fmt.Fprintln(os.Stderr, "autobahn-server: accept:", err)
-			os.Exit(1)
-		}
-		go serve(nc, opts, *verbose)
+		},
+		OnError: func(remote net.Addr, err error) {
+			if remote != nil {
+				log.Printf("%s: handshake: %v", remote, err)
+			} else {
+				log.Print(err)
+			}
+		},
 	}
-}
-
-func serve(nc net.Conn, opts *websocket.AcceptOptions, verbose bool) {
-	ctx := context.Background()
-	c, r, err := websocket.AcceptConn(ctx, nc, opts)
-	if err != nil {
-		nc.Close()
-		log.Printf("%s: handshake: %v", nc.RemoteAddr(), err)
-		return
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	interrupted, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	select {
+	case err := <-served:
+		fmt.Fprintln(os.Stderr, "autobahn-server:", err)
+		os.Exit(1)
+	case <-interrupted.Done():
 	}
-	defer c.CloseNow()
-	n, err := echo(ctx, c)
-	if verbose || !isNormalEnd(err) {
-		log.Printf("%s %s: %d messages echoed, ended: %v", c.RemoteAddr(), r.URL.RequestURI(), n, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		log.Printf("shutdown: %v", err)
 	}
 }
 
@@ -82,13 +97,18 @@ func serve(nc net.Conn, opts *websocket.AcceptOptions, verbose bool) {
 var deflateOptions = &deflate.Options{Threshold: -1}
 
 // echo writes back every message read, with its type, until an error.
-func echo(ctx context.Context, c *websocket.Conn) (int, error) {
+// Each write must finish within writeTimeout, so a peer that stops
+// reading cannot hold the connection.
+func echo(c *websocket.Conn, writeTimeout time.Duration) (int, error) {
 	for n := 0; ; n++ {
-		typ, p, err := c.Read(ctx)
+		typ, p, err := c.Read(context.Background())
 		if err != nil {
 			return n, err
 		}
-		if err := c.Write(ctx, typ, p); err != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
+		err = c.Write(ctx, typ, p)
+		cancel()
+		if err != nil {
 			return n, err
 		}
 	}
