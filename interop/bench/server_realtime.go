@@ -18,6 +18,35 @@ func init() {
 		notes: "raw net.Listener + websocket.Serve, ReadAppend (reusing one buffer)/Write loop with context.Background()",
 		serve: func(ln net.Listener) error { return serveRealtime(ln, nil) },
 	})
+	register(server{
+		name:  "realtime-http",
+		pkg:   "github.com/realtime-go/realtime",
+		notes: "net/http + websocket.Accept, Read/Write loop with context.Background() in the handler",
+		serve: serveRealtimeHTTP,
+	})
+}
+
+// serveRealtimeHTTP is our echo server as most programs write it: Accept
+// inside a net/http handler, then Read (a new slice per message) and Write.
+func serveRealtimeHTTP(ln net.Listener) error {
+	opts := &websocket.AcceptOptions{InsecureSkipOriginCheck: true}
+	return serveHTTP(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := websocket.Accept(w, r, opts)
+		if err != nil {
+			return
+		}
+		defer c.CloseNow()
+		ctx := context.Background()
+		for {
+			typ, p, err := c.Read(ctx)
+			if err != nil {
+				return
+			}
+			if err := c.Write(ctx, typ, p); err != nil {
+				return
+			}
+		}
+	}))
 }
 
 // serveRealtime is our echo server, with the extensions exts (none, or
