@@ -149,13 +149,13 @@
 //     stream has been idle that long, an EventSource comment line.
 //     Options and eventsource.Options: 0 means DefaultHeartbeat and
 //     eventsource.DefaultHeartbeat, both 15 s, under the 30-60 s idle
-//     timeouts common in proxies. websocket.ConnOptions (and so
-//     client.Dialer): 0 means none, as a bare WebSocket has no default
-//     heartbeat. Negative: none.
+//     timeouts common in proxies; negative: none. websocket.ConnOptions
+//     (and so client.Dialer): 0, like a negative value, means none, as a
+//     bare WebSocket has no default heartbeat.
 //   - PongTimeout (duration): how long a heartbeat ping waits for its
 //     pong; then the connection is closed and reads fail with an error
-//     wrapping websocket.ErrPongTimeout. websocket.ConnOptions; 0 means
-//     the Heartbeat.
+//     wrapping websocket.ErrPongTimeout. websocket.ConnOptions; 0 or a
+//     negative value means the Heartbeat.
 //   - Transport: which transport a socket uses, TransportWebSocket or
 //     TransportEventSource: Socket.Transport here, and
 //     client.SocketOptions.Transport, client.Socket.Transport and
@@ -179,13 +179,16 @@
 //     websocket.ConnOptions; 0 means websocket.DefaultMaxFragments, 2^17.
 //   - MaxHistory (count), MaxHistoryBytes (int64 bytes), MaxHistoryAge
 //     (duration): what is kept for clients that resume. [HubOptions]
-//     (bytes of text) and eventsource.HistoryOptions (bytes on the wire);
+//     (payload bytes) and eventsource.HistoryOptions (bytes on the wire);
 //     0 means DefaultMaxHistory, 1000, and DefaultMaxHistoryBytes, 4 MiB,
 //     in both packages. MaxHistoryAge 0 keeps messages however old: the
 //     default is no age bound. Negative: no bound.
 //   - MaxQueue (count), MaxQueueBytes (int64 bytes): the messages waiting
-//     for one socket's writer, and their summed size. Options; 0 means
-//     DefaultMaxQueue, 256, and DefaultMaxQueueBytes. Negative: no bound.
+//     for one socket's or stream's writer, and their summed size: Options
+//     (payload bytes) and eventsource.BrokerOptions (bytes on the wire).
+//     0 means DefaultMaxQueue, 256, and DefaultMaxQueueBytes, 4 MiB, in
+//     both packages. Negative: no bound. A message always enters an
+//     empty queue, so one larger than MaxQueueBytes still goes, alone.
 //   - QueuePolicy: what happens to a socket whose queue is full:
 //     [QueueClose], close with 1013 so that the client resumes, or
 //     [QueueDropOldest].
@@ -204,8 +207,11 @@
 //   - HandshakeTimeout (duration): one opening handshake. client.Dialer:
 //     dialing, the proxy, TLS and the WebSocket handshake or the response
 //     header of an EventSource request; 0 means
-//     client.DefaultHandshakeTimeout, 30 s; negative: only the context
-//     bounds it. Package websocket's server on a net.Listener has one too.
+//     client.DefaultHandshakeTimeout, 30 s. websocket.Server: from
+//     accepting a connection to the 101 response, so that a client that
+//     sends its request slowly cannot hold a descriptor; 0 means
+//     websocket.DefaultHandshakeTimeout, 10 s. Negative: no bound but the
+//     context.
 //   - CloseTimeout (duration): the WebSocket closing handshake, from
 //     writing the close frame to the peer's. websocket.ConnOptions (and so
 //     client.Dialer); 0 means websocket.DefaultCloseTimeout, 5 s.
@@ -215,10 +221,12 @@
 //     EventSource. client.SocketOptions; 0 means
 //     client.DefaultConnectTimeout, 5 s.
 //   - MinDelay, MaxDelay (duration): the floor and the ceiling of the
-//     wait before a client reconnects, which grows after each failure in
-//     a row, with jitter. client.SocketOptions and
-//     client.EventSourceOptions; 0 means client.DefaultMinDelay and
-//     client.DefaultMaxDelay.
+//     wait before a client reconnects, which doubles after each failure
+//     in a row, with jitter. client.SocketOptions and
+//     client.EventSourceOptions (where MinDelay is also the floor under a
+//     server's "retry:", so that "retry: 0" cannot make a client
+//     reconnect in a tight loop); 0 means client.DefaultMinDelay, 500 ms,
+//     and client.DefaultMaxDelay, 30 s.
 //   - Retry (duration): only the SSE "retry:" field, the reconnection
 //     time a server asks of its clients, sent in milliseconds.
 //     eventsource.Options.Retry is sent at the start of each stream (0
