@@ -44,6 +44,7 @@ var readmeImports = map[string]string{
 	"url":         "net/url",
 	"os":          "os",
 	"signal":      "os/signal",
+	"strconv":     "strconv",
 	"strings":     "strings",
 	"time":        "time",
 	"tls":         "crypto/tls",
