@@ -166,6 +166,13 @@ func TestREADMESnippets(t *testing.T) {
 		if err != nil && len(msgs) == 0 {
 			t.Fatalf("go %s: %v\n%s", strings.Join(args, " "), err, out)
 		}
+		// A message about a line the README does not hold, such as an
+		// import of the wrapper, would otherwise go unnoticed.
+		for _, m := range goMessage.FindAll(out, -1) {
+			if !readmeMessage.Match(m) {
+				t.Errorf("go %s: %s", strings.Join(args, " "), m)
+			}
+		}
 		return msgs
 	}
 
@@ -212,7 +219,10 @@ func (s readmeSnippet) owns(l int) bool {
 	return l >= s.line && l < s.line+strings.Count(s.code, "\n")
 }
 
-var readmeMessage = regexp.MustCompile(`(?m)^(?:vet: )?\S*README\.md:(\d+)(?::\d+)?: .*$`)
+var (
+	readmeMessage = regexp.MustCompile(`(?m)^(?:vet: )?\S*README\.md:(\d+)(?::\d+)?: .*$`)
+	goMessage     = regexp.MustCompile(`(?m)^(?:vet: )?\S+\.(?:go|md):\d+(?::\d+)?: .*$`)
+)
 
 // readmeMessages returns the lines of the go command's output that point
 // into the README, by README line.
