@@ -115,4 +115,136 @@
 // answers to a GET whose Upgrade header a proxy dropped) or when the
 // position does not arrive within a timeout (5 s in the browser client).
 // New sockets are refused with 503 while their hub shuts down.
+//
+// # Glossary
+//
+// The packages of this module (realtime, websocket, eventsource, client,
+// proxy, extensions) call one idea by one name, with one unit and one
+// meaning of zero. These rules hold for every options struct:
+//
+//   - A nil pointer to options means the zero value.
+//   - Whoever takes options (Handler, NewHub, websocket.Accept,
+//     eventsource.Accept, a client.Dialer's methods, ...) copies them
+//     deeply, slices, maps, http.Header, *tls.Config and nested options
+//     included, and never modifies them: changing them afterwards changes
+//     nothing.
+//   - A field left 0 means its default, a constant named after the field
+//     (MaxMessageSize 0 means DefaultMaxMessageSize), unless the term
+//     says otherwise below.
+//   - Limits are named MaxXxx: sizes are int64 bytes, counts are int. A
+//     negative limit means no limit.
+//   - Durations are time.Duration, named XxxTimeout, XxxDelay or
+//     Heartbeat. A negative duration means off, or no bound.
+//   - XxxOptions configures Xxx (HubOptions for NewHub, DecoderOptions for
+//     eventsource.NewDecoder); a package's main entry point takes Options
+//     (Handler, eventsource.Accept). websocket.ConnOptions, what both ends
+//     of a WebSocket share, is embedded in websocket.AcceptOptions,
+//     websocket.ClientOptions and client.Dialer.
+//
+// The terms, with their unit, their default and where they appear:
+//
+//   - Heartbeat (duration): how often a connection is probed, so that a
+//     dead peer is noticed and no proxy cuts a quiet connection: a
+//     WebSocket ping, whose pong must come within PongTimeout, or, once a
+//     stream has been idle that long, an EventSource comment line.
+//     Options and eventsource.Options: 0 means DefaultHeartbeat and
+//     eventsource.DefaultHeartbeat, both 15 s, under the 30-60 s idle
+//     timeouts common in proxies; negative: none. websocket.ConnOptions
+//     (and so client.Dialer): 0, like a negative value, means none, as a
+//     bare WebSocket has no default heartbeat.
+//   - PongTimeout (duration): how long a heartbeat ping waits for its
+//     pong; then the connection is closed and reads fail with an error
+//     wrapping websocket.ErrPongTimeout. websocket.ConnOptions; 0 or a
+//     negative value means the Heartbeat.
+//   - Transport: which transport a socket uses, TransportWebSocket or
+//     TransportEventSource: Socket.Transport here, and
+//     client.SocketOptions.Transport, client.Socket.Transport and
+//     client.OpenInfo.Transport in package client.
+//   - MaxMessageSize (int64 bytes): the largest message received, its
+//     payload summed over fragments and after decompression, and here
+//     also the body of a POST. websocket.ConnOptions, Options (unless
+//     Options.WebSocket sets its own) and client.SocketOptions (the text,
+//     without the id). 0 means websocket.DefaultMaxMessageSize, 2^26-1
+//     bytes, in every package. A larger message fails the connection with
+//     an error wrapping websocket.ErrMessageTooBig (close code 1009), or
+//     its POST with 413. Negative: no limit, which lets a peer make the
+//     process allocate without bound.
+//   - MaxEventSize (int64 bytes): the largest server-sent event a client
+//     reads, its data plus the line being read. eventsource.DecoderOptions
+//     and client.EventSourceOptions; 0 means eventsource.DefaultMaxEventSize,
+//     1 MiB. A larger event fails with an error wrapping
+//     eventsource.ErrEventTooLarge.
+//   - MaxFragments (count): the frames of one received WebSocket message,
+//     so that empty fragments cannot keep a reader busy for ever.
+//     websocket.ConnOptions; 0 means websocket.DefaultMaxFragments, 2^17.
+//   - MaxHistory (count), MaxHistoryBytes (int64 bytes), MaxHistoryAge
+//     (duration): what is kept for clients that resume. [HubOptions]
+//     (payload bytes) and eventsource.HistoryOptions (bytes on the wire);
+//     0 means DefaultMaxHistory, 1000, and DefaultMaxHistoryBytes, 4 MiB,
+//     in both packages. MaxHistoryAge 0 keeps messages however old: the
+//     default is no age bound. Negative: no bound.
+//   - MaxQueue (count), MaxQueueBytes (int64 bytes): the messages waiting
+//     for one socket's or stream's writer, and their summed size: Options
+//     (payload bytes) and eventsource.BrokerOptions (bytes on the wire).
+//     0 means DefaultMaxQueue, 256, and DefaultMaxQueueBytes, 4 MiB, in
+//     both packages. Negative: no bound. A message always enters an
+//     empty queue, so one larger than MaxQueueBytes still goes, alone.
+//   - QueuePolicy: what happens to a socket whose queue is full:
+//     [QueueClose], close with 1013 so that the client resumes, or
+//     [QueueDropOldest].
+//   - IdleTimeout (duration): how long a client lets a connection stay
+//     silent (no message, ping or comment) before it drops it and
+//     reconnects; keep it above the server's Heartbeat. client.SocketOptions
+//     and client.EventSourceOptions; 0 means client.DefaultIdleTimeout,
+//     60 s. The error matches client.ErrIdleTimeout. Negative: off, as in
+//     browsers, where a silent dead connection waits for ever.
+//   - WriteTimeout (duration): bounds one write to a client, so that one
+//     that stops reading is let go instead of holding its writer. Options
+//     and eventsource.Options; 0 means DefaultWriteTimeout and
+//     eventsource.DefaultWriteTimeout, both 10 s. The error wraps
+//     eventsource.ErrWriteTimeout, on either transport. Negative: no
+//     bound.
+//   - HandshakeTimeout (duration): one opening handshake. client.Dialer:
+//     dialing, the proxy, TLS and the WebSocket handshake or the response
+//     header of an EventSource request; 0 means
+//     client.DefaultHandshakeTimeout, 30 s. websocket.Server: from
+//     accepting a connection to the 101 response, so that a client that
+//     sends its request slowly cannot hold a descriptor; 0 means
+//     websocket.DefaultHandshakeTimeout, 10 s. Negative: no bound but the
+//     context.
+//   - CloseTimeout (duration): the WebSocket closing handshake, from
+//     writing the close frame to the peer's. websocket.ConnOptions (and so
+//     client.Dialer); 0 means websocket.DefaultCloseTimeout, 5 s.
+//   - ConnectTimeout (duration): one connection attempt of a
+//     client.Socket, from dialing until the server has announced the
+//     position; a WebSocket that has not opened by then is given up for
+//     EventSource. client.SocketOptions; 0 means
+//     client.DefaultConnectTimeout, 5 s.
+//   - MinDelay, MaxDelay (duration): the floor and the ceiling of the
+//     wait before a client reconnects, which doubles after each failure
+//     in a row, with jitter. client.SocketOptions and
+//     client.EventSourceOptions (where MinDelay is also the floor under a
+//     server's "retry:", so that "retry: 0" cannot make a client
+//     reconnect in a tight loop); 0 means client.DefaultMinDelay, 500 ms,
+//     and client.DefaultMaxDelay, 30 s.
+//   - Retry (duration): only the SSE "retry:" field, the reconnection
+//     time a server asks of its clients, sent in milliseconds.
+//     eventsource.Options.Retry is sent at the start of each stream (0
+//     sends none), eventsource.Event.Retry with an event;
+//     client.EventSourceOptions.Retry is the time until a server sends
+//     one (0 means client.DefaultRetry, 3 s).
+//   - Last event id: the id of the last message a client got, which it
+//     presents when it reconnects (the Last-Event-ID header, or the query
+//     parameter named by eventsource.Options.LastEventIDParam, "lastEventId"
+//     by default) to get what it missed exactly once. LastEventID in
+//     client.SocketOptions and client.EventSourceOptions resumes from one
+//     saved earlier.
+//   - ReadBufferSize, WriteBufferSize (int bytes): the sizes of a
+//     WebSocket connection's I/O buffers, which it holds only while data
+//     is in flight. websocket.ConnOptions; 0 means 4 KiB. Sizes, not
+//     limits: a message may be larger than its buffer.
+//   - ErrInvalidUTF8, ErrWriteTimeout: one sentinel each,
+//     websocket.ErrInvalidUTF8 and eventsource.ErrWriteTimeout; the
+//     other packages return errors that wrap them, so errors.Is works
+//     whatever the transport.
 package realtime
