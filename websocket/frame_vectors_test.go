@@ -548,3 +548,21 @@ func TestClientMasksEveryFrameFreshly(t *testing.T) {
 		t.Fatalf("64 frames used only %d masking keys", len(keys))
 	}
 }
+
+// TestMaxFragmentsNegative: a negative MaxFragments removes the bound,
+// as a negative limit does everywhere in the module.
+func TestMaxFragmentsNegative(t *testing.T) {
+	c, p := newTestConn(t, overTCP, false, ConnOptions{MaxFragments: -1})
+	reads := startReader(t, c)
+	n := DefaultMaxFragments + 2
+	b := make([]byte, 0, 2*n)
+	for i := range n {
+		op := opContinuation
+		if i == 0 {
+			op = opBinary
+		}
+		b = append(b, p.frame(i == n-1, 0, op, nil)...)
+	}
+	p.send(t, b)
+	expectMsg(t, reads, MessageBinary, nil)
+}

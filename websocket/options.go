@@ -1,6 +1,7 @@
 package websocket
 
 import (
+	"math"
 	"slices"
 	"time"
 )
@@ -29,7 +30,7 @@ type ConnOptions struct {
 
 	// MaxFragments bounds the frames of one received message, so empty
 	// fragments cannot keep a reader busy forever. 0 means
-	// DefaultMaxFragments.
+	// DefaultMaxFragments; a negative value removes the bound.
 	MaxFragments int
 
 	// Heartbeat, when positive, is how often the connection probes the
@@ -47,7 +48,9 @@ type ConnOptions struct {
 	PongTimeout time.Duration
 
 	// CloseTimeout bounds the closing handshake: writing the close frame
-	// and waiting for the peer's. 0 means DefaultCloseTimeout.
+	// and waiting for the peer's. 0 means DefaultCloseTimeout. A closing
+	// handshake is always bounded, so a negative value means the default
+	// too (the one exception to the module's "negative is off" rule).
 	CloseTimeout time.Duration
 
 	// OnPing and OnPong, when set, are called on the reading goroutine
@@ -59,7 +62,9 @@ type ConnOptions struct {
 
 	// ReadBufferSize and WriteBufferSize size the I/O buffers. A
 	// connection holds them only while it has data in flight; an idle
-	// TCP connection holds none. 0 means 4096.
+	// TCP connection holds none. They are sizes, not limits: 0 or a
+	// negative value means 4096, and a size is rounded up to its pool's
+	// size class (by less than half) so buffers of every size are reused.
 	ReadBufferSize  int
 	WriteBufferSize int
 }
@@ -70,8 +75,10 @@ func (o ConnOptions) withDefaults() ConnOptions {
 	} else if o.MaxMessageSize < 0 {
 		o.MaxMessageSize = 1<<63 - 1
 	}
-	if o.MaxFragments <= 0 {
+	if o.MaxFragments == 0 {
 		o.MaxFragments = DefaultMaxFragments
+	} else if o.MaxFragments < 0 {
+		o.MaxFragments = math.MaxInt
 	}
 	if o.Heartbeat > 0 && o.PongTimeout <= 0 {
 		o.PongTimeout = o.Heartbeat
