@@ -101,7 +101,7 @@ type Options struct {
 	// Heartbeat is how often idle connections are probed, so that dead
 	// peers are noticed: WebSocket pings that must be answered within the
 	// same time (unless WebSocket.PingInterval and PongTimeout say
-	// otherwise), EventSource comment lines (unless EventSource.KeepAlive
+	// otherwise), EventSource comment lines (unless EventSource.Heartbeat
 	// does) whose writes must finish within WriteTimeout. 0 means
 	// DefaultHeartbeat; a negative value sends none.
 	Heartbeat time.Duration
@@ -195,8 +195,8 @@ func newConfig(opts *Options) config {
 	if c.ws.PingInterval == 0 && beat > 0 {
 		c.ws.PingInterval = beat
 	}
-	if c.es.KeepAlive == 0 {
-		c.es.KeepAlive = beat // negative turns them off, as there
+	if c.es.Heartbeat == 0 {
+		c.es.Heartbeat = beat // negative turns them off, as there
 	}
 	if c.es.WriteTimeout == 0 {
 		c.es.WriteTimeout = c.writeTimeout

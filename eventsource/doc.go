@@ -29,7 +29,7 @@
 // behind middleware; the connection is never hijacked. Each write has a
 // deadline (Options.WriteTimeout), so a client that stops reading ends
 // its stream instead of holding a goroutine. Idle streams send a comment
-// line every Options.KeepAlive, which keeps proxies from closing them and
+// line every Options.Heartbeat, which keeps proxies from closing them and
 // lets clients detect a dead connection.
 //
 // Do not compress the response, or flush the compressor after every

@@ -132,7 +132,7 @@ func ExampleDecoder() {
 
 // A client that reconnects with Last-Event-ID gets what it missed.
 func ExampleReplay() {
-	history := eventsource.NewHistory(&eventsource.HistoryOptions{MaxEvents: 100, MaxAge: time.Hour})
+	history := eventsource.NewHistory(&eventsource.HistoryOptions{MaxHistory: 100, MaxHistoryAge: time.Hour})
 	for i := 1; i <= 4; i++ {
 		// Add keeps the event and returns it encoded, to be broadcast
 		// to the live streams with SendEncoded.

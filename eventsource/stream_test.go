@@ -174,7 +174,7 @@ func TestInitialBytes(t *testing.T) {
 	for _, proto := range protos {
 		t.Run(proto, func(t *testing.T) {
 			ready := make(chan *Stream, 1)
-			srv := startServer(t, proto, &Options{Retry: 1500 * time.Millisecond, Padding: true, KeepAlive: -1},
+			srv := startServer(t, proto, &Options{Retry: 1500 * time.Millisecond, Padding: true, Heartbeat: -1},
 				func(s *Stream) { ready <- s })
 			resp := open(t, context.Background(), srv, proto, "/", nil)
 			defer resp.Body.Close()
@@ -211,7 +211,7 @@ func TestEventsArriveImmediately(t *testing.T) {
 		t.Run(proto, func(t *testing.T) {
 			send := make(chan Event)
 			defer close(send)
-			srv := startServer(t, proto, &Options{KeepAlive: -1}, func(s *Stream) {
+			srv := startServer(t, proto, &Options{Heartbeat: -1}, func(s *Stream) {
 				go func() {
 					for ev := range send {
 						if err := s.Send(context.Background(), ev); err != nil {
@@ -240,7 +240,7 @@ func TestKeepAlive(t *testing.T) {
 	for _, proto := range protos {
 		t.Run(proto, func(t *testing.T) {
 			ready := make(chan *Stream, 1)
-			srv := startServer(t, proto, &Options{KeepAlive: 20 * time.Millisecond}, func(s *Stream) { ready <- s })
+			srv := startServer(t, proto, &Options{Heartbeat: 20 * time.Millisecond}, func(s *Stream) { ready <- s })
 			resp := open(t, context.Background(), srv, proto, "/", nil)
 			defer resp.Body.Close()
 			var comments atomic.Int32
@@ -274,7 +274,7 @@ func TestKeepAlive(t *testing.T) {
 
 func TestNoKeepAlive(t *testing.T) {
 	ready := make(chan *Stream, 1)
-	srv := startServer(t, "HTTP/1.1", &Options{KeepAlive: -1}, func(s *Stream) { ready <- s })
+	srv := startServer(t, "HTTP/1.1", &Options{Heartbeat: -1}, func(s *Stream) { ready <- s })
 	resp := open(t, context.Background(), srv, "HTTP/1.1", "/", nil)
 	defer resp.Body.Close()
 	var comments atomic.Int32
@@ -325,7 +325,7 @@ func TestWriteTimeout(t *testing.T) {
 			t.Errorf("send after end = %v", err)
 		}
 	}
-	opts := &Options{WriteTimeout: 100 * time.Millisecond, KeepAlive: -1}
+	opts := &Options{WriteTimeout: 100 * time.Millisecond, Heartbeat: -1}
 
 	t.Run("HTTP/1.1", func(t *testing.T) {
 		ready := make(chan *Stream, 1)
@@ -350,7 +350,7 @@ func TestIdleStreamOutlivesWriteTimeout(t *testing.T) {
 	for _, proto := range protos {
 		t.Run(proto, func(t *testing.T) {
 			ready := make(chan *Stream, 1)
-			srv := startServer(t, proto, &Options{WriteTimeout: 30 * time.Millisecond, KeepAlive: -1, Retry: time.Second},
+			srv := startServer(t, proto, &Options{WriteTimeout: 30 * time.Millisecond, Heartbeat: -1, Retry: time.Second},
 				func(s *Stream) { ready <- s })
 			resp := open(t, context.Background(), srv, proto, "/", nil)
 			defer resp.Body.Close()
@@ -372,7 +372,7 @@ func TestIdleStreamOutlivesWriteTimeout(t *testing.T) {
 
 func TestSendContextEndsMidWrite(t *testing.T) {
 	ready := make(chan *Stream, 1)
-	srv := startServer(t, "HTTP/1.1", &Options{WriteTimeout: -1, KeepAlive: -1}, func(s *Stream) { ready <- s })
+	srv := startServer(t, "HTTP/1.1", &Options{WriteTimeout: -1, Heartbeat: -1}, func(s *Stream) { ready <- s })
 	conn := stalledClient(t, srv)
 	defer conn.Close()
 	s := <-ready
@@ -501,7 +501,7 @@ func TestManyStreamsNoLeak(t *testing.T) {
 			served.Add(n)
 			h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				defer served.Done()
-				s, err := Accept(w, r, &Options{KeepAlive: 10 * time.Millisecond})
+				s, err := Accept(w, r, &Options{Heartbeat: 10 * time.Millisecond})
 				if err != nil {
 					// The client may reset the stream while Accept
 					// flushes the head it has already seen.
@@ -591,7 +591,7 @@ func TestConcurrentSend(t *testing.T) {
 		t.Run(proto, func(t *testing.T) {
 			const senders, each = 16, 100
 			ready := make(chan *Stream, 1)
-			srv := startServer(t, proto, &Options{KeepAlive: time.Millisecond}, func(s *Stream) { ready <- s })
+			srv := startServer(t, proto, &Options{Heartbeat: time.Millisecond}, func(s *Stream) { ready <- s })
 			resp := open(t, context.Background(), srv, proto, "/", nil)
 			defer resp.Body.Close()
 			events := readEvents(resp.Body, nil)
@@ -643,7 +643,7 @@ func TestConcurrentSend(t *testing.T) {
 func TestCloseRacesSends(t *testing.T) {
 	// Close must wait for a send in progress; afterwards nothing writes.
 	ready := make(chan *Stream, 1)
-	srv := startServer(t, "HTTP/2.0", &Options{KeepAlive: time.Millisecond}, func(s *Stream) { ready <- s })
+	srv := startServer(t, "HTTP/2.0", &Options{Heartbeat: time.Millisecond}, func(s *Stream) { ready <- s })
 	resp := open(t, context.Background(), srv, "HTTP/2.0", "/", nil)
 	defer resp.Body.Close()
 	go io.Copy(io.Discard, resp.Body)
@@ -782,7 +782,7 @@ func TestServerTimeoutsDoNotEndStream(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ready := make(chan *Stream, 1)
 			h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				s, err := Accept(w, r, &Options{KeepAlive: -1})
+				s, err := Accept(w, r, &Options{Heartbeat: -1})
 				if err != nil {
 					return
 				}

@@ -81,7 +81,7 @@ func (s *Stream) sendEncodedBatch(ctx context.Context, events []*EncodedEvent) e
 
 // Ping writes a comment line and flushes it: it tells proxies and the
 // client that the connection is alive without dispatching an event.
-// Streams send these by themselves when idle (Options.KeepAlive); Ping
+// Streams send these by themselves when idle (Options.Heartbeat); Ping
 // is for callers that want one now. ctx works as for Send.
 func (s *Stream) Ping(ctx context.Context) error {
 	if err := s.lock(ctx); err != nil {
