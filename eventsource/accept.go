@@ -35,8 +35,7 @@ import (
 //		return
 //	}
 //	defer s.Close()
-//	subscribe(s)
-//	<-s.Done()
+//	broker.Serve(r.Context(), s) // returns when the stream ends
 func Accept(w http.ResponseWriter, r *http.Request, opts *Options) (*Stream, error) {
 	if r.Method != http.MethodGet {
 		w.Header().Set("Allow", http.MethodGet)

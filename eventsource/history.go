@@ -202,10 +202,13 @@ func (h *History) Len() int {
 // h.Events() or an event that makes the client reset. A client with no
 // last event id gets nothing, and true.
 //
-// Events added while Replay runs may reach the client twice or not at
-// all, depending on when the stream joins the live broadcast. Serialize
-// the two: hold the lock that guards the broadcast's subscriber list
-// while calling Replay and subscribing s.
+// Replay alone suits a stream that gets no live events. Events published
+// while it runs may reach a stream that also gets live ones twice or not
+// at all; do not cure that by holding the lock that guards a broadcast
+// while calling Replay: a client that stops reading would then hold up
+// every broadcast for up to Options.WriteTimeout. A [Broker] with a
+// History takes the replay and subscribes the stream under its lock, and
+// writes the replay afterwards from the stream's own writer.
 func Replay(ctx context.Context, s *Stream, h *History) (ok bool, err error) {
 	events, ok := h.Since(s.LastEventID())
 	if !ok {

@@ -58,8 +58,8 @@ func (s *Stream) SendEncoded(ctx context.Context, e *EncodedEvent) error {
 
 var errNilEvent = errors.New("eventsource: nil *EncodedEvent")
 
-// sendEncodedBatch writes events and flushes once, so a replay of many
-// events costs one flush.
+// sendEncodedBatch writes events and flushes once, so a replay or a
+// Broker's queue of many events costs one flush and one deadline.
 func (s *Stream) sendEncodedBatch(ctx context.Context, events []*EncodedEvent) error {
 	if len(events) == 0 {
 		return nil
@@ -68,15 +68,7 @@ func (s *Stream) sendEncodedBatch(ctx context.Context, events []*EncodedEvent) e
 		return err
 	}
 	defer s.unlock()
-	n := 0
-	for _, e := range events {
-		n += len(e.b)
-	}
-	buf := make([]byte, 0, n)
-	for _, e := range events {
-		buf = append(buf, e.b...)
-	}
-	return s.writeLocked(ctx, buf)
+	return s.writeEventsLocked(ctx, nil, events)
 }
 
 // Ping writes a comment line and flushes it: it tells proxies and the
@@ -117,6 +109,14 @@ func (s *Stream) sendKeepAlive() {
 // writeLocked writes p and flushes, holding the write lock. A failure
 // ends the stream.
 func (s *Stream) writeLocked(ctx context.Context, p []byte) error {
+	return s.writeEventsLocked(ctx, p, nil)
+}
+
+// writeEventsLocked writes p, then events, and flushes once, holding the
+// write lock. The events go through the ResponseWriter's buffer one by
+// one rather than being copied into one slice first. A failure ends the
+// stream.
+func (s *Stream) writeEventsLocked(ctx context.Context, p []byte, events []*EncodedEvent) error {
 	if s.ended {
 		return &closedError{cause: s.err}
 	}
@@ -141,6 +141,12 @@ func (s *Stream) writeLocked(ctx context.Context, p []byte) error {
 	var err error
 	if len(p) > 0 {
 		_, err = s.w.Write(p)
+	}
+	for _, e := range events {
+		if err != nil {
+			break
+		}
+		_, err = s.w.Write(e.b)
 	}
 	if err == nil {
 		err = s.rc.Flush()
