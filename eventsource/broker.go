@@ -358,8 +358,8 @@ func (b *Broker) Close() error {
 }
 
 // stallBound is how long a stream's write may be blocked before Wait
-// stops waiting for that stream. A variable for the tests.
-var stallBound = time.Second
+// stops waiting for that stream.
+const stallBound = time.Second
 
 // Wait blocks until every stream has at most half of MaxQueue events
 // and half of MaxQueueBytes bytes waiting, or until ctx ends. A
