@@ -809,3 +809,70 @@ func TestServerTimeoutsDoNotEndStream(t *testing.T) {
 		})
 	}
 }
+
+// ctxWriter is a ResponseWriter whose Write, once armed, ends a context
+// and lets the abort callback run before the write completes: the
+// context ends just as the write finishes.
+type ctxWriter struct {
+	http.ResponseWriter
+	mu       sync.Mutex
+	cancel   func()
+	deadline time.Time
+	aborted  chan struct{}
+}
+
+func (c *ctxWriter) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	cancel, aborted := c.cancel, c.aborted
+	c.cancel = nil
+	c.mu.Unlock()
+	if cancel != nil {
+		cancel()
+		<-aborted
+	}
+	return c.ResponseWriter.Write(p)
+}
+
+func (c *ctxWriter) FlushError() error { return nil }
+
+func (c *ctxWriter) SetWriteDeadline(t time.Time) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.deadline = t
+	if !t.IsZero() && time.Until(t) <= 0 && c.aborted != nil {
+		close(c.aborted)
+		c.aborted = nil
+	}
+	return nil
+}
+
+// A context that ends as a write completes neither fails that write nor
+// leaves a deadline in the past that would fail the next one.
+func TestSendContextEndsAsWriteCompletes(t *testing.T) {
+	for range 100 {
+		w := &ctxWriter{ResponseWriter: httptest.NewRecorder()}
+		r := httptest.NewRequest(http.MethodGet, "/", nil)
+		r.Header.Set("Accept", "text/event-stream")
+		s, err := Accept(w, r, &Options{Heartbeat: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		w.mu.Lock()
+		w.cancel, w.aborted = cancel, make(chan struct{})
+		w.mu.Unlock()
+		if err := s.SendData(ctx, "x"); err != nil {
+			t.Fatalf("Send: %v", err)
+		}
+		w.mu.Lock()
+		d := w.deadline
+		w.mu.Unlock()
+		if !d.IsZero() {
+			t.Fatalf("deadline left at %v", d)
+		}
+		if err := s.SendData(context.Background(), "y"); err != nil {
+			t.Fatalf("next Send: %v", err)
+		}
+		s.Close()
+	}
+}

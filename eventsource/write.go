@@ -3,7 +3,6 @@ package eventsource
 import (
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"time"
 )
@@ -11,8 +10,9 @@ import (
 // Send writes ev and flushes it to the client.
 //
 // ctx bounds the wait for other sends. If ctx ends while the event is
-// being written, the stream ends too, since a partly written event
-// cannot be taken back. A write that takes longer than
+// being written and the write is cut short, the stream ends too, since a
+// partly written event cannot be taken back; if the write completed, it
+// returns nil and the stream stays usable. A write that takes longer than
 // Options.WriteTimeout ends the stream with ErrWriteTimeout.
 //
 // An event that cannot be encoded (see ErrInvalidField) is refused
@@ -155,21 +155,26 @@ func (s *Stream) writeEventsLocked(ctx context.Context, p []byte, events []*Enco
 		if stop() {
 			s.aborts.Done()
 		} else {
-			// abortWrite has moved the deadline into the past; the
-			// connection is no use any more, even if the write got through.
-			// Wait for it, so it cannot touch the ResponseWriter after the
-			// handler returns.
+			// abortWrite has started: wait until it has moved the
+			// deadline into the past, so that it cannot do so after the
+			// deadline is restored (or after the handler returns).
 			s.aborts.Wait()
-			err = fmt.Errorf("eventsource: write: %w", context.Cause(ctx))
-			s.endLocked(err)
-			return err
+			if err != nil {
+				// Cut short: part of the event may be on the wire.
+				err = newOpError("write", context.Cause(ctx))
+				s.endLocked(err)
+				return err
+			}
+			// The write and flush were complete when ctx ended: the
+			// stream is intact once the deadline is restored.
+			s.rc.SetWriteDeadline(time.Time{})
 		}
 	}
 	if err != nil {
 		if errors.Is(err, os.ErrDeadlineExceeded) || (s.timeout > 0 && time.Since(start) >= s.timeout) {
-			err = fmt.Errorf("eventsource: write: %w: %w", ErrWriteTimeout, err)
+			err = newOpError("write", ErrWriteTimeout, err)
 		} else {
-			err = fmt.Errorf("eventsource: write: %w", err)
+			err = newOpError("write", err)
 		}
 		s.endLocked(err)
 		return err
