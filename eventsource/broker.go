@@ -93,11 +93,14 @@ type Broker struct {
 	subs   []*subscriber // subscriber.idx is the index
 	closed bool
 
-	// Wait's waiters sleep on room, which a writer closes (and replaces)
-	// once it has drained a queue while waiters > 0.
-	waiters atomic.Int32
-	roomMu  sync.Mutex
+	// crowded holds the streams with over half their bound waiting, for
+	// Wait; a writer that empties the last one while waiters > 0 closes
+	// room (and replaces it), waking the waiters. Taken under
+	// subscriber.mu, never the other way round.
+	crowdMu sync.Mutex
+	crowded map[*subscriber]struct{}
 	room    chan struct{}
+	waiters atomic.Int32
 }
 
 // subscriber is one stream served by a Broker.
@@ -114,6 +117,7 @@ type subscriber struct {
 	q       []*EncodedEvent
 	bytes   int64
 	dropped error // why the stream was dropped, or nil
+	over    bool  // in Broker.crowded
 }
 
 // NewBroker returns a Broker with no streams.
@@ -129,6 +133,7 @@ func NewBroker(opts *BrokerOptions) *Broker {
 		maxQueue: o.MaxQueue,
 		maxBytes: o.MaxQueueBytes,
 		onFailed: o.OnResumeFailed,
+		crowded:  make(map[*subscriber]struct{}),
 		room:     make(chan struct{}),
 	}
 	if b.maxQueue == 0 {
@@ -201,6 +206,12 @@ func (b *Broker) push(sub *subscriber, e *EncodedEvent) {
 	}
 	sub.q = append(sub.q, e)
 	sub.bytes = bytes
+	if !sub.over && ((b.maxQueue > 0 && n > b.maxQueue/2) || (b.maxBytes > 0 && bytes > b.maxBytes/2)) {
+		sub.over = true
+		b.crowdMu.Lock()
+		b.crowded[sub] = struct{}{}
+		b.crowdMu.Unlock()
+	}
 	sub.mu.Unlock()
 	if n == 1 {
 		select {
@@ -218,6 +229,7 @@ func (b *Broker) drop(sub *subscriber, cause error) {
 		sub.dropped = cause
 		clear(sub.q)
 		sub.q, sub.bytes = nil, 0
+		b.uncrowd(sub)
 	}
 	sub.mu.Unlock()
 	sub.cancel(cause)
@@ -275,19 +287,30 @@ func (b *Broker) Serve(ctx context.Context, s *Stream) error {
 		sub.mu.Lock()
 		batch, sub.q = sub.q, batch[:0]
 		sub.bytes = 0
+		b.uncrowd(sub)
 		sub.mu.Unlock()
 		err := b.write(sub, wctx, batch)
 		clear(batch) // the events may be large: do not pin them
 		if err != nil {
 			return err
 		}
-		if b.waiters.Load() > 0 {
-			b.roomMu.Lock()
-			close(b.room)
-			b.room = make(chan struct{})
-			b.roomMu.Unlock()
-		}
 	}
+}
+
+// uncrowd takes sub out of Broker.crowded, with sub.mu held, and wakes
+// the waiters once no stream is crowded.
+func (b *Broker) uncrowd(sub *subscriber) {
+	if !sub.over {
+		return
+	}
+	sub.over = false
+	b.crowdMu.Lock()
+	delete(b.crowded, sub)
+	if len(b.crowded) == 0 && b.waiters.Load() > 0 {
+		close(b.room)
+		b.room = make(chan struct{})
+	}
+	b.crowdMu.Unlock()
 }
 
 // write sends events to sub's stream with one flush.
@@ -332,6 +355,7 @@ func (b *Broker) leave(sub *subscriber) {
 	sub.mu.Lock()
 	clear(sub.q)
 	sub.q = nil
+	b.uncrowd(sub)
 	sub.mu.Unlock()
 }
 
@@ -371,12 +395,7 @@ const stallBound = time.Second
 func (b *Broker) Wait(ctx context.Context) error {
 	for {
 		b.waiters.Add(1)
-		b.roomMu.Lock()
-		room := b.room
-		b.roomMu.Unlock()
-		// Looked at after room was taken, so a writer that drains a queue
-		// after the look closes the room this waiter sleeps on.
-		delay, busy := b.crowded()
+		delay, room, busy := b.crowding()
 		if !busy {
 			b.waiters.Add(-1)
 			return nil
@@ -395,22 +414,15 @@ func (b *Broker) Wait(ctx context.Context) error {
 	}
 }
 
-// crowded reports whether a stream has over half its queue bound
-// waiting, and how long until the first such stream's blocked write
-// reaches stallBound.
-func (b *Broker) crowded() (delay time.Duration, busy bool) {
+// crowding reports whether a stream that is not stalled is crowded, the
+// channel that is closed once none is, and how long until the first
+// crowded stream's blocked write reaches stallBound.
+func (b *Broker) crowding() (delay time.Duration, room chan struct{}, busy bool) {
 	now := time.Now().UnixNano()
 	delay = stallBound
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	for _, sub := range b.subs {
-		sub.mu.Lock()
-		full := sub.dropped == nil &&
-			((b.maxQueue > 0 && len(sub.q) > b.maxQueue/2) || (b.maxBytes > 0 && sub.bytes > b.maxBytes/2))
-		sub.mu.Unlock()
-		if !full {
-			continue
-		}
+	b.crowdMu.Lock()
+	defer b.crowdMu.Unlock()
+	for sub := range b.crowded {
 		if start := sub.writing.Load(); start != 0 {
 			blocked := time.Duration(now - start)
 			if blocked >= stallBound {
@@ -420,5 +432,5 @@ func (b *Broker) crowded() (delay time.Duration, busy bool) {
 		}
 		busy = true
 	}
-	return delay, busy
+	return delay, b.room, busy
 }
