@@ -200,8 +200,9 @@ func (b *Broker) push(sub *subscriber, e *EncodedEvent) {
 	}
 	n, bytes := len(sub.q)+1, sub.bytes+int64(len(e.b))
 	if n > 1 && ((b.maxQueue > 0 && n > b.maxQueue) || (b.maxBytes > 0 && bytes > b.maxBytes)) {
+		err := fmt.Errorf("%w: %d events, %d bytes waiting", ErrQueueFull, n-1, sub.bytes)
 		sub.mu.Unlock()
-		b.drop(sub, fmt.Errorf("%w: %d events, %d bytes waiting", ErrQueueFull, n-1, sub.bytes))
+		b.drop(sub, err)
 		return
 	}
 	sub.q = append(sub.q, e)
