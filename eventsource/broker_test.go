@@ -28,6 +28,19 @@ func startBroker(t *testing.T, b *Broker) *httptest.Server {
 	return srv
 }
 
+// listen opens an EventSource request to srv and decodes its events
+// until the test ends.
+func listen(t *testing.T, srv *httptest.Server, header http.Header) <-chan decoded {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	resp := open(t, ctx, srv, "HTTP/1.1", "/", header)
+	t.Cleanup(func() {
+		cancel()
+		resp.Body.Close()
+	})
+	return readEvents(resp.Body, nil)
+}
+
 // waitLen waits until b serves n streams.
 func waitLen(t *testing.T, b *Broker, n int) {
 	t.Helper()
@@ -69,11 +82,7 @@ func TestBrokerStalledClientDoesNotDelayOthers(t *testing.T) {
 	if stuck == nil {
 		t.Fatal("stalled client not subscribed")
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	resp := open(t, ctx, srv, "HTTP/1.1", "/", nil)
-	defer resp.Body.Close()
-	events := readEvents(resp.Body, nil)
+	events := listen(t, srv, nil)
 	waitLen(t, b, 2)
 
 	big := strings.Repeat("x", 64<<10)
@@ -248,11 +257,7 @@ func TestBrokerResumeFailed(t *testing.T) {
 		},
 	})
 	srv := startBroker(t, b)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	resp := open(t, ctx, srv, "HTTP/1.1", "/", http.Header{"Last-Event-Id": {"gone"}})
-	defer resp.Body.Close()
-	events := readEvents(resp.Body, nil)
+	events := listen(t, srv, http.Header{"Last-Event-Id": {"gone"}})
 	waitLen(t, b, 1)
 	b.Publish(Event{ID: "1", Data: "live"})
 	if ev := next(t, events); ev.Type != "reset" || ev.Data != "gone" {
@@ -267,11 +272,7 @@ func TestBrokerResumeFailed(t *testing.T) {
 func TestBrokerClose(t *testing.T) {
 	b := NewBroker(nil)
 	srv := startBroker(t, b)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	resp := open(t, ctx, srv, "HTTP/1.1", "/", nil)
-	defer resp.Body.Close()
-	events := readEvents(resp.Body, nil)
+	events := listen(t, srv, nil)
 	waitLen(t, b, 1)
 	b.Close()
 	select {
@@ -292,16 +293,13 @@ func TestBrokerClose(t *testing.T) {
 func TestBrokerWait(t *testing.T) {
 	b := NewBroker(&BrokerOptions{Stream: Options{WriteTimeout: -1, Heartbeat: -1}, MaxQueue: 64})
 	srv := startBroker(t, b)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	resp := open(t, ctx, srv, "HTTP/1.1", "/", nil)
-	defer resp.Body.Close()
-	events := readEvents(resp.Body, nil)
+	events := listen(t, srv, nil)
 	stalled := stalledClient(t, srv)
 	defer stalled.Close()
 	waitLen(t, b, 2)
 	data := strings.Repeat("z", 8<<10)
 	const total = 3000
+	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer cancel()

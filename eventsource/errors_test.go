@@ -36,12 +36,7 @@ func (f *failWriter) FlushError() error { return nil }
 func sendError(t *testing.T, err error, withCancel bool) (sendErr, streamErr error) {
 	t.Helper()
 	w := &failWriter{ResponseWriter: httptest.NewRecorder()}
-	r := httptest.NewRequest(http.MethodGet, "/", nil)
-	r.Header.Set("Accept", "text/event-stream")
-	s, aerr := Accept(w, r, &Options{Heartbeat: -1})
-	if aerr != nil {
-		t.Fatal(aerr)
-	}
+	s := acceptOn(t, w)
 	ctx := context.Background()
 	if withCancel {
 		c, cancel := context.WithCancel(ctx)

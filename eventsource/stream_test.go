@@ -851,12 +851,7 @@ func (c *ctxWriter) SetWriteDeadline(t time.Time) error {
 func TestSendContextEndsAsWriteCompletes(t *testing.T) {
 	for range 100 {
 		w := &ctxWriter{ResponseWriter: httptest.NewRecorder()}
-		r := httptest.NewRequest(http.MethodGet, "/", nil)
-		r.Header.Set("Accept", "text/event-stream")
-		s, err := Accept(w, r, &Options{Heartbeat: -1})
-		if err != nil {
-			t.Fatal(err)
-		}
+		s := acceptOn(t, w)
 		ctx, cancel := context.WithCancel(context.Background())
 		w.mu.Lock()
 		w.cancel, w.aborted = cancel, make(chan struct{})
@@ -875,4 +870,17 @@ func TestSendContextEndsAsWriteCompletes(t *testing.T) {
 		}
 		s.Close()
 	}
+}
+
+// acceptOn accepts an EventSource request on w, which need not be a
+// server's ResponseWriter.
+func acceptOn(t *testing.T, w http.ResponseWriter) *Stream {
+	t.Helper()
+	r := httptest.NewRequest(http.MethodGet, "/", nil)
+	r.Header.Set("Accept", "text/event-stream")
+	s, err := Accept(w, r, &Options{Heartbeat: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
