@@ -147,8 +147,17 @@ func NewBroker(opts *BrokerOptions) *Broker {
 
 // ServeHTTP accepts an EventSource request with BrokerOptions.Stream and
 // serves the stream until it ends (see Serve). Requests that are not
-// EventSource requests get Accept's error response.
+// EventSource requests get Accept's error response. Once the Broker is
+// closed, requests get 503 (Service Unavailable), which also stops a
+// browser from reconnecting to this server over and over.
 func (b *Broker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	b.mu.Lock()
+	closed := b.closed
+	b.mu.Unlock()
+	if closed {
+		http.Error(w, ErrBrokerClosed.Error(), http.StatusServiceUnavailable)
+		return
+	}
 	s, err := Accept(w, r, &b.stream)
 	if err != nil {
 		return

@@ -286,6 +286,11 @@ func TestBrokerClose(t *testing.T) {
 	if _, err := b.Publish(Event{Data: "x"}); !errors.Is(err, ErrBrokerClosed) {
 		t.Fatalf("Publish after Close: %v", err)
 	}
+	// A reconnecting client is refused rather than given a stream that
+	// ends at once, which it would reconnect to again and again.
+	if _, err := tryOpen(context.Background(), srv, "HTTP/1.1", "/", nil); err == nil || !strings.Contains(err.Error(), "503") {
+		t.Fatalf("request after Close: %v, want 503", err)
+	}
 }
 
 // Wait lets a publisher go at its clients' pace without dropping them,
