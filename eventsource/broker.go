@@ -44,7 +44,9 @@ type BrokerOptions struct {
 	// History, when set, keeps the events published with an id, and a
 	// client that reconnects with a Last-Event-ID is sent those it
 	// missed before the live ones, exactly once. The History is shared,
-	// not copied: Publish adds to it.
+	// not copied: Publish adds to it, under the lock that makes the
+	// replay exact, so add events only through the Broker, and give each
+	// Broker its own History.
 	History *History
 
 	// MaxQueue bounds the events waiting for one stream's writer. A
