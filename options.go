@@ -220,8 +220,8 @@ func newConfig(opts *Options) config {
 	if c.ws.Heartbeat == 0 && beat > 0 {
 		c.ws.Heartbeat = beat
 	}
-	if c.es.KeepAlive == 0 {
-		c.es.KeepAlive = beat // negative turns them off, as there
+	if c.es.Heartbeat == 0 {
+		c.es.Heartbeat = beat // negative turns them off, as there
 	}
 	if c.es.WriteTimeout == 0 {
 		c.es.WriteTimeout = c.writeTimeout

@@ -79,7 +79,7 @@ type EventSourceOptions struct {
 	// IdleTimeout, when positive, is the idle watchdog: a connection on
 	// which nothing arrives for that long, not even a comment, is
 	// dropped and a new one made. Set it to a few times the server's
-	// keep-alive interval (eventsource.DefaultKeepAlive is 15 s, so 45 s
+	// keep-alive interval (eventsource.DefaultHeartbeat is 15 s, so 45 s
 	// for servers built on package eventsource). 0 means no watchdog, as
 	// in browsers: a silent dead connection then waits forever.
 	IdleTimeout time.Duration
@@ -329,7 +329,7 @@ func (es *EventSource) attempt() (delivered bool, err error) {
 		es.opts.OnOpen(resp)
 	}
 	dec := eventsource.NewDecoder(resp.Body, &eventsource.DecoderOptions{
-		MaxEventSize: es.opts.MaxEventSize,
+		MaxEventSize: int64(es.opts.MaxEventSize),
 		LastEventID:  es.resumeID,
 	})
 	for {

@@ -886,7 +886,7 @@ func (s *Socket) openEventSource(presented string) (*attempt, error) {
 	// field shows as one: a hello without a position, a message sent to
 	// this client only.
 	dec := eventsource.NewDecoder(resp.Body, &eventsource.DecoderOptions{
-		MaxEventSize: s.opts.MaxMessageSize + framingSlack,
+		MaxEventSize: int64(s.opts.MaxMessageSize + framingSlack),
 	})
 	for {
 		ev, err := dec.Next()

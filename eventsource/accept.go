@@ -35,13 +35,12 @@ import (
 //		return
 //	}
 //	defer s.Close()
-//	subscribe(s)
-//	<-s.Done()
+//	broker.Serve(r.Context(), s) // returns when the stream ends
 func Accept(w http.ResponseWriter, r *http.Request, opts *Options) (*Stream, error) {
 	if r.Method != http.MethodGet {
 		w.Header().Set("Allow", http.MethodGet)
 		http.Error(w, "eventsource: method not allowed; use GET", http.StatusMethodNotAllowed)
-		return nil, fmt.Errorf("%w: method %s", ErrNotEventSource, r.Method)
+		return nil, fmt.Errorf("%w: method %s", ErrNotEventSource, quote(r.Method))
 	}
 	if !acceptsEventStream(r.Header) {
 		http.Error(w, "eventsource: the Accept header must list text/event-stream", http.StatusNotAcceptable)

@@ -55,7 +55,7 @@ func BenchmarkStreamSend(b *testing.B) {
 	for _, proto := range protos {
 		b.Run(proto, func(b *testing.B) {
 			ready := make(chan *Stream, 1)
-			srv := startServer(b, proto, &Options{KeepAlive: -1}, func(s *Stream) { ready <- s })
+			srv := startServer(b, proto, &Options{Heartbeat: -1}, func(s *Stream) { ready <- s })
 			resp := open(b, context.Background(), srv, proto, "/", nil)
 			defer resp.Body.Close()
 			copied := make(chan struct{})
@@ -83,7 +83,7 @@ func BenchmarkStreamSendEncodedFanOut(b *testing.B) {
 	// One event to 100 streams: the cost of a broadcast, per stream.
 	const n = 100
 	ready := make(chan *Stream, n)
-	srv := startServer(b, "HTTP/1.1", &Options{KeepAlive: -1}, func(s *Stream) { ready <- s })
+	srv := startServer(b, "HTTP/1.1", &Options{Heartbeat: -1}, func(s *Stream) { ready <- s })
 	streams := make([]*Stream, n)
 	var copies []chan struct{}
 	for i := range streams {

@@ -19,8 +19,9 @@ type DecoderOptions struct {
 	// MaxEventSize bounds the memory one event may take: its data so far
 	// plus the line being read. A stream that exceeds it, be it with many
 	// data lines or with one line that never ends, fails with an error
-	// wrapping ErrEventTooLarge. 0 means DefaultMaxEventSize.
-	MaxEventSize int
+	// wrapping ErrEventTooLarge. In bytes; 0 means DefaultMaxEventSize,
+	// a negative value removes the bound.
+	MaxEventSize int64
 
 	// LastEventID is the id the stream starts from: the one sent in the
 	// Last-Event-ID header of this request. Browsers keep their last
@@ -56,7 +57,7 @@ type DecoderOptions struct {
 // A Decoder is not safe for concurrent use.
 type Decoder struct {
 	r         io.Reader
-	max       int
+	max       int64
 	onComment func(string)
 
 	buf        []byte // read buffer; unread bytes are buf[start:end]
@@ -89,8 +90,11 @@ func NewDecoder(r io.Reader, opts *DecoderOptions) *Decoder {
 	if opts != nil {
 		o = *opts
 	}
-	if o.MaxEventSize <= 0 {
+	switch {
+	case o.MaxEventSize == 0:
 		o.MaxEventSize = DefaultMaxEventSize
+	case o.MaxEventSize < 0:
+		o.MaxEventSize = math.MaxInt64
 	}
 	return &Decoder{
 		r:         r,
@@ -255,7 +259,7 @@ func (d *Decoder) readLine() ([]byte, error) {
 			d.line = append(d.line, b...)
 			partial = true
 			d.start = d.end
-			if len(d.line)+len(d.data) > d.max {
+			if int64(len(d.line)+len(d.data)) > d.max {
 				return nil, d.tooLarge()
 			}
 			continue
@@ -267,7 +271,7 @@ func (d *Decoder) readLine() ([]byte, error) {
 			d.line = append(d.line, line...)
 			line = d.line
 		}
-		if len(line)+len(d.data) > d.max {
+		if int64(len(line)+len(d.data)) > d.max {
 			return nil, d.tooLarge()
 		}
 		return line, nil

@@ -355,3 +355,14 @@ func TestDecoderAllocs(t *testing.T) {
 		t.Errorf("Next allocates %v times per event", allocs)
 	}
 }
+
+// A negative MaxEventSize removes the bound, as everywhere in the module;
+// it used to mean the default.
+func TestDecoderNegativeMaxEventSize(t *testing.T) {
+	big := strings.Repeat("x", DefaultMaxEventSize+10)
+	d := NewDecoder(strings.NewReader("data: "+big+"\n\n"), &DecoderOptions{MaxEventSize: -1})
+	ev, err := d.Next()
+	if err != nil || len(ev.Data) != len(big) {
+		t.Fatalf("got %d bytes, %v", len(ev.Data), err)
+	}
+}

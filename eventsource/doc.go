@@ -3,8 +3,19 @@
 // encoder, a replay History, and a Decoder that parses event streams for
 // Go clients.
 //
-// A handler answers an EventSource request with [Accept] and then sends
-// events until the client leaves:
+// A [Broker] serves the same events to every client, replays what a
+// reconnecting client missed, and never lets a slow client hold up the
+// others:
+//
+//	broker := eventsource.NewBroker(&eventsource.BrokerOptions{
+//		Stream:  eventsource.Options{Retry: 5 * time.Second},
+//		History: eventsource.NewHistory(nil),
+//	})
+//	http.Handle("/events", broker)
+//	broker.Publish(eventsource.Event{ID: "1", Data: "hello"}) // from any goroutine
+//
+// A handler can also answer an EventSource request with [Accept] and
+// send events itself until the client leaves:
 //
 //	func events(w http.ResponseWriter, r *http.Request) {
 //		s, err := eventsource.Accept(w, r, &eventsource.Options{Retry: 5 * time.Second})
@@ -12,9 +23,7 @@
 //			return // Accept has written the error response
 //		}
 //		defer s.Close()
-//		hub.Subscribe(s) // other goroutines call s.Send
-//		defer hub.Unsubscribe(s)
-//		<-s.Done()
+//		broker.Serve(r.Context(), s) // or: s.Send from any goroutine, then <-s.Done()
 //	}
 //
 // The handler must not return while the stream is live: the
@@ -29,7 +38,7 @@
 // behind middleware; the connection is never hijacked. Each write has a
 // deadline (Options.WriteTimeout), so a client that stops reading ends
 // its stream instead of holding a goroutine. Idle streams send a comment
-// line every Options.KeepAlive, which keeps proxies from closing them and
+// line every Options.Heartbeat, which keeps proxies from closing them and
 // lets clients detect a dead connection.
 //
 // Do not compress the response, or flush the compressor after every
@@ -54,8 +63,10 @@
 // A reconnecting EventSource sends the id of the last event it saw;
 // [Stream.LastEventID] returns it (or the query parameter a page can set
 // on its first connection). A [History] keeps recent events, bounded by
-// count, bytes and age, and [Replay] sends a stream what it missed, or
-// reports that the id is no longer known so the caller can send a reset.
+// count, bytes and age. A [Broker] with a History sends a reconnecting
+// stream what it missed before the live events; [Replay] does it for a
+// single stream, or reports that the id is no longer known so the caller
+// can send a reset.
 //
 // # Parsing
 //
@@ -70,7 +81,9 @@
 //
 // A Stream's methods are safe for concurrent use; sends are serialized
 // event by event. A History is safe for concurrent use; a Decoder is
-// not. The package runs no goroutines of its own: keep-alives are timer
+// not. A Broker is safe for concurrent use; each stream it serves is
+// written by the goroutine that calls Serve. The package runs no
+// goroutines of its own: keep-alives are timer
 // callbacks that take the stream's write lock, the end of the request is
 // watched with context.AfterFunc, and both are stopped when the stream
 // ends.

@@ -3,6 +3,8 @@ package eventsource
 import (
 	"errors"
 	"net"
+	"strconv"
+	"strings"
 )
 
 var (
@@ -58,9 +60,47 @@ func (e *closedError) Error() string {
 	if e.cause == nil {
 		return "eventsource: use of closed stream"
 	}
-	return "eventsource: stream ended: " + e.cause.Error()
+	return prefix + "stream ended: " + strings.TrimPrefix(e.cause.Error(), prefix)
 }
 
 func (e *closedError) Unwrap() error { return e.cause }
 
 func (e *closedError) Is(target error) bool { return target == net.ErrClosed }
+
+// prefix starts every error message of the package, once.
+const prefix = "eventsource: "
+
+// opError is the error of an operation: its message is the package
+// prefix, op, and the messages of errs, each without a prefix of its own
+// ("eventsource: write: write timed out: ..."), and it wraps errs.
+type opError struct {
+	op   string
+	errs []error
+}
+
+func newOpError(op string, errs ...error) error { return &opError{op: op, errs: errs} }
+
+func (e *opError) Error() string {
+	var b strings.Builder
+	b.WriteString(prefix)
+	b.WriteString(e.op)
+	for _, err := range e.errs {
+		b.WriteString(": ")
+		b.WriteString(strings.TrimPrefix(err.Error(), prefix))
+	}
+	return b.String()
+}
+
+func (e *opError) Unwrap() []error { return e.errs }
+
+// maxQuoted bounds how much of an input an error message quotes.
+const maxQuoted = 32
+
+// quote returns s quoted, cut to its first maxQuoted bytes, so that a
+// huge input does not make a huge message.
+func quote(s string) string {
+	if len(s) <= maxQuoted {
+		return strconv.Quote(s)
+	}
+	return strconv.Quote(s[:maxQuoted]) + "..."
+}

@@ -132,7 +132,7 @@ func ExampleDecoder() {
 
 // A client that reconnects with Last-Event-ID gets what it missed.
 func ExampleReplay() {
-	history := eventsource.NewHistory(&eventsource.HistoryOptions{MaxEvents: 100, MaxAge: time.Hour})
+	history := eventsource.NewHistory(&eventsource.HistoryOptions{MaxHistory: 100, MaxHistoryAge: time.Hour})
 	for i := 1; i <= 4; i++ {
 		// Add keeps the event and returns it encoded, to be broadcast
 		// to the live streams with SendEncoded.
@@ -197,4 +197,87 @@ func ExampleAppendEvent() {
 	fmt.Printf("%q %v\n", buf, err)
 	// Output:
 	// "retry: 10000\ndata: \n\n" <nil>
+}
+
+// A Broker serves every client the events published, and a client that
+// reconnects with Last-Event-ID first gets what it missed.
+func ExampleBroker() {
+	broker := eventsource.NewBroker(&eventsource.BrokerOptions{
+		Stream:  eventsource.Options{Retry: 5 * time.Second},
+		History: eventsource.NewHistory(nil),
+	})
+	srv := httptest.NewServer(broker)
+	defer srv.Close()
+	defer broker.Close() // before srv.Close, which waits for the streams
+
+	for i := 1; i <= 3; i++ {
+		broker.Publish(eventsource.Event{ID: fmt.Sprint(i), Data: fmt.Sprint("update ", i)})
+	}
+	resp := get(srv.URL, "1") // a client that saw event 1 and reconnects
+	defer resp.Body.Close()
+	for broker.Len() == 0 {
+		time.Sleep(time.Millisecond) // until the client is subscribed
+	}
+	broker.Publish(eventsource.Event{ID: "4", Data: "update 4"})
+
+	d := eventsource.NewDecoder(resp.Body, nil)
+	for range 3 {
+		ev, err := d.Next()
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Println(ev.ID, ev.Data)
+	}
+	// Output:
+	// 2 update 2
+	// 3 update 3
+	// 4 update 4
+}
+
+// A handler that accepts the stream itself, to check the request or
+// pick the broker, and then lets a Broker serve it.
+func ExampleBroker_Serve() {
+	rooms := map[string]*eventsource.Broker{"news": eventsource.NewBroker(nil)}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		broker, ok := rooms[r.URL.Query().Get("room")]
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		s, err := eventsource.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer s.Close()
+		broker.Serve(r.Context(), s) // returns when the client leaves
+	}))
+	defer srv.Close()
+	defer rooms["news"].Close()
+
+	resp := get(srv.URL+"?room=news", "")
+	defer resp.Body.Close()
+	for rooms["news"].Len() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	rooms["news"].Publish(eventsource.Event{Type: "headline", Data: "hello"})
+	ev, err := eventsource.NewDecoder(resp.Body, nil).Next()
+	fmt.Println(ev.Type, ev.Data, err)
+	// Output:
+	// headline hello <nil>
+}
+
+// A publisher that produces faster than clients read waits for room
+// instead of having their streams dropped.
+func ExampleBroker_Wait() {
+	broker := eventsource.NewBroker(nil)
+	ctx := context.Background()
+	for i := range 1000 {
+		if err := broker.Wait(ctx); err != nil {
+			return
+		}
+		broker.Publish(eventsource.Event{ID: fmt.Sprint(i), Data: "tick"})
+	}
+	fmt.Println(broker.Len(), "clients")
+	// Output:
+	// 0 clients
 }

@@ -220,7 +220,7 @@ func FuzzDecode(f *testing.F) {
 			max = DefaultMaxEventSize
 		}
 		want := refDecode(in, max, "")
-		d := NewDecoder(&chunkReader{p: in, cuts: cuts}, &DecoderOptions{MaxEventSize: max, OnComment: func(string) {}})
+		d := NewDecoder(&chunkReader{p: in, cuts: cuts}, &DecoderOptions{MaxEventSize: int64(max), OnComment: func(string) {}})
 		var got []Event
 		var err error
 		for {

@@ -6,27 +6,33 @@ import (
 	"time"
 )
 
-// Defaults for HistoryOptions fields left zero.
+// Defaults for HistoryOptions fields left zero. They are the values of
+// the root package's HubOptions, under the same names.
 const (
-	DefaultHistoryEvents = 1000
-	DefaultHistoryBytes  = 4 << 20
+	// DefaultMaxHistory is how many events a History keeps.
+	DefaultMaxHistory = 1000
+
+	// DefaultMaxHistoryBytes bounds the wire size of the events a
+	// History keeps: 4 MiB.
+	DefaultMaxHistoryBytes = 4 << 20
 )
 
 // HistoryOptions bounds a History. A nil *HistoryOptions means the zero
-// value; NewHistory copies it.
+// value; NewHistory copies it. The fields have the names, units and
+// meanings of the root package's HubOptions.
 type HistoryOptions struct {
-	// MaxEvents is how many events are kept. 0 means
-	// DefaultHistoryEvents; a negative value removes the bound.
-	MaxEvents int
+	// MaxHistory is how many events are kept. 0 means DefaultMaxHistory;
+	// a negative value removes the bound.
+	MaxHistory int
 
-	// MaxBytes bounds the summed wire size of the events kept. 0 means
-	// DefaultHistoryBytes; a negative value removes the bound. An event
-	// larger than MaxBytes is not kept at all.
-	MaxBytes int
+	// MaxHistoryBytes bounds the summed wire size of the events kept. 0
+	// means DefaultMaxHistoryBytes; a negative value removes the bound.
+	// An event larger than MaxHistoryBytes is not kept at all.
+	MaxHistoryBytes int64
 
-	// MaxAge, when positive, drops events older than this. 0 keeps
-	// events however old.
-	MaxAge time.Duration
+	// MaxHistoryAge, when positive, drops events older than this. 0 or a
+	// negative value keeps events however old.
+	MaxHistoryAge time.Duration
 }
 
 // History keeps the most recent events, encoded, so that a client that
@@ -39,13 +45,13 @@ type HistoryOptions struct {
 // and if one repeats, its newest use counts.
 type History struct {
 	maxEvents int
-	maxBytes  int
+	maxBytes  int64
 	maxAge    time.Duration
 
 	mu      sync.Mutex
 	entries []historyEntry // oldest first; entries[:head] are evicted
 	head    int
-	bytes   int
+	bytes   int64
 	next    uint64            // sequence number of the next event
 	seqOf   map[string]uint64 // id -> sequence number of its newest event
 }
@@ -62,12 +68,12 @@ func NewHistory(opts *HistoryOptions) *History {
 	if opts != nil {
 		o = *opts
 	}
-	h := &History{maxEvents: o.MaxEvents, maxBytes: o.MaxBytes, maxAge: o.MaxAge, seqOf: make(map[string]uint64)}
+	h := &History{maxEvents: o.MaxHistory, maxBytes: o.MaxHistoryBytes, maxAge: o.MaxHistoryAge, seqOf: make(map[string]uint64)}
 	if h.maxEvents == 0 {
-		h.maxEvents = DefaultHistoryEvents
+		h.maxEvents = DefaultMaxHistory
 	}
 	if h.maxBytes == 0 {
-		h.maxBytes = DefaultHistoryBytes
+		h.maxBytes = DefaultMaxHistoryBytes
 	}
 	return h
 }
@@ -106,7 +112,7 @@ func (h *History) add(e *EncodedEvent) {
 	h.entries = append(h.entries, historyEntry{ev: e, seq: h.next, at: now})
 	h.seqOf[e.id] = h.next
 	h.next++
-	h.bytes += len(e.b)
+	h.bytes += int64(len(e.b))
 	h.evict(now)
 }
 
@@ -122,7 +128,7 @@ func (h *History) evict(now time.Time) {
 		if !tooMany && !tooBig && !tooOld {
 			break
 		}
-		h.bytes -= len(e.ev.b)
+		h.bytes -= int64(len(e.ev.b))
 		if h.seqOf[e.ev.id] == e.seq {
 			delete(h.seqOf, e.ev.id)
 		}
@@ -196,10 +202,13 @@ func (h *History) Len() int {
 // h.Events() or an event that makes the client reset. A client with no
 // last event id gets nothing, and true.
 //
-// Events added while Replay runs may reach the client twice or not at
-// all, depending on when the stream joins the live broadcast. Serialize
-// the two: hold the lock that guards the broadcast's subscriber list
-// while calling Replay and subscribing s.
+// Replay alone suits a stream that gets no live events. Events published
+// while it runs may reach a stream that also gets live ones twice or not
+// at all; do not cure that by holding the lock that guards a broadcast
+// while calling Replay: a client that stops reading would then hold up
+// every broadcast for up to Options.WriteTimeout. A [Broker] with a
+// History takes the replay and subscribes the stream under its lock, and
+// writes the replay afterwards from the stream's own writer.
 func Replay(ctx context.Context, s *Stream, h *History) (ok bool, err error) {
 	events, ok := h.Since(s.LastEventID())
 	if !ok {

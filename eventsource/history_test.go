@@ -61,7 +61,7 @@ func TestHistorySince(t *testing.T) {
 
 func TestHistoryEvictsByCount(t *testing.T) {
 	t.Parallel()
-	h := NewHistory(&HistoryOptions{MaxEvents: 3})
+	h := NewHistory(&HistoryOptions{MaxHistory: 3})
 	addN(t, h, 1, 10)
 	if got := ids(h.Events()); got != "8,9,10" {
 		t.Errorf("Events = %q", got)
@@ -82,7 +82,7 @@ func TestHistoryEvictsByCount(t *testing.T) {
 func TestHistoryEvictsByBytes(t *testing.T) {
 	t.Parallel()
 	e, _ := Encode(Event{ID: "1", Data: "x"})
-	h := NewHistory(&HistoryOptions{MaxEvents: -1, MaxBytes: 3 * e.Len()})
+	h := NewHistory(&HistoryOptions{MaxHistory: -1, MaxHistoryBytes: int64(3 * e.Len())})
 	addN(t, h, 1, 9)
 	if got := ids(h.Events()); got != "7,8,9" {
 		t.Errorf("Events = %q", got)
@@ -99,7 +99,7 @@ func TestHistoryEvictsByBytes(t *testing.T) {
 func TestHistoryEvictsByAge(t *testing.T) {
 	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
-		h := NewHistory(&HistoryOptions{MaxAge: time.Minute})
+		h := NewHistory(&HistoryOptions{MaxHistoryAge: time.Minute})
 		addN(t, h, 1, 2)
 		time.Sleep(45 * time.Second)
 		addN(t, h, 3, 4)
@@ -125,7 +125,7 @@ func TestHistoryEvictsByAge(t *testing.T) {
 
 func TestHistoryDuplicateIDs(t *testing.T) {
 	t.Parallel()
-	h := NewHistory(&HistoryOptions{MaxEvents: 4})
+	h := NewHistory(&HistoryOptions{MaxHistory: 4})
 	for _, id := range []string{"a", "b", "a", "c"} {
 		h.Add(Event{ID: id})
 	}
@@ -159,7 +159,7 @@ func TestHistoryRefuses(t *testing.T) {
 
 func TestHistoryConcurrent(t *testing.T) {
 	t.Parallel()
-	h := NewHistory(&HistoryOptions{MaxEvents: 50})
+	h := NewHistory(&HistoryOptions{MaxHistory: 50})
 	var wg sync.WaitGroup
 	for g := range 8 {
 		wg.Go(func() {

@@ -7,10 +7,10 @@ import (
 
 // Defaults for Options fields left zero.
 const (
-	// DefaultKeepAlive is the idle time after which a stream sends a
+	// DefaultHeartbeat is the idle time after which a stream sends a
 	// comment line. The WHATWG authoring notes suggest about 15 s, which
 	// is shorter than the idle timeouts of common proxies.
-	DefaultKeepAlive = 15 * time.Second
+	DefaultHeartbeat = 15 * time.Second
 
 	// DefaultWriteTimeout bounds one write to a client. A healthy client
 	// takes an event in well under a second; 10 s tolerates a congested
@@ -32,11 +32,11 @@ type Options struct {
 	// Zero leaves the client's default, a few seconds in browsers.
 	Retry time.Duration
 
-	// KeepAlive is the idle time after which the stream sends a comment
+	// Heartbeat is the idle time after which the stream sends a comment
 	// line, so that proxies do not cut a quiet connection and clients
 	// with an idle watchdog see it is alive. Every write restarts the
-	// wait. 0 means DefaultKeepAlive; a negative value sends none.
-	KeepAlive time.Duration
+	// wait. 0 means DefaultHeartbeat; a negative value sends none.
+	Heartbeat time.Duration
 
 	// WriteTimeout bounds each write, flush included: a client that
 	// stops reading ends the stream with ErrWriteTimeout instead of
@@ -69,8 +69,8 @@ func (o *Options) withDefaults() Options {
 	if o != nil {
 		c = *o
 	}
-	if c.KeepAlive == 0 {
-		c.KeepAlive = DefaultKeepAlive
+	if c.Heartbeat == 0 {
+		c.Heartbeat = DefaultHeartbeat
 	}
 	if c.WriteTimeout == 0 {
 		c.WriteTimeout = DefaultWriteTimeout

@@ -58,7 +58,7 @@ func newStream(w http.ResponseWriter, r *http.Request, o *Options) *Stream {
 		rc:        http.NewResponseController(w),
 		r:         r,
 		lastID:    lastEventID(r, o.LastEventIDParam),
-		keepAlive: o.KeepAlive,
+		keepAlive: o.Heartbeat,
 		timeout:   o.WriteTimeout,
 		lockc:     make(chan struct{}, 1),
 		done:      make(chan struct{}),

@@ -174,7 +174,7 @@ func TestInitialBytes(t *testing.T) {
 	for _, proto := range protos {
 		t.Run(proto, func(t *testing.T) {
 			ready := make(chan *Stream, 1)
-			srv := startServer(t, proto, &Options{Retry: 1500 * time.Millisecond, Padding: true, KeepAlive: -1},
+			srv := startServer(t, proto, &Options{Retry: 1500 * time.Millisecond, Padding: true, Heartbeat: -1},
 				func(s *Stream) { ready <- s })
 			resp := open(t, context.Background(), srv, proto, "/", nil)
 			defer resp.Body.Close()
@@ -211,7 +211,7 @@ func TestEventsArriveImmediately(t *testing.T) {
 		t.Run(proto, func(t *testing.T) {
 			send := make(chan Event)
 			defer close(send)
-			srv := startServer(t, proto, &Options{KeepAlive: -1}, func(s *Stream) {
+			srv := startServer(t, proto, &Options{Heartbeat: -1}, func(s *Stream) {
 				go func() {
 					for ev := range send {
 						if err := s.Send(context.Background(), ev); err != nil {
@@ -240,7 +240,7 @@ func TestKeepAlive(t *testing.T) {
 	for _, proto := range protos {
 		t.Run(proto, func(t *testing.T) {
 			ready := make(chan *Stream, 1)
-			srv := startServer(t, proto, &Options{KeepAlive: 20 * time.Millisecond}, func(s *Stream) { ready <- s })
+			srv := startServer(t, proto, &Options{Heartbeat: 20 * time.Millisecond}, func(s *Stream) { ready <- s })
 			resp := open(t, context.Background(), srv, proto, "/", nil)
 			defer resp.Body.Close()
 			var comments atomic.Int32
@@ -274,7 +274,7 @@ func TestKeepAlive(t *testing.T) {
 
 func TestNoKeepAlive(t *testing.T) {
 	ready := make(chan *Stream, 1)
-	srv := startServer(t, "HTTP/1.1", &Options{KeepAlive: -1}, func(s *Stream) { ready <- s })
+	srv := startServer(t, "HTTP/1.1", &Options{Heartbeat: -1}, func(s *Stream) { ready <- s })
 	resp := open(t, context.Background(), srv, "HTTP/1.1", "/", nil)
 	defer resp.Body.Close()
 	var comments atomic.Int32
@@ -325,7 +325,7 @@ func TestWriteTimeout(t *testing.T) {
 			t.Errorf("send after end = %v", err)
 		}
 	}
-	opts := &Options{WriteTimeout: 100 * time.Millisecond, KeepAlive: -1}
+	opts := &Options{WriteTimeout: 100 * time.Millisecond, Heartbeat: -1}
 
 	t.Run("HTTP/1.1", func(t *testing.T) {
 		ready := make(chan *Stream, 1)
@@ -350,7 +350,7 @@ func TestIdleStreamOutlivesWriteTimeout(t *testing.T) {
 	for _, proto := range protos {
 		t.Run(proto, func(t *testing.T) {
 			ready := make(chan *Stream, 1)
-			srv := startServer(t, proto, &Options{WriteTimeout: 30 * time.Millisecond, KeepAlive: -1, Retry: time.Second},
+			srv := startServer(t, proto, &Options{WriteTimeout: 30 * time.Millisecond, Heartbeat: -1, Retry: time.Second},
 				func(s *Stream) { ready <- s })
 			resp := open(t, context.Background(), srv, proto, "/", nil)
 			defer resp.Body.Close()
@@ -372,7 +372,7 @@ func TestIdleStreamOutlivesWriteTimeout(t *testing.T) {
 
 func TestSendContextEndsMidWrite(t *testing.T) {
 	ready := make(chan *Stream, 1)
-	srv := startServer(t, "HTTP/1.1", &Options{WriteTimeout: -1, KeepAlive: -1}, func(s *Stream) { ready <- s })
+	srv := startServer(t, "HTTP/1.1", &Options{WriteTimeout: -1, Heartbeat: -1}, func(s *Stream) { ready <- s })
 	conn := stalledClient(t, srv)
 	defer conn.Close()
 	s := <-ready
@@ -501,7 +501,7 @@ func TestManyStreamsNoLeak(t *testing.T) {
 			served.Add(n)
 			h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				defer served.Done()
-				s, err := Accept(w, r, &Options{KeepAlive: 10 * time.Millisecond})
+				s, err := Accept(w, r, &Options{Heartbeat: 10 * time.Millisecond})
 				if err != nil {
 					// The client may reset the stream while Accept
 					// flushes the head it has already seen.
@@ -591,7 +591,7 @@ func TestConcurrentSend(t *testing.T) {
 		t.Run(proto, func(t *testing.T) {
 			const senders, each = 16, 100
 			ready := make(chan *Stream, 1)
-			srv := startServer(t, proto, &Options{KeepAlive: time.Millisecond}, func(s *Stream) { ready <- s })
+			srv := startServer(t, proto, &Options{Heartbeat: time.Millisecond}, func(s *Stream) { ready <- s })
 			resp := open(t, context.Background(), srv, proto, "/", nil)
 			defer resp.Body.Close()
 			events := readEvents(resp.Body, nil)
@@ -643,7 +643,7 @@ func TestConcurrentSend(t *testing.T) {
 func TestCloseRacesSends(t *testing.T) {
 	// Close must wait for a send in progress; afterwards nothing writes.
 	ready := make(chan *Stream, 1)
-	srv := startServer(t, "HTTP/2.0", &Options{KeepAlive: time.Millisecond}, func(s *Stream) { ready <- s })
+	srv := startServer(t, "HTTP/2.0", &Options{Heartbeat: time.Millisecond}, func(s *Stream) { ready <- s })
 	resp := open(t, context.Background(), srv, "HTTP/2.0", "/", nil)
 	defer resp.Body.Close()
 	go io.Copy(io.Discard, resp.Body)
@@ -782,7 +782,7 @@ func TestServerTimeoutsDoNotEndStream(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ready := make(chan *Stream, 1)
 			h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				s, err := Accept(w, r, &Options{KeepAlive: -1})
+				s, err := Accept(w, r, &Options{Heartbeat: -1})
 				if err != nil {
 					return
 				}
@@ -808,4 +808,79 @@ func TestServerTimeoutsDoNotEndStream(t *testing.T) {
 			s.Close()
 		})
 	}
+}
+
+// ctxWriter is a ResponseWriter whose Write, once armed, ends a context
+// and lets the abort callback run before the write completes: the
+// context ends just as the write finishes.
+type ctxWriter struct {
+	http.ResponseWriter
+	mu       sync.Mutex
+	cancel   func()
+	deadline time.Time
+	aborted  chan struct{}
+}
+
+func (c *ctxWriter) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	cancel, aborted := c.cancel, c.aborted
+	c.cancel = nil
+	c.mu.Unlock()
+	if cancel != nil {
+		cancel()
+		<-aborted
+	}
+	return c.ResponseWriter.Write(p)
+}
+
+func (c *ctxWriter) FlushError() error { return nil }
+
+func (c *ctxWriter) SetWriteDeadline(t time.Time) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.deadline = t
+	if !t.IsZero() && time.Until(t) <= 0 && c.aborted != nil {
+		close(c.aborted)
+		c.aborted = nil
+	}
+	return nil
+}
+
+// A context that ends as a write completes neither fails that write nor
+// leaves a deadline in the past that would fail the next one.
+func TestSendContextEndsAsWriteCompletes(t *testing.T) {
+	for range 100 {
+		w := &ctxWriter{ResponseWriter: httptest.NewRecorder()}
+		s := acceptOn(t, w)
+		ctx, cancel := context.WithCancel(context.Background())
+		w.mu.Lock()
+		w.cancel, w.aborted = cancel, make(chan struct{})
+		w.mu.Unlock()
+		if err := s.SendData(ctx, "x"); err != nil {
+			t.Fatalf("Send: %v", err)
+		}
+		w.mu.Lock()
+		d := w.deadline
+		w.mu.Unlock()
+		if !d.IsZero() {
+			t.Fatalf("deadline left at %v", d)
+		}
+		if err := s.SendData(context.Background(), "y"); err != nil {
+			t.Fatalf("next Send: %v", err)
+		}
+		s.Close()
+	}
+}
+
+// acceptOn accepts an EventSource request on w, which need not be a
+// server's ResponseWriter.
+func acceptOn(t *testing.T, w http.ResponseWriter) *Stream {
+	t.Helper()
+	r := httptest.NewRequest(http.MethodGet, "/", nil)
+	r.Header.Set("Accept", "text/event-stream")
+	s, err := Accept(w, r, &Options{Heartbeat: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }

@@ -3,7 +3,6 @@ package eventsource
 import (
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"time"
 )
@@ -11,8 +10,9 @@ import (
 // Send writes ev and flushes it to the client.
 //
 // ctx bounds the wait for other sends. If ctx ends while the event is
-// being written, the stream ends too, since a partly written event
-// cannot be taken back. A write that takes longer than
+// being written and the write is cut short, the stream ends too, since a
+// partly written event cannot be taken back; if the write completed, it
+// returns nil and the stream stays usable. A write that takes longer than
 // Options.WriteTimeout ends the stream with ErrWriteTimeout.
 //
 // An event that cannot be encoded (see ErrInvalidField) is refused
@@ -58,8 +58,8 @@ func (s *Stream) SendEncoded(ctx context.Context, e *EncodedEvent) error {
 
 var errNilEvent = errors.New("eventsource: nil *EncodedEvent")
 
-// sendEncodedBatch writes events and flushes once, so a replay of many
-// events costs one flush.
+// sendEncodedBatch writes events and flushes once, so a replay or a
+// Broker's queue of many events costs one flush and one deadline.
 func (s *Stream) sendEncodedBatch(ctx context.Context, events []*EncodedEvent) error {
 	if len(events) == 0 {
 		return nil
@@ -68,20 +68,12 @@ func (s *Stream) sendEncodedBatch(ctx context.Context, events []*EncodedEvent) e
 		return err
 	}
 	defer s.unlock()
-	n := 0
-	for _, e := range events {
-		n += len(e.b)
-	}
-	buf := make([]byte, 0, n)
-	for _, e := range events {
-		buf = append(buf, e.b...)
-	}
-	return s.writeLocked(ctx, buf)
+	return s.writeEventsLocked(ctx, nil, events)
 }
 
 // Ping writes a comment line and flushes it: it tells proxies and the
 // client that the connection is alive without dispatching an event.
-// Streams send these by themselves when idle (Options.KeepAlive); Ping
+// Streams send these by themselves when idle (Options.Heartbeat); Ping
 // is for callers that want one now. ctx works as for Send.
 func (s *Stream) Ping(ctx context.Context) error {
 	if err := s.lock(ctx); err != nil {
@@ -117,6 +109,14 @@ func (s *Stream) sendKeepAlive() {
 // writeLocked writes p and flushes, holding the write lock. A failure
 // ends the stream.
 func (s *Stream) writeLocked(ctx context.Context, p []byte) error {
+	return s.writeEventsLocked(ctx, p, nil)
+}
+
+// writeEventsLocked writes p, then events, and flushes once, holding the
+// write lock. The events go through the ResponseWriter's buffer one by
+// one rather than being copied into one slice first. A failure ends the
+// stream.
+func (s *Stream) writeEventsLocked(ctx context.Context, p []byte, events []*EncodedEvent) error {
 	if s.ended {
 		return &closedError{cause: s.err}
 	}
@@ -142,6 +142,12 @@ func (s *Stream) writeLocked(ctx context.Context, p []byte) error {
 	if len(p) > 0 {
 		_, err = s.w.Write(p)
 	}
+	for _, e := range events {
+		if err != nil {
+			break
+		}
+		_, err = s.w.Write(e.b)
+	}
 	if err == nil {
 		err = s.rc.Flush()
 	}
@@ -149,21 +155,26 @@ func (s *Stream) writeLocked(ctx context.Context, p []byte) error {
 		if stop() {
 			s.aborts.Done()
 		} else {
-			// abortWrite has moved the deadline into the past; the
-			// connection is no use any more, even if the write got through.
-			// Wait for it, so it cannot touch the ResponseWriter after the
-			// handler returns.
+			// abortWrite has started: wait until it has moved the
+			// deadline into the past, so that it cannot do so after the
+			// deadline is restored (or after the handler returns).
 			s.aborts.Wait()
-			err = fmt.Errorf("eventsource: write: %w", context.Cause(ctx))
-			s.endLocked(err)
-			return err
+			if err != nil {
+				// Cut short: part of the event may be on the wire.
+				err = newOpError("write", context.Cause(ctx))
+				s.endLocked(err)
+				return err
+			}
+			// The write and flush were complete when ctx ended: the
+			// stream is intact once the deadline is restored.
+			s.rc.SetWriteDeadline(time.Time{})
 		}
 	}
 	if err != nil {
 		if errors.Is(err, os.ErrDeadlineExceeded) || (s.timeout > 0 && time.Since(start) >= s.timeout) {
-			err = fmt.Errorf("eventsource: write: %w: %w", ErrWriteTimeout, err)
+			err = newOpError("write", ErrWriteTimeout, err)
 		} else {
-			err = fmt.Errorf("eventsource: write: %w", err)
+			err = newOpError("write", err)
 		}
 		s.endLocked(err)
 		return err

@@ -178,7 +178,7 @@ func TestEventSourceHTTP2StalledClient(t *testing.T) {
 	handlerDone := make(chan struct{})
 	srv, client, _ := startESH2(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		defer close(handlerDone)
-		s, err := eventsource.Accept(w, r, &eventsource.Options{WriteTimeout: timeout, KeepAlive: -1})
+		s, err := eventsource.Accept(w, r, &eventsource.Options{WriteTimeout: timeout, Heartbeat: -1})
 		if err != nil {
 			result <- err
 			return

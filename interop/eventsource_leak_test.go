@@ -113,7 +113,7 @@ func TestEventSourceStalledClient(t *testing.T) {
 	handlerDone := make(chan struct{})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		defer close(handlerDone)
-		s, err := eventsource.Accept(w, r, &eventsource.Options{WriteTimeout: timeout, KeepAlive: -1})
+		s, err := eventsource.Accept(w, r, &eventsource.Options{WriteTimeout: timeout, Heartbeat: -1})
 		if err != nil {
 			result <- outcome{err: err}
 			return

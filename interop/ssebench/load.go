@@ -44,6 +44,7 @@ type sub struct {
 	dataSeq   uint64 // from the current event's data line
 	dataTS    int64
 	hasData   bool
+	otherType bool // the current event has a type other than message: not counted
 	bodyEnded bool
 }
 
@@ -320,13 +321,19 @@ func (s *sub) sse(b []byte) error {
 
 func (s *sub) sseLine(line []byte) error {
 	if len(line) == 0 {
-		if s.hasData {
+		if s.hasData && !s.otherType {
 			s.dispatch()
 		}
+		s.hasData, s.otherType = false, false
 		return nil
 	}
-	if !bytes.HasPrefix(line, []byte("data:")) {
-		return nil // id, retry, comments
+	if t, ok := bytes.CutPrefix(line, []byte("event:")); ok {
+		// realtime.Handler's hello and close events.
+		s.otherType = string(bytes.TrimPrefix(t, []byte(" "))) != "message"
+		return nil
+	}
+	if s.otherType || !bytes.HasPrefix(line, []byte("data:")) {
+		return nil // id, retry, comments, the data of other events
 	}
 	d := line[5:]
 	if len(d) > 0 && d[0] == ' ' {

@@ -23,11 +23,13 @@ func sseEvent(seq uint64) string {
 }
 
 // TestSSEParser feeds the load client's de-chunker and parser a stream cut
-// at every offset, with comments, a retry line and a gap, and checks what
-// it counts.
+// at every offset, with comments, a retry line, an event of another type
+// and a gap, and checks what it counts.
 func TestSSEParser(t *testing.T) {
 	var body strings.Builder
 	body.WriteString("retry: 1000\n\n:\n\n")
+	// realtime.Handler's hello: another type, another size of data.
+	body.WriteString("event: realtime.hello\nid: e-0\ndata: token\n\n")
 	for seq := uint64(5); seq <= 9; seq++ {
 		body.WriteString(sseEvent(seq))
 	}

@@ -6,8 +6,10 @@
 //
 //	cd interop && go run ./ssebench [-quick] [-out FILE] [-servers a,b] [-scenarios abcde]
 //
-// The servers are in servers.go and server_realtime.go; realtime-flush1
-// (our server flushing every event) runs only when named with -servers.
+// The servers are in servers.go and server_realtime.go: ours are the
+// library's public fan-outs, eventsource.Broker and the EventSource
+// transport of realtime.Handler with a realtime.Hub, called as a user
+// would.
 // A scenario whose window saw other processes use over 0.15 cores is run
 // once more (-retries) and the quieter attempt is reported.
 //
@@ -59,9 +61,9 @@ import (
 const noisy = 0.15
 
 // stallSettle is how long the stalled scenario waits, once the stalled
-// subscriber's buffers are full, before its second window: longer than the
-// realtime server's 2 s grace before it drops a subscriber whose write is
-// blocked.
+// subscriber's buffers are full, before its second window: longer than
+// the second after which eventsource.Broker.Wait stops waiting for a
+// subscriber whose write is blocked.
 const stallSettle = 2500 * time.Millisecond
 
 type scenario struct {

@@ -38,12 +38,11 @@ var servers = map[string]server{}
 
 func register(s server) { servers[s.name] = s }
 
-// serverOrder is the row order of the table; realtime-flush1 (the
-// ablation that shows what batching flushes is worth) runs only when named
-// with -servers, to keep a full run near 3 minutes.
-var serverOrder = []string{"realtime", "realtime-flush1", "r3labs", "go-sse", "minimal", "minimal-batch"}
+// serverOrder is the row order of the table. A server in
+// optionalServers runs only when named with -servers.
+var serverOrder = []string{"realtime", "realtime-hub", "r3labs", "go-sse", "minimal", "minimal-batch"}
 
-var optionalServers = map[string]bool{"realtime-flush1": true}
+var optionalServers = map[string]bool{}
 
 func registeredServers() []string {
 	var out []string
