@@ -21,13 +21,6 @@ import (
 	"time"
 )
 
-// readmePending lists the README sections whose Go snippet is known not to
-// compile yet, with why. The snippet is still built: the test fails if it
-// compiles, so that the entry is removed as soon as it is no longer needed.
-var readmePending = map[string]string{
-	"EventSource": "the fan-out it calls (hub.Subscribe) is being added to package eventsource (issue 11, point 5)",
-}
-
 // readmeImports maps the package names a README snippet may use to their
 // import paths: a snippet is the body of a function, and the test adds the
 // imports it needs, as goimports would. Every other identifier a snippet
@@ -202,13 +195,7 @@ func TestREADMESnippets(t *testing.T) {
 				}
 			}
 		}
-		why, pending := readmePending[s.section]
-		switch {
-		case pending && len(errs) == 0:
-			t.Errorf("README.md:%d: the snippet under %q builds now: remove its entry from readmePending", s.line, s.section)
-		case pending:
-			t.Logf("README.md:%d: the snippet under %q is known not to build yet (%s):\n%s", s.line, s.section, why, strings.Join(errs, "\n"))
-		case len(errs) > 0:
+		if len(errs) > 0 {
 			t.Errorf("README.md:%d: the snippet under %q does not build as written:\n%s", s.line, s.section, strings.Join(errs, "\n"))
 		}
 	}
