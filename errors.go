@@ -1,16 +1,17 @@
 package realtime
 
 import (
-	"errors"
 
 	"github.com/realtime-go/realtime/eventsource"
 	"github.com/realtime-go/realtime/websocket"
 )
 
-// ErrQueueFull is what Socket.Err wraps after the socket was closed
+// errQueueFull is what Socket.Err wraps after the socket was closed
 // because its send queue overflowed (by count or by bytes) under
 // QueueClose, and what Send returns for the message that overflowed it.
-var ErrQueueFull = errors.New("realtime: send queue full")
+// It matches the module's one queue-full sentinel,
+// eventsource.ErrQueueFull.
+var errQueueFull error = &wrapped{msg: "realtime: send queue full", err: eventsource.ErrQueueFull}
 
 // errInvalidUTF8 is what Send and Hub.Broadcast return for text that is
 // not valid UTF-8: neither transport can carry it. It matches the

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/realtime-go/realtime/eventsource"
 	"github.com/realtime-go/realtime/websocket"
 )
 
@@ -42,8 +43,8 @@ func TestErrorPaths(t *testing.T) {
 		{"Send of invalid UTF-8", errSend, websocket.ErrInvalidUTF8},
 		{"CloseWith a reserved code", errCode, nil},
 		{"CloseWith a long reason", errReason, nil},
-		{"Send to a full queue", errFull, ErrQueueFull},
-		{"Socket.Err after overflow", s.Err(), ErrQueueFull},
+		{"Send to a full queue", errFull, eventsource.ErrQueueFull},
+		{"Socket.Err after overflow", s.Err(), eventsource.ErrQueueFull},
 		{"Send to a closed socket", errClosed, net.ErrClosed},
 	} {
 		if tc.err == nil {

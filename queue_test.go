@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/realtime-go/realtime/eventsource"
 	"github.com/realtime-go/realtime/websocket"
 )
 
@@ -78,7 +79,7 @@ func TestQueueCloseWebSocket(t *testing.T) {
 		t.Fatal("the slow client got every message: its queue never filled")
 	}
 	waitDone(t, slowSock)
-	if !errors.Is(slowSock.Err(), ErrQueueFull) {
+	if !errors.Is(slowSock.Err(), eventsource.ErrQueueFull) {
 		t.Fatalf("slow socket Err = %v, want ErrQueueFull", slowSock.Err())
 	}
 	if err := slowSock.Send("more"); err == nil {
@@ -127,7 +128,7 @@ func TestQueueCloseEventSource(t *testing.T) {
 	}
 	ec.end(t)
 	waitDone(t, slowSock)
-	if !errors.Is(slowSock.Err(), ErrQueueFull) {
+	if !errors.Is(slowSock.Err(), eventsource.ErrQueueFull) {
 		t.Fatalf("slow socket Err = %v, want ErrQueueFull", slowSock.Err())
 	}
 }
@@ -211,7 +212,7 @@ func TestQueueBytesDropOldest(t *testing.T) {
 }
 
 // Under QueueClose the byte bound closes a stalled client's socket with
-// ErrQueueFull, without waiting for the count bound.
+// eventsource.ErrQueueFull, without waiting for the count bound.
 func TestQueueBytesClose(t *testing.T) {
 	ts := newTestServer(t, &Options{MaxQueue: -1, MaxQueueBytes: bytesBound, WriteTimeout: -1, Heartbeat: -1}, nil)
 	dialWS(t, ts, wsDial{})
@@ -219,10 +220,10 @@ func TestQueueBytesClose(t *testing.T) {
 	msg := strings.Repeat("x", mib)
 	for i := 0; ; i++ {
 		if i == stallSends {
-			t.Fatalf("%d MiB queued for a stalled client without ErrQueueFull", stallSends)
+			t.Fatalf("%d MiB queued for a stalled client without eventsource.ErrQueueFull", stallSends)
 		}
 		err := s.Send(msg)
-		if errors.Is(err, ErrQueueFull) {
+		if errors.Is(err, eventsource.ErrQueueFull) {
 			break
 		}
 		if err != nil {
@@ -233,7 +234,7 @@ func TestQueueBytesClose(t *testing.T) {
 		}
 	}
 	waitDone(t, s)
-	if !errors.Is(s.Err(), ErrQueueFull) {
+	if !errors.Is(s.Err(), eventsource.ErrQueueFull) {
 		t.Fatalf("Err = %v, want ErrQueueFull", s.Err())
 	}
 }

@@ -145,7 +145,7 @@ func (s *Socket) Done() <-chan struct{} { return s.done }
 // socket ended: the peer's close (websocket.CloseStatus gives its code),
 // a missed pong (websocket.ErrPongTimeout), a write timeout
 // (eventsource.ErrWriteTimeout, on both transports), a client
-// that went away, or ErrQueueFull.
+// that went away, or an error matching eventsource.ErrQueueFull.
 func (s *Socket) Err() error {
 	select {
 	case <-s.done:
@@ -184,7 +184,7 @@ var errSocketClosed = fmt.Errorf("realtime: socket closed: %w", net.ErrClosed)
 //
 // Send fails with an error matching websocket.ErrInvalidUTF8, with an
 // error matching net.ErrClosed once the socket is closing or closed, or
-// with ErrQueueFull when the message overflowed the queue (by count or
+// with an error matching eventsource.ErrQueueFull when the message overflowed the queue (by count or
 // by bytes) and QueueClose is closing the socket.
 func (s *Socket) Send(text string) error {
 	m, err := newMessage(text)
@@ -210,8 +210,8 @@ func (s *Socket) enqueue(m *message) error {
 				s.queued -= int64(len(q.text))
 			}
 			s.queue = nil
-			s.startCloseLocked(websocket.StatusTryAgainLater, "send queue full", ErrQueueFull)
-			return ErrQueueFull
+			s.startCloseLocked(websocket.StatusTryAgainLater, "send queue full", errQueueFull)
+			return errQueueFull
 		}
 		if len(s.queue) == 0 {
 			// Only the batch being written is in the way, and it cannot be
