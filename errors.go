@@ -1,7 +1,6 @@
 package realtime
 
 import (
-
 	"github.com/realtime-go/realtime/eventsource"
 	"github.com/realtime-go/realtime/websocket"
 )
