@@ -198,7 +198,10 @@ func growMessage(p []byte, remain int64) []byte {
 // until it returns io.EOF or the next call to Read or Reader; calling
 // Reader again first discards what is left of the previous message.
 // ctx bounds every read from the stream as it does for Read, except that
-// a stream interrupted by ctx may go on being read.
+// a stream interrupted by ctx may go on being read, with another call to
+// its Read: the bytes not yet returned are still there. When an
+// extension decodes the message, its state is lost with the
+// interruption, so the connection is closed instead.
 func (c *Conn) Reader(ctx context.Context) (MessageType, io.Reader, error) {
 	if err := c.lock(ctx, &c.readLock); err != nil {
 		return 0, nil, err
