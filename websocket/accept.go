@@ -225,20 +225,17 @@ func (e *HandshakeError) responseBody() string {
 	return e.Reason + "\n"
 }
 
-// interruptOnDone makes ctx's end interrupt I/O on nc; stop reports
-// whether it had not yet done so, and clears the deadline it set.
+// interruptOnDone makes ctx's end interrupt I/O on nc until stop, which
+// reports whether ctx had not ended by then. When it had, the callback
+// may not have moved the deadline into the past yet, and may do so at any
+// later moment: the caller must not use nc any more, and every caller
+// closes it. So a handshake either hands over a connection whose
+// deadline ctx never touched or fails.
 func interruptOnDone(ctx context.Context, nc net.Conn) (stop func() bool) {
 	if ctx.Done() == nil {
 		return func() bool { return true }
 	}
-	after := context.AfterFunc(ctx, func() { nc.SetDeadline(aLongTimeAgo) })
-	return func() bool {
-		if after() {
-			return true
-		}
-		nc.SetDeadline(time.Time{})
-		return false
-	}
+	return context.AfterFunc(ctx, func() { nc.SetDeadline(aLongTimeAgo) })
 }
 
 // handshakeCause reports ctx's error in place of the deadline it caused.

@@ -101,6 +101,13 @@ func BenchmarkUTF8(b *testing.B) {
 func benchConn(tb testing.TB, tr transport, client bool, opts ConnOptions) (*Conn, net.Conn) {
 	tb.Helper()
 	a, b := netPair(tb, tr)
+	return benchConnOn(tb, a, b, client, opts)
+}
+
+// benchConnOn is benchConn over a, which the Conn uses, and b, the
+// peer's end.
+func benchConnOn(tb testing.TB, a, b net.Conn, client bool, opts ConnOptions) (*Conn, net.Conn) {
+	tb.Helper()
 	br := bufio.NewReader(b)
 	var ch <-chan connResult
 	if client {

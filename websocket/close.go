@@ -40,8 +40,10 @@ func (c *Conn) Close(code StatusCode, reason string) error {
 	defer cancel()
 	var payload [2 + maxCloseReasonSize]byte
 	if err := c.sendClose(ctx, appendClosePayload(payload[:0], code, reason)); err != nil {
-		c.closeConn(err)
-		return err
+		if errors.Is(err, context.DeadlineExceeded) {
+			err = errCloseTimeout // waiting for the write lock
+		}
+		return c.closeConn(err)
 	}
 	// A reader, if any, sees the peer's close frame and closes the
 	// connection; otherwise read until it comes.

@@ -107,6 +107,7 @@ type Conn struct {
 	reader       messageReader
 	rawMsg       rawMessageReader
 	decSize      int64
+	rwatch       watcher // a read's context
 
 	// Write side. msgLock is held for a whole data message, writeLock for
 	// each frame, so control frames can go between the fragments of a
@@ -120,6 +121,9 @@ type Conn struct {
 	flushTimer    *time.Timer
 	stream        *streamState // made on the first streamed or encoded message; guarded by msgLock
 	writeDeadline time.Time    // set through NetConn; guarded by mu
+	wwatch        watcher      // a write's context; guarded by writeLock
+	sent          int64        // bytes handed to the socket; guarded by writeLock
+	unsentMark    int64        // sent when the watched write began
 
 	// Pings awaiting their pong, oldest first; guarded by mu.
 	pings []*pendingPing
@@ -162,6 +166,8 @@ func newConn(nc net.Conn, buffered []byte, client bool, version int, subprotocol
 	c.rules.rsvOK = ext.RSV
 	c.reader.c = c
 	c.rawMsg.c = c
+	c.rwatch.c = c
+	c.wwatch.c, c.wwatch.write = c, true
 	if sc, ok := nc.(syscall.Conn); ok && haveRawIO {
 		if _, isTCP := nc.(*net.TCPConn); isTCP {
 			c.raw, _ = sc.SyscallConn()
@@ -270,10 +276,14 @@ func (c *Conn) lock(ctx context.Context, l *ctxLock) error {
 
 func (c *Conn) lockSlow(ctx context.Context, l *ctxLock) error {
 	if err := l.lock(ctx, c.closed); err != nil {
-		if err == errLockClosed {
+		if err == errLockClosed || c.isClosed() {
 			return c.err()
 		}
-		return err
+		op := "write"
+		if l == &c.readLock {
+			op = "read"
+		}
+		return ctxError(op, ctx)
 	}
 	if c.isClosed() {
 		l.unlock()

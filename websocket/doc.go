@@ -83,4 +83,21 @@
 // a system call would buy nothing. That bookkeeping was a tenth of the
 // server's user time per 1 KiB echo; without it the echo server needs no
 // more CPU per message than a plain TCP echo written on net.Conn.
+//
+// The build tag norawio turns the raw path off, on Linux and on every
+// other system: connections then read and write through net.Conn's
+// methods only, as over TLS, and an idle connection waits in a read that
+// holds its read buffer. It is an escape hatch for a kernel, sandbox or
+// seccomp policy that rejects the raw calls, and a way to rule them out
+// when chasing a problem.
+//
+// # Errors
+//
+// Every error a Conn returns names the package once, then the operation:
+// "websocket: read: ...", "websocket: write: ...". An I/O error unwraps
+// to the *net.OpError that net.Conn gives for the same failure, on the
+// raw path too, and a context's end unwraps to ctx.Err(). Once the
+// connection is closed, every error but one about the arguments
+// satisfies errors.Is(err, net.ErrClosed) and unwraps to the cause. Read and Write document what a
+// context that ends mid-message does.
 package websocket

@@ -107,7 +107,7 @@ func (e *frameEmitter) emit(fin bool) error {
 	c := e.c
 	op, rsv := e.op, e.rsv
 	e.op, e.rsv = opContinuation, 0
-	err := c.writeLocked(e.ctx, func() error {
+	err := c.endFragment(c.writeLocked(e.ctx, func() error {
 		if err := c.writeFrame(fin, rsv, op, e.buf); err != nil {
 			return err
 		}
@@ -115,8 +115,7 @@ func (e *frameEmitter) emit(fin bool) error {
 			return c.flushOrDefer()
 		}
 		return c.flush() // a fragment goes out whole
-
-	})
+	}))
 	e.buf = e.buf[:0]
 	return err
 }

@@ -59,3 +59,42 @@ func (e *closedError) Error() string {
 func (e *closedError) Unwrap() error { return e.cause }
 
 func (e *closedError) Is(target error) bool { return target == net.ErrClosed }
+
+// opError is the error of a read or a write on the connection. Its
+// message names the package once, then the operation, unless the cause is
+// a *net.OpError that names it already:
+//
+//	websocket: read: context deadline exceeded
+//	websocket: write: message cut short: context canceled
+//	websocket: read tcp 127.0.0.1:80->127.0.0.1:5000: read: connection reset by peer
+//
+// It unwraps to the cause and, like the net.Conn errors it may carry,
+// implements net.Error, so a timeout is seen as one.
+type opError struct {
+	op  string // "read" or "write"
+	cut bool   // the error cut a message short, which closed the connection
+	err error
+}
+
+func (e *opError) Error() string {
+	s := "websocket: "
+	if oe, ok := e.err.(*net.OpError); !ok || oe.Op != e.op {
+		s += e.op + ": "
+	}
+	if e.cut {
+		s += "message cut short: "
+	}
+	return s + e.err.Error()
+}
+
+func (e *opError) Unwrap() error { return e.err }
+
+// Timeout reports whether the cause is a timeout: a deadline set through
+// NetConn, or a context's deadline.
+func (e *opError) Timeout() bool {
+	var t interface{ Timeout() bool }
+	return errors.As(e.err, &t) && t.Timeout()
+}
+
+// Temporary is Timeout, as for the errors of net.Conn.
+func (e *opError) Temporary() bool { return e.Timeout() }

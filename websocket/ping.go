@@ -42,7 +42,7 @@ func (c *Conn) Ping(ctx context.Context, payload []byte) (time.Duration, error) 
 		return p.rtt, p.err
 	case <-ctx.Done():
 		if c.dropPing(p) {
-			return 0, fmt.Errorf("websocket: ping: %w", ctx.Err())
+			return 0, ctxError("ping", ctx)
 		}
 		<-p.done // finished meanwhile
 		return p.rtt, p.err
@@ -148,7 +148,7 @@ func (k *keepalive) fire() {
 	if k.waiting {
 		k.stopped = true
 		k.mu.Unlock()
-		c.closeConn(fmt.Errorf("websocket: no pong within %v: %w", c.opts.PongTimeout, ErrPongTimeout))
+		c.closeConn(fmt.Errorf("%w: none within %v", ErrPongTimeout, c.opts.PongTimeout))
 		return
 	}
 	k.waiting = true

@@ -16,9 +16,14 @@ import (
 // Read reads the next data message whole. It allocates only the message
 // it returns. Control frames that arrive first are handled on the way.
 //
-// If ctx ends before the next message has started, Read returns ctx's
-// error and the connection stays usable; if it ends while the message is
-// being read, the connection is closed, since the message is lost.
+// If ctx ends before the next message has started, Read returns an error
+// that satisfies errors.Is(err, ctx.Err()) and the connection stays
+// usable. A message has started once the header of its first frame has
+// arrived whole; control frames before it do not count. If ctx ends
+// while the message is being read, the connection is closed, since the
+// rest of the message would be lost: the error then also satisfies
+// errors.Is(err, net.ErrClosed), as every later call's does. A message
+// that arrives whole is returned even if ctx has ended meanwhile.
 func (c *Conn) Read(ctx context.Context) (MessageType, []byte, error) {
 	return c.ReadAppend(ctx, nil)
 }
@@ -39,24 +44,28 @@ func (c *Conn) ReadAppend(ctx context.Context, dst []byte) (MessageType, []byte,
 	if err := c.lock(ctx, &c.readLock); err != nil {
 		return 0, dst, err
 	}
-	stop := c.watchRead(ctx)
+	watched := c.rwatch.watch(ctx)
 	var err error
 	if c.rr == c.rw && !c.msgActive && c.dec == nil && !c.isClosed() {
 		// Wait for input here, high on the stack: an idle connection's
 		// goroutine then keeps a small stack.
 		if err = c.fill(); err != nil {
-			err = c.ioError("read header", eofUnexpected(err))
+			err = c.ioError(err)
 		}
 	}
 	typ := MessageType(0)
 	if err == nil {
 		typ, dst, err = c.readMessage(dst)
 	}
-	if stop != nil {
-		err = c.unwatchRead(ctx, stop, err)
+	if err != nil {
+		if c.msgActive {
+			err = c.rwatch.cut(err)
+		} else {
+			err = c.rwatch.asCtxError(err)
+		}
 	}
-	if err != nil && c.msgActive && !c.isClosed() {
-		err = c.closeConn(fmt.Errorf("websocket: read interrupted mid-message: %w", err))
+	if watched {
+		c.rwatch.unwatch()
 	}
 	c.readLock.unlock()
 	return typ, dst, err
@@ -237,16 +246,19 @@ func growMessage(p []byte, remain, allowed int64) []byte {
 // until it returns io.EOF or the next call to Read or Reader; calling
 // Reader again first discards what is left of the previous message.
 // ctx bounds every read from the stream as it does for Read, except that
-// a stream interrupted by ctx may go on being read.
+// a stream interrupted by ctx may go on being read, with another call to
+// its Read: the bytes not yet returned are still there. When an
+// extension decodes the message, its state is lost with the
+// interruption, so the connection is closed instead.
 func (c *Conn) Reader(ctx context.Context) (MessageType, io.Reader, error) {
 	if err := c.lock(ctx, &c.readLock); err != nil {
 		return 0, nil, err
 	}
 	defer c.readLock.unlock()
-	stop := c.watchRead(ctx)
-	err := c.startMessage()
-	if stop != nil {
-		err = c.unwatchRead(ctx, stop, err)
+	watched := c.rwatch.watch(ctx)
+	err := c.rwatch.asCtxError(c.startMessage())
+	if watched {
+		c.rwatch.unwatch()
 	}
 	if err != nil {
 		return 0, nil, err
@@ -270,10 +282,11 @@ func (r *messageReader) Read(p []byte) (int, error) {
 	if !c.msgActive && c.dec == nil {
 		return 0, io.EOF
 	}
-	stop := c.watchRead(r.ctx)
+	watched := c.rwatch.watch(r.ctx)
 	n, err := c.readMsg(p)
-	if stop != nil {
-		err = c.unwatchRead(r.ctx, stop, err)
+	err = c.rwatch.asCtxError(err)
+	if watched {
+		c.rwatch.unwatch()
 	}
 	return n, err
 }
@@ -388,7 +401,7 @@ func (c *Conn) readDecoded(p []byte) (int, error) {
 		return n, c.err()
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		// The extension's state is lost with the interrupted message.
-		return n, c.closeConn(fmt.Errorf("websocket: read interrupted mid-message: %w", err))
+		return n, c.rwatch.cut(err)
 	default:
 		return n, c.fail(&ProtocolError{Code: StatusInvalidFramePayloadData, Reason: "extension: " + err.Error(), Err: err})
 	}
@@ -488,10 +501,7 @@ func (c *Conn) readHeader() (header, error) {
 			}
 		}
 		if err := c.fill(); err != nil {
-			if err == io.EOF && c.rr == c.rw {
-				err = io.ErrUnexpectedEOF
-			}
-			return h, c.ioError("read header", eofUnexpected(err))
+			return h, c.ioError(err)
 		}
 	}
 }
@@ -513,14 +523,14 @@ func (c *Conn) readPayload(p []byte) (int, error) {
 		var err error
 		n, err = c.nc.Read(p)
 		if n == 0 && err != nil {
-			return 0, c.ioError("read payload", eofUnexpected(err))
+			return 0, c.ioError(err)
 		}
 		if c.frame.masked {
 			c.maskPos = mask(c.frame.key, c.maskPos, p[:n])
 		}
 	default:
 		if err := c.fill(); err != nil {
-			return 0, c.ioError("read payload", eofUnexpected(err))
+			return 0, c.ioError(err)
 		}
 		n = c.takeBuffered(p)
 	}
@@ -605,10 +615,10 @@ func (c *Conn) fill() error {
 		// holds none. rawRead gives it back when the socket has nothing.
 		c.rawN, c.rawErr = 0, nil
 		if err := c.raw.Read(c.rawReadFn); err != nil {
-			return err
+			return c.netError("read", err)
 		}
 		if c.rawErr != nil {
-			return c.rawErr
+			return c.netError("read", c.rawErr)
 		}
 		if c.rawN == 0 {
 			return io.EOF
@@ -672,44 +682,20 @@ func (c *Conn) beforeNetRead() {
 	}
 }
 
-// ioError turns a read error into the error to return. A deadline hit
-// because a context ended leaves the connection usable; anything else
+// ioError turns a read error into the error to return. A deadline that
+// passed leaves the connection usable, as far as the reader is concerned:
+// a context's end, or a deadline set through NetConn. Anything else
 // closes it.
-func (c *Conn) ioError(op string, err error) error {
+func (c *Conn) ioError(err error) error {
 	if c.isClosed() {
 		return c.err()
 	}
+	err = &opError{op: "read", err: eofUnexpected(err)}
 	if errors.Is(err, os.ErrDeadlineExceeded) {
 		return err
 	}
 	c.finalFlush()
-	return c.closeConn(fmt.Errorf("websocket: %s: %w", op, err))
-}
-
-// watchRead arranges for ctx's end to interrupt a blocked read. It
-// returns nil when ctx can never end, which costs nothing.
-func (c *Conn) watchRead(ctx context.Context) func() bool {
-	if ctx.Done() == nil {
-		return nil
-	}
-	if ctx.Err() != nil {
-		c.nc.SetReadDeadline(aLongTimeAgo)
-		return func() bool { return false }
-	}
-	return context.AfterFunc(ctx, func() { c.nc.SetReadDeadline(aLongTimeAgo) })
-}
-
-// unwatchRead undoes watchRead and, when ctx cut the read short, restores
-// the deadline and reports ctx's error.
-func (c *Conn) unwatchRead(ctx context.Context, stop func() bool, err error) error {
-	if stop() {
-		return err
-	}
-	c.nc.SetReadDeadline(c.deadline(&c.readDeadline))
-	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
-		return fmt.Errorf("websocket: read: %w", ctx.Err())
-	}
-	return err
+	return c.closeConn(err)
 }
 
 // deadline reads a deadline set through NetConn.

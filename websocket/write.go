@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"sync"
 	"syscall"
@@ -25,8 +26,16 @@ var errCloseSent = errors.New("websocket: close frame already sent")
 // messages the application is about to read) is coalesced with the
 // writes that follow: all reach the network together in one system call
 // before the next read waits for the peer, and at the latest after 1 ms.
-// If ctx ends while the frame is being written, the connection is closed:
-// a partly written frame cannot be taken back.
+// If ctx ends before any byte of the message has reached the network,
+// Write returns an error that satisfies errors.Is(err, ctx.Err()), the
+// message is not sent and the connection stays usable. If ctx ends once
+// part of the frame has gone, the connection is closed, since a partly
+// written frame cannot be taken back: the error then also satisfies
+// errors.Is(err, net.ErrClosed), as every later call's does. A message
+// that went out whole is reported sent even if ctx has ended meanwhile.
+// When an extension encodes the message, a ctx that ends once encoding
+// has begun closes the connection too: the extension's state cannot be
+// taken back.
 func (c *Conn) Write(ctx context.Context, typ MessageType, p []byte) error {
 	return c.write(ctx, typ, p, true)
 }
@@ -50,6 +59,10 @@ func (c *Conn) write(ctx context.Context, typ MessageType, p []byte, encode bool
 		return err
 	}
 	defer c.msgLock.unlock()
+	if ctx.Err() != nil {
+		// Before the encoders change state for this message.
+		return ctxError("write", ctx)
+	}
 	done, err := c.writeEncoded(ctx, op, p)
 	if done || err != nil {
 		return err
@@ -101,7 +114,8 @@ func (c *Conn) writeLocked(ctx context.Context, write func() error) error {
 }
 
 // writeHeld runs write, which writeLock already guards, with ctx able to
-// interrupt it.
+// interrupt it. When ctx interrupts it before any byte reached the
+// socket, what it queued is taken back and the connection stays usable.
 func (c *Conn) writeHeld(ctx context.Context, write func() error) error {
 	if c.closeSent.Load() {
 		return &closedError{cause: errCloseSent}
@@ -109,18 +123,47 @@ func (c *Conn) writeHeld(ctx context.Context, write func() error) error {
 	if ctx.Done() == nil {
 		return write()
 	}
-	if err := ctx.Err(); err != nil {
-		return err
+	if ctx.Err() != nil {
+		return ctxError("write", ctx)
 	}
-	stop := context.AfterFunc(ctx, func() { c.nc.SetWriteDeadline(aLongTimeAgo) })
+	mark := -1 // no buffer
+	if c.wbufp != nil {
+		mark = len(c.wbuf)
+	}
+	c.unsentMark = c.sent
+	c.wwatch.watch(ctx)
 	err := write()
-	if !stop() {
-		c.nc.SetWriteDeadline(c.deadline(&c.writeDeadline))
-		if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
-			err = fmt.Errorf("websocket: write: %w", ctx.Err())
-		}
+	if err == errUnsent {
+		c.unsend(mark)
+		err = ctxError("write", ctx)
 	}
+	c.wwatch.unwatch()
 	return err
+}
+
+// errUnsent is writeError's report that the watched context interrupted a
+// write before any of it reached the socket; writeHeld turns it into the
+// context's error.
+var errUnsent = errors.New("websocket: write interrupted before it began")
+
+// unsend takes back what an interrupted write queued after the first mark
+// bytes of the buffer (-1: there was no buffer). The output queued before
+// it still waits for its flush.
+func (c *Conn) unsend(mark int) {
+	if mark <= 0 {
+		if c.wbufp != nil {
+			c.releaseWriteBuf()
+		}
+		return
+	}
+	c.wbuf = c.wbuf[:mark]
+	c.flushPending.Store(true)
+	c.armFlushTimer(flushDelay)
+}
+
+func (c *Conn) releaseWriteBuf() {
+	putBuf(c.wbufp)
+	c.wbufp, c.wbuf = nil, nil
 }
 
 // writeFrame queues one frame. Unmasked payloads that do not fit the
@@ -156,12 +199,13 @@ func (c *Conn) writeFrame(fin bool, rsv byte, op opcode, p []byte) error {
 	if !c.client {
 		c.iovArr = [2][]byte{c.wbuf, p}
 		c.iov = c.iovArr[:]
-		_, err := c.iov.WriteTo(c.nc)
+		n, err := c.iov.WriteTo(c.nc)
+		c.sent += n
 		c.iovArr = [2][]byte{}
-		c.wbuf = c.wbuf[:0]
 		if err != nil {
 			return c.writeError(err)
 		}
+		c.wbuf = c.wbuf[:0]
 		return nil
 	}
 	pos := 0
@@ -195,7 +239,9 @@ func (c *Conn) writeRaw(b []byte) error {
 		c.wbuf = append((*c.wbufp)[:0], b...)
 		return nil
 	}
-	if _, err := c.nc.Write(b); err != nil {
+	n, err := c.nc.Write(b)
+	c.sent += int64(n)
+	if err != nil {
 		return c.writeError(err)
 	}
 	return nil
@@ -212,15 +258,15 @@ func (c *Conn) flush() error {
 	if c.wbufp == nil {
 		return nil
 	}
-	var err error
 	if len(c.wbuf) > 0 {
-		err = c.writeOut(c.wbuf)
+		if err := c.writeOut(c.wbuf); err != nil {
+			if err = c.writeError(err); err != errUnsent {
+				c.releaseWriteBuf()
+			}
+			return err
+		}
 	}
-	putBuf(c.wbufp)
-	c.wbufp, c.wbuf = nil, nil
-	if err != nil {
-		return c.writeError(err)
-	}
+	c.releaseWriteBuf()
 	return nil
 }
 
@@ -271,7 +317,8 @@ func (c *Conn) unlockRead() {
 // socket as net.Conn.Write does. Called with writeLock held.
 func (c *Conn) writeOut(b []byte) error {
 	if c.raw == nil {
-		_, err := c.nc.Write(b)
+		n, err := c.nc.Write(b)
+		c.sent += int64(n)
 		return err
 	}
 	_, err := c.sendRaw(b, true)
@@ -285,8 +332,12 @@ func (c *Conn) sendRaw(b []byte, wait bool) (rest []byte, err error) {
 	c.out, c.outWait, c.outErr = b, wait, nil
 	err = c.raw.Write(c.rawWriteFn)
 	rest, c.out = c.out, nil
+	c.sent += int64(len(b) - len(rest))
 	if err == nil {
 		err = c.outErr
+	}
+	if err != nil {
+		err = c.netError("write", err)
 	}
 	return rest, err
 }
@@ -456,15 +507,29 @@ func (c *Conn) finalFlush() {
 }
 
 // writeError closes the connection: after a failed or partial write the
-// stream cannot be trusted.
+// stream cannot be trusted. Only a write the watched context interrupted
+// before any of it reached the socket leaves it open, reported as
+// errUnsent.
 func (c *Conn) writeError(err error) error {
-	return c.closeConn(fmt.Errorf("websocket: write: %w", err))
+	if c.wwatch.interrupted(err) && !c.isClosed() {
+		if c.sent == c.unsentMark {
+			return errUnsent
+		}
+		return c.wwatch.cut(err)
+	}
+	return c.closeConn(&opError{op: "write", err: err})
 }
 
 // Writer returns a writer for one message of type typ, sent as fragments
 // as its buffer fills; Close sends the final fragment. Other data
 // messages wait until the writer is closed, while control frames may go
 // between its fragments.
+//
+// ctx bounds the whole message. If it ends before Writer returns, the
+// connection stays usable; once the message has begun, a ctx that ends
+// before Close has sent the last fragment closes the connection, since
+// the message could not be finished, and the writer's error satisfies
+// both errors.Is(err, ctx.Err()) and errors.Is(err, net.ErrClosed).
 func (c *Conn) Writer(ctx context.Context, typ MessageType) (io.WriteCloser, error) {
 	op, err := dataOpcode(typ)
 	if err != nil {
@@ -476,6 +541,10 @@ func (c *Conn) Writer(ctx context.Context, typ MessageType) (io.WriteCloser, err
 	if c.closeSent.Load() {
 		c.msgLock.unlock()
 		return nil, &closedError{cause: errCloseSent}
+	}
+	if ctx.Err() != nil {
+		c.msgLock.unlock()
+		return nil, ctxError("write", ctx)
 	}
 	if err := c.lock(ctx, &c.writeLock); err != nil {
 		c.msgLock.unlock()
@@ -552,7 +621,7 @@ func (w *messageWriter) emit(fin bool, p []byte) error {
 	c := w.c
 	op := w.op
 	w.op = opContinuation
-	return c.writeLocked(w.ctx, func() error {
+	return c.endFragment(c.writeLocked(w.ctx, func() error {
 		if err := c.writeFrame(fin, 0, op, p); err != nil {
 			return err
 		}
@@ -561,7 +630,18 @@ func (w *messageWriter) emit(fin bool, p []byte) error {
 		}
 		// A fragment goes out whole: the peer may be waiting for it.
 		return c.flush()
-	})
+	}))
+}
+
+// endFragment returns the error of a frame of a message written in parts:
+// streamed by a Writer, or encoded by an extension that keeps state from
+// one message to the next. Such a message cannot be taken back, so a
+// context that ended before the frame went closes the connection.
+func (c *Conn) endFragment(err error) error {
+	if err == nil || errors.Is(err, net.ErrClosed) {
+		return err
+	}
+	return c.wwatch.cut(err)
 }
 
 // Close sends the final fragment and releases the connection to other
