@@ -116,6 +116,7 @@ type Broker struct {
 	// next becomes head when it is taken, so appending keeps the order.
 	wfirst, wlast *subscriber
 
+	starts  []*start  // requests for the writers to accept
 	cond    sync.Cond // writers park on it; L is &mu
 	writers int       // writer goroutines running
 	parked  int
@@ -193,43 +194,52 @@ const minSlots = 16
 // closed, requests get 503 (Service Unavailable), which also stops a
 // browser from reconnecting to this server over and over.
 //
-// The stream is accepted and its replay written on a short-lived
-// goroutine, and its events by the Broker's writers, so that the
-// handler's goroutine, which lives as long as the stream, only waits and
-// keeps a small stack.
+// The stream is accepted, its replay written and its events too by the
+// Broker's writers, so that the handler's goroutine, which lives as long
+// as the stream, only waits and keeps a small stack.
 func (b *Broker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	st := &start{w: w, r: r, done: make(chan struct{})}
 	b.mu.Lock()
-	closed := b.closed
-	b.mu.Unlock()
-	if closed {
+	if b.closed {
+		b.mu.Unlock()
 		http.Error(w, ErrBrokerClosed.Error(), http.StatusServiceUnavailable)
 		return
 	}
-	var (
-		s   *Stream
-		sub *subscriber
-		err error
-	)
-	started := make(chan struct{})
-	go func() {
-		defer close(started)
-		if s, err = Accept(w, r, &b.stream); err == nil {
-			sub, err = b.join(r.Context(), s)
-		}
-	}()
-	<-started
-	if s == nil {
+	b.starts = append(b.starts, st)
+	b.kick()
+	b.mu.Unlock()
+	<-st.done
+	if st.s == nil {
 		return
 	}
-	defer s.Close()
-	if sub == nil {
+	defer st.s.Close()
+	if st.sub == nil {
 		return
 	}
-	if err != nil {
-		b.leave(sub)
+	if st.err != nil {
+		b.leave(st.sub)
 		return
 	}
-	b.wait(sub)
+	b.wait(st.sub)
+}
+
+// start is a request that ServeHTTP hands to a writer to accept and
+// subscribe.
+type start struct {
+	w    http.ResponseWriter
+	r    *http.Request
+	s    *Stream
+	sub  *subscriber
+	err  error
+	done chan struct{}
+}
+
+func (st *start) run(b *Broker) {
+	defer close(st.done)
+	if st.s, st.err = Accept(st.w, st.r, &b.stream); st.err == nil {
+		st.sub, st.err = b.join(st.r.Context(), st.s)
+	}
+	st.w, st.r = nil, nil
 }
 
 // Publish encodes ev once, adds it to the History if it has an id, and
@@ -350,13 +360,22 @@ func (b *Broker) kick() {
 	go b.writer()
 }
 
-// writer writes the events of ready streams, one stream at a time, until
-// none is ready and enough writers are parked, or the Broker has no
-// streams.
+// writer accepts the requests ServeHTTP hands it, and writes the events
+// of ready streams, one stream at a time, until none is ready and enough
+// writers are parked, or the Broker has no streams.
 func (b *Broker) writer() {
 	var batch []*EncodedEvent
 	b.mu.Lock()
 	for {
+		if len(b.starts) > 0 {
+			st := b.starts[0]
+			b.starts[0] = nil
+			b.starts = b.starts[1:]
+			b.mu.Unlock()
+			st.run(b)
+			b.mu.Lock()
+			continue
+		}
 		if !b.ready() {
 			if b.closed || len(b.subs) == 0 || b.parked >= b.base {
 				b.writers--
@@ -382,7 +401,7 @@ func (b *Broker) writer() {
 				b.wakeWaiters()
 			}
 		}
-		if b.parked > 0 && b.ready() {
+		if b.parked > 0 && (b.ready() || len(b.starts) > 0) {
 			b.cond.Signal() // more for another writer
 		}
 		sub.writing.Store(time.Now().UnixNano())
