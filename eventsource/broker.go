@@ -121,6 +121,10 @@ type Broker struct {
 	writers int       // writer goroutines running
 	parked  int
 
+	checked    time.Time   // when kick last counted the stalled writers
+	recheck    *time.Timer // runs kickAgain
+	rechecking bool        // recheck is armed
+
 	room    chan struct{} // closed (and replaced) to wake Wait
 	waiters int
 }
@@ -336,29 +340,59 @@ func (b *Broker) ready() bool {
 	return b.low < b.head
 }
 
-// kick gets a writer to take the streams that are ready: a parked one,
-// or a new one while fewer than base run or are not stalled.
+// kick gets a writer to take the work waiting: a parked one, or a new
+// one while fewer than base run that are not stalled. Called with mu
+// held.
 func (b *Broker) kick() {
 	if b.parked > 0 {
 		b.cond.Signal()
 		return
 	}
-	if b.writers >= b.base {
-		// A writer blocked on a client that stopped reading does not
-		// count: the others' events must not wait for it.
-		now, stalled := time.Now().UnixNano(), 0
+	if b.writers < b.base {
+		b.writers++
+		go b.writer()
+		return
+	}
+	// Every writer is busy. One blocked on a client that stopped reading
+	// does not count, so that the other clients do not wait for it: the
+	// stalled ones are counted, at most every stallCheck, and again after
+	// it in case nothing else calls.
+	now := time.Now()
+	if now.Sub(b.checked) >= stallCheck {
+		b.checked = now
+		stalled := 0
 		for w := b.wfirst; w != nil; w = w.link {
-			if start := w.writing.Load(); w.taken && start != 0 && time.Duration(now-start) >= stallBound {
+			if start := w.writing.Load(); start != 0 && time.Duration(now.UnixNano()-start) >= stallBound {
 				stalled++
 			}
 		}
-		if b.writers-stalled >= b.base {
-			return // the running writers come back for them
+		for n := b.base - (b.writers - stalled); n > 0; n-- {
+			b.writers++
+			go b.writer()
 		}
 	}
-	b.writers++
-	go b.writer()
+	if !b.rechecking {
+		b.rechecking = true
+		if b.recheck == nil {
+			b.recheck = time.AfterFunc(stallCheck, b.kickAgain)
+		} else {
+			b.recheck.Reset(stallCheck)
+		}
+	}
 }
+
+// kickAgain runs kick if work is still waiting.
+func (b *Broker) kickAgain() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.rechecking = false
+	if !b.closed && (len(b.starts) > 0 || b.ready()) {
+		b.kick()
+	}
+}
+
+// stallCheck is how often, at most, kick counts the stalled writers.
+const stallCheck = 100 * time.Millisecond
 
 // writer accepts the requests ServeHTTP hands it, and writes the events
 // of ready streams, one stream at a time, until none is ready and enough
@@ -435,6 +469,15 @@ func (b *Broker) written(sub *subscriber, err error) {
 		}
 		return
 	}
+	b.list(sub)
+	if sub.next < b.head {
+		b.kick()
+	}
+}
+
+// list puts sub, listed nowhere, in the slot of its next event. Called
+// with mu held.
+func (b *Broker) list(sub *subscriber) {
 	sl := &b.slots[sub.next&b.mask]
 	sub.prev, sub.link = nil, sl.first
 	if sl.first != nil {
@@ -443,9 +486,6 @@ func (b *Broker) written(sub *subscriber, err error) {
 	sl.first = sub
 	sub.listed = listedSlot
 	b.low = min(b.low, sub.next)
-	if sub.next < b.head {
-		b.kick()
-	}
 }
 
 // pushWriting appends sub, whose next is head, to the writing list.
@@ -653,6 +693,9 @@ func (b *Broker) Close() error {
 	}
 	b.evict()
 	b.cond.Broadcast()
+	if b.recheck != nil {
+		b.recheck.Stop()
+	}
 	return nil
 }
 

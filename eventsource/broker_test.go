@@ -342,3 +342,103 @@ func TestBrokerPublishInvalid(t *testing.T) {
 		t.Fatal("nil event published")
 	}
 }
+
+// More clients that stop reading than the Broker keeps writers for do
+// not hold up the others: a writer blocked for over a second stops
+// counting, and another takes the waiting streams.
+func TestBrokerStalledClientsBeyondWriters(t *testing.T) {
+	b := NewBroker(&BrokerOptions{Stream: Options{WriteTimeout: -1, Heartbeat: -1}, MaxQueue: -1, MaxQueueBytes: -1})
+	b.base = 1
+	srv := startBroker(t, b)
+	var stuck []*subscriber
+	for i := range 2 {
+		c := stalledClient(t, srv)
+		defer c.Close()
+		waitLen(t, b, i+1)
+		stuck = append(stuck, subscriberOf(b, c))
+	}
+	events := listen(t, srv, nil)
+	waitLen(t, b, 3)
+
+	big := strings.Repeat("x", 64<<10)
+	seq := 0
+	publish := func() {
+		t.Helper()
+		seq++
+		if _, err := b.Publish(Event{ID: strconv.Itoa(seq), Data: big}); err != nil {
+			t.Fatal(err)
+		}
+		if ev := next(t, events); ev.ID != strconv.Itoa(seq) {
+			t.Fatalf("got event %q, want %d", ev.ID, seq)
+		}
+	}
+	// Publish until the writes to both stalled clients are blocked: each
+	// has lasted while three more events were published for it.
+	prev := make([]int64, len(stuck))
+	for blocked := 0; blocked < len(stuck); {
+		publish()
+		blocked = 0
+		for i, sub := range stuck {
+			ws := sub.writing.Load()
+			if n, _ := queued(b, sub); n >= 3 && ws != 0 && ws == prev[i] {
+				blocked++
+			}
+			prev[i] = ws
+		}
+		if seq > 10000 {
+			t.Fatal("the stalled clients' writes never blocked")
+		}
+	}
+	for range 20 {
+		publish()
+	}
+	for i, sub := range stuck {
+		if sub.writing.Load() != prev[i] {
+			t.Fatal("a stalled client's write completed: the test did not hold it")
+		}
+	}
+}
+
+// A stream whose next event is pushed out of the ring by the bound is
+// dropped, even while no writer has taken it.
+func TestBrokerDropsStreamBehindRing(t *testing.T) {
+	b := NewBroker(&BrokerOptions{MaxQueue: 4})
+	b.base = 0 // no writer: the stream waits in the ring
+	defer b.Close()
+	s := acceptOn(t, httptest.NewRecorder())
+	served := make(chan error, 1)
+	go func() { served <- b.Serve(context.Background(), s) }()
+	waitLen(t, b, 1)
+	for i := range 4 {
+		if _, err := b.Publish(Event{Data: strconv.Itoa(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case err := <-served:
+		t.Fatalf("Serve returned %v with 4 events waiting", err)
+	default:
+	}
+	if _, err := b.Publish(Event{Data: "one too many"}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-served:
+		if !errors.Is(err, ErrQueueFull) {
+			t.Fatalf("Serve returned %v, want ErrQueueFull", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("stream not dropped")
+	}
+	if !errors.Is(s.Err(), ErrQueueFull) {
+		t.Fatalf("stream ended with %v", s.Err())
+	}
+	if n := b.Len(); n != 0 {
+		t.Fatalf("%d streams left", n)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.head != b.tail {
+		t.Fatalf("the ring holds %d events no stream needs", b.head-b.tail)
+	}
+}
