@@ -74,6 +74,19 @@ func queued(b *Broker, sub *subscriber) (n int, bytes int64) {
 	return int(b.head - sub.next), b.total - b.slots[sub.next&b.mask].start
 }
 
+// publishSeen publishes the next event of a numbered sequence and waits
+// until the client reading events gets it.
+func publishSeen(t *testing.T, b *Broker, events <-chan decoded, seq *int, data string) {
+	t.Helper()
+	*seq++
+	if _, err := b.Publish(Event{ID: strconv.Itoa(*seq), Data: data}); err != nil {
+		t.Fatal(err)
+	}
+	if ev := next(t, events); ev.ID != strconv.Itoa(*seq) {
+		t.Fatalf("got event %q, want %d", ev.ID, *seq)
+	}
+}
+
 // A client that never reads blocks its own writer, not the publisher nor
 // the other clients: while its write stays blocked, the others get every
 // event.
@@ -94,13 +107,7 @@ func TestBrokerStalledClientDoesNotDelayOthers(t *testing.T) {
 	seq := 0
 	publish := func() {
 		t.Helper()
-		seq++
-		if _, err := b.Publish(Event{ID: strconv.Itoa(seq), Data: big}); err != nil {
-			t.Fatal(err)
-		}
-		if ev := next(t, events); ev.ID != strconv.Itoa(seq) {
-			t.Fatalf("got event %q, want %d", ev.ID, seq)
-		}
+		publishSeen(t, b, events, &seq, big)
 	}
 	// Fill the stalled client's socket buffers until its writer is
 	// blocked with events waiting behind it.
@@ -364,13 +371,7 @@ func TestBrokerStalledClientsBeyondWriters(t *testing.T) {
 	seq := 0
 	publish := func() {
 		t.Helper()
-		seq++
-		if _, err := b.Publish(Event{ID: strconv.Itoa(seq), Data: big}); err != nil {
-			t.Fatal(err)
-		}
-		if ev := next(t, events); ev.ID != strconv.Itoa(seq) {
-			t.Fatalf("got event %q, want %d", ev.ID, seq)
-		}
+		publishSeen(t, b, events, &seq, big)
 	}
 	// Publish until the writes to both stalled clients are blocked: each
 	// has lasted while three more events were published for it.
