@@ -435,8 +435,9 @@ func (b *Broker) writer() {
 				b.wakeWaiters()
 			}
 		}
-		if b.parked > 0 && (b.ready() || len(b.starts) > 0) {
-			b.cond.Signal() // more for another writer
+		if len(b.starts) > 0 || b.ready() {
+			// More for another writer: this one may block on its client.
+			b.kick()
 		}
 		sub.writing.Store(time.Now().UnixNano())
 		b.mu.Unlock()
