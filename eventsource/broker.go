@@ -100,7 +100,7 @@ type Broker struct {
 	subs   []*subscriber // subscriber.idx is the index
 
 	// The events published with sequence numbers tail to head-1 are in
-	// slots[seq&mask], and slots[seq&mask].first lists the streams
+	// slots[seq&mask], and slots[seq&mask].waiting lists the streams
 	// whose next event is seq (head: the streams that have taken
 	// everything). An event leaves the ring once no stream needs it, or
 	// when a bound pushes it out: the streams that still needed it are
@@ -111,10 +111,10 @@ type Broker struct {
 	total      int64  // bytes published; slot.start is total before the event
 	low        uint64 // no stream is listed in a slot from tail to low-1
 
-	// wfirst and wlast list the streams being written (their replay, or
+	// writing lists the streams being written (their replay, or
 	// events a writer took), in increasing order of next: a stream's
 	// next becomes head when it is taken, so appending keeps the order.
-	wfirst, wlast *subscriber
+	writing queue
 
 	starts  []*start  // requests for the writers to accept
 	cond    sync.Cond // writers park on it; L is &mu
@@ -131,9 +131,36 @@ type Broker struct {
 
 // slot is one place of a Broker's ring.
 type slot struct {
-	e     *EncodedEvent
-	start int64       // Broker.total before e
-	first *subscriber // the streams waiting for this event
+	e       *EncodedEvent
+	start   int64 // Broker.total before e
+	waiting queue // the streams waiting for this event
+}
+
+// queue is a list of subscribers, linked through their prev and link.
+type queue struct{ first, last *subscriber }
+
+func (q *queue) push(sub *subscriber) {
+	sub.prev, sub.link = q.last, nil
+	if q.last != nil {
+		q.last.link = sub
+	} else {
+		q.first = sub
+	}
+	q.last = sub
+}
+
+func (q *queue) remove(sub *subscriber) {
+	if sub.prev != nil {
+		sub.prev.link = sub.link
+	} else {
+		q.first = sub.link
+	}
+	if sub.link != nil {
+		sub.link.prev = sub.prev
+	} else {
+		q.last = sub.prev
+	}
+	sub.prev, sub.link = nil, nil
 }
 
 // Where a subscriber is listed; guarded by Broker.mu.
@@ -308,18 +335,18 @@ func (b *Broker) evict() {
 		sl := &b.slots[b.tail&b.mask]
 		n, bytes := b.head-b.tail, b.total-sl.start
 		over := (b.maxQueue > 0 && n > uint64(b.maxQueue)) || (b.maxBytes > 0 && n > 1 && bytes > b.maxBytes)
-		if !over && (sl.first != nil || (b.wfirst != nil && b.wfirst.next == b.tail)) {
+		if !over && (sl.waiting.first != nil || (b.writing.first != nil && b.writing.first.next == b.tail)) {
 			break // needed
 		}
 		if over {
 			// The counts before the publish that overflowed.
 			last := b.slots[(b.head-1)&b.mask].start
 			err := fmt.Errorf("%w: %d events, %d bytes waiting", ErrQueueFull, n-1, last-sl.start)
-			for sl.first != nil {
-				b.drop(sl.first, err)
+			for sl.waiting.first != nil {
+				b.drop(sl.waiting.first, err)
 			}
-			for b.wfirst != nil && b.wfirst.next == b.tail {
-				b.drop(b.wfirst, err)
+			for b.writing.first != nil && b.writing.first.next == b.tail {
+				b.drop(b.writing.first, err)
 			}
 		}
 		*sl = slot{}
@@ -334,7 +361,7 @@ func (b *Broker) evict() {
 // ready reports whether a stream waits for events a writer could take,
 // moving low to the first such stream.
 func (b *Broker) ready() bool {
-	for b.low < b.head && b.slots[b.low&b.mask].first == nil {
+	for b.low < b.head && b.slots[b.low&b.mask].waiting.first == nil {
 		b.low++
 	}
 	return b.low < b.head
@@ -361,7 +388,7 @@ func (b *Broker) kick() {
 	if now.Sub(b.checked) >= stallCheck {
 		b.checked = now
 		stalled := 0
-		for w := b.wfirst; w != nil; w = w.link {
+		for w := b.writing.first; w != nil; w = w.link {
 			if start := w.writing.Load(); start != 0 && time.Duration(now.UnixNano()-start) >= stallBound {
 				stalled++
 			}
@@ -421,7 +448,7 @@ func (b *Broker) writer() {
 			b.parked--
 			continue
 		}
-		sub := b.slots[b.low&b.mask].first
+		sub := b.slots[b.low&b.mask].waiting.first
 		crowded := b.crowdedAt(sub.next)
 		b.unlink(sub)
 		for q := sub.next; q < b.head; q++ {
@@ -476,28 +503,18 @@ func (b *Broker) written(sub *subscriber, err error) {
 	}
 }
 
-// list puts sub, listed nowhere, in the slot of its next event. Called
-// with mu held.
+// list puts sub, listed nowhere, last in the slot of its next event, so
+// that the streams are written in the same order event after event.
+// Called with mu held.
 func (b *Broker) list(sub *subscriber) {
-	sl := &b.slots[sub.next&b.mask]
-	sub.prev, sub.link = nil, sl.first
-	if sl.first != nil {
-		sl.first.prev = sub
-	}
-	sl.first = sub
+	b.slots[sub.next&b.mask].waiting.push(sub)
 	sub.listed = listedSlot
 	b.low = min(b.low, sub.next)
 }
 
 // pushWriting appends sub, whose next is head, to the writing list.
 func (b *Broker) pushWriting(sub *subscriber) {
-	sub.prev, sub.link = b.wlast, nil
-	if b.wlast != nil {
-		b.wlast.link = sub
-	} else {
-		b.wfirst = sub
-	}
-	b.wlast = sub
+	b.writing.push(sub)
 	sub.listed = listedWriting
 }
 
@@ -505,27 +522,11 @@ func (b *Broker) pushWriting(sub *subscriber) {
 func (b *Broker) unlink(sub *subscriber) {
 	switch sub.listed {
 	case listedSlot:
-		if sub.prev != nil {
-			sub.prev.link = sub.link
-		} else {
-			b.slots[sub.next&b.mask].first = sub.link
-		}
-		if sub.link != nil {
-			sub.link.prev = sub.prev
-		}
+		b.slots[sub.next&b.mask].waiting.remove(sub)
 	case listedWriting:
-		if sub.prev != nil {
-			sub.prev.link = sub.link
-		} else {
-			b.wfirst = sub.link
-		}
-		if sub.link != nil {
-			sub.link.prev = sub.prev
-		} else {
-			b.wlast = sub.prev
-		}
+		b.writing.remove(sub)
 	}
-	sub.prev, sub.link, sub.listed = nil, nil, listedNowhere
+	sub.listed = listedNowhere
 }
 
 // drop ends sub's stream with cause: the write in progress, if any, is
@@ -766,7 +767,7 @@ func (b *Broker) crowding(now int64) (delay time.Duration, busy bool) {
 	if b.ready() && b.crowdedAt(b.low) {
 		return delay, true
 	}
-	for w := b.wfirst; w != nil && b.crowdedAt(w.next); w = w.link {
+	for w := b.writing.first; w != nil && b.crowdedAt(w.next); w = w.link {
 		start := w.writing.Load()
 		if start == 0 {
 			return delay, true // between writes
