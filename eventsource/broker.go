@@ -173,7 +173,7 @@ const (
 // subscriber is one stream served by a Broker.
 type subscriber struct {
 	s      *Stream
-	ctx    context.Context         // the writes' context: dropping cuts them
+	ctx    context.Context         // Serve's, ended when the stream is dropped
 	cancel context.CancelCauseFunc // drops the stream
 
 	// Guarded by Broker.mu.
@@ -372,7 +372,7 @@ func (b *Broker) ready() bool {
 // held.
 func (b *Broker) kick() {
 	if b.parked > 0 {
-		b.cond.Signal()
+		b.cond.Broadcast()
 		return
 	}
 	if b.writers < b.base {
@@ -469,7 +469,9 @@ func (b *Broker) writer() {
 		sub.writing.Store(time.Now().UnixNano())
 		b.mu.Unlock()
 
-		err := sub.s.sendEncodedBatch(sub.ctx, batch)
+		// No context to watch: drop interrupts the write instead, which
+		// costs nothing per write.
+		err := sub.s.sendEncodedBatch(context.Background(), batch)
 		sub.writing.Store(0)
 		clear(batch) // the events may be large: do not pin them
 		batch = batch[:0]
@@ -533,11 +535,15 @@ func (b *Broker) unlink(sub *subscriber) {
 // cut at once through its context, and Serve ends the stream. Called
 // with mu held.
 func (b *Broker) drop(sub *subscriber, cause error) {
+	writing := sub.listed == listedWriting || sub.taken
 	b.unlink(sub)
 	if sub.dropped != nil {
 		return
 	}
 	sub.dropped = cause
+	if writing {
+		sub.s.interrupt(cause)
+	}
 	sub.cancel(cause)
 	if b.waiters > 0 {
 		b.wakeWaiters()

@@ -443,3 +443,58 @@ func TestBrokerDropsStreamBehindRing(t *testing.T) {
 		t.Fatalf("the ring holds %d events no stream needs", b.head-b.tail)
 	}
 }
+
+// A stream dropped while its write is blocked on a client that stopped
+// reading has that write cut at once, even with no write timeout, and
+// Serve returns ErrQueueFull.
+func TestBrokerCutsBlockedWriteOfDroppedStream(t *testing.T) {
+	opts := BrokerOptions{Stream: Options{WriteTimeout: -1, Heartbeat: -1}, MaxQueue: 64, MaxQueueBytes: -1}
+	b := NewBroker(&opts)
+	type result struct {
+		addr string
+		err  error
+	}
+	served := make(chan result, 2)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s, err := Accept(w, r, &opts.Stream)
+		if err != nil {
+			return
+		}
+		defer s.Close()
+		served <- result{r.RemoteAddr, b.Serve(r.Context(), s)}
+	}))
+	defer srv.Close()
+	defer b.Close()
+	stalled := stalledClient(t, srv)
+	defer stalled.Close()
+	waitLen(t, b, 1)
+	stuck := subscriberOf(b, stalled)
+	events := listen(t, srv, nil)
+	waitLen(t, b, 2)
+
+	big := strings.Repeat("x", 64<<10)
+	seq := 0
+	var prev int64
+	for {
+		publishSeen(t, b, events, &seq, big)
+		ws := stuck.writing.Load()
+		if n, _ := queued(b, stuck); n >= 3 && ws != 0 && ws == prev {
+			break // one write has lasted while three events queued
+		}
+		prev = ws
+		if seq > 10000 {
+			t.Fatal("the stalled client's writer never blocked")
+		}
+	}
+	for range opts.MaxQueue {
+		publishSeen(t, b, events, &seq, big)
+	}
+	select {
+	case r := <-served:
+		if r.addr != stalled.LocalAddr().String() || !errors.Is(r.err, ErrQueueFull) {
+			t.Fatalf("Serve for %s returned %v, want ErrQueueFull for the stalled client", r.addr, r.err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the dropped stream's blocked write was not cut")
+	}
+}
