@@ -87,6 +87,34 @@ func publishSeen(t *testing.T, b *Broker, events <-chan decoded, seq *int, data 
 	}
 }
 
+// bigData is the data of the events that fill a stalled client's socket
+// buffers.
+var bigData = strings.Repeat("x", 64<<10)
+
+// blockWrites publishes events of bigData, each seen by the client
+// reading events, until the writes to every stuck stream are blocked:
+// each has lasted while three more events were published for it. It
+// returns when each blocked write started.
+func blockWrites(t *testing.T, b *Broker, events <-chan decoded, seq *int, stuck ...*subscriber) []int64 {
+	t.Helper()
+	prev := make([]int64, len(stuck))
+	for blocked := 0; blocked < len(stuck); {
+		publishSeen(t, b, events, seq, bigData)
+		blocked = 0
+		for i, sub := range stuck {
+			ws := sub.writing.Load()
+			if n, _ := queued(b, sub); n >= 3 && ws != 0 && ws == prev[i] {
+				blocked++
+			}
+			prev[i] = ws
+		}
+		if *seq > 10000 {
+			t.Fatal("the stalled clients' writes never blocked")
+		}
+	}
+	return prev
+}
+
 // A client that never reads blocks its own writer, not the publisher nor
 // the other clients: while its write stays blocked, the others get every
 // event.
@@ -103,29 +131,10 @@ func TestBrokerStalledClientDoesNotDelayOthers(t *testing.T) {
 	events := listen(t, srv, nil)
 	waitLen(t, b, 2)
 
-	big := strings.Repeat("x", 64<<10)
 	seq := 0
-	publish := func() {
-		t.Helper()
-		publishSeen(t, b, events, &seq, big)
-	}
-	// Fill the stalled client's socket buffers until its writer is
-	// blocked with events waiting behind it.
-	var prev int64
-	for {
-		publish()
-		ws := stuck.writing.Load()
-		if n, _ := queued(b, stuck); n >= 3 && ws != 0 && ws == prev {
-			break // one write has lasted while three events queued
-		}
-		prev = ws
-		if seq > 10000 {
-			t.Fatal("the stalled client's writer never blocked")
-		}
-	}
-	blockedSince := stuck.writing.Load()
+	blockedSince := blockWrites(t, b, events, &seq, stuck)[0]
 	for range 20 {
-		publish()
+		publishSeen(t, b, events, &seq, bigData)
 	}
 	if stuck.writing.Load() != blockedSince {
 		t.Fatal("the stalled client's write completed: the test did not hold it")
@@ -367,31 +376,10 @@ func TestBrokerStalledClientsBeyondWriters(t *testing.T) {
 	events := listen(t, srv, nil)
 	waitLen(t, b, 3)
 
-	big := strings.Repeat("x", 64<<10)
 	seq := 0
-	publish := func() {
-		t.Helper()
-		publishSeen(t, b, events, &seq, big)
-	}
-	// Publish until the writes to both stalled clients are blocked: each
-	// has lasted while three more events were published for it.
-	prev := make([]int64, len(stuck))
-	for blocked := 0; blocked < len(stuck); {
-		publish()
-		blocked = 0
-		for i, sub := range stuck {
-			ws := sub.writing.Load()
-			if n, _ := queued(b, sub); n >= 3 && ws != 0 && ws == prev[i] {
-				blocked++
-			}
-			prev[i] = ws
-		}
-		if seq > 10000 {
-			t.Fatal("the stalled clients' writes never blocked")
-		}
-	}
+	prev := blockWrites(t, b, events, &seq, stuck...)
 	for range 20 {
-		publish()
+		publishSeen(t, b, events, &seq, bigData)
 	}
 	for i, sub := range stuck {
 		if sub.writing.Load() != prev[i] {
@@ -472,22 +460,10 @@ func TestBrokerCutsBlockedWriteOfDroppedStream(t *testing.T) {
 	events := listen(t, srv, nil)
 	waitLen(t, b, 2)
 
-	big := strings.Repeat("x", 64<<10)
 	seq := 0
-	var prev int64
-	for {
-		publishSeen(t, b, events, &seq, big)
-		ws := stuck.writing.Load()
-		if n, _ := queued(b, stuck); n >= 3 && ws != 0 && ws == prev {
-			break // one write has lasted while three events queued
-		}
-		prev = ws
-		if seq > 10000 {
-			t.Fatal("the stalled client's writer never blocked")
-		}
-	}
+	blockWrites(t, b, events, &seq, stuck)
 	for range opts.MaxQueue {
-		publishSeen(t, b, events, &seq, big)
+		publishSeen(t, b, events, &seq, bigData)
 	}
 	select {
 	case r := <-served:
