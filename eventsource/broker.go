@@ -418,6 +418,10 @@ func (b *Broker) kickAgain() {
 	}
 }
 
+// maxKeptBatch is the most events a writer's batch slice keeps room for
+// between writes: the default MaxQueue.
+const maxKeptBatch = DefaultMaxQueue
+
 // stallCheck is how often, at most, kick counts the stalled writers.
 const stallCheck = 100 * time.Millisecond
 
@@ -475,6 +479,9 @@ func (b *Broker) writer() {
 		sub.writing.Store(0)
 		clear(batch) // the events may be large: do not pin them
 		batch = batch[:0]
+		if cap(batch) > maxKeptBatch {
+			batch = nil // one long batch should not pin its slice
+		}
 
 		b.mu.Lock()
 		sub.taken = false
