@@ -474,3 +474,36 @@ func TestBrokerCutsBlockedWriteOfDroppedStream(t *testing.T) {
 		t.Fatal("the dropped stream's blocked write was not cut")
 	}
 }
+
+// Over HTTP/2 too, a Broker's writers accept the stream, replay what the
+// client missed and write the live events, and a client that leaves is
+// unsubscribed.
+func TestBrokerHTTP2(t *testing.T) {
+	b := NewBroker(&BrokerOptions{History: NewHistory(nil)})
+	srv := httptest.NewUnstartedServer(b)
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+	srv.EnableHTTP2 = true
+	srv.StartTLS()
+	defer srv.Close()
+	defer b.Close()
+	for i := 1; i <= 3; i++ {
+		if _, err := b.Publish(Event{ID: strconv.Itoa(i), Data: "old"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	resp := open(t, ctx, srv, "HTTP/2.0", "/", http.Header{"Last-Event-Id": {"1"}})
+	events := readEvents(resp.Body, nil)
+	waitLen(t, b, 1)
+	if _, err := b.Publish(Event{ID: "4", Data: "live"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"2", "3", "4"} {
+		if ev := next(t, events); ev.ID != want {
+			t.Fatalf("got event %q, want %s", ev.ID, want)
+		}
+	}
+	cancel()
+	resp.Body.Close()
+	waitLen(t, b, 0)
+}
