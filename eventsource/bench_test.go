@@ -2,7 +2,10 @@ package eventsource
 
 import (
 	"context"
+	"fmt"
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 )
@@ -112,5 +115,64 @@ func BenchmarkStreamSendEncodedFanOut(b *testing.B) {
 	for i, s := range streams {
 		s.Close()
 		<-copies[i]
+	}
+}
+
+// discardWriter is a ResponseWriter that drops what is written.
+type discardWriter struct{ h http.Header }
+
+func (d *discardWriter) Header() http.Header         { return d.h }
+func (d *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
+func (d *discardWriter) WriteHeader(int)             {}
+func (d *discardWriter) Flush()                      {}
+
+// BenchmarkBrokerPublish measures one Publish with N streams subscribed
+// and waiting for it. The Broker runs no writers here, so that only
+// Publish is timed; between rounds the streams are moved up to the
+// newest event with the timer stopped. The cost does not grow with N.
+func BenchmarkBrokerPublish(b *testing.B) {
+	for _, n := range []int{1, 100, 10000} {
+		b.Run(fmt.Sprintf("streams=%d", n), func(b *testing.B) {
+			br := NewBroker(nil)
+			br.base = 0
+			subs := make([]*subscriber, n)
+			for i := range subs {
+				r := httptest.NewRequest(http.MethodGet, "/", nil)
+				r.Header.Set("Accept", "text/event-stream")
+				s, err := Accept(&discardWriter{h: http.Header{}}, r, &Options{Heartbeat: -1})
+				if err != nil {
+					b.Fatal(err)
+				}
+				if subs[i], err = br.join(context.Background(), s); err != nil {
+					b.Fatal(err)
+				}
+			}
+			e, _ := Encode(benchEvent)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := range b.N {
+				if i%128 == 127 {
+					b.StopTimer()
+					br.mu.Lock()
+					for _, sub := range subs {
+						br.unlink(sub)
+						sub.next = br.head
+						br.list(sub)
+					}
+					br.evict()
+					br.mu.Unlock()
+					b.StartTimer()
+				}
+				if err := br.PublishEncoded(e); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.StopTimer()
+			for _, sub := range subs {
+				br.leave(sub)
+				sub.s.Close()
+			}
+			br.Close()
+		})
 	}
 }

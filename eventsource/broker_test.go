@@ -63,10 +63,56 @@ func subscriberOf(b *Broker, conn net.Conn) *subscriber {
 	return nil
 }
 
-func queued(sub *subscriber) (n int, bytes int64) {
-	sub.mu.Lock()
-	defer sub.mu.Unlock()
-	return len(sub.q), sub.bytes
+// queued returns the events and bytes published that sub has not yet
+// taken: none once it left the Broker or was dropped.
+func queued(b *Broker, sub *subscriber) (n int, bytes int64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if sub.listed == listedNowhere || sub.next == b.head {
+		return 0, 0
+	}
+	return int(b.head - sub.next), b.total - b.slots[sub.next&b.mask].start
+}
+
+// publishSeen publishes the next event of a numbered sequence and waits
+// until the client reading events gets it.
+func publishSeen(t *testing.T, b *Broker, events <-chan decoded, seq *int, data string) {
+	t.Helper()
+	*seq++
+	if _, err := b.Publish(Event{ID: strconv.Itoa(*seq), Data: data}); err != nil {
+		t.Fatal(err)
+	}
+	if ev := next(t, events); ev.ID != strconv.Itoa(*seq) {
+		t.Fatalf("got event %q, want %d", ev.ID, *seq)
+	}
+}
+
+// bigData is the data of the events that fill a stalled client's socket
+// buffers.
+var bigData = strings.Repeat("x", 64<<10)
+
+// blockWrites publishes events of bigData, each seen by the client
+// reading events, until the writes to every stuck stream are blocked:
+// each has lasted while three more events were published for it. It
+// returns when each blocked write started.
+func blockWrites(t *testing.T, b *Broker, events <-chan decoded, seq *int, stuck ...*subscriber) []int64 {
+	t.Helper()
+	prev := make([]int64, len(stuck))
+	for blocked := 0; blocked < len(stuck); {
+		publishSeen(t, b, events, seq, bigData)
+		blocked = 0
+		for i, sub := range stuck {
+			ws := sub.writing.Load()
+			if n, _ := queued(b, sub); n >= 3 && ws != 0 && ws == prev[i] {
+				blocked++
+			}
+			prev[i] = ws
+		}
+		if *seq > 10000 {
+			t.Fatal("the stalled clients' writes never blocked")
+		}
+	}
+	return prev
 }
 
 // A client that never reads blocks its own writer, not the publisher nor
@@ -85,40 +131,15 @@ func TestBrokerStalledClientDoesNotDelayOthers(t *testing.T) {
 	events := listen(t, srv, nil)
 	waitLen(t, b, 2)
 
-	big := strings.Repeat("x", 64<<10)
 	seq := 0
-	publish := func() {
-		t.Helper()
-		seq++
-		if _, err := b.Publish(Event{ID: strconv.Itoa(seq), Data: big}); err != nil {
-			t.Fatal(err)
-		}
-		if ev := next(t, events); ev.ID != strconv.Itoa(seq) {
-			t.Fatalf("got event %q, want %d", ev.ID, seq)
-		}
-	}
-	// Fill the stalled client's socket buffers until its writer is
-	// blocked with events waiting behind it.
-	var prev int64
-	for {
-		publish()
-		ws := stuck.writing.Load()
-		if n, _ := queued(stuck); n >= 3 && ws != 0 && ws == prev {
-			break // one write has lasted while three events queued
-		}
-		prev = ws
-		if seq > 10000 {
-			t.Fatal("the stalled client's writer never blocked")
-		}
-	}
-	blockedSince := stuck.writing.Load()
+	blockedSince := blockWrites(t, b, events, &seq, stuck)[0]
 	for range 20 {
-		publish()
+		publishSeen(t, b, events, &seq, bigData)
 	}
 	if stuck.writing.Load() != blockedSince {
 		t.Fatal("the stalled client's write completed: the test did not hold it")
 	}
-	if n, _ := queued(stuck); n < 20 {
+	if n, _ := queued(b, stuck); n < 20 {
 		t.Fatalf("%d events wait for the stalled client, want at least 20", n)
 	}
 }
@@ -157,7 +178,7 @@ func TestBrokerDropsOverflowingStream(t *testing.T) {
 				if _, err := b.Publish(Event{Data: data}); err != nil {
 					t.Fatal(err)
 				}
-				n, bytes := queued(stuck)
+				n, bytes := queued(b, stuck)
 				if (tc.opts.MaxQueue > 0 && n > tc.opts.MaxQueue) || (tc.opts.MaxQueueBytes > 0 && bytes > tc.opts.MaxQueueBytes) {
 					t.Fatalf("queue holds %d events, %d bytes", n, bytes)
 				}
@@ -336,4 +357,153 @@ func TestBrokerPublishInvalid(t *testing.T) {
 	if err := b.PublishEncoded(nil); err == nil {
 		t.Fatal("nil event published")
 	}
+}
+
+// More clients that stop reading than the Broker keeps writers for do
+// not hold up the others: a writer blocked for over a second stops
+// counting, and another takes the waiting streams.
+func TestBrokerStalledClientsBeyondWriters(t *testing.T) {
+	b := NewBroker(&BrokerOptions{Stream: Options{WriteTimeout: -1, Heartbeat: -1}, MaxQueue: -1, MaxQueueBytes: -1})
+	b.base = 1
+	srv := startBroker(t, b)
+	var stuck []*subscriber
+	for i := range 2 {
+		c := stalledClient(t, srv)
+		defer c.Close()
+		waitLen(t, b, i+1)
+		stuck = append(stuck, subscriberOf(b, c))
+	}
+	events := listen(t, srv, nil)
+	waitLen(t, b, 3)
+
+	seq := 0
+	prev := blockWrites(t, b, events, &seq, stuck...)
+	for range 20 {
+		publishSeen(t, b, events, &seq, bigData)
+	}
+	for i, sub := range stuck {
+		if sub.writing.Load() != prev[i] {
+			t.Fatal("a stalled client's write completed: the test did not hold it")
+		}
+	}
+}
+
+// A stream whose next event is pushed out of the ring by the bound is
+// dropped, even while no writer has taken it.
+func TestBrokerDropsStreamBehindRing(t *testing.T) {
+	b := NewBroker(&BrokerOptions{MaxQueue: 4})
+	b.base = 0 // no writer: the stream waits in the ring
+	defer b.Close()
+	s := acceptOn(t, httptest.NewRecorder())
+	served := make(chan error, 1)
+	go func() { served <- b.Serve(context.Background(), s) }()
+	waitLen(t, b, 1)
+	for i := range 4 {
+		if _, err := b.Publish(Event{Data: strconv.Itoa(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case err := <-served:
+		t.Fatalf("Serve returned %v with 4 events waiting", err)
+	default:
+	}
+	if _, err := b.Publish(Event{Data: "one too many"}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-served:
+		if !errors.Is(err, ErrQueueFull) {
+			t.Fatalf("Serve returned %v, want ErrQueueFull", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("stream not dropped")
+	}
+	if !errors.Is(s.Err(), ErrQueueFull) {
+		t.Fatalf("stream ended with %v", s.Err())
+	}
+	if n := b.Len(); n != 0 {
+		t.Fatalf("%d streams left", n)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.head != b.tail {
+		t.Fatalf("the ring holds %d events no stream needs", b.head-b.tail)
+	}
+}
+
+// A stream dropped while its write is blocked on a client that stopped
+// reading has that write cut at once, even with no write timeout, and
+// Serve returns ErrQueueFull.
+func TestBrokerCutsBlockedWriteOfDroppedStream(t *testing.T) {
+	opts := BrokerOptions{Stream: Options{WriteTimeout: -1, Heartbeat: -1}, MaxQueue: 64, MaxQueueBytes: -1}
+	b := NewBroker(&opts)
+	type result struct {
+		addr string
+		err  error
+	}
+	served := make(chan result, 2)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s, err := Accept(w, r, &opts.Stream)
+		if err != nil {
+			return
+		}
+		defer s.Close()
+		served <- result{r.RemoteAddr, b.Serve(r.Context(), s)}
+	}))
+	defer srv.Close()
+	defer b.Close()
+	stalled := stalledClient(t, srv)
+	defer stalled.Close()
+	waitLen(t, b, 1)
+	stuck := subscriberOf(b, stalled)
+	events := listen(t, srv, nil)
+	waitLen(t, b, 2)
+
+	seq := 0
+	blockWrites(t, b, events, &seq, stuck)
+	for range opts.MaxQueue {
+		publishSeen(t, b, events, &seq, bigData)
+	}
+	select {
+	case r := <-served:
+		if r.addr != stalled.LocalAddr().String() || !errors.Is(r.err, ErrQueueFull) {
+			t.Fatalf("Serve for %s returned %v, want ErrQueueFull for the stalled client", r.addr, r.err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the dropped stream's blocked write was not cut")
+	}
+}
+
+// Over HTTP/2 too, a Broker's writers accept the stream, replay what the
+// client missed and write the live events, and a client that leaves is
+// unsubscribed.
+func TestBrokerHTTP2(t *testing.T) {
+	b := NewBroker(&BrokerOptions{History: NewHistory(nil)})
+	srv := httptest.NewUnstartedServer(b)
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+	srv.EnableHTTP2 = true
+	srv.StartTLS()
+	defer srv.Close()
+	defer b.Close()
+	for i := 1; i <= 3; i++ {
+		if _, err := b.Publish(Event{ID: strconv.Itoa(i), Data: "old"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	resp := open(t, ctx, srv, "HTTP/2.0", "/", http.Header{"Last-Event-Id": {"1"}})
+	events := readEvents(resp.Body, nil)
+	waitLen(t, b, 1)
+	if _, err := b.Publish(Event{ID: "4", Data: "live"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"2", "3", "4"} {
+		if ev := next(t, events); ev.ID != want {
+			t.Fatalf("got event %q, want %s", ev.ID, want)
+		}
+	}
+	cancel()
+	resp.Body.Close()
+	waitLen(t, b, 0)
 }

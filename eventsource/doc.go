@@ -81,10 +81,11 @@
 //
 // A Stream's methods are safe for concurrent use; sends are serialized
 // event by event. A History is safe for concurrent use; a Decoder is
-// not. A Broker is safe for concurrent use; each stream it serves is
-// written by the goroutine that calls Serve. The package runs no
-// goroutines of its own: keep-alives are timer
-// callbacks that take the stream's write lock, the end of the request is
-// watched with context.AfterFunc, and both are stopped when the stream
-// ends.
+// not. A Broker is safe for concurrent use; the events of the streams
+// it serves are written by a few writer goroutines of its own, which
+// exit once it has no streams, and the handler's goroutine only waits.
+// Apart from these, the package runs no goroutines: keep-alives are
+// timer callbacks that take the stream's write lock, the end of the
+// request is watched with context.AfterFunc, and both are stopped when
+// the stream ends.
 package eventsource

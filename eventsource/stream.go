@@ -48,6 +48,10 @@ type Stream struct {
 	// lock, so that queued senders give way to them.
 	closing atomic.Bool
 
+	// cut, once set, fails the write in progress and every later one
+	// with its error (see interrupt).
+	cut atomic.Pointer[error]
+
 	done chan struct{}
 	err  error // why the stream ended; set before done is closed
 }
@@ -160,6 +164,18 @@ func (s *Stream) lock(ctx context.Context) error {
 		return ctx.Err()
 	case <-s.done:
 		return &closedError{cause: s.err}
+	}
+}
+
+// interrupt makes the write in progress, and every later one, fail with
+// cause, without waiting for the write lock as end does: a Broker cuts
+// the write to a stream it drops, so that a write context need not be
+// watched for every write. The caller makes sure the handler has not
+// returned.
+func (s *Stream) interrupt(cause error) {
+	if s.cut.CompareAndSwap(nil, &cause) {
+		// A writer that set its own deadline after this one sees cut.
+		s.rc.SetWriteDeadline(time.Now())
 	}
 }
 

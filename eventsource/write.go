@@ -133,6 +133,12 @@ func (s *Stream) writeEventsLocked(ctx context.Context, p []byte, events []*Enco
 		// client blocks once its socket buffers are full.
 		s.rc.SetWriteDeadline(start.Add(s.timeout))
 	}
+	if cut := s.cut.Load(); cut != nil {
+		// After the deadline is set: an interrupt from now on moves it.
+		err := newOpError("write", *cut)
+		s.endLocked(err)
+		return err
+	}
 	var stop func() bool
 	if ctx.Done() != nil {
 		s.aborts.Add(1)
@@ -171,7 +177,9 @@ func (s *Stream) writeEventsLocked(ctx context.Context, p []byte, events []*Enco
 		}
 	}
 	if err != nil {
-		if errors.Is(err, os.ErrDeadlineExceeded) || (s.timeout > 0 && time.Since(start) >= s.timeout) {
+		if cut := s.cut.Load(); cut != nil {
+			err = newOpError("write", *cut, err)
+		} else if errors.Is(err, os.ErrDeadlineExceeded) || (s.timeout > 0 && time.Since(start) >= s.timeout) {
 			err = newOpError("write", ErrWriteTimeout, err)
 		} else {
 			err = newOpError("write", err)

@@ -14,7 +14,7 @@ func init() {
 	register(server{
 		name:  "realtime",
 		pkg:   "github.com/realtime-go/realtime",
-		notes: "eventsource.Broker as the http.Handler (Accept, then Serve on the handler's goroutine: each stream writes all its queued events with one flush); the publisher calls Broker.Wait, then Broker.Publish of an Event with ID and Data (encoded once); default queue bounds (256 events, 4 MiB per stream), no History, as r3labs runs without AutoReplay",
+		notes: "eventsource.Broker as the http.Handler: Publish appends the event (encoded once) to one ring shared by all streams, and the Broker's writer goroutines take each stream with events waiting and write all of them with one flush (they also run Accept, so the handler's goroutine only waits); the publisher calls Broker.Wait, then Broker.Publish of an Event with ID and Data; default bounds (256 events, 4 MiB waiting per stream), no History, as r3labs runs without AutoReplay",
 		start: startBroker,
 	})
 	register(server{
