@@ -9,15 +9,20 @@ import (
 	"github.com/realtime-go/realtime/websocket"
 )
 
-var (
-	// ErrInvalidUTF8 is returned by Socket.Send for text that is not
-	// valid UTF-8: neither transport can carry it.
-	ErrInvalidUTF8 = errors.New("client: text is not valid UTF-8")
+// ErrConnectTimeout is wrapped by the error of a Socket's connection
+// attempt that did not open within SocketOptions.ConnectTimeout.
+var ErrConnectTimeout = errors.New("client: connection did not open in time")
 
-	// ErrConnectTimeout is wrapped by the error of a Socket's connection
-	// attempt that did not open within SocketOptions.ConnectTimeout.
-	ErrConnectTimeout = errors.New("client: connection did not open in time")
-)
+// errInvalidUTF8 is Socket.Send's error for text that is not valid
+// UTF-8, which neither transport can carry. It wraps the module's one
+// sentinel for it, websocket.ErrInvalidUTF8.
+var errInvalidUTF8 error = invalidUTF8Error{}
+
+type invalidUTF8Error struct{}
+
+func (invalidUTF8Error) Error() string { return "client: send: text is not valid UTF-8" }
+
+func (invalidUTF8Error) Unwrap() error { return websocket.ErrInvalidUTF8 }
 
 // SendError reports a message that Socket.Send could not deliver.
 type SendError struct {
