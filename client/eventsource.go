@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/realtime-go/realtime/eventsource"
+	"github.com/realtime-go/realtime/internal/ctxio"
 	"github.com/realtime-go/realtime/proxy"
 )
 
@@ -518,7 +519,7 @@ func (es *EventSource) request(ctx context.Context, u *url.URL, method string, b
 		nc.Close()
 		return nil, nil, fmt.Errorf("client: EventSource request to %s: %w", u.Redacted(), withCtxCause(ctx, err))
 	}
-	stop := interruptOnDone(ctx, nc)
+	stop := ctxio.Interrupt(ctx, nc)
 	if err := writeRequest(nc, req, fwd != nil); err != nil {
 		stop()
 		return fail(err)
@@ -629,20 +630,6 @@ func isFinal(err error) bool {
 		return pe.Status >= 400 && pe.Status < 500 && pe.Status != http.StatusRequestTimeout && pe.Status != http.StatusTooManyRequests
 	}
 	return false
-}
-
-// interruptOnDone makes nc's I/O fail once ctx is done. stop ends that
-// and reports true if ctx had not ended; otherwise it clears the deadline
-// the interruption set and reports false.
-func interruptOnDone(ctx context.Context, nc net.Conn) (stop func() bool) {
-	after := context.AfterFunc(ctx, func() { nc.SetDeadline(time.Unix(1, 0)) })
-	return func() bool {
-		if after() {
-			return true
-		}
-		nc.SetDeadline(time.Time{})
-		return false
-	}
 }
 
 // withCtxCause puts ctx's error in front of err when ctx ended: an I/O
