@@ -17,12 +17,14 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/realtime-go/realtime/eventsource"
 	"github.com/realtime-go/realtime/internal/ctxio"
+	"github.com/realtime-go/realtime/internal/quote"
 	"github.com/realtime-go/realtime/proxy"
 )
 
@@ -442,7 +444,7 @@ func (es *EventSource) open() (*http.Response, net.Conn, error) {
 		}
 		next, err := u.Parse(resp.Header.Get("Location"))
 		if err != nil || (next.Scheme != "http" && next.Scheme != "https") || next.Hostname() == "" {
-			return nil, nil, refuse(fmt.Sprintf("bad redirect to %q", resp.Header.Get("Location")))
+			return nil, nil, refuse("bad redirect to " + quote.Bounded(resp.Header.Get("Location")))
 		}
 		switch resp.StatusCode {
 		case http.StatusMovedPermanently, http.StatusFound:
@@ -531,6 +533,10 @@ func (es *EventSource) request(ctx context.Context, u *url.URL, method string, b
 		if cr.limit == 0 {
 			return fail(finalError{fmt.Errorf("response header exceeds %d bytes", maxResponseHeader)})
 		}
+		if !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) && ctx.Err() == nil {
+			// net/http quotes the whole malformed line.
+			err = errors.New("malformed response: " + quote.Error(err))
+		}
 		return fail(err)
 	}
 	if es.d.Jar != nil {
@@ -549,9 +555,10 @@ func (es *EventSource) request(ctx context.Context, u *url.URL, method string, b
 	case resp.StatusCode == http.StatusNoContent:
 		reason = "204 No Content: the server asked the client to stop"
 	case resp.StatusCode != http.StatusOK:
-		reason = "status " + resp.Status
+		code := strconv.Itoa(resp.StatusCode)
+		reason = "status " + code + " " + quote.Bounded(strings.TrimPrefix(resp.Status, code+" "))
 	case ct != "text/event-stream":
-		reason = fmt.Sprintf("content type %q, want text/event-stream", resp.Header.Get("Content-Type"))
+		reason = "content type " + quote.Bounded(resp.Header.Get("Content-Type")) + ", want text/event-stream"
 	}
 	if reason != "" {
 		cr.limit = -1 // the body has its own bound

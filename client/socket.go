@@ -20,6 +20,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/realtime-go/realtime/eventsource"
+	"github.com/realtime-go/realtime/internal/quote"
 	"github.com/realtime-go/realtime/websocket"
 )
 
@@ -537,10 +538,12 @@ func (s *Socket) sendOn(ctx context.Context, l *link, text string) (again bool, 
 	return false, err
 }
 
+// statusError is the error of a POST answered with status; it quotes
+// the start of the body.
 func statusError(status int, body string) error {
 	msg := strconv.Itoa(status) + " " + http.StatusText(status)
 	if body = strings.TrimSpace(body); body != "" {
-		msg += ": " + body
+		msg += ": " + quote.Bounded(body)
 	}
 	return errors.New(msg)
 }
@@ -801,7 +804,7 @@ func (s *Socket) header() http.Header {
 // attemptErr marks an error caused by the end of the attempt's time.
 func (s *Socket) attemptErr(ctx context.Context, err error) error {
 	if s.ctx.Err() == nil && errors.Is(ctx.Err(), context.DeadlineExceeded) && !errors.Is(err, ErrConnectTimeout) {
-		return fmt.Errorf("%w (%v): %w", ErrConnectTimeout, s.opts.ConnectTimeout, err)
+		return &connectTimeoutError{timeout: s.opts.ConnectTimeout, err: err}
 	}
 	return err
 }
@@ -1071,7 +1074,7 @@ func (s *Socket) readEventSource(a *attempt) (error, bool) {
 			codeText, reason, _ := strings.Cut(ev.Data, " ")
 			code, perr := strconv.Atoi(codeText)
 			if perr != nil || code < 1000 || code > 4999 {
-				return fmt.Errorf("client: malformed %s event %q", closeEvent, ev.Data), true
+				return fmt.Errorf("client: malformed %s event %s", closeEvent, quote.Bounded(ev.Data)), true
 			}
 			return serverClosed(websocket.StatusCode(code), reason), !retryCode(websocket.StatusCode(code))
 		}

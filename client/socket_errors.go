@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/realtime-go/realtime/websocket"
@@ -59,7 +60,28 @@ func (e *stoppedError) Error() string {
 	if e.cause == nil {
 		return "client: socket closed"
 	}
-	return "client: socket stopped: " + e.cause.Error()
+	return "client: socket stopped: " + unprefixed(e.cause)
+}
+
+// connectTimeoutError is a Socket's connection attempt that did not open
+// within ConnectTimeout. It matches ErrConnectTimeout and unwraps to the
+// error the attempt ended with.
+type connectTimeoutError struct {
+	timeout time.Duration
+	err     error
+}
+
+func (e *connectTimeoutError) Error() string {
+	return "client: connection did not open in time (" + e.timeout.String() + "): " + unprefixed(e.err)
+}
+
+func (e *connectTimeoutError) Unwrap() []error { return []error{ErrConnectTimeout, e.err} }
+
+// unprefixed returns err's text without this package's prefix, for an
+// error that puts it in its own text after the prefix: each message
+// names the package once.
+func unprefixed(err error) string {
+	return strings.TrimPrefix(err.Error(), "client: ")
 }
 
 func (e *stoppedError) Unwrap() error { return e.cause }

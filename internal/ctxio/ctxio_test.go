@@ -3,6 +3,7 @@ package ctxio
 import (
 	"context"
 	"errors"
+	"io"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -77,19 +78,28 @@ func TestStopWaitsForStartedInterruption(t *testing.T) {
 // Contexts that end at random moments around real I/O: after stop the
 // connection works, whatever stop reported.
 func TestRandomCancellationLeavesConnUsable(t *testing.T) {
-	a, b := net.Pipe()
+	// TCP rather than net.Pipe: its buffers let a late echo wait while
+	// the sentinel is written.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	a, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer a.Close()
+	b, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer b.Close()
+	echoed := make(chan struct{})
+	defer func() { a.Close(); <-echoed }()
 	go func() {
-		buf := make([]byte, 1)
-		for {
-			if _, err := b.Read(buf); err != nil {
-				return
-			}
-			if _, err := b.Write(buf); err != nil {
-				return
-			}
-		}
+		defer close(echoed)
+		io.Copy(b, b)
 	}()
 	buf := make([]byte, 1)
 	for i := range 2000 {
