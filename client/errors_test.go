@@ -15,25 +15,11 @@ import (
 // rawResponseServer answers every request on a connection with resp.
 func rawResponseServer(t *testing.T, resp string) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			http.ReadRequest(bufio.NewReader(c))
-			c.Write([]byte(resp))
-			c.Close()
-		}
-	}()
-	t.Cleanup(func() { ln.Close(); <-done })
-	return ln.Addr().String()
+	return acceptLoop(t, func(c net.Conn) {
+		http.ReadRequest(bufio.NewReader(c))
+		c.Write([]byte(resp))
+		c.Close()
+	}, func() {})
 }
 
 // Every error path names the package once, quotes at most a short prefix
