@@ -303,9 +303,10 @@ func TestDialBadHandshake(t *testing.T) {
 	}
 }
 
-// stallServer accepts connections and reads without answering; with
-// closeAfter it closes a connection after reading that many bytes.
-func stallServer(t *testing.T, closeAfter int) string {
+// acceptLoop listens on a loopback port and runs handle on the accepting
+// goroutine for every connection; at cleanup it closes the listener,
+// waits for the loop and then runs atEnd.
+func acceptLoop(t *testing.T, handle func(net.Conn), atEnd func()) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -314,26 +315,34 @@ func stallServer(t *testing.T, closeAfter int) string {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		var conns []net.Conn
-		defer func() {
-			for _, c := range conns {
-				c.Close()
-			}
-		}()
 		for {
 			c, err := ln.Accept()
 			if err != nil {
 				return
 			}
-			conns = append(conns, c)
-			if closeAfter > 0 {
-				io.ReadFull(c, make([]byte, closeAfter))
-				c.Close()
-			}
+			handle(c)
 		}
 	}()
-	t.Cleanup(func() { ln.Close(); <-done })
+	t.Cleanup(func() { ln.Close(); <-done; atEnd() })
 	return ln.Addr().String()
+}
+
+// stallServer accepts connections and reads without answering; with
+// closeAfter it closes a connection after reading that many bytes.
+func stallServer(t *testing.T, closeAfter int) string {
+	t.Helper()
+	var conns []net.Conn
+	return acceptLoop(t, func(c net.Conn) {
+		conns = append(conns, c)
+		if closeAfter > 0 {
+			io.ReadFull(c, make([]byte, closeAfter))
+			c.Close()
+		}
+	}, func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	})
 }
 
 func TestDialContextBoundsHandshake(t *testing.T) {

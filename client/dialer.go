@@ -29,7 +29,11 @@ const DefaultHandshakeTimeout = 30 * time.Second
 // A Dialer is safe for concurrent use as long as its fields are not
 // changed. It never modifies what its fields point to: TLS
 // configurations are cloned before ServerName is set, and headers and
-// slices are copied.
+// slices are copied. Dialer.EventSource and Dialer.Socket keep a deep
+// copy of the Dialer (headers, slices and TLS configurations cloned), so
+// later changes to it, or to what it points to, do not affect them;
+// Proxy, NetDial, Jar, the extensions and the ConnOptions hooks are
+// kept as they are, and are called concurrently.
 type Dialer struct {
 	// Proxy selects the proxy for each connection, as
 	// net/http.Transport.Proxy does: it is called with a GET request for
@@ -253,6 +257,24 @@ func (d *Dialer) netDial(ctx context.Context, network, addr string) (net.Conn, e
 	}
 	var nd net.Dialer
 	return nd.DialContext(ctx, network, addr)
+}
+
+// clone returns a copy of d that shares nothing the caller may change:
+// headers, slices and TLS configurations are copied. Functions, the
+// cookie jar and the extensions themselves are kept.
+func (d *Dialer) clone() Dialer {
+	c := *d
+	c.Header = cloneHeader(d.Header)
+	c.ProxyConnectHeader = cloneHeader(d.ProxyConnectHeader)
+	c.Subprotocols = slices.Clone(d.Subprotocols)
+	c.Extensions = slices.Clone(d.Extensions)
+	if d.TLSConfig != nil {
+		c.TLSConfig = d.TLSConfig.Clone()
+	}
+	if d.ProxyTLSConfig != nil {
+		c.ProxyTLSConfig = d.ProxyTLSConfig.Clone()
+	}
+	return c
 }
 
 // addCookies adds the jar's cookies for u to h's Cookie field.

@@ -22,7 +22,7 @@ type DialError struct {
 }
 
 // Error names the URL and the cause.
-func (e *DialError) Error() string { return "client: dial " + e.URL + ": " + e.Err.Error() }
+func (e *DialError) Error() string { return "client: dial " + e.URL + ": " + unprefixed(e.Err) }
 
 // Unwrap returns Err.
 func (e *DialError) Unwrap() error { return e.Err }

@@ -10,16 +10,21 @@ import (
 	"fmt"
 	"io"
 	"iter"
+	"math"
+	"math/rand/v2"
 	"mime"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/realtime-go/realtime/eventsource"
+	"github.com/realtime-go/realtime/internal/ctxio"
+	"github.com/realtime-go/realtime/internal/quote"
 	"github.com/realtime-go/realtime/proxy"
 )
 
@@ -39,21 +44,36 @@ const (
 	// maxErrorBody bounds the body kept from a refused response.
 	maxErrorBody = 1 << 10
 
-	// minBackoffStep is where backoff starts doubling when the server
-	// asked for an immediate reconnection.
+	// minBackoffStep is where backoff starts doubling when nothing
+	// floors the wait and the server asked for an immediate
+	// reconnection.
 	minBackoffStep = 100 * time.Millisecond
 )
 
 // EventSourceOptions configures an EventSource. A nil
 // *EventSourceOptions means the zero value, which behaves like a
-// browser's EventSource.
+// browser's EventSource, with a floor, backoff and jitter on the wait to
+// reconnect and an idle watchdog added.
 type EventSourceOptions struct {
 	// Method is the request method; "" means GET. APIs that stream
 	// answers as server-sent events often want POST with a Body.
+	//
+	// Only a GET is sent again to reconnect. A request with another
+	// method is sent once: when its stream ends or breaks, the
+	// EventSource stops (Next returns io.EOF after a clean end of
+	// stream), since repeating a POST may repeat what it did. It is
+	// still retried when it could not be sent at all (the error is a
+	// *DialError). RepeatNonGet makes it reconnect as a GET does.
 	Method string
 
-	// Body is sent with every connection attempt, so a reconnection
-	// repeats the request. Set its Content-Type in Header.
+	// RepeatNonGet makes an EventSource whose Method is not GET send its
+	// request again, Body included, after every end of stream and every
+	// failure, as it does for a GET. Set it only when repeating the
+	// request is harmless.
+	RepeatNonGet bool
+
+	// Body is sent with the request (and with every repetition of it,
+	// see RepeatNonGet). Set its Content-Type in Header.
 	Body []byte
 
 	// Header holds header fields for these requests, on top of
@@ -69,26 +89,38 @@ type EventSourceOptions struct {
 	// 0 means DefaultRetry.
 	Retry time.Duration
 
-	// MaxRetry, when positive, turns on backoff: every connection attempt
-	// in a row that delivers no event doubles the wait before the next,
-	// up to MaxRetry (never below the reconnection time the server
-	// asked for). 0 means a browser's behaviour: always wait the
-	// reconnection time.
-	MaxRetry time.Duration
+	// MinDelay is the floor of the wait before reconnecting: a server's
+	// "retry:" below it (such as "retry: 0") waits MinDelay instead, so
+	// that a misbehaving server cannot make the client reconnect in a
+	// tight loop. A reconnection time above it is honoured. 0 means
+	// DefaultMinDelay; a negative value sets no floor.
+	MinDelay time.Duration
 
-	// IdleTimeout, when positive, is the idle watchdog: a connection on
-	// which nothing arrives for that long, not even a comment, is
-	// dropped and a new one made. Set it to a few times the server's
-	// keep-alive interval (eventsource.DefaultHeartbeat is 15 s, so 45 s
-	// for servers built on package eventsource). 0 means no watchdog, as
-	// in browsers: a silent dead connection then waits forever.
+	// MaxDelay bounds the backoff: every connection attempt in a row
+	// that delivers no event doubles the wait before the next, up to
+	// MaxDelay (never below the reconnection time the server asked
+	// for). 0 means DefaultMaxDelay; a negative value turns backoff off,
+	// as in browsers: always wait the reconnection time.
+	//
+	// Whatever the wait, a random part of up to half of it is added
+	// (jitter), so that clients that lost the same server do not all
+	// come back at the same moment.
+	MaxDelay time.Duration
+
+	// IdleTimeout is the idle watchdog: a connection on which nothing
+	// arrives for that long, not even a comment, is dropped and a new
+	// one made. Keep it a few times above the server's heartbeat
+	// (eventsource.DefaultHeartbeat is 15 s). 0 means
+	// DefaultIdleTimeout; a negative value means no watchdog, as in
+	// browsers: a silent dead connection then waits forever.
 	IdleTimeout time.Duration
 
-	// MaxEventSize bounds one event (see eventsource.DecoderOptions).
-	// A larger event stops the EventSource for good with an error
-	// wrapping eventsource.ErrEventTooLarge: reconnecting would meet it
-	// again. 0 means eventsource.DefaultMaxEventSize.
-	MaxEventSize int
+	// MaxEventSize bounds one event, in bytes (see
+	// eventsource.DecoderOptions). A larger event stops the EventSource
+	// for good with an error wrapping eventsource.ErrEventTooLarge:
+	// reconnecting would meet it again. 0 means
+	// eventsource.DefaultMaxEventSize; a negative value means no limit.
+	MaxEventSize int64
 
 	// OnOpen, when set, is called with the response of each connection
 	// that opened, before its events are read. It must not read the
@@ -167,8 +199,20 @@ func (d *Dialer) EventSource(rawURL string, opts *EventSourceOptions) (*EventSou
 	if o.Retry <= 0 {
 		o.Retry = DefaultRetry
 	}
+	switch {
+	case o.MinDelay == 0:
+		o.MinDelay = DefaultMinDelay
+	case o.MinDelay < 0:
+		o.MinDelay = 0
+	}
+	if o.MaxDelay == 0 {
+		o.MaxDelay = max(DefaultMaxDelay, o.MinDelay)
+	}
+	if o.IdleTimeout == 0 {
+		o.IdleTimeout = DefaultIdleTimeout
+	}
 	es := &EventSource{
-		d:        *d,
+		d:        d.clone(),
 		url:      u,
 		opts:     o,
 		events:   make(chan eventsource.Event),
@@ -177,9 +221,6 @@ func (d *Dialer) EventSource(rawURL string, opts *EventSourceOptions) (*EventSou
 		retry:    o.Retry,
 		resumeID: o.LastEventID,
 	}
-	// The copy must not share maps that the caller may change later.
-	es.d.Header = cloneHeader(d.Header)
-	es.d.ProxyConnectHeader = cloneHeader(d.ProxyConnectHeader)
 	es.ctx, es.cancel = context.WithCancel(context.Background())
 	go es.run()
 	return es, nil
@@ -187,7 +228,9 @@ func (d *Dialer) EventSource(rawURL string, opts *EventSourceOptions) (*EventSou
 
 // Next returns the next event. If ctx ends first, Next returns ctx's
 // error and the EventSource goes on. Once the EventSource has stopped,
-// Next returns why: a *ResponseError, an error wrapping
+// Next returns why: io.EOF or the error that broke the stream of a
+// request that is not repeated (see EventSourceOptions.Method), a
+// *ResponseError, an error wrapping
 // eventsource.ErrEventTooLarge, one matching proxy.ErrAuth, a
 // *DialError that retrying cannot cure, or, after Close, an error
 // matching net.ErrClosed.
@@ -276,11 +319,17 @@ func (es *EventSource) loop() error {
 		if err == nil {
 			err = io.EOF
 		}
+		var de *DialError
+		if !es.repeats() && !errors.As(err, &de) {
+			// The request went out: sending it again could do again
+			// what it did.
+			return err
+		}
 		if delivered {
 			quiet = 0
 		}
 		quiet++
-		delay := es.backoff(quiet)
+		delay := es.delay(quiet)
 		if es.opts.OnRetry != nil {
 			es.opts.OnRetry(err, delay)
 		}
@@ -294,22 +343,36 @@ func (es *EventSource) loop() error {
 	}
 }
 
-// backoff returns the wait before the next attempt, after quiet attempts
-// in a row without an event.
-func (es *EventSource) backoff(quiet int) time.Duration {
-	base := es.retry
-	limit := es.opts.MaxRetry
-	if limit <= 0 || quiet <= 1 {
-		return base
-	}
+// repeats reports whether the request may be sent again once it was
+// sent: a GET, or any method with RepeatNonGet.
+func (es *EventSource) repeats() bool {
+	return es.opts.Method == http.MethodGet || es.opts.RepeatNonGet
+}
+
+// delay returns the wait before the next attempt, after quiet attempts
+// in a row without an event: the reconnection time, at least MinDelay,
+// doubled for every quiet attempt after the first up to MaxDelay, plus
+// up to half again at random.
+func (es *EventSource) delay(quiet int) time.Duration {
+	base := max(es.retry, es.opts.MinDelay)
 	d := base
-	if d <= 0 {
-		d = minBackoffStep / 2 // so the second attempt waits minBackoffStep
+	if limit := es.opts.MaxDelay; limit > 0 && quiet > 1 {
+		if d <= 0 {
+			d = minBackoffStep / 2 // so the second attempt waits minBackoffStep
+		}
+		for i := 1; i < quiet && d < limit; i++ {
+			if d > limit/2 {
+				d = limit
+				break
+			}
+			d *= 2
+		}
+		d = max(base, min(d, limit))
 	}
-	for i := 1; i < quiet && d < limit; i++ {
-		d *= 2
+	if d > math.MaxInt64/3*2 {
+		return d // jitter would overflow, and matters no more
 	}
-	return max(base, min(d, limit))
+	return d + rand.N(d/2+1)
 }
 
 // attempt makes one connection and reads it to its end. It reports
@@ -329,7 +392,7 @@ func (es *EventSource) attempt() (delivered bool, err error) {
 		es.opts.OnOpen(resp)
 	}
 	dec := eventsource.NewDecoder(resp.Body, &eventsource.DecoderOptions{
-		MaxEventSize: int64(es.opts.MaxEventSize),
+		MaxEventSize: es.opts.MaxEventSize,
 		LastEventID:  es.resumeID,
 	})
 	for {
@@ -381,7 +444,7 @@ func (es *EventSource) open() (*http.Response, net.Conn, error) {
 		}
 		next, err := u.Parse(resp.Header.Get("Location"))
 		if err != nil || (next.Scheme != "http" && next.Scheme != "https") || next.Hostname() == "" {
-			return nil, nil, refuse(fmt.Sprintf("bad redirect to %q", resp.Header.Get("Location")))
+			return nil, nil, refuse("bad redirect to " + quote.Prefix(resp.Header.Get("Location")))
 		}
 		switch resp.StatusCode {
 		case http.StatusMovedPermanently, http.StatusFound:
@@ -458,7 +521,7 @@ func (es *EventSource) request(ctx context.Context, u *url.URL, method string, b
 		nc.Close()
 		return nil, nil, fmt.Errorf("client: EventSource request to %s: %w", u.Redacted(), withCtxCause(ctx, err))
 	}
-	stop := interruptOnDone(ctx, nc)
+	stop := ctxio.Interrupt(ctx, nc)
 	if err := writeRequest(nc, req, fwd != nil); err != nil {
 		stop()
 		return fail(err)
@@ -469,6 +532,10 @@ func (es *EventSource) request(ctx context.Context, u *url.URL, method string, b
 		stop()
 		if cr.limit == 0 {
 			return fail(finalError{fmt.Errorf("response header exceeds %d bytes", maxResponseHeader)})
+		}
+		if !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) && ctx.Err() == nil {
+			// net/http quotes the whole malformed line.
+			err = errors.New("malformed response: " + quote.Error(err))
 		}
 		return fail(err)
 	}
@@ -488,9 +555,10 @@ func (es *EventSource) request(ctx context.Context, u *url.URL, method string, b
 	case resp.StatusCode == http.StatusNoContent:
 		reason = "204 No Content: the server asked the client to stop"
 	case resp.StatusCode != http.StatusOK:
-		reason = "status " + resp.Status
+		code := strconv.Itoa(resp.StatusCode)
+		reason = "status " + code + " " + quote.Prefix(strings.TrimPrefix(resp.Status, code+" "))
 	case ct != "text/event-stream":
-		reason = fmt.Sprintf("content type %q, want text/event-stream", resp.Header.Get("Content-Type"))
+		reason = "content type " + quote.Prefix(resp.Header.Get("Content-Type")) + ", want text/event-stream"
 	}
 	if reason != "" {
 		cr.limit = -1 // the body has its own bound
@@ -569,20 +637,6 @@ func isFinal(err error) bool {
 		return pe.Status >= 400 && pe.Status < 500 && pe.Status != http.StatusRequestTimeout && pe.Status != http.StatusTooManyRequests
 	}
 	return false
-}
-
-// interruptOnDone makes nc's I/O fail once ctx is done. stop ends that
-// and reports true if ctx had not ended; otherwise it clears the deadline
-// the interruption set and reports false.
-func interruptOnDone(ctx context.Context, nc net.Conn) (stop func() bool) {
-	after := context.AfterFunc(ctx, func() { nc.SetDeadline(time.Unix(1, 0)) })
-	return func() bool {
-		if after() {
-			return true
-		}
-		nc.SetDeadline(time.Time{})
-		return false
-	}
 }
 
 // withCtxCause puts ctx's error in front of err when ctx ended: an I/O

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -97,6 +98,7 @@ func TestEventSourceReconnectsAndResumes(t *testing.T) {
 	var opens int
 	var retries []error
 	es := newES(t, &Dialer{}, "http://"+srv.Addr+"/sse", &EventSourceOptions{
+		MinDelay: -1, // the server's retry, below the default floor
 		OnOpen: func(resp *http.Response) {
 			mu.Lock()
 			opens++
@@ -106,8 +108,8 @@ func TestEventSourceReconnectsAndResumes(t *testing.T) {
 			mu.Lock()
 			retries = append(retries, err)
 			mu.Unlock()
-			if delay != 20*time.Millisecond {
-				t.Errorf("delay %v, want the server's retry of 20ms", delay)
+			if !inJitter(delay, 20*time.Millisecond) {
+				t.Errorf("delay %v, want the server's retry of 20ms plus jitter", delay)
 			}
 		},
 	})
@@ -342,26 +344,43 @@ func TestEventSourceRequest(t *testing.T) {
 	}
 }
 
-func TestEventSourceBackoff(t *testing.T) {
-	es := &EventSource{retry: 10 * time.Millisecond, opts: EventSourceOptions{MaxRetry: 80 * time.Millisecond}}
-	var got []time.Duration
-	for q := 1; q <= 6; q++ {
-		got = append(got, es.backoff(q))
-	}
-	if fmt.Sprint(got) != "[10ms 20ms 40ms 80ms 80ms 80ms]" {
-		t.Fatalf("backoff %v", got)
-	}
-	es.opts.MaxRetry = 0
-	if es.backoff(5) != 10*time.Millisecond {
-		t.Fatal("backoff without MaxRetry")
-	}
-	es.retry, es.opts.MaxRetry = time.Second, 100*time.Millisecond
-	if es.backoff(3) != time.Second {
-		t.Fatal("backoff went below the server's retry")
-	}
-	es.retry, es.opts.MaxRetry = 0, time.Second
-	if es.backoff(1) != 0 || es.backoff(2) != 100*time.Millisecond {
-		t.Fatal("backoff from retry: 0")
+// inJitter reports whether got is want plus the jitter: up to half of
+// want.
+func inJitter(got, want time.Duration) bool {
+	return got >= want && got <= want+want/2
+}
+
+func TestEventSourceDelay(t *testing.T) {
+	const ms = time.Millisecond
+	for _, tc := range []struct {
+		name                string
+		retry, floor, limit time.Duration
+		want                []time.Duration // for quiet = 1, 2, ...
+	}{
+		{"backoff", 10 * ms, 0, 80 * ms, []time.Duration{10 * ms, 20 * ms, 40 * ms, 80 * ms, 80 * ms, 80 * ms}},
+		{"backoff-off", 10 * ms, 0, -1, []time.Duration{10 * ms, 10 * ms, 10 * ms, 10 * ms, 10 * ms}},
+		{"never-below-retry", time.Second, 0, 100 * ms, []time.Duration{time.Second, time.Second, time.Second}},
+		{"retry-0-no-floor", 0, 0, time.Second, []time.Duration{0, 100 * ms, 200 * ms}},
+		{"retry-0-floor", 0, DefaultMinDelay, DefaultMaxDelay, []time.Duration{DefaultMinDelay, 2 * DefaultMinDelay}},
+		{"retry-above-floor", 2 * time.Second, DefaultMinDelay, -1, []time.Duration{2 * time.Second, 2 * time.Second}},
+		{"huge", 1 << 62, 0, -1, []time.Duration{1 << 62}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			es := &EventSource{retry: tc.retry, opts: EventSourceOptions{MinDelay: tc.floor, MaxDelay: tc.limit}}
+			for i, want := range tc.want {
+				jittered := false
+				for range 50 {
+					got := es.delay(i + 1)
+					if !inJitter(got, want) {
+						t.Fatalf("delay(%d) = %v, want %v plus up to half", i+1, got, want)
+					}
+					jittered = jittered || got != want
+				}
+				if !jittered && want >= 10*ms && want < 1<<62 {
+					t.Fatalf("delay(%d) always %v: no jitter", i+1, want)
+				}
+			}
+		})
 	}
 
 	// End to end: a server that ends every stream at once.
@@ -370,7 +389,8 @@ func TestEventSourceBackoff(t *testing.T) {
 	delays := make(chan time.Duration, 16)
 	live := newES(t, &Dialer{}, "http://"+srv.Addr+"/empty", &EventSourceOptions{
 		Retry:    5 * time.Millisecond,
-		MaxRetry: 20 * time.Millisecond,
+		MinDelay: -1,
+		MaxDelay: 20 * time.Millisecond,
 		OnRetry:  func(_ error, d time.Duration) { delays <- d },
 	})
 	var seenDelays []time.Duration
@@ -383,9 +403,118 @@ func TestEventSourceBackoff(t *testing.T) {
 		}
 	}
 	live.Close()
-	if fmt.Sprint(seenDelays) != "[5ms 10ms 20ms 20ms]" {
-		t.Fatalf("delays %v", seenDelays)
+	for i, want := range []time.Duration{5 * ms, 10 * ms, 20 * ms, 20 * ms} {
+		if !inJitter(seenDelays[i], want) {
+			t.Fatalf("delays %v, want about 5ms 10ms 20ms 20ms", seenDelays)
+		}
 	}
+}
+
+// countingHandler counts the requests it answers with body.
+func countingHandler(n *atomic.Int64, body string) http.HandlerFunc {
+	h := rawHandler(200, "text/event-stream", body)
+	return func(w http.ResponseWriter, r *http.Request) {
+		n.Add(1)
+		h(w, r)
+	}
+}
+
+// A server that asks for "retry: 0" and ends every stream gets at most a
+// few connections a second from a default EventSource: the wait has a
+// floor (issue 11: 28,300 reconnections in 3 s).
+func TestEventSourceRetryZeroHasFloor(t *testing.T) {
+	noProxyEnv(t)
+	for _, tc := range []struct {
+		name string
+		body string
+	}{
+		{"no-event", "retry: 0\n\n"},
+		{"event", "retry: 0\ndata: x\n\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var n atomic.Int64
+			srv := esServer(t, false, map[string]http.HandlerFunc{"/": countingHandler(&n, tc.body)})
+			es := newES(t, &Dialer{}, "http://"+srv.Addr+"/", nil)
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			for {
+				if _, err := es.Next(ctx); err != nil {
+					break // keeps taking events until the second is over
+				}
+			}
+			es.Close()
+			// Connections at 0 s, after at least 0.5 s and after at
+			// least 1 s: a slow machine can only see fewer.
+			if got := n.Load(); got > 3 {
+				t.Fatalf("%d connections in 1 s with a %v floor", got, DefaultMinDelay)
+			}
+		})
+	}
+}
+
+// A POST is not sent again when its stream ends, unless the caller opts
+// in (issue 11: 3 POSTs for 3 events).
+func TestEventSourceNonGetNotRepeated(t *testing.T) {
+	noProxyEnv(t)
+	var n atomic.Int64
+	srv := esServer(t, false, map[string]http.HandlerFunc{"/": func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost {
+			http.Error(w, "want POST", http.StatusMethodNotAllowed)
+			return
+		}
+		countingHandler(&n, "retry: 1\ndata: answer\n\n")(w, r)
+	}})
+	opts := &EventSourceOptions{Method: "POST", Body: []byte("question"), MinDelay: -1}
+	es := newES(t, &Dialer{}, "http://"+srv.Addr+"/", opts)
+	if ev := nextEvent(t, es); ev.Data != "answer" {
+		t.Fatalf("event %+v", ev)
+	}
+	if err := finalErr(t, es); err != io.EOF {
+		t.Fatalf("after the stream of a POST ended: %v, want io.EOF", err)
+	}
+	if got := n.Load(); got != 1 {
+		t.Fatalf("%d POSTs, want 1", got)
+	}
+
+	opts.RepeatNonGet = true
+	es = newES(t, &Dialer{}, "http://"+srv.Addr+"/", opts)
+	for range 3 {
+		if ev := nextEvent(t, es); ev.Data != "answer" {
+			t.Fatalf("event %+v", ev)
+		}
+	}
+	es.Close()
+	if got := n.Load(); got < 4 {
+		t.Fatalf("%d POSTs in all, want 1 + at least 3 with RepeatNonGet", got)
+	}
+
+	// A POST that could not be sent is tried again.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	retried := make(chan error, 1)
+	es = newES(t, &Dialer{}, "http://"+addr+"/", &EventSourceOptions{
+		Method: "POST", Body: []byte("question"), MinDelay: -1,
+		OnRetry: func(err error, _ time.Duration) {
+			select {
+			case retried <- err:
+			default:
+			}
+		},
+	})
+	select {
+	case err := <-retried:
+		var de *DialError
+		if !errors.As(err, &de) {
+			t.Fatalf("retried after %v, want a *DialError", err)
+		}
+	case <-time.After(opTimeout):
+		t.Fatal("a POST that could not be sent was not retried")
+	}
+	es.Close()
 }
 
 func TestEventSourceClose(t *testing.T) {

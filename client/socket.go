@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"iter"
+	"math"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -19,6 +20,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/realtime-go/realtime/eventsource"
+	"github.com/realtime-go/realtime/internal/quote"
 	"github.com/realtime-go/realtime/websocket"
 )
 
@@ -39,18 +41,17 @@ const (
 	// client.
 	DefaultConnectTimeout = 5 * time.Second
 
-	// DefaultMinDelay and DefaultMaxDelay bound a Socket's reconnection
-	// backoff, as in the browser client.
+	// DefaultMinDelay and DefaultMaxDelay bound the wait before a
+	// Socket or an EventSource reconnects (SocketOptions.MinDelay,
+	// EventSourceOptions.MinDelay and their MaxDelay), as in the
+	// browser client.
 	DefaultMinDelay = 500 * time.Millisecond
 	DefaultMaxDelay = 30 * time.Second
 
-	// DefaultIdleTimeout is how long a Socket's connection may stay
-	// silent. realtime servers send a heartbeat every 25 s by default
-	// (realtime.DefaultHeartbeat), so this allows for one lost.
+	// DefaultIdleTimeout is how long a connection of a Socket or an
+	// EventSource may stay silent. realtime and eventsource servers send
+	// a heartbeat every 15 s by default, so this allows for three lost.
 	DefaultIdleTimeout = 60 * time.Second
-
-	// DefaultMaxMessageSize bounds a message a Socket receives.
-	DefaultMaxMessageSize = 16 << 20
 
 	// framingSlack is added to MaxMessageSize for what comes with the
 	// text: the id, field names.
@@ -124,10 +125,12 @@ type SocketOptions struct {
 	IdleTimeout time.Duration
 
 	// MaxMessageSize bounds the text of a message received on either
-	// transport (the id and framing may add 4 KiB); a larger one stops
-	// the Socket, since reconnecting would meet it again. It overrides
-	// Dialer.ConnOptions.MaxMessageSize. 0 means DefaultMaxMessageSize.
-	MaxMessageSize int
+	// transport, in bytes (the id and framing may add 4 KiB); a larger
+	// one stops the Socket, since reconnecting would meet it again. It
+	// overrides Dialer.ConnOptions.MaxMessageSize. 0 means
+	// websocket.DefaultMaxMessageSize; a negative value means no limit,
+	// which lets a server make the process allocate without bound.
+	MaxMessageSize int64
 
 	// OnOpen, when set, is called each time a connection opens, before
 	// its messages are handed to Next. The connection is already in
@@ -345,8 +348,13 @@ func (d *Dialer) Socket(rawURL string, opts *SocketOptions) (*Socket, error) {
 	if o.IdleTimeout == 0 {
 		o.IdleTimeout = DefaultIdleTimeout
 	}
-	if o.MaxMessageSize <= 0 {
-		o.MaxMessageSize = DefaultMaxMessageSize
+	switch {
+	case o.MaxMessageSize == 0:
+		o.MaxMessageSize = websocket.DefaultMaxMessageSize
+	case o.MaxMessageSize < 0, o.MaxMessageSize > math.MaxInt32:
+		// No limit, or one the framing slack would overflow: either way
+		// none that an int on every platform can hold.
+		o.MaxMessageSize = -1
 	}
 	o.Header = cloneHeader(o.Header)
 
@@ -357,7 +365,7 @@ func (d *Dialer) Socket(rawURL string, opts *SocketOptions) (*Socket, error) {
 		wu.Scheme = "wss"
 	}
 	s := &Socket{
-		d:        *d,
+		d:        d.clone(),
 		httpURL:  hu,
 		wsURL:    wu.String(),
 		opts:     o,
@@ -368,11 +376,7 @@ func (d *Dialer) Socket(rawURL string, opts *SocketOptions) (*Socket, error) {
 		lastID:   o.LastEventID,
 		resumeID: o.LastEventID,
 	}
-	// The copy must not share what the caller may change later.
-	s.d.Header = cloneHeader(d.Header)
-	s.d.ProxyConnectHeader = cloneHeader(d.ProxyConnectHeader)
 	s.d.Subprotocols = []string{socketSubprotocol}
-	s.d.Extensions = slices.Clone(d.Extensions)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	go s.run()
 	return s, nil
@@ -419,7 +423,8 @@ func (s *Socket) All(ctx context.Context) iter.Seq2[Message, error] {
 // the server has answered the POST with 204, which means it has handled
 // the message. A POST answered 404 or 410 (the stream it belongs to has
 // ended) was not delivered: Send drops that stream and sends the message
-// again on the next connection. Otherwise Send returns ErrInvalidUTF8,
+// again on the next connection. Otherwise Send returns an error wrapping
+// websocket.ErrInvalidUTF8 for text that is not valid UTF-8,
 // ctx's error, an error matching net.ErrClosed once the Socket has
 // stopped, or a *SendError. A *SendError with a StatusCode of 400 or 413
 // means the server refused this message and the connection goes on; any
@@ -428,7 +433,7 @@ func (s *Socket) All(ctx context.Context) iter.Seq2[Message, error] {
 // failed POST).
 func (s *Socket) Send(ctx context.Context, text string) error {
 	if !utf8.ValidString(text) {
-		return ErrInvalidUTF8
+		return errInvalidUTF8
 	}
 	s.mu.Lock()
 	if s.stopping {
@@ -533,10 +538,12 @@ func (s *Socket) sendOn(ctx context.Context, l *link, text string) (again bool, 
 	return false, err
 }
 
+// statusError is the error of a POST answered with status; it quotes
+// the start of the body.
 func statusError(status int, body string) error {
 	msg := strconv.Itoa(status) + " " + http.StatusText(status)
 	if body = strings.TrimSpace(body); body != "" {
-		msg += ": " + body
+		msg += ": " + quote.Prefix(body)
 	}
 	return errors.New(msg)
 }
@@ -797,9 +804,18 @@ func (s *Socket) header() http.Header {
 // attemptErr marks an error caused by the end of the attempt's time.
 func (s *Socket) attemptErr(ctx context.Context, err error) error {
 	if s.ctx.Err() == nil && errors.Is(ctx.Err(), context.DeadlineExceeded) && !errors.Is(err, ErrConnectTimeout) {
-		return fmt.Errorf("%w (%v): %w", ErrConnectTimeout, s.opts.ConnectTimeout, err)
+		return &connectTimeoutError{timeout: s.opts.ConnectTimeout, err: err}
 	}
 	return err
+}
+
+// maxReceived is the bound on a received message with its framing, or
+// -1 for none.
+func (s *Socket) maxReceived() int64 {
+	if s.opts.MaxMessageSize < 0 {
+		return -1
+	}
+	return s.opts.MaxMessageSize + framingSlack
 }
 
 // openWebSocket makes one WebSocket attempt: the handshake and the
@@ -831,7 +847,7 @@ func (s *Socket) openWebSocket(presented string) (*attempt, error) {
 			onPong(p)
 		}
 	}
-	d.ConnOptions.MaxMessageSize = int64(s.opts.MaxMessageSize + framingSlack)
+	d.ConnOptions.MaxMessageSize = s.maxReceived()
 	c, resp, err := d.Dial(ctx, s.wsURL)
 	if err != nil {
 		return nil, s.attemptErr(ctx, err)
@@ -872,7 +888,7 @@ func (s *Socket) openEventSource(presented string) (*attempt, error) {
 		opts: EventSourceOptions{
 			Method:      http.MethodGet,
 			Header:      s.opts.Header,
-			IdleTimeout: max(s.opts.IdleTimeout, 0),
+			IdleTimeout: s.opts.IdleTimeout,
 		},
 		ctx:      ctx,
 		resumeID: presented,
@@ -886,7 +902,7 @@ func (s *Socket) openEventSource(presented string) (*attempt, error) {
 	// field shows as one: a hello without a position, a message sent to
 	// this client only.
 	dec := eventsource.NewDecoder(resp.Body, &eventsource.DecoderOptions{
-		MaxEventSize: int64(s.opts.MaxMessageSize + framingSlack),
+		MaxEventSize: s.maxReceived(),
 	})
 	for {
 		ev, err := dec.Next()
@@ -1058,7 +1074,7 @@ func (s *Socket) readEventSource(a *attempt) (error, bool) {
 			codeText, reason, _ := strings.Cut(ev.Data, " ")
 			code, perr := strconv.Atoi(codeText)
 			if perr != nil || code < 1000 || code > 4999 {
-				return fmt.Errorf("client: malformed %s event %q", closeEvent, ev.Data), true
+				return fmt.Errorf("client: malformed %s event %s", closeEvent, quote.Prefix(ev.Data)), true
 			}
 			return serverClosed(websocket.StatusCode(code), reason), !retryCode(websocket.StatusCode(code))
 		}

@@ -4,20 +4,26 @@ import (
 	"errors"
 	"net"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/realtime-go/realtime/websocket"
 )
 
-var (
-	// ErrInvalidUTF8 is returned by Socket.Send for text that is not
-	// valid UTF-8: neither transport can carry it.
-	ErrInvalidUTF8 = errors.New("client: text is not valid UTF-8")
+// ErrConnectTimeout is wrapped by the error of a Socket's connection
+// attempt that did not open within SocketOptions.ConnectTimeout.
+var ErrConnectTimeout = errors.New("client: connection did not open in time")
 
-	// ErrConnectTimeout is wrapped by the error of a Socket's connection
-	// attempt that did not open within SocketOptions.ConnectTimeout.
-	ErrConnectTimeout = errors.New("client: connection did not open in time")
-)
+// errInvalidUTF8 is Socket.Send's error for text that is not valid
+// UTF-8, which neither transport can carry. It wraps the module's one
+// sentinel for it, websocket.ErrInvalidUTF8.
+var errInvalidUTF8 error = invalidUTF8Error{}
+
+type invalidUTF8Error struct{}
+
+func (invalidUTF8Error) Error() string { return "client: send: text is not valid UTF-8" }
+
+func (invalidUTF8Error) Unwrap() error { return websocket.ErrInvalidUTF8 }
 
 // SendError reports a message that Socket.Send could not deliver.
 type SendError struct {
@@ -54,7 +60,28 @@ func (e *stoppedError) Error() string {
 	if e.cause == nil {
 		return "client: socket closed"
 	}
-	return "client: socket stopped: " + e.cause.Error()
+	return "client: socket stopped: " + unprefixed(e.cause)
+}
+
+// connectTimeoutError is a Socket's connection attempt that did not open
+// within ConnectTimeout. It matches ErrConnectTimeout and unwraps to the
+// error the attempt ended with.
+type connectTimeoutError struct {
+	timeout time.Duration
+	err     error
+}
+
+func (e *connectTimeoutError) Error() string {
+	return "client: connection did not open in time (" + e.timeout.String() + "): " + unprefixed(e.err)
+}
+
+func (e *connectTimeoutError) Unwrap() []error { return []error{ErrConnectTimeout, e.err} }
+
+// unprefixed returns err's text without this package's prefix, for an
+// error that puts it in its own text after the prefix: each message
+// names the package once.
+func unprefixed(err error) string {
+	return strings.TrimPrefix(err.Error(), "client: ")
 }
 
 func (e *stoppedError) Unwrap() error { return e.cause }

@@ -12,6 +12,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/realtime-go/realtime/internal/ctxio"
 )
 
 // postConn is an HTTP/1.1 connection for a Socket's POSTs, kept between
@@ -90,7 +92,7 @@ func (s *Socket) post(ctx context.Context, token, text string) (status int, body
 		pc.close()
 		return 0, "", fmt.Errorf("POST to %s: %w", u.Redacted(), withCtxCause(ctx, err))
 	}
-	stop := interruptOnDone(ctx, pc.nc)
+	stop := ctxio.Interrupt(ctx, pc.nc)
 	if err := writeRequest(pc.nc, req, pc.fwd != nil); err != nil {
 		stop()
 		return fail(err)

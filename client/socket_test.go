@@ -760,7 +760,7 @@ func TestSocketPostKeepAliveAndRefused(t *testing.T) {
 		t.Fatalf("opened again: %+v", info)
 	default:
 	}
-	if err := s.Send(testCtx(t), "\xff"); !errors.Is(err, ErrInvalidUTF8) {
+	if err := s.Send(testCtx(t), "\xff"); !errors.Is(err, websocket.ErrInvalidUTF8) {
 		t.Fatalf("Send of invalid UTF-8: %v", err)
 	}
 }

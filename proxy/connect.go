@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"net/url"
 	"sync"
+
+	"github.com/realtime-go/realtime/internal/quote"
 )
 
 const (
@@ -105,7 +107,11 @@ func readConnectResponse(r io.Reader) (resp *http.Response, tunnel []byte, err e
 		if errors.Is(err, io.EOF) {
 			err = io.ErrUnexpectedEOF
 		}
-		return nil, nil, fmt.Errorf("malformed response: %w", err)
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			return nil, nil, fmt.Errorf("malformed response: %w", err)
+		}
+		// net/http quotes the whole malformed line.
+		return nil, nil, errors.New("malformed response: " + quote.Error(err))
 	}
 	if resp.StatusCode/100 == 2 {
 		// A 2xx answer to CONNECT has no body (RFC 9110 §9.3.6): what

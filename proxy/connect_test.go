@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
@@ -439,5 +440,55 @@ func TestDialForward(t *testing.T) {
 	d = &Dialer{URL: mustURL(t, "socks5://"+p.addr)}
 	if _, _, err := d.DialForward(testCtx(t)); err == nil {
 		t.Fatal("DialForward through SOCKS5 succeeded")
+	}
+}
+
+// Contexts that end at random moments during the CONNECT exchange,
+// plain and over TLS to the proxy, and with SOCKS5: every dial that
+// succeeds gives a tunnel that works, and every failure is the
+// context's (issue 11, point 1).
+func TestDialRandomCancellation(t *testing.T) {
+	echo := startEcho(t)
+	cert, pool := testCert(t)
+	plain := startFakeProxy(t, established)
+	secure := startFakeTLSProxy(t, cert, established)
+	socks := startSOCKS(t, "", "", false)
+	for _, tc := range []struct {
+		name string
+		d    *Dialer
+	}{
+		{"connect", &Dialer{URL: mustURL(t, "http://"+plain.addr)}},
+		{"connect-tls", &Dialer{URL: mustURL(t, "https://"+secure.addr), TLSConfig: &tls.Config{RootCAs: pool}}},
+		{"socks5", &Dialer{URL: mustURL(t, "socks5h://"+socks.addr)}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			// Contexts end within twice the time a dial takes, so that
+			// they hit every step of it, whatever the machine's speed.
+			start := time.Now()
+			nc, err := tc.d.DialContext(testCtx(t), "tcp", echo.addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			nc.Close()
+			span := 2 * time.Since(start)
+			ok := 0
+			for i := range 150 {
+				ctx, cancel := context.WithCancel(context.Background())
+				timer := time.AfterFunc(rand.N(span), cancel)
+				nc, err := tc.d.DialContext(ctx, "tcp", echo.addr)
+				timer.Stop()
+				cancel()
+				if err != nil {
+					if !errors.Is(err, context.Canceled) {
+						t.Fatalf("dial %d: %v, want an error matching context.Canceled", i, err)
+					}
+					continue
+				}
+				ok++
+				echoThrough(t, nc, "after a context that ended")
+				nc.Close()
+			}
+			t.Logf("%d of 150 dials succeeded", ok)
+		})
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/realtime-go/realtime/internal/ctxio"
 	xproxy "golang.org/x/net/proxy"
 )
 
@@ -145,7 +146,7 @@ func (d *Dialer) dialConnect(ctx context.Context, addr string) (net.Conn, error)
 	if err != nil {
 		return nil, err
 	}
-	stop := interruptOnDone(ctx, nc)
+	stop := ctxio.Interrupt(ctx, nc)
 	req := appendConnect(nil, addr, connectHeader(d.URL, d.ConnectHeader))
 	if _, err := nc.Write(req); err != nil {
 		stop()
@@ -276,27 +277,6 @@ func ctxCause(ctx context.Context, err error) error {
 		return fmt.Errorf("%w (%v)", cerr, err)
 	}
 	return err
-}
-
-// aLongTimeAgo is a deadline that has passed; setting it interrupts
-// blocked reads and writes.
-var aLongTimeAgo = time.Unix(1, 0)
-
-// interruptOnDone makes nc's I/O fail once ctx is done. stop ends that
-// and reports true if ctx had not ended; otherwise it clears the deadline
-// the interruption set and reports false.
-func interruptOnDone(ctx context.Context, nc net.Conn) (stop func() bool) {
-	if ctx.Done() == nil {
-		return func() bool { return true }
-	}
-	after := context.AfterFunc(ctx, func() { nc.SetDeadline(aLongTimeAgo) })
-	return func() bool {
-		if after() {
-			return true
-		}
-		nc.SetDeadline(time.Time{})
-		return false
-	}
 }
 
 // hostPort returns u's host:port with the scheme's default port.

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+
+	"github.com/realtime-go/realtime/internal/quote"
 )
 
 // ErrAuth is matched (errors.Is) by the error of a dial that the proxy
@@ -57,14 +59,38 @@ func (e *Error) Error() string {
 		b.WriteString(e.Proxy)
 	}
 	if e.Response != nil {
-		fmt.Fprintf(&b, ": proxy answered %q", e.Response.Status)
+		b.WriteString(": proxy answered ")
+		b.WriteString(quote.Prefix(e.Response.Status))
 	} else if e.Status != 0 {
 		fmt.Fprintf(&b, ": proxy answered %d", e.Status)
 	}
 	if e.Err != nil {
 		b.WriteString(": ")
-		b.WriteString(e.Err.Error())
+		msg := e.Err.Error()
+		// A *net.OpError of the same step names it again: "proxy: dial
+		// 10.0.0.1:80 via http://p: dial tcp ...". Keep the one with
+		// the details.
+		if op := e.Op + " "; strings.HasPrefix(msg, op) && strings.HasPrefix(b.String(), "proxy: "+op) {
+			return "proxy: " + e.stepless(msg)
+		}
+		b.WriteString(strings.TrimPrefix(msg, "proxy: "))
 	}
+	return b.String()
+}
+
+// stepless is the message of an error whose cause names the step (msg).
+func (e *Error) stepless(msg string) string {
+	var b strings.Builder
+	if e.Addr != "" {
+		b.WriteString(e.Addr)
+		b.WriteString(" ")
+	}
+	if e.Proxy != "" {
+		b.WriteString("via ")
+		b.WriteString(e.Proxy)
+		b.WriteString(": ")
+	}
+	b.WriteString(msg)
 	return b.String()
 }
 

@@ -25,3 +25,15 @@ func Prefix[T ~string | ~[]byte](s T) string {
 	}
 	return strconv.Quote(string(s[:cut])) + "... (" + strconv.Itoa(len(s)) + " bytes)"
 }
+
+// Error returns err's text cut to its first 2*MaxBytes bytes, with "..."
+// when it is longer: for an error of another package that quotes peer
+// input without bound (net/http quotes a whole malformed status line).
+// The cut may fall inside an escape: the text is for people.
+func Error(err error) string {
+	msg := err.Error()
+	if len(msg) <= 2*MaxBytes {
+		return msg
+	}
+	return msg[:2*MaxBytes] + "..."
+}

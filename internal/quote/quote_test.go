@@ -51,3 +51,15 @@ func TestPrefixKeepsCharactersWhole(t *testing.T) {
 		t.Errorf("Prefix is not valid UTF-8: %s", got)
 	}
 }
+
+func TestErrorIsBounded(t *testing.T) {
+	short := fmt.Errorf("malformed HTTP status code %q", "x")
+	if got := Error(short); got != short.Error() {
+		t.Errorf("Error(short) = %q, want it whole", got)
+	}
+	long := fmt.Errorf("malformed HTTP response %q", strings.Repeat("\xff", 1<<20))
+	got := Error(long)
+	if len(got) != 2*MaxBytes+3 || !strings.HasSuffix(got, "...") || !strings.HasPrefix(long.Error(), got[:2*MaxBytes]) {
+		t.Errorf("Error(1 MiB text) = %d bytes %.40q..., want its first %d bytes and \"...\"", len(got), got, 2*MaxBytes)
+	}
+}
