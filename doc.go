@@ -177,6 +177,7 @@
 //   - MaxFragments (count): the frames of one received WebSocket message,
 //     so that empty fragments cannot keep a reader busy for ever.
 //     websocket.ConnOptions; 0 means websocket.DefaultMaxFragments, 2^17.
+//     Negative: no limit.
 //   - MaxHistory (count), MaxHistoryBytes (int64 bytes), MaxHistoryAge
 //     (duration): what is kept for clients that resume. [HubOptions]
 //     (payload bytes) and eventsource.HistoryOptions (bytes on the wire);
@@ -214,19 +215,24 @@
 //     context.
 //   - CloseTimeout (duration): the WebSocket closing handshake, from
 //     writing the close frame to the peer's. websocket.ConnOptions (and so
-//     client.Dialer); 0 means websocket.DefaultCloseTimeout, 5 s.
+//     client.Dialer); 0 means websocket.DefaultCloseTimeout, 5 s. The one
+//     exception to "negative is off": a closing handshake is always
+//     bounded, so a negative value means the default too.
 //   - ConnectTimeout (duration): one connection attempt of a
 //     client.Socket, from dialing until the server has announced the
 //     position; a WebSocket that has not opened by then is given up for
 //     EventSource. client.SocketOptions; 0 means
-//     client.DefaultConnectTimeout, 5 s.
+//     client.DefaultConnectTimeout, 5 s. Negative: no bound (a WebSocket
+//     is then never given up for EventSource).
 //   - MinDelay, MaxDelay (duration): the floor and the ceiling of the
 //     wait before a client reconnects, which doubles after each failure
 //     in a row, with jitter. client.SocketOptions and
 //     client.EventSourceOptions (where MinDelay is also the floor under a
 //     server's "retry:", so that "retry: 0" cannot make a client
 //     reconnect in a tight loop); 0 means client.DefaultMinDelay, 500 ms,
-//     and client.DefaultMaxDelay, 30 s.
+//     and client.DefaultMaxDelay, 30 s. A negative MinDelay sets no
+//     floor; a negative MaxDelay turns backoff off (every wait is
+//     MinDelay).
 //   - Retry (duration): only the SSE "retry:" field, the reconnection
 //     time a server asks of its clients, sent in milliseconds.
 //     eventsource.Options.Retry is sent at the start of each stream (0
@@ -241,10 +247,12 @@
 //     saved earlier.
 //   - ReadBufferSize, WriteBufferSize (int bytes): the sizes of a
 //     WebSocket connection's I/O buffers, which it holds only while data
-//     is in flight. websocket.ConnOptions; 0 means 4 KiB. Sizes, not
-//     limits: a message may be larger than its buffer.
-//   - ErrInvalidUTF8, ErrWriteTimeout: one sentinel each,
-//     websocket.ErrInvalidUTF8 and eventsource.ErrWriteTimeout; the
+//     is in flight. websocket.ConnOptions; 0 or negative means 4 KiB, and
+//     a size is rounded up to its pool's size class. Sizes, not limits: a
+//     message may be larger than its buffer.
+//   - ErrInvalidUTF8, ErrWriteTimeout, ErrQueueFull: one sentinel each,
+//     websocket.ErrInvalidUTF8, eventsource.ErrWriteTimeout and
+//     eventsource.ErrQueueFull; the
 //     other packages return errors that wrap them, so errors.Is works
 //     whatever the transport.
 package realtime

@@ -107,13 +107,18 @@ type SocketOptions struct {
 	// the server has announced the position (the first WebSocket
 	// message, or the realtime.hello event). A WebSocket that has not
 	// opened by then is given up for EventSource. 0 means
-	// DefaultConnectTimeout. Dialer.HandshakeTimeout applies as well.
+	// DefaultConnectTimeout; a negative value sets no bound (a WebSocket
+	// that never opens is then never given up). Dialer.HandshakeTimeout
+	// applies as well.
 	ConnectTimeout time.Duration
 
 	// MinDelay and MaxDelay bound the wait before reconnecting: the n-th
 	// failure in a row waits MinDelay·2ⁿ, at most MaxDelay, with jitter
 	// taking off up to half. 0 means DefaultMinDelay and
-	// DefaultMaxDelay.
+	// DefaultMaxDelay. A negative MinDelay sets no floor (every wait is
+	// 0, which makes reconnects as fast as failures come); a negative
+	// MaxDelay turns backoff off, so every wait is MinDelay, as in
+	// EventSourceOptions.
 	MinDelay time.Duration
 	MaxDelay time.Duration
 
@@ -335,14 +340,20 @@ func (d *Dialer) Socket(rawURL string, opts *SocketOptions) (*Socket, error) {
 	if strings.ContainsAny(o.LastEventID, "\r\n\x00") {
 		return nil, errors.New("client: LastEventID may not contain CR, LF or NUL")
 	}
-	if o.ConnectTimeout <= 0 {
+	if o.ConnectTimeout == 0 {
 		o.ConnectTimeout = DefaultConnectTimeout
 	}
-	if o.MinDelay <= 0 {
+	switch {
+	case o.MinDelay == 0:
 		o.MinDelay = DefaultMinDelay
+	case o.MinDelay < 0:
+		o.MinDelay = 0
 	}
-	if o.MaxDelay <= 0 {
+	switch {
+	case o.MaxDelay == 0:
 		o.MaxDelay = DefaultMaxDelay
+	case o.MaxDelay < 0:
+		o.MaxDelay = o.MinDelay
 	}
 	o.MaxDelay = max(o.MaxDelay, o.MinDelay)
 	if o.IdleTimeout == 0 {
@@ -818,10 +829,19 @@ func (s *Socket) maxReceived() int64 {
 	return s.opts.MaxMessageSize + framingSlack
 }
 
+// attemptContext bounds one connection attempt by ConnectTimeout, when
+// it is positive.
+func (s *Socket) attemptContext() (context.Context, context.CancelFunc) {
+	if s.opts.ConnectTimeout < 0 {
+		return context.WithCancel(s.ctx)
+	}
+	return context.WithTimeout(s.ctx, s.opts.ConnectTimeout)
+}
+
 // openWebSocket makes one WebSocket attempt: the handshake and the
 // position.
 func (s *Socket) openWebSocket(presented string) (*attempt, error) {
-	ctx, cancel := context.WithTimeout(s.ctx, s.opts.ConnectTimeout)
+	ctx, cancel := s.attemptContext()
 	defer cancel()
 	d := s.d
 	d.Header = s.header()
@@ -880,7 +900,7 @@ func (s *Socket) openWebSocket(presented string) (*attempt, error) {
 // openEventSource makes one EventSource attempt: the request and the
 // realtime.hello event.
 func (s *Socket) openEventSource(presented string) (*attempt, error) {
-	ctx, cancel := context.WithTimeout(s.ctx, s.opts.ConnectTimeout)
+	ctx, cancel := s.attemptContext()
 	defer cancel()
 	req := &EventSource{
 		d:   s.d,

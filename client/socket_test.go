@@ -978,3 +978,32 @@ func TestSocketBackoff(t *testing.T) {
 		}
 	}
 }
+
+// TestSocketNegativeDelays: a negative MinDelay sets no floor, a negative
+// MaxDelay turns backoff off and a negative ConnectTimeout sets no bound,
+// as negative values mean "off" across the module.
+func TestSocketNegativeDelays(t *testing.T) {
+	d := &Dialer{}
+	s, err := d.Socket("http://127.0.0.1:1/", &SocketOptions{MinDelay: -1, MaxDelay: -1, ConnectTimeout: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if s.opts.MinDelay != 0 || s.opts.MaxDelay != 0 || s.delay(5) != 0 {
+		t.Errorf("MinDelay %v, MaxDelay %v, delay(5) %v; want all 0", s.opts.MinDelay, s.opts.MaxDelay, s.delay(5))
+	}
+	ctx, cancel := s.attemptContext()
+	defer cancel()
+	if _, ok := ctx.Deadline(); ok {
+		t.Error("an attempt has a deadline with a negative ConnectTimeout")
+	}
+
+	s2, err := d.Socket("http://127.0.0.1:1/", &SocketOptions{MinDelay: 100 * time.Millisecond, MaxDelay: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	if got := s2.delay(5); got > 100*time.Millisecond || got < 50*time.Millisecond {
+		t.Errorf("delay(5) without backoff = %v, want MinDelay less up to half", got)
+	}
+}
