@@ -268,12 +268,25 @@ func (d *Dialer) clone() Dialer {
 	c.ProxyConnectHeader = cloneHeader(d.ProxyConnectHeader)
 	c.Subprotocols = slices.Clone(d.Subprotocols)
 	c.Extensions = slices.Clone(d.Extensions)
-	if d.TLSConfig != nil {
-		c.TLSConfig = d.TLSConfig.Clone()
+	c.TLSConfig = cloneTLS(d.TLSConfig)
+	c.ProxyTLSConfig = cloneTLS(d.ProxyTLSConfig)
+	return c
+}
+
+// cloneTLS copies cfg deeply enough that the caller's later changes do
+// not reach the copy: tls.Config.Clone shares the backing arrays of its
+// slices, so those are copied too. Certificates, pools and functions
+// are shared, as values the caller hands over.
+func cloneTLS(cfg *tls.Config) *tls.Config {
+	if cfg == nil {
+		return nil
 	}
-	if d.ProxyTLSConfig != nil {
-		c.ProxyTLSConfig = d.ProxyTLSConfig.Clone()
-	}
+	c := cfg.Clone()
+	c.NextProtos = slices.Clone(cfg.NextProtos)
+	c.CipherSuites = slices.Clone(cfg.CipherSuites)
+	c.CurvePreferences = slices.Clone(cfg.CurvePreferences)
+	c.Certificates = slices.Clone(cfg.Certificates)
+	c.EncryptedClientHelloConfigList = slices.Clone(cfg.EncryptedClientHelloConfigList)
 	return c
 }
 

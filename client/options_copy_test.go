@@ -126,3 +126,58 @@ func TestEventSourceCopiesOptionsDeeply(t *testing.T) {
 		}
 	}
 }
+
+// Changing every reference field of the Dialer and of the options after
+// Socket has returned leaves what the Socket keeps as it would be had
+// nothing changed: the same as a Socket made from an untouched copy.
+func TestSocketCopiesOptionsDeeply(t *testing.T) {
+	noProxyEnv(t)
+	build := func() (*Dialer, *SocketOptions) {
+		return &Dialer{
+				TLSConfig:          &tls.Config{ServerName: "origin.test", NextProtos: []string{"http/1.1"}},
+				ProxyTLSConfig:     &tls.Config{ServerName: "proxy.test"},
+				Header:             http.Header{"X-D": {"d"}},
+				ProxyConnectHeader: http.Header{"X-P": {"p"}},
+				Subprotocols:       []string{"a"},
+			}, &SocketOptions{
+				Header:   http.Header{"X-O": {"o"}},
+				MinDelay: time.Hour, // one attempt, then a long wait
+			}
+	}
+	d, opts := build()
+	s, err := d.Socket("http://127.0.0.1:1/", opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	d2, opts2 := build()
+	want, err := d2.Socket("http://127.0.0.1:1/", opts2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer want.Close()
+
+	var changed []string
+	poison(reflect.ValueOf(d).Elem(), "Dialer.", false, &changed)
+	poison(reflect.ValueOf(opts).Elem(), "SocketOptions.", false, &changed)
+	if len(changed) < 7 {
+		t.Fatalf("poison changed only %v", changed)
+	}
+	for _, c := range []struct {
+		name      string
+		got, want *tls.Config
+	}{{"TLSConfig", s.d.TLSConfig, want.d.TLSConfig}, {"ProxyTLSConfig", s.d.ProxyTLSConfig, want.d.ProxyTLSConfig}} {
+		if c.got.ServerName != c.want.ServerName || !reflect.DeepEqual(c.got.NextProtos, c.want.NextProtos) {
+			t.Errorf("the Socket's %s changed with the caller's: %q %q", c.name, c.got.ServerName, c.got.NextProtos)
+		}
+	}
+	// tls.Config holds state of its own that DeepEqual must not see.
+	got, wantD := s.d, want.d
+	got.TLSConfig, got.ProxyTLSConfig, wantD.TLSConfig, wantD.ProxyTLSConfig = nil, nil, nil, nil
+	if !reflect.DeepEqual(got, wantD) {
+		t.Errorf("the Socket's Dialer changed with the caller's:\n got %+v\nwant %+v", got, wantD)
+	}
+	if !reflect.DeepEqual(s.opts, want.opts) {
+		t.Errorf("the Socket's options changed with the caller's:\n got %+v\nwant %+v", s.opts, want.opts)
+	}
+}
