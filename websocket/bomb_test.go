@@ -211,3 +211,43 @@ func TestFragmentedMessageWithinLimit(t *testing.T) {
 		t.Errorf("the message's buffer grew to %d bytes, beyond the %d-byte limit", cap(p), limit)
 	}
 }
+
+// TestDecodedMessageReusedBuffer checks that reading compressed messages
+// into a buffer reused across them (ReadAppend) allocates nothing once the
+// buffer has grown to their size, as it does for uncompressed ones. A
+// message that exactly filled the buffer once cost a spare chunk and a
+// copy of the whole.
+func TestDecodedMessageReusedBuffer(t *testing.T) {
+	ext := []extensions.Extension{deflate.New(&deflate.Options{Threshold: -1})}
+	sc, cc := deflatePair(t, ext)
+	msg := pattern(1024, 7)
+	const rounds = 200
+	werr := make(chan error, 1)
+	go func() {
+		for range rounds + 1 {
+			if err := cc.Write(context.Background(), MessageBinary, msg); err != nil {
+				werr <- err
+				return
+			}
+		}
+		werr <- nil
+	}()
+	_, buf, err := sc.ReadAppend(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	allocs := testing.AllocsPerRun(rounds-1, func() {
+		var got []byte
+		_, got, err = sc.ReadAppend(context.Background(), buf[:0])
+		if err != nil || !bytes.Equal(got, msg) {
+			t.Fatalf("read %d bytes (%v), want %d", len(got), err, len(msg))
+		}
+		buf = got
+	})
+	if allocs != 0 {
+		t.Errorf("ReadAppend of a compressed message into a reused buffer: %.1f allocations, want 0", allocs)
+	}
+	if err := <-werr; err != nil {
+		t.Fatal(err)
+	}
+}

@@ -171,6 +171,13 @@ func (c *Conn) readDecodedMessage(p []byte) (MessageType, []byte, error) {
 	for {
 		var n int
 		var err error
+		if len(p) == cap(p) && len(chunks) == 0 && len(p) < maxGrow {
+			// A small message grows p itself: a buffer reused across
+			// messages (ReadAppend) then settles at their size, and
+			// reading one costs no allocation. Beyond maxGrow the copies
+			// that growing makes would add up.
+			p = slices.Grow(p, c.chunkSize(len(p)))
+		}
 		if len(p) < cap(p) {
 			n, err = c.readDecoded(p[len(p):cap(p)])
 			p = p[:len(p)+n]
@@ -192,25 +199,37 @@ func (c *Conn) readDecodedMessage(p []byte) (MessageType, []byte, error) {
 	}
 }
 
-// maxChunk bounds the chunks readDecodedMessage adds to a message.
-const maxChunk = 1 << 20
+// maxChunk bounds the chunks readDecodedMessage adds to a message, and
+// maxGrow the size up to which it grows the caller's buffer instead.
+const (
+	maxChunk = 1 << 20
+	maxGrow  = 64 << 10
+)
 
-// newChunk returns an empty chunk for a decoded message of which have
-// bytes have been read: as large as those, from 512 bytes to maxChunk,
-// but never larger than the bytes the limit still allows plus the one
-// that shows a message is too big.
+// newChunk returns an empty chunk of chunkSize(have) bytes.
 func (c *Conn) newChunk(have int) []byte {
+	return make([]byte, 0, c.chunkSize(have))
+}
+
+// chunkSize is how much room to add to a decoded message of which have
+// bytes have been read: as much as those, from 512 bytes to maxChunk,
+// but never more than the bytes the limit still allows plus the one
+// that shows a message is too big.
+func (c *Conn) chunkSize(have int) int {
 	size := int64(min(max(have, 512), maxChunk))
 	if room := c.opts.MaxMessageSize - c.decSize; room < size {
 		size = room + 1
 	}
-	return make([]byte, 0, size)
+	return int(size)
 }
 
 // joinChunks returns p followed by the bytes of chunks, copied once into
 // a slice of the exact size; a message that filled a single chunk is
 // returned as it is.
 func joinChunks(p []byte, chunks [][]byte, total int) []byte {
+	if n := len(chunks); n > 0 && len(chunks[n-1]) == 0 {
+		chunks = chunks[:n-1] // added for the end of the message only
+	}
 	switch {
 	case len(chunks) == 0:
 		return p
