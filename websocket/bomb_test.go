@@ -218,6 +218,7 @@ func TestFragmentedMessageWithinLimit(t *testing.T) {
 // message that exactly filled the buffer once cost a spare chunk and a
 // copy of the whole.
 func TestDecodedMessageReusedBuffer(t *testing.T) {
+	skipAllocs(t)
 	ext := []extensions.Extension{deflate.New(&deflate.Options{Threshold: -1})}
 	sc, cc := deflatePair(t, ext)
 	msg := pattern(1024, 7)
