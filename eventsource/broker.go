@@ -202,7 +202,7 @@ func NewBroker(opts *BrokerOptions) *Broker {
 		maxQueue: o.MaxQueue,
 		maxBytes: o.MaxQueueBytes,
 		onFailed: o.OnResumeFailed,
-		base:     max(4, 8*runtime.GOMAXPROCS(0)),
+		base:     max(4, 4*runtime.GOMAXPROCS(0)),
 		room:     make(chan struct{}),
 	}
 	if b.maxQueue == 0 {
