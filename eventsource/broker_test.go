@@ -93,17 +93,26 @@ var bigData = strings.Repeat("x", 64<<10)
 
 // blockWrites publishes events of bigData, each seen by the client
 // reading events, until the writes to every stuck stream are blocked:
-// each has lasted while three more events were published for it. It
-// returns when each blocked write started.
+// with three events or more waiting, each has lasted while blockRounds
+// more events were published (on a loaded machine a write that is only
+// slow can outlast one or two). It returns when each blocked write
+// started.
 func blockWrites(t *testing.T, b *Broker, events <-chan decoded, seq *int, stuck ...*subscriber) []int64 {
 	t.Helper()
+	const blockRounds = 8
 	prev := make([]int64, len(stuck))
+	rounds := make([]int, len(stuck))
 	for blocked := 0; blocked < len(stuck); {
 		publishSeen(t, b, events, seq, bigData)
 		blocked = 0
 		for i, sub := range stuck {
 			ws := sub.writing.Load()
 			if n, _ := queued(b, sub); n >= 3 && ws != 0 && ws == prev[i] {
+				rounds[i]++
+			} else {
+				rounds[i] = 0
+			}
+			if rounds[i] >= blockRounds {
 				blocked++
 			}
 			prev[i] = ws
