@@ -195,6 +195,11 @@ func (d *Dialer) attemptContext(ctx context.Context) (context.Context, context.C
 	if t == 0 {
 		t = DefaultHandshakeTimeout
 	}
+	return timeoutContext(ctx, t)
+}
+
+// timeoutContext bounds ctx by t, unless t is negative: no bound.
+func timeoutContext(ctx context.Context, t time.Duration) (context.Context, context.CancelFunc) {
 	if t < 0 {
 		return context.WithCancel(ctx)
 	}

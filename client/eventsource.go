@@ -360,19 +360,21 @@ func (es *EventSource) delay(quiet int) time.Duration {
 		if d <= 0 {
 			d = minBackoffStep / 2 // so the second attempt waits minBackoffStep
 		}
-		for i := 1; i < quiet && d < limit; i++ {
-			if d > limit/2 {
-				d = limit
-				break
-			}
-			d *= 2
-		}
-		d = max(base, min(d, limit))
+		d = max(base, doubled(d, limit, quiet-1))
 	}
 	if d > math.MaxInt64/3*2 {
 		return d // jitter would overflow, and matters no more
 	}
 	return d + rand.N(d/2+1)
+}
+
+// malformedResponse bounds the error of http.ReadResponse, which quotes
+// the whole malformed line, when the response itself was at fault.
+func malformedResponse(ctx context.Context, err error) error {
+	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) || ctx.Err() != nil {
+		return err
+	}
+	return errors.New("malformed response: " + quote.Error(err))
 }
 
 // attempt makes one connection and reads it to its end. It reports
@@ -533,11 +535,7 @@ func (es *EventSource) request(ctx context.Context, u *url.URL, method string, b
 		if cr.limit == 0 {
 			return fail(finalError{fmt.Errorf("response header exceeds %d bytes", maxResponseHeader)})
 		}
-		if !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) && ctx.Err() == nil {
-			// net/http quotes the whole malformed line.
-			err = errors.New("malformed response: " + quote.Error(err))
-		}
-		return fail(err)
+		return fail(malformedResponse(ctx, err))
 	}
 	if es.d.Jar != nil {
 		if cs := resp.Cookies(); len(cs) > 0 {

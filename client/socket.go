@@ -740,16 +740,19 @@ func (s *Socket) loop() error {
 // delay returns the wait after failures rounds in a row without a
 // connection: MinDelay·2^failures, at most MaxDelay, less up to half.
 func (s *Socket) delay(failures int) time.Duration {
-	d := s.opts.MinDelay
-	for i := 0; i < failures && d < s.opts.MaxDelay; i++ {
-		if d > s.opts.MaxDelay/2 {
-			d = s.opts.MaxDelay
-			break
+	d := doubled(s.opts.MinDelay, s.opts.MaxDelay, failures)
+	return d - rand.N(d/2+1)
+}
+
+// doubled returns d doubled n times, at most limit.
+func doubled(d, limit time.Duration, n int) time.Duration {
+	for i := 0; i < n && d < limit; i++ {
+		if d > limit/2 {
+			return limit
 		}
 		d *= 2
 	}
-	d = min(d, s.opts.MaxDelay)
-	return d - rand.N(d/2+1)
+	return min(d, limit)
 }
 
 // finalAttempt reports whether a failed connection attempt means that
@@ -832,10 +835,7 @@ func (s *Socket) maxReceived() int64 {
 // attemptContext bounds one connection attempt by ConnectTimeout, when
 // it is positive.
 func (s *Socket) attemptContext() (context.Context, context.CancelFunc) {
-	if s.opts.ConnectTimeout < 0 {
-		return context.WithCancel(s.ctx)
-	}
-	return context.WithTimeout(s.ctx, s.opts.ConnectTimeout)
+	return timeoutContext(s.ctx, s.opts.ConnectTimeout)
 }
 
 // openWebSocket makes one WebSocket attempt: the handshake and the

@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/realtime-go/realtime/internal/quote"
 )
 
 // Accept starts an event stream in answer to r. It sends the response
@@ -40,7 +42,7 @@ func Accept(w http.ResponseWriter, r *http.Request, opts *Options) (*Stream, err
 	if r.Method != http.MethodGet {
 		w.Header().Set("Allow", http.MethodGet)
 		http.Error(w, "eventsource: method not allowed; use GET", http.StatusMethodNotAllowed)
-		return nil, fmt.Errorf("%w: method %s", ErrNotEventSource, quote(r.Method))
+		return nil, fmt.Errorf("%w: method %s", ErrNotEventSource, quote.Prefix(r.Method))
 	}
 	if !acceptsEventStream(r.Header) {
 		http.Error(w, "eventsource: the Accept header must list text/event-stream", http.StatusNotAcceptable)

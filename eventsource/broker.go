@@ -453,7 +453,7 @@ func (b *Broker) writer() {
 			continue
 		}
 		sub := b.slots[b.low&b.mask].waiting.first
-		crowded := b.crowdedAt(sub.next)
+		crowded := b.waiters > 0 && b.crowdedAt(sub.next)
 		b.unlink(sub)
 		for q := sub.next; q < b.head; q++ {
 			batch = append(batch, b.slots[q&b.mask].e)
@@ -461,7 +461,7 @@ func (b *Broker) writer() {
 		sub.next = b.head
 		b.pushWriting(sub)
 		sub.taken = true
-		if crowded && b.waiters > 0 {
+		if crowded {
 			if _, busy := b.crowding(time.Now().UnixNano()); !busy {
 				b.wakeWaiters()
 			}

@@ -3,7 +3,6 @@ package eventsource
 import (
 	"errors"
 	"net"
-	"strconv"
 	"strings"
 )
 
@@ -92,15 +91,3 @@ func (e *opError) Error() string {
 }
 
 func (e *opError) Unwrap() []error { return e.errs }
-
-// maxQuoted bounds how much of an input an error message quotes.
-const maxQuoted = 32
-
-// quote returns s quoted, cut to its first maxQuoted bytes, so that a
-// huge input does not make a huge message.
-func quote(s string) string {
-	if len(s) <= maxQuoted {
-		return strconv.Quote(s)
-	}
-	return strconv.Quote(s[:maxQuoted]) + "..."
-}

@@ -47,6 +47,16 @@ type Error struct {
 
 // Error describes the failure; a password in the proxy URL is redacted.
 func (e *Error) Error() string {
+	var msg string
+	if e.Err != nil {
+		msg = e.Err.Error()
+		// A *net.OpError of the same step names it again: "proxy: dial
+		// 10.0.0.1:80 via http://p: dial tcp ...". Keep the one with
+		// the details.
+		if strings.HasPrefix(msg, e.Op+" ") && (e.Addr != "" || e.Proxy != "") {
+			return "proxy: " + e.stepless(msg)
+		}
+	}
 	var b strings.Builder
 	b.WriteString("proxy: ")
 	b.WriteString(e.Op)
@@ -66,13 +76,6 @@ func (e *Error) Error() string {
 	}
 	if e.Err != nil {
 		b.WriteString(": ")
-		msg := e.Err.Error()
-		// A *net.OpError of the same step names it again: "proxy: dial
-		// 10.0.0.1:80 via http://p: dial tcp ...". Keep the one with
-		// the details.
-		if op := e.Op + " "; strings.HasPrefix(msg, op) && strings.HasPrefix(b.String(), "proxy: "+op) {
-			return "proxy: " + e.stepless(msg)
-		}
 		b.WriteString(strings.TrimPrefix(msg, "proxy: "))
 	}
 	return b.String()

@@ -105,14 +105,7 @@ const maxRequestSize = 16 << 10
 // the handshake only. On failure an error response has been written and
 // nc is closed.
 func AcceptConn(ctx context.Context, nc net.Conn, opts *AcceptOptions) (*Conn, *http.Request, error) {
-	if opts == nil {
-		opts = &AcceptOptions{}
-	}
-	return acceptConn(ctx, nc, opts)
-}
-
-// acceptConn is AcceptConn with options that no one changes meanwhile.
-func acceptConn(ctx context.Context, nc net.Conn, o *AcceptOptions) (*Conn, *http.Request, error) {
+	o := acceptDefaults(opts)
 	stop := interruptOnDone(ctx, nc)
 	br := bufio.NewReaderSize(&io.LimitedReader{R: nc, N: maxRequestSize}, 4096)
 	r, err := http.ReadRequest(br)
@@ -122,7 +115,7 @@ func acceptConn(ctx context.Context, nc net.Conn, o *AcceptOptions) (*Conn, *htt
 		return nil, nil, fmt.Errorf("websocket: read handshake request: %w", handshakeCause(ctx, err))
 	}
 	r.RemoteAddr = nc.RemoteAddr().String()
-	hs, herr := negotiate(r, o)
+	hs, herr := negotiate(r, &o)
 	if herr != nil {
 		writeRawRefusal(nc, herr)
 		stop()

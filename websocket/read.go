@@ -183,7 +183,7 @@ func (c *Conn) readDecodedMessage(p []byte) (MessageType, []byte, error) {
 			p = p[:len(p)+n]
 		} else {
 			if len(chunks) == 0 || len(chunks[len(chunks)-1]) == cap(chunks[len(chunks)-1]) {
-				chunks = append(chunks, c.newChunk(len(p)+total))
+				chunks = append(chunks, make([]byte, 0, c.chunkSize(len(p)+total)))
 			}
 			last := &chunks[len(chunks)-1]
 			n, err = c.readDecoded((*last)[len(*last):cap(*last)])
@@ -205,11 +205,6 @@ const (
 	maxChunk = 1 << 20
 	maxGrow  = 64 << 10
 )
-
-// newChunk returns an empty chunk of chunkSize(have) bytes.
-func (c *Conn) newChunk(have int) []byte {
-	return make([]byte, 0, c.chunkSize(have))
-}
 
 // chunkSize is how much room to add to a decoded message of which have
 // bytes have been read: as much as those, from 512 bytes to maxChunk,

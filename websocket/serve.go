@@ -62,13 +62,12 @@ type Server struct {
 
 	mu        sync.Mutex
 	done      chan struct{} // closed by Shutdown and Close
-	closing   bool          // Shutdown or Close has been called
 	goingAway bool          // Shutdown has sent the connections 1001
 	listeners map[net.Listener]struct{}
 	raw       map[net.Conn]struct{} // in the opening handshake
 	conns     map[*Conn]struct{}    // upgraded, handler running
 	live      int                   // goroutines the server started
-	idle      chan struct{}         // closed when live drops to 0 after closing
+	idle      chan struct{}         // made when the server starts closing (Shutdown or Close); closed when live then drops to 0
 }
 
 // Serve serves WebSocket connections on ln with a Server of opts and
@@ -153,7 +152,7 @@ func (s *Server) handshake(nc net.Conn) {
 		ctx, cancel = context.WithTimeout(ctx, t)
 		defer cancel()
 	}
-	c, r, err := acceptConn(ctx, nc, s.opts)
+	c, r, err := AcceptConn(ctx, nc, s.opts)
 	if err != nil {
 		// A handshake cut short by Shutdown or Close is no error.
 		if !s.forget(nc, nil) {
@@ -162,8 +161,8 @@ func (s *Server) handshake(nc net.Conn) {
 		return
 	}
 	if !s.upgraded(nc, c) {
-		// Shutdown began during the handshake and has not seen c.
-		c.Close(StatusGoingAway, shutdownReason)
+		// Shutdown or Close began during the handshake and closed nc.
+		c.CloseNow()
 		s.forget(nil, nil)
 		return
 	}
@@ -241,8 +240,7 @@ func (s *Server) Close() error {
 // connections, and returns its WebSocket connections, with s.mu held.
 func (s *Server) closeAll() ([]*Conn, error) {
 	s.mu.Lock()
-	if !s.closing {
-		s.closing = true
+	if s.idle == nil {
 		if s.done == nil {
 			s.done = make(chan struct{})
 		}
@@ -271,7 +269,7 @@ func (s *Server) closeAll() ([]*Conn, error) {
 func (s *Server) isClosing() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.closing
+	return s.idle != nil
 }
 
 func (s *Server) doneChan() <-chan struct{} {
@@ -292,7 +290,7 @@ func (s *Server) track(ln net.Listener, add bool) bool {
 		delete(s.listeners, ln)
 		return true
 	}
-	if s.closing {
+	if s.idle != nil {
 		return false
 	}
 	if s.listeners == nil {
@@ -307,7 +305,7 @@ func (s *Server) track(ln net.Listener, add bool) bool {
 func (s *Server) start(nc net.Conn) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closing {
+	if s.idle != nil {
 		return false
 	}
 	if s.raw == nil {
@@ -325,7 +323,7 @@ func (s *Server) upgraded(nc net.Conn, c *Conn) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.raw, nc)
-	if s.closing {
+	if s.idle != nil {
 		return false
 	}
 	s.conns[c] = struct{}{}
@@ -344,10 +342,10 @@ func (s *Server) forget(nc net.Conn, c *Conn) (closing bool) {
 		delete(s.conns, c)
 	}
 	s.live--
-	if s.live == 0 && s.closing {
+	if s.live == 0 && s.idle != nil {
 		close(s.idle)
 	}
-	return s.closing
+	return s.idle != nil
 }
 
 // onceCloseListener lets both Serve and Shutdown close the listener.
