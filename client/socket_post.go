@@ -103,6 +103,8 @@ func (s *Socket) post(ctx context.Context, token, text string) (status int, body
 		stop()
 		if pc.cr.limit == 0 {
 			err = fmt.Errorf("response header exceeds %d bytes", maxResponseHeader)
+		} else {
+			err = malformedResponse(ctx, err)
 		}
 		return fail(err)
 	}
