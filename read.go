@@ -15,9 +15,10 @@ func (s *Socket) readLoop() {
 	for {
 		typ, p, err := s.ws.Read(context.Background())
 		if err != nil {
-			// The reader sets no deadlines of its own: a deadline error is
-			// a write that timed out and closed the connection, which the
-			// reader may report before the writer does.
+			// The reader sets no deadlines of its own and its context
+			// never ends: a deadline error is a write that timed out and
+			// closed the connection, which the reader may report before
+			// the writer does.
 			s.end(timeoutError(context.Background(), err))
 			return
 		}

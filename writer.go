@@ -138,12 +138,15 @@ func (s *Socket) writeBatch(batch []*message) error {
 
 // timeoutError marks a write that failed for lack of time with
 // eventsource.ErrWriteTimeout, whichever transport's deadline it hit. An
-// EventSource stream's error already carries it.
+// EventSource stream's error already carries it. A WebSocket write that
+// the deadline of its context cut mid-frame closed the connection with
+// context.DeadlineExceeded as the cause, which the reader, whose context
+// never ends, may be the first to see.
 func timeoutError(ctx context.Context, err error) error {
 	if errors.Is(err, eventsource.ErrWriteTimeout) {
 		return err
 	}
-	if errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(ctx.Err(), context.DeadlineExceeded) {
+	if errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, context.DeadlineExceeded) || errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		return &writeTimeoutError{err}
 	}
 	return err
