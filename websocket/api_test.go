@@ -647,10 +647,14 @@ func TestWriteContextStalledPeer(t *testing.T) {
 	c, nc := benchConn(t, overTCP, false, ConnOptions{}) // nobody reads nc
 	defer nc.Close()
 	defer c.CloseNow()
+	// Made before the clock starts: under -race, making 64 MiB can take
+	// longer than the timeout, which then ends before the frame began and
+	// leaves the connection usable, as documented.
+	p := make([]byte, 64<<20)
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	var err error
-	within(t, waitLong, "Write", func() { err = c.Write(ctx, MessageBinary, make([]byte, 64<<20)) })
+	within(t, waitLong, "Write", func() { err = c.Write(ctx, MessageBinary, p) })
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Write = %v, want context.DeadlineExceeded", err)
 	}
