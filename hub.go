@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -122,9 +123,10 @@ type Hub struct {
 	onPresence func(PresenceEvent)
 	reg        *registry
 
-	ctx  context.Context // ends at Close
-	stop context.CancelFunc
-	wg   sync.WaitGroup
+	ctx    context.Context // ends at Close
+	stop   context.CancelFunc
+	wg     sync.WaitGroup
+	isDone atomic.Bool // Close was called: Publish, Presence and SendTo refuse
 
 	mu       sync.Mutex
 	channels map[string]*channel
@@ -272,6 +274,9 @@ func (h *Hub) Publish(ctx context.Context, channel, text string) (Position, erro
 	if !utf8.ValidString(text) {
 		return Position{}, errInvalidUTF8
 	}
+	if h.isDone.Load() {
+		return Position{}, ErrHubClosed
+	}
 	return h.publish(ctx, channel, normalizeLineEnds(text))
 }
 
@@ -384,8 +389,8 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 // Close ends the hub: it cuts the connections of its sockets still open
 // on this node (Shutdown first closes them gracefully), stops following
 // channels and answering other nodes' calls, waits for its goroutines,
-// and closes the broker when it is the hub's own. Publish and joins then
-// fail with ErrHubClosed (or ErrBrokerClosed). Presence entries of its
+// and closes the broker when it is the hub's own. Publish, Presence,
+// SendTo and joins then fail with ErrHubClosed. Presence entries of its
 // sockets are removed when the broker can be reached. Close returns nil,
 // or the error of closing its own broker.
 func (h *Hub) Close() error {
@@ -395,6 +400,7 @@ func (h *Hub) Close() error {
 		return nil
 	}
 	h.closed = true
+	h.isDone.Store(true)
 	socks := make([]*Socket, 0, len(h.sockets))
 	for s := range h.sockets {
 		socks = append(socks, s)

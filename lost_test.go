@@ -2,8 +2,12 @@ package realtime
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
+	"sync"
 	"testing"
+	"time"
 )
 
 // losingBroker is a MemoryBroker whose Follow of chat ends with
@@ -101,5 +105,67 @@ func TestJoinAfterHelloV1(t *testing.T) {
 	// one, whose entry the next connection carries without using it.
 	if ev := ec.next(t); ev.Type != PositionEvent {
 		t.Fatalf("eventsource got %+v after the leave", ev)
+	}
+}
+
+// flakyBroker is a MemoryBroker whose Publish fails with
+// ErrBrokerUnavailable the first fails times, the second of them after
+// appending (a publish in doubt), and records the keys it was given.
+type flakyBroker struct {
+	*MemoryBroker
+	mu    sync.Mutex
+	fails int
+	keys  []string
+}
+
+func (b *flakyBroker) Publish(ctx context.Context, channel, text, key string) (Position, error) {
+	b.mu.Lock()
+	b.keys = append(b.keys, key)
+	n := len(b.keys)
+	fail := n <= b.fails
+	b.mu.Unlock()
+	if fail && n == 2 {
+		b.MemoryBroker.Publish(ctx, channel, text, key)
+	}
+	if fail {
+		return Position{}, fmt.Errorf("%w: flaky", ErrBrokerUnavailable)
+	}
+	return b.MemoryBroker.Publish(ctx, channel, text, key)
+}
+
+// Publish retries while the broker is unavailable with one key, so that
+// a publish in doubt is appended once; it gives up when ctx ends.
+func TestPublishRetries(t *testing.T) {
+	broker := &flakyBroker{MemoryBroker: NewMemoryBroker(nil), fails: 3}
+	defer broker.Close()
+	hub := newHub(t, &HubOptions{Broker: broker})
+	p, err := hub.Publish(testCtx(t), chat, "once")
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries, _, err := broker.Since(testCtx(t), chat, Position{Epoch: p.Epoch})
+	if err != nil || len(entries) != 1 || entries[0].Position != p {
+		t.Fatalf("the channel holds %v (%v), want the one message at %v", entries, err, p)
+	}
+	broker.mu.Lock()
+	keys := broker.keys
+	broker.mu.Unlock()
+	if len(keys) != 4 || keys[0] == "" || len(slices.Compact(slices.Clone(keys))) != 1 {
+		t.Fatalf("keys %q, want 4 attempts with one key", keys)
+	}
+
+	broker.mu.Lock()
+	broker.fails = 1 << 30
+	broker.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if _, err := hub.Publish(ctx, chat, "never"); !errors.Is(err, ErrBrokerUnavailable) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Publish to an unavailable broker: %v", err)
+	}
+	if err := hub.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := hub.Publish(testCtx(t), chat, "closed"); !errors.Is(err, ErrHubClosed) {
+		t.Fatalf("Publish after Close: %v", err)
 	}
 }
