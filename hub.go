@@ -256,7 +256,10 @@ func (h *Hub) Node() string { return h.node }
 // Publish sends text to every socket of channel, on every node, and
 // returns its position: one write to the broker, whatever the number of
 // sockets. The hub's own sockets get it when the broker delivers it, in
-// the broker's order, as every other node's do. CR and CRLF line ends
+// the broker's order, as every other node's do; Publish returns once it
+// is queued for them (or after a second, should this node's delivery
+// lag that far behind the broker), so that a publisher is paced by the
+// fan-out instead of outrunning the broker's history. CR and CRLF line ends
 // become LF. While the broker is unavailable Publish retries, with one
 // idempotency key for all its attempts so that the message is appended
 // at most once (within the broker's deduplication window), until ctx
@@ -277,7 +280,22 @@ func (h *Hub) Publish(ctx context.Context, channel, text string) (Position, erro
 	if h.isDone.Load() {
 		return Position{}, ErrHubClosed
 	}
-	return h.publish(ctx, channel, normalizeLineEnds(text))
+	p, err := h.publish(ctx, channel, normalizeLineEnds(text))
+	if err == nil {
+		h.mu.Lock()
+		c := h.channels[channel]
+		h.mu.Unlock()
+		if c != nil {
+			select {
+			case <-c.ready:
+				if c.err == nil {
+					c.waitDelivered(ctx, p)
+				}
+			default:
+			}
+		}
+	}
+	return p, err
 }
 
 // publish appends text to channel, retrying while the broker is

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -167,5 +168,27 @@ func TestPublishRetries(t *testing.T) {
 	}
 	if _, err := hub.Publish(testCtx(t), chat, "closed"); !errors.Is(err, ErrHubClosed) {
 		t.Fatalf("Publish after Close: %v", err)
+	}
+}
+
+// Publish returns once its own node has queued the message for the
+// channel's sockets: a publisher is paced by the fan-out, and code after
+// Publish finds the message queued, as after the Broadcast of a hub
+// without a broker.
+func TestPublishWaitsForLocalDelivery(t *testing.T) {
+	hub := newHub(t, nil)
+	s := fakeSocket(hub, nil)
+	defer s.discard()
+	if err := s.Join(testCtx(t), chat); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 50 {
+		p, err := hub.Publish(testCtx(t), chat, strconv.Itoa(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, got := queuedOffsets(s, chat); len(got) != i+1 || got[i] != p.Offset {
+			t.Fatalf("after Publish %d at %v, queued %v", i, p, got)
+		}
 	}
 }
