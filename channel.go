@@ -25,7 +25,7 @@ type channel struct {
 	waiters int           // Publish calls waiting for a delivery
 	moved   chan struct{} // closed when last moves while waiters wait
 	stopped bool          // no longer followed: waiters stop waiting
-	cache   []*message // oldest first, from cache[head]
+	cache   []*message    // oldest first, from cache[head]
 	head    int
 	bytes   int64
 	members map[*Socket]*member
