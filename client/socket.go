@@ -33,6 +33,7 @@ const (
 	tokenHeader       = "Realtime-Token"
 	helloEvent        = "realtime.hello"
 	closeEvent        = "realtime.close"
+	positionEvent     = "realtime.position"
 )
 
 // Defaults for SocketOptions fields left zero.
@@ -1219,6 +1220,13 @@ func (s *Socket) readEventSource(a *attempt) (error, bool) {
 			}
 		case helloEvent:
 			l.setToken(ev.Data)
+			streamID = ev.ID
+		case positionEvent:
+			// A new last event id, from a join or a leave that no
+			// message carried (realtime.v1).
+			if ev.ID != streamID {
+				s.position(ev.ID)
+			}
 			streamID = ev.ID
 		case closeEvent:
 			codeText, reason, _ := strings.Cut(ev.Data, " ")
