@@ -379,8 +379,12 @@ func (c *channel) catchUp(ctx context.Context, s *Socket, mb *member, p Position
 	for _, m := range pending {
 		if m.pos.Offset > seen {
 			replay = append(replay, m)
+			seen = m.pos.Offset
 		}
 	}
+	// The broker may be ahead of this node: what the follow delivers
+	// next up to seen, the socket has had.
+	mb.floor = seen
 	c.queueJoin(s, p, replay, statusResumed)
 	return statusResumed, nil
 }
