@@ -195,7 +195,8 @@
       this._subs.set(channel, sub);
       if (this.readyState === RealtimeSocket.OPEN) {
         if (this.protocol === PROTOCOL_V2) this._conn.send('subscribe ' + channel);
-        else this._refuseV1(sub);
+        // Once the caller has had the Subscription to set its handlers.
+        else queueMicrotask(() => { if (this._subs.get(channel) === sub) this._refuseV1(sub); });
       }
       return sub;
     }

@@ -25,7 +25,7 @@ type fakeServer struct {
 	srv    *httptest.Server
 	conns  chan *fakeConn
 	protos []string // WebSocket subprotocols the server selects from
-	v2ES   bool     // event streams say realtime.v2
+	esSays string   // the Realtime-Protocol header field of event streams
 
 	mu     sync.Mutex
 	tokens map[string]*fakeConn
@@ -44,10 +44,10 @@ type fakeConn struct {
 	closeOnce sync.Once
 }
 
-func startFake(t *testing.T, protos []string, v2ES bool) *fakeServer {
+func startFake(t *testing.T, protos []string, esSays string) *fakeServer {
 	t.Helper()
 	noProxyEnv(t)
-	fs := &fakeServer{conns: make(chan *fakeConn, 64), protos: protos, v2ES: v2ES, tokens: map[string]*fakeConn{}}
+	fs := &fakeServer{conns: make(chan *fakeConn, 64), protos: protos, esSays: esSays, tokens: map[string]*fakeConn{}}
 	fs.srv = httptest.NewServer(http.HandlerFunc(fs.serve))
 	t.Cleanup(func() {
 		fs.mu.Lock()
@@ -172,8 +172,8 @@ func (fs *fakeServer) serveEventSource(w http.ResponseWriter, r *http.Request) {
 	fs.tokens[token] = c
 	fs.mu.Unlock()
 	w.Header().Set("Content-Type", "text/event-stream")
-	if fs.v2ES && r.URL.Query().Get(protocolParam) == socketSubprotocolV2 {
-		w.Header().Set(protocolHeader, socketSubprotocolV2)
+	if fs.esSays != "" {
+		w.Header().Set(protocolHeader, fs.esSays)
 	}
 	fs.conns <- c
 	bw := bufio.NewWriter(w)
