@@ -57,9 +57,11 @@ const (
 	// last event id were replayed (they came just before).
 	KindSubscribed
 
-	// KindUnsubscribed: the socket left Channel, or the server refused
-	// to subscribe it; Data is the server's reason. The channel is no
-	// longer among Subscriptions.
+	// KindUnsubscribed: the socket left Channel (Data "left"), or the
+	// server refused to subscribe it, Data being the reason. The channel
+	// is no longer among Subscriptions, and is not asked for again after
+	// a reconnection. A refusal may be temporary (the server could not
+	// reach its broker): Subscribe again if the reason calls for it.
 	KindUnsubscribed
 
 	// KindLost: mid-stream the server lost its place in Channel (the
