@@ -11,7 +11,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/realtime-go/realtime/websocket"
 )
@@ -80,24 +79,12 @@ func (c *fakeConn) send(frame string) { c.out <- frame }
 // req returns the next request of the client on this connection.
 func (c *fakeConn) req(t *testing.T) string {
 	t.Helper()
-	select {
-	case r := <-c.reqs:
-		return r
-	case <-time.After(opTimeout):
-		t.Fatal("no request from the client")
-		return ""
-	}
+	return within(t, c.reqs, "no request from the client")
 }
 
 func (fs *fakeServer) next(t *testing.T) *fakeConn {
 	t.Helper()
-	select {
-	case c := <-fs.conns:
-		return c
-	case <-time.After(opTimeout):
-		t.Fatal("no connection reached the fake server")
-		return nil
-	}
+	return within(t, fs.conns, "no connection reached the fake server")
 }
 
 func (fs *fakeServer) serve(w http.ResponseWriter, r *http.Request) {

@@ -146,25 +146,13 @@ func startRT(t *testing.T, cfg rtConfig) *rtServer {
 // next returns the next socket the server opened.
 func (rs *rtServer) next(t *testing.T) *realtime.Socket {
 	t.Helper()
-	select {
-	case s := <-rs.sockets:
-		return s
-	case <-time.After(opTimeout):
-		t.Fatal("the server opened no socket")
-		return nil
-	}
+	return within(t, rs.sockets, "the server opened no socket")
 }
 
 // received returns the next message OnMessage saw.
 func (rs *rtServer) received(t *testing.T) string {
 	t.Helper()
-	select {
-	case m := <-rs.got:
-		return m
-	case <-time.After(opTimeout):
-		t.Fatal("the server received no message")
-		return ""
-	}
+	return within(t, rs.got, "the server received no message")
 }
 
 // shutdown closes every socket with 1001, as a server going away does,
@@ -249,24 +237,12 @@ func newSocket(t *testing.T, d *Dialer, rawURL string, o *SocketOptions) (*Socke
 
 func (rec *sockRec) open(t *testing.T) OpenInfo {
 	t.Helper()
-	select {
-	case info := <-rec.opens:
-		return info
-	case <-time.After(opTimeout):
-		t.Fatal("the socket did not open")
-		return OpenInfo{}
-	}
+	return within(t, rec.opens, "the socket did not open")
 }
 
 func (rec *sockRec) retry(t *testing.T) error {
 	t.Helper()
-	select {
-	case err := <-rec.retries:
-		return err
-	case <-time.After(opTimeout):
-		t.Fatal("the socket did not retry")
-		return nil
-	}
+	return within(t, rec.retries, "the socket did not retry")
 }
 
 // inChat takes the news that the server put the Socket in the chat
