@@ -209,3 +209,62 @@ func TestRealtimeChannelsChromium(t *testing.T) {
 		})
 	}
 }
+
+// Against a server that selects realtime.v1 (a proxy here takes
+// realtime.v2 out of the offer), the page works as before: messages of
+// the channel the server put it in reach the socket's message handler,
+// and its subscriptions end with the reason realtime.v1.
+func TestRealtimeChannelsChromiumV1Server(t *testing.T) {
+	browser := rtStartChromium(t)
+	hub := realtime.NewHub(nil)
+	t.Cleanup(func() { hub.Close() })
+	rt := realtime.Handler(&realtime.Options{Hub: hub, Channels: []string{"a"}}, nil)
+	mux := http.NewServeMux()
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		fmt.Fprint(w, rtChannelsPage)
+	})
+	mux.Handle("/realtime.js", realtime.ClientJS())
+	mux.HandleFunc("/rt", func(w http.ResponseWriter, r *http.Request) {
+		r.Header.Set("Sec-WebSocket-Protocol", realtime.Subprotocol)
+		rt.ServeHTTP(w, r)
+	})
+	srv := httptest.NewServer(mux)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		hub.Shutdown(ctx)
+		srv.Close()
+	})
+	const state = `JSON.stringify(window.__rt)`
+	tab := rtTab(t, browser, srv.URL+"/?transport=websocket&user=ann")
+	rtWait(t, tab, "the page opens", `window.__rt && __rt.opens.length === 1`, state, 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for _, text := range []string{"one", "two"} {
+		if _, err := hub.Publish(ctx, "a", text); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rtWait(t, tab, "plain messages", `__rt.direct.length === 2`, state, 30*time.Second)
+	var got struct {
+		A      []string `json:"a"`
+		Direct []string `json:"direct"`
+		Opens  []struct {
+			Protocol string `json:"protocol"`
+		} `json:"opens"`
+	}
+	if err := json.Unmarshal([]byte(rtEval[string](t, tab, state)), &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.Opens[0].Protocol != realtime.Subprotocol || !slices.Equal(got.Direct, []string{"one", "two"}) || len(got.A) != 0 {
+		t.Fatalf("page state %+v", got)
+	}
+	reasons := rtEval[string](t, tab, `[__subs.a.active, __subs.b.active].join()`)
+	if reasons != "false,false" {
+		t.Fatalf("subscriptions active: %s", reasons)
+	}
+	if threw := rtEval[bool](t, tab, `(() => { try { __subs.a.publish('x'); return false; } catch (e) { return true; } })()`); !threw {
+		t.Fatal("publish over realtime.v1 did not throw")
+	}
+}
