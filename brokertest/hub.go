@@ -262,6 +262,10 @@ func checkOnce(t *testing.T, who string, got, want []string) {
 		if seen[w] == 0 {
 			t.Fatalf("%s never got %q (%d of %d messages)", who, w, len(got), len(want))
 		}
+		delete(seen, w)
+	}
+	for g := range seen {
+		t.Fatalf("%s got %q, which it should not have: it had it before, or it came before its start\n got %q\nwant %q", who, g, got, want)
 	}
 	t.Fatalf("%s got the messages in another order than the broker's:\n got %q\nwant %q", who, got, want)
 }
