@@ -204,6 +204,20 @@ func (r *reader) waitSubscribed(t *testing.T, channel string) client.Message {
 	return m
 }
 
+// readers dials a socket to each node, the transports in turn, and
+// waits until each is in channel.
+func readers(t *testing.T, ns []*node, channel string) []*reader {
+	t.Helper()
+	var rs []*reader
+	for i, n := range ns {
+		rs = append(rs, dial(t, n.url, transports[i%2], ""))
+	}
+	for _, r := range rs {
+		r.waitSubscribed(t, channel)
+	}
+	return rs
+}
+
 // waitTexts waits until the socket has n messages, and returns their
 // texts.
 func (r *reader) waitTexts(t *testing.T, n int) []string {
@@ -528,13 +542,7 @@ func (s *suite) testHubBrokerKilled(t *testing.T) {
 	ns := s.nodes(t, 3, realtime.Options{Channels: []string{ch}})
 	probe := s.client(t)
 	start := latest(t, probe, ch)
-	var rs []*reader
-	for i, n := range ns {
-		rs = append(rs, dial(t, n.url, transports[i%2], ""))
-	}
-	for _, r := range rs {
-		r.waitSubscribed(t, ch)
-	}
+	rs := readers(t, ns, ch)
 	hubPublish(t, ns[0].hub, ch, "before", 5, 0)
 	for _, r := range rs {
 		r.waitTexts(t, 5)
@@ -568,13 +576,7 @@ func (s *suite) testHubBrokerKilled(t *testing.T) {
 func (s *suite) testHubWipe(t *testing.T) {
 	ch := s.name("hub-wipe")
 	ns := s.nodes(t, 2, realtime.Options{Channels: []string{ch}})
-	var rs []*reader
-	for i, n := range ns {
-		rs = append(rs, dial(t, n.url, transports[i%2], ""))
-	}
-	for _, r := range rs {
-		r.waitSubscribed(t, ch)
-	}
+	rs := readers(t, ns, ch)
 	hubPublish(t, ns[0].hub, ch, "old", 3, 0)
 	for _, r := range rs {
 		r.waitTexts(t, 3)
