@@ -472,20 +472,11 @@ func (l *link) end() {
 }
 
 // eventStreamProtocol tells which protocol an event stream's server
-// speaks. A browser's EventSource cannot read header fields, so the wire
-// protocol has no way for the server to say which it chose, and a server
-// of realtime.v1 ignores the query parameter that asks for realtime.v2:
-// the stream is taken to speak what the Socket asked for, unless a
-// Realtime-Protocol header field says otherwise.
-func (s *Socket) eventStreamProtocol(resp *http.Response) protocol {
-	switch resp.Header.Get(protocolHeader) {
-	case socketSubprotocol:
-		return protoV1
-	case socketSubprotocolV2:
+// speaks: realtime.v2 says so in a header field; a server of realtime.v1
+// ignores the query parameter that asked for it.
+func eventStreamProtocol(resp *http.Response) protocol {
+	if resp.Header.Get(protocolHeader) == socketSubprotocolV2 {
 		return protoV2
 	}
-	if s.opts.Protocol == socketSubprotocol {
-		return protoV1
-	}
-	return protoV2
+	return protoV1
 }

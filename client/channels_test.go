@@ -185,7 +185,7 @@ func TestCheckChannel(t *testing.T) {
 func TestSocketV2Frames(t *testing.T) {
 	for _, tr := range transports {
 		t.Run(tr.String(), func(t *testing.T) {
-			fs := startFake(t, []string{socketSubprotocolV2, socketSubprotocol}, "")
+			fs := startFake(t, []string{socketSubprotocolV2, socketSubprotocol}, socketSubprotocolV2)
 			s, rec := newSocket(t, nil, fs.URL, &SocketOptions{Transport: tr})
 			c := fs.next(t)
 			if tr == TransportEventSource && !strings.Contains(c.query, "protocol=realtime.v2") {
@@ -278,7 +278,7 @@ func TestSocketV2Hostile(t *testing.T) {
 		}
 	}
 	t.Run("first", func(t *testing.T) {
-		fs := startFake(t, []string{socketSubprotocolV2}, "")
+		fs := startFake(t, []string{socketSubprotocolV2}, socketSubprotocolV2)
 		s, _ := newSocket(t, nil, fs.URL, &SocketOptions{Transport: TransportWebSocket})
 		fs.next(t).send("P0\nnonsense")
 		var fe *FrameError
@@ -457,11 +457,11 @@ func TestSocketV1ServerNoChannels(t *testing.T) {
 		})
 	}
 	// A server of realtime.v1 that ignores the protocol query: on
-	// EventSource the Socket is told so by a header field, or asks for
-	// realtime.v1 only.
+	// EventSource the Socket sees no Realtime-Protocol header; or a
+	// Socket that asks for realtime.v1 only, of a server with both.
 	for _, v1 := range []struct {
 		name, says, ask string
-	}{{"header", socketSubprotocol, ""}, {"option", "", socketSubprotocol}} {
+	}{{"server", "", ""}, {"option", socketSubprotocolV2, socketSubprotocol}} {
 		t.Run("fake-v1-"+v1.name, func(t *testing.T) { testFakeV1(t, v1.says, v1.ask) })
 	}
 	t.Run("plain", func(t *testing.T) {
@@ -482,7 +482,11 @@ func TestSocketV1ServerNoChannels(t *testing.T) {
 }
 
 func testFakeV1(t *testing.T, says, ask string) {
-	fs := startFake(t, []string{socketSubprotocol}, says)
+	protos := []string{socketSubprotocol}
+	if says != "" {
+		protos = []string{socketSubprotocolV2, socketSubprotocol}
+	}
+	fs := startFake(t, protos, says)
 	for _, tr := range transports {
 		s, rec := newSocket(t, nil, fs.URL, &SocketOptions{Transport: tr, Protocol: ask})
 		c := fs.next(t)
@@ -522,7 +526,7 @@ func nextAny(t *testing.T, s *Socket) Message {
 // opens the connection at position P0.
 func openFake(t *testing.T, tr Transport) (*fakeServer, *Socket, *sockRec, *fakeConn) {
 	t.Helper()
-	fs := startFake(t, []string{socketSubprotocolV2, socketSubprotocol}, "")
+	fs := startFake(t, []string{socketSubprotocolV2, socketSubprotocol}, socketSubprotocolV2)
 	s, rec := newSocket(t, nil, fs.URL, &SocketOptions{Transport: tr})
 	c := fs.next(t)
 	c.send("P0")
@@ -533,7 +537,7 @@ func openFake(t *testing.T, tr Transport) (*fakeServer, *Socket, *sockRec, *fake
 // join that no message carried) moves the last event id, which the next
 // connection presents.
 func TestSocketPositionEvent(t *testing.T) {
-	fs := startFake(t, []string{socketSubprotocol}, socketSubprotocol)
+	fs := startFake(t, []string{socketSubprotocol}, "")
 	s, rec := newSocket(t, nil, fs.URL, &SocketOptions{Transport: TransportEventSource})
 	c := fs.next(t)
 	c.send("P0")

@@ -97,13 +97,9 @@ type SocketOptions struct {
 	Transport Transport
 
 	// Protocol is the wire protocol to ask for: "" for realtime.v2, with
-	// realtime.v1 for servers that have only that (a WebSocket offers
-	// both subprotocols and the server selects), or "realtime.v1" alone.
-	// Over EventSource a server cannot say which it selected, and one of
-	// realtime.v1 ignores the request for realtime.v2, so the Socket
-	// takes an event stream to speak what it asked for: set
-	// "realtime.v1" to use EventSource with a server of a release before
-	// channels.
+	// realtime.v1 for servers that have only that (the server selects),
+	// or "realtime.v1" alone, for a Socket that wants no channels and
+	// none of their news.
 	Protocol string
 
 	// LastEventID is the id to resume from on the first connection,
@@ -1046,7 +1042,7 @@ func (s *Socket) openEventSource(presented string) (*attempt, error) {
 			nc.Close()
 			return nil, s.attemptErr(ctx, ctx.Err())
 		}
-		l := &link{transport: TransportEventSource, proto: s.eventStreamProtocol(resp), nc: nc, token: ev.Data, gone: make(chan struct{})}
+		l := &link{transport: TransportEventSource, proto: eventStreamProtocol(resp), nc: nc, token: ev.Data, gone: make(chan struct{})}
 		return &attempt{link: l, resp: resp, pos: ev.ID, dec: dec}, nil
 	}
 }
