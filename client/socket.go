@@ -1110,8 +1110,8 @@ func (s *Socket) handle(l *link, m Message, list []PresenceEntry) bool {
 			return true
 		}
 	case KindUnsubscribed:
-		// The server left the channel or refused it: asking again after
-		// a reconnection would be wrong.
+		// The server took the Socket out of the channel, or refused it:
+		// it is not asked for again (see KindUnsubscribed).
 		s.forget(m.Channel)
 	}
 	return s.deliver(m)
