@@ -2,6 +2,7 @@ package client
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"reflect"
 	"slices"
@@ -553,5 +554,45 @@ func TestSocketPositionEvent(t *testing.T) {
 	c.close()
 	if c2 := fs.next(t); c2.lastID != "P1" {
 		t.Fatalf("presented %q, want P1", c2.lastID)
+	}
+}
+
+// A refused presence request fails its call with a *RequestError; an
+// error about another request goes to Next; answers stay matched to
+// their calls.
+func TestSocketV2PresenceRefused(t *testing.T) {
+	for _, tr := range transports {
+		t.Run(tr.String(), func(t *testing.T) {
+			_, s, _, c := openFake(t, tr)
+			presence := func(channel string) chan error {
+				errc := make(chan error, 1)
+				go func() {
+					es, err := s.Presence(testCtx(t), channel)
+					if err == nil && len(es) != 1 {
+						err = fmt.Errorf("entries %v", es)
+					}
+					errc <- err
+				}()
+				if r := c.req(t); r != "presence "+channel {
+					t.Fatalf("request %q", r)
+				}
+				return errc
+			}
+			errc := presence("x")
+			c.send("\nerror\npresence \"x\": not subscribed")
+			var re *RequestError
+			if err := <-errc; !errors.As(err, &re) || re.Text != `presence "x": not subscribed` {
+				t.Fatalf("refused Presence: %v", err)
+			}
+			errc = presence("y")
+			c.send("\nerror\npublish \"z\": refused")
+			c.send("\npresence y\n[{\"socket\":\"n.1\"}]")
+			if m := nextAny(t, s); m != (Message{Kind: KindError, Data: `publish "z": refused`}) {
+				t.Fatalf("Next: %+v", m)
+			}
+			if err := <-errc; err != nil {
+				t.Fatalf("Presence after the other error: %v", err)
+			}
+		})
 	}
 }

@@ -322,7 +322,7 @@ type link struct {
 	token   string // TransportEventSource: the session token
 	dropErr error  // why drop was called
 	ended   bool
-	waiters map[string][]chan presenceAnswer // presence requests by channel, oldest first
+	waiters []presenceWaiter // presence requests, oldest first
 }
 
 // drop closes the connection from outside the run goroutine, which then
@@ -555,7 +555,7 @@ func (s *Socket) do(ctx context.Context, r *request) error {
 		}
 		again, err := s.sendOn(sctx, l, r.wire(l.proto))
 		if r.waiter != nil && (again || err != nil) {
-			l.removeWaiter(r.channel, r.waiter)
+			l.removeWaiter(r.waiter)
 		}
 		if err != nil && s.ctx.Err() != nil {
 			return s.stoppedErr()
@@ -1104,8 +1104,8 @@ func (s *Socket) position(id string) {
 // Socket stops first.
 func (s *Socket) handle(l *link, m Message, list []PresenceEntry) bool {
 	switch m.Kind {
-	case KindPresence:
-		if l.answer(m.Channel, list) {
+	case KindPresence, KindError:
+		if l.answer(m, list) {
 			s.position(m.ID)
 			return true
 		}
