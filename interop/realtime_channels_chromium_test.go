@@ -177,6 +177,9 @@ func TestRealtimeChannelsChromium(t *testing.T) {
 			rtWait(t, tab, "presence of a", `__rt.presence === 'ann,bob'`, state, 30*time.Second)
 			rtEval[any](t, tab2, `__subs.a.unsubscribe(), 0`)
 			rtWait(t, tab, "leave", `__rt.events.includes('a leave bob')`, state, 30*time.Second)
+			// Out of the channel, the server refuses bob's presence request.
+			rtEval[any](t, tab2, `__subs.a.presence().then(() => { __rt.refused = 'answered'; }, (e) => { __rt.refused = e.message; }), 0`)
+			rtWait(t, tab2, "presence refused", `(__rt.refused || '').startsWith('presence ')`, state, 30*time.Second)
 
 			var got rtChannelsState
 			if err := json.Unmarshal([]byte(rtEval[string](t, tab, state)), &got); err != nil {
