@@ -152,6 +152,21 @@ func (r *received) record(t *testing.T, m Message) {
 // answer comes after them.
 func users(t *testing.T, s *Socket, r *received, channel string) []string {
 	t.Helper()
+	es, err := presenceReading(t, s, r, channel)
+	if err != nil {
+		t.Fatalf("Presence(%s): %v", channel, err)
+	}
+	var u []string
+	for _, e := range es {
+		u = append(u, e.User)
+	}
+	slices.Sort(u)
+	return u
+}
+
+// presenceReading calls Presence, reading messages into r meanwhile.
+func presenceReading(t *testing.T, s *Socket, r *received, channel string) ([]PresenceEntry, error) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(testCtx(t))
 	defer cancel()
 	type answer struct {
@@ -172,15 +187,7 @@ func users(t *testing.T, s *Socket, r *received, channel string) []string {
 		r.record(t, m)
 	}
 	a := <-ans
-	if a.err != nil {
-		t.Fatalf("Presence(%s): %v", channel, a.err)
-	}
-	var u []string
-	for _, e := range a.es {
-		u = append(u, e.User)
-	}
-	slices.Sort(u)
-	return u
+	return a.es, a.err
 }
 
 // counts returns a done function for collect: n messages in each
@@ -266,6 +273,11 @@ func TestSocketChannelsCluster(t *testing.T) {
 			collect(t, bob, rb, func(r *received) bool { return len(r.unsubs["b"]) == 1 })
 			if len(bob.Subscriptions()) != 0 {
 				t.Fatalf("bob's subscriptions %q", bob.Subscriptions())
+			}
+			// Out of the channel, bob may not ask; the refusal is an error.
+			var re *RequestError
+			if _, err := presenceReading(t, bob, rb, "b"); !errors.As(err, &re) {
+				t.Fatalf("presence of a channel bob left: %v", err)
 			}
 			collect(t, ann, r, saw(KindLeave, "b", "bob"))
 		})

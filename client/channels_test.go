@@ -2,6 +2,7 @@ package client
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"reflect"
 	"slices"
@@ -185,7 +186,7 @@ func TestCheckChannel(t *testing.T) {
 func TestSocketV2Frames(t *testing.T) {
 	for _, tr := range transports {
 		t.Run(tr.String(), func(t *testing.T) {
-			fs := startFake(t, []string{socketSubprotocolV2, socketSubprotocol}, "")
+			fs := startFake(t, []string{socketSubprotocolV2, socketSubprotocol}, socketSubprotocolV2)
 			s, rec := newSocket(t, nil, fs.URL, &SocketOptions{Transport: tr})
 			c := fs.next(t)
 			if tr == TransportEventSource && !strings.Contains(c.query, "protocol=realtime.v2") {
@@ -278,7 +279,7 @@ func TestSocketV2Hostile(t *testing.T) {
 		}
 	}
 	t.Run("first", func(t *testing.T) {
-		fs := startFake(t, []string{socketSubprotocolV2}, "")
+		fs := startFake(t, []string{socketSubprotocolV2}, socketSubprotocolV2)
 		s, _ := newSocket(t, nil, fs.URL, &SocketOptions{Transport: TransportWebSocket})
 		fs.next(t).send("P0\nnonsense")
 		var fe *FrameError
@@ -457,11 +458,11 @@ func TestSocketV1ServerNoChannels(t *testing.T) {
 		})
 	}
 	// A server of realtime.v1 that ignores the protocol query: on
-	// EventSource the Socket is told so by a header field, or asks for
-	// realtime.v1 only.
+	// EventSource the Socket sees no Realtime-Protocol header; or a
+	// Socket that asks for realtime.v1 only, of a server with both.
 	for _, v1 := range []struct {
 		name, says, ask string
-	}{{"header", socketSubprotocol, ""}, {"option", "", socketSubprotocol}} {
+	}{{"server", "", ""}, {"option", socketSubprotocolV2, socketSubprotocol}} {
 		t.Run("fake-v1-"+v1.name, func(t *testing.T) { testFakeV1(t, v1.says, v1.ask) })
 	}
 	t.Run("plain", func(t *testing.T) {
@@ -482,7 +483,11 @@ func TestSocketV1ServerNoChannels(t *testing.T) {
 }
 
 func testFakeV1(t *testing.T, says, ask string) {
-	fs := startFake(t, []string{socketSubprotocol}, says)
+	protos := []string{socketSubprotocol}
+	if says != "" {
+		protos = []string{socketSubprotocolV2, socketSubprotocol}
+	}
+	fs := startFake(t, protos, says)
 	for _, tr := range transports {
 		s, rec := newSocket(t, nil, fs.URL, &SocketOptions{Transport: tr, Protocol: ask})
 		c := fs.next(t)
@@ -522,7 +527,7 @@ func nextAny(t *testing.T, s *Socket) Message {
 // opens the connection at position P0.
 func openFake(t *testing.T, tr Transport) (*fakeServer, *Socket, *sockRec, *fakeConn) {
 	t.Helper()
-	fs := startFake(t, []string{socketSubprotocolV2, socketSubprotocol}, "")
+	fs := startFake(t, []string{socketSubprotocolV2, socketSubprotocol}, socketSubprotocolV2)
 	s, rec := newSocket(t, nil, fs.URL, &SocketOptions{Transport: tr})
 	c := fs.next(t)
 	c.send("P0")
@@ -533,7 +538,7 @@ func openFake(t *testing.T, tr Transport) (*fakeServer, *Socket, *sockRec, *fake
 // join that no message carried) moves the last event id, which the next
 // connection presents.
 func TestSocketPositionEvent(t *testing.T) {
-	fs := startFake(t, []string{socketSubprotocol}, socketSubprotocol)
+	fs := startFake(t, []string{socketSubprotocol}, "")
 	s, rec := newSocket(t, nil, fs.URL, &SocketOptions{Transport: TransportEventSource})
 	c := fs.next(t)
 	c.send("P0")
@@ -549,5 +554,55 @@ func TestSocketPositionEvent(t *testing.T) {
 	c.close()
 	if c2 := fs.next(t); c2.lastID != "P1" {
 		t.Fatalf("presented %q, want P1", c2.lastID)
+	}
+}
+
+// A refused presence request fails its call with a *RequestError; an
+// error about another request goes to Next; answers stay matched to
+// their calls.
+func TestSocketV2PresenceRefused(t *testing.T) {
+	for _, tr := range transports {
+		t.Run(tr.String(), func(t *testing.T) {
+			_, s, _, c := openFake(t, tr)
+			presence := func(channel string) chan error {
+				errc := make(chan error, 1)
+				go func() {
+					es, err := s.Presence(testCtx(t), channel)
+					if err == nil && len(es) != 1 {
+						err = fmt.Errorf("entries %v", es)
+					}
+					errc <- err
+				}()
+				if r := c.req(t); r != "presence "+channel {
+					t.Fatalf("request %q", r)
+				}
+				return errc
+			}
+			errc := presence("x")
+			c.send("\nerror\npresence \"x\": not subscribed")
+			var re *RequestError
+			if err := <-errc; !errors.As(err, &re) || re.Text != `presence "x": not subscribed` {
+				t.Fatalf("refused Presence: %v", err)
+			}
+			errc = presence("y")
+			c.send("\nerror\npublish \"z\": refused")
+			c.send("\npresence y\n[{\"socket\":\"n.1\"}]")
+			if m := nextAny(t, s); m != (Message{Kind: KindError, Data: `publish "z": refused`}) {
+				t.Fatalf("Next: %+v", m)
+			}
+			if err := <-errc; err != nil {
+				t.Fatalf("Presence after the other error: %v", err)
+			}
+		})
+	}
+}
+
+// BenchmarkParseFrame parses a channel message, the common frame.
+func BenchmarkParseFrame(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, _, err := parseFrame("AQxyz", "message chat\nhello, world"); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

@@ -24,7 +24,7 @@ type fakeServer struct {
 	srv    *httptest.Server
 	conns  chan *fakeConn
 	protos []string // WebSocket subprotocols the server selects from
-	esSays string   // the Realtime-Protocol header field of event streams
+	esSays string   // the Realtime-Protocol header field of event streams that ask for it
 
 	mu     sync.Mutex
 	tokens map[string]*fakeConn
@@ -159,7 +159,7 @@ func (fs *fakeServer) serveEventSource(w http.ResponseWriter, r *http.Request) {
 	fs.tokens[token] = c
 	fs.mu.Unlock()
 	w.Header().Set("Content-Type", "text/event-stream")
-	if fs.esSays != "" {
+	if fs.esSays != "" && r.URL.Query().Get(protocolParam) == fs.esSays {
 		w.Header().Set(protocolHeader, fs.esSays)
 	}
 	fs.conns <- c

@@ -97,13 +97,9 @@ type SocketOptions struct {
 	Transport Transport
 
 	// Protocol is the wire protocol to ask for: "" for realtime.v2, with
-	// realtime.v1 for servers that have only that (a WebSocket offers
-	// both subprotocols and the server selects), or "realtime.v1" alone.
-	// Over EventSource a server cannot say which it selected, and one of
-	// realtime.v1 ignores the request for realtime.v2, so the Socket
-	// takes an event stream to speak what it asked for: set
-	// "realtime.v1" to use EventSource with a server of a release before
-	// channels.
+	// realtime.v1 for servers that have only that (the server selects),
+	// or "realtime.v1" alone, for a Socket that wants no channels and
+	// none of their news.
 	Protocol string
 
 	// LastEventID is the id to resume from on the first connection,
@@ -326,7 +322,7 @@ type link struct {
 	token   string // TransportEventSource: the session token
 	dropErr error  // why drop was called
 	ended   bool
-	waiters map[string][]chan presenceAnswer // presence requests by channel, oldest first
+	waiters []presenceWaiter // presence requests, oldest first
 }
 
 // drop closes the connection from outside the run goroutine, which then
@@ -559,7 +555,7 @@ func (s *Socket) do(ctx context.Context, r *request) error {
 		}
 		again, err := s.sendOn(sctx, l, r.wire(l.proto))
 		if r.waiter != nil && (again || err != nil) {
-			l.removeWaiter(r.channel, r.waiter)
+			l.removeWaiter(r.waiter)
 		}
 		if err != nil && s.ctx.Err() != nil {
 			return s.stoppedErr()
@@ -1046,7 +1042,7 @@ func (s *Socket) openEventSource(presented string) (*attempt, error) {
 			nc.Close()
 			return nil, s.attemptErr(ctx, ctx.Err())
 		}
-		l := &link{transport: TransportEventSource, proto: s.eventStreamProtocol(resp), nc: nc, token: ev.Data, gone: make(chan struct{})}
+		l := &link{transport: TransportEventSource, proto: eventStreamProtocol(resp), nc: nc, token: ev.Data, gone: make(chan struct{})}
 		return &attempt{link: l, resp: resp, pos: ev.ID, dec: dec}, nil
 	}
 }
@@ -1108,14 +1104,14 @@ func (s *Socket) position(id string) {
 // Socket stops first.
 func (s *Socket) handle(l *link, m Message, list []PresenceEntry) bool {
 	switch m.Kind {
-	case KindPresence:
-		if l.answer(m.Channel, list) {
+	case KindPresence, KindError:
+		if l.answer(m, list) {
 			s.position(m.ID)
 			return true
 		}
 	case KindUnsubscribed:
-		// The server left the channel or refused it: asking again after
-		// a reconnection would be wrong.
+		// The server took the Socket out of the channel, or refused it:
+		// it is not asked for again (see KindUnsubscribed).
 		s.forget(m.Channel)
 	}
 	return s.deliver(m)

@@ -300,6 +300,7 @@ func TestSocketProtocolNames(t *testing.T) {
 		{positionEvent, realtime.PositionEvent},
 		{socketSubprotocolV2, realtime.SubprotocolV2},
 		{protocolParam, realtime.ProtocolParam},
+		{protocolHeader, realtime.ProtocolHeader},
 		{TransportWebSocket.String(), realtime.TransportWebSocket.String()},
 		{TransportEventSource.String(), realtime.TransportEventSource.String()},
 	} {
