@@ -112,14 +112,14 @@ type Options struct {
 // stream, so that a channel's offsets are the stream's sequences; see
 // the package documentation.
 type Broker struct {
-	nc      *nats.Conn
-	js      jetstream.JetStream
-	own     bool // Close closes nc
-	opts    Options
-	prefix  string
-	bucket  string
-	life    context.Context // ends when the broker is closed
-	end     context.CancelFunc
+	nc     *nats.Conn
+	js     jetstream.JetStream
+	own    bool // Close closes nc
+	opts   Options
+	prefix string
+	bucket string
+	life   context.Context // ends when the broker is closed
+	end    context.CancelFunc
 
 	mu      sync.Mutex
 	streams map[string]stream // by channel: the stream last seen

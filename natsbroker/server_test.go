@@ -195,4 +195,3 @@ func dialBroker(t testing.TB, s *server, opts *Options) *Broker {
 	t.Cleanup(func() { b.Close() })
 	return b
 }
-
