@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -174,4 +175,48 @@ func TestClose(t *testing.T) {
 	if !nc.IsConnected() {
 		t.Error("Close closed the caller's connection")
 	}
+}
+
+// Calls racing the end of a Serve get an answer or ErrNoNode, never a
+// wait for their timeout: those the server sent before it heard of the
+// unsubscribe are answered as from no node.
+func TestCallWhileServeEnds(t *testing.T) {
+	s := startServer(t)
+	b1 := dialBroker(t, s, &Options{RequestTimeout: time.Minute})
+	b2 := dialBroker(t, s, nil)
+	ctx := testContext(t)
+	sctx, stop := context.WithCancel(ctx)
+	served := make(chan error, 1)
+	go func() {
+		served <- b2.Serve(sctx, "ending", func(_ context.Context, req []byte) []byte { return req })
+	}()
+	for {
+		if _, err := b1.Call(ctx, "ending", nil); err == nil {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	var wg sync.WaitGroup
+	var answered atomic.Int64
+	for range 8 {
+		wg.Go(func() {
+			for {
+				_, err := b1.Call(ctx, "ending", []byte("x"))
+				if errors.Is(err, realtime.ErrNoNode) {
+					return
+				}
+				if err != nil {
+					t.Errorf("call: %v", err)
+					return
+				}
+				answered.Add(1)
+			}
+		})
+	}
+	for answered.Load() < 100 {
+		time.Sleep(time.Millisecond)
+	}
+	stop()
+	wg.Wait()
+	<-served
 }
