@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -61,5 +62,33 @@ func TestPublishSince(t *testing.T) {
 	_, latest, err := b.Since(ctx, "empty", realtime.Position{})
 	if err != nil || latest.Epoch == 0 || latest.Offset != 0 {
 		t.Fatalf("Since(empty) = %v, %v", latest, err)
+	}
+}
+
+// Nodes that create a channel's stream at once end up in one stream,
+// under one epoch, with one numbering.
+func TestCreateRace(t *testing.T) {
+	s := startServer(t)
+	ctx := testContext(t)
+	var bs []*Broker
+	for range 6 {
+		bs = append(bs, dialBroker(t, s, nil))
+	}
+	for round := range 5 {
+		channel := fmt.Sprintf("race-%d", round)
+		positions := make([]realtime.Position, len(bs))
+		errs := make([]error, len(bs))
+		var wg sync.WaitGroup
+		for i, b := range bs {
+			wg.Go(func() { positions[i], errs[i] = b.Publish(ctx, channel, "x", "") })
+		}
+		wg.Wait()
+		seen := map[uint64]bool{}
+		for i, p := range positions {
+			if errs[i] != nil || p.Epoch != positions[0].Epoch || p.Offset < 1 || p.Offset > uint64(len(bs)) || seen[p.Offset] {
+				t.Fatalf("round %d: positions %v, errors %v", round, positions, errs)
+			}
+			seen[p.Offset] = true
+		}
 	}
 }
