@@ -108,6 +108,7 @@ func Run(t *testing.T, h Harness) {
 			{"FollowBoundary", s.testFollowBoundary},
 			{"Eviction", s.testEviction},
 			{"EvictionWhileFollowing", s.testEvictionWhileFollowing},
+			{"SlowFollower", s.testSlowFollower},
 			{"Idempotent", s.testIdempotent},
 			{"Presence", s.testPresence},
 			{"PresenceExpiry", s.testPresenceExpiry},
@@ -588,6 +589,33 @@ func (s *suite) testEvictionWhileFollowing(t *testing.T) {
 	if !done {
 		// It had read everything before the eviction: no gap either way.
 		t.Logf("Follow had read all %d entries before they were evicted", top.Offset-start.Offset)
+	}
+}
+
+// testSlowFollower: a Follow held up by its deliver holds up neither
+// the publishers nor the other followers, and when it goes on it
+// delivers everything, within the history, with no gap: a slow node
+// lags, it is not cut off.
+func (s *suite) testSlowFollower(t *testing.T) {
+	pub, slow, fast := s.client(t), s.client(t), s.client(t)
+	ch := s.name("slow")
+	start := latest(t, pub, ch)
+	hold := make(chan struct{})
+	held := followHeld(t, slow, ch, start, hold)
+	free := follow(t, fast, ch, start)
+	first := publish(t, pub, ch, "first", "")
+	held.waitUntil(t, first)
+	var top realtime.Position
+	for i := range s.h.MaxHistory - 1 {
+		top = publish(t, pub, ch, "m"+strconv.Itoa(i), "")
+	}
+	free.waitUntil(t, top)
+	close(hold)
+	got := held.waitUntil(t, top)
+	held.check(t)
+	free.check(t)
+	if !slices.Equal(got, free.got()) {
+		t.Fatalf("the held follower delivered %d entries, the free one %d", len(got), len(free.got()))
 	}
 }
 

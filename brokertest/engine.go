@@ -89,15 +89,21 @@ func unavailable(t *testing.T, what string, f func(ctx context.Context) error) {
 	}
 }
 
+// followed returns two clients, pub and sub, a new channel and its
+// latest position, start, and a follower of it from start on sub.
+func (s *suite) followed(t *testing.T, what string) (pub, sub realtime.Broker, ch string, start realtime.Position, f *follower) {
+	pub, sub = s.client(t), s.client(t)
+	ch = s.name(what)
+	start = latest(t, pub, ch)
+	return pub, sub, ch, start, follow(t, sub, ch, start)
+}
+
 // testUnavailable: while the engine is down, calls fail with
 // ErrBrokerUnavailable within their context; a Follow keeps going, and
 // delivers what is published once the engine is back, with no gap and
 // no duplicate.
 func (s *suite) testUnavailable(t *testing.T) {
-	pub, sub := s.client(t), s.client(t)
-	ch := s.name("unavail")
-	start := latest(t, pub, ch)
-	f := follow(t, sub, ch, start)
+	pub, sub, ch, start, f := s.followed(t, "unavail")
 	before := publish(t, pub, ch, "before", "")
 	f.waitUntil(t, before)
 
@@ -148,10 +154,7 @@ func (s *suite) testUnavailable(t *testing.T) {
 // loses nothing: the same entries at the same positions, keys still
 // remembered, and a Follow goes on with no gap and no duplicate.
 func (s *suite) testRestart(t *testing.T) {
-	pub, sub := s.client(t), s.client(t)
-	ch := s.name("restart")
-	start := latest(t, pub, ch)
-	f := follow(t, sub, ch, start)
+	pub, sub, ch, start, f := s.followed(t, "restart")
 	var last realtime.Position
 	for i := range 20 {
 		last = publish(t, pub, ch, "m"+strconv.Itoa(i), "key-"+strconv.Itoa(i))
@@ -185,10 +188,7 @@ func (s *suite) testRestart(t *testing.T) {
 // again under a new epoch: positions of the old one are lost, for Since
 // and for a running Follow, which delivers nothing of the new epoch.
 func (s *suite) testWipe(t *testing.T) {
-	pub, sub := s.client(t), s.client(t)
-	ch := s.name("wipe")
-	start := latest(t, pub, ch)
-	f := follow(t, sub, ch, start)
+	pub, sub, ch, _, f := s.followed(t, "wipe")
 	var old realtime.Position
 	for i := range 3 {
 		old = publish(t, pub, ch, "old"+strconv.Itoa(i), "")
