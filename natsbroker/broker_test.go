@@ -70,10 +70,7 @@ func TestPublishSince(t *testing.T) {
 func TestCreateRace(t *testing.T) {
 	s := startServer(t)
 	ctx := testContext(t)
-	var bs []*Broker
-	for range 6 {
-		bs = append(bs, dialBroker(t, s, nil))
-	}
+	bs := dialBrokers(t, s, 6)
 	for round := range 5 {
 		channel := fmt.Sprintf("race-%d", round)
 		positions := make([]realtime.Position, len(bs))

@@ -304,7 +304,11 @@ func (b *Broker) names(channel string) (name, subjectPrefix string) {
 	return b.prefix + "_" + hex.EncodeToString(h[:16]), b.prefix + ".c." + token(channel) + "."
 }
 
-func checkChannel(channel string) error {
+// usable fails when the broker is closed or channel is not a name.
+func (b *Broker) usable(channel string) error {
+	if b.closed() {
+		return errClosed
+	}
 	if channel == "" {
 		return errors.New("natsbroker: empty channel name")
 	}
@@ -441,10 +445,7 @@ func (b *Broker) create(ctx context.Context, name, subjectPrefix string) (jetstr
 // Options.MaxKeyAge returns the first's position. It fails with
 // ErrTooLarge when the message does not fit the server's max_payload.
 func (b *Broker) Publish(ctx context.Context, channel, text, key string) (realtime.Position, error) {
-	if b.closed() {
-		return realtime.Position{}, errClosed
-	}
-	if err := checkChannel(channel); err != nil {
+	if err := b.usable(channel); err != nil {
 		return realtime.Position{}, err
 	}
 	if mp := b.nc.MaxPayload(); mp > 0 && int64(len(text)) > mp {
@@ -505,10 +506,7 @@ func check(st state, pos realtime.Position) error {
 
 // Since returns the entries of channel after pos up to its last.
 func (b *Broker) Since(ctx context.Context, channel string, pos realtime.Position) ([]realtime.Entry, realtime.Position, error) {
-	if b.closed() {
-		return nil, realtime.Position{}, errClosed
-	}
-	if err := checkChannel(channel); err != nil {
+	if err := b.usable(channel); err != nil {
 		return nil, realtime.Position{}, err
 	}
 	rctx, cancel := b.requestContext(ctx)
@@ -635,7 +633,7 @@ func (b *Broker) deleteConsumer(stream string, c jetstream.Consumer) {
 // or the entries it had to deliver next were evicted. A zero pos
 // follows the current epoch from its first entry.
 func (b *Broker) Follow(ctx context.Context, channel string, pos realtime.Position, deliver func(realtime.Entry)) error {
-	if err := checkChannel(channel); err != nil {
+	if err := b.usable(channel); err != nil {
 		return err
 	}
 	ctx, cancel := context.WithCancel(ctx)
