@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -87,5 +88,17 @@ func TestCreateRace(t *testing.T) {
 			}
 			seen[p.Offset] = true
 		}
+	}
+}
+
+func TestOptions(t *testing.T) {
+	for _, o := range []Options{{Prefix: "a.b"}, {Prefix: "a*"}, {Prefix: "é"}, {Prefix: strings.Repeat("p", 65)}, {MaxKeyAge: -1}} {
+		if _, err := Dial("nats://127.0.0.1:1", &o); err == nil {
+			t.Errorf("Dial with %+v: no error", o)
+		}
+	}
+	o, err := normalize(&Options{MaxHistoryAge: time.Minute, MaxHistory: -1})
+	if err != nil || o.MaxKeyAge != time.Minute || o.MaxHistory != -1 || o.MaxHistoryBytes != realtime.DefaultMaxHistoryBytes || o.Prefix != DefaultPrefix {
+		t.Fatalf("normalize = %+v, %v", o, err)
 	}
 }

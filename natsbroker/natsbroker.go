@@ -54,8 +54,8 @@ var ErrTooLarge = errors.New("natsbroker: message larger than the server's max_p
 type Options struct {
 	// Prefix starts every name the broker uses on the server: streams
 	// PREFIX_<hash of the channel>, subjects PREFIX.c.<channel>.<epoch>
-	// and PREFIX.n.<node>, the KV bucket PREFIX_presence. Letters,
-	// digits, '-' and '_' only. "" means DefaultPrefix.
+	// and PREFIX.n.<node>, the KV bucket PREFIX_presence. Up to 64
+	// letters, digits, '-' and '_'. "" means DefaultPrefix.
 	Prefix string
 
 	// MaxHistory (count), MaxHistoryBytes (int64 bytes) and
@@ -192,6 +192,9 @@ func normalize(opts *Options) (Options, error) {
 	}
 	if o.Prefix == "" {
 		o.Prefix = DefaultPrefix
+	}
+	if len(o.Prefix) > 64 {
+		return o, fmt.Errorf("natsbroker: prefix %q longer than 64 bytes", o.Prefix)
 	}
 	for _, r := range o.Prefix {
 		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
@@ -525,7 +528,7 @@ func (b *Broker) Since(ctx context.Context, channel string, pos realtime.Positio
 	if pos.Offset == st.last {
 		return nil, latest, nil
 	}
-	entries := make([]realtime.Entry, 0, st.last-pos.Offset)
+	entries := make([]realtime.Entry, 0, min(st.last-pos.Offset, readBatch))
 	next := pos.Offset + 1
 	err = b.read(rctx, st.name, consumerFrom(next), int(st.last-pos.Offset), func(m jetstream.Msg, seq uint64) error {
 		if err := st.verify(m, seq, next); err != nil {
