@@ -14,7 +14,8 @@ import (
 
 // Three nodes (hubs) share a channel through one nats-server, each with
 // a client: every client gets every message once and in one order,
-// across a kill -9 and restart of the server.
+// across a kill -9 and restart of the server; when the server restarts
+// empty, each is told.
 func TestHubsOverNATS(t *testing.T) {
 	s := startServer(t)
 	var hubs []*realtime.Hub
@@ -93,4 +94,24 @@ func TestHubsOverNATS(t *testing.T) {
 	s.Start()
 	publish(30)
 	receive(30)
+	// Restarted empty: each client is told its place in the channel
+	// was lost, then gets what follows, with no message of the old
+	// epoch again.
+	s.Wipe()
+	for i, c := range clients {
+		for {
+			m, err := c.Next(ctx)
+			if err != nil {
+				t.Fatalf("client %d: %v", i, err)
+			}
+			if m.Kind == client.KindMessage {
+				t.Fatalf("client %d got %q before the news of the wipe", i, m.Data)
+			}
+			if m.Channel == "chat" && (m.Kind == client.KindLost || m.Kind == client.KindSubscribed && m.Status == client.SubscribeFailed) {
+				break
+			}
+		}
+	}
+	publish(10)
+	receive(60)
 }
