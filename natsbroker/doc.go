@@ -47,9 +47,10 @@
 // settings of the node that created it; change them with nats stream
 // edit. Every node sharing a server must use the same Prefix.
 //
-// Presence is the KV bucket PREFIX_presence (stream KV_PREFIX_presence),
-// one key <channel>.<socket id> (both base64url) per entry; calls go to
-// the core NATS subject PREFIX.n.<node, base64url>.
+// Presence is the KV bucket PREFIX_presence (stream KV_PREFIX_presence,
+// made without direct get, so that a server that lost it says so at
+// once), one key <channel>.<socket id> (both base64url) per entry; calls
+// go to the core NATS subject PREFIX.n.<node, base64url>.
 //
 // # Publish and deduplication
 //
