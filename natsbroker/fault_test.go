@@ -391,3 +391,25 @@ func TestTooLarge(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A stream deleted under an idle Follow (nats stream rm): the Follow
+// tells the position is lost, and the channel goes on in a new epoch.
+func TestStreamDeleted(t *testing.T) {
+	s := startServer(t)
+	b := dialBroker(t, s, nil)
+	old := publishN(t, b, "del", 1, 3)
+	f := follow(t, b, "del", old)
+	st, _ := b.cached("del")
+	ctx := testContext(t)
+	if err := b.js.DeleteStream(ctx, st.name); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-f.done; !errors.Is(err, realtime.ErrPositionLost) {
+		t.Fatalf("Follow after the delete: %v", err)
+	}
+	f.done <- nil
+	pos, err := b.Publish(ctx, "del", "m1", "")
+	if err != nil || pos.Epoch == old.Epoch || pos.Offset != 1 {
+		t.Fatalf("publish after the delete: %v, %v", pos, err)
+	}
+}
