@@ -260,8 +260,15 @@ func TestOnePublishPerMessage(t *testing.T) {
 }
 
 // An acknowledgment lost on the way back: the message was stored, the
-// publisher retries with the same key and gets the first's position.
+// publisher retries with the same key and gets the first's position,
+// also when the server was killed and restarted in between.
 func TestDedupLostAck(t *testing.T) {
+	for _, restart := range []bool{false, true} {
+		t.Run(fmt.Sprintf("restart=%v", restart), func(t *testing.T) { testDedupLostAck(t, restart) })
+	}
+}
+
+func testDedupLostAck(t *testing.T, restart bool) {
 	s := startServer(t)
 	b := dialBroker(t, s, nil)
 	ctx := testContext(t)
@@ -282,11 +289,26 @@ func TestDedupLostAck(t *testing.T) {
 	if err := nc.PublishMsg(m); err != nil {
 		t.Fatal(err)
 	}
-	if err := nc.Flush(); err != nil {
-		t.Fatal(err)
+	for {
+		_, latest, err := b.Since(ctx, "d", realtime.Position{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if latest.Offset == 3 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if restart {
+		s.Kill()
+		s.Start()
 	}
 	for range 2 {
-		pos, err := b.Publish(ctx, "d", "m3", "lost")
+		var pos realtime.Position
+		err := untilAvailable(func() (err error) {
+			pos, err = b.Publish(ctx, "d", "m3", "lost")
+			return err
+		})
 		if err != nil || pos != (realtime.Position{Epoch: first.Epoch, Offset: 3}) {
 			t.Fatalf("retry = %v, %v", pos, err)
 		}
