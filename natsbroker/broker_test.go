@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/realtime-go/realtime"
 )
@@ -121,5 +122,17 @@ func TestForeignStream(t *testing.T) {
 	}
 	if err := b.Follow(ctx, "taken", realtime.Position{}, func(realtime.Entry) {}); err == nil || errors.Is(err, realtime.ErrBrokerUnavailable) {
 		t.Fatalf("follow: %v", err)
+	}
+}
+
+// ConnectOptions reach the connection Dial makes.
+func TestConnectOptions(t *testing.T) {
+	s := startServer(t)
+	b := dialBroker(t, s, &Options{ConnectOptions: []nats.Option{nats.Name("mine")}})
+	if _, err := b.Publish(testContext(t), "co", "x", ""); err != nil {
+		t.Fatal(err)
+	}
+	if b.nc.Opts.Name != "mine" || b.nc.Opts.MaxReconnect != -1 {
+		t.Fatalf("connection options: name %q, max reconnect %d", b.nc.Opts.Name, b.nc.Opts.MaxReconnect)
 	}
 }

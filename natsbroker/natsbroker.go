@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -106,6 +107,12 @@ type Options struct {
 
 	// Name is the connection name Dial gives the server (monitoring).
 	Name string
+
+	// ConnectOptions are more options of the connection Dial makes:
+	// credentials, TLS and the like (nats.UserCredentials,
+	// nats.RootCAs, ...). They come after Dial's own, so they may also
+	// change those.
+	ConnectOptions []nats.Option
 }
 
 // Broker is a realtime.Broker on NATS JetStream. Each channel is one
@@ -149,7 +156,7 @@ func Dial(url string, opts *Options) (*Broker, error) {
 	if url == "" {
 		url = nats.DefaultURL
 	}
-	nc, err := nats.Connect(url,
+	nopts := append([]nats.Option{
 		nats.Name(o.Name),
 		nats.MaxReconnects(-1),
 		nats.RetryOnFailedConnect(true),
@@ -157,7 +164,8 @@ func Dial(url string, opts *Options) (*Broker, error) {
 		nats.CustomReconnectDelay(func(attempts int) time.Duration {
 			return backoff(attempts, o.MinDelay, o.MaxDelay)
 		}),
-	)
+	}, o.ConnectOptions...)
+	nc, err := nats.Connect(url, nopts...)
 	if err != nil {
 		return nil, fmt.Errorf("natsbroker: %w: %w", realtime.ErrBrokerUnavailable, err)
 	}
@@ -189,6 +197,7 @@ func normalize(opts *Options) (Options, error) {
 	var o Options
 	if opts != nil {
 		o = *opts
+		o.ConnectOptions = slices.Clone(o.ConnectOptions)
 	}
 	if o.Prefix == "" {
 		o.Prefix = DefaultPrefix
