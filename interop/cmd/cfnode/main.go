@@ -114,5 +114,8 @@ func run(addr, name, redisAddr string, history int, historyTTL time.Duration, wi
 		node.Shutdown(ctx)
 		os.Exit(0)
 	}()
-	return srv.Serve(ln)
+	if err := srv.Serve(ln); err != http.ErrServerClosed {
+		return err
+	}
+	select {} // the signal handler exits
 }

@@ -1,0 +1,240 @@
+// Command mnbench measures channels across nodes: N node processes on one
+// broker on this machine, sockets (half WebSocket, half EventSource)
+// connected straight to the nodes in turn, each in several channels, and
+// publishers on every node. It runs each row in turn, in one invocation,
+// so that their ratios come from one run on one machine:
+//
+//   - rt-memory: realtime, ONE node, in-memory broker (the single-node baseline)
+//   - rt-redis:  realtime, N nodes on Redis Streams (redis-server on loopback)
+//   - rt-nats:   realtime, N nodes on NATS JetStream (nats-server -js on loopback)
+//   - cf-redis:  centrifuge v0.40.1, N nodes (cmd/cfnode) on its Redis broker
+//   - cf-memory: centrifuge, one node, in-memory broker (not run by default)
+//
+// and prints a Markdown table and the command that produced it:
+//
+//	cd interop && go run ./mnbench [-sockets 10000] [-channels 100] [-per-socket 3] [-rows rt-memory,rt-redis,rt-nats,cf-redis]
+//
+// The same load client (this process) drives every row: realtime.v2 with
+// package websocket and package eventsource's Decoder, centrifuge's JSON
+// protocol over its WebSocket and unidirectional EventSource transports.
+// Each socket reads on its own goroutine and allocates nothing per
+// message beyond what its decoder needs. Each row has two phases:
+//
+//   - latency: -rate publishes per second in all, for -latency-time; every
+//     message carries its publish time (the same host clock), and the p50
+//     and p99 of publish-to-receive are over every delivery;
+//   - burst: publishes as fast as the nodes take them, so that each socket
+//     gets about -burst messages; deliveries per second are deliveries
+//     over the time from the first publish to the last delivery.
+//
+// Broker operations per publish are the delta of Redis's INFO
+// commandstats (or of nats-server's in_msgs) over a phase, divided by its
+// publishes. RSS per socket is the nodes' RSS growth while the sockets
+// connected and subscribed; CPU is from /proc/PID/stat, for each node, the
+// broker and this process (the load client), during the burst.
+//
+// Each socket checks that its messages come in order per channel, with no
+// gap and no duplicate, and the row reports what was lost.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/realtime-go/realtime/interop/internal/benchproc"
+)
+
+type config struct {
+	rows        []string
+	nodes       int
+	sockets     int
+	channels    int
+	perSocket   int
+	publishers  int
+	size        int
+	rate        int
+	latencyTime time.Duration
+	burst       int
+	conc        int
+	clientProcs int
+	nodeProcs   int
+	bin         string
+	rtPath      string
+	cfHistory   int
+	profile     string
+	settle      time.Duration
+}
+
+func main() {
+	var cfg config
+	rows := flag.String("rows", "rt-memory,rt-redis,rt-nats,cf-redis", "rows to run, in order: rt-memory, rt-redis, rt-nats, cf-redis, cf-memory")
+	flag.IntVar(&cfg.nodes, "nodes", 3, "node processes of the multi-node rows")
+	flag.IntVar(&cfg.sockets, "sockets", 10000, "subscriber sockets, half WebSocket and half EventSource, spread over the nodes")
+	flag.IntVar(&cfg.channels, "channels", 100, "channels")
+	flag.IntVar(&cfg.perSocket, "per-socket", 3, "channels each socket is in")
+	flag.IntVar(&cfg.publishers, "publishers", 6, "publisher connections (WebSocket), spread over the nodes; each owns channels")
+	flag.IntVar(&cfg.size, "size", 64, "message size in bytes")
+	flag.IntVar(&cfg.rate, "rate", 100, "publishes per second in all, in the latency phase")
+	flag.DurationVar(&cfg.latencyTime, "latency-time", 10*time.Second, "length of the latency phase")
+	flag.IntVar(&cfg.burst, "burst", 60, "messages each socket gets in the burst phase (about)")
+	flag.IntVar(&cfg.conc, "conc", 100, "handshakes in flight while connecting")
+	flag.IntVar(&cfg.clientProcs, "client-procs", 1, "GOMAXPROCS of the load client (this process)")
+	flag.IntVar(&cfg.nodeProcs, "node-procs", 0, "GOMAXPROCS of each node process (0: Go's default)")
+	flag.StringVar(&cfg.bin, "bin", "", "directory holding prebuilt rtnode and cfnode (default: go build them)")
+	flag.StringVar(&cfg.rtPath, "rt-path", "/socket", "path of the realtime handler on rtnode")
+	flag.IntVar(&cfg.cfHistory, "cf-history", 1000, "centrifuge: messages kept per channel for recovery (0: no history, plain PUBLISH)")
+	flag.StringVar(&cfg.profile, "profile", "", "directory: save a CPU profile of the first node of each row during its burst (nodes started with -pprof)")
+	flag.DurationVar(&cfg.settle, "settle", 2*time.Second, "pause after connecting, before reading RSS")
+	flag.Parse()
+	cfg.rows = strings.Split(*rows, ",")
+	if err := run(&cfg); err != nil {
+		log.Fatal(err)
+	}
+}
+
+// rowSpec is what a row runs.
+type rowSpec struct {
+	label  string
+	proto  proto
+	multi  bool   // cfg.nodes nodes, else one
+	broker string // "memory", "redis" or "nats"
+}
+
+var rowSpecs = map[string]rowSpec{
+	"rt-memory": {"realtime, 1 node, in-memory broker", protoRT, false, "memory"},
+	"rt-redis":  {"realtime, %d nodes, Redis Streams", protoRT, true, "redis"},
+	"rt-nats":   {"realtime, %d nodes, NATS JetStream", protoRT, true, "nats"},
+	"cf-redis":  {"centrifuge v0.40.1, %d nodes, Redis", protoCF, true, "redis"},
+	"cf-memory": {"centrifuge v0.40.1, 1 node, in-memory broker", protoCF, false, "memory"},
+}
+
+func run(cfg *config) error {
+	for _, r := range cfg.rows {
+		if _, ok := rowSpecs[r]; !ok {
+			return fmt.Errorf("unknown row %q", r)
+		}
+	}
+	if cfg.perSocket < 1 || cfg.perSocket > cfg.channels || cfg.publishers < 1 || cfg.publishers > cfg.channels || cfg.sockets < 2 || cfg.nodes < 1 {
+		return fmt.Errorf("need 1 <= -per-socket <= -channels, 1 <= -publishers <= -channels, -sockets >= 2, -nodes >= 1")
+	}
+	if cfg.size < 48 {
+		return fmt.Errorf("-size must be at least 48 bytes: a message carries its time, channel and number")
+	}
+	if _, err := benchproc.RaiseNOFILE(); err != nil {
+		return err
+	}
+	runtime.GOMAXPROCS(cfg.clientProcs)
+	tmp, err := os.MkdirTemp("", "mnbench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	if cfg.bin == "" {
+		cfg.bin = tmp
+		if err := build(tmp, cfg.rows); err != nil {
+			return err
+		}
+	}
+	if cfg.profile != "" {
+		if err := os.MkdirAll(cfg.profile, 0o755); err != nil {
+			return err
+		}
+	}
+	var results []*result
+	for i, name := range cfg.rows {
+		fmt.Fprintf(os.Stderr, "mnbench: row %s\n", name)
+		res, err := runRow(cfg, name, i, tmp)
+		if err != nil {
+			return fmt.Errorf("row %s: %w", name, err)
+		}
+		results = append(results, res)
+		fmt.Fprintf(os.Stderr, "mnbench: %s\n", res.summary())
+	}
+	report(os.Stdout, cfg, results)
+	return nil
+}
+
+// build compiles the node programs the rows need into dir.
+func build(dir string, rows []string) error {
+	var pkgs []string
+	if slices.ContainsFunc(rows, func(r string) bool { return rowSpecs[r].proto == protoRT }) {
+		pkgs = append(pkgs, "rtnode")
+	}
+	if slices.ContainsFunc(rows, func(r string) bool { return rowSpecs[r].proto == protoCF }) {
+		pkgs = append(pkgs, "cfnode")
+	}
+	for _, p := range pkgs {
+		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, p), "github.com/realtime-go/realtime/interop/cmd/"+p)
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		if err := cmd.Run(); err != nil {
+			return fmt.Errorf("building %s (run mnbench from the interop module, or give -bin): %w", p, err)
+		}
+	}
+	return nil
+}
+
+// nodeArgs is the command line of node i of a row.
+func nodeArgs(cfg *config, spec rowSpec, i int, brokerURL string) (bin string, args []string) {
+	name := fmt.Sprintf("n%d", i+1)
+	switch spec.proto {
+	case protoRT:
+		bin = filepath.Join(cfg.bin, "rtnode")
+		args = []string{"-addr", "127.0.0.1:0", "-node", name}
+		switch spec.broker {
+		case "redis":
+			args = append(args, "-redis", brokerURL)
+		case "nats":
+			args = append(args, "-nats", brokerURL)
+		}
+	case protoCF:
+		bin = filepath.Join(cfg.bin, "cfnode")
+		args = []string{"-addr", "127.0.0.1:0", "-node", name, "-history", fmt.Sprint(cfg.cfHistory), "-redis", "none"}
+		if spec.broker == "redis" {
+			args[len(args)-1] = brokerURL
+		}
+	}
+	if cfg.profile != "" {
+		args = append(args, "-pprof")
+	}
+	return bin, args
+}
+
+// profileURL is where a node started with -pprof serves a CPU profile.
+func profileURL(addr string, d time.Duration) string {
+	return fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, max(1, int(d.Seconds())))
+}
+
+// saveProfile fetches a CPU profile into file.
+func saveProfile(ctx context.Context, u, file string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s", u, resp.Status)
+	}
+	f, err := os.Create(file)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = f.ReadFrom(resp.Body)
+	return err
+}
+
+func numCPU() int { return runtime.NumCPU() }

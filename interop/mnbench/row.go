@@ -1,0 +1,521 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/realtime-go/realtime/interop/internal/benchproc"
+)
+
+// result is what a row measured.
+type result struct {
+	name, label string
+	nodes       int
+	sockets     int
+
+	deliveriesPerSec float64
+	burstDeliveries  int64
+	burstTime        time.Duration
+	burstP50         time.Duration
+	burstP99         time.Duration
+	latDeliveries    int64
+	latRate          float64 // deliveries per second achieved in the latency phase
+	latP50, latP99   time.Duration
+
+	opsBurst, opsLatency float64 // broker operations per publish; -1 without a broker
+	opsDetail            string  // the commands that made them
+
+	rssPerSocketKiB float64
+	nodeRSSMiB      float64 // all nodes, sockets connected
+	brokerRSSMiB    float64
+
+	cpu        []procCPU // during the burst, in cores
+	machineCPU float64
+	clientCPU  float64
+
+	missing, reordered, skipped, protoErrs int64
+	firstErr                               string
+	profile                                string
+}
+
+type procCPU struct {
+	name  string
+	cores float64
+}
+
+func (r *result) summary() string {
+	return fmt.Sprintf("%s: %.0f deliveries/s, p50 %v p99 %v at %.0f deliveries/s, lost %d reordered %d errors %d",
+		r.name, r.deliveriesPerSec, r.latP50, r.latP99, r.latRate, r.missing, r.reordered, r.protoErrs)
+}
+
+// channelsOf is the channels of socket i: perSocket of them, evenly
+// spaced, so that every channel has the same number of subscribers when
+// the sockets are a multiple of the channels.
+func channelsOf(i, channels, perSocket int) []int {
+	out := make([]int, perSocket)
+	for k := range out {
+		out[k] = (i + k*(channels/perSocket)) % channels
+	}
+	return out
+}
+
+func runRow(cfg *config, name string, rowIndex int, tmp string) (res *result, err error) {
+	spec := rowSpecs[name]
+	n := 1
+	label := spec.label
+	if spec.multi {
+		n = cfg.nodes
+		label = fmt.Sprintf(spec.label, n)
+	}
+	res = &result{name: name, label: label, nodes: n, sockets: cfg.sockets, opsBurst: -1, opsLatency: -1}
+	dir, err := os.MkdirTemp(tmp, name+"-")
+	if err != nil {
+		return nil, err
+	}
+
+	// The broker.
+	var broker *proc
+	var brokerURL, natsMonitor string
+	switch spec.broker {
+	case "redis":
+		if broker, err = startRedis(dir); err != nil {
+			return nil, err
+		}
+		brokerURL = broker.addr
+		if spec.proto == protoRT {
+			brokerURL = "redis://" + broker.addr
+		}
+	case "nats":
+		if broker, natsMonitor, err = startNATS(dir); err != nil {
+			return nil, err
+		}
+		brokerURL = "nats://" + broker.addr
+	}
+	defer broker.stop()
+
+	// The nodes.
+	var env []string
+	if cfg.nodeProcs > 0 {
+		env = append(env, fmt.Sprintf("GOMAXPROCS=%d", cfg.nodeProcs))
+	}
+	nodes := make([]*proc, n)
+	defer func() {
+		for _, p := range nodes {
+			p.stop()
+		}
+	}()
+	for i := range nodes {
+		bin, args := nodeArgs(cfg, spec, i, brokerURL)
+		if nodes[i], err = startNode(fmt.Sprintf("%s node %d", name, i+1), bin, env, args...); err != nil {
+			return nil, err
+		}
+	}
+	addrs := make([]string, n)
+	for i, p := range nodes {
+		addrs[i] = p.addr
+	}
+	time.Sleep(300 * time.Millisecond) // let the nodes reach the broker
+	rss0 := sumRSS(nodes)
+
+	// The sockets.
+	c := &counters{}
+	c.hist.Store(&histogram{})
+	cl := &client{proto: spec.proto, nodes: addrs, rtPath: cfg.rtPath, c: c,
+		src:   [4]byte{127, byte(20 + rowIndex%200), 0, 0},
+		posts: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: cfg.conc, MaxConnsPerHost: cfg.conc}, Timeout: 30 * time.Second}}
+	defer cl.posts.CloseIdleConnections()
+	subs := make([]int, cfg.channels)
+	socks := make([]*sock, cfg.sockets)
+	for i := range socks {
+		s := &sock{id: i, chans: channelsOf(i, cfg.channels, cfg.perSocket), c: c}
+		s.last = make([]uint32, len(s.chans))
+		for _, ch := range s.chans {
+			subs[ch]++
+		}
+		socks[i] = s
+	}
+	defer func() {
+		for _, s := range socks {
+			if s.close != nil {
+				s.close()
+			}
+		}
+		cl.wg.Wait()
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	t0 := time.Now()
+	if err := connectAll(ctx, cl, socks, addrs, cfg.conc); err != nil {
+		return nil, err
+	}
+	for deadline := time.Now().Add(60 * time.Second); c.ready.Load() < int64(len(socks)); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) || c.protoErrs.Load() > 0 {
+			return nil, fmt.Errorf("%w: %d of %d (%s)", errNotReady, c.ready.Load(), len(socks), firstErr(c))
+		}
+	}
+	fmt.Fprintf(os.Stderr, "mnbench: %s: %d sockets subscribed in %v\n", name, len(socks), time.Since(t0).Round(time.Millisecond))
+
+	// The publishers: publisher j on node j%n owns channels j, j+P, ...
+	pubs := make([]*publisher, cfg.publishers)
+	for j := range pubs {
+		var own []int
+		for ch := j; ch < cfg.channels; ch += cfg.publishers {
+			own = append(own, ch)
+		}
+		if pubs[j], err = cl.dialPublisher(ctx, cfg.sockets+j, addrs[j%n], own, subs); err != nil {
+			return nil, fmt.Errorf("publisher %d: %w", j, err)
+		}
+	}
+	defer func() {
+		for _, p := range pubs {
+			if p != nil {
+				p.conn.CloseNow()
+			}
+		}
+	}()
+	time.Sleep(cfg.settle)
+	rss1 := sumRSS(nodes)
+	res.rssPerSocketKiB = float64(rss1-rss0) / float64(len(socks))
+	res.nodeRSSMiB = float64(rss1) / 1024
+	if broker != nil {
+		kib, _ := benchproc.RSSKiB(broker.pid)
+		res.brokerRSSMiB = float64(kib) / 1024
+	}
+	ops := func() map[string]int64 {
+		switch spec.broker {
+		case "redis":
+			m, err := redisCalls(broker.addr)
+			if err != nil {
+				return nil
+			}
+			delete(m, "info")
+			return m
+		case "nats":
+			in, out, err := natsMsgs(natsMonitor)
+			if err != nil {
+				return nil
+			}
+			return map[string]int64{"in_msgs": in, "out_msgs": out}
+		}
+		return nil
+	}
+
+	// Latency phase: a steady rate.
+	c.hist.Store(&histogram{})
+	ops0, base := ops(), c.delivered.Load()
+	lt0 := time.Now()
+	if err := publishAll(ctx, pubs, cfg, true); err != nil {
+		return nil, err
+	}
+	if err := waitDelivered(c, 30*time.Second); err != nil {
+		return nil, err
+	}
+	lt := time.Since(lt0)
+	ops1 := ops()
+	res.latDeliveries = c.delivered.Load() - base
+	res.latRate = float64(res.latDeliveries) / lt.Seconds()
+	h := c.hist.Load()
+	res.latP50, res.latP99 = h.quantile(0.5), h.quantile(0.99)
+	latPublishes := published(pubs)
+	if ops0 != nil && ops1 != nil {
+		res.opsLatency = opsDelta(ops0, ops1, spec.broker) / float64(latPublishes)
+	}
+
+	// Burst phase: as fast as the nodes take them.
+	c.hist.Store(&histogram{})
+	ops0, base = ops(), c.delivered.Load()
+	pids := []*proc{}
+	pids = append(pids, nodes...)
+	if broker != nil {
+		pids = append(pids, broker)
+	}
+	cpu0 := make([]time.Duration, len(pids))
+	var profWG sync.WaitGroup
+	if cfg.profile != "" {
+		res.profile = filepath.Join(cfg.profile, name+".pprof")
+		profWG.Add(1)
+		go func() {
+			defer profWG.Done()
+			// An estimate of the burst's length; the profile may end early.
+			if err := saveProfile(ctx, profileURL(addrs[0], 5*time.Second), res.profile); err != nil {
+				fmt.Fprintf(os.Stderr, "mnbench: %s: profile: %v\n", name, err)
+				res.profile = ""
+			}
+		}()
+		time.Sleep(100 * time.Millisecond)
+	}
+	self := os.Getpid()
+	for i, p := range pids {
+		cpu0[i] = benchproc.CPUTime(p.pid)
+	}
+	client0, machine0 := benchproc.CPUTime(self), benchproc.MachineBusy()
+	bt0 := time.Now()
+	if err := publishAll(ctx, pubs, cfg, false); err != nil {
+		return nil, err
+	}
+	if err := waitDelivered(c, 60*time.Second); err != nil {
+		return nil, err
+	}
+	res.burstTime = time.Since(bt0)
+	wall := res.burstTime.Seconds()
+	for i, p := range pids {
+		res.cpu = append(res.cpu, procCPU{p.name, (benchproc.CPUTime(p.pid) - cpu0[i]).Seconds() / wall})
+	}
+	res.clientCPU = (benchproc.CPUTime(self) - client0).Seconds() / wall
+	res.machineCPU = (benchproc.MachineBusy() - machine0).Seconds() / wall
+	ops1 = ops()
+	res.burstDeliveries = c.delivered.Load() - base
+	res.deliveriesPerSec = float64(res.burstDeliveries) / wall
+	h = c.hist.Load()
+	res.burstP50, res.burstP99 = h.quantile(0.5), h.quantile(0.99)
+	if ops0 != nil && ops1 != nil {
+		res.opsBurst = opsDelta(ops0, ops1, spec.broker) / float64(published(pubs)-latPublishes)
+		res.opsDetail = opsTop(ops0, ops1, published(pubs)-latPublishes)
+	}
+	profWG.Wait()
+
+	res.missing = c.expected.Load() - c.delivered.Load()
+	res.reordered, res.skipped, res.protoErrs = c.reordered.Load(), c.skipped.Load(), c.protoErrs.Load()
+	res.firstErr = firstErr(c)
+	for _, p := range nodes {
+		if p.exited() {
+			return nil, fmt.Errorf("%s exited during the row", p.name)
+		}
+	}
+	return res, nil
+}
+
+func firstErr(c *counters) string {
+	if p := c.firstErr.Load(); p != nil {
+		return *p
+	}
+	return ""
+}
+
+func sumRSS(ps []*proc) int64 {
+	var sum int64
+	for _, p := range ps {
+		kib, _ := benchproc.RSSKiB(p.pid)
+		sum += kib
+	}
+	return sum
+}
+
+// connectAll connects every socket, socket i to node i%len(addrs), even
+// sockets over WebSocket and odd ones over EventSource, with conc
+// handshakes in flight.
+func connectAll(ctx context.Context, cl *client, socks []*sock, addrs []string, conc int) error {
+	sem := make(chan struct{}, conc)
+	var firstErr atomic.Pointer[error]
+	var wg sync.WaitGroup
+	for i, s := range socks {
+		if firstErr.Load() != nil {
+			break
+		}
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			if err := cl.dial(ctx, s, addrs[i%len(addrs)], i%2 == 0); err != nil {
+				err = fmt.Errorf("socket %d: %w", i, err)
+				firstErr.CompareAndSwap(nil, &err)
+			}
+		}()
+	}
+	wg.Wait()
+	if p := firstErr.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// publishAll runs one phase on every publisher at once: a steady share
+// of -rate for -latency-time, or (burst) its share of the burst's
+// publishes as fast as its connection takes them.
+func publishAll(ctx context.Context, pubs []*publisher, cfg *config, steady bool) error {
+	errs := make(chan error, len(pubs))
+	total := cfg.burst * cfg.channels / cfg.perSocket
+	for j, p := range pubs {
+		go func() {
+			if steady {
+				interval := time.Duration(float64(time.Second) * float64(len(pubs)) / float64(cfg.rate))
+				next := time.Now().Add(time.Duration(j) * interval / time.Duration(len(pubs)))
+				for end := time.Now().Add(cfg.latencyTime); next.Before(end); next = next.Add(interval) {
+					time.Sleep(time.Until(next))
+					if err := p.publish(ctx, cfg.size); err != nil {
+						errs <- err
+						return
+					}
+				}
+				errs <- nil
+				return
+			}
+			share := total / len(pubs)
+			if j < total%len(pubs) {
+				share++
+			}
+			for range share {
+				if err := p.publish(ctx, cfg.size); err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range pubs {
+		if err := <-errs; err != nil {
+			return fmt.Errorf("publishing: %w", err)
+		}
+	}
+	return nil
+}
+
+// waitDelivered waits until every expected delivery has come, or until
+// none has come for patience.
+func waitDelivered(c *counters, patience time.Duration) error {
+	last, lastAt := c.delivered.Load(), time.Now()
+	for {
+		d := c.delivered.Load()
+		if d >= c.expected.Load() {
+			return nil
+		}
+		if d != last {
+			last, lastAt = d, time.Now()
+		} else if time.Since(lastAt) > patience {
+			// Report it in the row rather than fail: a lost message is a result.
+			return nil
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func published(pubs []*publisher) int64 {
+	var n int64
+	for _, p := range pubs {
+		for _, s := range p.seq {
+			n += int64(s)
+		}
+	}
+	return n
+}
+
+// opsDelta is the broker operations between two readings: every Redis
+// command, or the messages nats-server received.
+func opsDelta(a, b map[string]int64, broker string) float64 {
+	if broker == "nats" {
+		return float64(b["in_msgs"] - a["in_msgs"])
+	}
+	var n int64
+	for k, v := range b {
+		n += v - a[k]
+	}
+	return float64(n)
+}
+
+// opsTop names the operations per publish between two readings, most
+// first: "evalsha 1.00, publish 1.00".
+func opsTop(a, b map[string]int64, publishes int64) string {
+	type kv struct {
+		k string
+		v int64
+	}
+	var l []kv
+	for k, v := range b {
+		if d := v - a[k]; d > 0 {
+			l = append(l, kv{k, d})
+		}
+	}
+	sort.Slice(l, func(i, j int) bool { return l[i].v > l[j].v || l[i].v == l[j].v && l[i].k < l[j].k })
+	var parts []string
+	for _, e := range l[:min(len(l), 4)] {
+		parts = append(parts, fmt.Sprintf("%s %.2f", e.k, float64(e.v)/float64(max(1, publishes))))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// report prints the table and what is needed to read it.
+func report(w io.Writer, cfg *config, rs []*result) {
+	fmt.Fprintf(w, "\n%d sockets (half WebSocket, half EventSource), each in %d of %d channels, %d publishers, %d-byte messages; "+
+		"latency at %d publishes/s for %v, burst of about %d messages per socket.\n\n",
+		cfg.sockets, cfg.perSocket, cfg.channels, cfg.publishers, cfg.size, cfg.rate, cfg.latencyTime, cfg.burst)
+	fmt.Fprintln(w, "| server | deliveries/s (burst) | p50 / p99 at steady rate | p99 in burst | broker ops per publish | RSS per socket | CPU in burst, cores (nodes + broker + client) | lost / dup |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|")
+	for _, r := range rs {
+		ops := "—"
+		if r.opsBurst >= 0 {
+			ops = fmt.Sprintf("%.2f (%.2f steady)", r.opsBurst, r.opsLatency)
+		}
+		var nodes, broker float64
+		for _, p := range r.cpu {
+			if strings.Contains(p.name, "node") {
+				nodes += p.cores
+			} else {
+				broker += p.cores
+			}
+		}
+		fmt.Fprintf(w, "| %s | %.0f | %s / %s | %s | %s | %.1f KiB | %.2f + %.2f + %.2f | %d / %d |\n",
+			r.label, r.deliveriesPerSec, ms(r.latP50), ms(r.latP99), ms(r.burstP99), ops, r.rssPerSocketKiB,
+			nodes, broker, r.clientCPU, r.missing, r.reordered)
+	}
+	fmt.Fprintln(w)
+	if i := slices.IndexFunc(rs, func(r *result) bool { return r.name == "cf-redis" }); i >= 0 && rs[i].deliveriesPerSec > 0 {
+		for _, r := range rs {
+			if rowSpecs[r.name].proto == protoRT {
+				fmt.Fprintf(w, "%s: %.2fx centrifuge's deliveries/s, p99 %s vs %s.\n", r.label, r.deliveriesPerSec/rs[i].deliveriesPerSec, ms(r.latP99), ms(rs[i].latP99))
+			}
+		}
+		fmt.Fprintln(w)
+	}
+	fmt.Fprintln(w, "Where the CPU went during each burst (cores; the machine has", fmt.Sprint(numCPU()), "):")
+	for _, r := range rs {
+		var parts []string
+		for _, p := range r.cpu {
+			parts = append(parts, fmt.Sprintf("%s %.2f", shortName(p.name), p.cores))
+		}
+		parts = append(parts, fmt.Sprintf("load client %.2f (GOMAXPROCS %d)", r.clientCPU, cfg.clientProcs))
+		var sum float64
+		for _, p := range r.cpu {
+			sum += p.cores
+		}
+		parts = append(parts, fmt.Sprintf("other %.2f, idle %.2f", max(0, r.machineCPU-sum-r.clientCPU), max(0, float64(numCPU())-r.machineCPU)))
+		fmt.Fprintf(w, "- %s: %s.", r.name, strings.Join(parts, ", "))
+		if r.clientCPU > 0.9*float64(cfg.clientProcs) {
+			fmt.Fprint(w, " The load client used all its GOMAXPROCS: it may have limited this row.")
+		}
+		if r.opsDetail != "" {
+			fmt.Fprintf(w, " Broker ops per publish: %s.", r.opsDetail)
+		}
+		fmt.Fprintf(w, " %d deliveries in %v (burst), %d at %.0f/s (steady); p50 in burst %s; nodes' RSS %.0f MiB, broker's %.0f MiB.",
+			r.burstDeliveries, r.burstTime.Round(time.Millisecond), r.latDeliveries, r.latRate, ms(r.burstP50), r.nodeRSSMiB, r.brokerRSSMiB)
+		if r.skipped > 0 || r.protoErrs > 0 {
+			fmt.Fprintf(w, " Skipped %d, unexpected %d (first: %s).", r.skipped, r.protoErrs, r.firstErr)
+		}
+		if r.profile != "" {
+			fmt.Fprintf(w, " CPU profile of node 1: %s.", r.profile)
+		}
+		fmt.Fprintln(w)
+	}
+	fmt.Fprintf(w, "\nCommand: `%s`\n", benchproc.CommandLine("mnbench"))
+}
+
+func shortName(s string) string {
+	if i := strings.Index(s, "node "); i >= 0 {
+		return "node" + s[i+5:]
+	}
+	return s
+}
+
+func ms(d time.Duration) string {
+	return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond))
+}
