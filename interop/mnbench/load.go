@@ -383,7 +383,8 @@ type publisher struct {
 	chans []int    // the channels it owns
 	seq   []uint32 // the last number it gave in each
 	next  int      // the next channel (index into chans)
-	id    int      // centrifuge command id
+	id    int      // the last centrifuge command id
+	acks  atomic.Int64
 	buf   []byte
 	subs  []int // subscribers of each channel, to count what is expected
 	c     *counters
@@ -394,6 +395,8 @@ func (cl *client) dialPublisher(ctx context.Context, i int, addr string, chans, 
 	if err != nil {
 		return nil, err
 	}
+	// A publisher is in the channels it publishes in (rtnode lets a
+	// socket publish only there); what it receives is not counted.
 	p := &publisher{proto: cl.proto, chans: chans, seq: make([]uint32, len(chans)), subs: subs, c: cl.c}
 	switch cl.proto {
 	case protoRT:
@@ -401,25 +404,53 @@ func (cl *client) dialPublisher(ctx context.Context, i int, addr string, chans, 
 			return nil, err
 		}
 		cl.readWS(p.conn, func(m []byte, _ int64) {
-			if i := indexByte(m, '\n'); i >= 0 {
+			i := indexByte(m, '\n')
+			if i < 0 {
+				return // the first message, a position
+			}
+			switch m = m[i+1:]; {
+			case hasPrefix(m, "message "):
+			case hasPrefix(m, "subscribed "):
+				p.acks.Add(1)
+			default:
 				cl.c.unexpected("publisher got %q", m)
 			}
 		})
+		for _, ch := range chans {
+			if err := p.conn.Write(ctx, websocket.MessageText, []byte("subscribe "+channelName(ch))); err != nil {
+				return nil, err
+			}
+		}
 	case protoCF:
 		if p.conn, err = cl.wsClient(ctx, nc, addr, "/connection/websocket", nil); err != nil {
 			return nil, err
 		}
 		cl.readWS(p.conn, func(m []byte, _ int64) {
-			for _, line := range strings.Split(string(m), "\n") {
-				if line == "{}" {
+			for len(m) > 0 {
+				line := m
+				if i := indexByte(m, '\n'); i >= 0 {
+					line, m = m[:i], m[i+1:]
+				} else {
+					m = nil
+				}
+				switch {
+				case string(line) == "{}":
 					p.conn.Write(context.Background(), websocket.MessageText, []byte("{}"))
-				} else if strings.Contains(line, `"error":`) {
+				case strings.Contains(string(line), `"error":`):
 					cl.c.unexpected("publisher got %s", line)
+				case hasPrefix(line, `{"id":`) && strings.Contains(string(line), `"subscribe":`):
+					p.acks.Add(1)
 				}
 			}
 		})
-		p.id = 1
-		if err := p.conn.Write(ctx, websocket.MessageText, []byte(`{"id":1,"connect":{}}`)); err != nil {
+		var b strings.Builder
+		b.WriteString(`{"id":1,"connect":{}}`)
+		for _, ch := range chans {
+			p.id++
+			fmt.Fprintf(&b, "\n{\"id\":%d,\"subscribe\":{\"channel\":%q}}", p.id+1, channelName(ch))
+		}
+		p.id++
+		if err := p.conn.Write(ctx, websocket.MessageText, []byte(b.String())); err != nil {
 			return nil, err
 		}
 	}

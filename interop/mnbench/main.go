@@ -91,7 +91,7 @@ func main() {
 	flag.IntVar(&cfg.clientProcs, "client-procs", 1, "GOMAXPROCS of the load client (this process)")
 	flag.IntVar(&cfg.nodeProcs, "node-procs", 0, "GOMAXPROCS of each node process (0: Go's default)")
 	flag.StringVar(&cfg.bin, "bin", "", "directory holding prebuilt rtnode and cfnode (default: go build them)")
-	flag.StringVar(&cfg.rtPath, "rt-path", "/socket", "path of the realtime handler on rtnode")
+	flag.StringVar(&cfg.rtPath, "rt-path", "/rt", "path of the realtime handler on rtnode")
 	flag.IntVar(&cfg.cfHistory, "cf-history", 1000, "centrifuge: messages kept per channel for recovery (0: no history, plain PUBLISH)")
 	flag.StringVar(&cfg.profile, "profile", "", "directory: save a CPU profile of the first node of each row during its burst (nodes started with -pprof)")
 	flag.DurationVar(&cfg.settle, "settle", 2*time.Second, "pause after connecting, before reading RSS")

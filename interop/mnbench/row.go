@@ -183,6 +183,20 @@ func runRow(cfg *config, name string, rowIndex int, tmp string) (res *result, er
 			}
 		}
 	}()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		acked := 0
+		for _, p := range pubs {
+			if p.acks.Load() == int64(len(p.chans)) {
+				acked++
+			}
+		}
+		if acked == len(pubs) {
+			break
+		}
+		if time.Now().After(deadline) || c.protoErrs.Load() > 0 {
+			return nil, fmt.Errorf("publishers not subscribed: %d of %d (%s)", acked, len(pubs), firstErr(c))
+		}
+	}
 	time.Sleep(cfg.settle)
 	rss1 := sumRSS(nodes)
 	res.rssPerSocketKiB = float64(rss1-rss0) / float64(len(socks))
