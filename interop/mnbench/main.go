@@ -38,16 +38,16 @@
 package main
 
 import (
-	"context"
 	"flag"
 	"fmt"
+	"io"
 	"log"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -93,7 +93,7 @@ func main() {
 	flag.StringVar(&cfg.bin, "bin", "", "directory holding prebuilt rtnode and cfnode (default: go build them)")
 	flag.StringVar(&cfg.rtPath, "rt-path", "/rt", "path of the realtime handler on rtnode")
 	flag.IntVar(&cfg.cfHistory, "cf-history", 1000, "centrifuge: messages kept per channel for recovery (0: no history, plain PUBLISH)")
-	flag.StringVar(&cfg.profile, "profile", "", "directory: save a CPU profile of the first node of each row during its burst (nodes started with -pprof)")
+	flag.StringVar(&cfg.profile, "profile", "", "directory: record the CPU of the first node of each row during its burst with perf (ROW.data, and perf report's summary in ROW.txt)")
 	flag.DurationVar(&cfg.settle, "settle", 2*time.Second, "pause after connecting, before reading RSS")
 	flag.Parse()
 	cfg.rows = strings.Split(*rows, ",")
@@ -203,38 +203,40 @@ func nodeArgs(cfg *config, spec rowSpec, i int, brokerURL string) (bin string, a
 			args[len(args)-1] = brokerURL
 		}
 	}
-	if cfg.profile != "" {
-		args = append(args, "-pprof")
-	}
 	return bin, args
 }
 
-// profileURL is where a node started with -pprof serves a CPU profile.
-func profileURL(addr string, d time.Duration) string {
-	return fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, max(1, int(d.Seconds())))
+// perfRecord samples the CPU of process pid with perf record (which sees
+// the kernel's share too: on loopback most of a delivery is system calls
+// and softirq) until stop is called, then writes perf report's summary
+// next to the data, returning its path.
+func perfRecord(pid int, file string) (stop func() (string, error), err error) {
+	cmd := exec.Command("perf", "record", "-F", "997", "-g", "-p", strconv.Itoa(pid), "-o", file)
+	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("perf record: %w", err)
+	}
+	return func() (string, error) {
+		cmd.Process.Signal(os.Interrupt)
+		cmd.Wait() // perf may report the interrupt as its exit status
+		if _, err := os.Stat(file); err != nil {
+			return "", fmt.Errorf("perf record wrote nothing: %w", err)
+		}
+		txt := strings.TrimSuffix(file, ".data") + ".txt"
+		// By binary (kernel or user), then inclusive time by function
+		// (the call paths), then self time by function.
+		var out []byte
+		for _, args := range [][]string{
+			{"--sort", "dso", "-g", "none"},
+			{"--children", "--sort", "symbol", "--percent-limit", "3", "-g", "none"},
+			{"--no-children", "--sort", "dso,symbol", "--percent-limit", "0.5", "-g", "none"},
+		} {
+			b, err := exec.Command("perf", append([]string{"report", "-i", file, "--stdio"}, args...)...).Output()
+			if err != nil {
+				return "", fmt.Errorf("perf report: %w", err)
+			}
+			out = append(out, b...)
+		}
+		return txt, os.WriteFile(txt, out, 0o644)
+	}, nil
 }
-
-// saveProfile fetches a CPU profile into file.
-func saveProfile(ctx context.Context, u, file string) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s: %s", u, resp.Status)
-	}
-	f, err := os.Create(file)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	_, err = f.ReadFrom(resp.Body)
-	return err
-}
-
-func numCPU() int { return runtime.NumCPU() }

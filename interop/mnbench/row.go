@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"sort"
 	"strings"
@@ -254,19 +255,12 @@ func runRow(cfg *config, name string, rowIndex int, tmp string) (res *result, er
 		pids = append(pids, broker)
 	}
 	cpu0 := make([]time.Duration, len(pids))
-	var profWG sync.WaitGroup
+	var stopProfile func() (string, error)
 	if cfg.profile != "" {
-		res.profile = filepath.Join(cfg.profile, name+".pprof")
-		profWG.Add(1)
-		go func() {
-			defer profWG.Done()
-			// An estimate of the burst's length; the profile may end early.
-			if err := saveProfile(ctx, profileURL(addrs[0], 5*time.Second), res.profile); err != nil {
-				fmt.Fprintf(os.Stderr, "mnbench: %s: profile: %v\n", name, err)
-				res.profile = ""
-			}
-		}()
-		time.Sleep(100 * time.Millisecond)
+		if stopProfile, err = perfRecord(nodes[0].pid, filepath.Join(cfg.profile, name+".data")); err != nil {
+			return nil, err
+		}
+		time.Sleep(200 * time.Millisecond) // perf attaches
 	}
 	self := os.Getpid()
 	for i, p := range pids {
@@ -296,7 +290,11 @@ func runRow(cfg *config, name string, rowIndex int, tmp string) (res *result, er
 		res.opsBurst = opsDelta(ops0, ops1, spec.broker) / float64(published(pubs)-latPublishes)
 		res.opsDetail = opsTop(ops0, ops1, published(pubs)-latPublishes)
 	}
-	profWG.Wait()
+	if stopProfile != nil {
+		if res.profile, err = stopProfile(); err != nil {
+			return nil, err
+		}
+	}
 
 	res.missing = c.expected.Load() - c.delivered.Load()
 	res.reordered, res.skipped, res.protoErrs = c.reordered.Load(), c.skipped.Load(), c.protoErrs.Load()
@@ -491,7 +489,7 @@ func report(w io.Writer, cfg *config, rs []*result) {
 		}
 		fmt.Fprintln(w)
 	}
-	fmt.Fprintln(w, "Where the CPU went during each burst (cores; the machine has", fmt.Sprint(numCPU()), "):")
+	fmt.Fprintf(w, "Where the CPU went during each burst (cores; the machine has %d):\n", runtime.NumCPU())
 	for _, r := range rs {
 		var parts []string
 		for _, p := range r.cpu {
@@ -502,7 +500,7 @@ func report(w io.Writer, cfg *config, rs []*result) {
 		for _, p := range r.cpu {
 			sum += p.cores
 		}
-		parts = append(parts, fmt.Sprintf("other %.2f, idle %.2f", max(0, r.machineCPU-sum-r.clientCPU), max(0, float64(numCPU())-r.machineCPU)))
+		parts = append(parts, fmt.Sprintf("other %.2f, idle %.2f", max(0, r.machineCPU-sum-r.clientCPU), max(0, float64(runtime.NumCPU())-r.machineCPU)))
 		fmt.Fprintf(w, "- %s: %s.", r.name, strings.Join(parts, ", "))
 		if r.clientCPU > 0.9*float64(cfg.clientProcs) {
 			fmt.Fprint(w, " The load client used all its GOMAXPROCS: it may have limited this row.")
@@ -516,7 +514,7 @@ func report(w io.Writer, cfg *config, rs []*result) {
 			fmt.Fprintf(w, " Skipped %d, unexpected %d (first: %s).", r.skipped, r.protoErrs, r.firstErr)
 		}
 		if r.profile != "" {
-			fmt.Fprintf(w, " CPU profile of node 1: %s.", r.profile)
+			fmt.Fprintf(w, " perf profile of node 1 during the burst: %s.", r.profile)
 		}
 		fmt.Fprintln(w)
 	}
