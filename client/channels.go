@@ -67,13 +67,13 @@ const (
 	// messages may be missing; live ones follow.
 	KindLost
 
-	// KindJoin and KindLeave: Entries[0] joined or left Channel's
-	// presence.
+	// KindJoin and KindLeave: Entry joined or left Channel's presence.
 	KindJoin
 	KindLeave
 
-	// KindPresence: who is in Channel, in Entries: a presence list that
-	// no call to Presence waits for.
+	// KindPresence: who is in Channel, as Data, a JSON array of
+	// PresenceEntry: a presence list that no call to Presence waits
+	// for.
 	KindPresence
 
 	// KindError: the server could not parse a request of this client;
@@ -180,42 +180,40 @@ func checkChannel(name string) error {
 }
 
 // parseFrame parses a realtime.v2 server message after its id: "HEADER"
-// or "HEADER\nDATA", HEADER being "KIND" or "KIND CHANNEL".
-func parseFrame(id, frame string) (Message, error) {
+// or "HEADER\nDATA", HEADER being "KIND" or "KIND CHANNEL". The entries
+// of a presence list come apart, never nil.
+func parseFrame(id, frame string) (Message, []PresenceEntry, error) {
 	header, data, _ := strings.Cut(frame, "\n")
 	kindText, channel, hasChannel := strings.Cut(header, " ")
 	k := Kind(slices.Index(kindNames[:], kindText))
 	if kindText == "" || int(k) >= len(kindNames) {
-		return Message{}, frameError(frame, "unknown kind")
+		return Message{}, nil, frameError(frame, "unknown kind")
 	}
 	m := Message{ID: id, Kind: k, Channel: channel, Data: data}
 	switch {
 	case hasChannel && !validChannel(channel):
-		return Message{}, frameError(frame, "invalid channel name")
+		return Message{}, nil, frameError(frame, "invalid channel name")
 	case !hasChannel && k != KindMessage && k != KindError:
-		return Message{}, frameError(frame, kindText+" without a channel")
+		return Message{}, nil, frameError(frame, kindText+" without a channel")
 	}
 	switch k {
 	case KindSubscribed:
 		m.Status = SubscribeStatus(data)
 		if m.Status != SubscribeFresh && m.Status != SubscribeResumed && m.Status != SubscribeFailed {
-			return Message{}, frameError(frame, "unknown subscription status")
+			return Message{}, nil, frameError(frame, "unknown subscription status")
 		}
 	case KindJoin, KindLeave:
-		var e PresenceEntry
-		if !strings.HasPrefix(data, "{") || json.Unmarshal([]byte(data), &e) != nil {
-			return Message{}, frameError(frame, "presence entry is not a JSON object")
+		if !strings.HasPrefix(data, "{") || json.Unmarshal([]byte(data), &m.Entry) != nil {
+			return Message{}, nil, frameError(frame, "presence entry is not a JSON object")
 		}
-		m.Entries = []PresenceEntry{e}
 	case KindPresence:
-		if !strings.HasPrefix(data, "[") || json.Unmarshal([]byte(data), &m.Entries) != nil {
-			return Message{}, frameError(frame, "presence list is not a JSON array")
+		list := []PresenceEntry{}
+		if !strings.HasPrefix(data, "[") || json.Unmarshal([]byte(data), &list) != nil {
+			return Message{}, nil, frameError(frame, "presence list is not a JSON array")
 		}
-		if m.Entries == nil {
-			m.Entries = []PresenceEntry{}
-		}
+		return m, list, nil
 	}
-	return m, nil
+	return m, nil, nil
 }
 
 // requestKind is what a client request asks for.
@@ -442,19 +440,19 @@ func (l *link) removeWaiter(channel string, w chan presenceAnswer) {
 	}
 }
 
-// answer hands a presence answer to the oldest waiter for its channel.
-// It reports false when none waits, or the one that waited gave up.
-func (l *link) answer(m Message) bool {
+// answer hands a presence list about channel to the oldest waiter for
+// it. It reports false when none waits.
+func (l *link) answer(channel string, list []PresenceEntry) bool {
 	l.mu.Lock()
-	ws := l.waiters[m.Channel]
+	ws := l.waiters[channel]
 	if len(ws) == 0 {
 		l.mu.Unlock()
 		return false
 	}
 	w := ws[0]
-	l.waiters[m.Channel] = ws[1:]
+	l.waiters[channel] = ws[1:]
 	l.mu.Unlock()
-	w <- presenceAnswer{entries: m.Entries}
+	w <- presenceAnswer{entries: list}
 	return true
 }
 

@@ -33,6 +33,7 @@ const (
 	tokenHeader       = "Realtime-Token"
 	helloEvent        = "realtime.hello"
 	closeEvent        = "realtime.close"
+	positionEvent     = "realtime.position"
 )
 
 // Defaults for SocketOptions fields left zero.
@@ -221,9 +222,8 @@ type Message struct {
 	// Status is how a KindSubscribed subscription started.
 	Status SubscribeStatus
 
-	// Entries are the presence entries of KindJoin and KindLeave (one)
-	// and of KindPresence (any number).
-	Entries []PresenceEntry
+	// Entry is who joined or left, for KindJoin and KindLeave.
+	Entry PresenceEntry
 }
 
 // Socket is a client of a realtime server: it connects over WebSocket,
@@ -862,6 +862,7 @@ type attempt struct {
 	resp  *http.Response
 	pos   string
 	first *Message             // data that came with the position
+	list  []PresenceEntry      // first's presence list
 	dec   *eventsource.Decoder // TransportEventSource
 	wd    *watchdog            // TransportWebSocket
 }
@@ -964,12 +965,12 @@ func (s *Socket) openWebSocket(presented string) (*attempt, error) {
 		id, data, ok := strings.Cut(string(p), "\n")
 		a.pos = id
 		if ok {
-			m, err := parseMessage(a.link.proto, id, data)
+			m, list, err := parseMessage(a.link.proto, id, data)
 			if err != nil {
 				c.Close(websocket.StatusProtocolError, "malformed message")
 				return nil, err
 			}
-			a.first = &m
+			a.first, a.list = &m, list
 		}
 	}
 	wd.start(func() { c.CloseNow() })
@@ -1064,12 +1065,13 @@ func (s *Socket) serve(a *attempt, info OpenInfo) (err error, final bool) {
 	return s.readEventSource(a)
 }
 
-// parseMessage parses the data of a message with its id under p.
-func parseMessage(p protocol, id, data string) (Message, error) {
+// parseMessage parses the data of a message with its id under p, and
+// the entries of a presence list.
+func parseMessage(p protocol, id, data string) (Message, []PresenceEntry, error) {
 	if p == protoV2 {
 		return parseFrame(id, data)
 	}
-	return Message{ID: id, Data: data}, nil
+	return Message{ID: id, Data: data}, nil, nil
 }
 
 // position takes id, which came alone, as the id to resume from.
@@ -1084,10 +1086,10 @@ func (s *Socket) position(id string) {
 // handle passes on a message: a presence answer to the Presence call
 // that waits for it, anything else to Next. It reports false when the
 // Socket stops first.
-func (s *Socket) handle(l *link, m Message) bool {
+func (s *Socket) handle(l *link, m Message, list []PresenceEntry) bool {
 	switch m.Kind {
 	case KindPresence:
-		if l.answer(m) {
+		if l.answer(m.Channel, list) {
 			s.position(m.ID)
 			return true
 		}
@@ -1117,7 +1119,7 @@ func (s *Socket) readWebSocket(a *attempt) (error, bool) {
 	c, wd := a.link.ws, a.wd
 	defer wd.stop()
 	defer c.CloseNow()
-	if a.first != nil && !s.handle(a.link, *a.first) {
+	if a.first != nil && !s.handle(a.link, *a.first, a.list) {
 		c.Close(websocket.StatusNormalClosure, "")
 		return errSocketClosed, true
 	}
@@ -1136,6 +1138,7 @@ func (s *Socket) readWebSocket(a *attempt) (error, bool) {
 			continue // the protocol has none; the browser client ignores them too
 		}
 		m := Message{Data: string(p)}
+		var list []PresenceEntry
 		if a.link.proto != protoPlain {
 			id, data, ok := strings.Cut(m.Data, "\n")
 			if !ok {
@@ -1143,12 +1146,12 @@ func (s *Socket) readWebSocket(a *attempt) (error, bool) {
 				s.position(id)
 				continue
 			}
-			if m, err = parseMessage(a.link.proto, id, data); err != nil {
+			if m, list, err = parseMessage(a.link.proto, id, data); err != nil {
 				c.Close(websocket.StatusProtocolError, "malformed message")
 				return err, true
 			}
 		}
-		if !s.handle(a.link, m) {
+		if !s.handle(a.link, m, list) {
 			c.Close(websocket.StatusNormalClosure, "")
 			return errSocketClosed, true
 		}
@@ -1208,15 +1211,22 @@ func (s *Socket) readEventSource(a *attempt) (error, bool) {
 				id = ev.ID
 			}
 			streamID = ev.ID
-			m, err := parseMessage(l.proto, id, ev.Data)
+			m, list, err := parseMessage(l.proto, id, ev.Data)
 			if err != nil {
 				return err, true
 			}
-			if !s.handle(l, m) {
+			if !s.handle(l, m, list) {
 				return errSocketClosed, true
 			}
 		case helloEvent:
 			l.setToken(ev.Data)
+			streamID = ev.ID
+		case positionEvent:
+			// A new last event id, from a join or a leave that no
+			// message carried (realtime.v1).
+			if ev.ID != streamID {
+				s.position(ev.ID)
+			}
 			streamID = ev.ID
 		case closeEvent:
 			codeText, reason, _ := strings.Cut(ev.Data, " ")

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/realtime-go/realtime"
@@ -25,7 +26,7 @@ func (b *Broker) Call(ctx context.Context, node string, req []byte) ([]byte, err
 	rctx, cancel := b.requestContext(ctx)
 	defer cancel()
 	m, err := b.nc.RequestWithContext(rctx, b.nodeSubject(node), req)
-	if errors.Is(err, nats.ErrNoResponders) {
+	if errors.Is(err, nats.ErrNoResponders) || err == nil && m.Header.Get(noNodeHeader) != "" {
 		return nil, fmt.Errorf("natsbroker: call %q: %w", node, realtime.ErrNoNode)
 	}
 	if err != nil {
@@ -33,6 +34,9 @@ func (b *Broker) Call(ctx context.Context, node string, req []byte) ([]byte, err
 	}
 	return m.Data, nil
 }
+
+// noNodeHeader marks the answer of a node that stopped serving.
+const noNodeHeader = "Realtime-No-Node"
 
 // Serve answers the calls to node, each on its own goroutine, until ctx
 // ends or the broker is closed. It subscribes in a queue group, so that
@@ -57,6 +61,11 @@ func (b *Broker) Serve(ctx context.Context, node string, answer func(ctx context
 		mu.Lock()
 		defer mu.Unlock()
 		if done {
+			// A call that came while Serve was ending: say so, rather
+			// than let the caller wait out its timeout.
+			r := nats.NewMsg(m.Reply)
+			r.Header.Set(noNodeHeader, "1")
+			_ = m.RespondMsg(r)
 			return
 		}
 		wg.Go(func() {
@@ -81,10 +90,21 @@ func (b *Broker) Serve(ctx context.Context, node string, answer func(ctx context
 		return b.fail(ctx, "serve", err)
 	}
 	<-ctx.Done()
-	_ = sub.Unsubscribe()
 	mu.Lock()
 	done = true
 	mu.Unlock()
+	// Drain, so that the calls the server sent before it heard of the
+	// unsubscribe are answered (with noNodeHeader), not dropped.
+	closed := sub.StatusChanged(nats.SubscriptionClosed)
+	if sub.Drain() == nil {
+		t := time.NewTimer(DefaultRequestTimeout)
+		select {
+		case <-closed:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+	_ = sub.Unsubscribe()
 	wg.Wait()
 	if parent.Err() == nil && b.closed() {
 		return errClosed

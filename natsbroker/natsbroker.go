@@ -286,6 +286,10 @@ func (b *Broker) closed() bool {
 	return b.life.Err() != nil
 }
 
+// errReconnected ends a Follow's consumer when the connection comes
+// back, since the server may have lost its pull.
+var errReconnected = errors.New("natsbroker: reconnected")
+
 var errClosed = fmt.Errorf("natsbroker: %w", realtime.ErrBrokerClosed)
 
 // token escapes s into one subject token (and a valid KV key part).
@@ -691,10 +695,22 @@ func (b *Broker) follow(ctx context.Context, channel string, pos *realtime.Posit
 	}
 	defer b.deleteConsumer(st.name, c)
 	// A pull lasts a few heartbeats: a pull the server forgot (it
-	// restarted) is noticed by its missing heartbeats.
+	// restarted) is noticed by its missing heartbeats, or sooner when
+	// the connection says it reconnected.
 	wait := 5 * b.opts.Heartbeat
+	lctx, lcancel := context.WithCancel(ctx)
+	defer lcancel()
+	reconnected := b.nc.StatusChanged(nats.CONNECTED)
+	defer b.nc.RemoveStatusListener(reconnected)
+	go func() {
+		select {
+		case <-reconnected:
+			lcancel()
+		case <-lctx.Done():
+		}
+	}()
 	for {
-		pctx, cancel := context.WithTimeout(ctx, wait)
+		pctx, cancel := context.WithTimeout(lctx, wait)
 		batch, err := c.Fetch(readBatch, jetstream.FetchContext(pctx), jetstream.FetchHeartbeat(b.opts.Heartbeat))
 		if err != nil {
 			cancel()
@@ -716,6 +732,9 @@ func (b *Broker) follow(ctx context.Context, channel string, pos *realtime.Posit
 		cancel()
 		if ctx.Err() != nil {
 			return nil
+		}
+		if lctx.Err() != nil {
+			return errReconnected
 		}
 		if err != nil && !errors.Is(err, context.DeadlineExceeded) {
 			return err
