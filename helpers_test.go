@@ -343,3 +343,75 @@ func waitDone(t *testing.T, s *Socket) {
 		t.Fatalf("socket %s did not end", s.ID())
 	}
 }
+
+// ---------------------------------------------------------------------------
+// Hubs and channels.
+// ---------------------------------------------------------------------------
+
+// chat is the channel of the tests that need one.
+const chat = "chat"
+
+// newHub returns a hub closed at cleanup (after the test servers made
+// later, whose cleanups run first).
+func newHub(t testing.TB, opts *HubOptions) *Hub {
+	t.Helper()
+	h := NewHub(opts)
+	t.Cleanup(func() { h.Close() })
+	return h
+}
+
+// chatOptions are the options of a handler whose sockets join chat.
+func chatOptions(hub *Hub) *Options {
+	return &Options{Hub: hub, Channels: []string{chat}}
+}
+
+// oneID is the id a socket in channel only has at p.
+func oneID(channel string, p Position) string {
+	var c cursor
+	c.set(channel, p)
+	return c.encode()
+}
+
+// publish publishes text to channel and returns the id it carries to a
+// socket in that channel only.
+func publish(tb testing.TB, hub *Hub, channel, text string) string {
+	tb.Helper()
+	p, err := hub.Publish(context.Background(), channel, text)
+	if err != nil {
+		tb.Fatalf("Publish: %v", err)
+	}
+	return oneID(channel, p)
+}
+
+// publishWait publishes text to channel and waits until the hub has
+// delivered it to its sockets in channel (queued it for them).
+func publishWait(t *testing.T, hub *Hub, channel, text string) string {
+	t.Helper()
+	p, err := hub.Publish(testCtx(t), channel, text)
+	if err != nil {
+		t.Fatalf("Publish: %v", err)
+	}
+	eventually(t, "the hub to deliver "+text, func() bool {
+		hub.mu.Lock()
+		c := hub.channels[channel]
+		hub.mu.Unlock()
+		if c == nil {
+			return false
+		}
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return c.last.Epoch == p.Epoch && c.last.Offset >= p.Offset
+	})
+	return oneID(channel, p)
+}
+
+// lastID returns the id of a socket in channel only at the channel's
+// latest position: the position a fresh client gets.
+func lastID(tb testing.TB, hub *Hub, channel string) string {
+	tb.Helper()
+	_, p, err := hub.broker.Since(context.Background(), channel, Position{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return oneID(channel, p)
+}
