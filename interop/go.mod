@@ -1,6 +1,6 @@
 module github.com/realtime-go/realtime/interop
 
-go 1.26
+go 1.26.0
 
 replace github.com/realtime-go/realtime => ../
 
@@ -17,11 +17,22 @@ require (
 )
 
 require (
+	github.com/nats-io/nats.go v1.56.0 // indirect
+	github.com/nats-io/nkeys v0.4.16 // indirect
+	github.com/nats-io/nuid v1.0.1 // indirect
+	golang.org/x/crypto v0.57.0 // indirect
+	golang.org/x/sys v0.48.0 // indirect
+)
+
+require (
 	github.com/chromedp/cdproto v0.159.0 // indirect
 	github.com/dolthub/maphash v0.1.0 // indirect
 	github.com/go-json-experiment/json v0.0.0-20260213210345-44df1a37e875 // indirect
 	github.com/gobwas/httphead v0.1.0 // indirect
 	github.com/klauspost/compress v1.20.4 // indirect
+	github.com/realtime-go/realtime/natsbroker v0.0.0-00010101000000-000000000000
 	golang.org/x/net v0.58.0 // indirect
 	gopkg.in/cenkalti/backoff.v1 v1.1.0 // indirect
 )
+
+replace github.com/realtime-go/realtime/natsbroker => ../natsbroker
