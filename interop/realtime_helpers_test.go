@@ -165,7 +165,10 @@ var rtServingRE = regexp.MustCompile(`serving http://(\S+)`)
 func rtStartChat(t *testing.T) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "chat")
-	build := exec.Command("go", "build", "-o", bin, "github.com/realtime-go/realtime/examples/chat")
+	// examples/chat is a module of its own (it requires the broker
+	// modules): build it in its directory.
+	build := exec.Command("go", "build", "-o", bin, ".")
+	build.Dir = filepath.Join("..", "examples", "chat")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build examples/chat: %v\n%s", err, out)
 	}

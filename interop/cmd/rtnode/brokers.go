@@ -1,0 +1,24 @@
+package main
+
+import (
+	"errors"
+
+	"github.com/realtime-go/realtime"
+	"github.com/realtime-go/realtime/natsbroker"
+)
+
+// newBroker opens the broker the flags name: Redis Streams, NATS
+// JetStream, or none (nil: the Hub's own memory broker).
+func newBroker(redisURL, natsURL, node string) (realtime.Broker, error) {
+	switch {
+	case redisURL != "":
+		return nil, errors.New("-redis: TEMPORARY until the redisbroker module is merged")
+	case natsURL != "":
+		b, err := natsbroker.Dial(natsURL, &natsbroker.Options{Name: "rtnode " + node})
+		if err != nil {
+			return nil, err
+		}
+		return b, nil
+	}
+	return nil, nil
+}

@@ -1,0 +1,19 @@
+module github.com/realtime-go/realtime/natsbroker
+
+go 1.26.0
+
+replace github.com/realtime-go/realtime => ../
+
+require (
+	github.com/nats-io/nats.go v1.56.0
+	github.com/realtime-go/realtime v0.0.0-00010101000000-000000000000
+	go.uber.org/goleak v1.3.0
+)
+
+require (
+	github.com/klauspost/compress v1.20.4 // indirect
+	github.com/nats-io/nkeys v0.4.16 // indirect
+	github.com/nats-io/nuid v1.0.1 // indirect
+	golang.org/x/crypto v0.57.0 // indirect
+	golang.org/x/sys v0.48.0 // indirect
+)
