@@ -54,8 +54,8 @@ var ErrTooLarge = errors.New("natsbroker: message larger than the server's max_p
 type Options struct {
 	// Prefix starts every name the broker uses on the server: streams
 	// PREFIX_<hash of the channel>, subjects PREFIX.c.<channel>.<epoch>
-	// and PREFIX.n.<node>, the KV bucket PREFIX_presence. Letters,
-	// digits, '-' and '_' only. "" means DefaultPrefix.
+	// and PREFIX.n.<node>, the KV bucket PREFIX_presence. Up to 64
+	// letters, digits, '-' and '_'. "" means DefaultPrefix.
 	Prefix string
 
 	// MaxHistory (count), MaxHistoryBytes (int64 bytes) and
@@ -193,6 +193,9 @@ func normalize(opts *Options) (Options, error) {
 	if o.Prefix == "" {
 		o.Prefix = DefaultPrefix
 	}
+	if len(o.Prefix) > 64 {
+		return o, fmt.Errorf("natsbroker: prefix %q longer than 64 bytes", o.Prefix)
+	}
 	for _, r := range o.Prefix {
 		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
 			return o, fmt.Errorf("natsbroker: prefix %q: only letters, digits, '-' and '_'", o.Prefix)
@@ -304,7 +307,11 @@ func (b *Broker) names(channel string) (name, subjectPrefix string) {
 	return b.prefix + "_" + hex.EncodeToString(h[:16]), b.prefix + ".c." + token(channel) + "."
 }
 
-func checkChannel(channel string) error {
+// usable fails when the broker is closed or channel is not a name.
+func (b *Broker) usable(channel string) error {
+	if b.closed() {
+		return errClosed
+	}
 	if channel == "" {
 		return errors.New("natsbroker: empty channel name")
 	}
@@ -441,10 +448,7 @@ func (b *Broker) create(ctx context.Context, name, subjectPrefix string) (jetstr
 // Options.MaxKeyAge returns the first's position. It fails with
 // ErrTooLarge when the message does not fit the server's max_payload.
 func (b *Broker) Publish(ctx context.Context, channel, text, key string) (realtime.Position, error) {
-	if b.closed() {
-		return realtime.Position{}, errClosed
-	}
-	if err := checkChannel(channel); err != nil {
+	if err := b.usable(channel); err != nil {
 		return realtime.Position{}, err
 	}
 	if mp := b.nc.MaxPayload(); mp > 0 && int64(len(text)) > mp {
@@ -505,10 +509,7 @@ func check(st state, pos realtime.Position) error {
 
 // Since returns the entries of channel after pos up to its last.
 func (b *Broker) Since(ctx context.Context, channel string, pos realtime.Position) ([]realtime.Entry, realtime.Position, error) {
-	if b.closed() {
-		return nil, realtime.Position{}, errClosed
-	}
-	if err := checkChannel(channel); err != nil {
+	if err := b.usable(channel); err != nil {
 		return nil, realtime.Position{}, err
 	}
 	rctx, cancel := b.requestContext(ctx)
@@ -527,7 +528,7 @@ func (b *Broker) Since(ctx context.Context, channel string, pos realtime.Positio
 	if pos.Offset == st.last {
 		return nil, latest, nil
 	}
-	entries := make([]realtime.Entry, 0, st.last-pos.Offset)
+	entries := make([]realtime.Entry, 0, min(st.last-pos.Offset, readBatch))
 	next := pos.Offset + 1
 	err = b.read(rctx, st.name, consumerFrom(next), int(st.last-pos.Offset), func(m jetstream.Msg, seq uint64) error {
 		if err := st.verify(m, seq, next); err != nil {
@@ -635,7 +636,7 @@ func (b *Broker) deleteConsumer(stream string, c jetstream.Consumer) {
 // or the entries it had to deliver next were evicted. A zero pos
 // follows the current epoch from its first entry.
 func (b *Broker) Follow(ctx context.Context, channel string, pos realtime.Position, deliver func(realtime.Entry)) error {
-	if err := checkChannel(channel); err != nil {
+	if err := b.usable(channel); err != nil {
 		return err
 	}
 	ctx, cancel := context.WithCancel(ctx)
