@@ -29,7 +29,7 @@ const (
 )
 
 // rtSubprotocol is the realtime wire protocol with channels.
-const rtSubprotocol = "realtime.v2"
+const rtSubprotocol = realtime.SubprotocolV2
 
 // counters are the load client's tallies, shared by all its sockets.
 type counters struct {
@@ -320,7 +320,7 @@ func (cl *client) readES(d *eventsource.Decoder, handle func(ev *eventsource.Eve
 
 func (cl *client) rtES(ctx context.Context, s *sock, nc net.Conn, addr string) error {
 	s.close = func() { nc.Close() }
-	d, err := eventStream(nc, addr, cl.rtPath+"?protocol="+rtSubprotocol)
+	d, err := eventStream(nc, addr, cl.rtPath+"?"+realtime.ProtocolParam+"="+rtSubprotocol)
 	if err != nil {
 		nc.Close()
 		return err
