@@ -39,6 +39,8 @@ type counters struct {
 	skipped   atomic.Int64 // messages jumped over within a channel (a gap)
 	protoErrs atomic.Int64 // anything a server sent that a subscriber did not expect
 	ready     atomic.Int64 // sockets subscribed to all their channels
+	dropped   atomic.Int64 // connections a server ended before the row did
+	ending    atomic.Bool  // the row is closing its connections
 	hist      atomic.Pointer[histogram]
 	firstErr  atomic.Pointer[string] // the first unexpected thing, for the report
 }
@@ -169,6 +171,13 @@ type client struct {
 	wg     sync.WaitGroup
 }
 
+// ended counts a connection that ended before the row closed it.
+func (cl *client) ended() {
+	if !cl.c.ending.Load() {
+		cl.c.dropped.Add(1)
+	}
+}
+
 func (cl *client) dialer(i int) *net.Dialer {
 	ip := net.IPv4(cl.src[0], cl.src[1], cl.src[2], byte(1+i%50))
 	return &net.Dialer{LocalAddr: &net.TCPAddr{IP: ip}, Timeout: 10 * time.Second}
@@ -211,6 +220,7 @@ func (cl *client) readWS(c *websocket.Conn, handle func(p []byte, now int64)) {
 	cl.wg.Add(1)
 	go func() {
 		defer cl.wg.Done()
+		defer cl.ended()
 		var buf []byte
 		ctx := context.Background()
 		for {
@@ -308,6 +318,7 @@ func (cl *client) readES(d *eventsource.Decoder, handle func(ev *eventsource.Eve
 	cl.wg.Add(1)
 	go func() {
 		defer cl.wg.Done()
+		defer cl.ended()
 		for {
 			ev, err := d.Next()
 			if err != nil {
