@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -43,6 +44,7 @@ type counters struct {
 	ending    atomic.Bool  // the row is closing its connections
 	hist      atomic.Pointer[histogram]
 	firstErr  atomic.Pointer[string] // the first unexpected thing, for the report
+	firstDrop atomic.Pointer[string] // the first connection a server ended
 }
 
 func (c *counters) unexpected(format string, args ...any) {
@@ -172,9 +174,11 @@ type client struct {
 }
 
 // ended counts a connection that ended before the row closed it.
-func (cl *client) ended() {
+func (cl *client) ended(what string, err error) {
 	if !cl.c.ending.Load() {
 		cl.c.dropped.Add(1)
+		s := fmt.Sprintf("%s ended: %v", what, err)
+		cl.c.firstDrop.CompareAndSwap(nil, &s)
 	}
 }
 
@@ -216,16 +220,16 @@ func (cl *client) wsClient(ctx context.Context, nc net.Conn, addr, path string, 
 }
 
 // readWS reads c until it closes, handing each message to handle.
-func (cl *client) readWS(c *websocket.Conn, handle func(p []byte, now int64)) {
+func (cl *client) readWS(what string, c *websocket.Conn, handle func(p []byte, now int64)) {
 	cl.wg.Add(1)
 	go func() {
 		defer cl.wg.Done()
-		defer cl.ended()
 		var buf []byte
 		ctx := context.Background()
 		for {
 			_, p, err := c.ReadAppend(ctx, buf[:0])
 			if err != nil {
+				cl.ended(what, err)
 				return
 			}
 			handle(p, time.Now().UnixNano())
@@ -240,7 +244,7 @@ func (cl *client) rtWS(ctx context.Context, s *sock, nc net.Conn, addr string) e
 		return err
 	}
 	s.close = func() { c.CloseNow() }
-	cl.readWS(c, func(p []byte, now int64) {
+	cl.readWS(fmt.Sprintf("socket %d (WebSocket, %s)", s.id, addr), c, func(p []byte, now int64) {
 		i := 0
 		for i < len(p) && p[i] != '\n' {
 			i++
@@ -264,7 +268,7 @@ func (cl *client) cfWS(ctx context.Context, s *sock, nc net.Conn, addr string) e
 	}
 	s.close = func() { c.CloseNow() }
 	pong := []byte("{}")
-	cl.readWS(c, func(p []byte, now int64) {
+	cl.readWS(fmt.Sprintf("socket %d (WebSocket, %s)", s.id, addr), c, func(p []byte, now int64) {
 		for len(p) > 0 {
 			line := p
 			if i := indexByte(p, '\n'); i >= 0 {
@@ -314,14 +318,14 @@ func eventStream(nc net.Conn, addr, target string) (*eventsource.Decoder, error)
 }
 
 // readES reads events until the stream ends, handing each to handle.
-func (cl *client) readES(d *eventsource.Decoder, handle func(ev *eventsource.Event, now int64)) {
+func (cl *client) readES(what string, d *eventsource.Decoder, handle func(ev *eventsource.Event, now int64)) {
 	cl.wg.Add(1)
 	go func() {
 		defer cl.wg.Done()
-		defer cl.ended()
 		for {
 			ev, err := d.Next()
 			if err != nil {
+				cl.ended(what, err)
 				return
 			}
 			handle(&ev, time.Now().UnixNano())
@@ -341,7 +345,7 @@ func (cl *client) rtES(ctx context.Context, s *sock, nc net.Conn, addr string) e
 		nc.Close()
 		return fmt.Errorf("%s: no hello (%v, %q)", addr, err, hello.Type)
 	}
-	cl.readES(d, func(ev *eventsource.Event, now int64) {
+	cl.readES(fmt.Sprintf("socket %d (EventSource, %s)", s.id, addr), d, func(ev *eventsource.Event, now int64) {
 		if ev.Type != "message" {
 			s.c.unexpected("realtime event %q: %q", ev.Type, ev.Data)
 			return
@@ -383,117 +387,55 @@ func (cl *client) cfSSE(ctx context.Context, s *sock, nc net.Conn, addr string) 
 		nc.Close()
 		return err
 	}
-	cl.readES(d, func(ev *eventsource.Event, now int64) { cfLine(s, ev.Data, now) })
+	cl.readES(fmt.Sprintf("socket %d (EventSource, %s)", s.id, addr), d, func(ev *eventsource.Event, now int64) { cfLine(s, ev.Data, now) })
 	return nil
 }
 
-// publisher publishes in the channels it owns, over WebSocket.
+// publisher publishes in one channel through a node's publish endpoint
+// (POST /publish?channel=NAME on both rtnode and cfnode), as an
+// application's backend would: one request at a time, so that the
+// channel's messages keep their order, while the publishers of the other
+// channels publish at the same time.
 type publisher struct {
-	proto proto
-	conn  *websocket.Conn
-	chans []int    // the channels it owns
-	seq   []uint32 // the last number it gave in each
-	next  int      // the next channel (index into chans)
-	id    int      // the last centrifuge command id
-	acks  atomic.Int64
-	buf   []byte
-	subs  []int // subscribers of each channel, to count what is expected
-	c     *counters
+	url  string
+	http *http.Client
+	ch   int
+	seq  uint32 // the last number it gave
+	buf  []byte
+	subs int // the channel's subscribers, to count what is expected
+	c    *counters
 }
 
-func (cl *client) dialPublisher(ctx context.Context, i int, addr string, chans, subs []int) (*publisher, error) {
-	nc, err := cl.dialer(i).DialContext(ctx, "tcp", addr)
-	if err != nil {
-		return nil, err
-	}
-	// A publisher is in the channels it publishes in (rtnode lets a
-	// socket publish only there); what it receives is not counted.
-	p := &publisher{proto: cl.proto, chans: chans, seq: make([]uint32, len(chans)), subs: subs, c: cl.c}
-	switch cl.proto {
-	case protoRT:
-		if p.conn, err = cl.wsClient(ctx, nc, addr, cl.rtPath, []string{rtSubprotocol}); err != nil {
-			return nil, err
-		}
-		cl.readWS(p.conn, func(m []byte, _ int64) {
-			i := indexByte(m, '\n')
-			if i < 0 {
-				return // the first message, a position
-			}
-			switch m = m[i+1:]; {
-			case hasPrefix(m, "message "):
-			case hasPrefix(m, "subscribed "):
-				p.acks.Add(1)
-			default:
-				cl.c.unexpected("publisher got %q", m)
-			}
-		})
-		for _, ch := range chans {
-			if err := p.conn.Write(ctx, websocket.MessageText, []byte("subscribe "+channelName(ch))); err != nil {
-				return nil, err
-			}
-		}
-	case protoCF:
-		if p.conn, err = cl.wsClient(ctx, nc, addr, "/connection/websocket", nil); err != nil {
-			return nil, err
-		}
-		cl.readWS(p.conn, func(m []byte, _ int64) {
-			for len(m) > 0 {
-				line := m
-				if i := indexByte(m, '\n'); i >= 0 {
-					line, m = m[:i], m[i+1:]
-				} else {
-					m = nil
-				}
-				switch {
-				case string(line) == "{}":
-					p.conn.Write(context.Background(), websocket.MessageText, []byte("{}"))
-				case strings.Contains(string(line), `"error":`):
-					cl.c.unexpected("publisher got %s", line)
-				case hasPrefix(line, `{"id":`) && strings.Contains(string(line), `"subscribe":`):
-					p.acks.Add(1)
-				}
-			}
-		})
-		var b strings.Builder
-		b.WriteString(`{"id":1,"connect":{}}`)
-		for _, ch := range chans {
-			p.id++
-			fmt.Fprintf(&b, "\n{\"id\":%d,\"subscribe\":{\"channel\":%q}}", p.id+1, channelName(ch))
-		}
-		p.id++
-		if err := p.conn.Write(ctx, websocket.MessageText, []byte(b.String())); err != nil {
-			return nil, err
-		}
-	}
-	return p, nil
+// publishClient is the HTTP client of a row's publishers: a kept-alive
+// connection for each.
+func (cl *client) publishClient(i, conns int) *http.Client {
+	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+		DialContext: cl.dialer(i).DialContext, MaxIdleConnsPerHost: conns, DisableCompression: true}}
 }
 
-// publish sends the next message, in the next of its channels in turn.
+func (cl *client) newPublisher(hc *http.Client, addr string, ch, subs int) *publisher {
+	return &publisher{url: "http://" + addr + "/publish?channel=" + channelName(ch), http: hc, ch: ch, subs: subs, c: cl.c}
+}
+
+// publish sends the channel's next message.
 func (p *publisher) publish(ctx context.Context, size int) error {
-	k := p.next
-	p.next = (p.next + 1) % len(p.chans)
-	ch := p.chans[k]
-	p.seq[k]++
-	b := p.buf[:0]
-	switch p.proto {
-	case protoRT:
-		b = append(b, "publish "...)
-		b = append(b, channelName(ch)...)
-		b = append(b, '\n')
-		b = appendPayload(b, time.Now().UnixNano(), ch, p.seq[k], size)
-	case protoCF:
-		p.id++
-		b = append(b, `{"id":`...)
-		b = strconv.AppendInt(b, int64(p.id), 10)
-		b = append(b, `,"publish":{"channel":"`...)
-		b = append(b, channelName(ch)...)
-		b = append(b, `","data":`...)
-		b = appendPayload(b, time.Now().UnixNano(), ch, p.seq[k], size)
-		b = append(b, "}}"...)
+	p.seq++
+	p.buf = appendPayload(p.buf[:0], time.Now().UnixNano(), p.ch, p.seq, size)
+	p.c.expected.Add(int64(p.subs))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.url, bytes.NewReader(p.buf))
+	if err != nil {
+		return err
 	}
-	p.buf = b
-	p.c.expected.Add(int64(p.subs[ch]))
-	return p.conn.Write(ctx, websocket.MessageText, b)
+	resp, err := p.http.Do(req)
+	if err != nil {
+		return err
+	}
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+	resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("%s: %s %q", req.URL, resp.Status, b)
+	}
+	return nil
 }
 
 var errNotReady = errors.New("not every socket subscribed in time")

@@ -60,7 +60,6 @@ type config struct {
 	sockets     int
 	channels    int
 	perSocket   int
-	publishers  int
 	size        int
 	rate        int
 	latencyTime time.Duration
@@ -82,7 +81,6 @@ func main() {
 	flag.IntVar(&cfg.sockets, "sockets", 10000, "subscriber sockets, half WebSocket and half EventSource, spread over the nodes")
 	flag.IntVar(&cfg.channels, "channels", 100, "channels")
 	flag.IntVar(&cfg.perSocket, "per-socket", 3, "channels each socket is in")
-	flag.IntVar(&cfg.publishers, "publishers", 6, "publisher connections (WebSocket), spread over the nodes; each owns channels")
 	flag.IntVar(&cfg.size, "size", 64, "message size in bytes")
 	flag.IntVar(&cfg.rate, "rate", 100, "publishes per second in all, in the latency phase")
 	flag.DurationVar(&cfg.latencyTime, "latency-time", 10*time.Second, "length of the latency phase")
@@ -124,8 +122,8 @@ func run(cfg *config) error {
 			return fmt.Errorf("unknown row %q", r)
 		}
 	}
-	if cfg.perSocket < 1 || cfg.perSocket > cfg.channels || cfg.publishers < 1 || cfg.publishers > cfg.channels || cfg.sockets < 2 || cfg.nodes < 1 {
-		return fmt.Errorf("need 1 <= -per-socket <= -channels, 1 <= -publishers <= -channels, -sockets >= 2, -nodes >= 1")
+	if cfg.perSocket < 1 || cfg.perSocket > cfg.channels || cfg.sockets < 2 || cfg.nodes < 1 {
+		return fmt.Errorf("need 1 <= -per-socket <= -channels, -sockets >= 2, -nodes >= 1")
 	}
 	if cfg.size < 48 {
 		return fmt.Errorf("-size must be at least 48 bytes: a message carries its time, channel and number")

@@ -41,11 +41,12 @@ type result struct {
 	brokerRSSMiB    float64
 
 	cpu        []procCPU // during the burst, in cores
+	cpuWall    time.Duration
 	machineCPU float64
 	clientCPU  float64
 
 	missing, reordered, skipped, protoErrs, dropped int64
-	firstErr                                        string
+	firstErr, firstDrop                             string
 	profile                                         string
 }
 
@@ -167,38 +168,12 @@ func runRow(cfg *config, name string, rowIndex int, tmp string) (res *result, er
 	}
 	fmt.Fprintf(os.Stderr, "mnbench: %s: %d sockets subscribed in %v\n", name, len(socks), time.Since(t0).Round(time.Millisecond))
 
-	// The publishers: publisher j on node j%n owns channels j, j+P, ...
-	pubs := make([]*publisher, cfg.publishers)
-	for j := range pubs {
-		var own []int
-		for ch := j; ch < cfg.channels; ch += cfg.publishers {
-			own = append(own, ch)
-		}
-		if pubs[j], err = cl.dialPublisher(ctx, cfg.sockets+j, addrs[j%n], own, subs); err != nil {
-			return nil, fmt.Errorf("publisher %d: %w", j, err)
-		}
-	}
-	defer func() {
-		c.ending.Store(true)
-		for _, p := range pubs {
-			if p != nil {
-				p.conn.CloseNow()
-			}
-		}
-	}()
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		acked := 0
-		for _, p := range pubs {
-			if p.acks.Load() == int64(len(p.chans)) {
-				acked++
-			}
-		}
-		if acked == len(pubs) {
-			break
-		}
-		if time.Now().After(deadline) || c.protoErrs.Load() > 0 {
-			return nil, fmt.Errorf("publishers not subscribed: %d of %d (%s)", acked, len(pubs), firstErr(c))
-		}
+	// The publishers: channel ch's on node ch%n.
+	hc := cl.publishClient(cfg.sockets, cfg.channels)
+	defer hc.CloseIdleConnections()
+	pubs := make([]*publisher, cfg.channels)
+	for ch := range pubs {
+		pubs[ch] = cl.newPublisher(hc, addrs[ch%n], ch, subs[ch])
 	}
 	time.Sleep(cfg.settle)
 	rss1 := sumRSS(nodes)
@@ -271,7 +246,8 @@ func runRow(cfg *config, name string, rowIndex int, tmp string) (res *result, er
 		return nil, err
 	}
 	res.burstTime = waitDelivered(c, 10*time.Second).Sub(bt0)
-	wall := time.Since(bt0).Seconds() // the CPU window: longer when messages were lost
+	res.cpuWall = time.Since(bt0) // the CPU window: longer when messages were lost
+	wall := res.cpuWall.Seconds()
 	for i, p := range pids {
 		res.cpu = append(res.cpu, procCPU{p.name, (benchproc.CPUTime(p.pid) - cpu0[i]).Seconds() / wall})
 	}
@@ -295,6 +271,9 @@ func runRow(cfg *config, name string, rowIndex int, tmp string) (res *result, er
 	res.missing = c.expected.Load() - c.delivered.Load()
 	res.reordered, res.skipped, res.protoErrs, res.dropped = c.reordered.Load(), c.skipped.Load(), c.protoErrs.Load(), c.dropped.Load()
 	res.firstErr = firstErr(c)
+	if p := c.firstDrop.Load(); p != nil {
+		res.firstDrop = *p
+	}
 	for _, p := range nodes {
 		if p.exited() {
 			return nil, fmt.Errorf("%s exited during the row", p.name)
@@ -347,9 +326,9 @@ func connectAll(ctx context.Context, cl *client, socks []*sock, addrs []string, 
 	return nil
 }
 
-// publishAll runs one phase on every publisher at once: a steady share
-// of -rate for -latency-time, or (burst) its share of the burst's
-// publishes as fast as its connection takes them.
+// publishAll runs one phase on every publisher at once: in all -rate
+// publishes a second for -latency-time, spread evenly, or (burst) the
+// burst's publishes, each channel's as fast as its node answers.
 func publishAll(ctx context.Context, pubs []*publisher, cfg *config, steady bool) error {
 	errs := make(chan error, len(pubs))
 	total := cfg.burst * cfg.channels / cfg.perSocket
@@ -381,12 +360,13 @@ func publishAll(ctx context.Context, pubs []*publisher, cfg *config, steady bool
 			errs <- nil
 		}()
 	}
+	var first error
 	for range pubs {
-		if err := <-errs; err != nil {
-			return fmt.Errorf("publishing: %w", err)
+		if err := <-errs; err != nil && first == nil {
+			first = fmt.Errorf("publishing: %w", err)
 		}
 	}
-	return nil
+	return first
 }
 
 // waitDelivered waits until every expected delivery has come, or until
@@ -412,9 +392,7 @@ func waitDelivered(c *counters, patience time.Duration) time.Time {
 func published(pubs []*publisher) int64 {
 	var n int64
 	for _, p := range pubs {
-		for _, s := range p.seq {
-			n += int64(s)
-		}
+		n += int64(p.seq)
 	}
 	return n
 }
@@ -455,9 +433,9 @@ func opsTop(a, b map[string]int64, publishes int64) string {
 
 // report prints the table and what is needed to read it.
 func report(w io.Writer, cfg *config, rs []*result) {
-	fmt.Fprintf(w, "\n%d sockets (half WebSocket, half EventSource), each in %d of %d channels, %d publishers, %d-byte messages; "+
+	fmt.Fprintf(w, "\n%d sockets (half WebSocket, half EventSource), each in %d of %d channels, a publisher per channel (POST /publish, on node CHANNEL mod N), %d-byte messages; "+
 		"latency at %d publishes/s for %v, burst of about %d messages per socket.\n\n",
-		cfg.sockets, cfg.perSocket, cfg.channels, cfg.publishers, cfg.size, cfg.rate, cfg.latencyTime, cfg.burst)
+		cfg.sockets, cfg.perSocket, cfg.channels, cfg.size, cfg.rate, cfg.latencyTime, cfg.burst)
 	fmt.Fprintln(w, "| server | deliveries/s (burst) | p50 / p99 at steady rate | p99 in burst | broker ops per publish | RSS per socket | CPU in burst, cores (nodes + broker + client) | lost / dup / dropped sockets |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|")
 	for _, r := range rs {
@@ -505,10 +483,22 @@ func report(w io.Writer, cfg *config, rs []*result) {
 		if r.opsDetail != "" {
 			fmt.Fprintf(w, " Broker ops per publish: %s.", r.opsDetail)
 		}
+		var nodeCPU float64
+		for _, p := range r.cpu {
+			if strings.Contains(p.name, "node") {
+				nodeCPU += p.cores
+			}
+		}
+		if r.burstDeliveries > 0 {
+			fmt.Fprintf(w, " Nodes' CPU per delivery %.1f µs.", nodeCPU*r.cpuWall.Seconds()*1e6/float64(r.burstDeliveries))
+		}
 		fmt.Fprintf(w, " %d deliveries in %v (burst), %d at %.0f/s (steady); p50 in burst %s; nodes' RSS %.0f MiB, broker's %.0f MiB.",
 			r.burstDeliveries, r.burstTime.Round(time.Millisecond), r.latDeliveries, r.latRate, ms(r.burstP50), r.nodeRSSMiB, r.brokerRSSMiB)
 		if r.skipped > 0 || r.protoErrs > 0 {
 			fmt.Fprintf(w, " Skipped %d, unexpected %d (first: %s).", r.skipped, r.protoErrs, r.firstErr)
+		}
+		if r.dropped > 0 {
+			fmt.Fprintf(w, " Dropped %d connections (first: %s).", r.dropped, r.firstDrop)
 		}
 		if r.profile != "" {
 			fmt.Fprintf(w, " perf profile of node 1 during the burst: %s.", r.profile)

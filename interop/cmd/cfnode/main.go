@@ -8,15 +8,19 @@
 //	cfnode -addr 127.0.0.1:0 -node n1 -redis 127.0.0.1:6379 [-history 1000] [-pprof]
 //
 // With -addr 127.0.0.1:0 the first line on stdout is the address it
-// listens on. Clients may subscribe to and publish in any channel;
-// channels keep -history messages (0: none) so that a client can recover
-// what it missed, the guarantee realtime gives every channel.
+// listens on. Clients may subscribe to and publish in any channel, and
+// POST /publish?channel=NAME publishes the request body (valid JSON, as
+// centrifuge's JSON protocol embeds it) through the node's broker, like
+// rtnode's POST /publish. Channels keep -history messages (0: none) so that
+// a client can recover what it missed, the guarantee realtime gives every
+// channel.
 package main
 
 import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"log"
 	"net"
 	"net/http"
@@ -28,6 +32,9 @@ import (
 
 	"github.com/centrifugal/centrifuge"
 )
+
+// maxPublish bounds a POST /publish body.
+const maxPublish = 1 << 20
 
 func main() {
 	addr := flag.String("addr", "127.0.0.1:0", "address to listen on; port 0 prints the chosen address as the first line on stdout")
@@ -92,6 +99,23 @@ func run(addr, name, redisAddr string, history int, historyTTL time.Duration, wi
 	mux := http.NewServeMux()
 	mux.Handle("/connection/websocket", centrifuge.NewWebsocketHandler(node, centrifuge.WebsocketConfig{}))
 	mux.Handle("/connection/uni_sse", newUniSSEHandler(node))
+	mux.HandleFunc("POST /publish", func(w http.ResponseWriter, r *http.Request) {
+		data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxPublish))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusRequestEntityTooLarge)
+			return
+		}
+		var opts []centrifuge.PublishOption
+		if history > 0 {
+			opts = append(opts, centrifuge.WithHistory(history, historyTTL))
+		}
+		res, err := node.Publish(r.URL.Query().Get("channel"), data, opts...)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintf(w, "%s-%d", res.Epoch, res.Offset)
+	})
 	if withPprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
