@@ -391,14 +391,21 @@ func (cl *client) cfSSE(ctx context.Context, s *sock, nc net.Conn, addr string) 
 	return nil
 }
 
-// publisher publishes in one channel through a node's publish endpoint
-// (POST /publish?channel=NAME on both rtnode and cfnode), as an
-// application's backend would: one request at a time, so that the
-// channel's messages keep their order, while the publishers of the other
-// channels publish at the same time.
+// publisher publishes in one channel, one message at a time so that
+// the channel's messages keep their order, while the publishers of the
+// other channels publish at the same time. Over HTTP it posts to the
+// node's publish endpoint (POST /publish?channel=NAME on both rtnode and
+// cfnode), as an application's backend would, and waits for each answer.
+// Over WebSocket it is a client in its channel (rtnode lets a socket
+// publish only where it is) sending publish requests without waiting for
+// answers, so that a node gets them in bursts.
 type publisher struct {
 	url  string
 	http *http.Client
+	ws   *websocket.Conn
+	cf   bool // centrifuge's protocol on ws
+	id   int  // the last centrifuge command id
+	acks atomic.Int64
 	ch   int
 	seq  uint32 // the last number it gave
 	buf  []byte
@@ -413,16 +420,103 @@ func (cl *client) publishClient(i, conns int) *http.Client {
 		DialContext: cl.dialer(i).DialContext, MaxIdleConnsPerHost: conns, DisableCompression: true}}
 }
 
-func (cl *client) newPublisher(hc *http.Client, addr string, ch, subs int) *publisher {
-	return &publisher{url: "http://" + addr + "/publish?channel=" + channelName(ch), http: hc, ch: ch, subs: subs, c: cl.c}
+// newPublisher makes channel ch's publisher on node addr: over HTTP
+// with hc, or over a WebSocket of its own when hc is nil.
+func (cl *client) newPublisher(ctx context.Context, hc *http.Client, i int, addr string, ch, subs int) (*publisher, error) {
+	p := &publisher{ch: ch, subs: subs, c: cl.c}
+	if hc != nil {
+		p.url, p.http = "http://"+addr+"/publish?channel="+channelName(ch), hc
+		return p, nil
+	}
+	nc, err := cl.dialer(i).DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	what := fmt.Sprintf("publisher %d (WebSocket, %s)", ch, addr)
+	if cl.proto == protoRT {
+		if p.ws, err = cl.wsClient(ctx, nc, addr, cl.rtPath, []string{rtSubprotocol}); err != nil {
+			return nil, err
+		}
+		cl.readWS(what, p.ws, func(m []byte, _ int64) {
+			i := indexByte(m, '\n')
+			if i < 0 {
+				return // the first message, a position
+			}
+			switch m = m[i+1:]; {
+			case hasPrefix(m, "message "):
+			case hasPrefix(m, "subscribed "):
+				p.acks.Add(1)
+			default:
+				cl.c.unexpected("publisher got %q", m)
+			}
+		})
+		return p, p.ws.Write(ctx, websocket.MessageText, []byte("subscribe "+channelName(ch)))
+	}
+	p.cf = true
+	if p.ws, err = cl.wsClient(ctx, nc, addr, "/connection/websocket", nil); err != nil {
+		return nil, err
+	}
+	cl.readWS(what, p.ws, func(m []byte, _ int64) {
+		for len(m) > 0 {
+			line := m
+			if i := indexByte(m, '\n'); i >= 0 {
+				line, m = m[:i], m[i+1:]
+			} else {
+				m = nil
+			}
+			switch {
+			case string(line) == "{}":
+				p.ws.Write(context.Background(), websocket.MessageText, []byte("{}"))
+			case strings.Contains(string(line), `"error":`):
+				cl.c.unexpected("publisher got %s", line)
+			case hasPrefix(line, `{"id":`) && strings.Contains(string(line), `"subscribe":`):
+				p.acks.Add(1)
+			}
+		}
+	})
+	p.id = 2
+	return p, p.ws.Write(ctx, websocket.MessageText,
+		[]byte(`{"id":1,"connect":{}}`+"\n"+`{"id":2,"subscribe":{"channel":"`+channelName(ch)+`"}}`))
+}
+
+// ready reports whether the publisher may publish: a WebSocket one once
+// it is in its channel.
+func (p *publisher) ready() bool { return p.ws == nil || p.acks.Load() > 0 }
+
+func (p *publisher) close() {
+	if p.ws != nil {
+		p.ws.CloseNow()
+	}
 }
 
 // publish sends the channel's next message.
 func (p *publisher) publish(ctx context.Context, size int) error {
 	p.seq++
-	p.buf = appendPayload(p.buf[:0], time.Now().UnixNano(), p.ch, p.seq, size)
+	b := p.buf[:0]
+	switch {
+	case p.ws == nil:
+	case p.cf:
+		p.id++
+		b = append(b, `{"id":`...)
+		b = strconv.AppendInt(b, int64(p.id), 10)
+		b = append(b, `,"publish":{"channel":"`...)
+		b = append(b, channelName(p.ch)...)
+		b = append(b, `","data":`...)
+	default:
+		b = append(b, "publish "...)
+		b = append(b, channelName(p.ch)...)
+		b = append(b, '\n')
+	}
+	b = appendPayload(b, time.Now().UnixNano(), p.ch, p.seq, size)
+	if p.cf {
+		b = append(b, "}}"...)
+	}
+	p.buf = b
 	p.c.expected.Add(int64(p.subs))
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.url, bytes.NewReader(p.buf))
+	if p.ws != nil {
+		return p.ws.Write(ctx, websocket.MessageText, b)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.url, bytes.NewReader(b))
 	if err != nil {
 		return err
 	}
@@ -430,10 +524,10 @@ func (p *publisher) publish(ctx context.Context, size int) error {
 	if err != nil {
 		return err
 	}
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 	resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("%s: %s %q", req.URL, resp.Status, b)
+		return fmt.Errorf("%s: %s %q", req.URL, resp.Status, msg)
 	}
 	return nil
 }

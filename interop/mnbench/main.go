@@ -72,6 +72,7 @@ type config struct {
 	cfHistory   int
 	profile     string
 	settle      time.Duration
+	publish     string
 }
 
 func main() {
@@ -93,6 +94,7 @@ func main() {
 	flag.IntVar(&cfg.cfHistory, "cf-history", 1000, "centrifuge: messages kept per channel for recovery (0: no history, plain PUBLISH)")
 	flag.StringVar(&cfg.profile, "profile", "", "directory: record the CPU of the first node of each row during its burst with perf (ROW.data, and perf report's summary in ROW.txt)")
 	flag.DurationVar(&cfg.settle, "settle", 2*time.Second, "pause after connecting, before reading RSS")
+	flag.StringVar(&cfg.publish, "publish", "http", `how each channel's publisher publishes: "http" (the node's POST /publish, one request at a time) or "ws" (a WebSocket client in the channel, not waiting for answers)`)
 	flag.Parse()
 	cfg.rows = strings.Split(*rows, ",")
 	if err := run(&cfg); err != nil {
@@ -124,6 +126,9 @@ func run(cfg *config) error {
 	}
 	if cfg.perSocket < 1 || cfg.perSocket > cfg.channels || cfg.sockets < 2 || cfg.nodes < 1 {
 		return fmt.Errorf("need 1 <= -per-socket <= -channels, -sockets >= 2, -nodes >= 1")
+	}
+	if cfg.publish != "http" && cfg.publish != "ws" {
+		return fmt.Errorf(`-publish is "http" or "ws"`)
 	}
 	if cfg.size < 48 {
 		return fmt.Errorf("-size must be at least 48 bytes: a message carries its time, channel and number")

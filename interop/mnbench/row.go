@@ -169,11 +169,29 @@ func runRow(cfg *config, name string, rowIndex int, tmp string) (res *result, er
 	fmt.Fprintf(os.Stderr, "mnbench: %s: %d sockets subscribed in %v\n", name, len(socks), time.Since(t0).Round(time.Millisecond))
 
 	// The publishers: channel ch's on node ch%n.
-	hc := cl.publishClient(cfg.sockets, cfg.channels)
-	defer hc.CloseIdleConnections()
+	var hc *http.Client
+	if cfg.publish == "http" {
+		hc = cl.publishClient(cfg.sockets, cfg.channels)
+		defer hc.CloseIdleConnections()
+	}
 	pubs := make([]*publisher, cfg.channels)
+	defer func() {
+		c.ending.Store(true)
+		for _, p := range pubs {
+			if p != nil {
+				p.close()
+			}
+		}
+	}()
 	for ch := range pubs {
-		pubs[ch] = cl.newPublisher(hc, addrs[ch%n], ch, subs[ch])
+		if pubs[ch], err = cl.newPublisher(ctx, hc, cfg.sockets+ch, addrs[ch%n], ch, subs[ch]); err != nil {
+			return nil, fmt.Errorf("publisher %d: %w", ch, err)
+		}
+	}
+	for deadline := time.Now().Add(30 * time.Second); !allReady(pubs); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) || c.protoErrs.Load() > 0 {
+			return nil, fmt.Errorf("publishers not subscribed in time (%s)", firstErr(c))
+		}
 	}
 	time.Sleep(cfg.settle)
 	rss1 := sumRSS(nodes)
@@ -280,6 +298,15 @@ func runRow(cfg *config, name string, rowIndex int, tmp string) (res *result, er
 		}
 	}
 	return res, nil
+}
+
+func allReady(pubs []*publisher) bool {
+	for _, p := range pubs {
+		if !p.ready() {
+			return false
+		}
+	}
+	return true
 }
 
 func firstErr(c *counters) string {
@@ -425,7 +452,7 @@ func opsTop(a, b map[string]int64, publishes int64) string {
 	}
 	sort.Slice(l, func(i, j int) bool { return l[i].v > l[j].v || l[i].v == l[j].v && l[i].k < l[j].k })
 	var parts []string
-	for _, e := range l[:min(len(l), 4)] {
+	for _, e := range l[:min(len(l), 8)] {
 		parts = append(parts, fmt.Sprintf("%s %.2f", e.k, float64(e.v)/float64(max(1, publishes))))
 	}
 	return strings.Join(parts, ", ")
@@ -433,9 +460,13 @@ func opsTop(a, b map[string]int64, publishes int64) string {
 
 // report prints the table and what is needed to read it.
 func report(w io.Writer, cfg *config, rs []*result) {
-	fmt.Fprintf(w, "\n%d sockets (half WebSocket, half EventSource), each in %d of %d channels, a publisher per channel (POST /publish, on node CHANNEL mod N), %d-byte messages; "+
+	how := "POST /publish, one at a time"
+	if cfg.publish == "ws" {
+		how = "a WebSocket client in the channel, not waiting for answers"
+	}
+	fmt.Fprintf(w, "\n%d sockets (half WebSocket, half EventSource), each in %d of %d channels; a publisher per channel on node CHANNEL mod N (%s); %d-byte messages; "+
 		"latency at %d publishes/s for %v, burst of about %d messages per socket.\n\n",
-		cfg.sockets, cfg.perSocket, cfg.channels, cfg.size, cfg.rate, cfg.latencyTime, cfg.burst)
+		cfg.sockets, cfg.perSocket, cfg.channels, how, cfg.size, cfg.rate, cfg.latencyTime, cfg.burst)
 	fmt.Fprintln(w, "| server | deliveries/s (burst) | p50 / p99 at steady rate | p99 in burst | broker ops per publish | RSS per socket | CPU in burst, cores (nodes + broker + client) | lost / dup / dropped sockets |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|")
 	for _, r := range rs {
