@@ -33,15 +33,6 @@ type MemoryBrokerOptions struct {
 	MaxHistoryAge time.Duration
 }
 
-// The idempotency window of a MemoryBroker: a publish key is remembered
-// for memoryDedupWindow after its publish, and at most memoryMaxDedupKeys
-// keys of each channel are remembered (the oldest are forgotten first),
-// so that a burst of keyed publishes costs bounded memory.
-const (
-	memoryDedupWindow  = 2 * time.Minute
-	memoryMaxDedupKeys = 10000
-)
-
 // MemoryBroker is the Broker of one process: the default of a Hub, and
 // shareable by several Hubs (several nodes) of the same process. Each
 // channel's history is bounded by MemoryBrokerOptions. The epoch of
@@ -50,9 +41,12 @@ const (
 // from another broker, such as one of a process that has restarted, is
 // never mistaken for one of this broker.
 //
-// A publish key is remembered for 2 minutes, and at most the latest
-// 10,000 keys of each channel are remembered: a retry that comes later
-// appends a second message.
+// Its deduplication window is the history: a publish key is remembered
+// as long as the message it published is kept, so the keys cost memory
+// within the history's bounds (and no clock reading per publish). A
+// retry that comes after its message was evicted appends a second one;
+// since a MemoryBroker is never unavailable, a Hub does not retry its
+// publishes.
 //
 // Nothing is ever unreachable, so no method fails with
 // ErrBrokerUnavailable. Each channel name used costs a small constant
@@ -83,13 +77,8 @@ type MemoryBroker struct {
 // memEntry is a kept message: its offset is implied by its place.
 type memEntry struct {
 	text string
-	at   int64 // UnixNano of the publish; 0 when no age bound applies
-}
-
-type memKey struct {
-	key    string
-	at     int64 // UnixNano of the publish
-	offset uint64
+	key  string // the publish key; "" for none
+	at   int64  // UnixNano of the publish; 0 when no age bound applies
 }
 
 type memChannel struct {
@@ -100,10 +89,7 @@ type memChannel struct {
 	n     int
 	bytes int64
 
-	keys    map[string]uint64 // publish key -> offset
-	keyRing []memKey          // the keys of keys, oldest at keyRing[keyHead]
-	keyHead int
-	keyN    int
+	keys map[string]uint64 // publish key -> offset, of the kept entries
 
 	followers []chan struct{} // woken (without blocking) by every publish
 }
@@ -180,16 +166,10 @@ func (b *MemoryBroker) Publish(ctx context.Context, channel, text, key string) (
 	}
 	c := b.channel(channel)
 	var now int64
-	if b.maxAge > 0 || key != "" {
+	if b.maxAge > 0 {
 		now = time.Now().UnixNano()
 	}
 	c.mu.Lock()
-	if c.keyN > 0 && now == 0 {
-		now = time.Now().UnixNano() // to forget old keys
-	}
-	if c.keyN > 0 {
-		c.forgetKeys(now)
-	}
 	if key != "" {
 		if off, ok := c.keys[key]; ok {
 			c.mu.Unlock()
@@ -198,16 +178,15 @@ func (b *MemoryBroker) Publish(ctx context.Context, channel, text, key string) (
 	}
 	c.last++
 	off := c.last
-	at := int64(0)
-	if b.maxAge > 0 {
-		at = now
-	}
-	c.push(memEntry{text: text, at: at})
+	c.push(memEntry{text: text, key: key, at: now})
 	c.bytes += int64(len(text))
-	b.evict(c, now)
 	if key != "" {
-		c.rememberKey(key, now, off)
+		if c.keys == nil {
+			c.keys = make(map[string]uint64)
+		}
+		c.keys[key] = off
 	}
+	b.evict(c, now)
 	for _, w := range c.followers {
 		select {
 		case w <- struct{}{}:
@@ -350,6 +329,9 @@ func (b *MemoryBroker) evict(c *memChannel, now int64) {
 			break
 		}
 		c.bytes -= int64(len(e.text))
+		if e.key != "" {
+			delete(c.keys, e.key)
+		}
 		c.pop()
 	}
 	c.shrink()
@@ -399,44 +381,6 @@ func (c *memChannel) resize(size int) {
 		ring[i] = *c.at(i)
 	}
 	c.ring, c.head = ring, 0
-}
-
-// forgetKeys drops the keys older than the window. Called with c.mu held.
-func (c *memChannel) forgetKeys(now int64) {
-	for c.keyN > 0 && now-c.keyRing[c.keyHead].at > int64(memoryDedupWindow) {
-		c.dropKey()
-	}
-}
-
-func (c *memChannel) dropKey() {
-	k := &c.keyRing[c.keyHead]
-	delete(c.keys, k.key)
-	*k = memKey{}
-	c.keyHead++
-	if c.keyHead == len(c.keyRing) {
-		c.keyHead = 0
-	}
-	c.keyN--
-}
-
-// rememberKey records key for the window. Called with c.mu held.
-func (c *memChannel) rememberKey(key string, now int64, off uint64) {
-	if c.keys == nil {
-		c.keys = make(map[string]uint64)
-	}
-	if c.keyN == memoryMaxDedupKeys {
-		c.dropKey()
-	}
-	if c.keyN == len(c.keyRing) {
-		ring := make([]memKey, min(memoryMaxDedupKeys, max(8, 2*len(c.keyRing))))
-		for i := 0; i < c.keyN; i++ {
-			ring[i] = c.keyRing[(c.keyHead+i)%len(c.keyRing)]
-		}
-		c.keyRing, c.keyHead = ring, 0
-	}
-	c.keyRing[(c.keyHead+c.keyN)%len(c.keyRing)] = memKey{key: key, at: now, offset: off}
-	c.keyN++
-	c.keys[key] = off
 }
 
 // AddPresence implements Broker. A ttl of 0 or less keeps the entry

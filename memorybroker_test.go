@@ -190,32 +190,25 @@ func TestMemoryBrokerIdempotent(t *testing.T) {
 	}
 }
 
+// TestMemoryBrokerKeyWindow: a key is remembered as long as its message
+// is kept, and no longer.
 func TestMemoryBrokerKeyWindow(t *testing.T) {
 	ctx := context.Background()
-	b := NewMemoryBroker(&MemoryBrokerOptions{MaxHistory: 10})
+	b := NewMemoryBroker(&MemoryBrokerOptions{MaxHistory: 3})
 	defer b.Close()
 	first, _ := b.Publish(ctx, "c", "x", "k0")
-	for i := 1; i < memoryMaxDedupKeys; i++ {
-		b.Publish(ctx, "c", "x", "k"+strconv.Itoa(i))
-	}
+	b.Publish(ctx, "c", "x", "k1")
+	b.Publish(ctx, "c", "x", "")
 	if p, _ := b.Publish(ctx, "c", "x", "k0"); p != first {
-		t.Fatalf("k0 forgotten within the count bound: %v", p)
+		t.Fatalf("k0 forgotten while its message is kept: %v", p)
 	}
-	b.Publish(ctx, "c", "x", "one more")
-	if p, _ := b.Publish(ctx, "c", "x", "k0"); p == first {
-		t.Fatalf("k0 remembered beyond %d keys", memoryMaxDedupKeys)
+	b.Publish(ctx, "c", "x", "k3") // evicts k0's message
+	if p, _ := b.Publish(ctx, "c", "x", "k0"); p.Offset != 5 {
+		t.Fatalf("k0 remembered after its message was evicted: %v", p)
 	}
 	c := b.channel("c")
-	if len(c.keys) != memoryMaxDedupKeys || c.keyN != memoryMaxDedupKeys || len(c.keyRing) != memoryMaxDedupKeys {
-		t.Fatalf("%d keys, %d in a ring of %d", len(c.keys), c.keyN, len(c.keyRing))
-	}
-	// The window: keys older than it are forgotten by the next publish.
-	c.mu.Lock()
-	c.forgetKeys(time.Now().Add(memoryDedupWindow + time.Second).UnixNano())
-	n := c.keyN
-	c.mu.Unlock()
-	if n != 0 || len(c.keys) != 0 {
-		t.Fatalf("%d keys left after the window", n)
+	if len(c.keys) != 2 || c.keys["k3"] != 4 || c.keys["k0"] != 5 {
+		t.Fatalf("keys %v", c.keys)
 	}
 }
 
@@ -499,7 +492,7 @@ func BenchmarkMemoryBrokerPublish(b *testing.B) {
 			for i := 0; b.Loop(); i++ {
 				k := ""
 				if key {
-					k = keys[i&(len(keys)-1)] // repeated after 65536: forgotten by then (count bound)
+					k = keys[i&(len(keys)-1)] // repeated after 65536: forgotten by then (MaxHistory)
 				}
 				if _, err := br.Publish(ctx, "chat", "hello", k); err != nil {
 					b.Fatal(err)
