@@ -41,8 +41,13 @@ var clientETag = func() string {
 // connectTimeout (5 s), reconnects with backoff, and resumes from the
 // last event id. Its options are transport ("auto", "websocket",
 // "eventsource"), connectTimeout, minDelay and maxDelay (ms), and
-// lastEventId. The script is served with an ETag and revalidated on
-// every load.
+// lastEventId. It speaks the wire protocol realtime.v2 when the server
+// does: sock.subscribe("room") returns the channel's Subscription, an
+// EventTarget with the events message, subscribed, unsubscribed, lost,
+// join and leave, and the methods publish, presence and unsubscribe; the
+// socket re-subscribes after every reconnection. The script's header
+// comment documents it all. The script is served with an ETag and
+// revalidated on every load.
 //
 // The Handler serves the same script at its own URL with the query
 // "?client.js", so one mount is enough:

@@ -2,8 +2,12 @@ package realtime
 
 import (
 	"github.com/realtime-go/realtime/eventsource"
+	"github.com/realtime-go/realtime/internal/quote"
 	"github.com/realtime-go/realtime/websocket"
 )
+
+// quotePrefix quotes at most a prefix of a peer's input in an error.
+func quotePrefix(s string) string { return quote.Prefix(s) }
 
 // errQueueFull is what Socket.Err wraps after the socket was closed
 // because its send queue overflowed (by count or by bytes) under
@@ -12,7 +16,7 @@ import (
 // eventsource.ErrQueueFull.
 var errQueueFull error = &wrapped{msg: "realtime: send queue full", err: eventsource.ErrQueueFull}
 
-// errInvalidUTF8 is what Send and Hub.Broadcast return for text that is
+// errInvalidUTF8 is what Send and Hub.Publish return for text that is
 // not valid UTF-8: neither transport can carry it. It matches the
 // module's one sentinel, websocket.ErrInvalidUTF8, and reads as an
 // error of this package, prefixed once.

@@ -18,10 +18,11 @@ func TestErrorPaths(t *testing.T) {
 	ts := newTestServer(t, &Options{MaxQueue: 1, Heartbeat: -1}, nil)
 	dialWS(t, ts, wsDial{}) // reads nothing after the position
 	s := ts.next(t)
-	hub := NewHub(nil)
+	hub := newHub(t, nil)
 	long := strings.Repeat("\xff", 1<<20)
 
-	_, errBroadcast := hub.Broadcast(long)
+	_, errPublish := hub.Publish(testCtx(t), chat, long)
+	_, errChannel := hub.Publish(testCtx(t), strings.Repeat("\n", 1<<20), "x")
 	errSend := s.Send(long)
 	errCode := s.CloseWith(999, "")
 	errReason := s.CloseWith(websocket.StatusNormalClosure, long)
@@ -39,7 +40,8 @@ func TestErrorPaths(t *testing.T) {
 		err  error
 		is   error // nil: any error
 	}{
-		{"Broadcast of invalid UTF-8", errBroadcast, websocket.ErrInvalidUTF8},
+		{"Publish of invalid UTF-8", errPublish, websocket.ErrInvalidUTF8},
+		{"Publish to an invalid channel", errChannel, ErrInvalidChannel},
 		{"Send of invalid UTF-8", errSend, websocket.ErrInvalidUTF8},
 		{"CloseWith a reserved code", errCode, nil},
 		{"CloseWith a long reason", errReason, nil},
@@ -64,20 +66,36 @@ func TestErrorPaths(t *testing.T) {
 	}
 }
 
-// A negative MaxHistory bounds nothing: every broadcast is kept, within
-// the other bounds.
+// A negative MaxHistory bounds nothing: every message is kept in the
+// channel's cache, within the other bounds.
 func TestHubMaxHistoryNegative(t *testing.T) {
-	hub := NewHub(&HubOptions{MaxHistory: -1, MaxHistoryBytes: -1})
-	first, _ := hub.Broadcast("0")
-	n := 2 * DefaultMaxHistory
-	for i := 1; i < n; i++ {
-		hub.Broadcast(strconv.Itoa(i))
+	hub := newHub(t, &HubOptions{MaxHistory: -1, MaxHistoryBytes: -1})
+	c, err := hub.acquire(testCtx(t), chat)
+	if err != nil {
+		t.Fatal(err)
 	}
-	hub.mu.Lock()
-	missed, ok := hub.since(first)
-	hub.mu.Unlock()
+	defer hub.release(c)
+	n := 2 * DefaultMaxHistory
+	var first Position
+	for i := range n {
+		p, err := hub.Publish(testCtx(t), chat, strconv.Itoa(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			first = p
+		}
+	}
+	eventually(t, "the channel to deliver every message", func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return c.last.Offset == first.Offset+uint64(n-1)
+	})
+	c.mu.Lock()
+	missed, ok := c.since(first)
+	c.mu.Unlock()
 	if !ok || len(missed) != n-1 {
-		t.Fatalf("resuming from the first of %d broadcasts: %d messages, ok %v", n, len(missed), ok)
+		t.Fatalf("resuming from the first of %d messages: %d messages, ok %v", n, len(missed), ok)
 	}
 }
 

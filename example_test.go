@@ -48,30 +48,37 @@ func ExampleHandler() {
 // receives what it missed, here on an EventSource stream.
 func ExampleHub() {
 	hub := realtime.NewHub(nil)
-	srv := httptest.NewServer(realtime.Handler(&realtime.Options{Hub: hub}, nil))
+	defer hub.Close()
+	srv := httptest.NewServer(realtime.Handler(&realtime.Options{Hub: hub, Channels: []string{"news"}}, nil))
 	defer srv.Close()
+	ctx := context.Background()
 
-	seen, _ := hub.Broadcast("one")
-	hub.Broadcast("two")
-	hub.Broadcast("three")
-
-	req, _ := http.NewRequest(http.MethodGet, srv.URL, nil)
-	req.Header.Set("Accept", "text/event-stream")
-	req.Header.Set("Last-Event-ID", seen)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		panic(err)
+	connect := func(lastID string) (*http.Response, *eventsource.Decoder) {
+		req, _ := http.NewRequest(http.MethodGet, srv.URL, nil)
+		req.Header.Set("Accept", "text/event-stream")
+		req.Header.Set("Last-Event-ID", lastID)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			panic(err)
+		}
+		dec := eventsource.NewDecoder(resp.Body, nil)
+		dec.Next() // realtime.hello: the position, and the session token for POSTs
+		return resp, dec
 	}
+	resp, dec := connect("")
+	hub.Publish(ctx, "news", "one")
+	seen, _ := dec.Next()
+	resp.Body.Close()
+
+	hub.Publish(ctx, "news", "two")
+	hub.Publish(ctx, "news", "three")
+	resp, dec = connect(seen.ID)
 	defer resp.Body.Close()
-	dec := eventsource.NewDecoder(resp.Body, nil)
-	hello, _ := dec.Next() // data: the session token for POSTs
-	fmt.Println(hello.Type, hello.ID == seen)
 	for range 2 {
 		ev, _ := dec.Next()
 		fmt.Println(ev.Type, ev.Data)
 	}
 	// Output:
-	// realtime.hello true
 	// message two
 	// message three
 }
@@ -80,6 +87,7 @@ func ExampleHub() {
 // reconnect elsewhere, or to this server's next listener, and resume.
 func ExampleHub_Shutdown() {
 	hub := realtime.NewHub(nil)
+	defer hub.Close()
 	srv := &http.Server{Handler: realtime.Handler(&realtime.Options{Hub: hub}, nil)}
 	srv.RegisterOnShutdown(func() { hub.Shutdown(context.Background()) })
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -3,10 +3,11 @@ package realtime
 import (
 	"context"
 	"net/http"
+	"slices"
 	"strings"
-	"sync"
 
 	"github.com/realtime-go/realtime/eventsource"
+	"github.com/realtime-go/realtime/internal/quote"
 	"github.com/realtime-go/realtime/websocket"
 )
 
@@ -34,11 +35,11 @@ import (
 //
 // While Options.Hub is shutting down, new sockets are refused with 503.
 func Handler(opts *Options, serve func(ctx context.Context, s *Socket)) http.Handler {
-	h := &handler{
-		cfg:    newConfig(opts),
-		serve:  serve,
-		key:    newTokenKey(),
-		tokens: make(map[string]*Socket),
+	h := &handler{cfg: newConfig(opts), serve: serve}
+	if h.cfg.hub != nil {
+		h.reg = h.cfg.hub.reg
+	} else {
+		h.reg = newRegistry("")
 	}
 	return h
 }
@@ -46,10 +47,7 @@ func Handler(opts *Options, serve func(ctx context.Context, s *Socket)) http.Han
 type handler struct {
 	cfg   config
 	serve func(context.Context, *Socket)
-	key   *tokenKey
-
-	mu     sync.Mutex
-	tokens map[string]*Socket // live EventSource sockets by session token
+	reg   *registry // the hub's, or the handler's own without one
 }
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -98,40 +96,101 @@ func (h *handler) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	if h.refuseShutdown(w) {
 		return
 	}
+	s := newSocket(h, TransportWebSocket, r)
+	switch selectedProtocol(r, h.cfg.ws.Subprotocols) {
+	case SubprotocolV2:
+		s.proto = protoV2
+	case Subprotocol:
+		s.proto = protoV1
+	}
+	if !h.connect(w, s) {
+		return
+	}
 	c, err := websocket.Accept(w, r, &h.cfg.ws)
 	if err != nil {
-		return // Accept has answered
+		s.discard() // Accept has answered
+		return
 	}
-	s := newSocket(h, TransportWebSocket, r)
 	s.ws = c
-	s.ids = c.Subprotocol() == Subprotocol
-	if s.ids {
-		s.lastEventID = requestLastEventID(r, h.cfg.idParam)
-	}
 	s.readerDone = make(chan struct{})
 	h.run(s)
+}
+
+// selectedProtocol returns the subprotocol websocket.Accept selects for
+// r among supported: the first the client offered that is supported. It
+// is needed before the upgrade, which OnConnect may refuse.
+func selectedProtocol(r *http.Request, supported []string) string {
+	for _, v := range r.Header.Values("Sec-WebSocket-Protocol") {
+		for _, p := range strings.Split(v, ",") {
+			if p = strings.TrimSpace(p); slices.Contains(supported, p) {
+				return p
+			}
+		}
+	}
+	return ""
 }
 
 func (h *handler) serveEventSource(w http.ResponseWriter, r *http.Request) {
 	if h.refuseShutdown(w) {
 		return
 	}
+	s := newSocket(h, TransportEventSource, r)
+	s.proto = protoV1
+	if r.URL != nil && r.URL.RawQuery != "" && r.URL.Query().Get(ProtocolParam) == SubprotocolV2 {
+		s.proto = protoV2
+	}
+	if !h.connect(w, s) {
+		return
+	}
 	st, err := eventsource.Accept(w, r, &h.cfg.es)
 	if err != nil {
-		return // Accept has answered
+		s.discard() // Accept has answered
+		return
 	}
-	s := newSocket(h, TransportEventSource, r)
 	s.es = st
-	s.ids = true
-	s.lastEventID = st.LastEventID()
-	s.token = h.key.mint()
-	h.mu.Lock()
-	h.tokens[s.token] = s
-	h.mu.Unlock()
 	h.run(s)
 }
 
-// run joins the hub and starts the socket's goroutines and serve.
+// connect prepares a socket before its transport opens: it reads the
+// client's cursor, joins the hub and Options.Channels, and runs
+// OnConnect. It answers the request and returns false when the socket
+// is refused.
+func (h *handler) connect(w http.ResponseWriter, s *Socket) bool {
+	if s.proto != protoPlain {
+		s.lastEventID = requestLastEventID(s.req, h.cfg.idParam)
+		s.presented, s.badCursor = decodeCursor(s.lastEventID)
+		s.badCursor = !s.badCursor
+		if len(s.presented) > h.cfg.maxChannels {
+			s.presented, s.badCursor = nil, true
+		}
+	}
+	refuse := func(status int, msg string) bool {
+		s.discard()
+		if status == http.StatusServiceUnavailable {
+			w.Header().Set("Retry-After", "1")
+		}
+		http.Error(w, msg, status)
+		return false
+	}
+	if hub := h.cfg.hub; hub != nil {
+		if err := hub.attach(s); err != nil {
+			return refuse(http.StatusServiceUnavailable, "realtime: shutting down")
+		}
+		for _, name := range h.cfg.channels {
+			if err := s.Join(s.ctx, name); err != nil {
+				return refuse(http.StatusServiceUnavailable, "realtime: joining "+quotePrefix(name)+": "+quote.Error(err))
+			}
+		}
+	}
+	if h.cfg.onConnect != nil {
+		if err := h.cfg.onConnect(s.ctx, s); err != nil {
+			return refuse(http.StatusForbidden, "realtime: forbidden")
+		}
+	}
+	return true
+}
+
+// run starts the socket's goroutines and serve.
 //
 // A WebSocket no longer belongs to net/http once hijacked, so its
 // handler returns at once: the request's goroutine, whose stack grew
@@ -140,14 +199,7 @@ func (h *handler) serveEventSource(w http.ResponseWriter, r *http.Request) {
 // stream's handler must stay until the stream ends (the ResponseWriter
 // dies with it), so it runs serve, or, without one, the writer itself.
 func (h *handler) run(s *Socket) {
-	if hub := h.cfg.hub; hub != nil {
-		replay, pos, failed, err := hub.join(s, s.lastEventID, s.ids)
-		if err != nil {
-			// The hub began shutting down after the check: close at once.
-			s.startClose(websocket.StatusGoingAway, "going away", nil)
-		}
-		s.replay, s.hello, s.resumeFailed = replay, pos, failed
-	}
+	h.reg.add(s)
 	switch {
 	case s.ws != nil:
 		go s.readLoop()
@@ -168,18 +220,6 @@ func (h *handler) serveSocket(s *Socket) {
 	h.serve(s.ctx, s)
 	s.startClose(websocket.StatusNormalClosure, "", nil)
 	s.wait(true)
-}
-
-func (h *handler) forget(token string) {
-	h.mu.Lock()
-	delete(h.tokens, token)
-	h.mu.Unlock()
-}
-
-func (h *handler) lookup(token string) *Socket {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.tokens[token]
 }
 
 // requestLastEventID finds the id a client resumes from: the

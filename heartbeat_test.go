@@ -59,8 +59,8 @@ func TestHeartbeatEventSource(t *testing.T) {
 func TestWriteTimeout(t *testing.T) {
 	for _, k := range kinds {
 		t.Run(k.String(), func(t *testing.T) {
-			hub := NewHub(&HubOptions{MaxHistory: 1})
-			opts := &Options{Hub: hub, WriteTimeout: 200 * time.Millisecond, QueuePolicy: QueueDropOldest, Heartbeat: -1}
+			hub := newHub(t, &HubOptions{MaxHistory: 1})
+			opts := &Options{Hub: hub, Channels: []string{chat}, WriteTimeout: 200 * time.Millisecond, QueuePolicy: QueueDropOldest, Heartbeat: -1}
 			ts := newTestServer(t, opts, nil)
 			if k == TransportWebSocket {
 				dialWS(t, ts, wsDial{})
@@ -77,7 +77,7 @@ func TestWriteTimeout(t *testing.T) {
 					if time.Now().After(deadline) {
 						t.Fatal("the socket did not end")
 					}
-					hub.Broadcast(big)
+					hub.Publish(testCtx(t), chat, big)
 					time.Sleep(time.Millisecond)
 					continue
 				}

@@ -93,6 +93,7 @@ type wsClient struct {
 
 type wsDial struct {
 	plain       bool   // offer no subprotocol
+	v2          bool   // offer SubprotocolV2
 	lastEventID string // query parameter
 	noRead      bool   // do not read the position
 	opts        websocket.ClientOptions
@@ -106,7 +107,12 @@ func dialWS(t *testing.T, ts *testServer, d wsDial) *wsClient {
 		u.RawQuery = url.Values{"lastEventId": {d.lastEventID}}.Encode()
 	}
 	opts := d.opts
-	if !d.plain {
+	want := Subprotocol
+	switch {
+	case d.v2:
+		want = SubprotocolV2
+		opts.Subprotocols = []string{SubprotocolV2, Subprotocol}
+	case !d.plain:
 		opts.Subprotocols = []string{Subprotocol}
 	}
 	ctx := testCtx(t)
@@ -121,8 +127,8 @@ func dialWS(t *testing.T, ts *testServer, d wsDial) *wsClient {
 	t.Cleanup(func() { c.CloseNow() })
 	wc := &wsClient{c: c}
 	if !d.plain {
-		if c.Subprotocol() != Subprotocol {
-			t.Fatalf("subprotocol %q, want %q", c.Subprotocol(), Subprotocol)
+		if c.Subprotocol() != want {
+			t.Fatalf("subprotocol %q, want %q", c.Subprotocol(), want)
 		}
 		if !d.noRead {
 			id, data, hasData := wc.read(t)
@@ -197,12 +203,17 @@ type esEvent struct {
 
 type esDial struct {
 	lastEventID string // Last-Event-ID header
+	v2          bool   // ask for realtime.v2
 	noRead      bool   // read nothing: a client that stops reading
 }
 
 func dialES(t *testing.T, ts *testServer, d esDial) *esClient {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodGet, ts.URL, nil)
+	u := ts.URL
+	if d.v2 {
+		u += "?" + ProtocolParam + "=" + SubprotocolV2
+	}
+	req, err := http.NewRequest(http.MethodGet, u, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -342,4 +353,76 @@ func waitDone(t *testing.T, s *Socket) {
 	case <-time.After(waitLong):
 		t.Fatalf("socket %s did not end", s.ID())
 	}
+}
+
+// ---------------------------------------------------------------------------
+// Hubs and channels.
+// ---------------------------------------------------------------------------
+
+// chat is the channel of the tests that need one.
+const chat = "chat"
+
+// newHub returns a hub closed at cleanup (after the test servers made
+// later, whose cleanups run first).
+func newHub(t testing.TB, opts *HubOptions) *Hub {
+	t.Helper()
+	h := NewHub(opts)
+	t.Cleanup(func() { h.Close() })
+	return h
+}
+
+// chatOptions are the options of a handler whose sockets join chat.
+func chatOptions(hub *Hub) *Options {
+	return &Options{Hub: hub, Channels: []string{chat}}
+}
+
+// oneID is the id a socket in channel only has at p.
+func oneID(channel string, p Position) string {
+	var c cursor
+	c.set(channel, p)
+	return c.encode()
+}
+
+// publish publishes text to channel and returns the id it carries to a
+// socket in that channel only.
+func publish(tb testing.TB, hub *Hub, channel, text string) string {
+	tb.Helper()
+	p, err := hub.Publish(context.Background(), channel, text)
+	if err != nil {
+		tb.Fatalf("Publish: %v", err)
+	}
+	return oneID(channel, p)
+}
+
+// publishWait publishes text to channel and waits until the hub has
+// delivered it to its sockets in channel (queued it for them).
+func publishWait(t *testing.T, hub *Hub, channel, text string) string {
+	t.Helper()
+	p, err := hub.Publish(testCtx(t), channel, text)
+	if err != nil {
+		t.Fatalf("Publish: %v", err)
+	}
+	eventually(t, "the hub to deliver "+text, func() bool {
+		hub.mu.Lock()
+		c := hub.channels[channel]
+		hub.mu.Unlock()
+		if c == nil {
+			return false
+		}
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return c.last.Epoch == p.Epoch && c.last.Offset >= p.Offset
+	})
+	return oneID(channel, p)
+}
+
+// lastID returns the id of a socket in channel only at the channel's
+// latest position: the position a fresh client gets.
+func lastID(tb testing.TB, hub *Hub, channel string) string {
+	tb.Helper()
+	_, p, err := hub.broker.Since(context.Background(), channel, Position{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return oneID(channel, p)
 }

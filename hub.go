@@ -3,176 +3,360 @@ package realtime
 import (
 	"context"
 	"crypto/rand"
-	"encoding/hex"
+	"encoding/base64"
 	"errors"
-	"strconv"
-	"strings"
+	"fmt"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/realtime-go/realtime/websocket"
 )
 
 // Defaults for HubOptions fields left zero.
 const (
-	// DefaultMaxHistory is how many broadcasts a Hub keeps.
+	// DefaultMaxHistory is how many messages of each channel a Hub keeps
+	// in its cache (and its own memory broker in its history).
 	DefaultMaxHistory = 1000
-	// DefaultMaxHistoryBytes bounds the payload bytes a Hub keeps.
+	// DefaultMaxHistoryBytes bounds the payload bytes of each channel a
+	// Hub keeps in its cache (and its own memory broker in its history).
 	DefaultMaxHistoryBytes = 4 << 20
+	// DefaultPresenceTTL is how long a presence entry lives unless its
+	// node refreshes it (every third of it): the bound on how long the
+	// entries of a node that died stay listed.
+	DefaultPresenceTTL = 30 * time.Second
 )
 
-// HubOptions bounds the history a Hub keeps for resuming clients. A nil
-// *HubOptions means the zero value; NewHub copies it.
+// HubOptions configures a Hub. A nil *HubOptions means the zero value;
+// NewHub copies it.
 type HubOptions struct {
-	// MaxHistory is how many recent broadcasts are kept. 0 means
-	// DefaultMaxHistory; a negative value means no bound on the count.
-	// (With MaxHistory 1, a client can only resume when it missed at
-	// most the latest broadcast.)
+	// Broker numbers, keeps and carries the messages of the channels,
+	// and keeps presence, for every Hub (node) that shares it. Nil means
+	// a NewMemoryBroker of the hub's own, whose history has the bounds
+	// below: one process, as a Hub was before brokers. The hub does not
+	// close a Broker it was given.
+	Broker Broker
+
+	// Node is this hub's name among the nodes sharing the broker, which
+	// socket ids and session tokens carry so that any node can reach a
+	// socket: 1-200 bytes of UTF-8 without spaces, control characters or
+	// dots, unique among them. "" means a random name.
+	Node string
+
+	// MaxHistory is how many recent messages of each channel the hub
+	// keeps in its cache, from which resuming clients are served without
+	// asking the broker. 0 means DefaultMaxHistory; a negative value
+	// means no bound on the count. Without a Broker, the hub's own
+	// memory broker keeps the same history: with MaxHistory 1, a client
+	// can only resume when it missed at most the latest message.
 	MaxHistory int
 
-	// MaxHistoryBytes bounds the summed payload bytes of the broadcasts
-	// kept. Each wire form in use (a realtime.v1 WebSocket frame, a plain
-	// WebSocket frame, an EventSource event) holds one more copy of a
-	// broadcast, made once and shared by every socket. 0 means
-	// DefaultMaxHistoryBytes; a negative value means no bound on the
-	// bytes.
+	// MaxHistoryBytes bounds the summed payload bytes of each channel's
+	// cached messages. Each wire form in use (a realtime.v1 WebSocket
+	// frame, a plain WebSocket frame, an EventSource event...) holds one
+	// more copy of a message, made once and shared by every socket in
+	// one channel only. 0 means DefaultMaxHistoryBytes; a negative value
+	// means no bound on the bytes.
 	MaxHistoryBytes int64
 
-	// MaxHistoryAge, when positive, drops broadcasts older than this;
-	// 0 or a negative value means no bound on the age.
+	// MaxHistoryAge, when positive, drops cached messages older than
+	// this; 0 or a negative value means no bound on the age.
 	MaxHistoryAge time.Duration
+
+	// PresenceTTL is how long a presence entry lives in the broker
+	// unless refreshed: the hub refreshes its sockets' entries every
+	// third of it, so the entries of a node that died (and cannot
+	// remove them) are gone from Hub.Presence within PresenceTTL, and
+	// their leave events are published within PresenceTTL plus a third
+	// of it by any node with sockets in the channel. 0 means
+	// DefaultPresenceTTL; a negative value means the default too, as
+	// presence must always expire.
+	PresenceTTL time.Duration
+
+	// OnPresence, when set, is called with every join and leave in the
+	// presence of each channel this node has sockets in, from any node,
+	// one call at a time, in the order of each channel's presence
+	// stream. It must not block for long: events wait for it.
+	OnPresence func(PresenceEvent)
 }
 
-// Hub is a set of sockets that receive the same broadcasts: a chat room,
-// a feed. Sockets join it through Options.Hub.
+// PresenceEvent is a join or a leave in the presence of a channel: a
+// socket with a user (Socket.SetPresence) joined it or left it, on any
+// node; a leave also comes when the entry of a node that died expired.
+type PresenceEvent struct {
+	Channel string
+	Join    bool
+	Entry   PresenceEntry
+}
+
+// Hub is one node's side of a set of channels: sockets join channels,
+// and Publish sends a message to every socket of a channel, on every
+// node sharing the hub's Broker. Sockets come to a hub through
+// Options.Hub.
 //
-// Every broadcast is numbered and kept, within HubOptions' bounds, so
-// that a client that reconnects with the id of the last message it got
-// receives the ones it missed, exactly once, before the live ones. Ids
-// have the form EPOCH-SEQ: EPOCH is random per Hub, so ids issued by
-// another Hub (such as one before a process restart) are never mistaken
-// for this one's; SEQ counts broadcasts from 1. Clients treat ids as
-// opaque strings. Messages sent to one socket with Socket.Send are not
-// numbered and not replayed: replaying them would need a store per
-// client, and broadcasts could not then be encoded once for everyone.
+// Every message is numbered by the broker and kept, within the broker's
+// history, so that a client that reconnects, to any node, with the id
+// of the last message it got receives the ones it missed of each of its
+// channels, exactly once and in order, before the live ones. The id a
+// client keeps is its cursor: one position per channel, opaque to
+// clients (see the package documentation). Messages sent to one socket
+// with Socket.Send or Hub.SendTo are not numbered and not replayed.
 //
-// A Hub is safe for concurrent use.
+// For each channel that has sockets on this node, the hub follows the
+// broker from the latest position it had when the first of them joined,
+// and delivers each message, in the broker's order, to the channel's
+// sockets; its own publishes come back the same way, so every node
+// delivers in the same order. It keeps the channel's recent messages in
+// a cache bounded by HubOptions, from which resuming clients are served
+// under the channel's lock; older ones come from the broker.
+//
+// A Hub is safe for concurrent use. Close stops its goroutines.
 type Hub struct {
-	epoch    string
-	maxN     int   // <0: no bound
-	maxBytes int64 // <0: no bound
-	maxAge   time.Duration
+	broker     Broker
+	own        bool // broker is the hub's: Close closes it
+	node       string
+	maxN       int   // <0: no bound
+	maxBytes   int64 // <0: no bound
+	maxAge     time.Duration
+	ttl        time.Duration
+	onPresence func(PresenceEvent)
+	reg        *registry
+
+	ctx  context.Context // ends at Close
+	stop context.CancelFunc
+	wg   sync.WaitGroup
 
 	mu       sync.Mutex
-	seq      uint64     // the last broadcast's number; 0 before the first
-	hist     []*message // kept broadcasts, oldest first, from hist[head]
-	head     int
-	bytes    int64
-	members  map[*Socket]struct{}
+	channels map[string]*channel
+	sockets  map[*Socket]struct{}
 	shutting int // Shutdown calls in progress: refuse new sockets
+	closed   bool
+
+	pres presenceWork
 }
 
-// NewHub returns an empty Hub.
+// Errors of hubs and channels; test them with errors.Is.
+var (
+	// ErrHubClosed: the hub has been closed.
+	ErrHubClosed = errors.New("realtime: hub closed")
+
+	// ErrInvalidChannel: a channel name that breaks the rules (1-200
+	// bytes of UTF-8 without spaces or control characters), or one
+	// reserved for the library (starting with "$").
+	ErrInvalidChannel = errors.New("realtime: invalid channel name")
+
+	// ErrTooManyChannels: a socket is already in Options.MaxChannels
+	// channels.
+	ErrTooManyChannels = errors.New("realtime: too many channels")
+
+	// ErrNoHub: the socket's handler has no Options.Hub, so it has no
+	// channels.
+	ErrNoHub = errors.New("realtime: no hub")
+)
+
+var errHubShutdown = errors.New("realtime: hub is shutting down")
+
+// maxName bounds channel and node names.
+const maxName = 200
+
+// checkName applies the rules of channel and node names: 1-200 bytes of
+// UTF-8, no space and no control character.
+func checkName(name string) bool {
+	if name == "" || len(name) > maxName || !utf8.ValidString(name) {
+		return false
+	}
+	for _, r := range name {
+		if r <= ' ' || r == 0x7f || (r >= 0x80 && r <= 0x9f) || r == 0x85 || r == 0xa0 ||
+			r == 0x2028 || r == 0x2029 {
+			return false
+		}
+	}
+	return true
+}
+
+// checkChannel refuses names against the rules and names reserved for
+// the library.
+func checkChannel(name string) error {
+	if !checkName(name) || name[0] == '$' {
+		return fmt.Errorf("%w: %s", ErrInvalidChannel, quotePrefix(name))
+	}
+	return nil
+}
+
+// NewHub returns a hub for the node opts.Node of opts.Broker (its own
+// memory broker when nil). It answers other nodes' calls (the POSTs and
+// Hub.SendTo of its sockets) through the broker until Close. A Node
+// that breaks the naming rules panics: it is a mistake in the program,
+// not in its input.
 func NewHub(opts *HubOptions) *Hub {
 	var o HubOptions
 	if opts != nil {
 		o = *opts
 	}
-	var e [4]byte
-	rand.Read(e[:])
-	h := &Hub{
-		epoch:    hex.EncodeToString(e[:]),
-		maxN:     o.MaxHistory,
-		maxBytes: o.MaxHistoryBytes,
-		maxAge:   o.MaxHistoryAge,
-		members:  make(map[*Socket]struct{}),
+	if o.Node == "" {
+		var b [6]byte
+		rand.Read(b[:])
+		o.Node = base64.RawURLEncoding.EncodeToString(b[:])
+	} else if !checkName(o.Node) || containsDot(o.Node) {
+		panic("realtime: NewHub: node name " + quotePrefix(o.Node) + " breaks the rules")
 	}
+	h := &Hub{
+		broker:     o.Broker,
+		node:       o.Node,
+		maxN:       o.MaxHistory,
+		maxBytes:   o.MaxHistoryBytes,
+		maxAge:     o.MaxHistoryAge,
+		ttl:        o.PresenceTTL,
+		onPresence: o.OnPresence,
+		channels:   make(map[string]*channel),
+		sockets:    make(map[*Socket]struct{}),
+	}
+	h.reg = newRegistry(h.node)
 	if h.maxN == 0 {
 		h.maxN = DefaultMaxHistory
 	}
 	if h.maxBytes == 0 {
 		h.maxBytes = DefaultMaxHistoryBytes
 	}
+	if h.ttl <= 0 {
+		h.ttl = DefaultPresenceTTL
+	}
+	if h.broker == nil {
+		h.broker = NewMemoryBroker(&MemoryBrokerOptions{
+			MaxHistory: o.MaxHistory, MaxHistoryBytes: o.MaxHistoryBytes, MaxHistoryAge: o.MaxHistoryAge,
+		})
+		h.own = true
+	}
+	h.ctx, h.stop = context.WithCancel(context.Background())
+	h.pres.init()
+	h.wg.Add(2)
+	go h.serveCalls()
+	go h.presenceLoop()
+	if h.onPresence != nil {
+		h.wg.Add(1)
+		go h.eventLoop()
+	}
 	return h
 }
 
-// Broadcast sends text to every socket in the hub and keeps it for
-// resuming clients. It returns the id the message was given. It never
-// blocks on a client: each socket's copy goes to its send queue, where
-// the queue policy applies. CR and CRLF line ends become LF. Text that
-// is not valid UTF-8 fails with an error matching
-// websocket.ErrInvalidUTF8.
-//
-// A broadcast made while no socket is connected (during a restart of
-// the server's listener, say) is kept all the same, and reaches clients
-// that resume.
-func (h *Hub) Broadcast(text string) (id string, err error) {
-	m, err := newMessage(text)
-	if err != nil {
-		return "", err
+func containsDot(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] == '.' {
+			return true
+		}
 	}
-	m.shared = true
-	m.at = time.Now()
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.seq++
-	m.seq = h.seq
-	m.id = h.formatID(h.seq)
-	h.keep(m)
-	// Queued under the lock, so every socket sees broadcasts in the order
-	// of their numbers, and a joining socket sees each one either in its
-	// replay or in its queue, never both.
-	for s := range h.members {
-		s.enqueue(m)
-	}
-	return m.id, nil
+	return false
 }
 
-// Len returns the number of sockets in the hub.
+// Node returns the hub's node name.
+func (h *Hub) Node() string { return h.node }
+
+// Publish sends text to every socket of channel, on every node, and
+// returns its position: one write to the broker, whatever the number of
+// sockets. The hub's own sockets get it when the broker delivers it, in
+// the broker's order, as every other node's do. CR and CRLF line ends
+// become LF. While the broker is unavailable Publish retries, with one
+// idempotency key for all its attempts so that the message is appended
+// at most once (within the broker's deduplication window), until ctx
+// ends: it then fails with an error wrapping ErrBrokerUnavailable and
+// ctx's error. Text that is not valid UTF-8 fails with an error matching
+// websocket.ErrInvalidUTF8, a name against the rules with one matching
+// ErrInvalidChannel.
+//
+// A message published while no socket is in the channel is kept all the
+// same, within the broker's history, and reaches clients that resume.
+func (h *Hub) Publish(ctx context.Context, channel, text string) (Position, error) {
+	if err := checkChannel(channel); err != nil {
+		return Position{}, err
+	}
+	if !utf8.ValidString(text) {
+		return Position{}, errInvalidUTF8
+	}
+	return h.publish(ctx, channel, normalizeLineEnds(text))
+}
+
+// publish appends text to channel, retrying while the broker is
+// unavailable with one key.
+func (h *Hub) publish(ctx context.Context, channel, text string) (Position, error) {
+	var k [16]byte
+	rand.Read(k[:])
+	key := base64.RawURLEncoding.EncodeToString(k[:])
+	delay := minRetry
+	for {
+		p, err := h.broker.Publish(ctx, channel, text, key)
+		if err == nil || !errors.Is(err, ErrBrokerUnavailable) {
+			return p, err
+		}
+		if !sleep(ctx, delay) {
+			return Position{}, errors.Join(err, ctx.Err())
+		}
+		delay = min(2*delay, maxRetry)
+	}
+}
+
+// The backoff of the hub's retries while the broker is unavailable.
+const (
+	minRetry = 10 * time.Millisecond
+	maxRetry = time.Second
+)
+
+// sleep waits d, or until ctx ends (false).
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// Len returns the number of sockets of the hub on this node.
 func (h *Hub) Len() int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return len(h.members)
+	return len(h.sockets)
 }
 
-// Sockets returns the sockets in the hub, in no particular order.
-func (h *Hub) Sockets() []*Socket {
+// Sockets returns the sockets of this node in channel, in no particular
+// order.
+func (h *Hub) Sockets(channel string) []*Socket {
 	h.mu.Lock()
-	defer h.mu.Unlock()
-	out := make([]*Socket, 0, len(h.members))
-	for s := range h.members {
-		out = append(out, s)
+	c := h.channels[channel]
+	h.mu.Unlock()
+	if c == nil {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]*Socket, 0, len(c.members))
+	for s, mb := range c.members {
+		if !mb.catching {
+			out = append(out, s)
+		}
 	}
 	return out
 }
 
-// LastID returns the id of the latest broadcast: the position a new
-// client starts from.
-func (h *Hub) LastID() string {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.formatID(h.seq)
-}
-
-// Shutdown closes every socket in the hub, WebSockets with 1001 (going
-// away) and EventSource streams with a realtime.close event carrying
-// 1001, after the messages already queued for them; clients then
-// reconnect. It waits until the sockets are closed or ctx ends; then it
-// cuts the remaining connections at once and returns ctx's error.
-// While Shutdown runs, handlers refuse new sockets of the hub with 503.
+// Shutdown closes every socket of the hub on this node, WebSockets with
+// 1001 (going away) and EventSource streams with a realtime.close event
+// carrying 1001, after the messages already queued for them; clients
+// then reconnect, to this node or another. It waits until the sockets
+// are closed or ctx ends; then it cuts the remaining connections at
+// once and returns ctx's error. While Shutdown runs, handlers refuse new
+// sockets of the hub with 503.
 //
-// Shutdown does not end the hub: broadcasts go on being numbered and
-// kept, and sockets may join again once it has returned. A server that
-// restarts its listener but keeps its Hub resumes its clients from the
-// same history. With an http.Server, call it from RegisterOnShutdown,
-// which runs once the listeners are closed:
+// Shutdown does not end the hub: sockets may join again once it has
+// returned. With an http.Server, call it from RegisterOnShutdown, which
+// runs once the listeners are closed, and Close the hub after:
 //
 //	srv.RegisterOnShutdown(func() { hub.Shutdown(ctx) })
 func (h *Hub) Shutdown(ctx context.Context) error {
 	h.mu.Lock()
 	h.shutting++
-	socks := make([]*Socket, 0, len(h.members))
-	for s := range h.members {
+	socks := make([]*Socket, 0, len(h.sockets))
+	for s := range h.sockets {
 		socks = append(socks, s)
 	}
 	h.mu.Unlock()
@@ -197,104 +381,78 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 	return nil
 }
 
-var errHubShutdown = errors.New("realtime: hub is shutting down")
-
-// join adds s to the hub. When resume is set and lastID names a
-// broadcast the hub still holds (or the latest), the broadcasts after it
-// are returned for replay and pos is lastID; otherwise nothing is
-// replayed and pos is the latest id, with failed set if lastID was not
-// empty. Done under the hub's lock, so no broadcast falls between the
-// replay and the queue.
-func (h *Hub) join(s *Socket, lastID string, resume bool) (replay []*message, pos string, failed bool, err error) {
+// Close ends the hub: it cuts the connections of its sockets still open
+// on this node (Shutdown first closes them gracefully), stops following
+// channels and answering other nodes' calls, waits for its goroutines,
+// and closes the broker when it is the hub's own. Publish and joins then
+// fail with ErrHubClosed (or ErrBrokerClosed). Presence entries of its
+// sockets are removed when the broker can be reached. Close returns nil,
+// or the error of closing its own broker.
+func (h *Hub) Close() error {
 	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.shutting > 0 {
-		return nil, "", false, errHubShutdown
+	if h.closed {
+		h.mu.Unlock()
+		return nil
 	}
-	h.evictOld(time.Now())
-	pos = h.formatID(h.seq)
-	if resume && lastID != "" {
-		if missed, ok := h.since(lastID); ok {
-			replay, pos = missed, lastID
-		} else {
-			failed = true
-		}
+	h.closed = true
+	socks := make([]*Socket, 0, len(h.sockets))
+	for s := range h.sockets {
+		socks = append(socks, s)
 	}
-	h.members[s] = struct{}{}
-	return replay, pos, failed, nil
+	h.mu.Unlock()
+	for _, s := range socks {
+		s.abort()
+	}
+	// The sockets' leaves have queued their presence removals; the
+	// presence loop does them before it ends.
+	h.pres.finish()
+	h.stop()
+	h.wg.Wait()
+	if h.own {
+		return h.broker.Close()
+	}
+	return nil
 }
 
-func (h *Hub) leave(s *Socket) {
+// attach adds s to the hub's sockets, unless the hub is shutting down
+// or closed.
+func (h *Hub) attach(s *Socket) error {
 	h.mu.Lock()
-	delete(h.members, s)
+	defer h.mu.Unlock()
+	switch {
+	case h.closed:
+		return ErrHubClosed
+	case h.shutting > 0:
+		return errHubShutdown
+	}
+	h.sockets[s] = struct{}{}
+	return nil
+}
+
+// detach removes an ended socket from the hub and its channels.
+func (h *Hub) detach(s *Socket) {
+	h.mu.Lock()
+	delete(h.sockets, s)
 	h.mu.Unlock()
+	s.mu.Lock()
+	chans := s.chans
+	s.chans = nil
+	e := PresenceEntry{Socket: s.id, User: s.user, Info: s.info}
+	s.mu.Unlock()
+	for name, mb := range chans {
+		c := mb.ch
+		c.mu.Lock()
+		delete(c.members, s)
+		c.mu.Unlock()
+		h.release(c)
+		if e.User != "" {
+			h.pres.remove(name, e)
+		}
+	}
 }
 
 func (h *Hub) shuttingDown() bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.shutting > 0
-}
-
-func (h *Hub) formatID(seq uint64) string {
-	return h.epoch + "-" + strconv.FormatUint(seq, 10)
-}
-
-// since returns the broadcasts after the one with id, if the hub can
-// tell them all. Called with mu held.
-func (h *Hub) since(id string) ([]*message, bool) {
-	epoch, num, ok := strings.Cut(id, "-")
-	if !ok || epoch != h.epoch {
-		return nil, false
-	}
-	n, err := strconv.ParseUint(num, 10, 64)
-	if err != nil || n > h.seq {
-		return nil, false
-	}
-	first := h.seq + 1 // the oldest broadcast kept
-	if h.head < len(h.hist) {
-		first = h.hist[h.head].seq
-	}
-	if n+1 < first {
-		return nil, false // evicted: the client missed messages we no longer have
-	}
-	from := h.head + int(n+1-first)
-	return append([]*message(nil), h.hist[from:]...), true
-}
-
-// keep adds m to the history and applies the bounds. Called with mu held.
-func (h *Hub) keep(m *message) {
-	h.hist = append(h.hist, m)
-	h.bytes += int64(len(m.text))
-	h.evict(m.at)
-}
-
-func (h *Hub) evictOld(now time.Time) {
-	if h.maxAge > 0 {
-		h.evict(now)
-	}
-}
-
-// evict drops the oldest broadcasts until the bounds hold. Only the
-// oldest go, so the kept numbers stay contiguous, which since relies on.
-func (h *Hub) evict(now time.Time) {
-	for h.head < len(h.hist) {
-		m := h.hist[h.head]
-		n := len(h.hist) - h.head
-		if (h.maxN < 0 || n <= h.maxN) && (h.maxBytes < 0 || h.bytes <= h.maxBytes) &&
-			(h.maxAge <= 0 || now.Sub(m.at) <= h.maxAge) {
-			break
-		}
-		h.bytes -= int64(len(m.text))
-		h.hist[h.head] = nil
-		h.head++
-	}
-	// Reclaim the evicted prefix once it is half the slice, so memory
-	// stays proportional to what is kept.
-	if h.head > 0 && h.head >= len(h.hist)/2 {
-		n := copy(h.hist, h.hist[h.head:])
-		clear(h.hist[n:])
-		h.hist = h.hist[:n]
-		h.head = 0
-	}
 }

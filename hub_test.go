@@ -10,31 +10,27 @@ import (
 	"github.com/realtime-go/realtime/websocket"
 )
 
-func TestHubBroadcast(t *testing.T) {
-	hub := NewHub(nil)
-	ts := newTestServer(t, &Options{Hub: hub}, nil)
+func TestHubPublish(t *testing.T) {
+	hub := newHub(t, nil)
+	ts := newTestServer(t, chatOptions(hub), nil)
 	wc := dialWS(t, ts, wsDial{})
 	plain := dialWS(t, ts, wsDial{plain: true})
 	ec := dialES(t, ts, esDial{})
 	for range 3 {
 		ts.next(t)
 	}
-	if hub.Len() != 3 || len(hub.Sockets()) != 3 {
-		t.Fatalf("hub has %d sockets", hub.Len())
+	if hub.Len() != 3 || len(hub.Sockets(chat)) != 3 {
+		t.Fatalf("hub has %d sockets, %d in %s", hub.Len(), len(hub.Sockets(chat)), chat)
 	}
-	if wc.pos != hub.LastID() || ec.pos != hub.LastID() {
-		t.Fatalf("positions %q %q, want %q", wc.pos, ec.pos, hub.LastID())
+	if last := lastID(t, hub, chat); wc.pos != last || ec.pos != last {
+		t.Fatalf("positions %q %q, want %q", wc.pos, ec.pos, last)
 	}
 	var ids []string
 	for _, text := range []string{"one", "two\nlines", ""} {
-		id, err := hub.Broadcast(text)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ids = append(ids, id)
+		ids = append(ids, publish(t, hub, chat, text))
 	}
-	if _, err := hub.Broadcast("\xff"); !errors.Is(err, websocket.ErrInvalidUTF8) {
-		t.Fatalf("Broadcast of invalid UTF-8: %v", err)
+	if _, err := hub.Publish(testCtx(t), chat, "\xff"); !errors.Is(err, websocket.ErrInvalidUTF8) {
+		t.Fatalf("Publish of invalid UTF-8: %v", err)
 	}
 	for i, text := range []string{"one", "two\nlines", ""} {
 		if id, data, ok := wc.read(t); id != ids[i] || data != text || !ok {
@@ -47,19 +43,19 @@ func TestHubBroadcast(t *testing.T) {
 			t.Fatalf("eventsource got %+v, want id %q data %q", ev, ids[i], text)
 		}
 	}
-	if hub.LastID() != ids[2] {
-		t.Fatalf("LastID %q, want %q", hub.LastID(), ids[2])
+	if last := lastID(t, hub, chat); last != ids[2] {
+		t.Fatalf("latest id %q, want %q", last, ids[2])
 	}
 }
 
 func TestHubShutdown(t *testing.T) {
-	hub := NewHub(nil)
-	ts := newTestServer(t, &Options{Hub: hub}, nil)
+	hub := newHub(t, nil)
+	ts := newTestServer(t, chatOptions(hub), nil)
 	wc := dialWS(t, ts, wsDial{})
 	ws := ts.next(t)
 	ec := dialES(t, ts, esDial{})
 	es := ts.next(t)
-	hub.Broadcast("before")
+	publishWait(t, hub, chat, "before")
 
 	// The clients read while the hub shuts down, as browsers do.
 	wsCode := make(chan websocket.StatusCode, 1)
@@ -95,7 +91,7 @@ func TestHubShutdown(t *testing.T) {
 		t.Fatalf("%d sockets left", hub.Len())
 	}
 	// The hub goes on: history is kept and new sockets may join.
-	id, _ := hub.Broadcast("while away")
+	id := publish(t, hub, chat, "while away")
 	again := dialES(t, ts, esDial{lastEventID: ec.pos})
 	if ev := again.next(t); ev.ID == "" || ev.Data != "before" {
 		t.Fatalf("resumed client got %+v", ev)
@@ -108,8 +104,8 @@ func TestHubShutdown(t *testing.T) {
 // While Shutdown waits for a client that does not answer the close,
 // new sockets are refused; when ctx ends, Shutdown cuts the rest.
 func TestHubShutdownDeadline(t *testing.T) {
-	hub := NewHub(nil)
-	opts := &Options{Hub: hub, WebSocket: websocket.AcceptOptions{ConnOptions: websocket.ConnOptions{CloseTimeout: time.Minute}}}
+	hub := newHub(t, nil)
+	opts := &Options{Hub: hub, Channels: []string{chat}, WebSocket: websocket.AcceptOptions{ConnOptions: websocket.ConnOptions{CloseTimeout: time.Minute}}}
 	ts := newTestServer(t, opts, nil)
 	dialWS(t, ts, wsDial{}) // never reads: the close handshake cannot finish
 	s := ts.next(t)

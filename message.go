@@ -10,22 +10,67 @@ import (
 	"github.com/realtime-go/realtime/websocket"
 )
 
-// message is one message on its way to sockets: a hub broadcast, which
-// is shared, numbered and kept for resuming, or the text of one Send. A
-// broadcast's wire forms are made once, on first use, and shared by
-// every socket that sends it, so a broadcast to many sockets is encoded
-// once per transport.
-type message struct {
-	text   string
-	shared bool   // a broadcast: use the shared wire forms
-	seq    uint64 // broadcasts only
-	id     string // broadcasts only
-	at     time.Time
+// kind tells what a queued message is. Only channel messages are shared
+// by sockets and numbered; the rest are frames of one socket (or, for
+// presence events, of the v2 sockets of one channel), rare enough to be
+// encoded per socket.
+type kind uint8
 
+const (
+	kindSend         kind = iota // Socket.Send, Hub.SendTo: data only, no id
+	kindChannel                  // a channel message: numbered, shared, kept
+	kindMark                     // a join's position in the cursor, before its replay; nothing is written
+	kindSubscribed               // "subscribed CHANNEL" + fresh, resumed or failed
+	kindUnsubscribed             // "unsubscribed CHANNEL" + reason; left drops the cursor entry
+	kindRefused                  // "unsubscribed CHANNEL" + reason, for a refused subscribe: the cursor stays
+	kindLost                     // "lost CHANNEL": the channel restarted at pos
+	kindJoin                     // presence join event (v2 only)
+	kindLeave                    // presence leave event (v2 only)
+	kindPresence                 // answer to a presence request (v2 only)
+	kindError                    // "error" + text (v2 only)
+	kindForget                   // drop the cursor entry of hash; nothing is written
+)
+
+// header is the v2 header word of each kind that is written.
+var header = [...]string{
+	kindSend:         "message",
+	kindChannel:      "message",
+	kindSubscribed:   "subscribed",
+	kindUnsubscribed: "unsubscribed",
+	kindRefused:      "unsubscribed",
+	kindLost:         "lost",
+	kindJoin:         "join",
+	kindLeave:        "leave",
+	kindPresence:     "presence",
+	kindError:        "error",
+}
+
+// message is one message on its way to sockets. A channel message is
+// shared by every socket of the channel, numbered by the broker and kept
+// in the channel's cache for resuming. Its wire forms for a socket whose
+// cursor holds that channel only are made once, on first use, and
+// shared by every such socket, so a message to many sockets is encoded
+// once per wire form: the id of such a socket after the message depends
+// on the channel and the position alone.
+type message struct {
+	kind    kind
+	channel string
+	hash    uint64 // kindChannel: channelHash(channel)
+	pos     Position
+	text    string
+	at      time.Time
+	early   bool // kindSubscribed: the join came before the hello, which carried its position
+
+	idOnce    sync.Once
+	id        string // the one-channel cursor after this message
 	esOnce    sync.Once
-	es        *eventsource.EncodedEvent // "id: ID\ndata: TEXT\n\n"
+	es        *eventsource.EncodedEvent // v1: "id: ID\ndata: TEXT\n\n"
+	es2Once   sync.Once
+	es2       *eventsource.EncodedEvent // v2: "id: ID\ndata: message CHANNEL\ndata: TEXT\n\n"
 	v1Once    sync.Once
 	v1        *websocket.PreparedMessage // "ID\nTEXT", under Subprotocol
+	v2Once    sync.Once
+	v2        *websocket.PreparedMessage // "ID\nmessage CHANNEL\nTEXT", under SubprotocolV2
 	plainOnce sync.Once
 	plain     *websocket.PreparedMessage // "TEXT", for plain WebSocket clients
 }
@@ -49,30 +94,72 @@ func normalizeLineEnds(s string) string {
 	return strings.ReplaceAll(strings.ReplaceAll(s, "\r\n", "\n"), "\r", "\n")
 }
 
-// event returns the broadcast as an encoded EventSource event.
+// oneID returns the id of a socket whose cursor holds m's channel only,
+// after m.
+func (m *message) oneID() string {
+	m.idOnce.Do(func() {
+		var c cursor
+		c.set(m.channel, m.pos)
+		m.id = c.encode()
+	})
+	return m.id
+}
+
+// v2Data returns the data of m under the v2 protocol: "HEADER\nTEXT",
+// or "HEADER" alone for a frame without text. HEADER is the kind's word
+// and, but for a Send and an error, the channel.
+func (m *message) v2Data() string {
+	h := header[m.kind]
+	if m.kind != kindSend && m.kind != kindError {
+		h += " " + m.channel
+	}
+	return h + "\n" + m.text
+}
+
+// event returns the channel message as an encoded v1 EventSource event.
 func (m *message) event() *eventsource.EncodedEvent {
 	m.esOnce.Do(func() {
 		// The id never holds a line break or NUL and text is valid, so
 		// encoding cannot fail.
-		m.es, _ = eventsource.Encode(eventsource.Event{ID: m.id, Data: m.text})
+		m.es, _ = eventsource.Encode(eventsource.Event{ID: m.oneID(), Data: m.text})
 	})
 	return m.es
 }
 
-// framedV1 returns the broadcast framed for a Subprotocol client.
+// eventV2 returns the channel message as an encoded v2 EventSource event.
+func (m *message) eventV2() *eventsource.EncodedEvent {
+	m.es2Once.Do(func() {
+		m.es2, _ = eventsource.Encode(eventsource.Event{ID: m.oneID(), Data: m.v2Data()})
+	})
+	return m.es2
+}
+
+// framedV1 returns the channel message framed for a Subprotocol client.
 func (m *message) framedV1() *websocket.PreparedMessage {
 	m.v1Once.Do(func() {
-		b := make([]byte, 0, len(m.id)+1+len(m.text))
-		b = append(append(append(b, m.id...), '\n'), m.text...)
-		m.v1, _ = websocket.NewPreparedMessage(websocket.MessageText, b)
+		m.v1, _ = websocket.NewPreparedMessage(websocket.MessageText, frame(m.oneID(), m.text))
 	})
 	return m.v1
 }
 
-// framedPlain returns the broadcast framed for a plain WebSocket client.
+// framedV2 returns the channel message framed for a SubprotocolV2 client.
+func (m *message) framedV2() *websocket.PreparedMessage {
+	m.v2Once.Do(func() {
+		m.v2, _ = websocket.NewPreparedMessage(websocket.MessageText, frame(m.oneID(), m.v2Data()))
+	})
+	return m.v2
+}
+
+// framedPlain returns the channel message framed for a plain WebSocket client.
 func (m *message) framedPlain() *websocket.PreparedMessage {
 	m.plainOnce.Do(func() {
 		m.plain, _ = websocket.NewPreparedMessage(websocket.MessageText, []byte(m.text))
 	})
 	return m.plain
+}
+
+// frame returns "ID\nDATA", the WebSocket frame of both protocols.
+func frame(id, data string) []byte {
+	b := make([]byte, 0, len(id)+1+len(data))
+	return append(append(append(b, id...), '\n'), data...)
 }

@@ -9,10 +9,22 @@ import (
 	"github.com/realtime-go/realtime/websocket"
 )
 
-// Subprotocol is the WebSocket subprotocol under which server messages
-// carry ids (see the package documentation for the wire protocol). The
-// browser client and package client offer it.
+// Subprotocol is the WebSocket subprotocol of the wire protocol
+// realtime.v1, under which server messages carry ids (see the package
+// documentation). Clients of the previous releases offer it.
 const Subprotocol = "realtime.v1"
+
+// SubprotocolV2 is the WebSocket subprotocol of the wire protocol
+// realtime.v2, which adds channels, client requests and presence (see
+// the package documentation). The server selects it when offered. An
+// EventSource client asks for it with the query parameter
+// protocol=realtime.v2 ([ProtocolParam]).
+const SubprotocolV2 = "realtime.v2"
+
+// ProtocolParam is the query parameter by which an EventSource client
+// asks for a protocol version: ?protocol=realtime.v2. Without it a
+// stream speaks realtime.v1.
+const ProtocolParam = "protocol"
 
 // TokenHeader is the request header that carries an EventSource socket's
 // session token on a POST.
@@ -25,6 +37,12 @@ const TokenHeader = "Realtime-Token"
 const (
 	HelloEvent = "realtime.hello"
 	CloseEvent = "realtime.close"
+
+	// PositionEvent carries, as its id, a realtime.v1 client's new last
+	// event id when a join or a leave changed it and no message did; its
+	// data is empty. (A v2 client gets "subscribed" and "unsubscribed"
+	// messages instead.)
+	PositionEvent = "realtime.position"
 )
 
 // Defaults for Options fields left zero. A message from a client is
@@ -52,6 +70,10 @@ const (
 	// times over, while a client that stalls under large messages pins
 	// at most this much (plus one message) instead of 256 of them.
 	DefaultMaxQueueBytes = 4 << 20
+
+	// DefaultMaxChannels is how many channels a socket may be in. It
+	// bounds the cursor a client keeps: about 30 bytes per channel.
+	DefaultMaxChannels = 64
 )
 
 // QueuePolicy says what happens when a message is sent to a socket
@@ -90,11 +112,47 @@ func (p QueuePolicy) String() string {
 // maps are never modified. Hub is shared, not copied, and extensions are
 // kept as the values given.
 type Options struct {
-	// Hub, when set, is joined by every socket of the handler when it
-	// opens (after the messages it missed are queued for it) and left
-	// when it ends. Broadcasts through the hub are numbered, so clients
-	// can resume; without a hub messages carry no ids.
+	// Hub, when set, is the hub of every socket of the handler: sockets
+	// join its channels (Channels, OnConnect, Socket.Join, client
+	// subscribes) and leave them when they end, and Hub.Shutdown and
+	// Hub.SendTo reach them. Channel messages are numbered, so clients
+	// can resume; without a hub sockets have no channels and messages
+	// carry no ids.
 	Hub *Hub
+
+	// Channels are joined by every socket before its position is
+	// announced, each resuming from the client's last event id: the
+	// one-room chat is Channels: []string{"chat"}. A channel that cannot
+	// be joined (the broker is unavailable) refuses the socket with 503.
+	Channels []string
+
+	// OnConnect, when set, is called with each new socket before its
+	// position is announced, after it joined Channels: the place to
+	// authorize the request (Socket.Request) and Join the channels and
+	// SetPresence it is entitled to. An error refuses the socket with 403
+	// Forbidden (before the WebSocket upgrade or the event stream). ctx
+	// is the socket's.
+	OnConnect func(ctx context.Context, s *Socket) error
+
+	// OnSubscribe decides whether a v2 client may join channel, which it
+	// asked for with "subscribe CHANNEL": nil error accepts, and the
+	// socket joins, resuming from the client's last event id. An error
+	// refuses ("unsubscribed CHANNEL" with the error's text, which the
+	// client sees). Nil refuses every request. It runs as OnMessage
+	// does, in order with the client's messages.
+	OnSubscribe func(ctx context.Context, s *Socket, channel string) error
+
+	// OnPublish decides whether a v2 client may publish text to channel,
+	// which it asked for with "publish CHANNEL": nil error publishes it
+	// (Hub.Publish, with the socket's context), an error refuses (an
+	// "error" message with its text). The socket need not be in the
+	// channel. Nil refuses every request.
+	OnPublish func(ctx context.Context, s *Socket, channel, text string) error
+
+	// MaxChannels bounds the channels a socket is in at once, and the
+	// entries of its cursor. 0 means DefaultMaxChannels; a negative
+	// value means the default too, since the cursor must stay bounded.
+	MaxChannels int
 
 	// OnMessage is called with every text message a client sends: on
 	// WebSocket from the socket's read goroutine, on EventSource from the
@@ -150,8 +208,9 @@ type Options struct {
 	MaxMessageSize int64
 
 	// WebSocket configures the WebSocket handshake and connections:
-	// origin checks, extensions, extra subprotocols, limits. Subprotocol
-	// is always supported in addition to those listed.
+	// origin checks, extensions, extra subprotocols, limits.
+	// SubprotocolV2 and Subprotocol are always supported in addition to
+	// those listed.
 	WebSocket websocket.AcceptOptions
 
 	// EventSource configures event streams: retry, padding, headers.
@@ -163,6 +222,11 @@ type Options struct {
 // config is Options with the defaults applied, ready for both transports.
 type config struct {
 	hub          *Hub
+	channels     []string
+	onConnect    func(context.Context, *Socket) error
+	onSubscribe  func(context.Context, *Socket, string) error
+	onPublish    func(context.Context, *Socket, string, string) error
+	maxChannels  int
 	onMessage    func(context.Context, *Socket, string)
 	writeTimeout time.Duration // <= 0: none
 	maxQueue     int           // <0: no bound
@@ -181,6 +245,11 @@ func newConfig(opts *Options) config {
 	}
 	c := config{
 		hub:          o.Hub,
+		channels:     slices.Clone(o.Channels),
+		onConnect:    o.OnConnect,
+		onSubscribe:  o.OnSubscribe,
+		onPublish:    o.OnPublish,
+		maxChannels:  o.MaxChannels,
 		onMessage:    o.OnMessage,
 		writeTimeout: o.WriteTimeout,
 		maxQueue:     o.MaxQueue,
@@ -203,6 +272,9 @@ func newConfig(opts *Options) config {
 	if c.maxMessage == 0 {
 		c.maxMessage = websocket.DefaultMaxMessageSize
 	}
+	if c.maxChannels <= 0 {
+		c.maxChannels = DefaultMaxChannels
+	}
 	if c.idParam == "" {
 		c.idParam = eventsource.DefaultLastEventIDParam
 	}
@@ -211,8 +283,10 @@ func newConfig(opts *Options) config {
 		beat = DefaultHeartbeat
 	}
 
-	if !slices.Contains(c.ws.Subprotocols, Subprotocol) {
-		c.ws.Subprotocols = append(c.ws.Subprotocols, Subprotocol)
+	for _, p := range []string{SubprotocolV2, Subprotocol} {
+		if !slices.Contains(c.ws.Subprotocols, p) {
+			c.ws.Subprotocols = append(c.ws.Subprotocols, p)
+		}
 	}
 	if c.ws.MaxMessageSize == 0 {
 		c.ws.MaxMessageSize = c.maxMessage

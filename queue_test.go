@@ -2,7 +2,6 @@ package realtime
 
 import (
 	"errors"
-	"fmt"
 	"strconv"
 	"strings"
 	"testing"
@@ -34,30 +33,30 @@ func msgNumber(t *testing.T, data string) int {
 	return n
 }
 
-// paceBroadcasts broadcasts queueRounds messages, each after the fast
-// WebSocket client got the one before.
-func paceBroadcasts(t *testing.T, hub *Hub, fast *wsClient) {
+// paceBroadcasts publishes queueRounds messages to chat, each after the
+// fast WebSocket client got the one before, and returns their ids.
+func paceBroadcasts(t *testing.T, hub *Hub, fast *wsClient) []string {
 	t.Helper()
+	ids := make([]string, 0, queueRounds)
 	for i := range queueRounds {
-		if _, err := hub.Broadcast(bigMessage(i)); err != nil {
-			t.Fatal(err)
-		}
+		ids = append(ids, publish(t, hub, chat, bigMessage(i)))
 		_, data, _ := fast.read(t)
 		if n := msgNumber(t, data); n != i {
 			t.Fatalf("fast client got message %d, want %d", n, i)
 		}
 	}
+	return ids
 }
 
 func TestQueueCloseWebSocket(t *testing.T) {
-	hub := NewHub(&HubOptions{MaxHistoryBytes: -1})
-	ts := newTestServer(t, &Options{Hub: hub, MaxQueue: 8}, nil)
+	hub := newHub(t, &HubOptions{MaxHistoryBytes: -1})
+	ts := newTestServer(t, &Options{Hub: hub, Channels: []string{chat}, MaxQueue: 8}, nil)
 	slow := dialWS(t, ts, wsDial{})
 	slowSock := ts.next(t)
 	fast := dialWS(t, ts, wsDial{})
 	ts.next(t)
 
-	paceBroadcasts(t, hub, fast)
+	ids := paceBroadcasts(t, hub, fast)
 
 	// The stalled client now reads: what was in flight, then the close.
 	got := 0
@@ -86,7 +85,11 @@ func TestQueueCloseWebSocket(t *testing.T) {
 		t.Fatal("Send to a socket closed for overflow succeeded")
 	}
 	// The client can resume what it missed from the history.
-	again := dialWS(t, ts, wsDial{lastEventID: fmt.Sprintf("%s-%d", hub.epoch, got)})
+	from := slow.pos
+	if got > 0 {
+		from = ids[got-1]
+	}
+	again := dialWS(t, ts, wsDial{lastEventID: from})
 	for i := got; i < queueRounds; i++ {
 		_, data, _ := again.read(t)
 		if n := msgNumber(t, data); n != i {
@@ -96,8 +99,8 @@ func TestQueueCloseWebSocket(t *testing.T) {
 }
 
 func TestQueueCloseEventSource(t *testing.T) {
-	hub := NewHub(nil)
-	ts := newTestServer(t, &Options{Hub: hub, MaxQueue: 8}, nil)
+	hub := newHub(t, nil)
+	ts := newTestServer(t, &Options{Hub: hub, Channels: []string{chat}, MaxQueue: 8}, nil)
 	slow := dialES(t, ts, esDial{noRead: true})
 	slowSock := ts.next(t)
 	fast := dialWS(t, ts, wsDial{})
@@ -134,8 +137,8 @@ func TestQueueCloseEventSource(t *testing.T) {
 }
 
 func TestQueueDropOldest(t *testing.T) {
-	hub := NewHub(nil)
-	ts := newTestServer(t, &Options{Hub: hub, MaxQueue: 8, QueuePolicy: QueueDropOldest, WriteTimeout: -1}, nil)
+	hub := newHub(t, nil)
+	ts := newTestServer(t, &Options{Hub: hub, Channels: []string{chat}, MaxQueue: 8, QueuePolicy: QueueDropOldest, WriteTimeout: -1}, nil)
 	slow := dialWS(t, ts, wsDial{})
 	slowSock := ts.next(t)
 	fast := dialWS(t, ts, wsDial{})

@@ -7,7 +7,7 @@ import (
 )
 
 // readLoop is a WebSocket socket's read goroutine: it reads client
-// messages and hands them to OnMessage, one at a time. Reading also
+// messages and hands them to receive, one at a time. Reading also
 // processes control frames, so it is what sees the pongs of the
 // heartbeat and the peer's close frame.
 func (s *Socket) readLoop() {
@@ -27,10 +27,8 @@ func (s *Socket) readLoop() {
 			s.startClose(websocket.StatusUnsupportedData, "binary messages are not supported", nil)
 			continue
 		}
-		if s.cfg.onMessage != nil {
-			s.inMessage.Store(true)
-			s.cfg.onMessage(s.ctx, s, string(p))
-			s.inMessage.Store(false)
-		}
+		s.inMessage.Store(true)
+		s.receive(string(p))
+		s.inMessage.Store(false)
 	}
 }

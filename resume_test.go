@@ -78,30 +78,30 @@ var kinds = []Transport{TransportWebSocket, TransportEventSource}
 func TestResume(t *testing.T) {
 	for _, k := range kinds {
 		t.Run(k.String(), func(t *testing.T) {
-			hub := NewHub(nil)
-			ts := newTestServer(t, &Options{Hub: hub}, nil)
+			hub := newHub(t, nil)
+			ts := newTestServer(t, chatOptions(hub), nil)
 			c := dialTransport(t, ts, k, "")
 			ts.next(t)
-			if c.position() != hub.LastID() {
-				t.Fatalf("position %q, want %q", c.position(), hub.LastID())
+			if last := lastID(t, hub, chat); c.position() != last {
+				t.Fatalf("position %q, want %q", c.position(), last)
 			}
-			hub.Broadcast("m1")
-			id2, _ := hub.Broadcast("m2")
+			publish(t, hub, chat, "m1")
+			id2 := publish(t, hub, chat, "m2")
 			c.message(t)
 			if id, data := c.message(t); id != id2 || data != "m2" {
 				t.Fatalf("got %q %q", id, data)
 			}
 			c.close()
-			id3, _ := hub.Broadcast("m3")
-			id4, _ := hub.Broadcast("m4")
+			id3 := publish(t, hub, chat, "m3")
+			id4 := publish(t, hub, chat, "m4")
 
 			c = dialTransport(t, ts, k, id2)
 			s := ts.next(t)
-			if c.position() != id2 || s.LastEventID() != id2 || s.ResumeFailed() {
+			if c.position() != id2 || s.LastEventID() != id2 || s.ResumeFailed(chat) {
 				t.Fatalf("position %q, LastEventID %q, ResumeFailed %v; want %q resumed",
-					c.position(), s.LastEventID(), s.ResumeFailed(), id2)
+					c.position(), s.LastEventID(), s.ResumeFailed(chat), id2)
 			}
-			id5, _ := hub.Broadcast("m5")
+			id5 := publish(t, hub, chat, "m5")
 			for _, want := range [][2]string{{id3, "m3"}, {id4, "m4"}, {id5, "m5"}} {
 				if id, data := c.message(t); id != want[0] || data != want[1] {
 					t.Fatalf("got %q %q, want %q %q", id, data, want[0], want[1])
@@ -112,38 +112,43 @@ func TestResume(t *testing.T) {
 }
 
 func TestResumeFailed(t *testing.T) {
-	other := NewHub(nil)
-	other.Broadcast("x")
+	other := newHub(t, nil)
+	publish(t, other, chat, "x")
 	for _, k := range kinds {
 		t.Run(k.String(), func(t *testing.T) {
-			hub := NewHub(&HubOptions{MaxHistory: 2})
-			ts := newTestServer(t, &Options{Hub: hub}, nil)
-			first, _ := hub.Broadcast("m1")
-			second, _ := hub.Broadcast("m2")
+			hub := newHub(t, &HubOptions{MaxHistory: 2})
+			ts := newTestServer(t, chatOptions(hub), nil)
+			first := publish(t, hub, chat, "m1")
+			second := publish(t, hub, chat, "m2")
 			for range 3 {
-				hub.Broadcast("old")
+				publish(t, hub, chat, "old")
 			}
-			for _, lastID := range []string{first, second, other.LastID(), "garbage", hub.epoch + "-99"} {
-				c := dialTransport(t, ts, k, lastID)
+			// Evicted, of another broker's epoch, not a cursor, a cursor
+			// of more channels than MaxChannels, a version-1 id.
+			var many cursor
+			for i := range DefaultMaxChannels + 1 {
+				many.set(strconv.Itoa(i), Position{1, 1})
+			}
+			for _, from := range []string{first, second, lastID(t, other, chat), "garbage", many.encode(), "0a1b2c3d-1"} {
+				c := dialTransport(t, ts, k, from)
 				s := ts.next(t)
-				if c.position() != hub.LastID() || !s.ResumeFailed() {
+				if last := lastID(t, hub, chat); c.position() != last || !s.ResumeFailed(chat) {
 					t.Fatalf("resuming from %q: position %q, ResumeFailed %v; want %q and true",
-						lastID, c.position(), s.ResumeFailed(), hub.LastID())
+						from, c.position(), s.ResumeFailed(chat), last)
 				}
-				id, _ := hub.Broadcast("new")
+				id := publish(t, hub, chat, "new")
 				if got, data := c.message(t); got != id || data != "new" {
-					t.Fatalf("resuming from %q: got %q %q, want only the new message", lastID, got, data)
+					t.Fatalf("resuming from %q: got %q %q, want only the new message", from, got, data)
 				}
 				c.close()
 			}
 			// The newest evicted id is still fine: nothing after it is lost.
 			ids := make([]string, 0, 2)
 			for i := range 3 {
-				id, _ := hub.Broadcast("n" + strconv.Itoa(i))
-				ids = append(ids, id)
+				ids = append(ids, publish(t, hub, chat, "n"+strconv.Itoa(i)))
 			}
 			c := dialTransport(t, ts, k, ids[0])
-			if s := ts.next(t); s.ResumeFailed() {
+			if s := ts.next(t); s.ResumeFailed(chat) {
 				t.Fatalf("resuming from %q just before the history failed", ids[0])
 			}
 			for _, want := range ids[1:] {
@@ -161,14 +166,14 @@ func TestResumeFailed(t *testing.T) {
 // exactly once.
 func TestResumeExactlyOnceUnderLoad(t *testing.T) {
 	const total = 300
-	hub := NewHub(nil)
-	ts := newTestServer(t, &Options{Hub: hub, MaxQueue: 16}, nil)
+	hub := newHub(t, nil)
+	ts := newTestServer(t, &Options{Hub: hub, Channels: []string{chat}, MaxQueue: 16}, nil)
 	var wg sync.WaitGroup
 	start := make(chan struct{})
 	wg.Go(func() {
 		<-start
 		for i := 1; i <= total; i++ {
-			hub.Broadcast(strconv.Itoa(i))
+			publish(t, hub, chat, strconv.Itoa(i))
 			if i%7 == 0 {
 				// Let connections come and go between broadcasts.
 				for range 50 {
@@ -181,7 +186,7 @@ func TestResumeExactlyOnceUnderLoad(t *testing.T) {
 	lastID, overflows := "", 0
 	for round := 0; len(got) < total; round++ {
 		c := dialTransport(t, ts, kinds[round%2], lastID)
-		if s := ts.next(t); s.ResumeFailed() {
+		if s := ts.next(t); s.ResumeFailed(chat) {
 			t.Fatalf("round %d: could not resume from %q", round, lastID)
 		}
 		lastID = c.position() // the position is where the client stands
@@ -212,34 +217,37 @@ func TestResumeExactlyOnceUnderLoad(t *testing.T) {
 	}
 }
 
-// Broadcasts older than MaxHistoryAge cannot be resumed from.
+// Messages older than MaxHistoryAge are not served from the cache.
 func TestHistoryMaxAge(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		hub := NewHub(&HubOptions{MaxHistoryAge: time.Minute})
-		start := hub.LastID()
-		old, _ := hub.Broadcast("old")
+		defer hub.Close()
+		c := testChannel(hub)
+		start := c.last
+		old := deliverAll(c, "old").pos
 		time.Sleep(30 * time.Second)
-		mid, _ := hub.Broadcast("mid")
+		mid := deliverAll(c, "mid").pos
 		time.Sleep(45 * time.Second) // "old" is now 75 s old, "mid" 45 s
-		last, _ := hub.Broadcast("last")
+		deliverAll(c, "last")
 
-		// A client that has not seen "old" missed it for good.
-		replay, pos, failed, err := hub.join(&Socket{}, start, true)
-		if err != nil || !failed || pos != last || replay != nil {
-			t.Fatalf("from %q: replay %d, pos %q, failed %v, %v", start, len(replay), pos, failed, err)
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		// A client that has not seen "old" must ask the broker.
+		if replay, ok := c.since(start); ok {
+			t.Fatalf("from %v: replay of %d from the cache", start, len(replay))
 		}
 		// One that saw it misses only what is kept.
 		for _, tc := range []struct {
-			from string
+			from Position
 			want []string
 		}{{old, []string{"mid", "last"}}, {mid, []string{"last"}}} {
-			replay, pos, failed, _ = hub.join(&Socket{}, tc.from, true)
+			replay, ok := c.since(tc.from)
 			var texts []string
 			for _, m := range replay {
 				texts = append(texts, m.text)
 			}
-			if failed || pos != tc.from || fmt.Sprint(texts) != fmt.Sprint(tc.want) {
-				t.Fatalf("from %q: replay %q, pos %q, failed %v", tc.from, texts, pos, failed)
+			if !ok || fmt.Sprint(texts) != fmt.Sprint(tc.want) {
+				t.Fatalf("from %v: replay %q, ok %v", tc.from, texts, ok)
 			}
 		}
 	})

@@ -54,15 +54,17 @@ type Socket struct {
 	req       *http.Request
 	ws        *websocket.Conn
 	es        *eventsource.Stream
-	ids       bool   // messages carry ids on the wire
+	proto     protocol
 	token     string // EventSource only
 	cfg       *config
 	hnd       *handler
+	hub       *Hub // cfg.hub: nil when the handler has none
 
-	lastEventID  string
-	resumeFailed bool
-	hello        string     // the position announced first; set before the writer starts
-	replay       []*message // set before the writer starts, then the writer's
+	lastEventID string
+	presented   cursor // decoded lastEventID; the positions to resume from
+	badCursor   bool   // lastEventID was given but is not a cursor: every join fails
+	hello       bool   // the writer has announced the position: joins send their own
+	cur         cursor // the writer's: the cursor after the last message written
 
 	ctx    context.Context // ends when the socket ends
 	cancel context.CancelFunc
@@ -70,34 +72,58 @@ type Socket struct {
 	abortW context.CancelFunc
 
 	mu          sync.Mutex
-	queue       []*message
-	queued      int64      // payload bytes in queue and in the batch being written
-	spare       []*message // the writer's previous batch, reused
-	closing     bool       // a close was asked for; it follows the queued messages
+	queue       []queued
+	free        int      // replayed messages in queue, outside the count bound
+	queued      int64    // payload bytes in queue and in the batch being written
+	spare       []queued // the writer's previous batch, reused
+	closing     bool     // a close was asked for; it follows the queued messages
 	closeCode   websocket.StatusCode
 	closeReason string
 	closeErr    error // what Err reports after that close
 	ended       bool
 	dropped     uint64
-	wake        chan struct{} // the writer's doorbell, capacity 1
+	wake        chan struct{}          // the writer's doorbell, capacity 1
+	chans       map[string]*membership // the channels joined, by name
+	failed      map[string]bool        // channels whose latest join could not resume
+	user, info  string                 // SetPresence; user "" means none
 
 	endOnce sync.Once
 	done    chan struct{}
 	err     error // set before done is closed
 
+	joinMu     sync.Mutex  // serializes Join and Leave
 	msgMu      sync.Mutex  // serializes OnMessage for POSTs
 	inMessage  atomic.Bool // the read goroutine is in OnMessage
 	readerDone chan struct{}
 	writerDone chan struct{}
 }
 
+// queued is a message in a socket's queue. A replayed message is not
+// counted against the queue's bounds: a join's replay is bounded by the
+// history already, and counting it would close a socket that resumes
+// after a long absence before it could catch up.
+type queued struct {
+	m      *message
+	replay bool
+}
+
+// protocol is the wire protocol a socket speaks.
+type protocol uint8
+
+const (
+	protoPlain protocol = iota // a WebSocket without a subprotocol: data only
+	protoV1                    // realtime.v1
+	protoV2                    // realtime.v2
+)
+
 func newSocket(h *handler, transport Transport, r *http.Request) *Socket {
 	s := &Socket{
-		id:         newSocketID(),
+		id:         h.reg.newID(),
 		transport:  transport,
 		req:        r,
 		cfg:        &h.cfg,
 		hnd:        h,
+		hub:        h.cfg.hub,
 		wake:       make(chan struct{}, 1),
 		done:       make(chan struct{}),
 		writerDone: make(chan struct{}),
@@ -110,10 +136,12 @@ func newSocket(h *handler, transport Transport, r *http.Request) *Socket {
 	return s
 }
 
-// ID returns an identifier for the socket, unique within the process and
-// fixed for the socket's life. It is not a secret: unlike the session
-// token of an EventSource socket it grants nothing, so it may be shown
-// to other users.
+// ID returns an identifier for the socket, unique across the nodes of
+// its hub's broker and fixed for the socket's life: NODE.RANDOM, where
+// NODE is the hub's node name (Hub.SendTo uses it to reach the socket
+// from any node). It is not a secret: unlike the session token of an
+// EventSource socket it grants nothing, so it may be shown to other
+// users (presence lists it).
 func (s *Socket) ID() string { return s.id }
 
 // Transport returns the transport in use.
@@ -130,12 +158,19 @@ func (s *Socket) Request() *http.Request { return s.req }
 // for a fresh client.
 func (s *Socket) LastEventID() string { return s.lastEventID }
 
-// ResumeFailed reports whether the client asked to resume from an id
-// the hub no longer holds (evicted by the history bounds, or issued by
-// another Hub, as before a process restart). Such a client may have
-// missed messages; send it whatever it needs to catch up, such as the
-// full state.
-func (s *Socket) ResumeFailed() bool { return s.resumeFailed }
+// ResumeFailed reports whether the socket's latest join of channel could
+// not resume from the position the client presented: the broker no
+// longer holds the messages after it (evicted by the history bounds), or
+// it is of another epoch of the channel (the broker lost the stream), or
+// the presented id was not a cursor. Such a client may have missed
+// messages of that channel; send it whatever it needs to catch up, such
+// as the full state. A v2 client is told too ("subscribed CHANNEL"
+// with "failed").
+func (s *Socket) ResumeFailed(channel string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.failed[channel]
+}
 
 // Done returns a channel that is closed when the socket has ended.
 func (s *Socket) Done() <-chan struct{} { return s.done }
@@ -179,8 +214,9 @@ var errSocketClosed = fmt.Errorf("realtime: socket closed: %w", net.ErrClosed)
 // be written. On WebSocket it arrives as one text message, on
 // EventSource as one event of the default type, with CR and CRLF line
 // ends turned into LF on both. It is not numbered and a resuming client
-// does not get it again; see Hub.Broadcast for messages that must
-// survive reconnections.
+// does not get it again; see Hub.Publish for messages that must
+// survive reconnections. A v2 client gets it as "message" without a
+// channel.
 //
 // Send fails with an error matching websocket.ErrInvalidUTF8, with an
 // error matching net.ErrClosed once the socket is closing or closed, or
@@ -195,39 +231,65 @@ func (s *Socket) Send(text string) error {
 }
 
 // enqueue puts m on the queue, applying the queue policy when m would
-// exceed MaxQueue or MaxQueueBytes. It never blocks: Hub.Broadcast calls
-// it under the hub's lock.
+// exceed MaxQueue or MaxQueueBytes. It never blocks: a channel's
+// delivery calls it under the channel's lock.
 func (s *Socket) enqueue(m *message) error {
-	n := int64(len(m.text))
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.enqueueLocked(m)
+}
+
+func (s *Socket) enqueueLocked(m *message) error {
+	n := int64(len(m.text))
 	if s.closing || s.ended {
 		return errSocketClosed
 	}
 	for s.full(n) {
 		if s.cfg.policy != QueueDropOldest {
 			for _, q := range s.queue {
-				s.queued -= int64(len(q.text))
+				if !q.replay {
+					s.queued -= int64(len(q.m.text))
+				}
 			}
-			s.queue = nil
+			s.queue, s.free = nil, 0
 			s.startCloseLocked(websocket.StatusTryAgainLater, "send queue full", errQueueFull)
 			return errQueueFull
 		}
-		if len(s.queue) == 0 {
-			// Only the batch being written is in the way, and it cannot be
-			// dropped: the newest message goes in, as the policy wants.
+		if len(s.queue) == s.free {
+			// Only the batch being written and the replay are in the way,
+			// and they cannot be dropped: the newest message goes in, as
+			// the policy wants.
 			break
 		}
-		s.queued -= int64(len(s.queue[0].text))
-		k := copy(s.queue, s.queue[1:])
-		s.queue[k] = nil
+		// Drop the oldest counted message; a replay is never dropped,
+		// since the client could not tell it missed it.
+		i := 0
+		for s.queue[i].replay {
+			i++
+		}
+		s.queued -= int64(len(s.queue[i].m.text))
+		k := i + copy(s.queue[i:], s.queue[i+1:])
+		s.queue[k] = queued{}
 		s.queue = s.queue[:k]
 		s.dropped++
 	}
-	s.queue = append(s.queue, m)
+	s.queue = append(s.queue, queued{m: m})
 	s.queued += n
 	s.ring()
 	return nil
+}
+
+// enqueueReplay puts ms on the queue outside its bounds (see queued).
+// Called with mu held.
+func (s *Socket) enqueueReplay(ms []*message) {
+	if s.closing || s.ended || len(ms) == 0 {
+		return
+	}
+	for _, m := range ms {
+		s.queue = append(s.queue, queued{m: m, replay: true})
+	}
+	s.free += len(ms)
+	s.ring()
 }
 
 // full reports whether a message of n bytes would exceed a bound of the
@@ -236,19 +298,14 @@ func (s *Socket) enqueue(m *message) error {
 // queued or being written, so one larger than the bound goes alone.
 // Called with mu held.
 func (s *Socket) full(n int64) bool {
-	if c := s.cfg.maxQueue; c >= 0 && len(s.queue) >= c {
+	if c := s.cfg.maxQueue; c >= 0 && len(s.queue)-s.free >= c {
 		return true
 	}
 	b := s.cfg.maxQueueB
 	return b >= 0 && s.queued > 0 && s.queued+n > b
 }
 
-func (s *Socket) ring() {
-	select {
-	case s.wake <- struct{}{}:
-	default:
-	}
-}
+func (s *Socket) ring() { ring(s.wake) }
 
 // Ping probes the client and returns when it answered: on WebSocket a
 // ping whose pong arrived, on EventSource a comment line written and
@@ -333,6 +390,12 @@ func (s *Socket) abort() {
 	s.end(errSocketClosed)
 }
 
+// discard ends a socket whose writer never started.
+func (s *Socket) discard() {
+	s.abort()
+	close(s.writerDone)
+}
+
 // end ends the socket, once, with cause unless a close was asked for.
 func (s *Socket) end(cause error) {
 	s.endOnce.Do(func() {
@@ -341,24 +404,23 @@ func (s *Socket) end(cause error) {
 			cause = s.closeErr
 		}
 		s.ended = true
-		s.queue, s.spare, s.queued = nil, nil, 0
+		s.queue, s.spare, s.queued, s.free = nil, nil, 0, 0
 		s.mu.Unlock()
 		// Leave before done closes, so code woken by done sees the hub
-		// without this socket.
-		if s.cfg.hub != nil {
-			s.cfg.hub.leave(s)
+		// and its channels without this socket.
+		if s.hub != nil {
+			s.hub.detach(s)
 		}
-		if s.token != "" {
-			s.hnd.forget(s.token)
-		}
+		s.hnd.reg.forget(s)
 		s.err = cause
 		s.cancel()
 		// The transport is closed before done is, so that once done is
 		// closed nothing writes to the connection or ResponseWriter any
 		// more (a keep-alive comment, a Ping) and the handler may return.
-		if s.ws != nil {
+		switch {
+		case s.ws != nil:
 			s.ws.CloseNow()
-		} else {
+		case s.es != nil:
 			s.es.Close()
 		}
 		close(s.done)

@@ -107,8 +107,8 @@ func TestEventSourceSocket(t *testing.T) {
 }
 
 func TestPlainWebSocketClient(t *testing.T) {
-	hub := NewHub(nil)
-	ts := newTestServer(t, &Options{Hub: hub, OnMessage: echo}, nil)
+	hub := newHub(t, nil)
+	ts := newTestServer(t, &Options{Hub: hub, Channels: []string{chat}, OnMessage: echo}, nil)
 	wc := dialWS(t, ts, wsDial{plain: true, lastEventID: "whatever"})
 	s := ts.next(t)
 	if s.LastEventID() != "" {
@@ -118,7 +118,7 @@ func TestPlainWebSocketClient(t *testing.T) {
 	if got := wc.readRaw(t); got != "websocket: hi" {
 		t.Fatalf("got %q", got)
 	}
-	hub.Broadcast("all")
+	publish(t, hub, chat, "all")
 	if got := wc.readRaw(t); got != "all" {
 		t.Fatalf("got %q, want the broadcast as plain text", got)
 	}

@@ -2,8 +2,6 @@ package realtime
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"errors"
 	"os"
 	"strconv"
@@ -15,12 +13,6 @@ import (
 // maxSpare is the largest batch buffer a writer keeps between wake-ups;
 // an idle socket should not pin a large one.
 const maxSpare = 64
-
-func newSocketID() string {
-	var b [8]byte
-	rand.Read(b[:])
-	return base64.RawURLEncoding.EncodeToString(b[:])
-}
 
 // writeLoop is the socket's writer goroutine: it writes the hello and
 // the replay, then whatever is queued, and finally the close. Any
@@ -48,7 +40,7 @@ func (s *Socket) writeLoop() {
 
 // next waits for queued messages, a close to perform, or the end of the
 // socket (ok false).
-func (s *Socket) next() (batch []*message, closing, ok bool) {
+func (s *Socket) next() (batch []queued, closing, ok bool) {
 	var streamDone <-chan struct{}
 	if s.es != nil {
 		streamDone = s.es.Done()
@@ -72,6 +64,7 @@ func (s *Socket) next() (batch []*message, closing, ok bool) {
 		batch = s.queue
 		s.queue = s.spare[:0]
 		s.spare = nil
+		s.free = 0
 		return batch, false, true
 	}
 	return nil, true, true
@@ -79,10 +72,12 @@ func (s *Socket) next() (batch []*message, closing, ok bool) {
 
 // recycle releases a written batch's bytes from the queue's count and
 // keeps its array for the next batch.
-func (s *Socket) recycle(batch []*message) {
+func (s *Socket) recycle(batch []queued) {
 	var n int64
-	for _, m := range batch {
-		n += int64(len(m.text))
+	for _, q := range batch {
+		if !q.replay {
+			n += int64(len(q.m.text))
+		}
 	}
 	keep := cap(batch) <= maxSpare
 	if keep {
@@ -98,38 +93,48 @@ func (s *Socket) recycle(batch []*message) {
 	s.mu.Unlock()
 }
 
-// writeStart announces the socket's position (with the session token on
-// EventSource) and replays what the client missed.
+// writeStart announces the socket's position: its cursor, made of the
+// positions the client presented and those of the channels joined before
+// the hello; on EventSource with the session token. The replays of those
+// joins are queued, after their marks.
 func (s *Socket) writeStart() error {
+	s.mu.Lock()
+	if s.proto != protoPlain {
+		s.cur = s.presented.clone()
+		for name, mb := range s.chans {
+			s.cur.set(name, mb.start)
+		}
+	}
+	s.hello = true
+	s.mu.Unlock()
+	pos := s.cur.encode()
 	switch {
 	case s.es != nil:
-		ev := eventsource.Event{Type: HelloEvent, ID: s.hello, Data: s.token}
+		ev := eventsource.Event{Type: HelloEvent, ID: pos, Data: s.token}
 		if err := s.es.Send(s.wctx, ev); err != nil {
 			return timeoutError(s.wctx, err)
 		}
-	case s.ids:
+	case s.proto != protoPlain:
 		ctx, cancel := s.writeContext()
-		err := s.ws.Write(ctx, websocket.MessageText, []byte(s.hello))
+		err := s.ws.Write(ctx, websocket.MessageText, []byte(pos))
 		cancel()
 		if err != nil {
 			return timeoutError(ctx, err)
 		}
 	}
-	err := s.writeBatch(s.replay)
-	s.replay = nil
-	return err
+	return nil
 }
 
 // writeBatch writes messages in order. On WebSocket one WriteTimeout
 // bounds the batch; an EventSource stream bounds each write itself.
-func (s *Socket) writeBatch(batch []*message) error {
+func (s *Socket) writeBatch(batch []queued) error {
 	if len(batch) == 0 {
 		return nil
 	}
 	ctx, cancel := s.writeContext()
 	defer cancel()
-	for _, m := range batch {
-		if err := s.write(ctx, m); err != nil {
+	for _, q := range batch {
+		if err := s.write(ctx, q.m); err != nil {
 			return timeoutError(ctx, err)
 		}
 	}
@@ -159,24 +164,85 @@ func (s *Socket) writeContext() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(s.wctx, s.cfg.writeTimeout)
 }
 
-// write sends one message in the socket's wire form. Broadcasts use the
-// forms shared by all sockets; a Send is encoded here, once.
+// write sends one message in the socket's wire form, and keeps the
+// socket's cursor: every message a socket gets carries its cursor after
+// that message as its id. A channel message to a socket whose cursor
+// holds that channel only uses the forms shared by every such socket;
+// any other is encoded here, once.
 func (s *Socket) write(ctx context.Context, m *message) error {
+	var id string
+	switch m.kind {
+	case kindChannel:
+		if s.proto == protoPlain {
+			return s.ws.WritePrepared(ctx, m.framedPlain())
+		}
+		// By the hash the message carries: hashing the name here would
+		// cost every socket an allocation per message.
+		if i, ok := s.cur.search(m.hash); ok {
+			s.cur[i].pos = m.pos
+		} else {
+			s.cur.set(m.channel, m.pos)
+		}
+		if len(s.cur) == 1 {
+			switch {
+			case s.es != nil && s.proto == protoV2:
+				return s.es.SendEncoded(ctx, m.eventV2())
+			case s.es != nil:
+				return s.es.SendEncoded(ctx, m.event())
+			case s.proto == protoV2:
+				return s.ws.WritePrepared(ctx, m.framedV2())
+			default:
+				return s.ws.WritePrepared(ctx, m.framedV1())
+			}
+		}
+		id = s.cur.encode()
+	case kindMark:
+		s.cur.set(m.channel, m.pos)
+		return nil
+	case kindForget:
+		if i, ok := s.cur.search(m.hash); ok {
+			s.cur = append(s.cur[:i], s.cur[i+1:]...)
+		}
+		return nil
+	case kindSend, kindJoin, kindLeave, kindPresence, kindError, kindRefused:
+		if m.kind != kindSend && s.proto != protoV2 {
+			return nil // v1 and plain clients know nothing of these
+		}
+	case kindSubscribed, kindUnsubscribed, kindLost:
+		if s.proto == protoPlain {
+			return nil
+		}
+		switch m.kind {
+		case kindUnsubscribed:
+			s.cur.remove(m.channel)
+		case kindLost:
+			s.cur.set(m.channel, m.pos)
+		}
+		id = s.cur.encode()
+		if s.proto == protoV1 {
+			if m.early {
+				return nil // the hello carried the position
+			}
+			// The new cursor alone, which a v1 client keeps as its last
+			// event id (the first message of a connection has this form).
+			if s.es != nil {
+				return s.es.Send(ctx, eventsource.Event{Type: PositionEvent, ID: id})
+			}
+			return s.ws.Write(ctx, websocket.MessageText, []byte(id))
+		}
+	}
+	data := m.text
+	if s.proto == protoV2 {
+		data = m.v2Data()
+	}
 	switch {
-	case s.es != nil && m.shared:
-		return s.es.SendEncoded(ctx, m.event())
 	case s.es != nil:
-		return s.es.Send(ctx, eventsource.Event{Data: m.text})
-	case m.shared && s.ids:
-		return s.ws.WritePrepared(ctx, m.framedV1())
-	case m.shared:
-		return s.ws.WritePrepared(ctx, m.framedPlain())
-	case s.ids:
-		// An empty id: the message is not numbered.
-		b := make([]byte, 0, 1+len(m.text))
-		return s.ws.Write(ctx, websocket.MessageText, append(append(b, '\n'), m.text...))
+		return s.es.Send(ctx, eventsource.Event{ID: id, Data: data})
+	case s.proto == protoPlain:
+		return s.ws.Write(ctx, websocket.MessageText, []byte(data))
 	default:
-		return s.ws.Write(ctx, websocket.MessageText, []byte(m.text))
+		// An empty id: a message to this socket only, not numbered.
+		return s.ws.Write(ctx, websocket.MessageText, frame(id, data))
 	}
 }
 

@@ -623,8 +623,9 @@ func isFinal(err error) bool {
 	var fe finalError
 	var pe *proxy.Error
 	var cve *tls.CertificateVerificationError
+	var fre *FrameError
 	switch {
-	case errors.As(err, &re), errors.As(err, &fe), errors.As(err, &cve):
+	case errors.As(err, &re), errors.As(err, &fe), errors.As(err, &cve), errors.As(err, &fre):
 		return true
 	case errors.As(err, &de) && de.final:
 		return true

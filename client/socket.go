@@ -24,7 +24,8 @@ import (
 	"github.com/realtime-go/realtime/websocket"
 )
 
-// The names of the realtime.v1 wire protocol (see package realtime). They
+// The names of the realtime.v1 wire protocol (see package realtime),
+// which realtime.v2 keeps. They
 // are repeated here so that a client does not link the server package;
 // a test checks that both agree.
 const (
@@ -32,6 +33,7 @@ const (
 	tokenHeader       = "Realtime-Token"
 	helloEvent        = "realtime.hello"
 	closeEvent        = "realtime.close"
+	positionEvent     = "realtime.position"
 )
 
 // Defaults for SocketOptions fields left zero.
@@ -62,8 +64,8 @@ const (
 type Transport int
 
 const (
-	// TransportWebSocket is a WebSocket offering the realtime.v1
-	// subprotocol.
+	// TransportWebSocket is a WebSocket offering the realtime.v2 and
+	// realtime.v1 subprotocols.
 	TransportWebSocket Transport = iota + 1
 
 	// TransportEventSource is an event stream from a GET, with a POST for
@@ -159,12 +161,20 @@ type OpenInfo struct {
 
 	// Position is the id the server starts from, which becomes the
 	// Socket's last event id; empty when the server numbers nothing
-	// (no hub, or a WebSocket without the realtime.v1 subprotocol).
+	// (no hub, or a WebSocket without a subprotocol).
 	Position string
+
+	// Protocol is the wire protocol the server selected: "realtime.v2",
+	// "realtime.v1" (a server without channels: channel calls return
+	// ErrNoChannels), or "" (a WebSocket without a subprotocol: plain
+	// text messages).
+	Protocol string
 
 	// Resumed reports that the server resumed from the id the Socket
 	// presented: the messages missed since follow, then the live ones,
-	// each once.
+	// each once. Under realtime.v2 a server resumes channel by channel,
+	// and says how in each channel's KindSubscribed message; Resumed and
+	// ResumeFailed then only compare the position with the id presented.
 	Resumed bool
 
 	// ResumeFailed reports that the Socket presented an id the server
@@ -186,15 +196,34 @@ type OpenInfo struct {
 	Response *http.Response
 }
 
-// Message is a message from the server.
+// Message is a message from the server. Under realtime.v2 it is also
+// news of the Socket's channels: see Kind.
 type Message struct {
 	// ID is the message's id, which the Socket resumes from once Next
 	// has returned it; empty for a message the server sent to this
-	// client only, which is not numbered and is not resent.
+	// client only, which is not numbered and is not resent, and for news
+	// of presence. It is opaque: under realtime.v2 a cursor holding the
+	// Socket's place in each of its channels.
 	ID string
 
-	// Data is the text, with line ends as LF.
+	// Kind is what the message is; KindMessage under realtime.v1.
+	Kind Kind
+
+	// Channel is the channel the message is about; empty for a message
+	// sent to this client only, for KindError, and under realtime.v1.
+	Channel string
+
+	// Data is the text, with line ends as LF: a message's text, the
+	// status of KindSubscribed, the reason of KindUnsubscribed, the
+	// explanation of KindError, the JSON of KindJoin, KindLeave and
+	// KindPresence.
 	Data string
+
+	// Status is how a KindSubscribed subscription started.
+	Status SubscribeStatus
+
+	// Entry is who joined or left, for KindJoin and KindLeave.
+	Entry PresenceEntry
 }
 
 // Socket is a client of a realtime server: it connects over WebSocket,
@@ -260,6 +289,10 @@ type Socket struct {
 	// The POST connection kept for the next message, owned by the holder
 	// of sendSem, and by the run goroutine once Sends are over.
 	idle *postConn
+
+	// subs are the channels to subscribe to after each reconnection,
+	// guarded by mu; changed by the holder of sendSem.
+	subs []string
 }
 
 // delivery is a message on its way to Next.
@@ -271,13 +304,17 @@ type delivery struct {
 // link is one open connection.
 type link struct {
 	transport Transport
+	proto     protocol
 	ws        *websocket.Conn // TransportWebSocket
 	nc        net.Conn        // TransportEventSource: the stream's connection
 	gone      chan struct{}   // closed once the run goroutine has let go of it
+	primed    bool            // the subscriptions were asked for; guarded by sendSem
 
 	mu      sync.Mutex
 	token   string // TransportEventSource: the session token
 	dropErr error  // why drop was called
+	ended   bool
+	waiters map[string][]chan presenceAnswer // presence requests by channel, oldest first
 }
 
 // drop closes the connection from outside the run goroutine, which then
@@ -320,7 +357,8 @@ func (l *link) setToken(tok string) {
 // Socket starts a realtime socket on rawURL (http://, https://, ws:// or
 // wss://; the scheme's security applies to both transports), with the
 // proxies, TLS settings, header, cookie jar and handshake timeout of d.
-// Its Subprotocols are replaced by realtime.v1. Socket returns at once;
+// Its Subprotocols are replaced by realtime.v2 and realtime.v1. Socket
+// returns at once;
 // the first connection is made in the background, and Send waits for
 // it. An error means a malformed URL or options.
 //
@@ -387,7 +425,7 @@ func (d *Dialer) Socket(rawURL string, opts *SocketOptions) (*Socket, error) {
 		lastID:   o.LastEventID,
 		resumeID: o.LastEventID,
 	}
-	s.d.Subprotocols = []string{socketSubprotocol}
+	s.d.Subprotocols = []string{socketSubprotocolV2, socketSubprotocol}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	go s.run()
 	return s, nil
@@ -425,10 +463,13 @@ func (s *Socket) All(ctx context.Context) iter.Seq2[Message, error] {
 }
 
 // Send sends text to the server: over WebSocket as a text message, over
-// EventSource as the body of a POST carrying the session token. Messages
-// are sent one at a time, in the order of the calls, so they arrive in
-// order. While the Socket is connecting Send waits for a connection;
-// ctx bounds the whole call.
+// EventSource as the body of a POST carrying the session token (under
+// realtime.v2 as a direct message, "message\nTEXT"). Messages
+// are sent one at a time, in the order of the calls (of Send and of the
+// channel calls, Subscribe, Publish...), so they arrive in order; on a
+// new connection the Socket's subscriptions are asked for first. While
+// the Socket is connecting Send waits for a connection; ctx bounds the
+// whole call.
 //
 // Send returns nil once the message is written to the WebSocket, or once
 // the server has answered the POST with 204, which means it has handled
@@ -446,6 +487,11 @@ func (s *Socket) Send(ctx context.Context, text string) error {
 	if !utf8.ValidString(text) {
 		return errInvalidUTF8
 	}
+	return s.do(ctx, &request{kind: reqSend, text: text})
+}
+
+// do sends r, as Send describes.
+func (s *Socket) do(ctx context.Context, r *request) error {
 	s.mu.Lock()
 	if s.stopping {
 		s.mu.Unlock()
@@ -472,7 +518,31 @@ func (s *Socket) Send(ctx context.Context, text string) error {
 		if err != nil {
 			return s.interrupted(ctx)
 		}
-		again, err := s.sendOn(sctx, l, text)
+		if r.kind != reqSend && l.proto != protoV2 {
+			return ErrNoChannels
+		}
+		if l.proto == protoV2 && !l.primed {
+			ok := s.prime(sctx, l)
+			if sctx.Err() != nil {
+				return s.interrupted(ctx)
+			}
+			if !ok {
+				prev = l // dropped: the request goes on the next connection
+				continue
+			}
+			if r.kind == reqSubscribe && r.applied {
+				return nil // sent again, and asked for with the others
+			}
+		}
+		s.apply(r)
+		if r.waiter != nil && !l.addWaiter(r.channel, r.waiter) {
+			prev = l
+			continue
+		}
+		again, err := s.sendOn(sctx, l, r.wire(l.proto))
+		if r.waiter != nil && (again || err != nil) {
+			l.removeWaiter(r.channel, r.waiter)
+		}
 		if err != nil && s.ctx.Err() != nil {
 			return s.stoppedErr()
 		}
@@ -694,6 +764,7 @@ func (s *Socket) loop() error {
 			s.worked = t
 			info := OpenInfo{
 				Transport:    t,
+				Protocol:     a.link.proto.String(),
 				Position:     a.pos,
 				Resumed:      presented != "" && a.pos == presented,
 				ResumeFailed: presented != "" && a.pos != presented,
@@ -790,8 +861,8 @@ type attempt struct {
 	link  *link
 	resp  *http.Response
 	pos   string
-	plain bool                 // a WebSocket without the subprotocol: no ids
 	first *Message             // data that came with the position
+	list  []PresenceEntry      // first's presence list
 	dec   *eventsource.Decoder // TransportEventSource
 	wd    *watchdog            // TransportWebSocket
 }
@@ -873,11 +944,15 @@ func (s *Socket) openWebSocket(presented string) (*attempt, error) {
 		return nil, s.attemptErr(ctx, err)
 	}
 	a := &attempt{link: &link{transport: TransportWebSocket, ws: c, gone: make(chan struct{})}, resp: resp, wd: wd}
-	if c.Subprotocol() != socketSubprotocol {
-		// A server that does not speak realtime.v1: plain messages, no
-		// position, no resuming.
-		a.plain = true
-	} else {
+	switch c.Subprotocol() {
+	case socketSubprotocolV2:
+		a.link.proto = protoV2
+	case socketSubprotocol:
+		a.link.proto = protoV1
+	}
+	// Without a subprotocol the server speaks neither: plain messages,
+	// no position, no resuming.
+	if a.link.proto != protoPlain {
 		typ, p, err := c.Read(ctx)
 		if err != nil {
 			c.CloseNow()
@@ -890,7 +965,12 @@ func (s *Socket) openWebSocket(presented string) (*attempt, error) {
 		id, data, ok := strings.Cut(string(p), "\n")
 		a.pos = id
 		if ok {
-			a.first = &Message{ID: id, Data: data}
+			m, list, err := parseMessage(a.link.proto, id, data)
+			if err != nil {
+				c.Close(websocket.StatusProtocolError, "malformed message")
+				return nil, err
+			}
+			a.first, a.list = &m, list
 		}
 	}
 	wd.start(func() { c.CloseNow() })
@@ -902,9 +982,14 @@ func (s *Socket) openWebSocket(presented string) (*attempt, error) {
 func (s *Socket) openEventSource(presented string) (*attempt, error) {
 	ctx, cancel := s.attemptContext()
 	defer cancel()
+	u := *s.httpURL
+	if u.RawQuery != "" {
+		u.RawQuery += "&"
+	}
+	u.RawQuery += protocolParam + "=" + socketSubprotocolV2
 	req := &EventSource{
 		d:   s.d,
-		url: s.httpURL,
+		url: &u,
 		opts: EventSourceOptions{
 			Method:      http.MethodGet,
 			Header:      s.opts.Header,
@@ -941,7 +1026,7 @@ func (s *Socket) openEventSource(presented string) (*attempt, error) {
 			nc.Close()
 			return nil, s.attemptErr(ctx, ctx.Err())
 		}
-		l := &link{transport: TransportEventSource, nc: nc, token: ev.Data, gone: make(chan struct{})}
+		l := &link{transport: TransportEventSource, proto: eventStreamProtocol(resp), nc: nc, token: ev.Data, gone: make(chan struct{})}
 		return &attempt{link: l, resp: resp, pos: ev.ID, dec: dec}, nil
 	}
 }
@@ -957,14 +1042,20 @@ func (s *Socket) serve(a *attempt, info OpenInfo) (err error, final bool) {
 	s.mu.Lock()
 	s.cur = a.link
 	close(s.ready)
+	resubscribe := a.link.proto == protoV2 && len(s.subs) > 0
 	s.mu.Unlock()
 	defer func() {
 		s.mu.Lock()
 		s.cur = nil
 		s.ready = make(chan struct{})
 		s.mu.Unlock()
+		a.link.end()
 		close(a.link.gone)
 	}()
+	if resubscribe {
+		s.sending.Add(1)
+		go s.primeSoon(a.link)
+	}
 	if s.opts.OnOpen != nil {
 		s.opts.OnOpen(info)
 	}
@@ -972,6 +1063,42 @@ func (s *Socket) serve(a *attempt, info OpenInfo) (err error, final bool) {
 		return s.readWebSocket(a)
 	}
 	return s.readEventSource(a)
+}
+
+// parseMessage parses the data of a message with its id under p, and
+// the entries of a presence list.
+func parseMessage(p protocol, id, data string) (Message, []PresenceEntry, error) {
+	if p == protoV2 {
+		return parseFrame(id, data)
+	}
+	return Message{ID: id, Data: data}, nil, nil
+}
+
+// position takes id, which came alone, as the id to resume from.
+func (s *Socket) position(id string) {
+	if id != "" {
+		s.resumeID = id
+		s.seq++
+		s.setLastID(id, s.seq)
+	}
+}
+
+// handle passes on a message: a presence answer to the Presence call
+// that waits for it, anything else to Next. It reports false when the
+// Socket stops first.
+func (s *Socket) handle(l *link, m Message, list []PresenceEntry) bool {
+	switch m.Kind {
+	case KindPresence:
+		if l.answer(m.Channel, list) {
+			s.position(m.ID)
+			return true
+		}
+	case KindUnsubscribed:
+		// The server left the channel or refused it: asking again after
+		// a reconnection would be wrong.
+		s.forget(m.Channel)
+	}
+	return s.deliver(m)
 }
 
 // deliver hands m to Next. It reports false when the Socket stops first.
@@ -992,7 +1119,7 @@ func (s *Socket) readWebSocket(a *attempt) (error, bool) {
 	c, wd := a.link.ws, a.wd
 	defer wd.stop()
 	defer c.CloseNow()
-	if a.first != nil && !s.deliver(*a.first) {
+	if a.first != nil && !s.handle(a.link, *a.first, a.list) {
 		c.Close(websocket.StatusNormalClosure, "")
 		return errSocketClosed, true
 	}
@@ -1011,20 +1138,20 @@ func (s *Socket) readWebSocket(a *attempt) (error, bool) {
 			continue // the protocol has none; the browser client ignores them too
 		}
 		m := Message{Data: string(p)}
-		if !a.plain {
+		var list []PresenceEntry
+		if a.link.proto != protoPlain {
 			id, data, ok := strings.Cut(m.Data, "\n")
 			if !ok {
 				// A position alone: the id to resume from.
-				if id != "" {
-					s.resumeID = id
-					s.seq++
-					s.setLastID(id, s.seq)
-				}
+				s.position(id)
 				continue
 			}
-			m = Message{ID: id, Data: data}
+			if m, list, err = parseMessage(a.link.proto, id, data); err != nil {
+				c.Close(websocket.StatusProtocolError, "malformed message")
+				return err, true
+			}
 		}
-		if !s.deliver(m) {
+		if !s.handle(a.link, m, list) {
 			c.Close(websocket.StatusNormalClosure, "")
 			return errSocketClosed, true
 		}
@@ -1077,18 +1204,29 @@ func (s *Socket) readEventSource(a *attempt) (error, bool) {
 		}
 		switch ev.Type {
 		case "message":
-			m := Message{Data: ev.Data}
 			// The decoder keeps the last id for events without one: an
 			// unchanged id means none came.
+			id := ""
 			if ev.ID != "" && ev.ID != streamID {
-				m.ID = ev.ID
+				id = ev.ID
 			}
 			streamID = ev.ID
-			if !s.deliver(m) {
+			m, list, err := parseMessage(l.proto, id, ev.Data)
+			if err != nil {
+				return err, true
+			}
+			if !s.handle(l, m, list) {
 				return errSocketClosed, true
 			}
 		case helloEvent:
 			l.setToken(ev.Data)
+			streamID = ev.ID
+		case positionEvent:
+			// A new last event id, from a join or a leave that no
+			// message carried (realtime.v1).
+			if ev.ID != streamID {
+				s.position(ev.ID)
+			}
 			streamID = ev.ID
 		case closeEvent:
 			codeText, reason, _ := strings.Cut(ev.Data, " ")

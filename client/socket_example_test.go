@@ -18,10 +18,12 @@ import (
 // A chat client: send a line, read what the room broadcasts.
 func ExampleDialer_Socket() {
 	hub := realtime.NewHub(nil)
+	defer hub.Close()
 	srv := httptest.NewServer(realtime.Handler(&realtime.Options{
-		Hub: hub,
-		OnMessage: func(_ context.Context, s *realtime.Socket, text string) {
-			hub.Broadcast(text + " (via " + s.Transport().String() + ")")
+		Hub:      hub,
+		Channels: []string{"room"},
+		OnMessage: func(ctx context.Context, s *realtime.Socket, text string) {
+			hub.Publish(ctx, "room", text+" (via "+s.Transport().String()+")")
 		},
 	}, nil))
 	defer srv.Close()
@@ -56,10 +58,12 @@ func ExampleDialer_Socket() {
 // Socket falls back to EventSource and POSTs.
 func ExampleDialer_Socket_fallback() {
 	hub := realtime.NewHub(nil)
+	defer hub.Close()
 	rt := realtime.Handler(&realtime.Options{
-		Hub: hub,
-		OnMessage: func(_ context.Context, s *realtime.Socket, text string) {
-			hub.Broadcast(text + " (via " + s.Transport().String() + ")")
+		Hub:      hub,
+		Channels: []string{"room"},
+		OnMessage: func(ctx context.Context, s *realtime.Socket, text string) {
+			hub.Publish(ctx, "room", text+" (via "+s.Transport().String()+")")
 		},
 	}, nil)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -98,16 +102,22 @@ func ExampleDialer_Socket_fallback() {
 // Read every message with a range loop, and keep the last event id to
 // resume from after a restart of the program. The loop ends when the
 // server closes with a code that does not call for reconnecting (here,
-// 4000 after three messages), or when ctx ends.
+// 4000 once the client said bye), or when ctx ends.
 func ExampleSocket_All() {
 	hub := realtime.NewHub(nil)
-	srv := httptest.NewServer(realtime.Handler(&realtime.Options{Hub: hub},
-		func(ctx context.Context, s *realtime.Socket) {
-			for _, text := range []string{"one", "two", "three"} {
-				hub.Broadcast(text)
-			}
+	defer hub.Close()
+	srv := httptest.NewServer(realtime.Handler(&realtime.Options{
+		Hub:      hub,
+		Channels: []string{"news"},
+		OnMessage: func(_ context.Context, s *realtime.Socket, text string) {
 			s.CloseWith(4000, "that is all")
-		}))
+		},
+	}, func(ctx context.Context, s *realtime.Socket) {
+		for _, text := range []string{"one", "two", "three"} {
+			hub.Publish(ctx, "news", text)
+		}
+		<-ctx.Done()
+	}))
 	defer srv.Close()
 	defer hub.Shutdown(context.Background())
 
@@ -125,6 +135,9 @@ func ExampleSocket_All() {
 			break
 		}
 		fmt.Println(m.Data, m.ID == s.LastEventID())
+		if m.Data == "three" {
+			s.Send(ctx, "bye")
+		}
 	}
 	// Output:
 	// one true

@@ -17,10 +17,12 @@ import (
 // timeout, and messages then flow both ways.
 func TestRealtimeFallbackOnTimeout(t *testing.T) {
 	hub := realtime.NewHub(nil)
+	t.Cleanup(func() { hub.Close() })
 	rt := realtime.Handler(&realtime.Options{
-		Hub: hub,
-		OnMessage: func(_ context.Context, s *realtime.Socket, text string) {
-			hub.Broadcast(s.Transport().String() + " said " + text)
+		Hub:      hub,
+		Channels: []string{"chat"},
+		OnMessage: func(ctx context.Context, s *realtime.Socket, text string) {
+			hub.Publish(ctx, "chat", s.Transport().String()+" said "+text)
 		},
 	}, nil)
 	var mu sync.Mutex

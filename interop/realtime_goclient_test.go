@@ -258,8 +258,9 @@ func rtGoChat(t *testing.T, browser context.Context, pageBase, goURL string, d *
 func TestRealtimeGoClientNginxRestart(t *testing.T) {
 	const total = 60
 	hub := realtime.NewHub(nil)
+	t.Cleanup(func() { hub.Close() })
 	mux := http.NewServeMux()
-	mux.Handle("/rt", realtime.Handler(&realtime.Options{Hub: hub}, nil))
+	mux.Handle("/rt", realtime.Handler(&realtime.Options{Hub: hub, Channels: []string{"chat"}}, nil))
 	srv := startRestartable(t, mux, hub)
 	nginx := rtStartNginx(t, srv.addr)
 
@@ -314,7 +315,7 @@ func TestRealtimeGoClientNginxRestart(t *testing.T) {
 	// The Go client gets realtime.close 1001, then 502s from nginx while
 	// the server is down.
 	srv.broadcastAcrossRestart(total)
-	hub.Broadcast("end")
+	hub.Publish(context.Background(), "chat", "end")
 
 	var msgs []string
 	select {

@@ -43,13 +43,14 @@ sock.onclose = (e) => { R.closed = e.code; };
 func TestRealtimeRestartResume(t *testing.T) {
 	const total = 60
 	hub := realtime.NewHub(nil)
+	t.Cleanup(func() { hub.Close() })
 	mux := http.NewServeMux()
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		fmt.Fprint(w, rtPage)
 	})
 	mux.Handle("/realtime.js", realtime.ClientJS())
-	mux.Handle("/rt", realtime.Handler(&realtime.Options{Hub: hub}, nil))
+	mux.Handle("/rt", realtime.Handler(&realtime.Options{Hub: hub, Channels: []string{"chat"}}, nil))
 
 	srv := startRestartable(t, mux, hub)
 	addr := srv.addr
@@ -138,7 +139,7 @@ func (r *restartable) broadcastAcrossRestart(total int) {
 	wg.Go(func() {
 		defer close(sent)
 		for i := 1; i <= total; i++ {
-			if _, err := r.hub.Broadcast("m" + strconv.Itoa(i)); err != nil {
+			if _, err := r.hub.Publish(context.Background(), "chat", "m"+strconv.Itoa(i)); err != nil {
 				t.Errorf("broadcast: %v", err)
 				return
 			}

@@ -49,6 +49,9 @@ type person struct {
 
 type room struct{ hub *realtime.Hub }
 
+// channel is the one channel of the chat.
+const channel = "chat"
+
 func main() {
 	addr := flag.String("addr", "localhost:8080", "listen address")
 	flag.Parse()
@@ -97,7 +100,7 @@ func (r *room) handler() http.Handler {
 		w.Write(page)
 	})
 	mux.Handle("/realtime.js", realtime.ClientJS())
-	mux.Handle("/chat", realtime.Handler(&realtime.Options{Hub: r.hub, OnMessage: r.say}, r.serve))
+	mux.Handle("/chat", realtime.Handler(&realtime.Options{Hub: r.hub, Channels: []string{channel}, OnMessage: r.say}, r.serve))
 	return mux
 }
 
@@ -124,7 +127,7 @@ func (r *room) say(ctx context.Context, s *realtime.Socket, text string) {
 // one is harmless.
 func (r *room) who() {
 	var people []person
-	for _, s := range r.hub.Sockets() {
+	for _, s := range r.hub.Sockets(channel) {
 		people = append(people, person{Name: name(s), Transport: s.Transport().String()})
 	}
 	slices.SortFunc(people, func(a, b person) int { return strings.Compare(a.Name, b.Name) })
@@ -133,14 +136,14 @@ func (r *room) who() {
 
 func (r *room) broadcast(e event) {
 	b, _ := json.Marshal(e)
-	r.hub.Broadcast(string(b))
+	r.hub.Publish(context.Background(), channel, string(b))
 }
 
 // name is the participant's chosen name, or one made from the socket id.
 func name(s *realtime.Socket) string {
 	n := strings.TrimSpace(s.Request().URL.Query().Get("name"))
 	if n == "" || utf8.RuneCountInString(n) > 32 || !utf8.ValidString(n) {
-		return "guest-" + s.ID()[:4]
+		return "guest-" + s.ID()[len(s.ID())-4:] // the end: ids start with the node's name
 	}
 	return n
 }

@@ -26,8 +26,10 @@ var shortTimeouts = timeouts{header: 300 * time.Millisecond, write: 200 * time.M
 
 // startServer serves the room as main does, with shortTimeouts.
 func startServer(t *testing.T) *httptest.Server {
+	r := newRoom()
+	t.Cleanup(func() { r.hub.Close() })
 	srv := httptest.NewUnstartedServer(nil)
-	srv.Config = newServer(newRoom().handler(), shortTimeouts)
+	srv.Config = newServer(r.handler(), shortTimeouts)
 	srv.Start()
 	t.Cleanup(srv.Close)
 	return srv

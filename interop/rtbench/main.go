@@ -67,7 +67,7 @@ func main() {
 func runServer() {
 	hub := realtime.NewHub(nil)
 	mux := http.DefaultServeMux
-	mux.Handle("/rt", realtime.Handler(&realtime.Options{Hub: hub}, nil))
+	mux.Handle("/rt", realtime.Handler(&realtime.Options{Hub: hub, Channels: []string{"bench"}}, nil))
 	mux.HandleFunc("/stats", func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Query().Get("gc") != "" {
 			runtime.GC()
@@ -83,7 +83,7 @@ func runServer() {
 		size, _ := strconv.Atoi(r.URL.Query().Get("size"))
 		payload := strings.Repeat("x", size)
 		for i := range n {
-			hub.Broadcast(strconv.Itoa(i) + payload[min(len(payload), len(strconv.Itoa(i))):])
+			hub.Publish(r.Context(), "bench", strconv.Itoa(i)+payload[min(len(payload), len(strconv.Itoa(i))):])
 		}
 	})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -20,7 +20,7 @@ func init() {
 	register(server{
 		name:  "realtime-hub",
 		pkg:   "github.com/realtime-go/realtime",
-		notes: "realtime.Handler with a realtime.Hub, the clients connecting with Accept: text/event-stream (the EventSource transport; the hello event is not counted); QueuePolicy QueueDropOldest; the publisher calls Hub.Broadcast, which never waits and has no way to: a flat-out publisher overruns the queues, and the events dropped show as lost (the default policy, QueueClose, would close the sockets instead)",
+		notes: "realtime.Handler with a realtime.Hub, the clients connecting with Accept: text/event-stream (the EventSource transport; the hello event is not counted); QueuePolicy QueueDropOldest; the publisher calls Hub.Publish to the one channel of every socket, which never waits for a socket and has no way to: a flat-out publisher overruns the queues, and the events dropped show as lost (the default policy, QueueClose, would close the sockets instead)",
 		start: startHub,
 	})
 }
@@ -39,9 +39,9 @@ func startBroker(serverConfig) (http.Handler, func(uint64, []byte), func() strin
 
 func startHub(serverConfig) (http.Handler, func(uint64, []byte), func() string) {
 	hub := realtime.NewHub(nil)
-	h := realtime.Handler(&realtime.Options{Hub: hub, QueuePolicy: realtime.QueueDropOldest}, nil)
+	h := realtime.Handler(&realtime.Options{Hub: hub, Channels: []string{"bench"}, QueuePolicy: realtime.QueueDropOldest}, nil)
 	publish := func(seq uint64, payload []byte) {
-		if _, err := hub.Broadcast(string(payload)); err != nil {
+		if _, err := hub.Publish(context.Background(), "bench", string(payload)); err != nil {
 			panic(err)
 		}
 	}

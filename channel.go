@@ -1,0 +1,589 @@
+package realtime
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+)
+
+// channel is one channel a hub follows while it has sockets in it: the
+// last position delivered, a cache of recent messages, the members.
+type channel struct {
+	hub   *Hub
+	name  string
+	hash  uint64
+	refs  int           // under hub.mu: sockets joined or joining
+	ready chan struct{} // closed once started
+	err   error         // why the start failed; set before ready closes
+	stop  context.CancelFunc
+
+	mu      sync.Mutex
+	last    Position   // the latest delivered (or the start)
+	cache   []*message // oldest first, from cache[head]
+	head    int
+	bytes   int64
+	members map[*Socket]*member
+}
+
+// member is a socket's state in a channel.
+type member struct {
+	// floor: entries up to it are not delivered. A client that came
+	// from a node further ahead presented a position beyond this node's.
+	floor uint64
+
+	// catching: the socket is catching up from the broker, outside the
+	// lock; entries delivered meanwhile wait in pending, after base.
+	catching  bool
+	pending   []*message
+	base      Position
+	restarted bool // the channel restarted while catching up
+}
+
+// membership is a channel as a socket holds it.
+type membership struct {
+	ch     *channel
+	start  Position // the position the join started from
+	status string   // fresh, resumed or failed
+}
+
+// The status of a join: "subscribed CHANNEL" carries it.
+const (
+	statusFresh   = "fresh"
+	statusResumed = "resumed"
+	statusFailed  = "failed"
+)
+
+// acquire returns channel name started, counting a reference that
+// release gives back.
+func (h *Hub) acquire(ctx context.Context, name string) (*channel, error) {
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		return nil, ErrHubClosed
+	}
+	c := h.channels[name]
+	if c != nil {
+		c.refs++
+		h.mu.Unlock()
+		select {
+		case <-c.ready:
+		case <-ctx.Done():
+			h.release(c)
+			return nil, ctx.Err()
+		}
+		if c.err != nil {
+			h.release(c)
+			return nil, c.err
+		}
+		return c, nil
+	}
+	c = &channel{
+		hub:     h,
+		name:    name,
+		hash:    channelHash(name),
+		refs:    1,
+		ready:   make(chan struct{}),
+		members: make(map[*Socket]*member),
+	}
+	h.channels[name] = c
+	h.mu.Unlock()
+	c.err = c.start(ctx)
+	close(c.ready)
+	if c.err != nil {
+		h.release(c)
+		return nil, c.err
+	}
+	return c, nil
+}
+
+// release gives back a reference; the last one stops the channel.
+func (h *Hub) release(c *channel) {
+	h.mu.Lock()
+	c.refs--
+	var stop context.CancelFunc
+	if c.refs == 0 {
+		if h.channels[c.name] == c {
+			delete(h.channels, c.name)
+		}
+		stop = c.stop
+	}
+	h.mu.Unlock()
+	if stop != nil {
+		stop()
+	}
+}
+
+// start finds the latest position, from which the channel is followed:
+// never "now", which would lose what is published while the node
+// starts.
+func (c *channel) start(ctx context.Context) error {
+	h := c.hub
+	_, last, err := h.broker.Since(ctx, c.name, Position{})
+	var plast Position
+	if err == nil {
+		// The presence stream too, so that the joins of the first
+		// sockets are not missed.
+		_, plast, err = h.broker.Since(ctx, presencePrefix+c.name, Position{})
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if err == nil && h.closed {
+		err = ErrHubClosed
+	}
+	if err != nil {
+		if h.channels[c.name] == c {
+			delete(h.channels, c.name)
+		}
+		return err
+	}
+	c.last = last
+	fctx, stop := context.WithCancel(h.ctx)
+	c.stop = stop
+	h.wg.Add(2)
+	go c.follow(fctx, last)
+	go c.followPresence(fctx, plast)
+	return nil
+}
+
+// follow delivers the channel's entries after pos until ctx ends. When
+// the broker cannot go on without a gap, the members are told the
+// channel was lost and it starts again at the latest position.
+func (c *channel) follow(ctx context.Context, pos Position) {
+	defer c.hub.wg.Done()
+	delay := minRetry
+	for {
+		err := c.hub.broker.Follow(ctx, c.name, pos, c.deliver)
+		if ctx.Err() != nil || errors.Is(err, ErrBrokerClosed) {
+			return
+		}
+		if errors.Is(err, ErrPositionLost) {
+			last, ok := c.hub.latest(ctx, c.name)
+			if !ok {
+				return
+			}
+			c.restart(last)
+			pos, delay = last, minRetry
+			continue
+		}
+		// Anything else: try again from the last entry delivered.
+		if !sleep(ctx, delay) {
+			return
+		}
+		delay = min(2*delay, maxRetry)
+		c.mu.Lock()
+		pos = c.last
+		c.mu.Unlock()
+	}
+}
+
+// latest returns the latest position of channel, retrying until ctx
+// ends (ok false).
+func (h *Hub) latest(ctx context.Context, channel string) (Position, bool) {
+	delay := minRetry
+	for {
+		_, last, err := h.broker.Since(ctx, channel, Position{})
+		if err == nil {
+			return last, true
+		}
+		if errors.Is(err, ErrBrokerClosed) || !sleep(ctx, delay) {
+			return Position{}, false
+		}
+		delay = min(2*delay, maxRetry)
+	}
+}
+
+// entryMessage makes a channel message of a broker entry. The text is
+// made valid and its line ends normalized, should another publisher
+// than Hub.Publish have written to the broker.
+func (c *channel) entryMessage(e Entry, at time.Time) *message {
+	text := e.Text
+	if !utf8.ValidString(text) {
+		text = strings.ToValidUTF8(text, "\uFFFD")
+	}
+	return &message{kind: kindChannel, channel: c.name, hash: c.hash, pos: e.Position, text: normalizeLineEnds(text), at: at}
+}
+
+// deliver is the broker's: it keeps e and queues it for the members.
+// The broker may hold its locks: nothing here calls it.
+func (c *channel) deliver(e Entry) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e.Position.Epoch == c.last.Epoch && e.Position.Offset <= c.last.Offset {
+		return // delivered already
+	}
+	m := c.entryMessage(e, time.Now())
+	c.last = e.Position
+	c.keep(m)
+	for s, mb := range c.members {
+		switch {
+		case mb.catching:
+			mb.pending = append(mb.pending, m)
+		case m.pos.Offset > mb.floor:
+			s.enqueue(m)
+		}
+	}
+}
+
+// restart makes last the channel's position after the broker lost it:
+// the cache goes, and every member is told ("lost CHANNEL").
+func (c *channel) restart(last Position) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.last = last
+	clear(c.cache)
+	c.cache, c.head, c.bytes = c.cache[:0], 0, 0
+	for s, mb := range c.members {
+		mb.floor = 0
+		if mb.catching {
+			mb.pending, mb.base, mb.restarted = nil, last, true
+			continue
+		}
+		s.mu.Lock()
+		s.enqueueReplay([]*message{{kind: kindLost, channel: c.name, pos: last}})
+		s.mu.Unlock()
+	}
+}
+
+// join adds s to the channel, resuming from the position the client
+// presented for it, and queues the position, the replay and the
+// "subscribed" frame. It consumes the reference taken by acquire: on
+// failure it is given back.
+func (c *channel) join(ctx context.Context, s *Socket) (status string, err error) {
+	s.mu.Lock()
+	p, hasP := s.presented.get(c.name)
+	bad := s.badCursor
+	s.mu.Unlock()
+
+	c.mu.Lock()
+	last := c.last
+	mb := &member{}
+	var replay []*message
+	start := last
+	switch {
+	case bad:
+		status = statusFailed
+	case !hasP:
+		status = statusFresh
+	case p.Epoch != last.Epoch:
+		status = statusFailed
+	case p.Offset >= last.Offset:
+		// At this node's position or ahead of it: entries up to p are
+		// the client's already.
+		status, start, mb.floor = statusResumed, p, p.Offset
+	default:
+		if missed, ok := c.since(p); ok {
+			status, start, replay = statusResumed, p, missed
+			break
+		}
+		// Older than the cache: catch up from the broker, outside the
+		// lock (the broker may deliver under its own), while entries
+		// delivered meanwhile wait.
+		mb.catching, mb.base = true, last
+		if err := c.add(s, mb, p, ""); err != nil {
+			c.mu.Unlock()
+			c.hub.release(c)
+			return "", err
+		}
+		c.mu.Unlock()
+		return c.catchUp(ctx, s, mb, p)
+	}
+	defer c.mu.Unlock()
+	if err := c.add(s, mb, start, status); err != nil {
+		c.hub.release(c)
+		return "", err
+	}
+	c.queueJoin(s, start, replay, status)
+	return status, nil
+}
+
+// add makes s a member and records the channel in s. Called with c.mu
+// held.
+func (c *channel) add(s *Socket, mb *member, start Position, status string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ended || s.closing {
+		return errSocketClosed
+	}
+	if s.chans == nil {
+		s.chans = make(map[string]*membership)
+	}
+	s.chans[c.name] = &membership{ch: c, start: start, status: status}
+	c.members[s] = mb
+	return nil
+}
+
+// queueJoin queues a join's position, its replay and the "subscribed"
+// frame for s, and records its outcome. Called with c.mu held.
+func (c *channel) queueJoin(s *Socket, start Position, replay []*message, status string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if mb := s.chans[c.name]; mb != nil {
+		mb.start, mb.status = start, status
+	}
+	if s.failed == nil {
+		s.failed = make(map[string]bool)
+	}
+	if status == statusFailed {
+		s.failed[c.name] = true
+	} else {
+		delete(s.failed, c.name)
+	}
+	ms := make([]*message, 0, len(replay)+2)
+	ms = append(ms, &message{kind: kindMark, channel: c.name, pos: start})
+	ms = append(ms, replay...)
+	ms = append(ms, &message{kind: kindSubscribed, channel: c.name, text: status, early: !s.hello})
+	s.enqueueReplay(ms)
+}
+
+// catchUp gets from the broker what s missed after p, then merges what
+// was delivered meanwhile, each entry once, and makes s live.
+func (c *channel) catchUp(ctx context.Context, s *Socket, mb *member, p Position) (string, error) {
+	entries, _, err := c.hub.broker.Since(ctx, c.name, p)
+	c.mu.Lock()
+	if c.members[s] != mb {
+		// The socket ended meanwhile; its end gave the reference back.
+		c.mu.Unlock()
+		return "", errSocketClosed
+	}
+	pending := mb.pending
+	mb.catching, mb.pending = false, nil
+	if err != nil && !errors.Is(err, ErrPositionLost) {
+		// The broker could not tell: the join fails as a whole.
+		delete(c.members, s)
+		s.mu.Lock()
+		if s.chans[c.name] != nil && s.chans[c.name].ch == c {
+			delete(s.chans, c.name)
+		}
+		s.mu.Unlock()
+		c.mu.Unlock()
+		c.hub.release(c)
+		return "", err
+	}
+	defer c.mu.Unlock()
+	if err != nil || mb.restarted || (len(entries) > 0 && entries[0].Position.Epoch != mb.base.Epoch) {
+		// The history no longer reaches back to p: the client goes on
+		// from where this node stood, with what came since.
+		c.queueJoin(s, mb.base, pending, statusFailed)
+		return statusFailed, nil
+	}
+	at := time.Now()
+	replay := make([]*message, 0, len(entries)+len(pending))
+	seen := p.Offset
+	for _, e := range entries {
+		replay = append(replay, c.entryMessage(e, at))
+		seen = e.Position.Offset
+	}
+	for _, m := range pending {
+		if m.pos.Offset > seen {
+			replay = append(replay, m)
+			seen = m.pos.Offset
+		}
+	}
+	// The broker may be ahead of this node: what the follow delivers
+	// next up to seen, the socket has had.
+	mb.floor = seen
+	c.queueJoin(s, p, replay, statusResumed)
+	return statusResumed, nil
+}
+
+// since returns the cached messages after p, if the cache can tell them
+// all. Called with mu held, p of the current epoch and before last.
+func (c *channel) since(p Position) ([]*message, bool) {
+	c.evictOld(time.Now())
+	first := c.last.Offset + 1 // the oldest message kept
+	if c.head < len(c.cache) {
+		first = c.cache[c.head].pos.Offset
+	}
+	if p.Offset+1 < first || first > c.last.Offset {
+		return nil, false
+	}
+	from := c.head + int(p.Offset+1-first)
+	return append([]*message(nil), c.cache[from:]...), true
+}
+
+// keep adds m to the cache and applies the bounds. Called with mu held.
+func (c *channel) keep(m *message) {
+	if n := len(c.cache) - c.head; n > 0 && c.cache[len(c.cache)-1].pos.Offset+1 != m.pos.Offset {
+		// Not contiguous (a restart): since relies on contiguous offsets.
+		clear(c.cache)
+		c.cache, c.head, c.bytes = c.cache[:0], 0, 0
+	}
+	c.cache = append(c.cache, m)
+	c.bytes += int64(len(m.text))
+	c.evict(m.at)
+}
+
+func (c *channel) evictOld(now time.Time) {
+	if c.hub.maxAge > 0 {
+		c.evict(now)
+	}
+}
+
+// evict drops the oldest messages until the bounds hold. Only the
+// oldest go, so the kept offsets stay contiguous, which since relies on.
+func (c *channel) evict(now time.Time) {
+	h := c.hub
+	for c.head < len(c.cache) {
+		m := c.cache[c.head]
+		n := len(c.cache) - c.head
+		if (h.maxN < 0 || n <= h.maxN) && (h.maxBytes < 0 || c.bytes <= h.maxBytes) &&
+			(h.maxAge <= 0 || now.Sub(m.at) <= h.maxAge) {
+			break
+		}
+		c.bytes -= int64(len(m.text))
+		c.cache[c.head] = nil
+		c.head++
+	}
+	// Reclaim the evicted prefix once it is half the slice, so memory
+	// stays proportional to what is kept.
+	if c.head > 0 && c.head >= len(c.cache)/2 {
+		n := copy(c.cache, c.cache[c.head:])
+		clear(c.cache[n:])
+		c.cache = c.cache[:n]
+		c.head = 0
+	}
+}
+
+// Join adds the socket to channel, on behalf of the application (serve,
+// Options.OnConnect, Options.OnSubscribe's caller), and returns once the
+// messages it missed there are queued: when the client presented a
+// position in channel (its last event id), those after it, else none.
+// A client that cannot resume is told (ResumeFailed, and "subscribed
+// CHANNEL failed" on v2). Joining a channel the socket is in does
+// nothing. ctx bounds the wait for the broker.
+//
+// Join fails with an error matching ErrInvalidChannel for a name against
+// the rules or starting with "$", ErrTooManyChannels beyond
+// Options.MaxChannels, ErrNoHub without Options.Hub, net.ErrClosed once
+// the socket is closing, or the broker's error (ErrBrokerUnavailable...).
+func (s *Socket) Join(ctx context.Context, channel string) error {
+	_, err := s.join(ctx, channel)
+	return err
+}
+
+// join is Join, returning the status of the channel's (latest) join.
+func (s *Socket) join(ctx context.Context, name string) (string, error) {
+	if s.hub == nil {
+		return "", ErrNoHub
+	}
+	if err := checkChannel(name); err != nil {
+		return "", err
+	}
+	s.joinMu.Lock()
+	defer s.joinMu.Unlock()
+	s.mu.Lock()
+	switch {
+	case s.ended || s.closing:
+		s.mu.Unlock()
+		return "", errSocketClosed
+	case s.chans[name] != nil:
+		status := s.chans[name].status
+		s.mu.Unlock()
+		return status, nil
+	case len(s.chans) >= s.cfg.maxChannels:
+		s.mu.Unlock()
+		return "", ErrTooManyChannels
+	}
+	s.makeRoom(name)
+	user, info := s.user, s.info
+	s.mu.Unlock()
+	c, err := s.hub.acquire(ctx, name)
+	if err != nil {
+		return "", err
+	}
+	status, err := c.join(ctx, s)
+	if err == nil && user != "" {
+		s.hub.pres.add(name, PresenceEntry{Socket: s.id, User: user, Info: info})
+	}
+	return status, err
+}
+
+// makeRoom keeps the cursor within MaxChannels entries before a join of
+// name: a presented entry of a channel not joined goes when there is no
+// other room. Called with mu held.
+func (s *Socket) makeRoom(name string) {
+	if _, ok := s.presented.get(name); ok || len(s.presented) == 0 {
+		return
+	}
+	n := len(s.presented)
+	joined := make(map[uint64]bool, len(s.chans))
+	for other := range s.chans {
+		h := channelHash(other)
+		joined[h] = true
+		if _, ok := s.presented.search(h); !ok {
+			n++
+		}
+	}
+	if n < s.cfg.maxChannels {
+		return
+	}
+	for i, e := range s.presented {
+		if !joined[e.hash] {
+			s.presented = append(s.presented[:i:i], s.presented[i+1:]...)
+			s.enqueueReplay([]*message{{kind: kindForget, hash: e.hash}})
+			return
+		}
+	}
+}
+
+// Leave removes the socket from channel, and forgets the position the
+// client presented for it, so that its cursor no longer names it. A v2
+// client is told ("unsubscribed CHANNEL" with "left"). Leaving a channel
+// the socket is not in does nothing but that forgetting.
+func (s *Socket) Leave(ctx context.Context, channel string) error {
+	_, err := s.leave(channel)
+	return err
+}
+
+// leave is Leave, reporting whether the socket was in the channel.
+func (s *Socket) leave(name string) (bool, error) {
+	if s.hub == nil {
+		return false, ErrNoHub
+	}
+	s.joinMu.Lock()
+	defer s.joinMu.Unlock()
+	s.mu.Lock()
+	mb := s.chans[name]
+	if mb == nil {
+		if _, ok := s.presented.get(name); ok {
+			s.presented.remove(name)
+			s.enqueueReplay([]*message{{kind: kindForget, hash: channelHash(name)}})
+		}
+		s.mu.Unlock()
+		return false, nil
+	}
+	s.mu.Unlock()
+	c := mb.ch
+	// Out of the members before the frame is queued, so that no message
+	// of the channel follows it.
+	c.mu.Lock()
+	delete(c.members, s)
+	s.mu.Lock()
+	delete(s.chans, name)
+	delete(s.failed, name)
+	s.presented.remove(name)
+	e := PresenceEntry{Socket: s.id, User: s.user, Info: s.info}
+	s.enqueueReplay([]*message{{kind: kindUnsubscribed, channel: name, text: "left"}})
+	s.mu.Unlock()
+	c.mu.Unlock()
+	s.hub.release(c)
+	if e.User != "" {
+		s.hub.pres.remove(name, e)
+	}
+	return true, nil
+}
+
+// Channels returns the channels the socket is in, in no particular
+// order.
+func (s *Socket) Channels() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]string, 0, len(s.chans))
+	for name := range s.chans {
+		out = append(out, name)
+	}
+	return out
+}
