@@ -379,8 +379,12 @@ func (c *channel) catchUp(ctx context.Context, s *Socket, mb *member, p Position
 	for _, m := range pending {
 		if m.pos.Offset > seen {
 			replay = append(replay, m)
+			seen = m.pos.Offset
 		}
 	}
+	// The broker may be ahead of this node: what the follow delivers
+	// next up to seen, the socket has had.
+	mb.floor = seen
 	c.queueJoin(s, p, replay, statusResumed)
 	return statusResumed, nil
 }
@@ -561,13 +565,13 @@ func (s *Socket) leave(name string) (bool, error) {
 	delete(s.chans, name)
 	delete(s.failed, name)
 	s.presented.remove(name)
-	user := s.user
+	e := PresenceEntry{Socket: s.id, User: s.user, Info: s.info}
 	s.enqueueReplay([]*message{{kind: kindUnsubscribed, channel: name, text: "left"}})
 	s.mu.Unlock()
 	c.mu.Unlock()
 	s.hub.release(c)
-	if user != "" {
-		s.hub.pres.remove(name, s.id)
+	if e.User != "" {
+		s.hub.pres.remove(name, e)
 	}
 	return true, nil
 }

@@ -93,6 +93,7 @@ type wsClient struct {
 
 type wsDial struct {
 	plain       bool   // offer no subprotocol
+	v2          bool   // offer SubprotocolV2
 	lastEventID string // query parameter
 	noRead      bool   // do not read the position
 	opts        websocket.ClientOptions
@@ -106,7 +107,12 @@ func dialWS(t *testing.T, ts *testServer, d wsDial) *wsClient {
 		u.RawQuery = url.Values{"lastEventId": {d.lastEventID}}.Encode()
 	}
 	opts := d.opts
-	if !d.plain {
+	want := Subprotocol
+	switch {
+	case d.v2:
+		want = SubprotocolV2
+		opts.Subprotocols = []string{SubprotocolV2, Subprotocol}
+	case !d.plain:
 		opts.Subprotocols = []string{Subprotocol}
 	}
 	ctx := testCtx(t)
@@ -121,8 +127,8 @@ func dialWS(t *testing.T, ts *testServer, d wsDial) *wsClient {
 	t.Cleanup(func() { c.CloseNow() })
 	wc := &wsClient{c: c}
 	if !d.plain {
-		if c.Subprotocol() != Subprotocol {
-			t.Fatalf("subprotocol %q, want %q", c.Subprotocol(), Subprotocol)
+		if c.Subprotocol() != want {
+			t.Fatalf("subprotocol %q, want %q", c.Subprotocol(), want)
 		}
 		if !d.noRead {
 			id, data, hasData := wc.read(t)
@@ -197,12 +203,17 @@ type esEvent struct {
 
 type esDial struct {
 	lastEventID string // Last-Event-ID header
+	v2          bool   // ask for realtime.v2
 	noRead      bool   // read nothing: a client that stops reading
 }
 
 func dialES(t *testing.T, ts *testServer, d esDial) *esClient {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodGet, ts.URL, nil)
+	u := ts.URL
+	if d.v2 {
+		u += "?" + ProtocolParam + "=" + SubprotocolV2
+	}
+	req, err := http.NewRequest(http.MethodGet, u, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

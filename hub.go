@@ -437,7 +437,7 @@ func (h *Hub) detach(s *Socket) {
 	s.mu.Lock()
 	chans := s.chans
 	s.chans = nil
-	user := s.user
+	e := PresenceEntry{Socket: s.id, User: s.user, Info: s.info}
 	s.mu.Unlock()
 	for name, mb := range chans {
 		c := mb.ch
@@ -445,8 +445,8 @@ func (h *Hub) detach(s *Socket) {
 		delete(c.members, s)
 		c.mu.Unlock()
 		h.release(c)
-		if user != "" {
-			h.pres.remove(name, s.id)
+		if e.User != "" {
+			h.pres.remove(name, e)
 		}
 	}
 }

@@ -64,8 +64,9 @@ func (w *presenceWork) add(channel string, e PresenceEntry) {
 	w.push(presenceOp{add: true, channel: channel, entry: e})
 }
 
-func (w *presenceWork) remove(channel, socket string) {
-	w.push(presenceOp{channel: channel, entry: PresenceEntry{Socket: socket}})
+// remove takes e out of channel's presence; its leave event carries e.
+func (w *presenceWork) remove(channel string, e PresenceEntry) {
+	w.push(presenceOp{channel: channel, entry: e})
 }
 
 // take returns the changes queued, and whether the loop should end
@@ -211,7 +212,7 @@ func (h *Hub) Presence(ctx context.Context, channel string) ([]PresenceEntry, er
 // entries are written to the broker in the background, in order.
 func (s *Socket) SetPresence(user, info string) {
 	s.mu.Lock()
-	old := s.user
+	old := PresenceEntry{Socket: s.id, User: s.user, Info: s.info}
 	s.user, s.info = user, info
 	names := make([]string, 0, len(s.chans))
 	for name := range s.chans {
@@ -225,8 +226,8 @@ func (s *Socket) SetPresence(user, info string) {
 		switch {
 		case user != "":
 			s.hub.pres.add(name, PresenceEntry{Socket: s.id, User: user, Info: info})
-		case old != "":
-			s.hub.pres.remove(name, s.id)
+		case old.User != "":
+			s.hub.pres.remove(name, old)
 		}
 	}
 }
