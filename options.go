@@ -62,7 +62,7 @@ const (
 
 	// DefaultMaxQueue is how many messages may wait for a socket's
 	// writer. A browser on a healthy link drains a queue faster than a
-	// chat fills it; 256 absorbs bursts of broadcasts.
+	// chat fills it; 256 absorbs bursts of channel messages.
 	DefaultMaxQueue = 256
 
 	// DefaultMaxQueueBytes bounds the payload bytes waiting for (or being
@@ -192,7 +192,7 @@ type Options struct {
 	// a bounded amount of memory. A message is always accepted by an
 	// empty queue, so one larger than the bound is still delivered, on
 	// its own: the queue then holds at most MaxQueueBytes plus one
-	// message. A broadcast counts in full for each socket, although its
+	// message. A channel message counts in full for each socket, although its
 	// bytes are shared. 0 means DefaultMaxQueueBytes; a negative value
 	// means no bound on the bytes.
 	MaxQueueBytes int64

@@ -151,16 +151,30 @@ func (s *suite) name(what string) string {
 // client returns a new client of the engine, closed at cleanup.
 func (s *suite) client(t *testing.T) realtime.Broker {
 	t.Helper()
+	b, _ := s.closable(t)
+	return b
+}
+
+// closable returns a new client of the engine and a function that
+// closes it once, whether the test calls it or its cleanup does.
+func (s *suite) closable(t *testing.T) (realtime.Broker, func() error) {
+	t.Helper()
 	b := s.h.New(t)
 	if b == nil {
 		t.Fatal("brokertest: Harness.New returned nil")
 	}
+	var once sync.Once
+	var err error
+	closeB := func() error {
+		once.Do(func() { err = b.Close() })
+		return err
+	}
 	t.Cleanup(func() {
-		if err := b.Close(); err != nil {
+		if err := closeB(); err != nil {
 			t.Errorf("Close: %v", err)
 		}
 	})
-	return b
+	return b, closeB
 }
 
 func testCtx(t *testing.T) context.Context {
@@ -863,13 +877,7 @@ func (s *suite) testCall(t *testing.T) {
 // testClose: after Close, methods fail with ErrBrokerClosed, and a
 // running Follow and Serve return; other clients go on.
 func (s *suite) testClose(t *testing.T) {
-	b := s.h.New(t)
-	closed := false
-	t.Cleanup(func() {
-		if !closed {
-			b.Close()
-		}
-	})
+	b, closeB := s.closable(t)
 	other := s.client(t)
 	ch := s.name("close")
 	start := latest(t, b, ch)
@@ -887,8 +895,7 @@ func (s *suite) testClose(t *testing.T) {
 	})
 	p := publish(t, other, ch, "before", "")
 	f.waitUntil(t, p)
-	closed = true
-	if err := b.Close(); err != nil {
+	if err := closeB(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
 	waitFor(t, "Follow to return after Close", func() bool {

@@ -29,14 +29,10 @@ func TestAgedOutAcrossRestart(t *testing.T) {
 	s.Kill()
 	s.Start()
 	var pos realtime.Position
-	var err error
-	for {
+	err := untilAvailable(func() (err error) {
 		pos, err = b.Publish(ctx, "aged", "m6", "")
-		if !errors.Is(err, realtime.ErrBrokerUnavailable) {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return err
+	})
 	if err != nil || pos.Epoch == last.Epoch && pos.Offset <= last.Offset {
 		t.Fatalf("publish after the restart: %v, %v; before it the last was %v", pos, err, last)
 	}

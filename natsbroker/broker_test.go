@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -61,5 +63,42 @@ func TestPublishSince(t *testing.T) {
 	_, latest, err := b.Since(ctx, "empty", realtime.Position{})
 	if err != nil || latest.Epoch == 0 || latest.Offset != 0 {
 		t.Fatalf("Since(empty) = %v, %v", latest, err)
+	}
+}
+
+// Nodes that create a channel's stream at once end up in one stream,
+// under one epoch, with one numbering.
+func TestCreateRace(t *testing.T) {
+	s := startServer(t)
+	ctx := testContext(t)
+	bs := dialBrokers(t, s, 6)
+	for round := range 5 {
+		channel := fmt.Sprintf("race-%d", round)
+		positions := make([]realtime.Position, len(bs))
+		errs := make([]error, len(bs))
+		var wg sync.WaitGroup
+		for i, b := range bs {
+			wg.Go(func() { positions[i], errs[i] = b.Publish(ctx, channel, "x", "") })
+		}
+		wg.Wait()
+		seen := map[uint64]bool{}
+		for i, p := range positions {
+			if errs[i] != nil || p.Epoch != positions[0].Epoch || p.Offset < 1 || p.Offset > uint64(len(bs)) || seen[p.Offset] {
+				t.Fatalf("round %d: positions %v, errors %v", round, positions, errs)
+			}
+			seen[p.Offset] = true
+		}
+	}
+}
+
+func TestOptions(t *testing.T) {
+	for _, o := range []Options{{Prefix: "a.b"}, {Prefix: "a*"}, {Prefix: "é"}, {Prefix: strings.Repeat("p", 65)}, {MaxKeyAge: -1}} {
+		if _, err := Dial("nats://127.0.0.1:1", &o); err == nil {
+			t.Errorf("Dial with %+v: no error", o)
+		}
+	}
+	o, err := normalize(&Options{MaxHistoryAge: time.Minute, MaxHistory: -1})
+	if err != nil || o.MaxKeyAge != time.Minute || o.MaxHistory != -1 || o.MaxHistoryBytes != realtime.DefaultMaxHistoryBytes || o.Prefix != DefaultPrefix {
+		t.Fatalf("normalize = %+v, %v", o, err)
 	}
 }

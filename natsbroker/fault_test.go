@@ -121,17 +121,14 @@ func TestFollowSurvivesKill(t *testing.T) {
 	var p2 realtime.Position
 	for i := 11; i <= 20; i++ {
 		// Retry with one key, as a Hub does, until the client reconnected.
-		for {
+		err := untilAvailable(func() (err error) {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
 			p2, err = b.Publish(ctx, "k", fmt.Sprintf("m%d", i), fmt.Sprintf("k%d", i))
-			cancel()
-			if err == nil {
-				break
-			}
-			if !errors.Is(err, realtime.ErrBrokerUnavailable) {
-				t.Fatal(err)
-			}
-			time.Sleep(50 * time.Millisecond)
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
 		}
 		if p2 != (realtime.Position{Epoch: pos.Epoch, Offset: uint64(i)}) {
 			t.Fatalf("publish %d after the restart: %v", i, p2)
@@ -162,14 +159,10 @@ func TestWipe(t *testing.T) {
 	ctx := testContext(t)
 	var entries []realtime.Entry
 	var latest realtime.Position
-	var err error
-	for {
+	err := untilAvailable(func() (err error) {
 		entries, latest, err = b.Since(ctx, "w", old)
-		if !errors.Is(err, realtime.ErrBrokerUnavailable) {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return err
+	})
 	if !errors.Is(err, realtime.ErrPositionLost) || len(entries) != 0 || latest.Epoch == old.Epoch || latest.Epoch == 0 || latest.Offset != 0 {
 		t.Fatalf("Since after a wipe = %v, %v, %v", entries, latest, err)
 	}
@@ -190,25 +183,18 @@ func TestPublishAfterRecreate(t *testing.T) {
 	s.Wipe()
 	ctx := testContext(t)
 	var p2 realtime.Position
-	var err error
-	for {
+	err := untilAvailable(func() (err error) {
 		p2, err = b2.Publish(ctx, "r", "m1", "")
-		if !errors.Is(err, realtime.ErrBrokerUnavailable) {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return err
+	})
 	if err != nil || p2.Epoch == old.Epoch || p2.Offset != 1 {
 		t.Fatalf("publish on the second broker: %v, %v", p2, err)
 	}
 	var p1 realtime.Position
-	for {
+	err = untilAvailable(func() (err error) {
 		p1, err = b1.Publish(ctx, "r", "m2", "")
-		if !errors.Is(err, realtime.ErrBrokerUnavailable) {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return err
+	})
 	if err != nil || p1 != (realtime.Position{Epoch: p2.Epoch, Offset: 2}) {
 		t.Fatalf("publish on the first broker: %v, %v (second at %v)", p1, err, p2)
 	}

@@ -54,8 +54,8 @@ var ErrTooLarge = errors.New("natsbroker: message larger than the server's max_p
 type Options struct {
 	// Prefix starts every name the broker uses on the server: streams
 	// PREFIX_<hash of the channel>, subjects PREFIX.c.<channel>.<epoch>
-	// and PREFIX.n.<node>, the KV bucket PREFIX_presence. Letters,
-	// digits, '-' and '_' only. "" means DefaultPrefix.
+	// and PREFIX.n.<node>, the KV bucket PREFIX_presence. Up to 64
+	// letters, digits, '-' and '_'. "" means DefaultPrefix.
 	Prefix string
 
 	// MaxHistory (count), MaxHistoryBytes (int64 bytes) and
@@ -193,6 +193,9 @@ func normalize(opts *Options) (Options, error) {
 	if o.Prefix == "" {
 		o.Prefix = DefaultPrefix
 	}
+	if len(o.Prefix) > 64 {
+		return o, fmt.Errorf("natsbroker: prefix %q longer than 64 bytes", o.Prefix)
+	}
 	for _, r := range o.Prefix {
 		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
 			return o, fmt.Errorf("natsbroker: prefix %q: only letters, digits, '-' and '_'", o.Prefix)
@@ -286,9 +289,14 @@ func (b *Broker) closed() bool {
 	return b.life.Err() != nil
 }
 
-// errReconnected ends a Follow's consumer when the connection comes
-// back, since the server may have lost its pull.
-var errReconnected = errors.New("natsbroker: reconnected")
+// errReconnected and errPullCut end a Follow's consumer, to go on with
+// a new one after the last entry delivered: when the connection comes
+// back (the server may have lost the pull), and when a pull was ended
+// on the client's side (what the server sent for it afterwards is lost).
+var (
+	errReconnected = errors.New("natsbroker: reconnected")
+	errPullCut     = errors.New("natsbroker: pull ended by the client")
+)
 
 var errClosed = fmt.Errorf("natsbroker: %w", realtime.ErrBrokerClosed)
 
@@ -304,7 +312,11 @@ func (b *Broker) names(channel string) (name, subjectPrefix string) {
 	return b.prefix + "_" + hex.EncodeToString(h[:16]), b.prefix + ".c." + token(channel) + "."
 }
 
-func checkChannel(channel string) error {
+// usable fails when the broker is closed or channel is not a name.
+func (b *Broker) usable(channel string) error {
+	if b.closed() {
+		return errClosed
+	}
 	if channel == "" {
 		return errors.New("natsbroker: empty channel name")
 	}
@@ -441,10 +453,7 @@ func (b *Broker) create(ctx context.Context, name, subjectPrefix string) (jetstr
 // Options.MaxKeyAge returns the first's position. It fails with
 // ErrTooLarge when the message does not fit the server's max_payload.
 func (b *Broker) Publish(ctx context.Context, channel, text, key string) (realtime.Position, error) {
-	if b.closed() {
-		return realtime.Position{}, errClosed
-	}
-	if err := checkChannel(channel); err != nil {
+	if err := b.usable(channel); err != nil {
 		return realtime.Position{}, err
 	}
 	if mp := b.nc.MaxPayload(); mp > 0 && int64(len(text)) > mp {
@@ -505,10 +514,7 @@ func check(st state, pos realtime.Position) error {
 
 // Since returns the entries of channel after pos up to its last.
 func (b *Broker) Since(ctx context.Context, channel string, pos realtime.Position) ([]realtime.Entry, realtime.Position, error) {
-	if b.closed() {
-		return nil, realtime.Position{}, errClosed
-	}
-	if err := checkChannel(channel); err != nil {
+	if err := b.usable(channel); err != nil {
 		return nil, realtime.Position{}, err
 	}
 	rctx, cancel := b.requestContext(ctx)
@@ -527,7 +533,7 @@ func (b *Broker) Since(ctx context.Context, channel string, pos realtime.Positio
 	if pos.Offset == st.last {
 		return nil, latest, nil
 	}
-	entries := make([]realtime.Entry, 0, st.last-pos.Offset)
+	entries := make([]realtime.Entry, 0, min(st.last-pos.Offset, readBatch))
 	next := pos.Offset + 1
 	err = b.read(rctx, st.name, consumerFrom(next), int(st.last-pos.Offset), func(m jetstream.Msg, seq uint64) error {
 		if err := st.verify(m, seq, next); err != nil {
@@ -635,7 +641,7 @@ func (b *Broker) deleteConsumer(stream string, c jetstream.Consumer) {
 // or the entries it had to deliver next were evicted. A zero pos
 // follows the current epoch from its first entry.
 func (b *Broker) Follow(ctx context.Context, channel string, pos realtime.Position, deliver func(realtime.Entry)) error {
-	if err := checkChannel(channel); err != nil {
+	if err := b.usable(channel); err != nil {
 		return err
 	}
 	ctx, cancel := context.WithCancel(ctx)
@@ -658,7 +664,7 @@ func (b *Broker) Follow(ctx context.Context, channel string, pos realtime.Positi
 		if errors.As(err, &api) && api.Code != 503 && api.Code != 408 && api.ErrorCode != jetstream.JSErrCodeStreamNotFound && api.ErrorCode != jetstream.JSErrCodeConsumerNotFound {
 			return fmt.Errorf("natsbroker: follow: %w", err)
 		}
-		if err == nil {
+		if err == nil || errors.Is(err, errReconnected) || errors.Is(err, errPullCut) {
 			fails = 0
 			continue
 		}
@@ -736,7 +742,13 @@ func (b *Broker) follow(ctx context.Context, channel string, pos *realtime.Posit
 		if lctx.Err() != nil {
 			return errReconnected
 		}
-		if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		if errors.Is(err, context.DeadlineExceeded) {
+			// Our deadline came before the server's expiry: messages
+			// the server sent meanwhile were dropped with the pull, and
+			// the consumer counts them as delivered.
+			return errPullCut
+		}
+		if err != nil {
 			return err
 		}
 	}

@@ -21,8 +21,17 @@ type record struct {
 	TTL time.Duration `json:"ttl"`
 }
 
-// bucketKV returns the presence bucket, creating it on first use.
-func (b *Broker) bucketKV(ctx context.Context) (jetstream.KeyValue, error) {
+// bucketKV returns the presence bucket, creating it on first use, with
+// rctx; its errors are those of op, a call under ctx.
+func (b *Broker) bucketKV(ctx, rctx context.Context, op string) (jetstream.KeyValue, error) {
+	kv, err := b.openBucket(rctx)
+	if err != nil {
+		return nil, b.fail(ctx, op, err)
+	}
+	return kv, nil
+}
+
+func (b *Broker) openBucket(ctx context.Context) (jetstream.KeyValue, error) {
 	b.mu.Lock()
 	kv := b.kv
 	b.mu.Unlock()
@@ -68,10 +77,7 @@ func presenceKey(channel, socket string) string {
 // but that no Presence call removed yet is refreshed (added false), so
 // that no join is reported twice without a leave between.
 func (b *Broker) AddPresence(ctx context.Context, channel string, e realtime.PresenceEntry, ttl time.Duration) (bool, error) {
-	if b.closed() {
-		return false, errClosed
-	}
-	if err := checkChannel(channel); err != nil {
+	if err := b.usable(channel); err != nil {
 		return false, err
 	}
 	if ttl > b.opts.MaxPresenceAge {
@@ -84,9 +90,9 @@ func (b *Broker) AddPresence(ctx context.Context, channel string, e realtime.Pre
 	}
 	rctx, cancel := b.requestContext(ctx)
 	defer cancel()
-	kv, err := b.bucketKV(rctx)
+	kv, err := b.bucketKV(ctx, rctx, "add presence")
 	if err != nil {
-		return false, b.fail(ctx, "add presence", err)
+		return false, err
 	}
 	key := presenceKey(channel, e.Socket)
 	for {
@@ -119,17 +125,14 @@ func (b *Broker) AddPresence(ctx context.Context, channel string, e realtime.Pre
 // removed is true when there was one, and then no Presence call
 // reports it as expired.
 func (b *Broker) RemovePresence(ctx context.Context, channel, socket string) (bool, error) {
-	if b.closed() {
-		return false, errClosed
-	}
-	if err := checkChannel(channel); err != nil {
+	if err := b.usable(channel); err != nil {
 		return false, err
 	}
 	rctx, cancel := b.requestContext(ctx)
 	defer cancel()
-	kv, err := b.bucketKV(rctx)
+	kv, err := b.bucketKV(ctx, rctx, "remove presence")
 	if err != nil {
-		return false, b.fail(ctx, "remove presence", err)
+		return false, err
 	}
 	key := presenceKey(channel, socket)
 	for {
@@ -155,17 +158,14 @@ func (b *Broker) RemovePresence(ctx context.Context, channel, socket string) (bo
 // expired entry conditionally on its revision: only the caller whose
 // delete succeeds returns it as expired.
 func (b *Broker) Presence(ctx context.Context, channel string) (live, expired []realtime.PresenceEntry, err error) {
-	if b.closed() {
-		return nil, nil, errClosed
-	}
-	if err := checkChannel(channel); err != nil {
+	if err := b.usable(channel); err != nil {
 		return nil, nil, err
 	}
 	rctx, cancel := b.requestContext(ctx)
 	defer cancel()
-	kv, err := b.bucketKV(rctx)
+	kv, err := b.bucketKV(ctx, rctx, "presence")
 	if err != nil {
-		return nil, nil, b.fail(ctx, "presence", err)
+		return nil, nil, err
 	}
 	prefix := "$KV." + b.bucket + "."
 	cfg := jetstream.ConsumerConfig{

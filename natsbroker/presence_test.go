@@ -57,10 +57,7 @@ func TestPresence(t *testing.T) {
 func TestPresenceExpiredOnce(t *testing.T) {
 	s := startServer(t)
 	ctx := testContext(t)
-	var bs []*Broker
-	for range 4 {
-		bs = append(bs, dialBroker(t, s, nil))
-	}
+	bs := dialBrokers(t, s, 4)
 	ghosts := []realtime.PresenceEntry{{Socket: "dead.1"}, {Socket: "dead.2"}, {Socket: "dead.3"}}
 	for _, g := range ghosts {
 		if _, err := bs[0].AddPresence(ctx, "room", g, 300*time.Millisecond); err != nil {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/realtime-go/realtime"
 	"go.uber.org/goleak"
 )
 
@@ -184,6 +185,28 @@ func (s *server) Wipe() {
 }
 
 func (s *server) stop() { s.Kill() }
+
+// dialBrokers dials s n times, as n nodes would.
+func dialBrokers(t testing.TB, s *server, n int) []*Broker {
+	bs := make([]*Broker, n)
+	for i := range bs {
+		bs[i] = dialBroker(t, s, nil)
+	}
+	return bs
+}
+
+// untilAvailable calls f until it fails with something else than
+// realtime.ErrBrokerUnavailable (the server is restarting), and returns
+// that.
+func untilAvailable(f func() error) error {
+	for {
+		err := f()
+		if !errors.Is(err, realtime.ErrBrokerUnavailable) {
+			return err
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
 
 // dialBroker dials s with opts; t.Cleanup closes it.
 func dialBroker(t testing.TB, s *server, opts *Options) *Broker {
