@@ -11,17 +11,20 @@ require (
 	github.com/gorilla/websocket v1.5.3
 	github.com/lxzan/gws v1.8.9
 	github.com/r3labs/sse/v2 v2.10.0
-	github.com/realtime-go/realtime v0.0.0-00010101000000-000000000000
+	github.com/realtime-go/realtime v0.0.0
 	github.com/tmaxmax/go-sse v0.12.0
 	go.uber.org/goleak v1.3.0
 )
 
 require (
+	github.com/cespare/xxhash/v2 v2.3.0 // indirect
 	github.com/nats-io/nats.go v1.56.0 // indirect
 	github.com/nats-io/nkeys v0.4.16 // indirect
 	github.com/nats-io/nuid v1.0.1 // indirect
+	github.com/redis/go-redis/v9 v9.24.0 // indirect
+	go.uber.org/atomic v1.12.0 // indirect
 	golang.org/x/crypto v0.57.0 // indirect
-	golang.org/x/sys v0.48.0 // indirect
+	golang.org/x/sys v0.50.0 // indirect
 )
 
 require (
@@ -31,8 +34,11 @@ require (
 	github.com/gobwas/httphead v0.1.0 // indirect
 	github.com/klauspost/compress v1.20.4 // indirect
 	github.com/realtime-go/realtime/natsbroker v0.0.0-00010101000000-000000000000
+	github.com/realtime-go/realtime/redisbroker v0.0.0-00010101000000-000000000000
 	golang.org/x/net v0.58.0 // indirect
 	gopkg.in/cenkalti/backoff.v1 v1.1.0 // indirect
 )
 
 replace github.com/realtime-go/realtime/natsbroker => ../natsbroker
+
+replace github.com/realtime-go/realtime/redisbroker => ../redisbroker
