@@ -12,7 +12,7 @@ require (
 	github.com/gorilla/websocket v1.5.3
 	github.com/lxzan/gws v1.8.9
 	github.com/r3labs/sse/v2 v2.10.0
-	github.com/realtime-go/realtime v0.0.0-00010101000000-000000000000
+	github.com/realtime-go/realtime v0.0.0
 	github.com/tmaxmax/go-sse v0.12.0
 	go.uber.org/goleak v1.3.0
 )
@@ -33,10 +33,12 @@ require (
 	github.com/prometheus/common v0.72.1 // indirect
 	github.com/prometheus/procfs v0.22.0 // indirect
 	github.com/quagmt/udecimal v1.10.1 // indirect
+	github.com/redis/go-redis/v9 v9.24.0 // indirect
 	github.com/redis/rueidis v1.0.79 // indirect
+	go.uber.org/atomic v1.12.0 // indirect
 	golang.org/x/crypto v0.58.0 // indirect
 	golang.org/x/sync v0.24.0 // indirect
-	golang.org/x/sys v0.49.0 // indirect
+	golang.org/x/sys v0.50.0 // indirect
 	google.golang.org/protobuf v1.36.12 // indirect
 )
 
@@ -47,8 +49,11 @@ require (
 	github.com/gobwas/httphead v0.1.0 // indirect
 	github.com/klauspost/compress v1.20.4 // indirect
 	github.com/realtime-go/realtime/natsbroker v0.0.0-00010101000000-000000000000
+	github.com/realtime-go/realtime/redisbroker v0.0.0-00010101000000-000000000000
 	golang.org/x/net v0.61.0 // indirect
 	gopkg.in/cenkalti/backoff.v1 v1.1.0 // indirect
 )
 
 replace github.com/realtime-go/realtime/natsbroker => ../natsbroker
+
+replace github.com/realtime-go/realtime/redisbroker => ../redisbroker

@@ -289,9 +289,14 @@ func (b *Broker) closed() bool {
 	return b.life.Err() != nil
 }
 
-// errReconnected ends a Follow's consumer when the connection comes
-// back, since the server may have lost its pull.
-var errReconnected = errors.New("natsbroker: reconnected")
+// errReconnected and errPullCut end a Follow's consumer, to go on with
+// a new one after the last entry delivered: when the connection comes
+// back (the server may have lost the pull), and when a pull was ended
+// on the client's side (what the server sent for it afterwards is lost).
+var (
+	errReconnected = errors.New("natsbroker: reconnected")
+	errPullCut     = errors.New("natsbroker: pull ended by the client")
+)
 
 var errClosed = fmt.Errorf("natsbroker: %w", realtime.ErrBrokerClosed)
 
@@ -659,7 +664,7 @@ func (b *Broker) Follow(ctx context.Context, channel string, pos realtime.Positi
 		if errors.As(err, &api) && api.Code != 503 && api.Code != 408 && api.ErrorCode != jetstream.JSErrCodeStreamNotFound && api.ErrorCode != jetstream.JSErrCodeConsumerNotFound {
 			return fmt.Errorf("natsbroker: follow: %w", err)
 		}
-		if err == nil {
+		if err == nil || errors.Is(err, errReconnected) || errors.Is(err, errPullCut) {
 			fails = 0
 			continue
 		}
@@ -737,7 +742,13 @@ func (b *Broker) follow(ctx context.Context, channel string, pos *realtime.Posit
 		if lctx.Err() != nil {
 			return errReconnected
 		}
-		if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		if errors.Is(err, context.DeadlineExceeded) {
+			// Our deadline came before the server's expiry: messages
+			// the server sent meanwhile were dropped with the pull, and
+			// the consumer counts them as delivered.
+			return errPullCut
+		}
+		if err != nil {
 			return err
 		}
 	}

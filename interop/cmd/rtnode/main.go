@@ -73,9 +73,6 @@ func main() {
 }
 
 func run(addr, node, redisURL, natsURL string, presenceTTL time.Duration) error {
-	if redisURL != "" && natsURL != "" {
-		return errors.New("-redis and -nats exclude each other")
-	}
 	broker, err := newBroker(redisURL, natsURL, node)
 	if err != nil {
 		return err
