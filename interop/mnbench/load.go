@@ -270,12 +270,8 @@ func (cl *client) cfWS(ctx context.Context, s *sock, nc net.Conn, addr string) e
 	pong := []byte("{}")
 	cl.readWS(fmt.Sprintf("socket %d (WebSocket, %s)", s.id, addr), c, func(p []byte, now int64) {
 		for len(p) > 0 {
-			line := p
-			if i := indexByte(p, '\n'); i >= 0 {
-				line, p = p[:i], p[i+1:]
-			} else {
-				p = nil
-			}
+			var line []byte
+			line, p = cutLine(p)
 			if cfLine(s, line, now) {
 				c.Write(context.Background(), websocket.MessageText, pong)
 			}
@@ -287,6 +283,15 @@ func (cl *client) cfWS(ctx context.Context, s *sock, nc net.Conn, addr string) e
 		fmt.Fprintf(&b, "\n{\"id\":%d,\"subscribe\":{\"channel\":%q}}", i+2, channelName(ch))
 	}
 	return c.Write(ctx, websocket.MessageText, []byte(b.String()))
+}
+
+// cutLine splits the first line of a centrifuge frame, which holds
+// replies and pushes one a line, from the rest.
+func cutLine(p []byte) (line, rest []byte) {
+	if i := indexByte(p, '\n'); i >= 0 {
+		return p[:i], p[i+1:]
+	}
+	return p, nil
 }
 
 func indexByte(p []byte, c byte) int {
@@ -458,12 +463,8 @@ func (cl *client) newPublisher(ctx context.Context, hc *http.Client, i int, addr
 	}
 	cl.readWS(what, p.ws, func(m []byte, _ int64) {
 		for len(m) > 0 {
-			line := m
-			if i := indexByte(m, '\n'); i >= 0 {
-				line, m = m[:i], m[i+1:]
-			} else {
-				m = nil
-			}
+			var line []byte
+			line, m = cutLine(m)
 			switch {
 			case string(line) == "{}":
 				p.ws.Write(context.Background(), websocket.MessageText, []byte("{}"))

@@ -1,8 +1,9 @@
 // Command mnbench measures channels across nodes: N node processes on one
 // broker on this machine, sockets (half WebSocket, half EventSource)
-// connected straight to the nodes in turn, each in several channels, and
-// publishers on every node. It runs each row in turn, in one invocation,
-// so that their ratios come from one run on one machine:
+// connected straight to the nodes in turn (socket i to node i mod N, no
+// proxy), each in several channels, and a publisher per channel (channel c's
+// on node c mod N). It runs each row in turn, in one invocation, so that
+// their ratios come from one run on one machine:
 //
 //   - rt-memory: realtime, ONE node, in-memory broker (the single-node baseline)
 //   - rt-redis:  realtime, N nodes on Redis Streams (redis-server on loopback)
@@ -18,7 +19,14 @@
 // package websocket and package eventsource's Decoder, centrifuge's JSON
 // protocol over its WebSocket and unidirectional EventSource transports.
 // Each socket reads on its own goroutine and allocates nothing per
-// message beyond what its decoder needs. Each row has two phases:
+// message beyond what its decoder needs; its GOMAXPROCS is -client-procs
+// (1), so that the nodes and the broker keep at least one core. The node
+// programs are cmd/rtnode and cmd/cfnode, built with go build (or taken
+// from -bin). A publisher publishes through its node's POST /publish, one
+// request at a time (-publish http, what an application's backend does),
+// or as a WebSocket client in its channel without waiting for answers
+// (-publish ws, which hands the nodes messages in bursts). Each row has
+// two phases:
 //
 //   - latency: -rate publishes per second in all, for -latency-time; every
 //     message carries its publish time (the same host clock), and the p50
@@ -34,7 +42,13 @@
 // broker and this process (the load client), during the burst.
 //
 // Each socket checks that its messages come in order per channel, with no
-// gap and no duplicate, and the row reports what was lost.
+// gap and no duplicate, and the row reports what was lost and the
+// connections a server ended. -profile DIR records node 1 of each row
+// with perf during its burst. Keep -burst below 256 (realtime's default
+// Options.MaxQueue): a socket sent more at once is ended as too slow.
+//
+// The machine's cores are shared by every process of a row: report the
+// rows of one run side by side, never as absolute capacity.
 package main
 
 import (

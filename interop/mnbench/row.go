@@ -55,6 +55,23 @@ type procCPU struct {
 	cores float64
 }
 
+// nodeCPUPerDelivery is the CPU time all nodes spent per delivery in
+// the burst, in microseconds: on a machine shared with other work it is
+// steadier than deliveries per second, which depend on the CPU the nodes
+// could get.
+func (r *result) nodeCPUPerDelivery() float64 {
+	if r.burstDeliveries == 0 {
+		return 0
+	}
+	var cores float64
+	for _, p := range r.cpu {
+		if strings.Contains(p.name, "node") {
+			cores += p.cores
+		}
+	}
+	return cores * r.cpuWall.Seconds() * 1e6 / float64(r.burstDeliveries)
+}
+
 func (r *result) summary() string {
 	return fmt.Sprintf("%s: %.0f deliveries/s, p50 %v p99 %v at %.0f deliveries/s, lost %d reordered %d errors %d dropped %d",
 		r.name, r.deliveriesPerSec, r.latP50, r.latP99, r.latRate, r.missing, r.reordered, r.protoErrs, r.dropped)
@@ -467,8 +484,8 @@ func report(w io.Writer, cfg *config, rs []*result) {
 	fmt.Fprintf(w, "\n%d sockets (half WebSocket, half EventSource), each in %d of %d channels; a publisher per channel on node CHANNEL mod N (%s); %d-byte messages; "+
 		"latency at %d publishes/s for %v, burst of about %d messages per socket.\n\n",
 		cfg.sockets, cfg.perSocket, cfg.channels, how, cfg.size, cfg.rate, cfg.latencyTime, cfg.burst)
-	fmt.Fprintln(w, "| server | deliveries/s (burst) | p50 / p99 at steady rate | p99 in burst | broker ops per publish | RSS per socket | CPU in burst, cores (nodes + broker + client) | lost / dup / dropped sockets |")
-	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|")
+	fmt.Fprintln(w, "| server | deliveries/s (burst) | p50 / p99 at steady rate | p99 in burst | broker ops per publish | RSS per socket | CPU in burst, cores (nodes + broker + client) | nodes' CPU per delivery | lost / dup / dropped sockets |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|")
 	for _, r := range rs {
 		ops := "—"
 		if r.opsBurst >= 0 {
@@ -482,15 +499,16 @@ func report(w io.Writer, cfg *config, rs []*result) {
 				broker += p.cores
 			}
 		}
-		fmt.Fprintf(w, "| %s | %.0f | %s / %s | %s | %s | %.1f KiB | %.2f + %.2f + %.2f | %d / %d / %d |\n",
+		fmt.Fprintf(w, "| %s | %.0f | %s / %s | %s | %s | %.1f KiB | %.2f + %.2f + %.2f | %.1f µs | %d / %d / %d |\n",
 			r.label, r.deliveriesPerSec, ms(r.latP50), ms(r.latP99), ms(r.burstP99), ops, r.rssPerSocketKiB,
-			nodes, broker, r.clientCPU, r.missing, r.reordered, r.dropped)
+			nodes, broker, r.clientCPU, r.nodeCPUPerDelivery(), r.missing, r.reordered, r.dropped)
 	}
 	fmt.Fprintln(w)
 	if i := slices.IndexFunc(rs, func(r *result) bool { return r.name == "cf-redis" }); i >= 0 && rs[i].deliveriesPerSec > 0 {
 		for _, r := range rs {
 			if rowSpecs[r.name].proto == protoRT {
-				fmt.Fprintf(w, "%s: %.2fx centrifuge's deliveries/s, p99 %s vs %s.\n", r.label, r.deliveriesPerSec/rs[i].deliveriesPerSec, ms(r.latP99), ms(rs[i].latP99))
+				fmt.Fprintf(w, "%s: %.2fx centrifuge's deliveries/s, %.2fx its nodes' CPU per delivery, p99 %s vs %s.\n", r.label,
+					r.deliveriesPerSec/rs[i].deliveriesPerSec, r.nodeCPUPerDelivery()/rs[i].nodeCPUPerDelivery(), ms(r.latP99), ms(rs[i].latP99))
 			}
 		}
 		fmt.Fprintln(w)
@@ -513,15 +531,6 @@ func report(w io.Writer, cfg *config, rs []*result) {
 		}
 		if r.opsDetail != "" {
 			fmt.Fprintf(w, " Broker ops per publish: %s.", r.opsDetail)
-		}
-		var nodeCPU float64
-		for _, p := range r.cpu {
-			if strings.Contains(p.name, "node") {
-				nodeCPU += p.cores
-			}
-		}
-		if r.burstDeliveries > 0 {
-			fmt.Fprintf(w, " Nodes' CPU per delivery %.1f µs.", nodeCPU*r.cpuWall.Seconds()*1e6/float64(r.burstDeliveries))
 		}
 		fmt.Fprintf(w, " %d deliveries in %v (burst), %d at %.0f/s (steady); p50 in burst %s; nodes' RSS %.0f MiB, broker's %.0f MiB.",
 			r.burstDeliveries, r.burstTime.Round(time.Millisecond), r.latDeliveries, r.latRate, ms(r.burstP50), r.nodeRSSMiB, r.brokerRSSMiB)
