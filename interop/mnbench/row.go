@@ -35,6 +35,7 @@ type result struct {
 
 	opsBurst, opsLatency float64 // broker operations per publish; -1 without a broker
 	opsDetail            string  // the commands that made them
+	idleOps              float64 // broker operations per second with nothing published
 
 	rssPerSocketKiB float64
 	nodeRSSMiB      float64 // all nodes, sockets connected
@@ -210,14 +211,6 @@ func runRow(cfg *config, name string, rowIndex int, tmp string) (res *result, er
 			return nil, fmt.Errorf("publishers not subscribed in time (%s)", firstErr(c))
 		}
 	}
-	time.Sleep(cfg.settle)
-	rss1 := sumRSS(nodes)
-	res.rssPerSocketKiB = float64(rss1-rss0) / float64(len(socks))
-	res.nodeRSSMiB = float64(rss1) / 1024
-	if broker != nil {
-		kib, _ := benchproc.RSSKiB(broker.pid)
-		res.brokerRSSMiB = float64(kib) / 1024
-	}
 	ops := func() map[string]int64 {
 		switch spec.broker {
 		case "redis":
@@ -237,6 +230,18 @@ func runRow(cfg *config, name string, rowIndex int, tmp string) (res *result, er
 		return nil
 	}
 
+	idle0, idleAt := ops(), time.Now()
+	time.Sleep(cfg.settle)
+	if idle1 := ops(); idle0 != nil && idle1 != nil {
+		res.idleOps = opsDelta(idle0, idle1, spec.broker) / time.Since(idleAt).Seconds()
+	}
+	rss1 := sumRSS(nodes)
+	res.rssPerSocketKiB = float64(rss1-rss0) / float64(len(socks))
+	res.nodeRSSMiB = float64(rss1) / 1024
+	if broker != nil {
+		kib, _ := benchproc.RSSKiB(broker.pid)
+		res.brokerRSSMiB = float64(kib) / 1024
+	}
 	// Latency phase: a steady rate.
 	c.hist.Store(&histogram{})
 	ops0, base := ops(), c.delivered.Load()
@@ -530,7 +535,7 @@ func report(w io.Writer, cfg *config, rs []*result) {
 			fmt.Fprint(w, " The load client used all its GOMAXPROCS: it may have limited this row.")
 		}
 		if r.opsDetail != "" {
-			fmt.Fprintf(w, " Broker ops per publish: %s.", r.opsDetail)
+			fmt.Fprintf(w, " Broker ops per publish: %s; with nothing published, %.0f ops/s.", r.opsDetail, r.idleOps)
 		}
 		fmt.Fprintf(w, " %d deliveries in %v (burst), %d at %.0f/s (steady); p50 in burst %s; nodes' RSS %.0f MiB, broker's %.0f MiB.",
 			r.burstDeliveries, r.burstTime.Round(time.Millisecond), r.latDeliveries, r.latRate, ms(r.burstP50), r.nodeRSSMiB, r.brokerRSSMiB)
