@@ -48,6 +48,7 @@ type result struct {
 
 	missing, reordered, skipped, protoErrs, dropped int64
 	firstErr, firstDrop                             string
+	writeCalls                                      int64 // the nodes' write system calls in the burst, with -profile
 	profile                                         string
 }
 
@@ -270,7 +271,21 @@ func runRow(cfg *config, name string, rowIndex int, tmp string) (res *result, er
 	}
 	cpu0 := make([]time.Duration, len(pids))
 	var stopProfile func() (string, error)
+	var counters []*benchproc.SyscallCounter
 	if cfg.profile != "" {
+		for _, p := range nodes {
+			sc, err := benchproc.StartSyscallCounter(p.pid)
+			if err != nil {
+				return nil, err
+			}
+			counters = append(counters, sc)
+		}
+		time.Sleep(200 * time.Millisecond) // perf attaches
+		for _, sc := range counters {
+			if err := sc.Enable(); err != nil {
+				return nil, err
+			}
+		}
 		if stopProfile, err = perfRecord(nodes[0].pid, filepath.Join(cfg.profile, name+".data")); err != nil {
 			return nil, err
 		}
@@ -301,6 +316,14 @@ func runRow(cfg *config, name string, rowIndex int, tmp string) (res *result, er
 	if ops0 != nil && ops1 != nil {
 		res.opsBurst = opsDelta(ops0, ops1, spec.broker) / float64(published(pubs)-latPublishes)
 		res.opsDetail = opsTop(ops0, ops1, published(pubs)-latPublishes)
+	}
+	for _, sc := range counters {
+		sc.Disable()
+		_, w, err := sc.Finish()
+		if err != nil {
+			return nil, err
+		}
+		res.writeCalls += w
 	}
 	if stopProfile != nil {
 		if res.profile, err = stopProfile(); err != nil {
@@ -544,6 +567,9 @@ func report(w io.Writer, cfg *config, rs []*result) {
 		}
 		if r.dropped > 0 {
 			fmt.Fprintf(w, " Dropped %d connections (first: %s).", r.dropped, r.firstDrop)
+		}
+		if r.writeCalls > 0 {
+			fmt.Fprintf(w, " Nodes' write system calls (write, writev, sendto, sendmsg, sendmmsg) per delivery: %.2f.", float64(r.writeCalls)/float64(r.burstDeliveries))
 		}
 		if r.profile != "" {
 			fmt.Fprintf(w, " perf profile of node 1 during the burst: %s.", r.profile)
