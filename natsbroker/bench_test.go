@@ -79,3 +79,30 @@ func BenchmarkPublishToFollow(b *testing.B) {
 		b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
 	}
 }
+
+// BenchmarkSince: a resume 10 messages behind (a consumer made, read and
+// deleted), and one at the latest position (the stream's state only).
+func BenchmarkSince(b *testing.B) {
+	s := startServer(b)
+	br := dialBroker(b, s, nil)
+	ctx := context.Background()
+	var last realtime.Position
+	for range 20 {
+		var err error
+		if last, err = br.Publish(ctx, "since", strings.Repeat("x", 100), ""); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for _, behind := range []uint64{10, 0} {
+		b.Run(strconv.FormatUint(behind, 10)+"-behind", func(b *testing.B) {
+			pos := realtime.Position{Epoch: last.Epoch, Offset: last.Offset - behind}
+			b.ReportAllocs()
+			for b.Loop() {
+				entries, _, err := br.Since(ctx, "since", pos)
+				if err != nil || uint64(len(entries)) != behind {
+					b.Fatal(len(entries), err)
+				}
+			}
+		})
+	}
+}

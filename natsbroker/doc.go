@@ -47,9 +47,10 @@
 // settings of the node that created it; change them with nats stream
 // edit. Every node sharing a server must use the same Prefix.
 //
-// Presence is the KV bucket PREFIX_presence (stream KV_PREFIX_presence),
-// one key <channel>.<socket id> (both base64url) per entry; calls go to
-// the core NATS subject PREFIX.n.<node, base64url>.
+// Presence is the KV bucket PREFIX_presence (stream KV_PREFIX_presence,
+// made without direct get, so that a server that lost it says so at
+// once), one key <channel>.<socket id> (both base64url) per entry; calls
+// go to the core NATS subject PREFIX.n.<node, base64url>.
 //
 // # Publish and deduplication
 //
@@ -60,7 +61,10 @@
 // minutes by default, at most MaxHistoryAge), a publish with a key the
 // stream has seen stores nothing and returns the first's offset. So a
 // publish whose acknowledgment was lost, retried with the same key
-// within the window, is stored once. The window is per stream: after an
+// within the window, is stored once, also across a restart of the
+// server on its store (the server rebuilds the window from the stored
+// messages, as long as they are kept: a message evicted by MaxHistory
+// takes its key along on restart). The window is per stream: after an
 // epoch change a retried key is stored again, in the new epoch.
 //
 // A message must fit the server's max_payload, 1 MiB by default,

@@ -260,8 +260,15 @@ func TestOnePublishPerMessage(t *testing.T) {
 }
 
 // An acknowledgment lost on the way back: the message was stored, the
-// publisher retries with the same key and gets the first's position.
+// publisher retries with the same key and gets the first's position,
+// also when the server was killed and restarted in between.
 func TestDedupLostAck(t *testing.T) {
+	for _, restart := range []bool{false, true} {
+		t.Run(fmt.Sprintf("restart=%v", restart), func(t *testing.T) { testDedupLostAck(t, restart) })
+	}
+}
+
+func testDedupLostAck(t *testing.T, restart bool) {
 	s := startServer(t)
 	b := dialBroker(t, s, nil)
 	ctx := testContext(t)
@@ -282,11 +289,26 @@ func TestDedupLostAck(t *testing.T) {
 	if err := nc.PublishMsg(m); err != nil {
 		t.Fatal(err)
 	}
-	if err := nc.Flush(); err != nil {
-		t.Fatal(err)
+	for {
+		_, latest, err := b.Since(ctx, "d", realtime.Position{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if latest.Offset == 3 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if restart {
+		s.Kill()
+		s.Start()
 	}
 	for range 2 {
-		pos, err := b.Publish(ctx, "d", "m3", "lost")
+		var pos realtime.Position
+		err := untilAvailable(func() (err error) {
+			pos, err = b.Publish(ctx, "d", "m3", "lost")
+			return err
+		})
 		if err != nil || pos != (realtime.Position{Epoch: first.Epoch, Offset: 3}) {
 			t.Fatalf("retry = %v, %v", pos, err)
 		}
@@ -389,5 +411,27 @@ func TestTooLarge(t *testing.T) {
 	}
 	if _, err := b.Publish(ctx, "big", strings.Repeat("x", 1<<19), "key"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A stream deleted under an idle Follow (nats stream rm): the Follow
+// tells the position is lost, and the channel goes on in a new epoch.
+func TestStreamDeleted(t *testing.T) {
+	s := startServer(t)
+	b := dialBroker(t, s, nil)
+	old := publishN(t, b, "del", 1, 3)
+	f := follow(t, b, "del", old)
+	st, _ := b.cached("del")
+	ctx := testContext(t)
+	if err := b.js.DeleteStream(ctx, st.name); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-f.done; !errors.Is(err, realtime.ErrPositionLost) {
+		t.Fatalf("Follow after the delete: %v", err)
+	}
+	f.done <- nil
+	pos, err := b.Publish(ctx, "del", "m1", "")
+	if err != nil || pos.Epoch == old.Epoch || pos.Offset != 1 {
+		t.Fatalf("publish after the delete: %v, %v", pos, err)
 	}
 }

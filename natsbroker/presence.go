@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/realtime-go/realtime"
 )
@@ -21,14 +22,38 @@ type record struct {
 	TTL time.Duration `json:"ttl"`
 }
 
-// bucketKV returns the presence bucket, creating it on first use, with
-// rctx; its errors are those of op, a call under ctx.
-func (b *Broker) bucketKV(ctx, rctx context.Context, op string) (jetstream.KeyValue, error) {
-	kv, err := b.openBucket(rctx)
-	if err != nil {
-		return nil, b.fail(ctx, op, err)
+// withBucket runs op, the method name, with the presence bucket,
+// creating the bucket on first use, within RequestTimeout of ctx. When
+// op fails as if the bucket were gone (the server lost it), it opens the
+// bucket again, which creates it, and runs op once more.
+func (b *Broker) withBucket(ctx context.Context, name string, op func(ctx context.Context, kv jetstream.KeyValue) error) error {
+	rctx, cancel := b.requestContext(ctx)
+	defer cancel()
+	for attempt := 0; ; attempt++ {
+		kv, err := b.openBucket(rctx)
+		if err == nil {
+			err = op(rctx, kv)
+		}
+		if err == nil {
+			return nil
+		}
+		if attempt == 0 && kv != nil && bucketGone(err) {
+			b.mu.Lock()
+			if b.kv == kv {
+				b.kv = nil
+			}
+			b.mu.Unlock()
+			continue
+		}
+		return b.fail(ctx, name, err)
 	}
-	return kv, nil
+}
+
+// bucketGone tells whether err may mean that the bucket's stream does
+// not exist.
+func bucketGone(err error) bool {
+	return errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse) ||
+		errors.Is(err, jetstream.ErrStreamNotFound) || errors.Is(err, jetstream.ErrBucketNotFound)
 }
 
 func (b *Broker) openBucket(ctx context.Context) (jetstream.KeyValue, error) {
@@ -40,18 +65,31 @@ func (b *Broker) openBucket(ctx context.Context) (jetstream.KeyValue, error) {
 	}
 	kv, err := b.js.KeyValue(ctx, b.bucket)
 	if errors.Is(err, jetstream.ErrBucketNotFound) {
-		storage := jetstream.FileStorage
-		if b.opts.MemoryStorage {
-			storage = jetstream.MemoryStorage
+		// The stream of a KV bucket as CreateKeyValue makes it, but
+		// with no direct get: a direct get of a stream the server lost
+		// is answered by nobody, and waits out its timeout, where the
+		// JetStream API answers "stream not found" at once.
+		cfg := jetstream.StreamConfig{
+			Name:              "KV_" + b.bucket,
+			Subjects:          []string{"$KV." + b.bucket + ".>"},
+			MaxMsgsPerSubject: 1,
+			MaxMsgs:           -1,
+			MaxBytes:          -1,
+			MaxMsgSize:        -1,
+			MaxConsumers:      -1,
+			MaxAge:            b.opts.MaxPresenceAge,
+			Duplicates:        min(b.opts.MaxPresenceAge, 2*time.Minute),
+			Storage:           jetstream.FileStorage,
+			Replicas:          b.opts.Replicas,
+			AllowRollup:       true,
+			DenyDelete:        true,
+			Discard:           jetstream.DiscardNew,
 		}
-		kv, err = b.js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
-			Bucket:   b.bucket,
-			History:  1,
-			TTL:      b.opts.MaxPresenceAge,
-			Storage:  storage,
-			Replicas: b.opts.Replicas,
-		})
-		if errors.Is(err, jetstream.ErrBucketExists) || errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+		if b.opts.MemoryStorage {
+			cfg.Storage = jetstream.MemoryStorage
+		}
+		_, err = b.js.CreateStream(ctx, cfg)
+		if err == nil || errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
 			kv, err = b.js.KeyValue(ctx, b.bucket)
 		}
 	}
@@ -83,42 +121,33 @@ func (b *Broker) AddPresence(ctx context.Context, channel string, e realtime.Pre
 	if ttl > b.opts.MaxPresenceAge {
 		return false, fmt.Errorf("natsbroker: presence ttl %v above MaxPresenceAge %v", ttl, b.opts.MaxPresenceAge)
 	}
-	ttl = max(ttl, 0)
-	value, err := json.Marshal(record{PresenceEntry: e, TTL: ttl})
-	if err != nil {
-		return false, err
-	}
-	rctx, cancel := b.requestContext(ctx)
-	defer cancel()
-	kv, err := b.bucketKV(ctx, rctx, "add presence")
+	value, err := json.Marshal(record{PresenceEntry: e, TTL: max(ttl, 0)})
 	if err != nil {
 		return false, err
 	}
 	key := presenceKey(channel, e.Socket)
-	for {
-		old, err := kv.Get(rctx, key)
-		switch {
-		case errors.Is(err, jetstream.ErrKeyNotFound):
-			_, err = kv.Create(rctx, key, value)
-			if errors.Is(err, jetstream.ErrKeyExists) {
-				continue
+	var added bool
+	err = b.withBucket(ctx, "add presence", func(ctx context.Context, kv jetstream.KeyValue) error {
+		for {
+			old, err := kv.Get(ctx, key)
+			if errors.Is(err, jetstream.ErrKeyNotFound) {
+				_, err = kv.Create(ctx, key, value)
+				added = err == nil
+			} else if err == nil {
+				_, err = kv.Update(ctx, key, value, old.Revision())
 			}
-			if err != nil {
-				return false, b.fail(ctx, "add presence", err)
+			if !conflict(err) {
+				return err
 			}
-			return true, nil
-		case err != nil:
-			return false, b.fail(ctx, "add presence", err)
 		}
-		_, err = kv.Update(rctx, key, value, old.Revision())
-		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyExists) {
-			continue
-		}
-		if err != nil {
-			return false, b.fail(ctx, "add presence", err)
-		}
-		return false, nil
-	}
+	})
+	return added, err
+}
+
+// conflict tells whether err is a write refused because the key changed
+// since it was read: the caller reads it again.
+func conflict(err error) bool {
+	return errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyExists)
 }
 
 // RemovePresence deletes socket's entry in channel (expired or not):
@@ -128,43 +157,32 @@ func (b *Broker) RemovePresence(ctx context.Context, channel, socket string) (bo
 	if err := b.usable(channel); err != nil {
 		return false, err
 	}
-	rctx, cancel := b.requestContext(ctx)
-	defer cancel()
-	kv, err := b.bucketKV(ctx, rctx, "remove presence")
-	if err != nil {
-		return false, err
-	}
 	key := presenceKey(channel, socket)
-	for {
-		old, err := kv.Get(rctx, key)
-		if errors.Is(err, jetstream.ErrKeyNotFound) {
-			return false, nil
+	var removed bool
+	err := b.withBucket(ctx, "remove presence", func(ctx context.Context, kv jetstream.KeyValue) error {
+		for {
+			old, err := kv.Get(ctx, key)
+			if errors.Is(err, jetstream.ErrKeyNotFound) {
+				return nil
+			}
+			if err == nil {
+				err = kv.Delete(ctx, key, jetstream.LastRevision(old.Revision()))
+				removed = err == nil
+			}
+			if !conflict(err) {
+				return err
+			}
 		}
-		if err == nil {
-			err = kv.Delete(rctx, key, jetstream.LastRevision(old.Revision()))
-		}
-		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyExists) {
-			continue
-		}
-		if err != nil {
-			return false, b.fail(ctx, "remove presence", err)
-		}
-		return true, nil
-	}
+	})
+	return removed, err
 }
 
-// Presence lists channel's entries, each list sorted by socket, with one consumer on the bucket's
-// stream (the last value of each key of the channel), and deletes each
-// expired entry conditionally on its revision: only the caller whose
-// delete succeeds returns it as expired.
+// Presence lists channel's entries, each list sorted by socket, with one
+// consumer on the bucket's stream (the last value of each key of the
+// channel), and deletes each expired entry conditionally on its
+// revision: only the caller whose delete succeeds returns it as expired.
 func (b *Broker) Presence(ctx context.Context, channel string) (live, expired []realtime.PresenceEntry, err error) {
 	if err := b.usable(channel); err != nil {
-		return nil, nil, err
-	}
-	rctx, cancel := b.requestContext(ctx)
-	defer cancel()
-	kv, err := b.bucketKV(ctx, rctx, "presence")
-	if err != nil {
 		return nil, nil, err
 	}
 	prefix := "$KV." + b.bucket + "."
@@ -182,39 +200,46 @@ func (b *Broker) Presence(ctx context.Context, channel string) (live, expired []
 		rec record
 		end time.Time
 	}
-	var all []found
-	err = b.read(rctx, "KV_"+b.bucket, cfg, readAll, func(m jetstream.Msg, seq uint64) error {
-		if op := m.Headers().Get("KV-Operation"); op != "" {
-			return nil // a deleted or purged key
-		}
-		md, err := m.Metadata()
+	err = b.withBucket(ctx, "presence", func(ctx context.Context, kv jetstream.KeyValue) error {
+		var all []found
+		live, expired = nil, nil
+		err := b.read(ctx, "KV_"+b.bucket, cfg, readAll, func(m jetstream.Msg, seq uint64) error {
+			if op := m.Headers().Get("KV-Operation"); op != "" {
+				return nil // a deleted or purged key
+			}
+			md, err := m.Metadata()
+			if err != nil {
+				return err
+			}
+			var r record
+			if json.Unmarshal(m.Data(), &r) != nil {
+				return nil // not ours: ignored
+			}
+			all = append(all, found{key: m.Subject()[len(prefix):], rev: seq, rec: r, end: md.Timestamp.Add(r.TTL)})
+			return nil
+		})
 		if err != nil {
 			return err
 		}
-		var r record
-		if json.Unmarshal(m.Data(), &r) != nil {
-			return nil // not ours: ignored
+		now := time.Now()
+		for _, f := range all {
+			if f.rec.TTL == 0 || now.Before(f.end) {
+				live = append(live, f.rec.PresenceEntry)
+				continue
+			}
+			err := kv.Delete(ctx, f.key, jetstream.LastRevision(f.rev))
+			if conflict(err) {
+				continue // refreshed, removed or reaped by another caller
+			}
+			if err != nil {
+				return err
+			}
+			expired = append(expired, f.rec.PresenceEntry)
 		}
-		all = append(all, found{key: m.Subject()[len(prefix):], rev: seq, rec: r, end: md.Timestamp.Add(r.TTL)})
 		return nil
 	})
 	if err != nil {
-		return nil, nil, b.fail(ctx, "presence", err)
-	}
-	now := time.Now()
-	for _, f := range all {
-		if f.rec.TTL == 0 || now.Before(f.end) {
-			live = append(live, f.rec.PresenceEntry)
-			continue
-		}
-		err := kv.Delete(rctx, f.key, jetstream.LastRevision(f.rev))
-		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyExists) {
-			continue // refreshed, removed or reaped by another caller
-		}
-		if err != nil {
-			return nil, nil, b.fail(ctx, "presence", err)
-		}
-		expired = append(expired, f.rec.PresenceEntry)
+		return nil, nil, err
 	}
 	bySocket := func(a, b realtime.PresenceEntry) int { return strings.Compare(a.Socket, b.Socket) }
 	slices.SortFunc(live, bySocket)

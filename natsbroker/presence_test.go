@@ -217,3 +217,28 @@ func TestCallWhileServeEnds(t *testing.T) {
 	wg.Wait()
 	<-served
 }
+
+// A server restarted empty has lost the presence bucket too: the broker
+// makes it again.
+func TestPresenceAfterWipe(t *testing.T) {
+	s := startServer(t)
+	b := dialBroker(t, s, nil)
+	ctx := testContext(t)
+	e := realtime.PresenceEntry{Socket: "n.1", User: "u"}
+	if _, err := b.AddPresence(ctx, "room", e, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	s.Wipe()
+	var added bool
+	err := untilAvailable(func() (err error) {
+		added, err = b.AddPresence(ctx, "room", e, time.Minute)
+		return err
+	})
+	if err != nil || !added {
+		t.Fatalf("add after the wipe = %v, %v", added, err)
+	}
+	live, _, err := b.Presence(ctx, "room")
+	if err != nil || !slices.Equal(live, []realtime.PresenceEntry{e}) {
+		t.Fatalf("presence after the wipe = %v, %v", live, err)
+	}
+}

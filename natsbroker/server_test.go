@@ -196,12 +196,13 @@ func dialBrokers(t testing.TB, s *server, n int) []*Broker {
 }
 
 // untilAvailable calls f until it fails with something else than
-// realtime.ErrBrokerUnavailable (the server is restarting), and returns
-// that.
+// realtime.ErrBrokerUnavailable (the server is restarting), or for 30
+// seconds, and returns its last error.
 func untilAvailable(f func() error) error {
+	deadline := time.Now().Add(30 * time.Second)
 	for {
 		err := f()
-		if !errors.Is(err, realtime.ErrBrokerUnavailable) {
+		if !errors.Is(err, realtime.ErrBrokerUnavailable) || time.Now().After(deadline) {
 			return err
 		}
 		time.Sleep(50 * time.Millisecond)
