@@ -167,7 +167,9 @@
 // otherwise. A WebSocket client offers the subprotocol "realtime.v2"
 // ([SubprotocolV2]), which the server selects when offered (a client
 // may offer "realtime.v1" after it); an EventSource client adds the
-// query parameter protocol=realtime.v2 ([ProtocolParam]).
+// query parameter protocol=realtime.v2 ([ProtocolParam]), and the
+// response of a server that speaks it has the header field
+// "Realtime-Protocol: realtime.v2" ([ProtocolHeader]).
 //
 // Ids are cursors: a socket's position in each of its channels, the
 // last event id the client keeps and presents as in realtime.v1. A

@@ -144,6 +144,11 @@ func (h *handler) serveEventSource(w http.ResponseWriter, r *http.Request) {
 	if !h.connect(w, s) {
 		return
 	}
+	if s.proto == protoV2 {
+		// A client cannot tell otherwise whether the server knew the
+		// query parameter, as a realtime.v1 server ignores it.
+		w.Header().Set(ProtocolHeader, SubprotocolV2)
+	}
 	st, err := eventsource.Accept(w, r, &h.cfg.es)
 	if err != nil {
 		s.discard() // Accept has answered

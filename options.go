@@ -26,6 +26,12 @@ const SubprotocolV2 = "realtime.v2"
 // stream speaks realtime.v1.
 const ProtocolParam = "protocol"
 
+// ProtocolHeader is the response header field by which the server of
+// an EventSource stream tells that it speaks realtime.v2
+// ("Realtime-Protocol: realtime.v2"); a stream without it speaks
+// realtime.v1.
+const ProtocolHeader = "Realtime-Protocol"
+
 // TokenHeader is the request header that carries an EventSource socket's
 // session token on a POST.
 const TokenHeader = "Realtime-Token"

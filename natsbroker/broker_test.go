@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/realtime-go/realtime"
 )
 
@@ -100,5 +102,37 @@ func TestOptions(t *testing.T) {
 	o, err := normalize(&Options{MaxHistoryAge: time.Minute, MaxHistory: -1})
 	if err != nil || o.MaxKeyAge != time.Minute || o.MaxHistory != -1 || o.MaxHistoryBytes != realtime.DefaultMaxHistoryBytes || o.Prefix != DefaultPrefix {
 		t.Fatalf("normalize = %+v, %v", o, err)
+	}
+}
+
+// A stream named after a channel but not made by a broker (or a hash
+// collision) is an error that retrying cannot mend, not an unavailable
+// server.
+func TestForeignStream(t *testing.T) {
+	s := startServer(t)
+	b := dialBroker(t, s, nil)
+	ctx := testContext(t)
+	name, _ := b.names("taken")
+	if _, err := b.js.CreateStream(ctx, jetstream.StreamConfig{Name: name, Subjects: []string{"someone.else"}}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := b.Publish(ctx, "taken", "x", "")
+	if err == nil || errors.Is(err, realtime.ErrBrokerUnavailable) {
+		t.Fatalf("publish: %v", err)
+	}
+	if err := b.Follow(ctx, "taken", realtime.Position{}, func(realtime.Entry) {}); err == nil || errors.Is(err, realtime.ErrBrokerUnavailable) {
+		t.Fatalf("follow: %v", err)
+	}
+}
+
+// ConnectOptions reach the connection Dial makes.
+func TestConnectOptions(t *testing.T) {
+	s := startServer(t)
+	b := dialBroker(t, s, &Options{ConnectOptions: []nats.Option{nats.Name("mine")}})
+	if _, err := b.Publish(testContext(t), "co", "x", ""); err != nil {
+		t.Fatal(err)
+	}
+	if b.nc.Opts.Name != "mine" || b.nc.Opts.MaxReconnect != -1 {
+		t.Fatalf("connection options: name %q, max reconnect %d", b.nc.Opts.Name, b.nc.Opts.MaxReconnect)
 	}
 }

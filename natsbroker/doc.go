@@ -82,7 +82,10 @@
 // the last entry it delivered; it checks every message's sequence and
 // epoch, and returns realtime.ErrPositionLost when the next entry was
 // evicted or the stream was replaced. A Dial connection reconnects for
-// ever, so a Follow survives a server restart.
+// ever, so a Follow survives a server restart. (nats.go's ordered
+// consumer resets itself too, but it would follow a replaced stream
+// from the same sequence without a word, and retries for ever on a
+// deleted one.)
 //
 // Since reads the stream's state (one request), and when entries are
 // missing reads them through a short-lived consumer.

@@ -435,3 +435,38 @@ func TestStreamDeleted(t *testing.T) {
 		t.Fatalf("publish after the delete: %v, %v", pos, err)
 	}
 }
+
+// A node that starts while the server is down: Dial succeeds, calls fail
+// with ErrBrokerUnavailable at once, and the broker works once the server
+// is up; Close stops its reconnecting.
+func TestDialServerDown(t *testing.T) {
+	s := startServer(t)
+	s.Kill()
+	b, err := Dial(s.URL(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	ctx := testContext(t)
+	if _, err := b.Publish(ctx, "down", "x", ""); !errors.Is(err, realtime.ErrBrokerUnavailable) {
+		t.Fatalf("publish with the server down: %v", err)
+	}
+	if _, _, err := b.Since(ctx, "down", realtime.Position{}); !errors.Is(err, realtime.ErrBrokerUnavailable) {
+		t.Fatalf("Since with the server down: %v", err)
+	}
+	if _, err := b.AddPresence(ctx, "down", realtime.PresenceEntry{Socket: "s"}, time.Minute); !errors.Is(err, realtime.ErrBrokerUnavailable) {
+		t.Fatalf("AddPresence with the server down: %v", err)
+	}
+	if _, err := b.Call(ctx, "node", nil); !errors.Is(err, realtime.ErrBrokerUnavailable) {
+		t.Fatalf("Call with the server down: %v", err)
+	}
+	s.Start()
+	var pos realtime.Position
+	err = untilAvailable(func() (err error) {
+		pos, err = b.Publish(ctx, "down", "m1", "")
+		return err
+	})
+	if err != nil || pos.Offset != 1 {
+		t.Fatalf("publish once the server is up: %v, %v", pos, err)
+	}
+}

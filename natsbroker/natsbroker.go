@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -106,6 +107,12 @@ type Options struct {
 
 	// Name is the connection name Dial gives the server (monitoring).
 	Name string
+
+	// ConnectOptions are more options of the connection Dial makes:
+	// credentials, TLS and the like (nats.UserCredentials,
+	// nats.RootCAs, ...). They come after Dial's own, so they may also
+	// change those.
+	ConnectOptions []nats.Option
 }
 
 // Broker is a realtime.Broker on NATS JetStream. Each channel is one
@@ -149,7 +156,7 @@ func Dial(url string, opts *Options) (*Broker, error) {
 	if url == "" {
 		url = nats.DefaultURL
 	}
-	nc, err := nats.Connect(url,
+	nopts := append([]nats.Option{
 		nats.Name(o.Name),
 		nats.MaxReconnects(-1),
 		nats.RetryOnFailedConnect(true),
@@ -157,7 +164,8 @@ func Dial(url string, opts *Options) (*Broker, error) {
 		nats.CustomReconnectDelay(func(attempts int) time.Duration {
 			return backoff(attempts, o.MinDelay, o.MaxDelay)
 		}),
-	)
+	}, o.ConnectOptions...)
+	nc, err := nats.Connect(url, nopts...)
 	if err != nil {
 		return nil, fmt.Errorf("natsbroker: %w: %w", realtime.ErrBrokerUnavailable, err)
 	}
@@ -189,6 +197,7 @@ func normalize(opts *Options) (Options, error) {
 	var o Options
 	if opts != nil {
 		o = *opts
+		o.ConnectOptions = slices.Clone(o.ConnectOptions)
 	}
 	if o.Prefix == "" {
 		o.Prefix = DefaultPrefix
@@ -300,6 +309,11 @@ var (
 
 var errClosed = fmt.Errorf("natsbroker: %w", realtime.ErrBrokerClosed)
 
+// errForeign: the stream named after a channel is not one this package
+// made for it (made by someone else, or a hash collision). Retrying
+// cannot mend it.
+var errForeign = errors.New("not a stream of this broker")
+
 // token escapes s into one subject token (and a valid KV key part).
 func token(s string) string {
 	return base64.RawURLEncoding.EncodeToString([]byte(s))
@@ -339,8 +353,7 @@ func (b *Broker) fail(ctx context.Context, op string, err error) error {
 	if b.closed() {
 		return errClosed
 	}
-	var api *jetstream.APIError
-	if errors.As(err, &api) && api.Code != 503 && api.Code != 408 {
+	if refused(err) {
 		return fmt.Errorf("natsbroker: %s: %w", op, err)
 	}
 	if errors.Is(err, nats.ErrMaxPayload) {
@@ -350,6 +363,14 @@ func (b *Broker) fail(ctx context.Context, op string, err error) error {
 		return fmt.Errorf("natsbroker: %s: %w: %w: %w", op, realtime.ErrBrokerUnavailable, err, ctx.Err())
 	}
 	return fmt.Errorf("natsbroker: %s: %w: %w", op, realtime.ErrBrokerUnavailable, err)
+}
+
+// refused tells whether err is the server's answer that retrying will
+// not change (an API error other than unavailable or timed out), or a
+// stream this broker cannot use.
+func refused(err error) bool {
+	var api *jetstream.APIError
+	return errors.As(err, &api) && api.Code != 503 && api.Code != 408 || errors.Is(err, errForeign)
 }
 
 // cached returns the stream last seen for channel.
@@ -401,7 +422,7 @@ func (b *Broker) info(ctx context.Context, channel string) (state, error) {
 		}
 	}
 	if st.epoch == 0 {
-		return state{}, fmt.Errorf("stream %s is not the stream of channel %q (subjects %q)", name, channel, in.Config.Subjects)
+		return state{}, fmt.Errorf("%w: stream %s, subjects %q, for channel %q", errForeign, name, in.Config.Subjects, channel)
 	}
 	if st.first == 0 {
 		st.first = st.last + 1
@@ -660,8 +681,7 @@ func (b *Broker) Follow(ctx context.Context, channel string, pos realtime.Positi
 		if errors.Is(err, realtime.ErrPositionLost) {
 			return err
 		}
-		var api *jetstream.APIError
-		if errors.As(err, &api) && api.Code != 503 && api.Code != 408 && api.ErrorCode != jetstream.JSErrCodeStreamNotFound && api.ErrorCode != jetstream.JSErrCodeConsumerNotFound {
+		if refused(err) && !errors.Is(err, jetstream.ErrStreamNotFound) && !errors.Is(err, jetstream.ErrConsumerNotFound) {
 			return fmt.Errorf("natsbroker: follow: %w", err)
 		}
 		if err == nil || errors.Is(err, errReconnected) || errors.Is(err, errPullCut) {
