@@ -161,8 +161,8 @@ func rtStartProcess(t *testing.T, who string, cmd *exec.Cmd) *syncBuffer {
 var rtServingRE = regexp.MustCompile(`serving http://(\S+)`)
 
 // rtStartChat builds and runs the chat demo (examples/chat) on a free
-// loopback port and returns its address.
-func rtStartChat(t *testing.T) string {
+// loopback port, with flags, and returns its address.
+func rtStartChat(t *testing.T, flags ...string) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "chat")
 	// examples/chat is a module of its own (it requires the broker
@@ -172,7 +172,7 @@ func rtStartChat(t *testing.T) string {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build examples/chat: %v\n%s", err, out)
 	}
-	cmd := exec.Command(bin, "-addr", "127.0.0.1:0")
+	cmd := exec.Command(bin, append([]string{"-addr", "127.0.0.1:0"}, flags...)...)
 	pr, pw, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)

@@ -28,7 +28,9 @@ import (
 //     again during a burst: nothing lost, nothing twice;
 //   - Redis starts again empty: every client is told, per channel, that
 //     its place was lost (lost, or a failed resume), then gets the new
-//     messages once each, in order.
+//     messages once each, in order; a client that was away meanwhile
+//     comes back with its last event id and is told, per channel, that
+//     its resume failed.
 // On NATS JetStream: the same chat and the node kill.
 
 // mnChannels are the channels of the tests; each client is in some.
