@@ -24,13 +24,20 @@ const rtChatWait = 45 * time.Second
 // browser reaches it) and checks the transport both end up on.
 func rtChat(t *testing.T, browser context.Context, base, want string) {
 	t.Helper()
+	rtChatOn(t, browser, [2]string{base, base}, want)
+}
+
+// rtChatOn is rtChat with alice's page on bases[0] and bob's on
+// bases[1].
+func rtChatOn(t *testing.T, browser context.Context, bases [2]string, want string) {
+	t.Helper()
 	const state = `JSON.stringify({status: document.getElementById('status').textContent,
 		who: [...document.querySelectorAll('#who li')].map((li) => li.dataset.name + '/' + li.dataset.transport),
 		log: [...document.querySelectorAll('#log li')].map((li) => li.textContent)})`
 	names := []string{"alice", "bob"}
 	tabs := make([]context.Context, len(names))
 	for i, name := range names {
-		tabs[i] = rtTab(t, browser, base+"/?name="+name)
+		tabs[i] = rtTab(t, browser, bases[i]+"/?name="+name)
 		rtWait(t, tabs[i], name+" connects over "+want,
 			fmt.Sprintf(`document.getElementById('status').dataset.transport === %q`, want), state, rtChatWait)
 	}
@@ -60,6 +67,25 @@ func TestRealtimeChatWebSocket(t *testing.T) {
 	chat := rtStartChat(t)
 	browser := rtStartChromium(t)
 	rtChat(t, browser, "http://"+chat, "websocket")
+}
+
+// Two chat processes share the rooms through Redis, and through NATS
+// JetStream: alice's page is on one, bob's on the other; each lists both
+// in the lobby, and each line reaches both, once.
+func TestRealtimeChatTwoProcesses(t *testing.T) {
+	for _, broker := range []string{"redis", "nats"} {
+		t.Run(broker, func(t *testing.T) {
+			var flags []string
+			if broker == "redis" {
+				flags = []string{"-redis", mnStartRedis(t).URL()}
+			} else {
+				flags = []string{"-nats", mnStartNATS(t).URL()}
+			}
+			a, b := rtStartChat(t, flags...), rtStartChat(t, flags...)
+			browser := rtStartChromium(t)
+			rtChatOn(t, browser, [2]string{"http://" + a, "http://" + b}, "websocket")
+		})
+	}
 }
 
 func TestRealtimeChatNginx(t *testing.T) {

@@ -107,27 +107,26 @@ func rtWaitLog(t *testing.T, path string, want ...string) {
 	}
 }
 
-// rtChatEvent is what the chat demo broadcasts, as JSON.
+// rtChatEvent is a line of the chat demo's rooms, as JSON.
 type rtChatEvent struct {
 	Kind      string `json:"kind"`
 	From      string `json:"from"`
 	Transport string `json:"transport"`
 	Text      string `json:"text"`
-	People    []struct {
-		Name      string `json:"name"`
-		Transport string `json:"transport"`
-	} `json:"people"`
 }
 
-// rtGoChatter is the Go client's view of the chat.
+// rtChatRoom is the room the pages start in: the first of the demo's
+// default room list.
+const rtChatRoom = "lobby"
+
+// rtGoChatter is the Go client's view of the chat's first room.
 type rtGoChatter struct {
 	s    *client.Socket
 	info client.OpenInfo
 	says map[string]int // "from/transport/text": times seen
-	who  string         // the last participant list, "name/transport,..."
 }
 
-// waitFor reads the chat until cond holds.
+// waitFor reads the room's lines until cond holds.
 func (g *rtGoChatter) waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), rtChatWait)
@@ -135,7 +134,10 @@ func (g *rtGoChatter) waitFor(t *testing.T, what string, cond func() bool) {
 	for !cond() {
 		m, err := g.s.Next(ctx)
 		if err != nil {
-			t.Fatalf("the Go client waiting for %s: %v; it has seen says %v and who %q", what, err, g.says, g.who)
+			t.Fatalf("the Go client waiting for %s: %v; it has seen says %v", what, err, g.says)
+		}
+		if m.Kind != client.KindMessage || m.Channel != rtChatRoom {
+			continue
 		}
 		if m.Kind != client.KindMessage {
 			continue // news of the chat channel: subscribed, presence
@@ -144,17 +146,41 @@ func (g *rtGoChatter) waitFor(t *testing.T, what string, cond func() bool) {
 		if err := json.Unmarshal([]byte(m.Data), &ev); err != nil {
 			t.Fatalf("the Go client got %q: %v", m.Data, err)
 		}
-		switch ev.Kind {
-		case "say":
-			g.says[ev.From+"/"+ev.Transport+"/"+ev.Text]++
-		case "who":
-			var who []string
-			for _, p := range ev.People {
-				who = append(who, p.Name+"/"+p.Transport)
-			}
-			g.who = strings.Join(who, ",")
-		}
+		g.says[ev.From+"/"+ev.Transport+"/"+ev.Text]++
 	}
+}
+
+// waitWho asks the room's presence until it is want ("name/transport"
+// items, sorted by name, comma-separated).
+func (g *rtGoChatter) waitWho(t *testing.T, want string) {
+	t.Helper()
+	deadline := time.Now().Add(rtChatWait)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), rtChatWait)
+		entries, err := g.s.Presence(ctx, rtChatRoom)
+		cancel()
+		if err != nil {
+			t.Fatalf("the Go client's Presence: %v", err)
+		}
+		var who []string
+		for _, e := range entries {
+			who = append(who, e.User+"/"+e.Info)
+		}
+		slices.Sort(who)
+		if strings.Join(who, ",") == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the Go client sees %q in %s, want %q", who, rtChatRoom, want)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// rtSay is what a participant sends to say text in the room.
+func rtSay(text string) string {
+	b, _ := json.Marshal(map[string]string{"room": rtChatRoom, "text": text})
+	return string(b)
 }
 
 // rtGoChat runs the chat with alice and bob in pages on pageBase and
@@ -185,6 +211,12 @@ func rtGoChat(t *testing.T, browser context.Context, pageBase, goURL string, d *
 	}
 	t.Cleanup(func() { s.Close() })
 	g := &rtGoChatter{s: s, says: map[string]int{}}
+	subCtx, cancelSub := context.WithTimeout(context.Background(), rtChatWait)
+	err = s.Subscribe(subCtx, rtChatRoom)
+	cancelSub()
+	if err != nil {
+		t.Fatal(err)
+	}
 	select {
 	case g.info = <-opens:
 	case <-time.After(rtChatWait):
@@ -202,7 +234,7 @@ func rtGoChat(t *testing.T, browser context.Context, pageBase, goURL string, d *
 			fmt.Sprintf(`[...document.querySelectorAll('#who li')].map((li) => li.dataset.name + '/' + li.dataset.transport).join(',') === %q`, whoAll),
 			state, rtChatWait)
 	}
-	g.waitFor(t, "the participant list", func() bool { return g.who == whoAll })
+	g.waitWho(t, whoAll)
 
 	// gopher says something, then alice and bob type theirs.
 	lines := map[string]string{}
@@ -210,7 +242,7 @@ func rtGoChat(t *testing.T, browser context.Context, pageBase, goURL string, d *
 		lines[name] = "hello from " + name + " ✓"
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), rtChatWait)
-	err = s.Send(ctx, lines["gopher"])
+	err = s.Send(ctx, rtSay(lines["gopher"]))
 	cancel()
 	if err != nil {
 		t.Fatalf("the Go client's Send: %v", err)

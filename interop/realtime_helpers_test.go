@@ -161,15 +161,18 @@ func rtStartProcess(t *testing.T, who string, cmd *exec.Cmd) *syncBuffer {
 var rtServingRE = regexp.MustCompile(`serving http://(\S+)`)
 
 // rtStartChat builds and runs the chat demo (examples/chat) on a free
-// loopback port and returns its address.
-func rtStartChat(t *testing.T) string {
+// loopback port, with flags, and returns its address.
+func rtStartChat(t *testing.T, flags ...string) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "chat")
-	build := exec.Command("go", "build", "-o", bin, "github.com/realtime-go/realtime/examples/chat")
+	// examples/chat is a module of its own (it requires the broker
+	// modules): build it in its directory.
+	build := exec.Command("go", "build", "-o", bin, ".")
+	build.Dir = filepath.Join("..", "examples", "chat")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build examples/chat: %v\n%s", err, out)
 	}
-	cmd := exec.Command(bin, "-addr", "127.0.0.1:0")
+	cmd := exec.Command(bin, append([]string{"-addr", "127.0.0.1:0"}, flags...)...)
 	pr, pw, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
@@ -220,16 +223,30 @@ func rtStartChat(t *testing.T) string {
 // stream unless the upstream sends X-Accel-Buffering: no).
 func rtStartNginx(t *testing.T, upstream string) string {
 	t.Helper()
+	return rtRunNginx(t, `
+  server {
+    listen ADDR;
+    location / { proxy_pass http://`+upstream+`; }
+  }
+`)
+}
+
+// rtRunNginx runs nginx in the foreground, in a directory of its own,
+// with http (the inside of the http block, where ADDR stands for the
+// loopback address it is to listen on), and returns that address. It is
+// stopped at cleanup.
+func rtRunNginx(t *testing.T, http string) string {
+	t.Helper()
 	exe := needExec(t, "nginx")
 	dir := t.TempDir()
 	addr := rtFreeAddr(t)
-	conf := strings.NewReplacer("DIR", dir, "ADDR", addr, "UPSTREAM", upstream).Replace(`
+	conf := strings.NewReplacer("DIR", dir, "ADDR", addr).Replace(`
 daemon off;
 master_process off;
 worker_processes 1;
 pid DIR/nginx.pid;
 error_log stderr warn;
-events { worker_connections 256; }
+events { worker_connections 4096; }
 http {
   access_log off;
   client_body_temp_path DIR/body;
@@ -237,11 +254,7 @@ http {
   fastcgi_temp_path DIR/fastcgi;
   uwsgi_temp_path DIR/uwsgi;
   scgi_temp_path DIR/scgi;
-  server {
-    listen ADDR;
-    location / { proxy_pass http://UPSTREAM; }
-  }
-}
+` + http + `}
 `)
 	path := filepath.Join(dir, "nginx.conf")
 	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {

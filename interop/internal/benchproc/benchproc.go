@@ -205,7 +205,7 @@ type Usage struct {
 // other in a fixed order (wall clock first, the machine's CPU time last),
 // so that the two readings of a window are taken alike.
 func ReadUsage(pid int) Usage {
-	u := Usage{at: time.Now(), server: cpuTime(pid), client: selfCPUTime()}
+	u := Usage{at: time.Now(), server: CPUTime(pid), client: selfCPUTime()}
 	u.reads, u.writes = ioCalls(pid)
 	u.machine = MachineBusy()
 	return u
@@ -232,9 +232,9 @@ func (u Usage) Since(u0 Usage) Window {
 	return w
 }
 
-// cpuTime is the user+system time a process has used (/proc/PID/stat),
+// CPUTime is the user+system time a process has used (/proc/PID/stat),
 // 0 if it cannot be read.
-func cpuTime(pid int) time.Duration {
+func CPUTime(pid int) time.Duration {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return 0
