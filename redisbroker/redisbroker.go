@@ -73,7 +73,8 @@
 //     accept the failover caveat above).
 //   - One XREAD carries every followed channel, so its command grows with
 //     the channels a node follows (about 50 bytes each).
-//   - Redis 6.2 or later (exclusive XRANGE); tested with 7.0.
+//   - Redis 7.0 (7.0.15 is what the tests run; every command used
+//     exists since 5.0, but older servers are untested).
 //
 // # Calls between nodes
 //
@@ -135,7 +136,8 @@ type Options struct {
 
 	// MaxHistory is how many entries each channel's stream keeps
 	// (XADD MAXLEN): 0 means DefaultMaxHistory, 1000; negative, no
-	// bound.
+	// bound. A publish trims the stream, so every node sharing the
+	// Redis must set the same MaxHistory (and HistoryTTL).
 	MaxHistory int
 
 	// HistoryTTL is how long a channel's stream is kept after its last

@@ -235,6 +235,16 @@ func TestPresence(t *testing.T) {
 	if _, expired, _ := b.Presence(ctx, "p"); len(expired) != 0 {
 		t.Fatalf("expired entries returned twice: %v", expired)
 	}
+	forever := realtime.PresenceEntry{Socket: "n3.c"}
+	if added, err := b.AddPresence(ctx, "p", forever, 0); err != nil || !added {
+		t.Fatalf("AddPresence without a TTL = %v, %v", added, err)
+	}
+	if ttl, err := b.client.PTTL(ctx, b.presenceKeys("p")[0]).Result(); err != nil || ttl != -1 {
+		t.Fatalf("presence keys with an entry without a TTL expire: %v, %v", ttl, err)
+	}
+	if removed, err := b.RemovePresence(ctx, "p", "n3.c"); err != nil || !removed {
+		t.Fatalf("RemovePresence = %v, %v", removed, err)
+	}
 	if removed, err := b.RemovePresence(ctx, "p", "n1.a"); err != nil || !removed {
 		t.Fatalf("RemovePresence = %v, %v", removed, err)
 	}
@@ -303,5 +313,26 @@ func TestClosed(t *testing.T) {
 	}
 	if _, err := b.Publish(ctxFor(t), "z", "x", ""); !errors.Is(err, realtime.ErrBrokerClosed) {
 		t.Fatalf("Publish after Close: %v", err)
+	}
+}
+
+// TestFollowStartsWhileDown: a Follow called while Redis cannot be
+// reached waits for it, and then delivers from its position.
+func TestFollowStartsWhileDown(t *testing.T) {
+	s := startRedis(t, true)
+	b := newTestBroker(t, s, &Options{Timeout: 200 * time.Millisecond})
+	p := mustPublish(t, b, "down", "1", "")
+	s.Kill(t)
+	entries, done, _ := follow(t, b, "down", p)
+	time.Sleep(300 * time.Millisecond)
+	select {
+	case err := <-done:
+		t.Fatalf("Follow returned %v while Redis was down", err)
+	default:
+	}
+	s.Start(t)
+	mustPublish(t, b, "down", "2", "")
+	if e := next(t, entries, done); e.Text != "2" || e.Position.Offset != p.Offset+1 {
+		t.Fatalf("entry %v", e)
 	}
 }
