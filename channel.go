@@ -21,8 +21,11 @@ type channel struct {
 	stop  context.CancelFunc
 
 	mu      sync.Mutex
-	last    Position   // the latest delivered (or the start)
-	cache   []*message // oldest first, from cache[head]
+	last    Position      // the latest delivered (or the start)
+	waiters int           // Publish calls waiting for a delivery
+	moved   chan struct{} // closed when last moves while waiters wait
+	stopped bool          // no longer followed: waiters stop waiting
+	cache   []*message    // oldest first, from cache[head]
 	head    int
 	bytes   int64
 	members map[*Socket]*member
@@ -86,6 +89,7 @@ func (h *Hub) acquire(ctx context.Context, name string) (*channel, error) {
 		hash:    channelHash(name),
 		refs:    1,
 		ready:   make(chan struct{}),
+		moved:   make(chan struct{}),
 		members: make(map[*Socket]*member),
 	}
 	h.channels[name] = c
@@ -113,6 +117,55 @@ func (h *Hub) release(c *channel) {
 	h.mu.Unlock()
 	if stop != nil {
 		stop()
+		c.mu.Lock()
+		c.stopped = true
+		c.wakeWaiters()
+		c.mu.Unlock()
+	}
+}
+
+// wakeWaiters wakes the Publish calls waiting for the channel to move.
+// Called with mu held.
+func (c *channel) wakeWaiters() {
+	if c.waiters > 0 {
+		close(c.moved)
+		c.moved = make(chan struct{})
+	}
+}
+
+// maxPublishWait bounds how long Publish waits for its node to deliver
+// the message it published.
+const maxPublishWait = time.Second
+
+// waitDelivered waits until the channel has delivered p to its sockets,
+// ctx ends, maxPublishWait has passed, or the channel is no longer
+// followed or lost p's epoch.
+func (c *channel) waitDelivered(ctx context.Context, p Position) {
+	var timeout <-chan time.Time
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for !c.stopped && c.last.Epoch == p.Epoch && c.last.Offset < p.Offset {
+		if timeout == nil {
+			t := time.NewTimer(maxPublishWait)
+			defer t.Stop()
+			timeout = t.C
+		}
+		moved := c.moved
+		c.waiters++
+		c.mu.Unlock()
+		expired := false
+		select {
+		case <-moved:
+		case <-ctx.Done():
+			expired = true
+		case <-timeout:
+			expired = true
+		}
+		c.mu.Lock()
+		c.waiters--
+		if expired {
+			return
+		}
 	}
 }
 
@@ -216,6 +269,7 @@ func (c *channel) deliver(e Entry) {
 	}
 	m := c.entryMessage(e, time.Now())
 	c.last = e.Position
+	c.wakeWaiters()
 	c.keep(m)
 	for s, mb := range c.members {
 		switch {
@@ -233,6 +287,7 @@ func (c *channel) restart(last Position) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.last = last
+	c.wakeWaiters()
 	clear(c.cache)
 	c.cache, c.head, c.bytes = c.cache[:0], 0, 0
 	for s, mb := range c.members {

@@ -6,24 +6,56 @@
 //	hub := realtime.NewHub(nil)
 //	http.Handle("/realtime.js", realtime.ClientJS())
 //	http.Handle("/socket", realtime.Handler(&realtime.Options{
-//		Hub: hub,
+//		Hub:      hub,
+//		Channels: []string{"chat"}, // every socket joins the channel "chat"
 //		OnMessage: func(ctx context.Context, s *realtime.Socket, text string) {
-//			hub.Broadcast(text) // a chat: everyone gets every message
+//			hub.Publish(ctx, "chat", text) // a chat: everyone gets every message
 //		},
 //	}, nil))
 //
 // [Handler] turns each client into a [Socket]: send text, ping, close,
 // and see why it ended, whatever the transport. Messages from clients
 // reach Options.OnMessage whether they came as WebSocket messages or as
-// POSTs beside an EventSource stream. A [Hub] numbers the messages it
-// broadcasts and keeps the recent ones, so that a client that reconnects
-// gets what it missed exactly once. [ClientJS] serves the browser client;
-// package client is the Go one.
+// POSTs beside an EventSource stream. A socket belongs to any number of
+// channels: the server joins and leaves them ([Socket.Join], in
+// Options.OnConnect where the application authorizes), and realtime.v2
+// clients ask to subscribe, which Options.OnSubscribe decides.
+// [Hub.Publish] sends a message to a channel, on every node that shares
+// the hub's [Broker]. The broker numbers each channel's messages and
+// keeps the recent ones, so that a client that reconnects, to any node,
+// gets what it missed in each of its channels exactly once. Presence
+// ([Socket.SetPresence], [Hub.Presence]) lists who is in a channel
+// across the nodes. [ClientJS] serves the browser client; package client
+// is the Go one.
+//
+// # Channels and nodes
+//
+// A [Hub] is one node. [NewMemoryBroker], the default, keeps everything
+// in the process; brokers on Redis Streams and NATS JetStream (modules
+// redisbroker and natsbroker of this repository) share channels,
+// presence and calls between the nodes of a cluster, and any node may
+// serve any client: socket ids and EventSource session tokens name their
+// node (NODE.RANDOM), and a POST or a [Hub.SendTo] that reaches another
+// node is forwarded to it through the broker. No load balancer
+// stickiness is needed. A node follows each channel it has sockets in
+// from the broker, from the latest position when its first socket
+// joined, and delivers in the broker's order, its own publishes
+// included, so every node delivers the same order.
+//
+// Presence: a socket with a user ([Socket.SetPresence]) is listed in
+// each channel it is in, in the broker, with a time to live
+// (HubOptions.PresenceTTL, 30 s by default) that its node refreshes
+// every third of it. Joins and leaves are published on the channel's
+// presence stream, delivered to the channel's realtime.v2 sockets and to
+// HubOptions.OnPresence on every node. The entries of a node that died
+// are gone from [Hub.Presence] within PresenceTTL, and their leave events
+// come within PresenceTTL and a third from any node with sockets in the
+// channel.
 //
 // # Reliability
 //
 // Each socket has a bounded send queue drained by its own writer
-// goroutine: Send and Broadcast never wait for a client, and a client
+// goroutine: Send and Publish never wait for a client, and a client
 // that reads slowly fills its own queue only, with the policy set by
 // Options.QueuePolicy when it is full (close with 1013 so the client
 // resumes, or drop the oldest). Dead peers are noticed by heartbeats on
@@ -47,8 +79,11 @@
 //
 // This is what a client must do; the browser client and package client
 // both follow it. One URL serves everything. Ids are opaque strings
-// without line breaks (today EPOCH-SEQ, see [Hub]). A
-// client keeps a last event id, initially empty or one it saved.
+// without line breaks, at most about 2.5 KiB (the cursor of
+// realtime.v2, below). A client keeps a last event id, initially empty
+// or one it saved. A realtime.v1 client gets the messages of the
+// channels the server joined it to, and knows nothing of channels,
+// presence or requests.
 //
 // WebSocket. The client opens a WebSocket on the URL (ws or wss)
 // offering the subprotocol "realtime.v1" ([Subprotocol]), with the query
@@ -63,6 +98,8 @@
 //     hub). The connection counts as open once it has arrived.
 //   - "ID\nDATA" delivers DATA. A non-empty ID becomes the last event id;
 //     an empty one (a message sent to this socket only) leaves it as is.
+//   - A later "ID" without LF (the server joined or left a channel, or a
+//     channel was lost) only changes the last event id, to ID.
 //   - Client messages are text, the data alone. A binary message closes
 //     the connection with 1003.
 //
@@ -81,6 +118,11 @@
 //   - messages, as events of the default type "message": the data is the
 //     message, the id field its id, absent for a message sent to this
 //     socket only;
+//   - events of type "realtime.position" ([PositionEvent]) with an id
+//     and empty data when a join, a leave or a lost channel changed the
+//     last event id and no message carried it (an event cannot clear a
+//     last event id: when the new one is empty the client keeps the old
+//     one, which does no harm);
 //   - comment lines, every Options.Heartbeat while idle;
 //   - when the server closes the socket, an event of type
 //     "realtime.close" ([CloseEvent]) whose data is the close code, a
@@ -100,9 +142,10 @@
 // Resuming. When the position a connection announces equals the last
 // event id the client presented, the server resumed: the messages after
 // that id follow, then the live ones, each once. Otherwise the client
-// may have missed messages (the history no longer reaches back that far,
-// or the server's hub is a new one), and the server reports
-// [Socket.ResumeFailed].
+// may have missed messages in some channel (the history no longer
+// reaches back that far, or the broker lost the channel's stream), or
+// was joined to a channel it did not name, and the server reports
+// [Socket.ResumeFailed] for the channels it could not resume.
 //
 // Closing and reconnecting. The server closes with 1000 ([Socket.Close]),
 // 1001 ([Hub.Shutdown]), 1013 (send queue overflow) or a code the
@@ -114,7 +157,80 @@
 // does not open (any response but 101, such as the 426 this handler
 // answers to a GET whose Upgrade header a proxy dropped) or when the
 // position does not arrive within a timeout (5 s in the browser client).
-// New sockets are refused with 503 while their hub shuts down.
+// New sockets are refused with 503 while their hub shuts down, and with
+// 403 when Options.OnConnect refuses them.
+//
+// # Wire protocol, version realtime.v2
+//
+// realtime.v2 is realtime.v1 with channels, client requests and
+// presence; everything above holds but where this section says
+// otherwise. A WebSocket client offers the subprotocol "realtime.v2"
+// ([SubprotocolV2]), which the server selects when offered (a client
+// may offer "realtime.v1" after it); an EventSource client adds the
+// query parameter protocol=realtime.v2 ([ProtocolParam]), and the
+// response of a server that speaks it has the header field
+// "Realtime-Protocol: realtime.v2" ([ProtocolHeader]).
+//
+// Ids are cursors: a socket's position in each of its channels, the
+// last event id the client keeps and presents as in realtime.v1. A
+// cursor is opaque to clients and means the same on every node: it is
+// base64url without padding of the byte 1, then for each channel,
+// sorted by hash, the 8-byte big-endian FNV-1a-64 hash of its name, the
+// epoch and the offset of its position as uvarints. A socket is in at
+// most Options.MaxChannels channels (64), so an id is at most about
+// 2.5 KiB; one longer than 4096 bytes, or malformed, is ignored, and
+// every channel joined then counts as a failed resume. Entries of
+// channels the client presented and has not joined again are kept in
+// its cursor, so it does not lose its place when it drops again before
+// it subscribes; a leave drops the entry.
+//
+// Server messages. On WebSocket each is a text message "ID" alone (the
+// position, first) or "ID\nHEADER\nDATA"; on EventSource an event of
+// the default type with HEADER\nDATA as its data and ID as its id field
+// (absent when ID is empty), beside the realtime.hello and realtime.close
+// events of realtime.v1. HEADER is "KIND" or "KIND CHANNEL":
+//
+//   - "message CHANNEL" + DATA: a message of the channel, with the
+//     socket's cursor after it as ID. "message" + DATA with an empty ID:
+//     a message to this socket only ([Socket.Send], [Hub.SendTo]).
+//   - "subscribed CHANNEL" + "fresh", "resumed" or "failed": the socket
+//     is in the channel, after the replay of the channel's missed
+//     messages; "failed" means the position the client presented could
+//     not be resumed from, and messages may be missing. Sent for every
+//     join (Options.Channels, OnConnect, Socket.Join, an accepted
+//     subscribe), with the new cursor as ID.
+//   - "unsubscribed CHANNEL" + reason: the socket left the channel
+//     ("left", with the new cursor as ID), or a subscribe or unsubscribe
+//     was refused (the refusal's text: "refused", "invalid channel
+//     name", "not subscribed", the OnSubscribe error's text; empty ID).
+//   - "lost CHANNEL": the channel's position was lost mid-stream (the
+//     broker lost the stream, or the node fell behind its history):
+//     messages may be missing; live ones follow. ID is the new cursor.
+//   - "join CHANNEL" / "leave CHANNEL" + the JSON of a [PresenceEntry]:
+//     a presence event; "presence CHANNEL" + a JSON array of
+//     PresenceEntry: the answer to a presence request. ID empty.
+//   - "error" + text: a request that was malformed, or a publish or
+//     presence request that was refused or failed. ID empty.
+//
+// Client requests: a WebSocket text message, or the body of a POST (one
+// at a time, as in realtime.v1), "HEADER\nDATA" or "HEADER" alone:
+//
+//   - "message\nDATA": DATA for Options.OnMessage.
+//   - "publish CHANNEL\nDATA": publish DATA to the channel, if
+//     Options.OnPublish accepts (nil refuses); the message comes back
+//     with the others of the channel when the socket is in it.
+//   - "subscribe CHANNEL": join the channel, if Options.OnSubscribe
+//     accepts (nil refuses), resuming from the client's cursor. A v2
+//     client subscribes again to its own channels after every
+//     reconnection; a subscribe to a channel the socket is in is
+//     answered by "subscribed" again.
+//   - "unsubscribe CHANNEL": leave the channel.
+//   - "presence CHANNEL": ask for the presence of a channel the socket
+//     is in.
+//
+// Channel names are 1-200 bytes of UTF-8 without spaces or control
+// characters; names starting with "$" are reserved for the library
+// (presence streams) and refused.
 //
 // # Glossary
 //
@@ -180,10 +296,32 @@
 //     Negative: no limit.
 //   - MaxHistory (count), MaxHistoryBytes (int64 bytes), MaxHistoryAge
 //     (duration): what is kept for clients that resume. [HubOptions]
-//     (payload bytes) and eventsource.HistoryOptions (bytes on the wire);
-//     0 means DefaultMaxHistory, 1000, and DefaultMaxHistoryBytes, 4 MiB,
-//     in both packages. MaxHistoryAge 0 keeps messages however old: the
+//     (each channel's cache in the node, and the history of the hub's own
+//     memory broker; payload bytes), MemoryBrokerOptions (each channel)
+//     and eventsource.HistoryOptions (bytes on the wire); 0 means
+//     DefaultMaxHistory, 1000, and DefaultMaxHistoryBytes, 4 MiB, in
+//     every package. MaxHistoryAge 0 keeps messages however old: the
 //     default is no age bound. Negative: no bound.
+//   - MaxChannels (count): the channels one socket is in at once, which
+//     bounds its cursor. Options; 0 means DefaultMaxChannels, 64. An
+//     exception to "negative is no limit": the cursor must stay bounded,
+//     so a negative value means the default too.
+//   - PresenceTTL (duration): how long a presence entry lives unless its
+//     node refreshes it (every third of it): the time within which the
+//     entries of a node that died are gone. HubOptions; 0 means
+//     DefaultPresenceTTL, 30 s. Like CloseTimeout, always bounded: a
+//     negative value means the default too.
+//   - Channel: a name sockets join and messages are published to, 1-200
+//     bytes of UTF-8 without spaces or control characters; "$" starts
+//     the names the library reserves. Options.Channels, Socket.Join,
+//     Hub.Publish.
+//   - Node: one Hub among those sharing a Broker, named by
+//     HubOptions.Node (random by default); socket ids and session tokens
+//     start with it.
+//   - Position, cursor: where a message sits in its channel
+//     (Position{Epoch, Offset}, numbered by the broker), and a socket's
+//     positions in all its channels, which is the last event id its
+//     client keeps.
 //   - MaxQueue (count), MaxQueueBytes (int64 bytes): the messages waiting
 //     for one socket's or stream's writer, and their summed size: Options
 //     (payload bytes) and eventsource.BrokerOptions (bytes on the wire).
@@ -239,8 +377,8 @@
 //     sends none), eventsource.Event.Retry with an event;
 //     client.EventSourceOptions.Retry is the time until a server sends
 //     one (0 means client.DefaultRetry, 3 s).
-//   - Last event id: the id of the last message a client got, which it
-//     presents when it reconnects (the Last-Event-ID header, or the query
+//   - Last event id: the id of the last message a client got (its
+//     cursor, for a realtime socket), which it presents when it reconnects (the Last-Event-ID header, or the query
 //     parameter named by eventsource.Options.LastEventIDParam, "lastEventId"
 //     by default) to get what it missed exactly once. LastEventID in
 //     client.SocketOptions and client.EventSourceOptions resumes from one

@@ -2,6 +2,7 @@ package realtime_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -98,4 +99,40 @@ func ExampleHub_Shutdown() {
 	// ... serve clients, then:
 	fmt.Println(srv.Shutdown(context.Background()))
 	// Output: <nil>
+}
+
+// OnConnect authorizes each socket and joins it to the channels it may
+// read; Publish reaches them on every node. A realtime.v2 client sees
+// the channel of each message.
+func ExampleHub_Publish() {
+	hub := realtime.NewHub(nil)
+	defer hub.Close()
+	srv := httptest.NewServer(realtime.Handler(&realtime.Options{
+		Hub: hub,
+		OnConnect: func(ctx context.Context, s *realtime.Socket) error {
+			if s.Request().URL.Query().Get("key") != "secret" {
+				return errors.New("who are you?") // 403
+			}
+			return s.Join(ctx, "news")
+		},
+	}, nil))
+	defer srv.Close()
+
+	req, _ := http.NewRequest(http.MethodGet, srv.URL+"?key=secret&protocol=realtime.v2", nil)
+	req.Header.Set("Accept", "text/event-stream")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		panic(err)
+	}
+	defer resp.Body.Close()
+	dec := eventsource.NewDecoder(resp.Body, nil)
+	dec.Next() // realtime.hello
+	hub.Publish(context.Background(), "news", "extra! extra!")
+	for range 2 {
+		ev, _ := dec.Next()
+		fmt.Printf("%q\n", ev.Data)
+	}
+	// Output:
+	// "subscribed news\nfresh"
+	// "message news\nextra! extra!"
 }

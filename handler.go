@@ -20,8 +20,10 @@ import (
 // (Upgrade Required), other methods 405. The package documentation
 // describes the wire protocol.
 //
-// serve is called with each new socket, once its position and missed
-// messages are queued and it has joined Options.Hub. ctx ends when the
+// Before a socket opens (before the WebSocket upgrade or the event
+// stream's response), it joins Options.Channels and Options.OnConnect
+// runs, which may refuse it (403). serve is then called with the socket,
+// once its position and missed messages are queued. ctx ends when the
 // socket ends; when serve returns, the socket is closed (as by Close),
 // so serve should return when ctx ends. A nil serve leaves the socket
 // open until the client or the server closes it.
@@ -141,6 +143,11 @@ func (h *handler) serveEventSource(w http.ResponseWriter, r *http.Request) {
 	}
 	if !h.connect(w, s) {
 		return
+	}
+	if s.proto == protoV2 {
+		// A client cannot tell otherwise whether the server knew the
+		// query parameter, as a realtime.v1 server ignores it.
+		w.Header().Set(ProtocolHeader, SubprotocolV2)
 	}
 	st, err := eventsource.Accept(w, r, &h.cfg.es)
 	if err != nil {

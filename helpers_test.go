@@ -232,6 +232,10 @@ func dialES(t *testing.T, ts *testServer, d esDial) *esClient {
 		resp.Body.Close()
 		t.Fatalf("event stream: status %d", resp.StatusCode)
 	}
+	if got, want := resp.Header.Get(ProtocolHeader), map[bool]string{true: SubprotocolV2}[d.v2]; got != want {
+		resp.Body.Close()
+		t.Fatalf("event stream: %s %q, want %q", ProtocolHeader, got, want)
+	}
 	ec := &esClient{url: ts.URL, resp: resp, evs: make(chan esEvent, 4096)}
 	t.Cleanup(ec.close)
 	if d.noRead {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -122,9 +123,10 @@ type Hub struct {
 	onPresence func(PresenceEvent)
 	reg        *registry
 
-	ctx  context.Context // ends at Close
-	stop context.CancelFunc
-	wg   sync.WaitGroup
+	ctx    context.Context // ends at Close
+	stop   context.CancelFunc
+	wg     sync.WaitGroup
+	isDone atomic.Bool // Close was called: Publish, Presence and SendTo refuse
 
 	mu       sync.Mutex
 	channels map[string]*channel
@@ -254,7 +256,10 @@ func (h *Hub) Node() string { return h.node }
 // Publish sends text to every socket of channel, on every node, and
 // returns its position: one write to the broker, whatever the number of
 // sockets. The hub's own sockets get it when the broker delivers it, in
-// the broker's order, as every other node's do. CR and CRLF line ends
+// the broker's order, as every other node's do; Publish returns once it
+// is queued for them (or after a second, should this node's delivery
+// lag that far behind the broker), so that a publisher is paced by the
+// fan-out instead of outrunning the broker's history. CR and CRLF line ends
 // become LF. While the broker is unavailable Publish retries, with one
 // idempotency key for all its attempts so that the message is appended
 // at most once (within the broker's deduplication window), until ctx
@@ -272,7 +277,25 @@ func (h *Hub) Publish(ctx context.Context, channel, text string) (Position, erro
 	if !utf8.ValidString(text) {
 		return Position{}, errInvalidUTF8
 	}
-	return h.publish(ctx, channel, normalizeLineEnds(text))
+	if h.isDone.Load() {
+		return Position{}, ErrHubClosed
+	}
+	p, err := h.publish(ctx, channel, normalizeLineEnds(text))
+	if err == nil {
+		h.mu.Lock()
+		c := h.channels[channel]
+		h.mu.Unlock()
+		if c != nil {
+			select {
+			case <-c.ready:
+				if c.err == nil {
+					c.waitDelivered(ctx, p)
+				}
+			default:
+			}
+		}
+	}
+	return p, err
 }
 
 // publish appends text to channel, retrying while the broker is
@@ -384,8 +407,8 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 // Close ends the hub: it cuts the connections of its sockets still open
 // on this node (Shutdown first closes them gracefully), stops following
 // channels and answering other nodes' calls, waits for its goroutines,
-// and closes the broker when it is the hub's own. Publish and joins then
-// fail with ErrHubClosed (or ErrBrokerClosed). Presence entries of its
+// and closes the broker when it is the hub's own. Publish, Presence,
+// SendTo and joins then fail with ErrHubClosed. Presence entries of its
 // sockets are removed when the broker can be reached. Close returns nil,
 // or the error of closing its own broker.
 func (h *Hub) Close() error {
@@ -395,6 +418,7 @@ func (h *Hub) Close() error {
 		return nil
 	}
 	h.closed = true
+	h.isDone.Store(true)
 	socks := make([]*Socket, 0, len(h.sockets))
 	for s := range h.sockets {
 		socks = append(socks, s)

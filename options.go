@@ -26,6 +26,12 @@ const SubprotocolV2 = "realtime.v2"
 // stream speaks realtime.v1.
 const ProtocolParam = "protocol"
 
+// ProtocolHeader is the response header field by which the server of
+// an EventSource stream tells that it speaks realtime.v2
+// ("Realtime-Protocol: realtime.v2"); a stream without it speaks
+// realtime.v1.
+const ProtocolHeader = "Realtime-Protocol"
+
 // TokenHeader is the request header that carries an EventSource socket's
 // session token on a POST.
 const TokenHeader = "Realtime-Token"
@@ -62,7 +68,7 @@ const (
 
 	// DefaultMaxQueue is how many messages may wait for a socket's
 	// writer. A browser on a healthy link drains a queue faster than a
-	// chat fills it; 256 absorbs bursts of broadcasts.
+	// chat fills it; 256 absorbs bursts of channel messages.
 	DefaultMaxQueue = 256
 
 	// DefaultMaxQueueBytes bounds the payload bytes waiting for (or being
@@ -192,7 +198,7 @@ type Options struct {
 	// a bounded amount of memory. A message is always accepted by an
 	// empty queue, so one larger than the bound is still delivered, on
 	// its own: the queue then holds at most MaxQueueBytes plus one
-	// message. A broadcast counts in full for each socket, although its
+	// message. A channel message counts in full for each socket, although its
 	// bytes are shared. 0 means DefaultMaxQueueBytes; a negative value
 	// means no bound on the bytes.
 	MaxQueueBytes int64

@@ -195,6 +195,9 @@ func (h *Hub) Presence(ctx context.Context, channel string) ([]PresenceEntry, er
 	if err := checkChannel(channel); err != nil {
 		return nil, err
 	}
+	if h.isDone.Load() {
+		return nil, ErrHubClosed
+	}
 	live, expired, err := h.broker.Presence(ctx, channel)
 	if err != nil {
 		return nil, err

@@ -103,6 +103,9 @@ func (h *Hub) call(ctx context.Context, node, op, name, text string) (int, strin
 // be reached, and with websocket.ErrInvalidUTF8 for text that is not
 // valid UTF-8.
 func (h *Hub) SendTo(ctx context.Context, socketID, text string) error {
+	if h.isDone.Load() {
+		return ErrHubClosed
+	}
 	node, ok := nodeOf(socketID)
 	if !ok {
 		return fmt.Errorf("%w: %s", ErrNoSocket, quotePrefix(socketID))

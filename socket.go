@@ -139,7 +139,7 @@ func newSocket(h *handler, transport Transport, r *http.Request) *Socket {
 // ID returns an identifier for the socket, unique across the nodes of
 // its hub's broker and fixed for the socket's life: NODE.RANDOM, where
 // NODE is the hub's node name (Hub.SendTo uses it to reach the socket
-// from any node). It is not a secret: unlike the session token of an
+// from any node), or RANDOM alone for a handler without a hub. It is not a secret: unlike the session token of an
 // EventSource socket it grants nothing, so it may be shown to other
 // users (presence lists it).
 func (s *Socket) ID() string { return s.id }

@@ -794,6 +794,9 @@ func (s *suite) testPresenceExpiry(t *testing.T) {
 	if removed, err := bs[0].RemovePresence(ctx, ch, gone.Socket); removed || err != nil {
 		t.Fatalf("RemovePresence of the expired entry = %v, %v; want false", removed, err)
 	}
+	if added, err := bs[1].AddPresence(ctx, ch, gone, time.Minute); !added || err != nil {
+		t.Fatalf("AddPresence of the expired entry again = %v, %v; want true", added, err)
+	}
 }
 
 // testCall: calls between clients; ErrNoNode for a node not served;
