@@ -3,6 +3,7 @@ package redisbroker
 import (
 	"context"
 	"errors"
+	"net"
 	"slices"
 	"strconv"
 	"sync"
@@ -334,5 +335,31 @@ func TestFollowStartsWhileDown(t *testing.T) {
 	mustPublish(t, b, "down", "2", "")
 	if e := next(t, entries, done); e.Text != "2" || e.Position.Offset != p.Offset+1 {
 		t.Fatalf("entry %v", e)
+	}
+}
+
+// redisErr is an error as Redis answers it.
+type redisErr string
+
+func (e redisErr) Error() string { return string(e) }
+func (redisErr) RedisError()     {}
+
+func TestUnavailableErrors(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want bool
+	}{
+		{redisErr("LOADING Redis is loading the dataset in memory"), true},
+		{redisErr("READONLY You can't write against a read only replica."), true},
+		{redisErr("ERR max number of clients reached"), true},
+		{redisErr("WRONGTYPE Operation against a key holding the wrong kind of value"), false},
+		{redisErr("ERR user_script:1: Script attempted to access nonexistent global variable"), false},
+		{&net.OpError{Op: "dial", Err: errors.New("connection refused")}, true},
+		{context.DeadlineExceeded, true},
+		{redis.ErrPoolTimeout, true},
+	} {
+		if got := unavailable(tc.err); got != tc.want {
+			t.Errorf("unavailable(%v) = %v", tc.err, got)
+		}
 	}
 }
