@@ -378,10 +378,10 @@ func (c *channel) queueJoin(s *Socket, start Position, replay []*message, status
 	if mb := s.chans[c.name]; mb != nil {
 		mb.start, mb.status = start, status
 	}
-	if s.failed == nil {
-		s.failed = make(map[string]bool)
-	}
 	if status == statusFailed {
+		if s.failed == nil {
+			s.failed = make(map[string]bool)
+		}
 		s.failed[c.name] = true
 	} else {
 		delete(s.failed, c.name)

@@ -34,8 +34,9 @@
 //                 after the replay of what it missed; status 'failed'
 //                 means messages may be missing (the history no longer
 //                 reaches back): catch up by other means;
-//   unsubscribed  detail {channel, reason}: left, or refused by the server;
-//                 the Subscription is over and is not asked for again;
+//   unsubscribed  detail {channel, reason}: left (reason 'left'), or refused
+//                 by the server; the Subscription is over and is not asked
+//                 for again (a refusal may be temporary: subscribe again);
 //   lost          detail {channel}: mid-stream the server lost its place in
 //                 the channel: messages may be missing, live ones follow;
 //   join, leave   detail {channel, entry}, entry = {socket, user, info}.
@@ -195,7 +196,8 @@
       this._subs.set(channel, sub);
       if (this.readyState === RealtimeSocket.OPEN) {
         if (this.protocol === PROTOCOL_V2) this._conn.send('subscribe ' + channel);
-        else this._refuseV1(sub);
+        // Once the caller has had the Subscription to set its handlers.
+        else queueMicrotask(() => { if (this._subs.get(channel) === sub) this._refuseV1(sub); });
       }
       return sub;
     }

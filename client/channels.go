@@ -57,9 +57,11 @@ const (
 	// last event id were replayed (they came just before).
 	KindSubscribed
 
-	// KindUnsubscribed: the socket left Channel, or the server refused
-	// to subscribe it; Data is the server's reason. The channel is no
-	// longer among Subscriptions.
+	// KindUnsubscribed: the socket left Channel (Data "left"), or the
+	// server refused to subscribe it, Data being the reason. The channel
+	// is no longer among Subscriptions, and is not asked for again after
+	// a reconnection. A refusal may be temporary (the server could not
+	// reach its broker): Subscribe again if the reason calls for it.
 	KindUnsubscribed
 
 	// KindLost: mid-stream the server lost its place in Channel (the
@@ -470,11 +472,20 @@ func (l *link) end() {
 }
 
 // eventStreamProtocol tells which protocol an event stream's server
-// selected: realtime.v2 says so in a header field, and a server of
-// realtime.v1 ignores the query parameter that asked for it.
-func eventStreamProtocol(resp *http.Response) protocol {
-	if resp.Header.Get(protocolHeader) == socketSubprotocolV2 {
+// speaks. A browser's EventSource cannot read header fields, so the wire
+// protocol has no way for the server to say which it chose, and a server
+// of realtime.v1 ignores the query parameter that asks for realtime.v2:
+// the stream is taken to speak what the Socket asked for, unless a
+// Realtime-Protocol header field says otherwise.
+func (s *Socket) eventStreamProtocol(resp *http.Response) protocol {
+	switch resp.Header.Get(protocolHeader) {
+	case socketSubprotocol:
+		return protoV1
+	case socketSubprotocolV2:
 		return protoV2
 	}
-	return protoV1
+	if s.opts.Protocol == socketSubprotocol {
+		return protoV1
+	}
+	return protoV2
 }

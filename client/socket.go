@@ -96,6 +96,16 @@ type SocketOptions struct {
 	// whichever last opened first.
 	Transport Transport
 
+	// Protocol is the wire protocol to ask for: "" for realtime.v2, with
+	// realtime.v1 for servers that have only that (a WebSocket offers
+	// both subprotocols and the server selects), or "realtime.v1" alone.
+	// Over EventSource a server cannot say which it selected, and one of
+	// realtime.v1 ignores the request for realtime.v2, so the Socket
+	// takes an event stream to speak what it asked for: set
+	// "realtime.v1" to use EventSource with a server of a release before
+	// channels.
+	Protocol string
+
 	// LastEventID is the id to resume from on the first connection,
 	// saved by an earlier Socket with LastEventID. Empty means a fresh
 	// start from the server's current position.
@@ -230,8 +240,10 @@ type Message struct {
 // or over EventSource with POSTs when a WebSocket cannot be had, and
 // reconnects after a lost connection, resuming from the last message
 // received so that every missed message arrives exactly once. It follows
-// the realtime.v1 protocol as the browser client does (see package
-// realtime), through the Dialer's proxies.
+// the realtime.v2 protocol as the browser client does (see package
+// realtime), with its channels (Subscribe, Publish, Presence), or
+// realtime.v1 with a server that has only that, through the Dialer's
+// proxies.
 //
 // Each round of connection attempts tries the WebSocket first, and falls
 // back to EventSource when the handshake is refused (any answer but 101)
@@ -375,6 +387,9 @@ func (d *Dialer) Socket(rawURL string, opts *SocketOptions) (*Socket, error) {
 	if o.Transport < 0 || o.Transport > TransportEventSource {
 		return nil, fmt.Errorf("client: invalid transport %d", int(o.Transport))
 	}
+	if o.Protocol != "" && o.Protocol != socketSubprotocol && o.Protocol != socketSubprotocolV2 {
+		return nil, fmt.Errorf("client: unknown protocol %s", quote.Prefix(o.Protocol))
+	}
 	if strings.ContainsAny(o.LastEventID, "\r\n\x00") {
 		return nil, errors.New("client: LastEventID may not contain CR, LF or NUL")
 	}
@@ -426,6 +441,9 @@ func (d *Dialer) Socket(rawURL string, opts *SocketOptions) (*Socket, error) {
 		resumeID: o.LastEventID,
 	}
 	s.d.Subprotocols = []string{socketSubprotocolV2, socketSubprotocol}
+	if o.Protocol == socketSubprotocol {
+		s.d.Subprotocols = []string{socketSubprotocol}
+	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	go s.run()
 	return s, nil
@@ -983,10 +1001,12 @@ func (s *Socket) openEventSource(presented string) (*attempt, error) {
 	ctx, cancel := s.attemptContext()
 	defer cancel()
 	u := *s.httpURL
-	if u.RawQuery != "" {
-		u.RawQuery += "&"
+	if s.opts.Protocol != socketSubprotocol {
+		if u.RawQuery != "" {
+			u.RawQuery += "&"
+		}
+		u.RawQuery += protocolParam + "=" + socketSubprotocolV2
 	}
-	u.RawQuery += protocolParam + "=" + socketSubprotocolV2
 	req := &EventSource{
 		d:   s.d,
 		url: &u,
@@ -1026,7 +1046,7 @@ func (s *Socket) openEventSource(presented string) (*attempt, error) {
 			nc.Close()
 			return nil, s.attemptErr(ctx, ctx.Err())
 		}
-		l := &link{transport: TransportEventSource, proto: eventStreamProtocol(resp), nc: nc, token: ev.Data, gone: make(chan struct{})}
+		l := &link{transport: TransportEventSource, proto: s.eventStreamProtocol(resp), nc: nc, token: ev.Data, gone: make(chan struct{})}
 		return &attempt{link: l, resp: resp, pos: ev.ID, dec: dec}, nil
 	}
 }

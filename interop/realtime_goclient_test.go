@@ -137,6 +137,9 @@ func (g *rtGoChatter) waitFor(t *testing.T, what string, cond func() bool) {
 		if err != nil {
 			t.Fatalf("the Go client waiting for %s: %v; it has seen says %v and who %q", what, err, g.says, g.who)
 		}
+		if m.Kind != client.KindMessage {
+			continue // news of the chat channel: subscribed, presence
+		}
 		var ev rtChatEvent
 		if err := json.Unmarshal([]byte(m.Data), &ev); err != nil {
 			t.Fatalf("the Go client got %q: %v", m.Data, err)
@@ -303,6 +306,9 @@ func TestRealtimeGoClientNginxRestart(t *testing.T) {
 			if err != nil {
 				readErr <- err
 				break
+			}
+			if m.Kind != client.KindMessage {
+				continue // "subscribed chat fresh", then "resumed"
 			}
 			msgs = append(msgs, m.Data)
 			if m.Data == "end" {
