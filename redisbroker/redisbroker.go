@@ -34,9 +34,10 @@
 // A publish with a key stores "EPOCH OFFSET" under the key for
 // Options.IdempotencyWindow (DefaultIdempotencyWindow, 2 minutes): a
 // retry with the same key and channel within the window appends nothing
-// and returns the first position. Each key costs about 150 bytes of
-// Redis memory plus its length for the window, so at 10,000 keyed
-// publishes a second the default window holds about 200 MB. A publish
+// and returns the first position. Each key costs Redis about 140 bytes
+// plus the length of its name for the window (181 bytes measured with
+// 16-byte keys on a 3-byte channel), so at 10,000 keyed publishes a
+// second the default window holds about 220 MB. A publish
 // without a key is not deduplicated; go-redis retries a command whose
 // connection failed (Options.MaxRetries of the client), so such a
 // publish may then be appended twice. realtime.Hub always publishes
@@ -71,9 +72,14 @@
 //     hash tag, so each script touches one slot, but Follow reads all
 //     channels in one XREAD. Use one primary (with Sentinel if you
 //     accept the failover caveat above).
-//   - One XREAD carries every followed channel, so its command grows with
-//     the channels a node follows (about 50 bytes each).
-//   - Redis 6.2 or later (exclusive XRANGE); tested with 7.0.
+//   - One XREAD carries every followed channel, so its command grows
+//     with the channels a node follows (about 50 bytes each), and Redis
+//     scans them all each time it answers it. Under load one XREAD
+//     returns many entries (up to 512 per channel), so this is paid per
+//     batch, not per message; a node that follows many thousands of
+//     busy channels should be split.
+//   - Redis 7.0 (7.0.15 is what the tests run; every command used
+//     exists since 5.0, but older servers are untested).
 //
 // # Calls between nodes
 //
@@ -135,7 +141,8 @@ type Options struct {
 
 	// MaxHistory is how many entries each channel's stream keeps
 	// (XADD MAXLEN): 0 means DefaultMaxHistory, 1000; negative, no
-	// bound.
+	// bound. A publish trims the stream, so every node sharing the
+	// Redis must set the same MaxHistory (and HistoryTTL).
 	MaxHistory int
 
 	// HistoryTTL is how long a channel's stream is kept after its last
@@ -207,7 +214,10 @@ type Broker struct {
 // standalone or Sentinel client: redis.NewClient or
 // redis.NewFailoverClient). It does not connect yet. Follow uses a
 // connection of its own, made with client's options. Close leaves
-// client open: the caller closes it, after the Broker.
+// client open: the caller closes it, after the Broker. Unless client's
+// options set ContextTimeoutEnabled, go-redis bounds its reads by
+// ReadTimeout (and MaxRetries) only, not by Options.Timeout or the
+// caller's context.
 func New(client *redis.Client, opts *Options) (*Broker, error) {
 	if client == nil {
 		return nil, errors.New("redisbroker: New: nil client")
@@ -218,12 +228,14 @@ func New(client *redis.Client, opts *Options) (*Broker, error) {
 // Open returns a Broker on the Redis server of url, as redis.ParseURL
 // reads it (redis://[[user]:password@]host[:port][/db],
 // rediss://..., unix:///path?db=N). It does not connect yet. Close
-// closes the client it made.
+// closes the client it made. The client honours context deadlines
+// (ContextTimeoutEnabled), so Options.Timeout bounds each round trip.
 func Open(url string, opts *Options) (*Broker, error) {
 	o, err := redis.ParseURL(url)
 	if err != nil {
 		return nil, fmt.Errorf("redisbroker: Open: %w", err)
 	}
+	o.ContextTimeoutEnabled = true
 	return newBroker(redis.NewClient(o), true, opts), nil
 }
 
@@ -388,7 +400,7 @@ func unavailable(err error) bool {
 		return err != nil
 	}
 	msg := rerr.Error()
-	for _, p := range []string{"LOADING", "BUSY", "MASTERDOWN", "READONLY", "TRYAGAIN", "CLUSTERDOWN", "NOREPLICAS"} {
+	for _, p := range []string{"LOADING", "BUSY", "MASTERDOWN", "READONLY", "TRYAGAIN", "CLUSTERDOWN", "NOREPLICAS", "ERR max number of clients"} {
 		if strings.HasPrefix(msg, p) {
 			return true
 		}
