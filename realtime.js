@@ -34,14 +34,16 @@
 //                 after the replay of what it missed; status 'failed'
 //                 means messages may be missing (the history no longer
 //                 reaches back): catch up by other means;
-//   unsubscribed  detail {channel, reason}: left, or refused by the server;
-//                 the Subscription is over and is not asked for again;
+//   unsubscribed  detail {channel, reason}: left (reason 'left'), or refused
+//                 by the server; the Subscription is over and is not asked
+//                 for again (a refusal may be temporary: subscribe again);
 //   lost          detail {channel}: mid-stream the server lost its place in
 //                 the channel: messages may be missing, live ones follow;
 //   join, leave   detail {channel, entry}, entry = {socket, user, info}.
 // Its methods: publish(text) (throws unless the socket is open, like send),
-// presence() (a Promise of the entries, rejected when the connection ends
-// first), unsubscribe(). A subscription is asked for when made (or on the
+// presence() (a Promise of the entries, rejected when the server refuses, as
+// for a channel the socket is not in, or when the connection ends first),
+// unsubscribe(). A subscription is asked for when made (or on the
 // next open) and again after every reconnection, before anything else the
 // page sends, and the server resumes it from the last event id.
 //
@@ -130,9 +132,7 @@
     presence() {
       return new Promise((resolve, reject) => {
         this.socket._request('presence ' + this.channel);
-        const q = this.socket._waiters.get(this.channel) || [];
-        q.push({ resolve, reject });
-        this.socket._waiters.set(this.channel, q);
+        this.socket._waiters.push({ channel: this.channel, resolve, reject });
       });
     }
 
@@ -169,7 +169,7 @@
       this._failures = 0;     // attempts failed since the last open
       this._timer = 0;
       this._subs = new Map();    // channel -> Subscription
-      this._waiters = new Map(); // channel -> presence() calls waiting, oldest first
+      this._waiters = [];        // presence() calls waiting, in the order of their requests
       this._connect();
     }
 
@@ -195,7 +195,8 @@
       this._subs.set(channel, sub);
       if (this.readyState === RealtimeSocket.OPEN) {
         if (this.protocol === PROTOCOL_V2) this._conn.send('subscribe ' + channel);
-        else this._refuseV1(sub);
+        // Once the caller has had the Subscription to set its handlers.
+        else queueMicrotask(() => { if (this._subs.get(channel) === sub) this._refuseV1(sub); });
       }
       return sub;
     }
@@ -398,15 +399,14 @@
         case 'leave':
           this._channelEvent(sub, f.kind, { channel: f.channel, entry: f.entry });
           break;
-        case 'presence': {
-          const q = this._waiters.get(f.channel);
-          const w = q && q.shift();
-          if (q && !q.length) this._waiters.delete(f.channel);
-          if (w) w.resolve(f.entries);
+        // The server answers requests in order: a presence request with
+        // the channel's presence, or with an error that says "presence ...".
+        case 'presence':
+          if (this._waiters.length && this._waiters[0].channel === f.channel) this._waiters.shift().resolve(f.entries);
           break;
-        }
         case 'error':
-          this._emit(new CustomEvent('servererror', { detail: { text: f.data } }));
+          if (this._waiters.length && f.data.startsWith('presence ')) this._waiters.shift().reject(new Error(f.data));
+          else this._emit(new CustomEvent('servererror', { detail: { text: f.data } }));
           break;
       }
       return true;
@@ -438,9 +438,7 @@
       this.transport = '';
       this.protocol = '';
       // Presence requests in flight have no answer coming.
-      const waiting = this._waiters;
-      this._waiters = new Map();
-      for (const q of waiting.values()) for (const w of q) w.reject(new Error('the connection ended before the answer'));
+      for (const w of this._waiters.splice(0)) w.reject(new Error('the connection ended before the answer'));
       if (!RETRY_CODES.includes(code)) { this._finish(code, reason, code !== 1006); return; }
       this.readyState = RealtimeSocket.CONNECTING;
       this._emit(new Event('error'));
@@ -459,9 +457,7 @@
       this.transport = '';
       this.protocol = '';
       clearTimeout(this._timer);
-      const waiting = this._waiters;
-      this._waiters = new Map();
-      for (const q of waiting.values()) for (const w of q) w.reject(new Error('the socket is closed'));
+      for (const w of this._waiters.splice(0)) w.reject(new Error('the socket is closed'));
       this._emit(new CloseEvent('close', { code, reason, wasClean }));
     }
 

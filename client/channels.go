@@ -57,9 +57,11 @@ const (
 	// last event id were replayed (they came just before).
 	KindSubscribed
 
-	// KindUnsubscribed: the socket left Channel, or the server refused
-	// to subscribe it; Data is the server's reason. The channel is no
-	// longer among Subscriptions.
+	// KindUnsubscribed: the socket left Channel (Data "left"), or the
+	// server refused to subscribe it, Data being the reason. The channel
+	// is no longer among Subscriptions, and is not asked for again after
+	// a reconnection. A refusal may be temporary (the server could not
+	// reach its broker): Subscribe again if the reason calls for it.
 	KindUnsubscribed
 
 	// KindLost: mid-stream the server lost its place in Channel (the
@@ -129,6 +131,17 @@ var ErrNoChannels = errors.New("client: the server does not speak realtime.v2, w
 // carried the request ended before the answer came. The request may be
 // made again on the next connection.
 var ErrConnectionLost = errors.New("client: the connection ended before the answer came")
+
+// RequestError is the server's refusal of a request, an "error"
+// message: Presence returns one when the server could not answer (the
+// Socket is not in the channel, the broker could not be reached).
+type RequestError struct {
+	// Text is the server's explanation.
+	Text string
+}
+
+// Error quotes the server.
+func (e *RequestError) Error() string { return "client: the server refused: " + e.Text }
 
 // FrameError reports a server message that breaks the realtime.v2
 // protocol: an unknown kind, a missing or malformed channel name, an
@@ -311,10 +324,11 @@ func (s *Socket) Publish(ctx context.Context, channel, text string) error {
 // for the answer. The answer comes on the connection in order with the
 // messages, so it waits also for the messages before it to be taken by
 // Next: a program that calls Presence and Next on the same goroutine
-// must have taken them first. Presence returns ErrConnectionLost when
-// the connection ended before the answer, ErrNoChannels under
-// realtime.v1, and otherwise the errors of Send or ctx's error. The
-// answer to a call that gave up is dropped.
+// must have taken them first. Presence returns a *RequestError when the
+// server refused (the Socket is not in the channel, the broker could not
+// be reached), ErrConnectionLost when the connection ended before the
+// answer, ErrNoChannels under realtime.v1, and otherwise the errors of
+// Send or ctx's error. The answer to a call that gave up is dropped.
 func (s *Socket) Presence(ctx context.Context, channel string) ([]PresenceEntry, error) {
 	if err := checkChannel(channel); err != nil {
 		return nil, err
@@ -415,44 +429,61 @@ func (s *Socket) primeSoon(l *link) {
 // message only, the connection going on.
 func refusedOnly(status int) bool { return status == 400 || status == 413 }
 
-// addWaiter registers w for the next presence answer about channel on
-// l. It reports false when l has ended.
+// presenceWaiter is a presence request sent on a link, waiting for its
+// answer.
+type presenceWaiter struct {
+	channel string
+	answer  chan presenceAnswer
+}
+
+// presenceRefusal starts the text of the "error" message with which the
+// server refuses a presence request.
+const presenceRefusal = "presence "
+
+// addWaiter registers w for the answer to a presence request about
+// channel on l. It reports false when l has ended.
 func (l *link) addWaiter(channel string, w chan presenceAnswer) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.ended {
 		return false
 	}
-	if l.waiters == nil {
-		l.waiters = make(map[string][]chan presenceAnswer)
-	}
-	l.waiters[channel] = append(l.waiters[channel], w)
+	l.waiters = append(l.waiters, presenceWaiter{channel, w})
 	return true
 }
 
 // removeWaiter takes back w, whose request was not sent.
-func (l *link) removeWaiter(channel string, w chan presenceAnswer) {
+func (l *link) removeWaiter(w chan presenceAnswer) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	ws := l.waiters[channel]
-	if i := slices.Index(ws, w); i >= 0 {
-		l.waiters[channel] = slices.Delete(ws, i, i+1)
-	}
+	l.waiters = slices.DeleteFunc(l.waiters, func(pw presenceWaiter) bool { return pw.answer == w })
 }
 
-// answer hands a presence list about channel to the oldest waiter for
-// it. It reports false when none waits.
-func (l *link) answer(channel string, list []PresenceEntry) bool {
+// answer hands m, a presence list or an error, to the oldest presence
+// request if it answers that one: the server answers requests in order,
+// each presence request with a presence list of its channel or with an
+// error about it. It reports false when m answers none; m then goes to
+// Next.
+func (l *link) answer(m Message, list []PresenceEntry) bool {
 	l.mu.Lock()
-	ws := l.waiters[channel]
-	if len(ws) == 0 {
+	if len(l.waiters) == 0 {
 		l.mu.Unlock()
 		return false
 	}
-	w := ws[0]
-	l.waiters[channel] = ws[1:]
+	w := l.waiters[0]
+	var a presenceAnswer
+	switch {
+	case m.Kind == KindPresence && m.Channel == w.channel:
+		a.entries = list
+	case m.Kind == KindError && strings.HasPrefix(m.Data, presenceRefusal):
+		a.err = &RequestError{Text: m.Data}
+	default:
+		l.mu.Unlock()
+		return false
+	}
+	l.waiters = l.waiters[1:]
 	l.mu.Unlock()
-	w <- presenceAnswer{entries: list}
+	w.answer <- a
 	return true
 }
 
@@ -461,17 +492,15 @@ func (l *link) end() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.ended = true
-	for _, ws := range l.waiters {
-		for _, w := range ws {
-			w <- presenceAnswer{err: ErrConnectionLost}
-		}
+	for _, w := range l.waiters {
+		w.answer <- presenceAnswer{err: ErrConnectionLost}
 	}
 	l.waiters = nil
 }
 
 // eventStreamProtocol tells which protocol an event stream's server
-// selected: realtime.v2 says so in a header field, and a server of
-// realtime.v1 ignores the query parameter that asked for it.
+// speaks: realtime.v2 says so in a header field; a server of realtime.v1
+// ignores the query parameter that asked for it.
 func eventStreamProtocol(resp *http.Response) protocol {
 	if resp.Header.Get(protocolHeader) == socketSubprotocolV2 {
 		return protoV2

@@ -2,6 +2,7 @@ package client
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"reflect"
 	"slices"
@@ -185,7 +186,7 @@ func TestCheckChannel(t *testing.T) {
 func TestSocketV2Frames(t *testing.T) {
 	for _, tr := range transports {
 		t.Run(tr.String(), func(t *testing.T) {
-			fs := startFake(t, []string{socketSubprotocolV2, socketSubprotocol}, true)
+			fs := startFake(t, []string{socketSubprotocolV2, socketSubprotocol}, socketSubprotocolV2)
 			s, rec := newSocket(t, nil, fs.URL, &SocketOptions{Transport: tr})
 			c := fs.next(t)
 			if tr == TransportEventSource && !strings.Contains(c.query, "protocol=realtime.v2") {
@@ -215,7 +216,7 @@ func TestSocketV2Frames(t *testing.T) {
 			}
 			last := "P0"
 			for _, f := range frames {
-				m := nextMsg(t, s)
+				m := nextAny(t, s)
 				if m != f.want {
 					t.Fatalf("frame %q:\n got %+v\nwant %+v", f.frame, m, f.want)
 				}
@@ -247,7 +248,7 @@ func TestSocketV2Frames(t *testing.T) {
 			if a.err != nil || !reflect.DeepEqual(a.e, []PresenceEntry{{Socket: "n.2", User: "cy"}}) {
 				t.Fatalf("Presence: %v, %v", a.e, a.err)
 			}
-			if m := nextMsg(t, s); m.Data != "after" || m.Channel != "room" {
+			if m := nextAny(t, s); m.Data != "after" || m.Channel != "room" {
 				t.Fatalf("after the presence answer: %+v", m)
 			}
 		})
@@ -260,13 +261,10 @@ func TestSocketV2Hostile(t *testing.T) {
 	for _, tr := range transports {
 		for _, frame := range []string{"C1\nbogus chat\nx", "C1\nsubscribed chat\nmaybe", "\njoin chat\nnot json", "C1\nmessage a b\nx"} {
 			t.Run(tr.String()+"/"+strings.Fields(frame)[0], func(t *testing.T) {
-				fs := startFake(t, []string{socketSubprotocolV2}, true)
-				s, _ := newSocket(t, nil, fs.URL, &SocketOptions{Transport: tr})
-				c := fs.next(t)
-				c.send("P0")
+				_, s, _, c := openFake(t, tr)
 				c.send("C0\nmessage chat\nfine")
 				c.send(frame)
-				if m := nextMsg(t, s); m.Data != "fine" {
+				if m := nextAny(t, s); m.Data != "fine" {
 					t.Fatalf("first message %+v", m)
 				}
 				err := waitStopped(t, s)
@@ -281,7 +279,7 @@ func TestSocketV2Hostile(t *testing.T) {
 		}
 	}
 	t.Run("first", func(t *testing.T) {
-		fs := startFake(t, []string{socketSubprotocolV2}, true)
+		fs := startFake(t, []string{socketSubprotocolV2}, socketSubprotocolV2)
 		s, _ := newSocket(t, nil, fs.URL, &SocketOptions{Transport: TransportWebSocket})
 		fs.next(t).send("P0\nnonsense")
 		var fe *FrameError
@@ -296,10 +294,7 @@ func TestSocketV2Hostile(t *testing.T) {
 func TestSocketV2RequestOrder(t *testing.T) {
 	for _, tr := range transports {
 		t.Run(tr.String(), func(t *testing.T) {
-			fs := startFake(t, []string{socketSubprotocolV2, socketSubprotocol}, true)
-			s, _ := newSocket(t, nil, fs.URL, &SocketOptions{Transport: tr})
-			c := fs.next(t)
-			c.send("P0")
+			_, s, _, c := openFake(t, tr)
 			ctx := testCtx(t)
 			steps := []struct {
 				call func() error
@@ -344,10 +339,7 @@ func TestSocketV2RequestOrder(t *testing.T) {
 func TestSocketV2Resubscribe(t *testing.T) {
 	for _, tr := range transports {
 		t.Run(tr.String(), func(t *testing.T) {
-			fs := startFake(t, []string{socketSubprotocolV2}, true)
-			s, rec := newSocket(t, nil, fs.URL, &SocketOptions{Transport: tr})
-			c := fs.next(t)
-			c.send("P0")
+			fs, s, rec, c := openFake(t, tr)
 			ctx := testCtx(t)
 			for _, ch := range []string{"a", "b", "gone"} {
 				if err := s.Subscribe(ctx, ch); err != nil {
@@ -358,7 +350,7 @@ func TestSocketV2Resubscribe(t *testing.T) {
 				}
 			}
 			c.send("C1\nunsubscribed gone\nrefused")
-			if m := nextMsg(t, s); m.Kind != KindUnsubscribed || m.Channel != "gone" || m.Data != "refused" {
+			if m := nextAny(t, s); m.Kind != KindUnsubscribed || m.Channel != "gone" || m.Data != "refused" {
 				t.Fatalf("refusal: %+v", m)
 			}
 			if got := s.Subscriptions(); !slices.Equal(got, []string{"a", "b"}) {
@@ -404,10 +396,7 @@ func TestSocketV2Resubscribe(t *testing.T) {
 func TestSocketV2PresenceLost(t *testing.T) {
 	for _, tr := range transports {
 		t.Run(tr.String(), func(t *testing.T) {
-			fs := startFake(t, []string{socketSubprotocolV2}, true)
-			s, _ := newSocket(t, nil, fs.URL, &SocketOptions{Transport: tr})
-			c := fs.next(t)
-			c.send("P0")
+			fs, s, _, c := openFake(t, tr)
 			errc := make(chan error, 1)
 			go func() {
 				_, err := s.Presence(testCtx(t), "room")
@@ -432,13 +421,14 @@ func TestSocketV2PresenceLost(t *testing.T) {
 	}
 }
 
-// A server that selects realtime.v1 (or, on WebSocket, no subprotocol)
-// keeps working as before; channel calls fail with ErrNoChannels.
+// A server that speaks realtime.v1 (or, on WebSocket, no subprotocol)
+// keeps working as before; channel calls fail with ErrNoChannels. The
+// real server speaks realtime.v1 to a Socket that asks for it only.
 func TestSocketV1ServerNoChannels(t *testing.T) {
 	for _, tr := range transports {
 		t.Run(tr.String(), func(t *testing.T) {
 			rs := startRT(t, rtConfig{})
-			s, rec := newSocket(t, nil, rs.URL, &SocketOptions{Transport: tr})
+			s, rec := newSocket(t, nil, rs.URL, &SocketOptions{Transport: tr, Protocol: socketSubprotocol})
 			if info := rec.open(t); info.Protocol != "realtime.v1" {
 				t.Fatalf("protocol %q", info.Protocol)
 			}
@@ -462,37 +452,21 @@ func TestSocketV1ServerNoChannels(t *testing.T) {
 			if got := rs.received(t); got != tr.String()+":hi" {
 				t.Fatalf("server got %q", got)
 			}
-			if m := nextMsg(t, s); m.Data != tr.String()+" said hi" || m.Kind != KindMessage || m.Channel != "" {
+			if m := nextAny(t, s); m.Data != tr.String()+" said hi" || m.Kind != KindMessage || m.Channel != "" {
 				t.Fatalf("message %+v", m)
 			}
 		})
 	}
-	t.Run("fake-v1", func(t *testing.T) {
-		// A server of realtime.v1 that also ignores the protocol query.
-		fs := startFake(t, []string{socketSubprotocol}, false)
-		for _, tr := range transports {
-			s, rec := newSocket(t, nil, fs.URL, &SocketOptions{Transport: tr})
-			c := fs.next(t)
-			c.send("P0")
-			if info := rec.open(t); info.Protocol != "realtime.v1" {
-				t.Fatalf("%v: protocol %q", tr, info.Protocol)
-			}
-			c.send("C1\nsubscribe chat")
-			if m := nextMsg(t, s); m != (Message{ID: "C1", Data: "subscribe chat"}) {
-				t.Fatalf("%v: v1 message %+v", tr, m)
-			}
-			send(t, s, "raw")
-			if r := c.req(t); r != "raw" {
-				t.Fatalf("%v: v1 request %q", tr, r)
-			}
-			if err := s.Subscribe(testCtx(t), "chat"); !errors.Is(err, ErrNoChannels) {
-				t.Fatalf("%v: Subscribe: %v", tr, err)
-			}
-			s.Close()
-		}
-	})
+	// A server of realtime.v1 that ignores the protocol query: on
+	// EventSource the Socket sees no Realtime-Protocol header; or a
+	// Socket that asks for realtime.v1 only, of a server with both.
+	for _, v1 := range []struct {
+		name, says, ask string
+	}{{"server", "", ""}, {"option", socketSubprotocolV2, socketSubprotocol}} {
+		t.Run("fake-v1-"+v1.name, func(t *testing.T) { testFakeV1(t, v1.says, v1.ask) })
+	}
 	t.Run("plain", func(t *testing.T) {
-		fs := startFake(t, nil, false)
+		fs := startFake(t, nil, "")
 		s, rec := newSocket(t, nil, fs.URL, &SocketOptions{Transport: TransportWebSocket})
 		c := fs.next(t)
 		if info := rec.open(t); info.Protocol != "" {
@@ -502,8 +476,123 @@ func TestSocketV1ServerNoChannels(t *testing.T) {
 			t.Fatalf("Subscribe: %v", err)
 		}
 		c.send("a\nb")
-		if m := nextMsg(t, s); m != (Message{Data: "a\nb"}) {
+		if m := nextAny(t, s); m != (Message{Data: "a\nb"}) {
 			t.Fatalf("plain message %+v", m)
 		}
 	})
+}
+
+func testFakeV1(t *testing.T, says, ask string) {
+	protos := []string{socketSubprotocol}
+	if says != "" {
+		protos = []string{socketSubprotocolV2, socketSubprotocol}
+	}
+	fs := startFake(t, protos, says)
+	for _, tr := range transports {
+		s, rec := newSocket(t, nil, fs.URL, &SocketOptions{Transport: tr, Protocol: ask})
+		c := fs.next(t)
+		if tr == TransportEventSource && strings.Contains(c.query, "protocol=") != (ask == "") {
+			t.Errorf("query %q asking for %q", c.query, ask)
+		}
+		c.send("P0")
+		if info := rec.open(t); info.Protocol != "realtime.v1" {
+			t.Fatalf("%v: protocol %q", tr, info.Protocol)
+		}
+		c.send("C1\nsubscribe chat")
+		if m := nextAny(t, s); m != (Message{ID: "C1", Data: "subscribe chat"}) {
+			t.Fatalf("%v: v1 message %+v", tr, m)
+		}
+		send(t, s, "raw")
+		if r := c.req(t); r != "raw" {
+			t.Fatalf("%v: v1 request %q", tr, r)
+		}
+		if err := s.Subscribe(testCtx(t), "chat"); !errors.Is(err, ErrNoChannels) {
+			t.Fatalf("%v: Subscribe: %v", tr, err)
+		}
+		s.Close()
+	}
+}
+
+// nextAny returns the next message, whatever its kind.
+func nextAny(t *testing.T, s *Socket) Message {
+	t.Helper()
+	m, err := s.Next(testCtx(t))
+	if err != nil {
+		t.Fatalf("Next: %v", err)
+	}
+	return m
+}
+
+// openFake starts a fake server of realtime.v2 and a Socket on tr, and
+// opens the connection at position P0.
+func openFake(t *testing.T, tr Transport) (*fakeServer, *Socket, *sockRec, *fakeConn) {
+	t.Helper()
+	fs := startFake(t, []string{socketSubprotocolV2, socketSubprotocol}, socketSubprotocolV2)
+	s, rec := newSocket(t, nil, fs.URL, &SocketOptions{Transport: tr})
+	c := fs.next(t)
+	c.send("P0")
+	return fs, s, rec, c
+}
+
+// A realtime.position event (a realtime.v1 stream's new cursor, after a
+// join that no message carried) moves the last event id, which the next
+// connection presents.
+func TestSocketPositionEvent(t *testing.T) {
+	fs := startFake(t, []string{socketSubprotocol}, "")
+	s, rec := newSocket(t, nil, fs.URL, &SocketOptions{Transport: TransportEventSource})
+	c := fs.next(t)
+	c.send("P0")
+	rec.open(t)
+	c.send("event: " + positionEvent + "\nid: P1\ndata:\n\n")
+	c.send("\nunnumbered")
+	if m := nextAny(t, s); m != (Message{Data: "unnumbered"}) {
+		t.Fatalf("got %+v", m)
+	}
+	if got := s.LastEventID(); got != "P1" {
+		t.Fatalf("last event id %q, want P1", got)
+	}
+	c.close()
+	if c2 := fs.next(t); c2.lastID != "P1" {
+		t.Fatalf("presented %q, want P1", c2.lastID)
+	}
+}
+
+// A refused presence request fails its call with a *RequestError; an
+// error about another request goes to Next; answers stay matched to
+// their calls.
+func TestSocketV2PresenceRefused(t *testing.T) {
+	for _, tr := range transports {
+		t.Run(tr.String(), func(t *testing.T) {
+			_, s, _, c := openFake(t, tr)
+			presence := func(channel string) chan error {
+				errc := make(chan error, 1)
+				go func() {
+					es, err := s.Presence(testCtx(t), channel)
+					if err == nil && len(es) != 1 {
+						err = fmt.Errorf("entries %v", es)
+					}
+					errc <- err
+				}()
+				if r := c.req(t); r != "presence "+channel {
+					t.Fatalf("request %q", r)
+				}
+				return errc
+			}
+			errc := presence("x")
+			c.send("\nerror\npresence \"x\": not subscribed")
+			var re *RequestError
+			if err := <-errc; !errors.As(err, &re) || re.Text != `presence "x": not subscribed` {
+				t.Fatalf("refused Presence: %v", err)
+			}
+			errc = presence("y")
+			c.send("\nerror\npublish \"z\": refused")
+			c.send("\npresence y\n[{\"socket\":\"n.1\"}]")
+			if m := nextAny(t, s); m != (Message{Kind: KindError, Data: `publish "z": refused`}) {
+				t.Fatalf("Next: %+v", m)
+			}
+			if err := <-errc; err != nil {
+				t.Fatalf("Presence after the other error: %v", err)
+			}
+		})
+	}
 }

@@ -1,5 +1,6 @@
 // Package client connects Go programs to realtime servers: sockets that
-// speak the realtime.v1 protocol of package realtime with [Dialer.Socket],
+// speak the realtime.v2 protocol of package realtime (or realtime.v1,
+// with servers of older releases) with [Dialer.Socket],
 // WebSocket connections with [Dialer.Dial] and server-sent event streams
 // with [Dialer.EventSource], directly or through HTTP, HTTPS and SOCKS5
 // proxies.
@@ -27,6 +28,35 @@
 //	s.Send(ctx, "hello")
 //	for m, err := range s.All(ctx) {
 //		...
+//	}
+//
+// # Channels
+//
+// Under realtime.v2 a Socket is in any number of channels: those the
+// server puts it in, and those it asks for with [Socket.Subscribe],
+// which the server's OnSubscribe hook may refuse. Every [Message] says
+// what it is ([Kind]) and which channel it is about: a channel's
+// message, news that the Socket is in a channel (with whether the
+// messages it missed were replayed), left it, lost its place in it,
+// presence joins and leaves. The Socket asks for its subscriptions again
+// after every reconnection, before anything else it sends, and the last
+// event id, an opaque cursor, resumes each channel where it was, on any
+// node of a cluster.
+//
+//	s.Subscribe(ctx, "room")
+//	s.Publish(ctx, "room", "hello")
+//	for m, err := range s.All(ctx) {
+//		if err != nil {
+//			return err
+//		}
+//		switch m.Kind {
+//		case client.KindMessage:
+//			fmt.Println(m.Channel, m.Data)
+//		case client.KindSubscribed:
+//			if m.Status == client.SubscribeFailed {
+//				// messages of m.Channel may be missing: reload its state
+//			}
+//		}
 //	}
 //
 // A [Dialer] holds what both kinds of connection share: how to pick a

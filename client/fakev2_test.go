@@ -11,7 +11,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/realtime-go/realtime/websocket"
 )
@@ -25,7 +24,7 @@ type fakeServer struct {
 	srv    *httptest.Server
 	conns  chan *fakeConn
 	protos []string // WebSocket subprotocols the server selects from
-	v2ES   bool     // event streams say realtime.v2
+	esSays string   // the Realtime-Protocol header field of event streams that ask for it
 
 	mu     sync.Mutex
 	tokens map[string]*fakeConn
@@ -44,10 +43,10 @@ type fakeConn struct {
 	closeOnce sync.Once
 }
 
-func startFake(t *testing.T, protos []string, v2ES bool) *fakeServer {
+func startFake(t *testing.T, protos []string, esSays string) *fakeServer {
 	t.Helper()
 	noProxyEnv(t)
-	fs := &fakeServer{conns: make(chan *fakeConn, 64), protos: protos, v2ES: v2ES, tokens: map[string]*fakeConn{}}
+	fs := &fakeServer{conns: make(chan *fakeConn, 64), protos: protos, esSays: esSays, tokens: map[string]*fakeConn{}}
 	fs.srv = httptest.NewServer(http.HandlerFunc(fs.serve))
 	t.Cleanup(func() {
 		fs.mu.Lock()
@@ -80,24 +79,12 @@ func (c *fakeConn) send(frame string) { c.out <- frame }
 // req returns the next request of the client on this connection.
 func (c *fakeConn) req(t *testing.T) string {
 	t.Helper()
-	select {
-	case r := <-c.reqs:
-		return r
-	case <-time.After(opTimeout):
-		t.Fatal("no request from the client")
-		return ""
-	}
+	return within(t, c.reqs, "no request from the client")
 }
 
 func (fs *fakeServer) next(t *testing.T) *fakeConn {
 	t.Helper()
-	select {
-	case c := <-fs.conns:
-		return c
-	case <-time.After(opTimeout):
-		t.Fatal("no connection reached the fake server")
-		return nil
-	}
+	return within(t, fs.conns, "no connection reached the fake server")
 }
 
 func (fs *fakeServer) serve(w http.ResponseWriter, r *http.Request) {
@@ -172,8 +159,8 @@ func (fs *fakeServer) serveEventSource(w http.ResponseWriter, r *http.Request) {
 	fs.tokens[token] = c
 	fs.mu.Unlock()
 	w.Header().Set("Content-Type", "text/event-stream")
-	if fs.v2ES && r.URL.Query().Get(protocolParam) == socketSubprotocolV2 {
-		w.Header().Set(protocolHeader, socketSubprotocolV2)
+	if fs.esSays != "" && r.URL.Query().Get(protocolParam) == fs.esSays {
+		w.Header().Set(protocolHeader, fs.esSays)
 	}
 	fs.conns <- c
 	bw := bufio.NewWriter(w)

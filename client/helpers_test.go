@@ -37,12 +37,19 @@ type seen struct {
 
 func waitSeen(t *testing.T, ch <-chan seen) seen {
 	t.Helper()
+	return within(t, ch, "server saw no request")
+}
+
+// within receives from ch, failing with what after opTimeout.
+func within[T any](t *testing.T, ch <-chan T, what string) T {
+	t.Helper()
 	select {
-	case s := <-ch:
-		return s
+	case v := <-ch:
+		return v
 	case <-time.After(opTimeout):
-		t.Fatal("server saw no request")
-		return seen{}
+		t.Fatal(what)
+		var zero T
+		return zero
 	}
 }
 

@@ -96,6 +96,12 @@ type SocketOptions struct {
 	// whichever last opened first.
 	Transport Transport
 
+	// Protocol is the wire protocol to ask for: "" for realtime.v2, with
+	// realtime.v1 for servers that have only that (the server selects),
+	// or "realtime.v1" alone, for a Socket that wants no channels and
+	// none of their news.
+	Protocol string
+
 	// LastEventID is the id to resume from on the first connection,
 	// saved by an earlier Socket with LastEventID. Empty means a fresh
 	// start from the server's current position.
@@ -230,8 +236,10 @@ type Message struct {
 // or over EventSource with POSTs when a WebSocket cannot be had, and
 // reconnects after a lost connection, resuming from the last message
 // received so that every missed message arrives exactly once. It follows
-// the realtime.v1 protocol as the browser client does (see package
-// realtime), through the Dialer's proxies.
+// the realtime.v2 protocol as the browser client does (see package
+// realtime), with its channels (Subscribe, Publish, Presence), or
+// realtime.v1 with a server that has only that, through the Dialer's
+// proxies.
 //
 // Each round of connection attempts tries the WebSocket first, and falls
 // back to EventSource when the handshake is refused (any answer but 101)
@@ -314,7 +322,7 @@ type link struct {
 	token   string // TransportEventSource: the session token
 	dropErr error  // why drop was called
 	ended   bool
-	waiters map[string][]chan presenceAnswer // presence requests by channel, oldest first
+	waiters []presenceWaiter // presence requests, oldest first
 }
 
 // drop closes the connection from outside the run goroutine, which then
@@ -375,6 +383,9 @@ func (d *Dialer) Socket(rawURL string, opts *SocketOptions) (*Socket, error) {
 	if o.Transport < 0 || o.Transport > TransportEventSource {
 		return nil, fmt.Errorf("client: invalid transport %d", int(o.Transport))
 	}
+	if o.Protocol != "" && o.Protocol != socketSubprotocol && o.Protocol != socketSubprotocolV2 {
+		return nil, fmt.Errorf("client: unknown protocol %s", quote.Prefix(o.Protocol))
+	}
 	if strings.ContainsAny(o.LastEventID, "\r\n\x00") {
 		return nil, errors.New("client: LastEventID may not contain CR, LF or NUL")
 	}
@@ -426,6 +437,9 @@ func (d *Dialer) Socket(rawURL string, opts *SocketOptions) (*Socket, error) {
 		resumeID: o.LastEventID,
 	}
 	s.d.Subprotocols = []string{socketSubprotocolV2, socketSubprotocol}
+	if o.Protocol == socketSubprotocol {
+		s.d.Subprotocols = []string{socketSubprotocol}
+	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	go s.run()
 	return s, nil
@@ -541,7 +555,7 @@ func (s *Socket) do(ctx context.Context, r *request) error {
 		}
 		again, err := s.sendOn(sctx, l, r.wire(l.proto))
 		if r.waiter != nil && (again || err != nil) {
-			l.removeWaiter(r.channel, r.waiter)
+			l.removeWaiter(r.waiter)
 		}
 		if err != nil && s.ctx.Err() != nil {
 			return s.stoppedErr()
@@ -983,10 +997,12 @@ func (s *Socket) openEventSource(presented string) (*attempt, error) {
 	ctx, cancel := s.attemptContext()
 	defer cancel()
 	u := *s.httpURL
-	if u.RawQuery != "" {
-		u.RawQuery += "&"
+	if s.opts.Protocol != socketSubprotocol {
+		if u.RawQuery != "" {
+			u.RawQuery += "&"
+		}
+		u.RawQuery += protocolParam + "=" + socketSubprotocolV2
 	}
-	u.RawQuery += protocolParam + "=" + socketSubprotocolV2
 	req := &EventSource{
 		d:   s.d,
 		url: &u,
@@ -1088,14 +1104,14 @@ func (s *Socket) position(id string) {
 // Socket stops first.
 func (s *Socket) handle(l *link, m Message, list []PresenceEntry) bool {
 	switch m.Kind {
-	case KindPresence:
-		if l.answer(m.Channel, list) {
+	case KindPresence, KindError:
+		if l.answer(m, list) {
 			s.position(m.ID)
 			return true
 		}
 	case KindUnsubscribed:
-		// The server left the channel or refused it: asking again after
-		// a reconnection would be wrong.
+		// The server took the Socket out of the channel, or refused it:
+		// it is not asked for again (see KindUnsubscribed).
 		s.forget(m.Channel)
 	}
 	return s.deliver(m)

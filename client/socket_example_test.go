@@ -15,15 +15,16 @@ import (
 	"github.com/realtime-go/realtime/websocket"
 )
 
-// A chat client: send a line, read what the room broadcasts.
+// A chat client: send a line, read what the room publishes. The server
+// puts every socket in the channel "chat" and tells the client so.
 func ExampleDialer_Socket() {
 	hub := realtime.NewHub(nil)
 	defer hub.Close()
 	srv := httptest.NewServer(realtime.Handler(&realtime.Options{
 		Hub:      hub,
-		Channels: []string{"room"},
+		Channels: []string{"chat"},
 		OnMessage: func(ctx context.Context, s *realtime.Socket, text string) {
-			hub.Publish(ctx, "room", text+" (via "+s.Transport().String()+")")
+			hub.Publish(ctx, "chat", text+" (via "+s.Transport().String()+")")
 		},
 	}, nil))
 	defer srv.Close()
@@ -43,14 +44,66 @@ func ExampleDialer_Socket() {
 	if err := s.Send(ctx, "hello"); err != nil { // waits for the connection
 		log.Fatal(err)
 	}
-	m, err := s.Next(ctx)
+	for range 2 {
+		m, err := s.Next(ctx)
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Println(m.Kind, m.Channel, m.Data)
+	}
+	// Output:
+	// open over websocket
+	// subscribed chat fresh
+	// message chat hello (via websocket)
+}
+
+// Channels a client asks for: the server's OnSubscribe and OnPublish
+// decide. The Socket asks for its subscriptions again after every
+// reconnection, and resumes each where it was. Answers come in order
+// with the messages.
+func ExampleSocket_Subscribe() {
+	hub := realtime.NewHub(nil)
+	defer hub.Close()
+	srv := httptest.NewServer(realtime.Handler(&realtime.Options{
+		Hub: hub,
+		OnSubscribe: func(_ context.Context, _ *realtime.Socket, channel string) error {
+			if channel == "staff" {
+				return errors.New("staff only")
+			}
+			return nil
+		},
+		OnPublish: func(context.Context, *realtime.Socket, string, string) error { return nil },
+	}, nil))
+	defer srv.Close()
+	defer hub.Shutdown(context.Background())
+
+	d := &client.Dialer{Proxy: proxy.Direct}
+	s, err := d.Socket(srv.URL, nil)
 	if err != nil {
 		log.Fatal(err)
 	}
-	fmt.Println(m.Data)
+	defer s.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	next := func() {
+		m, err := s.Next(ctx)
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Println(m.Kind, m.Channel, m.Data)
+	}
+	s.Subscribe(ctx, "room")
+	next()
+	s.Subscribe(ctx, "staff")
+	next()
+	s.Publish(ctx, "room", "hi all")
+	next()
+	fmt.Println(s.Subscriptions())
 	// Output:
-	// open over websocket
-	// hello (via websocket)
+	// subscribed room fresh
+	// unsubscribed staff staff only
+	// message room hi all
+	// [room]
 }
 
 // Behind a proxy that drops the Upgrade header, as nginx does unless told
@@ -61,9 +114,9 @@ func ExampleDialer_Socket_fallback() {
 	defer hub.Close()
 	rt := realtime.Handler(&realtime.Options{
 		Hub:      hub,
-		Channels: []string{"room"},
+		Channels: []string{"chat"},
 		OnMessage: func(ctx context.Context, s *realtime.Socket, text string) {
-			hub.Publish(ctx, "room", text+" (via "+s.Transport().String()+")")
+			hub.Publish(ctx, "chat", text+" (via "+s.Transport().String()+")")
 		},
 	}, nil)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -91,8 +144,12 @@ func ExampleDialer_Socket_fallback() {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	s.Send(ctx, "hello")
-	m, _ := s.Next(ctx)
-	fmt.Println(m.Data)
+	for m, err := range s.All(ctx) {
+		if err == nil && m.Kind == client.KindMessage {
+			fmt.Println(m.Data)
+			break
+		}
+	}
 	// Output:
 	// websocket refused with 426
 	// open over eventsource
@@ -102,7 +159,8 @@ func ExampleDialer_Socket_fallback() {
 // Read every message with a range loop, and keep the last event id to
 // resume from after a restart of the program. The loop ends when the
 // server closes with a code that does not call for reconnecting (here,
-// 4000 once the client said bye), or when ctx ends.
+// 4000 when the client says it has read three messages), or when ctx
+// ends.
 func ExampleSocket_All() {
 	hub := realtime.NewHub(nil)
 	defer hub.Close()
@@ -129,14 +187,18 @@ func ExampleSocket_All() {
 	defer s.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	n := 0
 	for m, err := range s.All(ctx) {
 		if err != nil {
 			fmt.Println("stopped with code", int(websocket.CloseStatus(err)))
 			break
 		}
+		if m.Kind != client.KindMessage {
+			continue // "subscribed news fresh"
+		}
 		fmt.Println(m.Data, m.ID == s.LastEventID())
-		if m.Data == "three" {
-			s.Send(ctx, "bye")
+		if n++; n == 3 {
+			s.Send(ctx, "done")
 		}
 	}
 	// Output:

@@ -2,11 +2,8 @@ package client
 
 import (
 	"context"
-	"encoding/base64"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -71,16 +68,16 @@ func startRT(t *testing.T, cfg rtConfig) *rtServer {
 	}
 	opts := cfg.opts
 	if opts.Hub == nil {
-		opts.Hub = newHub(t)
-	}
-	if opts.Channels == nil {
-		opts.Channels = []string{chat}
+		opts.Hub = realtime.NewHub(nil)
 	}
 	rs.hub = opts.Hub
+	if opts.Channels == nil {
+		opts.Channels = []string{chatChannel}
+	}
 	if opts.OnMessage == nil {
 		opts.OnMessage = func(ctx context.Context, s *realtime.Socket, text string) {
 			rs.got <- s.Transport().String() + ":" + text
-			rs.hub.Publish(ctx, chat, s.Transport().String()+" said "+text)
+			rs.hub.Publish(ctx, chatChannel, s.Transport().String()+" said "+text)
 		}
 	}
 	var h http.Handler = realtime.Handler(&opts, func(ctx context.Context, s *realtime.Socket) {
@@ -141,6 +138,7 @@ func startRT(t *testing.T, cfg rtConfig) *rtServer {
 		}
 		heldWG.Wait()
 		rs.srv.Close()
+		rs.hub.Close()
 	})
 	return rs
 }
@@ -148,25 +146,13 @@ func startRT(t *testing.T, cfg rtConfig) *rtServer {
 // next returns the next socket the server opened.
 func (rs *rtServer) next(t *testing.T) *realtime.Socket {
 	t.Helper()
-	select {
-	case s := <-rs.sockets:
-		return s
-	case <-time.After(opTimeout):
-		t.Fatal("the server opened no socket")
-		return nil
-	}
+	return within(t, rs.sockets, "the server opened no socket")
 }
 
 // received returns the next message OnMessage saw.
 func (rs *rtServer) received(t *testing.T) string {
 	t.Helper()
-	select {
-	case m := <-rs.got:
-		return m
-	case <-time.After(opTimeout):
-		t.Fatal("the server received no message")
-		return ""
-	}
+	return within(t, rs.got, "the server received no message")
 }
 
 // shutdown closes every socket with 1001, as a server going away does,
@@ -180,44 +166,15 @@ func (rs *rtServer) shutdown(t *testing.T) {
 	}
 }
 
-// broadcast publishes text to chat and returns its id.
-func (rs *rtServer) broadcast(t *testing.T, text string) string {
+// chatChannel is the channel every socket of an rtServer is in.
+const chatChannel = "chat"
+
+// broadcast publishes text to the chat channel.
+func (rs *rtServer) broadcast(t *testing.T, text string) {
 	t.Helper()
-	return publish(t, rs.hub, text)
-}
-
-// chat is the channel of the test servers.
-const chat = "chat"
-
-// newHub returns a hub closed at cleanup.
-func newHub(t *testing.T) *realtime.Hub {
-	hub := realtime.NewHub(nil)
-	t.Cleanup(func() { hub.Close() })
-	return hub
-}
-
-// publish publishes text to chat and returns the id it has for a socket
-// in chat only.
-func publish(t *testing.T, hub *realtime.Hub, text string) string {
-	t.Helper()
-	p, err := hub.Publish(context.Background(), chat, text)
-	if err != nil {
+	if _, err := rs.hub.Publish(testCtx(t), chatChannel, text); err != nil {
 		t.Fatal(err)
 	}
-	return cursorID(chat, p)
-}
-
-// cursorID spells the last event id of a socket in channel only, at p,
-// as the realtime.v2 wire protocol documents it: base64url of the
-// version 1, the FNV-1a-64 of the channel name, the epoch and the offset
-// as uvarints.
-func cursorID(channel string, p realtime.Position) string {
-	h := fnv.New64a()
-	h.Write([]byte(channel))
-	b := binary.BigEndian.AppendUint64([]byte{1}, h.Sum64())
-	b = binary.AppendUvarint(b, p.Epoch)
-	b = binary.AppendUvarint(b, p.Offset)
-	return base64.RawURLEncoding.EncodeToString(b)
 }
 
 // sockRec records a Socket's callbacks.
@@ -280,33 +237,37 @@ func newSocket(t *testing.T, d *Dialer, rawURL string, o *SocketOptions) (*Socke
 
 func (rec *sockRec) open(t *testing.T) OpenInfo {
 	t.Helper()
-	select {
-	case info := <-rec.opens:
-		return info
-	case <-time.After(opTimeout):
-		t.Fatal("the socket did not open")
-		return OpenInfo{}
-	}
+	return within(t, rec.opens, "the socket did not open")
 }
 
 func (rec *sockRec) retry(t *testing.T) error {
 	t.Helper()
-	select {
-	case err := <-rec.retries:
-		return err
-	case <-time.After(opTimeout):
-		t.Fatal("the socket did not retry")
-		return nil
+	return within(t, rec.retries, "the socket did not retry")
+}
+
+// inChat takes the news that the server put the Socket in the chat
+// channel, which the Socket must hand over before it reads on.
+func inChat(t *testing.T, s *Socket) {
+	t.Helper()
+	m, err := s.Next(testCtx(t))
+	if err != nil || m.Kind != KindSubscribed || m.Channel != chatChannel {
+		t.Fatalf("got %+v, %v; want subscribed %s", m, err, chatChannel)
 	}
 }
 
+// nextMsg returns the next message but for news of subscriptions, which
+// the tests of channels check.
 func nextMsg(t *testing.T, s *Socket) Message {
 	t.Helper()
-	m, err := s.Next(testCtx(t))
-	if err != nil {
-		t.Fatalf("Next: %v", err)
+	for {
+		m, err := s.Next(testCtx(t))
+		if err != nil {
+			t.Fatalf("Next: %v", err)
+		}
+		if m.Kind != KindSubscribed {
+			return m
+		}
 	}
-	return m
 }
 
 func send(t *testing.T, s *Socket, text string) {
@@ -336,6 +297,10 @@ func TestSocketProtocolNames(t *testing.T) {
 		{tokenHeader, realtime.TokenHeader},
 		{helloEvent, realtime.HelloEvent},
 		{closeEvent, realtime.CloseEvent},
+		{positionEvent, realtime.PositionEvent},
+		{socketSubprotocolV2, realtime.SubprotocolV2},
+		{protocolParam, realtime.ProtocolParam},
+		{protocolHeader, realtime.ProtocolHeader},
 		{TransportWebSocket.String(), realtime.TransportWebSocket.String()},
 		{TransportEventSource.String(), realtime.TransportEventSource.String()},
 	} {
@@ -355,15 +320,16 @@ func TestSocketSendBothWays(t *testing.T) {
 				s.Send("welcome\r\nover " + s.Transport().String())
 				<-ctx.Done()
 			}})
-			pos := rs.broadcast(t, "before")
+			rs.broadcast(t, "before")
 			s, rec := newSocket(t, nil, rs.URL, &SocketOptions{Transport: tr})
 			want := tr
 			if want == 0 {
 				want = TransportWebSocket
 			}
 			info := rec.open(t)
-			if info.Transport != want || info.Position != pos || info.Resumed || info.ResumeFailed || info.WebSocketErr != nil {
-				t.Fatalf("open: %+v, want a fresh %v at %q", info, want, pos)
+			pos := info.Position
+			if info.Transport != want || pos == "" || info.Resumed || info.ResumeFailed || info.WebSocketErr != nil {
+				t.Fatalf("open: %+v, want a fresh %v with a position", info, want)
 			}
 			if info.Response == nil || (want == TransportWebSocket) != (info.Response.StatusCode == http.StatusSwitchingProtocols) {
 				t.Fatalf("open response: %+v", info.Response)
@@ -468,7 +434,7 @@ func TestSocketResumeExactlyOnce(t *testing.T) {
 					// Disconnected for sure: these can only come by replay.
 					if !retried.Swap(true) {
 						for i := 6; i <= 10; i++ {
-							rs.hub.Publish(context.Background(), chat, "m"+strconv.Itoa(i))
+							rs.hub.Publish(context.Background(), chatChannel, "m"+strconv.Itoa(i))
 						}
 					}
 				},
@@ -476,7 +442,7 @@ func TestSocketResumeExactlyOnce(t *testing.T) {
 			rec.open(t)
 			var ids []string
 			for i := 1; i <= 5; i++ {
-				ids = append(ids, rs.broadcast(t, "m"+strconv.Itoa(i)))
+				rs.broadcast(t, "m"+strconv.Itoa(i))
 			}
 			expect := func(from, to int) {
 				t.Helper()
@@ -485,6 +451,7 @@ func TestSocketResumeExactlyOnce(t *testing.T) {
 					if m.Data != "m"+strconv.Itoa(i) {
 						t.Fatalf("got %+v, want m%d", m, i)
 					}
+					ids = append(ids, m.ID)
 				}
 			}
 			expect(1, 5)
@@ -543,10 +510,10 @@ func TestSocketResumeFailed(t *testing.T) {
 	for _, tr := range transports {
 		t.Run(tr.String(), func(t *testing.T) {
 			noProxyEnv(t)
-			oldHub, newHub := newHub(t), newHub(t)
+			oldHub, newHub := realtime.NewHub(nil), realtime.NewHub(nil)
 			var cur atomic.Pointer[http.Handler]
 			set := func(hub *realtime.Hub) {
-				h := realtime.Handler(&realtime.Options{Hub: hub, Channels: []string{chat}}, nil)
+				h := realtime.Handler(&realtime.Options{Hub: hub, Channels: []string{chatChannel}}, nil)
 				cur.Store(&h)
 			}
 			set(oldHub)
@@ -559,27 +526,33 @@ func TestSocketResumeFailed(t *testing.T) {
 				oldHub.Shutdown(ctx)
 				newHub.Shutdown(ctx)
 				srv.Close()
+				oldHub.Close()
+				newHub.Close()
 			})
 			s, rec := newSocket(t, nil, srv.URL, &SocketOptions{Transport: tr})
 			rec.open(t)
-			publish(t, oldHub, "old")
+			oldHub.Publish(testCtx(t), chatChannel, "old")
 			if m := nextMsg(t, s); m.Data != "old" {
 				t.Fatalf("got %+v", m)
 			}
 			old := s.LastEventID()
-			missed := publish(t, newHub, "missed")
+			newHub.Publish(testCtx(t), chatChannel, "missed")
 			set(newHub) // the restart
 			ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
 			defer cancel()
 			oldHub.Shutdown(ctx)
 			info := rec.open(t)
-			if !info.ResumeFailed || info.Resumed || info.Position != missed {
-				t.Fatalf("reopen: %+v, want ResumeFailed at %q", info, missed)
+			if !info.ResumeFailed || info.Resumed {
+				t.Fatalf("reopen: %+v, want ResumeFailed", info)
+			}
+			// The channel says so too.
+			if m, err := s.Next(testCtx(t)); err != nil || m.Kind != KindSubscribed || m.Channel != chatChannel || m.Status != SubscribeFailed {
+				t.Fatalf("after the reopen: %+v, %v; want subscribed %s failed", m, err, chatChannel)
 			}
 			if s.LastEventID() == old {
 				t.Fatal("LastEventID still names the old hub's message")
 			}
-			publish(t, newHub, "new")
+			newHub.Publish(testCtx(t), chatChannel, "new")
 			if m := nextMsg(t, s); m.Data != "new" {
 				t.Fatalf("got %+v, want the new hub's live message", m)
 			}
@@ -600,6 +573,7 @@ func TestSocketCloseCodes(t *testing.T) {
 				rs := startRT(t, rtConfig{})
 				s, rec := newSocket(t, nil, rs.URL, &SocketOptions{Transport: tr})
 				rec.open(t)
+				inChat(t, s)
 				srvSock := rs.next(t)
 				if err := srvSock.CloseWith(c.code, "bye now"); err != nil {
 					t.Fatal(err)
@@ -746,6 +720,7 @@ func TestSocketPostGoneResends(t *testing.T) {
 	}})
 	s, rec := newSocket(t, nil, rs.URL, &SocketOptions{Transport: TransportEventSource})
 	rec.open(t)
+	inChat(t, s)
 	send(t, s, "once")
 	if got := rs.received(t); got != "eventsource:once" {
 		t.Fatalf("server received %q", got)
@@ -860,8 +835,9 @@ func TestSocketIdleTimeout(t *testing.T) {
 		t.Run(tr.String(), func(t *testing.T) {
 			// No heartbeats: the connection is silent.
 			rs := startRT(t, rtConfig{opts: realtime.Options{Heartbeat: -1}})
-			_, rec := newSocket(t, nil, rs.URL, &SocketOptions{Transport: tr, IdleTimeout: 200 * time.Millisecond})
+			s, rec := newSocket(t, nil, rs.URL, &SocketOptions{Transport: tr, IdleTimeout: 200 * time.Millisecond})
 			rec.open(t)
+			inChat(t, s)
 			if err := rec.retry(t); !errors.Is(err, ErrIdleTimeout) {
 				t.Fatalf("retry after %v, want the idle timeout", err)
 			}
