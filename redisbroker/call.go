@@ -115,10 +115,9 @@ func (b *Broker) Serve(ctx context.Context, node string, answer func(ctx context
 	ps := b.client.Subscribe(sctx, b.callChannel(node))
 	defer ps.Close()
 	// Wait for the subscription, so that calls made after it find the
-	// node; if Redis cannot be reached, go-redis subscribes when it can.
-	if _, err := ps.Receive(sctx); err != nil && ctx.Err() == nil && b.closed.Load() {
-		return errClosed("serve")
-	}
+	// node. If Redis cannot be reached, the channel below subscribes
+	// when it can (go-redis resubscribes after every broken connection).
+	_, _ = ps.Receive(sctx)
 	var wg sync.WaitGroup
 	defer func() {
 		cancel()

@@ -71,9 +71,14 @@
 //     hash tag, so each script touches one slot, but Follow reads all
 //     channels in one XREAD. Use one primary (with Sentinel if you
 //     accept the failover caveat above).
-//   - One XREAD carries every followed channel, so its command grows with
-//     the channels a node follows (about 50 bytes each).
-//   - Redis 6.2 or later (exclusive XRANGE); tested with 7.0.
+//   - One XREAD carries every followed channel, so its command grows
+//     with the channels a node follows (about 50 bytes each), and Redis
+//     scans them all each time it answers it. Under load one XREAD
+//     returns many entries (up to 512 per channel), so this is paid per
+//     batch, not per message; a node that follows many thousands of
+//     busy channels should be split.
+//   - Redis 7.0 (7.0.15 is what the tests run; every command used
+//     exists since 5.0, but older servers are untested).
 //
 // # Calls between nodes
 //
@@ -135,7 +140,8 @@ type Options struct {
 
 	// MaxHistory is how many entries each channel's stream keeps
 	// (XADD MAXLEN): 0 means DefaultMaxHistory, 1000; negative, no
-	// bound.
+	// bound. A publish trims the stream, so every node sharing the
+	// Redis must set the same MaxHistory (and HistoryTTL).
 	MaxHistory int
 
 	// HistoryTTL is how long a channel's stream is kept after its last
@@ -388,7 +394,7 @@ func unavailable(err error) bool {
 		return err != nil
 	}
 	msg := rerr.Error()
-	for _, p := range []string{"LOADING", "BUSY", "MASTERDOWN", "READONLY", "TRYAGAIN", "CLUSTERDOWN", "NOREPLICAS"} {
+	for _, p := range []string{"LOADING", "BUSY", "MASTERDOWN", "READONLY", "TRYAGAIN", "CLUSTERDOWN", "NOREPLICAS", "ERR max number of clients"} {
 		if strings.HasPrefix(msg, p) {
 			return true
 		}

@@ -3,6 +3,7 @@ package redisbroker
 import (
 	"context"
 	"errors"
+	"net"
 	"slices"
 	"strconv"
 	"sync"
@@ -235,6 +236,16 @@ func TestPresence(t *testing.T) {
 	if _, expired, _ := b.Presence(ctx, "p"); len(expired) != 0 {
 		t.Fatalf("expired entries returned twice: %v", expired)
 	}
+	forever := realtime.PresenceEntry{Socket: "n3.c"}
+	if added, err := b.AddPresence(ctx, "p", forever, 0); err != nil || !added {
+		t.Fatalf("AddPresence without a TTL = %v, %v", added, err)
+	}
+	if ttl, err := b.client.PTTL(ctx, b.presenceKeys("p")[0]).Result(); err != nil || ttl != -1 {
+		t.Fatalf("presence keys with an entry without a TTL expire: %v, %v", ttl, err)
+	}
+	if removed, err := b.RemovePresence(ctx, "p", "n3.c"); err != nil || !removed {
+		t.Fatalf("RemovePresence = %v, %v", removed, err)
+	}
 	if removed, err := b.RemovePresence(ctx, "p", "n1.a"); err != nil || !removed {
 		t.Fatalf("RemovePresence = %v, %v", removed, err)
 	}
@@ -303,5 +314,52 @@ func TestClosed(t *testing.T) {
 	}
 	if _, err := b.Publish(ctxFor(t), "z", "x", ""); !errors.Is(err, realtime.ErrBrokerClosed) {
 		t.Fatalf("Publish after Close: %v", err)
+	}
+}
+
+// TestFollowStartsWhileDown: a Follow called while Redis cannot be
+// reached waits for it, and then delivers from its position.
+func TestFollowStartsWhileDown(t *testing.T) {
+	s := startRedis(t, true)
+	b := newTestBroker(t, s, &Options{Timeout: 200 * time.Millisecond})
+	p := mustPublish(t, b, "down", "1", "")
+	s.Kill(t)
+	entries, done, _ := follow(t, b, "down", p)
+	time.Sleep(300 * time.Millisecond)
+	select {
+	case err := <-done:
+		t.Fatalf("Follow returned %v while Redis was down", err)
+	default:
+	}
+	s.Start(t)
+	mustPublish(t, b, "down", "2", "")
+	if e := next(t, entries, done); e.Text != "2" || e.Position.Offset != p.Offset+1 {
+		t.Fatalf("entry %v", e)
+	}
+}
+
+// redisErr is an error as Redis answers it.
+type redisErr string
+
+func (e redisErr) Error() string { return string(e) }
+func (redisErr) RedisError()     {}
+
+func TestUnavailableErrors(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want bool
+	}{
+		{redisErr("LOADING Redis is loading the dataset in memory"), true},
+		{redisErr("READONLY You can't write against a read only replica."), true},
+		{redisErr("ERR max number of clients reached"), true},
+		{redisErr("WRONGTYPE Operation against a key holding the wrong kind of value"), false},
+		{redisErr("ERR user_script:1: Script attempted to access nonexistent global variable"), false},
+		{&net.OpError{Op: "dial", Err: errors.New("connection refused")}, true},
+		{context.DeadlineExceeded, true},
+		{redis.ErrPoolTimeout, true},
+	} {
+		if got := unavailable(tc.err); got != tc.want {
+			t.Errorf("unavailable(%v) = %v", tc.err, got)
+		}
 	}
 }
