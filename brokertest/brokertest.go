@@ -22,6 +22,18 @@
 // nodes, Close; and with the engine controls of the Harness, an engine
 // that is unreachable, restarted with its data, or restarted empty.
 //
+// Then it tests Hubs over the broker, as users see them: 3 nodes, each
+// a realtime.Hub over a client of its own behind an HTTP server with
+// realtime.Handler, and sockets of package client on both transports,
+// directly or behind a load balancer without stickiness. Every socket
+// gets every message of its channel once and in the broker's order:
+// with publishes from 3 nodes, while sockets join and resume, when a
+// socket resumes on a node behind the one it came from, when a node
+// dies, when the engine is down and back; EventSource POSTs and
+// Hub.SendTo reach a socket of another node; presence spans the nodes,
+// and the users of a node that died leave within the presence TTL; an
+// engine restarted empty is reported, never a silent gap.
+//
 // Every test uses channel and node names of its own (letters, digits,
 // '-' and '_'), so the engine may keep data from earlier runs. Waits
 // have generous deadlines and nothing is timed, so the suite passes on
@@ -121,12 +133,23 @@ func Run(t *testing.T, h Harness) {
 			})
 		}
 	})
+	t.Run("Hub", func(t *testing.T) {
+		t.Run("Order", s.testHubOrder)
+		t.Run("JoinRace", s.testHubJoinRace)
+		t.Run("Ahead", s.testHubAhead)
+		t.Run("NodeKilled", s.testHubNodeKilled)
+		t.Run("SendTo", s.testHubSendTo)
+		t.Run("Post", s.testHubPost)
+		t.Run("Presence", s.testHubPresence)
+	})
 	if h.Kill != nil {
 		t.Run("Engine/Unavailable", s.testUnavailable)
 		t.Run("Engine/Restart", s.testRestart)
+		t.Run("Engine/HubBrokerKilled", s.testHubBrokerKilled)
 	}
 	if h.Wipe != nil {
 		t.Run("Engine/Wipe", s.testWipe)
+		t.Run("Engine/HubWipe", s.testHubWipe)
 	}
 }
 
