@@ -49,10 +49,12 @@ type MemoryBrokerOptions struct {
 // publishes.
 //
 // Nothing is ever unreachable, so no method fails with
-// ErrBrokerUnavailable. Each channel name used costs a small constant
-// amount of memory for the broker's life, once its history has gone:
-// the channel keeps its count of messages so that positions are never
-// reused.
+// ErrBrokerUnavailable. A channel's history stays until the bounds
+// evict it, and the latest message stays unless MaxHistoryAge drops it:
+// with many short-lived channels, set MaxHistoryAge. Even then each
+// channel name used costs a small constant amount of memory for the
+// broker's life, as the channel keeps its count of messages so that its
+// positions are never reused.
 //
 // A MemoryBroker is safe for concurrent use.
 type MemoryBroker struct {

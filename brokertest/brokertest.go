@@ -24,8 +24,9 @@
 //
 // Then it tests Hubs over the broker, as users see them: 3 nodes, each
 // a realtime.Hub over a client of its own behind an HTTP server with
-// realtime.Handler, and sockets of package client on both transports,
-// directly or behind a load balancer without stickiness. Every socket
+// realtime.Handler, and sockets of package client on both transports
+// (and realtime.v1 ones when a node dies), directly or behind a load
+// balancer without stickiness. Every socket
 // gets every message of its channel once and in the broker's order:
 // with publishes from 3 nodes, while sockets join and resume, when a
 // socket resumes on a node behind the one it came from, when a node

@@ -85,6 +85,7 @@ func (s *suite) nodes(t *testing.T, count int, opts realtime.Options) []*node {
 // reader is a client.Socket and what it received.
 type reader struct {
 	name string
+	v1   bool // the socket speaks realtime.v1
 	sock *client.Socket
 	done chan struct{}
 
@@ -103,9 +104,22 @@ var transports = []client.Transport{client.TransportWebSocket, client.TransportE
 // closed at cleanup.
 func dial(t *testing.T, url string, tr client.Transport, lastID string) *reader {
 	t.Helper()
-	r := &reader{name: fmt.Sprintf("%v socket to %s", tr, url), done: make(chan struct{})}
+	return dialProtocol(t, url, tr, lastID, "")
+}
+
+// dialProtocol is dial with the wire protocol to ask for
+// (client.SocketOptions.Protocol). A realtime.v1 socket is in the
+// channels of Options.Channels, without word of them: its messages
+// with an id are theirs.
+func dialProtocol(t *testing.T, url string, tr client.Transport, lastID, protocol string) *reader {
+	t.Helper()
+	r := &reader{name: fmt.Sprintf("%v socket to %s", tr, url), done: make(chan struct{}), v1: protocol == realtime.Subprotocol}
+	if r.v1 {
+		r.name = "realtime.v1 " + r.name
+	}
 	var d client.Dialer
 	sock, err := d.Socket(url, &client.SocketOptions{
+		Protocol:       protocol,
 		Transport:      tr,
 		LastEventID:    lastID,
 		ConnectTimeout: 5 * time.Second,
@@ -131,7 +145,7 @@ func dial(t *testing.T, url string, tr client.Transport, lastID string) *reader 
 			r.mu.Lock()
 			switch m.Kind {
 			case client.KindMessage:
-				if m.Channel != "" {
+				if m.Channel != "" || r.v1 && m.ID != "" {
 					r.msgs = append(r.msgs, m)
 				} else {
 					r.direct = append(r.direct, m.Data)
@@ -187,10 +201,19 @@ func (r *reader) status() (subscribed []client.Message, lost, opens int) {
 	return slices.Clone(r.subscribed), len(r.lost), len(r.opens)
 }
 
-// waitSubscribed waits until the socket is in channel.
+// waitSubscribed waits until the socket is in channel (for a
+// realtime.v1 socket, in the channels of Options.Channels: until it
+// is open).
 func (r *reader) waitSubscribed(t *testing.T, channel string) client.Message {
 	t.Helper()
 	var m client.Message
+	if r.v1 {
+		waitFor(t, r.name+" to open", func() bool {
+			_, _, opens := r.status()
+			return opens > 0
+		})
+		return m
+	}
 	waitFor(t, r.name+" to be subscribed to "+channel, func() bool {
 		subs, _, _ := r.status()
 		for _, s := range subs {
@@ -202,6 +225,20 @@ func (r *reader) waitSubscribed(t *testing.T, channel string) client.Message {
 		return false
 	})
 	return m
+}
+
+// readers dials a socket to each node, the transports in turn, and
+// waits until each is in channel.
+func readers(t *testing.T, ns []*node, channel string) []*reader {
+	t.Helper()
+	var rs []*reader
+	for i, n := range ns {
+		rs = append(rs, dial(t, n.url, transports[i%2], ""))
+	}
+	for _, r := range rs {
+		r.waitSubscribed(t, channel)
+	}
+	return rs
 }
 
 // waitTexts waits until the socket has n messages, and returns their
@@ -479,8 +516,12 @@ func (s *suite) testHubNodeKilled(t *testing.T) {
 	}
 	front := newLB(t, addrs)
 	var rs []*reader
-	for i := range 6 {
-		rs = append(rs, dial(t, front.url(), transports[i%2], ""))
+	for i := range 8 {
+		protocol := ""
+		if i >= 6 {
+			protocol = realtime.Subprotocol // clients of before channels
+		}
+		rs = append(rs, dialProtocol(t, front.url(), transports[i%2], "", protocol))
 	}
 	for _, r := range rs {
 		r.waitSubscribed(t, ch)
@@ -506,11 +547,18 @@ func (s *suite) testHubNodeKilled(t *testing.T) {
 		if lost != 0 {
 			t.Errorf("%s was told of %d lost positions", r.name, lost)
 		}
-		for _, sub := range subs[1:] {
+		for _, sub := range subs[min(1, len(subs)):] {
 			if sub.Status != client.SubscribeResumed {
 				t.Errorf("%s subscribed again with status %q", r.name, sub.Status)
 			}
 		}
+		r.mu.Lock()
+		for _, o := range r.opens[1:] {
+			if o.ResumeFailed {
+				t.Errorf("%s reconnected with a failed resume", r.name)
+			}
+		}
+		r.mu.Unlock()
 		if opens > 1 {
 			moved++
 		}
@@ -528,13 +576,7 @@ func (s *suite) testHubBrokerKilled(t *testing.T) {
 	ns := s.nodes(t, 3, realtime.Options{Channels: []string{ch}})
 	probe := s.client(t)
 	start := latest(t, probe, ch)
-	var rs []*reader
-	for i, n := range ns {
-		rs = append(rs, dial(t, n.url, transports[i%2], ""))
-	}
-	for _, r := range rs {
-		r.waitSubscribed(t, ch)
-	}
+	rs := readers(t, ns, ch)
 	hubPublish(t, ns[0].hub, ch, "before", 5, 0)
 	for _, r := range rs {
 		r.waitTexts(t, 5)
@@ -568,13 +610,7 @@ func (s *suite) testHubBrokerKilled(t *testing.T) {
 func (s *suite) testHubWipe(t *testing.T) {
 	ch := s.name("hub-wipe")
 	ns := s.nodes(t, 2, realtime.Options{Channels: []string{ch}})
-	var rs []*reader
-	for i, n := range ns {
-		rs = append(rs, dial(t, n.url, transports[i%2], ""))
-	}
-	for _, r := range rs {
-		r.waitSubscribed(t, ch)
-	}
+	rs := readers(t, ns, ch)
 	hubPublish(t, ns[0].hub, ch, "old", 3, 0)
 	for _, r := range rs {
 		r.waitTexts(t, 3)
