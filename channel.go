@@ -102,6 +102,17 @@ const (
 // acquire returns channel name started, counting a reference that
 // release gives back.
 func (h *Hub) acquire(ctx context.Context, name string) (*channel, error) {
+	for {
+		c, err := h.acquireOnce(ctx, name)
+		// A start that failed because its caller's context ended is tried
+		// again by the others.
+		if err == nil || ctx.Err() != nil || !(errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
+			return c, err
+		}
+	}
+}
+
+func (h *Hub) acquireOnce(ctx context.Context, name string) (*channel, error) {
 	h.mu.Lock()
 	if h.closed {
 		h.mu.Unlock()

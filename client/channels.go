@@ -216,9 +216,12 @@ func parseFrame(id, frame string) (Message, []PresenceEntry, error) {
 			return Message{}, nil, frameError(frame, "unknown subscription status")
 		}
 	case KindJoin, KindLeave:
-		if !strings.HasPrefix(data, "{") || json.Unmarshal([]byte(data), &m.Entry) != nil {
+		// Into a variable of its own, so that m does not escape.
+		e := new(PresenceEntry)
+		if !strings.HasPrefix(data, "{") || json.Unmarshal([]byte(data), e) != nil {
 			return Message{}, nil, frameError(frame, "presence entry is not a JSON object")
 		}
+		m.Entry = *e
 	case KindPresence:
 		list := []PresenceEntry{}
 		if !strings.HasPrefix(data, "[") || json.Unmarshal([]byte(data), &list) != nil {

@@ -596,3 +596,13 @@ func TestSocketV2PresenceRefused(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkParseFrame parses a channel message, the common frame.
+func BenchmarkParseFrame(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, _, err := parseFrame("AQxyz", "message chat\nhello, world"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

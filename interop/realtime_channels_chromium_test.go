@@ -75,16 +75,9 @@ func startRTCluster(t *testing.T) *rtCluster {
 		}, nil))
 	}
 	var turn atomic.Uint32
-	mux := http.NewServeMux()
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		fmt.Fprint(w, rtChannelsPage)
-	})
-	mux.Handle("/realtime.js", realtime.ClientJS())
-	mux.HandleFunc("/rt", func(w http.ResponseWriter, r *http.Request) {
+	srv := httptest.NewServer(rtChannelsMux(func(w http.ResponseWriter, r *http.Request) {
 		handlers[int(turn.Add(1))%len(handlers)].ServeHTTP(w, r)
-	})
-	srv := httptest.NewServer(mux)
+	}))
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
@@ -98,6 +91,18 @@ func startRTCluster(t *testing.T) *rtCluster {
 	})
 	c.URL = srv.URL
 	return c
+}
+
+// rtChannelsMux serves the page, realtime.js and, at /rt, rt.
+func rtChannelsMux(rt http.HandlerFunc) *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		fmt.Fprint(w, rtChannelsPage)
+	})
+	mux.Handle("/realtime.js", realtime.ClientJS())
+	mux.HandleFunc("/rt", rt)
+	return mux
 }
 
 func (c *rtCluster) socket(user string) *realtime.Socket {
@@ -222,17 +227,10 @@ func TestRealtimeChannelsChromiumV1Server(t *testing.T) {
 	hub := realtime.NewHub(nil)
 	t.Cleanup(func() { hub.Close() })
 	rt := realtime.Handler(&realtime.Options{Hub: hub, Channels: []string{"a"}}, nil)
-	mux := http.NewServeMux()
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		fmt.Fprint(w, rtChannelsPage)
-	})
-	mux.Handle("/realtime.js", realtime.ClientJS())
-	mux.HandleFunc("/rt", func(w http.ResponseWriter, r *http.Request) {
+	srv := httptest.NewServer(rtChannelsMux(func(w http.ResponseWriter, r *http.Request) {
 		r.Header.Set("Sec-WebSocket-Protocol", realtime.Subprotocol)
 		rt.ServeHTTP(w, r)
-	})
-	srv := httptest.NewServer(mux)
+	}))
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
