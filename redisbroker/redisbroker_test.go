@@ -321,7 +321,7 @@ func TestClosed(t *testing.T) {
 // reached waits for it, and then delivers from its position.
 func TestFollowStartsWhileDown(t *testing.T) {
 	s := startRedis(t, true)
-	b := newTestBroker(t, s, &Options{Timeout: 200 * time.Millisecond})
+	b := newTestBroker(t, s, nil)
 	p := mustPublish(t, b, "down", "1", "")
 	s.Kill(t)
 	entries, done, _ := follow(t, b, "down", p)
