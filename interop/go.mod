@@ -48,8 +48,9 @@ require (
 	github.com/go-json-experiment/json v0.0.0-20260213210345-44df1a37e875 // indirect
 	github.com/gobwas/httphead v0.1.0 // indirect
 	github.com/klauspost/compress v1.20.4 // indirect
-	github.com/realtime-go/realtime/natsbroker v0.0.0-00010101000000-000000000000
-	github.com/realtime-go/realtime/redisbroker v0.0.0-00010101000000-000000000000
+	github.com/realtime-go/realtime/examples/chat v0.0.0-00010101000000-000000000000
+	github.com/realtime-go/realtime/natsbroker v0.0.0-00010101000000-000000000000 // indirect
+	github.com/realtime-go/realtime/redisbroker v0.0.0-00010101000000-000000000000 // indirect
 	golang.org/x/net v0.61.0 // indirect
 	gopkg.in/cenkalti/backoff.v1 v1.1.0 // indirect
 )
@@ -57,3 +58,5 @@ require (
 replace github.com/realtime-go/realtime/natsbroker => ../natsbroker
 
 replace github.com/realtime-go/realtime/redisbroker => ../redisbroker
+
+replace github.com/realtime-go/realtime/examples/chat => ../examples/chat

@@ -27,13 +27,18 @@ func rtChat(t *testing.T, browser context.Context, base, want string) {
 	rtChatOn(t, browser, [2]string{base, base}, want)
 }
 
+// rtChatState describes a chat page for a failure message.
+const rtChatState = `JSON.stringify({status: document.getElementById('status').textContent,
+	room: document.getElementById('room').textContent,
+	rooms: [...document.querySelectorAll('#rooms li')].map((li) => li.textContent),
+	who: [...document.querySelectorAll('#who li')].map((li) => li.dataset.name + '/' + li.dataset.transport),
+	log: [...document.querySelectorAll('#log li')].map((li) => li.textContent)})`
+
 // rtChatOn is rtChat with alice's page on bases[0] and bob's on
-// bases[1].
-func rtChatOn(t *testing.T, browser context.Context, bases [2]string, want string) {
+// bases[1]. It returns their tabs.
+func rtChatOn(t *testing.T, browser context.Context, bases [2]string, want string) []context.Context {
 	t.Helper()
-	const state = `JSON.stringify({status: document.getElementById('status').textContent,
-		who: [...document.querySelectorAll('#who li')].map((li) => li.dataset.name + '/' + li.dataset.transport),
-		log: [...document.querySelectorAll('#log li')].map((li) => li.textContent)})`
+	const state = rtChatState
 	names := []string{"alice", "bob"}
 	tabs := make([]context.Context, len(names))
 	for i, name := range names {
@@ -61,6 +66,13 @@ func rtChatOn(t *testing.T, browser context.Context, bases [2]string, want strin
 		}
 	}
 	t.Logf("alice's page: %s", rtEval[string](t, tabs[0], state))
+	return tabs
+}
+
+// rtWhoJS is a JavaScript condition: the page lists exactly who (items
+// "name/transport", sorted by name) in its current room.
+func rtWhoJS(who ...string) string {
+	return fmt.Sprintf(`[...document.querySelectorAll('#who li')].map((li) => li.dataset.name + '/' + li.dataset.transport).join(',') === %q`, strings.Join(who, ","))
 }
 
 func TestRealtimeChatWebSocket(t *testing.T) {
@@ -83,9 +95,54 @@ func TestRealtimeChatTwoProcesses(t *testing.T) {
 			}
 			a, b := rtStartChat(t, flags...), rtStartChat(t, flags...)
 			browser := rtStartChromium(t)
-			rtChatOn(t, browser, [2]string{"http://" + a, "http://" + b}, "websocket")
+			tabs := rtChatOn(t, browser, [2]string{"http://" + a, "http://" + b}, "websocket")
+			rtChatRooms(t, browser, tabs, "http://"+b)
 		})
 	}
+}
+
+// rtChatRooms: after the lobby chat of rtChatOn, alice enters the room
+// go with the join box, bob from the room list, and carol by URL on
+// base; each lists the three in go, and alice's line there reaches the
+// two others, once. Back in the lobby, alice's page still has its
+// lines.
+func rtChatRooms(t *testing.T, browser context.Context, tabs []context.Context, base string) {
+	t.Helper()
+	alice, bob := tabs[0], tabs[1]
+	ctx, cancel := context.WithTimeout(alice, rtChatWait)
+	err := chromedp.Do(ctx, chromedp.SendKeys(chromedp.ID("join-room"), "go"), chromedp.Click(chromedp.ID("join")))
+	cancel()
+	if err != nil {
+		t.Fatalf("alice joining go: %v", err)
+	}
+	rtWait(t, bob, "the room list offers go", `document.querySelector('#rooms li[data-room="go"] a') !== null`, rtChatState, rtChatWait)
+	ctx, cancel = context.WithTimeout(bob, rtChatWait)
+	err = chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`#rooms li[data-room="go"] a`)))
+	cancel()
+	if err != nil {
+		t.Fatalf("bob choosing go: %v", err)
+	}
+	carol := rtTab(t, browser, base+"/?name=carol&room=go")
+	pages := map[string]context.Context{"alice": alice, "bob": bob, "carol": carol}
+	for name, tab := range pages {
+		rtWait(t, tab, name+" is in go", `document.getElementById('room').textContent === 'go'`, rtChatState, rtChatWait)
+		rtWait(t, tab, name+" lists the three in go", rtWhoJS("alice/websocket", "bob/websocket", "carol/websocket"), rtChatState, rtChatWait)
+	}
+	rtChatType(t, alice, "alice", "in go ✓")
+	for name, tab := range pages {
+		rtWait(t, tab, name+" sees alice's line in go", rtChatLineJS("alice", "websocket", "in go ✓"), rtChatState, rtChatWait)
+		if n := rtEval[int](t, tab, `document.querySelectorAll('#log li.say').length`); n != 1 {
+			t.Fatalf("%s shows %d lines in go, want 1: %s", name, n, rtEval[string](t, tab, rtChatState))
+		}
+	}
+	ctx, cancel = context.WithTimeout(alice, rtChatWait)
+	err = chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`#rooms li[data-room="lobby"] a`)))
+	cancel()
+	if err != nil {
+		t.Fatalf("alice back to the lobby: %v", err)
+	}
+	rtWait(t, alice, "alice's lobby has its two lines and its two people",
+		`document.querySelectorAll('#log li.say').length === 2 && `+rtWhoJS("alice/websocket", "bob/websocket"), rtChatState, rtChatWait)
 }
 
 func TestRealtimeChatNginx(t *testing.T) {

@@ -119,28 +119,49 @@ type rtChatEvent struct {
 // default room list.
 const rtChatRoom = "lobby"
 
-// rtGoChatter is the Go client's view of the chat's first room.
+// rtGoChatter is the Go client's view of the chat's first room. Its
+// messages are read in the background: Presence waits for the messages
+// before its answer to be taken.
 type rtGoChatter struct {
 	s    *client.Socket
 	info client.OpenInfo
+	msgs chan client.Message
 	says map[string]int // "from/transport/text": times seen
+}
+
+// read takes the socket's messages until ctx ends.
+func (g *rtGoChatter) read(ctx context.Context) {
+	for m, err := range g.s.All(ctx) {
+		if err != nil {
+			close(g.msgs)
+			return
+		}
+		select {
+		case g.msgs <- m:
+		case <-ctx.Done():
+			close(g.msgs)
+			return
+		}
+	}
 }
 
 // waitFor reads the room's lines until cond holds.
 func (g *rtGoChatter) waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), rtChatWait)
-	defer cancel()
+	timeout := time.After(rtChatWait)
 	for !cond() {
-		m, err := g.s.Next(ctx)
-		if err != nil {
-			t.Fatalf("the Go client waiting for %s: %v; it has seen says %v", what, err, g.says)
+		var m client.Message
+		var ok bool
+		select {
+		case m, ok = <-g.msgs:
+			if !ok {
+				t.Fatalf("the Go client waiting for %s: %v; it has seen says %v", what, g.s.Err(), g.says)
+			}
+		case <-timeout:
+			t.Fatalf("the Go client waiting for %s: timeout; it has seen says %v", what, g.says)
 		}
 		if m.Kind != client.KindMessage || m.Channel != rtChatRoom {
 			continue
-		}
-		if m.Kind != client.KindMessage {
-			continue // news of the chat channel: subscribed, presence
 		}
 		var ev rtChatEvent
 		if err := json.Unmarshal([]byte(m.Data), &ev); err != nil {
@@ -209,8 +230,18 @@ func rtGoChat(t *testing.T, browser context.Context, pageBase, goURL string, d *
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { s.Close() })
-	g := &rtGoChatter{s: s, says: map[string]int{}}
+	g := &rtGoChatter{s: s, msgs: make(chan client.Message, 64), says: map[string]int{}}
+	readCtx, stopReading := context.WithCancel(context.Background())
+	read := make(chan struct{})
+	go func() {
+		defer close(read)
+		g.read(readCtx)
+	}()
+	t.Cleanup(func() {
+		stopReading()
+		s.Close()
+		<-read
+	})
 	subCtx, cancelSub := context.WithTimeout(context.Background(), rtChatWait)
 	err = s.Subscribe(subCtx, rtChatRoom)
 	cancelSub()
@@ -340,7 +371,7 @@ func TestRealtimeGoClientNginxRestart(t *testing.T) {
 				break
 			}
 			if m.Kind != client.KindMessage {
-				continue // "subscribed chat fresh", then "resumed"
+				continue // subscribed: fresh, then resumed
 			}
 			msgs = append(msgs, m.Data)
 			if m.Data == "end" {

@@ -169,10 +169,7 @@ func mnStartCluster(t *testing.T, brokerFlags ...string) *mnCluster {
 		mnOpenPage(t, browser, c.lb, "page-ws", "websocket", mnChannels[0], mnChannels[1]),
 		mnOpenPage(t, browser, c.lb, "page-es", "eventsource", mnChannels[1], mnChannels[2]),
 		mnDialGo(t, c.lb, "go-ws", client.TransportWebSocket, mnChannels...),
-		// TEMPORARY: on WebSocket until the Go client speaks realtime.v2 over
-		// EventSource to this server (it waits for a Realtime-Protocol header
-		// the server does not send).
-		mnDialGo(t, c.lb, "go-es", client.TransportWebSocket, mnChannels[0], mnChannels[2]),
+		mnDialGo(t, c.lb, "go-es", client.TransportEventSource, mnChannels[0], mnChannels[2]),
 	}
 	// Every client is subscribed to each of its channels before anyone
 	// speaks.

@@ -43,6 +43,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/realtime-go/realtime"
+	"github.com/realtime-go/realtime/examples/chat/brokers"
 )
 
 //go:embed index.html
@@ -92,7 +93,7 @@ func main() {
 			log.Fatalf("chat: -rooms: %q: %v", r, errRoomName)
 		}
 	}
-	broker, err := newBroker(*redisURL, *natsURL, *node)
+	broker, err := brokers.Open(*redisURL, *natsURL, "chat "+*node)
 	if err != nil {
 		log.Fatal("chat: ", err)
 	}

@@ -24,9 +24,6 @@ var shortTimeouts = timeouts{header: 300 * time.Millisecond, write: 200 * time.M
 
 var testRooms = []string{"lobby", "go"}
 
-// bobTransport is bob's transport in TestChatTwoProcesses.
-var bobTransport = client.TransportWebSocket
-
 // startServer serves a chat process as main does, with shortTimeouts,
 // on broker (shared by the processes of a test), as node.
 func startServer(t *testing.T, broker realtime.Broker, node string) *httptest.Server {
@@ -162,19 +159,16 @@ func (p *participant) who(room string) []string {
 func TestChatTwoProcesses(t *testing.T) {
 	srvA, srvB := startProcesses(t)
 	alice := join(t, srvA, "alice", client.TransportWebSocket, "lobby", "go")
-	// TEMPORARY: bob is on WebSocket until the Go client speaks
-	// realtime.v2 over EventSource to this server (it waits for a
-	// Realtime-Protocol header the server does not send).
-	bob := join(t, srvB, "bob", bobTransport, "lobby")
+	bob := join(t, srvB, "bob", client.TransportEventSource, "lobby")
 
 	// alice hears bob arrive, from the other process.
 	j := alice.next(func(m client.Message) bool {
 		return m.Kind == client.KindJoin && m.Channel == "lobby" && m.Entry.User == "bob"
 	})
-	if e := j.Entry; e.User != "bob" || e.Info != bobTransport.String() || !strings.HasPrefix(e.Socket, "b.") {
+	if e := j.Entry; e.User != "bob" || e.Info != "eventsource" || !strings.HasPrefix(e.Socket, "b.") {
 		t.Fatalf("alice saw %+v join", e)
 	}
-	want := []string{"alice/websocket", "bob/" + bobTransport.String()}
+	want := []string{"alice/websocket", "bob/eventsource"}
 	for _, p := range []*participant{alice, bob} {
 		if who := p.who("lobby"); !slices.Equal(who, want) {
 			t.Fatalf("%s sees %q in the lobby, want %q", p.name, who, want)
@@ -211,7 +205,7 @@ func TestChatTwoProcesses(t *testing.T) {
 	everyoneHears(event{Kind: "say", From: "alice", Transport: "websocket", Text: "hi bob"})
 	bob.say("go", "bob is not in go: dropped")
 	bob.say("lobby", "  hi alice  ")
-	everyoneHears(event{Kind: "say", From: "bob", Transport: bobTransport.String(), Text: "hi alice"})
+	everyoneHears(event{Kind: "say", From: "bob", Transport: "eventsource", Text: "hi alice"})
 	// bob's line in go came before his line in the lobby, which alice
 	// has: it was dropped.
 	if e := alice.line("go"); e.Text != "only alice is here" {

@@ -50,6 +50,7 @@ import (
 	"time"
 
 	"github.com/realtime-go/realtime"
+	"github.com/realtime-go/realtime/examples/chat/brokers"
 )
 
 //go:embed page.html
@@ -73,7 +74,7 @@ func main() {
 }
 
 func run(addr, node, redisURL, natsURL string, presenceTTL time.Duration) error {
-	broker, err := newBroker(redisURL, natsURL, node)
+	broker, err := brokers.Open(redisURL, natsURL, "rtnode "+node)
 	if err != nil {
 		return err
 	}
