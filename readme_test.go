@@ -48,6 +48,9 @@ var readmeImports = map[string]string{
 	"deflate":     "github.com/realtime-go/realtime/extensions/deflate",
 	"proxy":       "github.com/realtime-go/realtime/proxy",
 	"websocket":   "github.com/realtime-go/realtime/websocket",
+	// The broker modules are nested modules: the root's go.work lists them.
+	"redisbroker": "github.com/realtime-go/realtime/redisbroker",
+	"natsbroker":  "github.com/realtime-go/realtime/natsbroker",
 }
 
 // readmeSnippet is a ```go block of README.md.
