@@ -1,0 +1,437 @@
+package websocket
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/realtime-go/realtime/extensions"
+	"github.com/realtime-go/realtime/extensions/deflate"
+)
+
+// countingConn counts the Write calls that reach the network. Wrapping
+// hides the TCP connection, so the Conn writes through Write alone.
+type countingConn struct {
+	net.Conn
+	writes atomic.Int64
+}
+
+func (c *countingConn) Write(p []byte) (int, error) {
+	c.writes.Add(1)
+	return c.Conn.Write(p)
+}
+
+// countedConn is a server Conn over a countingConn, with the peer's raw
+// end, which nobody reads yet.
+func countedConn(tb testing.TB, opts ConnOptions) (*Conn, *countingConn, net.Conn) {
+	tb.Helper()
+	a, b := netPair(tb, overTCP)
+	cc := &countingConn{Conn: a}
+	c, nc := benchConnOn(tb, cc, b, false, opts)
+	tb.Cleanup(func() {
+		c.CloseNow()
+		nc.Close()
+	})
+	cc.writes.Store(0)
+	return c, cc, nc
+}
+
+// batchOf builds a batch of n messages of size bytes, alternating text,
+// binary and prepared messages, and returns the frames a server sends for
+// them without extensions.
+func batchOf(tb testing.TB, n, size int) (*Batch, []byte) {
+	tb.Helper()
+	var b Batch
+	var want []byte
+	for i := range n {
+		p := pattern(size, byte(i))
+		switch i % 3 {
+		case 0:
+			p = textPattern(size)
+			if err := b.Add(MessageText, p); err != nil {
+				tb.Fatal(err)
+			}
+			want = appendFrame(want, true, 0, opText, false, [4]byte{}, p)
+		case 1:
+			if err := b.Add(MessageBinary, p); err != nil {
+				tb.Fatal(err)
+			}
+			want = appendFrame(want, true, 0, opBinary, false, [4]byte{}, p)
+		default:
+			pm, err := NewPreparedMessage(MessageBinary, p)
+			if err != nil {
+				tb.Fatal(err)
+			}
+			if err := b.AddPrepared(pm); err != nil {
+				tb.Fatal(err)
+			}
+			want = appendFrame(want, true, 0, opBinary, false, [4]byte{}, p)
+		}
+	}
+	return &b, want
+}
+
+// TestWriteBatchWire: a server's batch is on the wire byte for byte as
+// its frames, in order, and a batch that fits the buffer goes out in one
+// write; a larger one in about one write per buffer's worth. Through the
+// counting wrapper a vectored write (the buffer, then a payload that did
+// not fit it) counts once per slice, though TCP makes it one writev.
+func TestWriteBatchWire(t *testing.T) {
+	for _, tc := range []struct {
+		n, size   int
+		maxWrites int64
+	}{
+		{1, 10, 1},
+		{8, 100, 1},
+		{64, 100, 3}, // 6,528 bytes through a 4,096-byte buffer
+		{3, 70000, 6},
+		{9, 0, 1},
+	} {
+		t.Run(fmt.Sprintf("%dx%d", tc.n, tc.size), func(t *testing.T) {
+			c, cc, nc := countedConn(t, ConnOptions{})
+			b, want := batchOf(t, tc.n, tc.size)
+			if b.Len() != tc.n {
+				t.Fatalf("Len = %d, want %d", b.Len(), tc.n)
+			}
+			got := make(chan []byte, 1)
+			go func() {
+				buf := make([]byte, len(want))
+				n, _ := io.ReadFull(nc, buf)
+				got <- buf[:n]
+			}()
+			if err := c.WriteBatch(context.Background(), b); err != nil {
+				t.Fatal(err)
+			}
+			if g := <-got; !bytes.Equal(g, want) {
+				t.Fatalf("wire:\n%x\nwant\n%x", trunc(g), trunc(want))
+			}
+			if w := cc.writes.Load(); w < 1 || w > tc.maxWrites {
+				t.Fatalf("%d writes for the batch, want 1 to %d", w, tc.maxWrites)
+			}
+		})
+	}
+}
+
+// TestWriteBatchCountsWrites: the same messages written one by one take
+// one write each, which the batch saves.
+func TestWriteBatchCountsWrites(t *testing.T) {
+	c, cc, nc := countedConn(t, ConnOptions{})
+	go io.Copy(io.Discard, nc)
+	b, _ := batchOf(t, 8, 50)
+	ctx := context.Background()
+	for _, m := range b.msgs {
+		if err := c.Write(ctx, MessageType(m.op), m.p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if w := cc.writes.Load(); w != 8 {
+		t.Fatalf("%d writes for 8 Writes, want 8", w)
+	}
+	cc.writes.Store(0)
+	if err := c.WriteBatch(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	if w := cc.writes.Load(); w != 1 {
+		t.Fatalf("%d writes for a batch of 8, want 1", w)
+	}
+}
+
+// TestWriteBatchClient: a client masks each frame of the batch, prepared
+// ones included, and the peer gets them in order.
+func TestWriteBatchClient(t *testing.T) {
+	for _, tr := range transports {
+		t.Run(string(tr), func(t *testing.T) {
+			c, p := newTestConn(t, tr, true, ConnOptions{})
+			b, _ := batchOf(t, 7, 300)
+			errc := make(chan error, 1)
+			go func() { errc <- c.WriteBatch(context.Background(), b) }()
+			for _, m := range b.msgs {
+				f := p.expectFrame(t, m.op, m.p)
+				if !f.masked {
+					t.Fatal("client frame not masked")
+				}
+			}
+			if err := <-errc; err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// TestWriteBatchContextEndsMidBatch: a batch whose ctx ends once part of
+// it has reached the network closes the connection; the messages before
+// the cut arrived whole and in order.
+func TestWriteBatchContextEndsMidBatch(t *testing.T) {
+	c, nc := benchConn(t, overTCP, false, ConnOptions{}) // nobody reads nc yet
+	defer nc.Close()
+	defer c.CloseNow()
+	var b Batch
+	var want []byte
+	for i := range 3 {
+		p := textPattern(20 + i)
+		b.Add(MessageText, p)
+		want = appendFrame(want, true, 0, opText, false, [4]byte{}, p)
+	}
+	b.Add(MessageBinary, make([]byte, 64<<20)) // more than the socket buffers take
+	b.Add(MessageText, []byte("never"))
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	var err error
+	within(t, waitLong, "WriteBatch", func() { err = c.WriteBatch(ctx, &b) })
+	if !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("WriteBatch = %v, want context.DeadlineExceeded and net.ErrClosed", err)
+	}
+	if err := c.WriteBatch(context.Background(), &b); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("WriteBatch after a cut = %v, want net.ErrClosed", err)
+	}
+	got := make([]byte, len(want))
+	if _, err := io.ReadFull(nc, got); err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("before the cut: %x (%v), want %x", got, err, want)
+	}
+}
+
+// TestWriteBatchContextEndedBefore: a batch whose ctx ended before it
+// began, or while it waited for another message, sends nothing and
+// leaves the connection usable.
+func TestWriteBatchContextEndedBefore(t *testing.T) {
+	c, p := newTestConn(t, overTCP, false, ConnOptions{})
+	b, _ := batchOf(t, 4, 10)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := c.WriteBatch(ctx, b); !errors.Is(err, context.Canceled) || errors.Is(err, net.ErrClosed) {
+		t.Fatalf("WriteBatch = %v, want context.Canceled only", err)
+	}
+	w, err := c.Writer(context.Background(), MessageText)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel = context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := c.WriteBatch(ctx, b); !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, net.ErrClosed) {
+		t.Fatalf("WriteBatch behind a Writer = %v, want context.DeadlineExceeded only", err)
+	}
+	io.WriteString(w, "streamed")
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Write(context.Background(), MessageText, []byte("after")); err != nil {
+		t.Fatal(err)
+	}
+	p.expectFrame(t, opText, []byte("streamed"))
+	p.expectFrame(t, opText, []byte("after"))
+}
+
+// TestWriteBatchAfterClose: once the connection is closed, or its close
+// frame sent, a batch fails and sends nothing.
+func TestWriteBatchAfterClose(t *testing.T) {
+	b, _ := batchOf(t, 2, 10)
+	c, p := newTestConn(t, overTCP, false, ConnOptions{CloseTimeout: 100 * time.Millisecond})
+	closed := make(chan error, 1)
+	go func() { closed <- c.Close(StatusNormalClosure, "") }()
+	p.expectClose(t, StatusNormalClosure)
+	if err := c.WriteBatch(context.Background(), b); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("WriteBatch after the close frame = %v, want net.ErrClosed", err)
+	}
+	<-closed
+	if err := c.WriteBatch(context.Background(), b); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("WriteBatch after Close = %v, want net.ErrClosed", err)
+	}
+	p.expectEOF(t, eofWait)
+}
+
+// TestBatchMisuse: a batch refuses an invalid type and a nil prepared
+// message, and an empty batch sends nothing.
+func TestBatchMisuse(t *testing.T) {
+	var b Batch
+	if err := b.Add(MessageType(0), nil); err == nil {
+		t.Fatal("Add accepted type 0")
+	}
+	if err := b.AddPrepared(nil); err == nil {
+		t.Fatal("AddPrepared accepted nil")
+	}
+	if b.Len() != 0 {
+		t.Fatalf("Len = %d after refusals", b.Len())
+	}
+	c, cc, _ := countedConn(t, ConnOptions{})
+	if err := c.WriteBatch(context.Background(), &b); err != nil {
+		t.Fatal(err)
+	}
+	b.Add(MessageText, []byte("x"))
+	b.Reset()
+	if err := c.WriteBatch(context.Background(), &b); err != nil || b.Len() != 0 {
+		t.Fatal(err, b.Len())
+	}
+	if w := cc.writes.Load(); w != 0 {
+		t.Fatalf("%d writes for empty batches", w)
+	}
+}
+
+// countedDeflatePair is deflatePair with the server's writes counted.
+func countedDeflatePair(t *testing.T, exts []extensions.Extension) (server, client *Conn, cc *countingConn) {
+	t.Helper()
+	a, b := netPair(t, overTCP)
+	cc = &countingConn{Conn: a}
+	sch := make(chan connResult, 1)
+	go func() {
+		c, _, err := AcceptConn(context.Background(), cc, &AcceptOptions{Extensions: exts})
+		sch <- connResult{c, err}
+	}()
+	u, _ := url.Parse("ws://server.example.com/chat")
+	cl, _, cerr := NewClient(context.Background(), b, u, &ClientOptions{Extensions: exts})
+	s := <-sch
+	if s.err != nil || cerr != nil {
+		a.Close()
+		b.Close()
+		t.Fatalf("handshake: server %v, client %v", s.err, cerr)
+	}
+	t.Cleanup(func() {
+		s.c.CloseNow()
+		cl.CloseNow()
+	})
+	if s.c.Extensions() == "" {
+		t.Fatal("permessage-deflate not negotiated")
+	}
+	cc.writes.Store(0)
+	return s.c, cl, cc
+}
+
+// TestWriteBatchDeflate: with permessage-deflate, with and without
+// context takeover, a batch's messages, prepared ones included, arrive
+// decoded and in order, in one write, and the connection goes on in step
+// (the next batch decodes too).
+func TestWriteBatchDeflate(t *testing.T) {
+	for _, noTakeover := range []bool{false, true} {
+		t.Run(fmt.Sprintf("noContextTakeover=%v", noTakeover), func(t *testing.T) {
+			ext := []extensions.Extension{deflate.New(&deflate.Options{NoContextTakeover: noTakeover})}
+			s, cl, cc := countedDeflatePair(t, ext)
+			b, _ := batchOf(t, 9, 500)          // over the threshold: compressed
+			b.Add(MessageText, []byte("short")) // under it: sent as is
+			for round := range 2 {
+				cc.writes.Store(0)
+				errc := make(chan error, 1)
+				go func() { errc <- s.WriteBatch(context.Background(), b) }()
+				for i, m := range b.msgs {
+					typ, got, err := cl.Read(context.Background())
+					if err != nil || typ != MessageType(m.op) || !bytes.Equal(got, m.p) {
+						t.Fatalf("round %d message %d: %v %d bytes %v, want %v %d bytes", round, i, typ, len(got), err, MessageType(m.op), len(m.p))
+					}
+				}
+				if err := <-errc; err != nil {
+					t.Fatal(err)
+				}
+				if w := cc.writes.Load(); w != 1 {
+					t.Fatalf("round %d: %d writes for the batch, want 1", round, w)
+				}
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel()
+			if err := s.WriteBatch(ctx, b); !errors.Is(err, context.Canceled) || errors.Is(err, net.ErrClosed) {
+				t.Fatalf("WriteBatch = %v, want context.Canceled only", err)
+			}
+			if err := s.Write(context.Background(), MessageText, []byte("after")); err != nil {
+				t.Fatal(err)
+			}
+			if _, got, err := cl.Read(context.Background()); err != nil || string(got) != "after" {
+				t.Fatalf("after: %q %v", got, err)
+			}
+		})
+	}
+}
+
+// TestWriteBatchAllocs: a reused batch costs no allocation per message.
+func TestWriteBatchAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector changes allocation counts")
+	}
+	c := drainedConn(t, overTCP, false)
+	b, _ := batchOf(t, 64, 100)
+	msgs := append([]batchMessage(nil), b.msgs...)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	allocs := testing.AllocsPerRun(100, func() {
+		b.Reset()
+		for _, m := range msgs {
+			if m.pm != nil {
+				b.AddPrepared(m.pm)
+			} else {
+				b.Add(MessageType(m.op), m.p)
+			}
+		}
+		if err := c.WriteBatch(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+	})
+	// The context's watch costs a few per batch, none per message.
+	if allocs > 4 {
+		t.Fatalf("%.1f allocations per batch of 64", allocs)
+	}
+}
+
+// BenchmarkWriteBatch compares n messages written one by one with Write
+// to the same written as one batch: ns and network writes per message.
+func BenchmarkWriteBatch(b *testing.B) {
+	for _, n := range []int{1, 8, 64} {
+		for _, batched := range []bool{false, true} {
+			name := "Write"
+			if batched {
+				name = "WriteBatch"
+			}
+			b.Run(fmt.Sprintf("%s/n=%d", name, n), func(b *testing.B) {
+				c, cc, nc := countedConn(b, ConnOptions{})
+				done := make(chan struct{})
+				go func() {
+					io.Copy(io.Discard, bufio.NewReader(nc))
+					close(done)
+				}()
+				batch, _ := batchOf(b, n, 64)
+				msgs := append([]batchMessage(nil), batch.msgs...)
+				ctx, cancel := context.WithCancel(context.Background())
+				defer cancel()
+				cc.writes.Store(0)
+				b.ReportAllocs()
+				for b.Loop() {
+					if !batched {
+						for _, m := range msgs {
+							var err error
+							if m.pm != nil {
+								err = c.WritePrepared(ctx, m.pm)
+							} else {
+								err = c.Write(ctx, MessageType(m.op), m.p)
+							}
+							if err != nil {
+								b.Fatal(err)
+							}
+						}
+						continue
+					}
+					batch.Reset()
+					for _, m := range msgs {
+						if m.pm != nil {
+							batch.AddPrepared(m.pm)
+						} else {
+							batch.Add(MessageType(m.op), m.p)
+						}
+					}
+					if err := c.WriteBatch(ctx, batch); err != nil {
+						b.Fatal(err)
+					}
+				}
+				msgsWritten := float64(b.N * n)
+				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/msgsWritten, "ns/msg")
+				b.ReportMetric(float64(cc.writes.Load())/msgsWritten, "writes/msg")
+				b.StopTimer()
+				c.CloseNow()
+				nc.Close()
+				<-done
+			})
+		}
+	}
+}
