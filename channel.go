@@ -3,6 +3,7 @@ package realtime
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -37,12 +38,16 @@ type member struct {
 	// from a node further ahead presented a position beyond this node's.
 	floor uint64
 
-	// catching: the socket is catching up from the broker, outside the
-	// lock; entries delivered meanwhile wait in pending, after base.
-	catching  bool
-	pending   []*message
-	base      Position
-	restarted bool // the channel restarted while catching up
+	// catch is set while the socket catches up from the broker, outside
+	// the lock; entries delivered meanwhile wait in it.
+	catch *catchUp
+}
+
+// catchUp is what a channel keeps for a socket catching up.
+type catchUp struct {
+	pending   []*message // delivered meanwhile, after base
+	base      Position   // the channel's position when the socket came
+	restarted bool       // the channel restarted meanwhile
 }
 
 // membership is a channel as a socket holds it.
@@ -50,6 +55,41 @@ type membership struct {
 	ch     *channel
 	start  Position // the position the join started from
 	status string   // fresh, resumed or failed
+}
+
+// memberships are the channels of a socket: a slice, which a socket in
+// one channel (the common case) holds in far less memory than a map, and
+// at most MaxChannels long.
+type memberships []*membership
+
+func (ms memberships) get(name string) *membership {
+	for _, m := range ms {
+		if m.ch.name == name {
+			return m
+		}
+	}
+	return nil
+}
+
+// put adds m, in place of the membership of the same channel.
+func (ms *memberships) put(m *membership) {
+	for i, old := range *ms {
+		if old.ch.name == m.ch.name {
+			(*ms)[i] = m
+			return
+		}
+	}
+	*ms = append(*ms, m)
+}
+
+// drop removes the membership of channel name.
+func (ms *memberships) drop(name string) {
+	for i, m := range *ms {
+		if m.ch.name == name {
+			*ms = slices.Delete(*ms, i, i+1)
+			return
+		}
+	}
 }
 
 // The status of a join: "subscribed CHANNEL" carries it.
@@ -62,6 +102,17 @@ const (
 // acquire returns channel name started, counting a reference that
 // release gives back.
 func (h *Hub) acquire(ctx context.Context, name string) (*channel, error) {
+	for {
+		c, err := h.acquireOnce(ctx, name)
+		// A start that failed because its caller's context ended is tried
+		// again by the others.
+		if err == nil || ctx.Err() != nil || !(errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
+			return c, err
+		}
+	}
+}
+
+func (h *Hub) acquireOnce(ctx context.Context, name string) (*channel, error) {
 	h.mu.Lock()
 	if h.closed {
 		h.mu.Unlock()
@@ -273,8 +324,8 @@ func (c *channel) deliver(e Entry) {
 	c.keep(m)
 	for s, mb := range c.members {
 		switch {
-		case mb.catching:
-			mb.pending = append(mb.pending, m)
+		case mb.catch != nil:
+			mb.catch.pending = append(mb.catch.pending, m)
 		case m.pos.Offset > mb.floor:
 			s.enqueue(m)
 		}
@@ -292,8 +343,8 @@ func (c *channel) restart(last Position) {
 	c.cache, c.head, c.bytes = c.cache[:0], 0, 0
 	for s, mb := range c.members {
 		mb.floor = 0
-		if mb.catching {
-			mb.pending, mb.base, mb.restarted = nil, last, true
+		if cu := mb.catch; cu != nil {
+			cu.pending, cu.base, cu.restarted = nil, last, true
 			continue
 		}
 		s.mu.Lock()
@@ -336,7 +387,7 @@ func (c *channel) join(ctx context.Context, s *Socket) (status string, err error
 		// Older than the cache: catch up from the broker, outside the
 		// lock (the broker may deliver under its own), while entries
 		// delivered meanwhile wait.
-		mb.catching, mb.base = true, last
+		mb.catch = &catchUp{base: last}
 		if err := c.add(s, mb, p, ""); err != nil {
 			c.mu.Unlock()
 			c.hub.release(c)
@@ -362,10 +413,7 @@ func (c *channel) add(s *Socket, mb *member, start Position, status string) erro
 	if s.ended || s.closing {
 		return errSocketClosed
 	}
-	if s.chans == nil {
-		s.chans = make(map[string]*membership)
-	}
-	s.chans[c.name] = &membership{ch: c, start: start, status: status}
+	s.chans.put(&membership{ch: c, start: start, status: status})
 	c.members[s] = mb
 	return nil
 }
@@ -375,13 +423,13 @@ func (c *channel) add(s *Socket, mb *member, start Position, status string) erro
 func (c *channel) queueJoin(s *Socket, start Position, replay []*message, status string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if mb := s.chans[c.name]; mb != nil {
+	if mb := s.chans.get(c.name); mb != nil {
 		mb.start, mb.status = start, status
 	}
-	if s.failed == nil {
-		s.failed = make(map[string]bool)
-	}
 	if status == statusFailed {
+		if s.failed == nil {
+			s.failed = make(map[string]bool)
+		}
 		s.failed[c.name] = true
 	} else {
 		delete(s.failed, c.name)
@@ -403,14 +451,15 @@ func (c *channel) catchUp(ctx context.Context, s *Socket, mb *member, p Position
 		c.mu.Unlock()
 		return "", errSocketClosed
 	}
-	pending := mb.pending
-	mb.catching, mb.pending = false, nil
+	cu := mb.catch
+	mb.catch = nil
+	pending := cu.pending
 	if err != nil && !errors.Is(err, ErrPositionLost) {
 		// The broker could not tell: the join fails as a whole.
 		delete(c.members, s)
 		s.mu.Lock()
-		if s.chans[c.name] != nil && s.chans[c.name].ch == c {
-			delete(s.chans, c.name)
+		if mb := s.chans.get(c.name); mb != nil && mb.ch == c {
+			s.chans.drop(c.name)
 		}
 		s.mu.Unlock()
 		c.mu.Unlock()
@@ -418,10 +467,10 @@ func (c *channel) catchUp(ctx context.Context, s *Socket, mb *member, p Position
 		return "", err
 	}
 	defer c.mu.Unlock()
-	if err != nil || mb.restarted || (len(entries) > 0 && entries[0].Position.Epoch != mb.base.Epoch) {
+	if err != nil || cu.restarted || (len(entries) > 0 && entries[0].Position.Epoch != cu.base.Epoch) {
 		// The history no longer reaches back to p: the client goes on
 		// from where this node stood, with what came since.
-		c.queueJoin(s, mb.base, pending, statusFailed)
+		c.queueJoin(s, cu.base, pending, statusFailed)
 		return statusFailed, nil
 	}
 	at := time.Now()
@@ -534,8 +583,8 @@ func (s *Socket) join(ctx context.Context, name string) (string, error) {
 	case s.ended || s.closing:
 		s.mu.Unlock()
 		return "", errSocketClosed
-	case s.chans[name] != nil:
-		status := s.chans[name].status
+	case s.chans.get(name) != nil:
+		status := s.chans.get(name).status
 		s.mu.Unlock()
 		return status, nil
 	case len(s.chans) >= s.cfg.maxChannels:
@@ -543,15 +592,15 @@ func (s *Socket) join(ctx context.Context, name string) (string, error) {
 		return "", ErrTooManyChannels
 	}
 	s.makeRoom(name)
-	user, info := s.user, s.info
+	e := s.presence
 	s.mu.Unlock()
 	c, err := s.hub.acquire(ctx, name)
 	if err != nil {
 		return "", err
 	}
 	status, err := c.join(ctx, s)
-	if err == nil && user != "" {
-		s.hub.pres.add(name, PresenceEntry{Socket: s.id, User: user, Info: info})
+	if err == nil && e != nil {
+		s.hub.pres.add(name, *e)
 	}
 	return status, err
 }
@@ -565,8 +614,8 @@ func (s *Socket) makeRoom(name string) {
 	}
 	n := len(s.presented)
 	joined := make(map[uint64]bool, len(s.chans))
-	for other := range s.chans {
-		h := channelHash(other)
+	for _, other := range s.chans {
+		h := other.ch.hash
 		joined[h] = true
 		if _, ok := s.presented.search(h); !ok {
 			n++
@@ -601,7 +650,7 @@ func (s *Socket) leave(name string) (bool, error) {
 	s.joinMu.Lock()
 	defer s.joinMu.Unlock()
 	s.mu.Lock()
-	mb := s.chans[name]
+	mb := s.chans.get(name)
 	if mb == nil {
 		if _, ok := s.presented.get(name); ok {
 			s.presented.remove(name)
@@ -617,16 +666,16 @@ func (s *Socket) leave(name string) (bool, error) {
 	c.mu.Lock()
 	delete(c.members, s)
 	s.mu.Lock()
-	delete(s.chans, name)
+	s.chans.drop(name)
 	delete(s.failed, name)
 	s.presented.remove(name)
-	e := PresenceEntry{Socket: s.id, User: s.user, Info: s.info}
+	e := s.presence
 	s.enqueueReplay([]*message{{kind: kindUnsubscribed, channel: name, text: "left"}})
 	s.mu.Unlock()
 	c.mu.Unlock()
 	s.hub.release(c)
-	if e.User != "" {
-		s.hub.pres.remove(name, e)
+	if e != nil {
+		s.hub.pres.remove(name, *e)
 	}
 	return true, nil
 }
@@ -637,8 +686,8 @@ func (s *Socket) Channels() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := make([]string, 0, len(s.chans))
-	for name := range s.chans {
-		out = append(out, name)
+	for _, m := range s.chans {
+		out = append(out, m.ch.name)
 	}
 	return out
 }

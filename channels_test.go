@@ -458,3 +458,46 @@ func TestV2RequestsRefusedByDefault(t *testing.T) {
 	c.request(t, "publish a\nx")
 	c.expect(t, "error", `publish "a": refused`)
 }
+
+// The positions a client presented for channels it has not joined again
+// stay in its cursor, so a later join resumes from them; beyond
+// MaxChannels the cursor drops such entries to make room.
+func TestCursorCarriesPresentedEntries(t *testing.T) {
+	hub := newHub(t, nil)
+	ts := newTestServer(t, &Options{Hub: hub, MaxChannels: 3, OnConnect: joinOnConnect("a")}, nil)
+	c := dialV2(t, ts, TransportWebSocket, "")
+	ts.next(t)
+	c.expect(t, "subscribed a", "fresh")
+	pa := publishWait(t, hub, "a", "a1")
+	c.expect(t, "message a", "a1")
+	pb, _ := hub.Publish(testCtx(t), "b", "b1")
+	pc, _ := hub.Publish(testCtx(t), "c", "c1")
+	var presented cursor
+	presented.set("a", positions(t, pa, "a")[0])
+	presented.set("b", pb)
+	presented.set("c", pc)
+	c.close()
+	publish(t, hub, "b", "b2")
+
+	c = dialV2(t, ts, TransportWebSocket, presented.encode())
+	s := ts.next(t)
+	if c.position() != presented.encode() {
+		t.Fatalf("position %q, want the presented cursor %q carried whole", c.position(), presented.encode())
+	}
+	c.expect(t, "subscribed a", "resumed")
+	if err := s.Join(testCtx(t), "b"); err != nil {
+		t.Fatal(err)
+	}
+	c.expect(t, "message b", "b2")
+	c.expect(t, "subscribed b", "resumed")
+	// A third channel not presented: the cursor is full (a, b joined, c
+	// carried), so c's entry goes.
+	if err := s.Join(testCtx(t), "d"); err != nil {
+		t.Fatal(err)
+	}
+	id := c.expect(t, "subscribed d", "fresh")
+	got, _ := decodeCursor(id)
+	if _, ok := got.get("c"); ok || len(got) != 3 {
+		t.Fatalf("cursor %v after joining d, want a, b and d", got)
+	}
+}

@@ -355,7 +355,7 @@ func (h *Hub) Sockets(channel string) []*Socket {
 	defer c.mu.Unlock()
 	out := make([]*Socket, 0, len(c.members))
 	for s, mb := range c.members {
-		if !mb.catching {
+		if mb.catch == nil {
 			out = append(out, s)
 		}
 	}
@@ -461,16 +461,17 @@ func (h *Hub) detach(s *Socket) {
 	s.mu.Lock()
 	chans := s.chans
 	s.chans = nil
-	e := PresenceEntry{Socket: s.id, User: s.user, Info: s.info}
+	e := s.presence
 	s.mu.Unlock()
-	for name, mb := range chans {
+	for _, mb := range chans {
 		c := mb.ch
+		name := c.name
 		c.mu.Lock()
 		delete(c.members, s)
 		c.mu.Unlock()
 		h.release(c)
-		if e.User != "" {
-			h.pres.remove(name, e)
+		if e != nil {
+			h.pres.remove(name, *e)
 		}
 	}
 }

@@ -192,3 +192,54 @@ func TestPublishWaitsForLocalDelivery(t *testing.T) {
 		}
 	}
 }
+
+// stallingBroker is a MemoryBroker whose first Since stalls until its
+// context ends.
+type stallingBroker struct {
+	*MemoryBroker
+	once    sync.Once
+	stalled chan struct{} // closed once the first Since stalls
+}
+
+func (b *stallingBroker) Since(ctx context.Context, channel string, pos Position) ([]Entry, Position, error) {
+	first := false
+	b.once.Do(func() { first = true })
+	if first {
+		close(b.stalled)
+		<-ctx.Done()
+		return nil, Position{}, ctx.Err()
+	}
+	return b.MemoryBroker.Since(ctx, channel, pos)
+}
+
+// A socket whose join started a channel and gave up (its context ended)
+// does not fail the joins that were waiting for that start.
+func TestJoinOutlivesAbandonedStart(t *testing.T) {
+	broker := &stallingBroker{MemoryBroker: NewMemoryBroker(nil), stalled: make(chan struct{})}
+	defer broker.Close()
+	hub := newHub(t, &HubOptions{Broker: broker})
+	first, second := fakeSocket(hub, nil), fakeSocket(hub, nil)
+	defer first.discard()
+	defer second.discard()
+	ctx, cancel := context.WithCancel(context.Background())
+	errc, errc2 := make(chan error, 1), make(chan error, 1)
+	go func() { errc <- first.Join(ctx, chat) }()
+	<-broker.stalled
+	go func() { errc2 <- second.Join(testCtx(t), chat) }()
+	eventually(t, "the second join to wait for the start", func() bool {
+		hub.mu.Lock()
+		defer hub.mu.Unlock()
+		c := hub.channels[chat]
+		return c != nil && c.refs == 2
+	})
+	cancel()
+	if err := <-errc; !errors.Is(err, context.Canceled) {
+		t.Fatalf("the abandoned join: %v", err)
+	}
+	if err := <-errc2; err != nil {
+		t.Fatalf("the waiting join: %v", err)
+	}
+	if got := second.Channels(); len(got) != 1 || got[0] != chat {
+		t.Fatalf("Channels() = %q", got)
+	}
+}

@@ -170,9 +170,9 @@ func (h *Hub) refreshPresence() {
 	h.mu.Unlock()
 	for _, s := range socks {
 		s.mu.Lock()
-		if s.user != "" {
-			for name := range s.chans {
-				entries = append(entries, entry{name, PresenceEntry{Socket: s.id, User: s.user, Info: s.info}})
+		if s.presence != nil {
+			for _, mb := range s.chans {
+				entries = append(entries, entry{mb.ch.name, *s.presence})
 			}
 		}
 		s.mu.Unlock()
@@ -215,11 +215,14 @@ func (h *Hub) Presence(ctx context.Context, channel string) ([]PresenceEntry, er
 // entries are written to the broker in the background, in order.
 func (s *Socket) SetPresence(user, info string) {
 	s.mu.Lock()
-	old := PresenceEntry{Socket: s.id, User: s.user, Info: s.info}
-	s.user, s.info = user, info
+	old := s.presence
+	s.presence = nil
+	if user != "" {
+		s.presence = &PresenceEntry{Socket: s.id, User: user, Info: info}
+	}
 	names := make([]string, 0, len(s.chans))
-	for name := range s.chans {
-		names = append(names, name)
+	for _, mb := range s.chans {
+		names = append(names, mb.ch.name)
 	}
 	s.mu.Unlock()
 	if s.hub == nil {
@@ -229,8 +232,8 @@ func (s *Socket) SetPresence(user, info string) {
 		switch {
 		case user != "":
 			s.hub.pres.add(name, PresenceEntry{Socket: s.id, User: user, Info: info})
-		case old.User != "":
-			s.hub.pres.remove(name, old)
+		case old != nil:
+			s.hub.pres.remove(name, *old)
 		}
 	}
 }
@@ -281,7 +284,7 @@ func (c *channel) presenceEvent(e Entry) {
 	m := &message{kind: k, channel: c.name, text: string(b)}
 	c.mu.Lock()
 	for s, mb := range c.members {
-		if s.proto == protoV2 && !mb.catching {
+		if s.proto == protoV2 && mb.catch == nil {
 			s.enqueue(m)
 		}
 	}

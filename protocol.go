@@ -61,7 +61,7 @@ func (s *Socket) clientSubscribe(channel string) {
 		return
 	}
 	s.mu.Lock()
-	mb := s.chans[channel]
+	mb := s.chans.get(channel)
 	s.mu.Unlock()
 	if mb != nil {
 		// In already: the client is told again how it stands.
@@ -95,7 +95,7 @@ func (s *Socket) clientPublish(channel, text string) {
 // in with the channel's presence, a JSON array of PresenceEntry.
 func (s *Socket) clientPresence(channel string) {
 	s.mu.Lock()
-	in := s.chans[channel] != nil
+	in := s.chans.get(channel) != nil
 	s.mu.Unlock()
 	if !in {
 		s.reply(kindError, "", "presence "+quotePrefix(channel)+": not subscribed")

@@ -82,10 +82,10 @@ type Socket struct {
 	closeErr    error // what Err reports after that close
 	ended       bool
 	dropped     uint64
-	wake        chan struct{}          // the writer's doorbell, capacity 1
-	chans       map[string]*membership // the channels joined, by name
-	failed      map[string]bool        // channels whose latest join could not resume
-	user, info  string                 // SetPresence; user "" means none
+	wake        chan struct{}   // the writer's doorbell, capacity 1
+	chans       memberships     // the channels joined
+	failed      map[string]bool // channels whose latest join could not resume
+	presence    *PresenceEntry  // SetPresence; nil: none
 
 	endOnce sync.Once
 	done    chan struct{}

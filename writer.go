@@ -101,8 +101,8 @@ func (s *Socket) writeStart() error {
 	s.mu.Lock()
 	if s.proto != protoPlain {
 		s.cur = s.presented.clone()
-		for name, mb := range s.chans {
-			s.cur.set(name, mb.start)
+		for _, mb := range s.chans {
+			s.cur.set(mb.ch.name, mb.start)
 		}
 	}
 	s.hello = true
