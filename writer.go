@@ -21,6 +21,8 @@ const maxSpare = 64
 func (s *Socket) writeLoop() {
 	defer close(s.writerDone)
 	err := s.writeStart()
+	dl := s.newBatchDeadline()
+	defer dl.stop()
 	for err == nil {
 		batch, closing, ok := s.next()
 		if !ok {
@@ -33,7 +35,7 @@ func (s *Socket) writeLoop() {
 			s.end(s.writeClose())
 			return
 		}
-		err = s.writeBatch(batch)
+		err = s.writeBatch(dl, batch)
 		s.recycle(batch)
 	}
 	s.end(err)
@@ -128,8 +130,9 @@ func (s *Socket) writeStart() error {
 
 // writeBatch writes messages in order, with one flush: on a busy socket a
 // write system call per message was most of the cost of a delivery. One
-// WriteTimeout bounds the batch, on either transport.
-func (s *Socket) writeBatch(batch []queued) error {
+// WriteTimeout bounds the batch, on either transport: dl's on WebSocket,
+// the stream's own on EventSource.
+func (s *Socket) writeBatch(dl *writeDeadline, batch []queued) error {
 	if len(batch) == 0 {
 		return nil
 	}
@@ -141,18 +144,27 @@ func (s *Socket) writeBatch(batch []queued) error {
 			break // an event that cannot be encoded: send those before it
 		}
 	}
-	ctx, cancel := s.writeContext()
-	defer cancel()
+	dl.arm()
 	var werr error
 	if s.es != nil {
-		werr = s.es.SendBatch(ctx, &out.es)
+		werr = s.es.SendBatch(dl, &out.es)
 	} else {
-		werr = s.ws.WriteBatch(ctx, &out.ws)
+		werr = s.ws.WriteBatch(dl, &out.ws)
 	}
+	dl.disarm()
 	if werr != nil {
-		return timeoutError(ctx, werr)
+		return timeoutError(dl, werr)
 	}
 	return err
+}
+
+// newBatchDeadline returns the context of the socket's batches; see
+// writeContext.
+func (s *Socket) newBatchDeadline() *writeDeadline {
+	if s.es != nil {
+		return newWriteDeadline(s.wctx, 0)
+	}
+	return newWriteDeadline(s.wctx, s.cfg.writeTimeout)
 }
 
 // outBatch is a batch of messages in the wire form of either transport.
