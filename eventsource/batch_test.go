@@ -368,3 +368,44 @@ func BenchmarkSendBatch(b *testing.B) {
 		}
 	}
 }
+
+// hookCtx is a context with an AfterFunc method of its own, as the
+// realtime package's writer gives, whose registrations cost nothing.
+type hookCtx struct {
+	context.Context
+	calls, stops int
+	stopFn       func() bool
+}
+
+// hookDone is never closed: a send under a hookCtx has a Done to watch.
+var hookDone = make(chan struct{})
+
+func (h *hookCtx) Done() <-chan struct{} { return hookDone }
+
+func (h *hookCtx) AfterFunc(f func()) func() bool {
+	h.calls++
+	return h.stopFn
+}
+
+// TestSendAsksContextAfterFunc: a send under a context with its own
+// AfterFunc registers through it directly, with no allocation, rather than
+// through context.AfterFunc's wrapping context.
+func TestSendAsksContextAfterFunc(t *testing.T) {
+	s, _ := countedStream(t)
+	ctx := &hookCtx{Context: context.Background()}
+	ctx.stopFn = func() bool { ctx.stops++; return true }
+	var b Batch
+	b.Add(Event{Data: "x"})
+	send := func() {
+		if err := s.SendBatch(ctx, &b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send()
+	if ctx.calls != 1 || ctx.stops != 1 {
+		t.Fatalf("AfterFunc called %d times, stopped %d, want 1 and 1", ctx.calls, ctx.stops)
+	}
+	if allocs := testing.AllocsPerRun(100, send); allocs != 0 {
+		t.Fatalf("%v allocations per send", allocs)
+	}
+}

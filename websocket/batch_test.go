@@ -435,3 +435,58 @@ func BenchmarkWriteBatch(b *testing.B) {
 		}
 	}
 }
+
+// hookCtx is a context with an AfterFunc method of its own, as the
+// realtime package's writer gives, whose registrations cost nothing.
+type hookCtx struct {
+	context.Context
+	calls, stops int
+	f            func()
+	stopFn       func() bool
+}
+
+func newHookCtx() *hookCtx {
+	h := &hookCtx{Context: context.Background()}
+	h.stopFn = func() bool {
+		h.stops++
+		h.f = nil
+		return true
+	}
+	return h
+}
+
+func (h *hookCtx) Done() <-chan struct{} { return hookDone }
+
+// hookDone is never closed: a write under a hookCtx has a Done to watch.
+var hookDone = make(chan struct{})
+
+func (h *hookCtx) AfterFunc(f func()) func() bool {
+	h.calls++
+	h.f = f
+	return h.stopFn
+}
+
+// TestWriteAsksContextAfterFunc: a write under a context with its own
+// AfterFunc registers through it directly, with no allocation, rather than
+// through context.AfterFunc's wrapping context.
+func TestWriteAsksContextAfterFunc(t *testing.T) {
+	c := drainedConn(t, overTCP, false)
+	ctx := newHookCtx()
+	var b Batch
+	b.Add(MessageText, []byte("x"))
+	write := func() {
+		if err := c.WriteBatch(ctx, &b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write()
+	if ctx.calls != 1 || ctx.stops != 1 {
+		t.Fatalf("AfterFunc called %d times, stopped %d, want 1 and 1", ctx.calls, ctx.stops)
+	}
+	if raceEnabled {
+		return
+	}
+	if allocs := testing.AllocsPerRun(100, write); allocs != 0 {
+		t.Fatalf("%v allocations per write", allocs)
+	}
+}
