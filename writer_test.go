@@ -3,36 +3,12 @@ package realtime
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/http/httptest"
 	"sync/atomic"
 	"testing"
+
+	"github.com/realtime-go/realtime/internal/batchtest"
 )
-
-// countingListener counts the writes of the connections it accepts,
-// which hides their TCP type: the WebSocket writes through Write alone.
-type countingListener struct {
-	net.Listener
-	writes *atomic.Int64
-}
-
-func (l countingListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
-	}
-	return countingConn{c, l.writes}, nil
-}
-
-type countingConn struct {
-	net.Conn
-	writes *atomic.Int64
-}
-
-func (c countingConn) Write(p []byte) (int, error) {
-	c.writes.Add(1)
-	return c.Conn.Write(p)
-}
 
 // TestWriteBatchOneFlush: the messages a socket has queued go out
 // together, not with a write system call each: here the replay of 100
@@ -48,7 +24,7 @@ func TestWriteBatchOneFlush(t *testing.T) {
 			}
 			var writes atomic.Int64
 			srv := httptest.NewUnstartedServer(Handler(chatOptions(hub), func(ctx context.Context, s *Socket) { <-ctx.Done() }))
-			srv.Listener = countingListener{srv.Listener, &writes}
+			srv.Listener = batchtest.Listener{Listener: srv.Listener, Writes: &writes}
 			srv.Start()
 			t.Cleanup(srv.Close)
 			c := dialTransport(t, &testServer{srv: srv, URL: srv.URL}, k, from)

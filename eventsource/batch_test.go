@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/realtime-go/realtime/internal/batchtest"
 )
 
 // countingWriter is a ResponseWriter that keeps what is written and
@@ -274,30 +276,6 @@ func TestSendBatchAllocs(t *testing.T) {
 	}
 }
 
-// countingListener counts the writes of the connections it accepts.
-type countingListener struct {
-	net.Listener
-	writes *atomic.Int64
-}
-
-func (l countingListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
-	}
-	return countingConn{c, l.writes}, nil
-}
-
-type countingConn struct {
-	net.Conn
-	writes *atomic.Int64
-}
-
-func (c countingConn) Write(p []byte) (int, error) {
-	c.writes.Add(1)
-	return c.Conn.Write(p)
-}
-
 // BenchmarkSendBatch compares n events sent one by one with SendEncoded
 // to the same sent as one batch over HTTP/1.1: ns and network writes per
 // event.
@@ -311,19 +289,7 @@ func BenchmarkSendBatch(b *testing.B) {
 			b.Run(fmt.Sprintf("%s/n=%d", name, n), func(b *testing.B) {
 				var writes atomic.Int64
 				ready := make(chan *Stream, 1)
-				h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-					s, err := Accept(w, r, &Options{Heartbeat: -1})
-					if err != nil {
-						return
-					}
-					defer s.Close()
-					ready <- s
-					<-s.Done()
-				})
-				srv := httptest.NewUnstartedServer(h)
-				srv.Listener = countingListener{srv.Listener, &writes}
-				srv.Start()
-				defer srv.Close()
+				srv := startCountedServer(b, "HTTP/1.1", &Options{Heartbeat: -1}, func(s *Stream) { ready <- s }, &writes)
 				resp := open(b, context.Background(), srv, "HTTP/1.1", "/", nil)
 				defer resp.Body.Close()
 				copied := make(chan struct{})
@@ -369,31 +335,12 @@ func BenchmarkSendBatch(b *testing.B) {
 	}
 }
 
-// hookCtx is a context with an AfterFunc method of its own, as the
-// realtime package's writer gives, whose registrations cost nothing.
-type hookCtx struct {
-	context.Context
-	calls, stops int
-	stopFn       func() bool
-}
-
-// hookDone is never closed: a send under a hookCtx has a Done to watch.
-var hookDone = make(chan struct{})
-
-func (h *hookCtx) Done() <-chan struct{} { return hookDone }
-
-func (h *hookCtx) AfterFunc(f func()) func() bool {
-	h.calls++
-	return h.stopFn
-}
-
 // TestSendAsksContextAfterFunc: a send under a context with its own
 // AfterFunc registers through it directly, with no allocation, rather than
 // through context.AfterFunc's wrapping context.
 func TestSendAsksContextAfterFunc(t *testing.T) {
 	s, _ := countedStream(t)
-	ctx := &hookCtx{Context: context.Background()}
-	ctx.stopFn = func() bool { ctx.stops++; return true }
+	ctx := batchtest.NewHookContext()
 	var b Batch
 	b.Add(Event{Data: "x"})
 	send := func() {
@@ -402,8 +349,8 @@ func TestSendAsksContextAfterFunc(t *testing.T) {
 		}
 	}
 	send()
-	if ctx.calls != 1 || ctx.stops != 1 {
-		t.Fatalf("AfterFunc called %d times, stopped %d, want 1 and 1", ctx.calls, ctx.stops)
+	if ctx.Calls != 1 || ctx.Stops != 1 {
+		t.Fatalf("AfterFunc called %d times, stopped %d, want 1 and 1", ctx.Calls, ctx.Stops)
 	}
 	if allocs := testing.AllocsPerRun(100, send); allocs != 0 {
 		t.Fatalf("%v allocations per send", allocs)

@@ -8,40 +8,28 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/url"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/realtime-go/realtime/extensions"
 	"github.com/realtime-go/realtime/extensions/deflate"
+	"github.com/realtime-go/realtime/internal/batchtest"
 )
-
-// countingConn counts the Write calls that reach the network. Wrapping
-// hides the TCP connection, so the Conn writes through Write alone.
-type countingConn struct {
-	net.Conn
-	writes atomic.Int64
-}
-
-func (c *countingConn) Write(p []byte) (int, error) {
-	c.writes.Add(1)
-	return c.Conn.Write(p)
-}
 
 // countedConn is a server Conn over a countingConn, with the peer's raw
 // end, which nobody reads yet.
-func countedConn(tb testing.TB, opts ConnOptions) (*Conn, *countingConn, net.Conn) {
+func countedConn(tb testing.TB, opts ConnOptions) (*Conn, *atomic.Int64, net.Conn) {
 	tb.Helper()
 	a, b := netPair(tb, overTCP)
-	cc := &countingConn{Conn: a}
-	c, nc := benchConnOn(tb, cc, b, false, opts)
+	writes := new(atomic.Int64)
+	c, nc := benchConnOn(tb, batchtest.Conn{Conn: a, Writes: writes}, b, false, opts)
 	tb.Cleanup(func() {
 		c.CloseNow()
 		nc.Close()
 	})
-	cc.writes.Store(0)
-	return c, cc, nc
+	writes.Store(0)
+	return c, writes, nc
 }
 
 // batchOf builds a batch of n messages of size bytes, alternating text,
@@ -96,7 +84,7 @@ func TestWriteBatchWire(t *testing.T) {
 		{9, 0, 1},
 	} {
 		t.Run(fmt.Sprintf("%dx%d", tc.n, tc.size), func(t *testing.T) {
-			c, cc, nc := countedConn(t, ConnOptions{})
+			c, writes, nc := countedConn(t, ConnOptions{})
 			b, want := batchOf(t, tc.n, tc.size)
 			if b.Len() != tc.n {
 				t.Fatalf("Len = %d, want %d", b.Len(), tc.n)
@@ -113,7 +101,7 @@ func TestWriteBatchWire(t *testing.T) {
 			if g := <-got; !bytes.Equal(g, want) {
 				t.Fatalf("wire:\n%x\nwant\n%x", trunc(g), trunc(want))
 			}
-			if w := cc.writes.Load(); w < 1 || w > tc.maxWrites {
+			if w := writes.Load(); w < 1 || w > tc.maxWrites {
 				t.Fatalf("%d writes for the batch, want 1 to %d", w, tc.maxWrites)
 			}
 		})
@@ -123,7 +111,7 @@ func TestWriteBatchWire(t *testing.T) {
 // TestWriteBatchCountsWrites: the same messages written one by one take
 // one write each, which the batch saves.
 func TestWriteBatchCountsWrites(t *testing.T) {
-	c, cc, nc := countedConn(t, ConnOptions{})
+	c, writes, nc := countedConn(t, ConnOptions{})
 	go io.Copy(io.Discard, nc)
 	b, _ := batchOf(t, 8, 50)
 	ctx := context.Background()
@@ -132,14 +120,14 @@ func TestWriteBatchCountsWrites(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if w := cc.writes.Load(); w != 8 {
+	if w := writes.Load(); w != 8 {
 		t.Fatalf("%d writes for 8 Writes, want 8", w)
 	}
-	cc.writes.Store(0)
+	writes.Store(0)
 	if err := c.WriteBatch(ctx, b); err != nil {
 		t.Fatal(err)
 	}
-	if w := cc.writes.Load(); w != 1 {
+	if w := writes.Load(); w != 1 {
 		t.Fatalf("%d writes for a batch of 8, want 1", w)
 	}
 }
@@ -260,7 +248,7 @@ func TestBatchMisuse(t *testing.T) {
 	if b.Len() != 0 {
 		t.Fatalf("Len = %d after refusals", b.Len())
 	}
-	c, cc, _ := countedConn(t, ConnOptions{})
+	c, writes, _ := countedConn(t, ConnOptions{})
 	if err := c.WriteBatch(context.Background(), &b); err != nil {
 		t.Fatal(err)
 	}
@@ -269,38 +257,19 @@ func TestBatchMisuse(t *testing.T) {
 	if err := c.WriteBatch(context.Background(), &b); err != nil || b.Len() != 0 {
 		t.Fatal(err, b.Len())
 	}
-	if w := cc.writes.Load(); w != 0 {
+	if w := writes.Load(); w != 0 {
 		t.Fatalf("%d writes for empty batches", w)
 	}
 }
 
 // countedDeflatePair is deflatePair with the server's writes counted.
-func countedDeflatePair(t *testing.T, exts []extensions.Extension) (server, client *Conn, cc *countingConn) {
+func countedDeflatePair(t *testing.T, exts []extensions.Extension) (server, client *Conn, writes *atomic.Int64) {
 	t.Helper()
 	a, b := netPair(t, overTCP)
-	cc = &countingConn{Conn: a}
-	sch := make(chan connResult, 1)
-	go func() {
-		c, _, err := AcceptConn(context.Background(), cc, &AcceptOptions{Extensions: exts})
-		sch <- connResult{c, err}
-	}()
-	u, _ := url.Parse("ws://server.example.com/chat")
-	cl, _, cerr := NewClient(context.Background(), b, u, &ClientOptions{Extensions: exts})
-	s := <-sch
-	if s.err != nil || cerr != nil {
-		a.Close()
-		b.Close()
-		t.Fatalf("handshake: server %v, client %v", s.err, cerr)
-	}
-	t.Cleanup(func() {
-		s.c.CloseNow()
-		cl.CloseNow()
-	})
-	if s.c.Extensions() == "" {
-		t.Fatal("permessage-deflate not negotiated")
-	}
-	cc.writes.Store(0)
-	return s.c, cl, cc
+	writes = new(atomic.Int64)
+	server, client = deflatePairOn(t, batchtest.Conn{Conn: a, Writes: writes}, b, exts)
+	writes.Store(0)
+	return server, client, writes
 }
 
 // TestWriteBatchDeflate: with permessage-deflate, with and without
@@ -311,11 +280,11 @@ func TestWriteBatchDeflate(t *testing.T) {
 	for _, noTakeover := range []bool{false, true} {
 		t.Run(fmt.Sprintf("noContextTakeover=%v", noTakeover), func(t *testing.T) {
 			ext := []extensions.Extension{deflate.New(&deflate.Options{NoContextTakeover: noTakeover})}
-			s, cl, cc := countedDeflatePair(t, ext)
+			s, cl, writes := countedDeflatePair(t, ext)
 			b, _ := batchOf(t, 9, 500)          // over the threshold: compressed
 			b.Add(MessageText, []byte("short")) // under it: sent as is
 			for round := range 2 {
-				cc.writes.Store(0)
+				writes.Store(0)
 				errc := make(chan error, 1)
 				go func() { errc <- s.WriteBatch(context.Background(), b) }()
 				for i, m := range b.msgs {
@@ -327,7 +296,7 @@ func TestWriteBatchDeflate(t *testing.T) {
 				if err := <-errc; err != nil {
 					t.Fatal(err)
 				}
-				if w := cc.writes.Load(); w != 1 {
+				if w := writes.Load(); w != 1 {
 					t.Fatalf("round %d: %d writes for the batch, want 1", round, w)
 				}
 			}
@@ -346,6 +315,18 @@ func TestWriteBatchDeflate(t *testing.T) {
 	}
 }
 
+// refill makes b hold msgs, as a writer reusing its batch does.
+func refill(b *Batch, msgs []batchMessage) {
+	b.Reset()
+	for _, m := range msgs {
+		if m.pm != nil {
+			b.AddPrepared(m.pm)
+		} else {
+			b.Add(MessageType(m.op), m.p)
+		}
+	}
+}
+
 // TestWriteBatchAllocs: a reused batch costs no allocation per message.
 func TestWriteBatchAllocs(t *testing.T) {
 	if raceEnabled {
@@ -357,14 +338,7 @@ func TestWriteBatchAllocs(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	allocs := testing.AllocsPerRun(100, func() {
-		b.Reset()
-		for _, m := range msgs {
-			if m.pm != nil {
-				b.AddPrepared(m.pm)
-			} else {
-				b.Add(MessageType(m.op), m.p)
-			}
-		}
+		refill(b, msgs)
 		if err := c.WriteBatch(ctx, b); err != nil {
 			t.Fatal(err)
 		}
@@ -385,7 +359,7 @@ func BenchmarkWriteBatch(b *testing.B) {
 				name = "WriteBatch"
 			}
 			b.Run(fmt.Sprintf("%s/n=%d", name, n), func(b *testing.B) {
-				c, cc, nc := countedConn(b, ConnOptions{})
+				c, writes, nc := countedConn(b, ConnOptions{})
 				done := make(chan struct{})
 				go func() {
 					io.Copy(io.Discard, bufio.NewReader(nc))
@@ -395,7 +369,7 @@ func BenchmarkWriteBatch(b *testing.B) {
 				msgs := append([]batchMessage(nil), batch.msgs...)
 				ctx, cancel := context.WithCancel(context.Background())
 				defer cancel()
-				cc.writes.Store(0)
+				writes.Store(0)
 				b.ReportAllocs()
 				for b.Loop() {
 					if !batched {
@@ -412,21 +386,14 @@ func BenchmarkWriteBatch(b *testing.B) {
 						}
 						continue
 					}
-					batch.Reset()
-					for _, m := range msgs {
-						if m.pm != nil {
-							batch.AddPrepared(m.pm)
-						} else {
-							batch.Add(MessageType(m.op), m.p)
-						}
-					}
+					refill(batch, msgs)
 					if err := c.WriteBatch(ctx, batch); err != nil {
 						b.Fatal(err)
 					}
 				}
 				msgsWritten := float64(b.N * n)
 				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/msgsWritten, "ns/msg")
-				b.ReportMetric(float64(cc.writes.Load())/msgsWritten, "writes/msg")
+				b.ReportMetric(float64(writes.Load())/msgsWritten, "writes/msg")
 				b.StopTimer()
 				c.CloseNow()
 				nc.Close()
@@ -436,42 +403,12 @@ func BenchmarkWriteBatch(b *testing.B) {
 	}
 }
 
-// hookCtx is a context with an AfterFunc method of its own, as the
-// realtime package's writer gives, whose registrations cost nothing.
-type hookCtx struct {
-	context.Context
-	calls, stops int
-	f            func()
-	stopFn       func() bool
-}
-
-func newHookCtx() *hookCtx {
-	h := &hookCtx{Context: context.Background()}
-	h.stopFn = func() bool {
-		h.stops++
-		h.f = nil
-		return true
-	}
-	return h
-}
-
-func (h *hookCtx) Done() <-chan struct{} { return hookDone }
-
-// hookDone is never closed: a write under a hookCtx has a Done to watch.
-var hookDone = make(chan struct{})
-
-func (h *hookCtx) AfterFunc(f func()) func() bool {
-	h.calls++
-	h.f = f
-	return h.stopFn
-}
-
 // TestWriteAsksContextAfterFunc: a write under a context with its own
 // AfterFunc registers through it directly, with no allocation, rather than
 // through context.AfterFunc's wrapping context.
 func TestWriteAsksContextAfterFunc(t *testing.T) {
 	c := drainedConn(t, overTCP, false)
-	ctx := newHookCtx()
+	ctx := batchtest.NewHookContext()
 	var b Batch
 	b.Add(MessageText, []byte("x"))
 	write := func() {
@@ -480,8 +417,8 @@ func TestWriteAsksContextAfterFunc(t *testing.T) {
 		}
 	}
 	write()
-	if ctx.calls != 1 || ctx.stops != 1 {
-		t.Fatalf("AfterFunc called %d times, stopped %d, want 1 and 1", ctx.calls, ctx.stops)
+	if ctx.Calls != 1 || ctx.Stops != 1 {
+		t.Fatalf("AfterFunc called %d times, stopped %d, want 1 and 1", ctx.Calls, ctx.Stops)
 	}
 	if raceEnabled {
 		return

@@ -7,6 +7,8 @@ import (
 	"os"
 	"sync"
 	"time"
+
+	"github.com/realtime-go/realtime/internal/ctxio"
 )
 
 // watcher makes the end of a call's context interrupt the blocked I/O of
@@ -44,18 +46,8 @@ func (w *watcher) watch(ctx context.Context) bool {
 	if w.fire == nil {
 		w.fire = w.interrupt
 	}
-	w.stop = afterFunc(ctx, w.fire)
+	w.stop = ctxio.AfterFunc(ctx, w.fire)
 	return true
-}
-
-// afterFunc is context.AfterFunc, but a context with an AfterFunc method
-// of its own is asked directly: context.AfterFunc would wrap it in a
-// context of its own, several allocations per write, for the same result.
-func afterFunc(ctx context.Context, f func()) (stop func() bool) {
-	if a, ok := ctx.(interface{ AfterFunc(func()) func() bool }); ok {
-		return a.AfterFunc(f)
-	}
-	return context.AfterFunc(ctx, f)
 }
 
 // interrupt is the callback: it makes the I/O under way, and any that
