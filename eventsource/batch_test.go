@@ -280,79 +280,45 @@ func TestSendBatchAllocs(t *testing.T) {
 // to the same sent as one batch over HTTP/1.1: ns and network writes per
 // event.
 func BenchmarkSendBatch(b *testing.B) {
-	for _, n := range []int{1, 8, 64} {
-		for _, batched := range []bool{false, true} {
-			name := "SendEncoded"
-			if batched {
-				name = "SendBatch"
+	batchtest.Compare(b, "SendEncoded", "SendBatch", "event", func(b *testing.B, n int, batched bool) (*atomic.Int64, func() error) {
+		writes := new(atomic.Int64)
+		ready := make(chan *Stream, 1)
+		srv := startCountedServer(b, "HTTP/1.1", &Options{Heartbeat: -1}, func(s *Stream) { ready <- s }, writes)
+		resp := open(b, context.Background(), srv, "HTTP/1.1", "/", nil)
+		copied := make(chan struct{})
+		go func() {
+			io.Copy(io.Discard, resp.Body)
+			close(copied)
+		}()
+		s := <-ready
+		b.Cleanup(func() {
+			s.Close()
+			<-copied
+			resp.Body.Close()
+		})
+		encoded := make([]*EncodedEvent, n)
+		for i := range encoded {
+			encoded[i], _ = Encode(benchEvent)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		b.Cleanup(cancel)
+		if batched {
+			var batch Batch
+			return writes, func() error {
+				batch.Reset()
+				for _, e := range encoded {
+					batch.AddEncoded(e)
+				}
+				return s.SendBatch(ctx, &batch)
 			}
-			b.Run(fmt.Sprintf("%s/n=%d", name, n), func(b *testing.B) {
-				var writes atomic.Int64
-				ready := make(chan *Stream, 1)
-				srv := startCountedServer(b, "HTTP/1.1", &Options{Heartbeat: -1}, func(s *Stream) { ready <- s }, &writes)
-				resp := open(b, context.Background(), srv, "HTTP/1.1", "/", nil)
-				defer resp.Body.Close()
-				copied := make(chan struct{})
-				go func() {
-					io.Copy(io.Discard, resp.Body)
-					close(copied)
-				}()
-				s := <-ready
-				encoded := make([]*EncodedEvent, n)
-				for i := range encoded {
-					encoded[i], _ = Encode(benchEvent)
-				}
-				var batch Batch
-				ctx, cancel := context.WithCancel(context.Background())
-				defer cancel()
-				writes.Store(0)
-				b.ReportAllocs()
-				for b.Loop() {
-					if !batched {
-						for _, e := range encoded {
-							if err := s.SendEncoded(ctx, e); err != nil {
-								b.Fatal(err)
-							}
-						}
-						continue
-					}
-					batch.Reset()
-					for _, e := range encoded {
-						batch.AddEncoded(e)
-					}
-					if err := s.SendBatch(ctx, &batch); err != nil {
-						b.Fatal(err)
-					}
-				}
-				events := float64(b.N * n)
-				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/events, "ns/event")
-				b.ReportMetric(float64(writes.Load())/events, "writes/event")
-				b.StopTimer()
-				s.Close()
-				<-copied
-			})
 		}
-	}
-}
-
-// TestSendAsksContextAfterFunc: a send under a context with its own
-// AfterFunc registers through it directly, with no allocation, rather than
-// through context.AfterFunc's wrapping context.
-func TestSendAsksContextAfterFunc(t *testing.T) {
-	s, _ := countedStream(t)
-	ctx := batchtest.NewHookContext()
-	var b Batch
-	b.Add(Event{Data: "x"})
-	send := func() {
-		if err := s.SendBatch(ctx, &b); err != nil {
-			t.Fatal(err)
+		return writes, func() error {
+			for _, e := range encoded {
+				if err := s.SendEncoded(ctx, e); err != nil {
+					return err
+				}
+			}
+			return nil
 		}
-	}
-	send()
-	if ctx.Calls != 1 || ctx.Stops != 1 {
-		t.Fatalf("AfterFunc called %d times, stopped %d, want 1 and 1", ctx.Calls, ctx.Stops)
-	}
-	if allocs := testing.AllocsPerRun(100, send); allocs != 0 {
-		t.Fatalf("%v allocations per send", allocs)
-	}
+	})
 }

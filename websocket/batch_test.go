@@ -352,78 +352,41 @@ func TestWriteBatchAllocs(t *testing.T) {
 // BenchmarkWriteBatch compares n messages written one by one with Write
 // to the same written as one batch: ns and network writes per message.
 func BenchmarkWriteBatch(b *testing.B) {
-	for _, n := range []int{1, 8, 64} {
-		for _, batched := range []bool{false, true} {
-			name := "Write"
-			if batched {
-				name = "WriteBatch"
+	batchtest.Compare(b, "Write", "WriteBatch", "msg", func(b *testing.B, n int, batched bool) (*atomic.Int64, func() error) {
+		c, writes, nc := countedConn(b, ConnOptions{})
+		done := make(chan struct{})
+		go func() {
+			io.Copy(io.Discard, bufio.NewReader(nc))
+			close(done)
+		}()
+		b.Cleanup(func() {
+			c.CloseNow()
+			nc.Close()
+			<-done
+		})
+		batch, _ := batchOf(b, n, 64)
+		msgs := append([]batchMessage(nil), batch.msgs...)
+		ctx, cancel := context.WithCancel(context.Background())
+		b.Cleanup(cancel)
+		if batched {
+			return writes, func() error {
+				refill(batch, msgs)
+				return c.WriteBatch(ctx, batch)
 			}
-			b.Run(fmt.Sprintf("%s/n=%d", name, n), func(b *testing.B) {
-				c, writes, nc := countedConn(b, ConnOptions{})
-				done := make(chan struct{})
-				go func() {
-					io.Copy(io.Discard, bufio.NewReader(nc))
-					close(done)
-				}()
-				batch, _ := batchOf(b, n, 64)
-				msgs := append([]batchMessage(nil), batch.msgs...)
-				ctx, cancel := context.WithCancel(context.Background())
-				defer cancel()
-				writes.Store(0)
-				b.ReportAllocs()
-				for b.Loop() {
-					if !batched {
-						for _, m := range msgs {
-							var err error
-							if m.pm != nil {
-								err = c.WritePrepared(ctx, m.pm)
-							} else {
-								err = c.Write(ctx, MessageType(m.op), m.p)
-							}
-							if err != nil {
-								b.Fatal(err)
-							}
-						}
-						continue
-					}
-					refill(batch, msgs)
-					if err := c.WriteBatch(ctx, batch); err != nil {
-						b.Fatal(err)
-					}
+		}
+		return writes, func() error {
+			for _, m := range msgs {
+				var err error
+				if m.pm != nil {
+					err = c.WritePrepared(ctx, m.pm)
+				} else {
+					err = c.Write(ctx, MessageType(m.op), m.p)
 				}
-				msgsWritten := float64(b.N * n)
-				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/msgsWritten, "ns/msg")
-				b.ReportMetric(float64(writes.Load())/msgsWritten, "writes/msg")
-				b.StopTimer()
-				c.CloseNow()
-				nc.Close()
-				<-done
-			})
+				if err != nil {
+					return err
+				}
+			}
+			return nil
 		}
-	}
-}
-
-// TestWriteAsksContextAfterFunc: a write under a context with its own
-// AfterFunc registers through it directly, with no allocation, rather than
-// through context.AfterFunc's wrapping context.
-func TestWriteAsksContextAfterFunc(t *testing.T) {
-	c := drainedConn(t, overTCP, false)
-	ctx := batchtest.NewHookContext()
-	var b Batch
-	b.Add(MessageText, []byte("x"))
-	write := func() {
-		if err := c.WriteBatch(ctx, &b); err != nil {
-			t.Fatal(err)
-		}
-	}
-	write()
-	if ctx.Calls != 1 || ctx.Stops != 1 {
-		t.Fatalf("AfterFunc called %d times, stopped %d, want 1 and 1", ctx.Calls, ctx.Stops)
-	}
-	if raceEnabled {
-		return
-	}
-	if allocs := testing.AllocsPerRun(100, write); allocs != 0 {
-		t.Fatalf("%v allocations per write", allocs)
-	}
+	})
 }

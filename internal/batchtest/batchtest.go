@@ -1,12 +1,15 @@
 // Package batchtest helps the tests of write batching in the realtime,
 // websocket and eventsource packages: it counts the writes that reach a
-// connection, and gives a context whose AfterFunc costs nothing.
+// connection, gives a context whose AfterFunc costs nothing, and compares
+// writes one by one with batches.
 package batchtest
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"sync/atomic"
+	"testing"
 )
 
 // Conn counts the Write calls that reach the connection it wraps. The
@@ -69,4 +72,36 @@ func (h *HookContext) Done() <-chan struct{} { return never }
 func (h *HookContext) AfterFunc(f func()) func() bool {
 	h.Calls++
 	return h.stop
+}
+
+// Compare benchmarks n messages written one by one against the same
+// written as one batch, for n = 1, 8 and 64, in sub-benchmarks named
+// one/n=N and batch/n=N, and reports the ns and the network writes per
+// message, named after unit ("msg", "event"). setup prepares one
+// sub-benchmark, its teardown left to b.Cleanup: it returns the counter
+// of the connection's writes and write, which sends the n messages,
+// batched or not.
+func Compare(b *testing.B, one, batch, unit string, setup func(b *testing.B, n int, batched bool) (writes *atomic.Int64, write func() error)) {
+	for _, n := range []int{1, 8, 64} {
+		for _, batched := range []bool{false, true} {
+			name := one
+			if batched {
+				name = batch
+			}
+			b.Run(fmt.Sprintf("%s/n=%d", name, n), func(b *testing.B) {
+				writes, write := setup(b, n, batched)
+				writes.Store(0)
+				b.ReportAllocs()
+				for b.Loop() {
+					if err := write(); err != nil {
+						b.Fatal(err)
+					}
+				}
+				msgs := float64(b.N * n)
+				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/msgs, "ns/"+unit)
+				b.ReportMetric(float64(writes.Load())/msgs, "writes/"+unit)
+				b.StopTimer()
+			})
+		}
+	}
 }
