@@ -63,8 +63,9 @@ func (b *Batch) Reset() {
 // WriteBatch sends the messages of b in order, each as one frame as Write
 // and WritePrepared send it, with one flush at the end: the frames reach
 // the network together, in as few system calls as the buffer
-// (ConnOptions.WriteBufferSize) allows. No other data message goes
-// between them; control frames may. An empty batch sends nothing.
+// (ConnOptions.WriteBufferSize) allows. No other frame goes between
+// them: a pong the reader owes waits for the end of the batch, as it
+// waits for the end of a frame. An empty batch sends nothing.
 //
 // ctx bounds the whole batch, as it bounds a message for Write: if it
 // ends before any byte of the batch has reached the network, WriteBatch
