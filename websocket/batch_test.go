@@ -390,3 +390,23 @@ func BenchmarkWriteBatch(b *testing.B) {
 		}
 	})
 }
+
+// TestWriteBatchDeflateContextEnds: with context takeover, a ctx that
+// ends once the batch's encoding has begun closes the connection, even
+// when no byte had reached the network (the peer, over net.Pipe, reads
+// nothing): the compressor's state cannot be taken back.
+func TestWriteBatchDeflateContextEnds(t *testing.T) {
+	ext := []extensions.Extension{deflate.New(&deflate.Options{Threshold: -1})}
+	a, b := netPair(t, overPipe)
+	s, _ := deflatePairOn(t, a, b, ext) // the client reads nothing
+	var batch Batch
+	batch.Add(MessageText, []byte("first"))
+	batch.Add(MessageText, []byte("second"))
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	var err error
+	within(t, waitLong, "WriteBatch", func() { err = s.WriteBatch(ctx, &batch) })
+	if !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("WriteBatch = %v, want context.DeadlineExceeded and net.ErrClosed", err)
+	}
+}
