@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"strconv"
+	"sync"
 
 	"github.com/realtime-go/realtime/eventsource"
 	"github.com/realtime-go/realtime/websocket"
@@ -20,6 +21,8 @@ const maxSpare = 64
 func (s *Socket) writeLoop() {
 	defer close(s.writerDone)
 	err := s.writeStart()
+	dl := s.newBatchDeadline()
+	defer dl.stop()
 	for err == nil {
 		batch, closing, ok := s.next()
 		if !ok {
@@ -32,7 +35,7 @@ func (s *Socket) writeLoop() {
 			s.end(s.writeClose())
 			return
 		}
-		err = s.writeBatch(batch)
+		err = s.writeBatch(dl, batch)
 		s.recycle(batch)
 	}
 	s.end(err)
@@ -125,20 +128,59 @@ func (s *Socket) writeStart() error {
 	return nil
 }
 
-// writeBatch writes messages in order. On WebSocket one WriteTimeout
-// bounds the batch; an EventSource stream bounds each write itself.
-func (s *Socket) writeBatch(batch []queued) error {
+// writeBatch writes messages in order, with one flush: on a busy socket a
+// write system call per message was most of the cost of a delivery. One
+// WriteTimeout bounds the batch, on either transport: dl's on WebSocket,
+// the stream's own on EventSource.
+func (s *Socket) writeBatch(dl *writeDeadline, batch []queued) error {
 	if len(batch) == 0 {
 		return nil
 	}
-	ctx, cancel := s.writeContext()
-	defer cancel()
+	out := outBatches.Get().(*outBatch)
+	defer out.release()
+	var err error
 	for _, q := range batch {
-		if err := s.write(ctx, q.m); err != nil {
-			return timeoutError(ctx, err)
+		if err = s.write(out, q.m); err != nil {
+			break // an event that cannot be encoded: send those before it
 		}
 	}
-	return nil
+	dl.arm()
+	var werr error
+	if s.es != nil {
+		werr = s.es.SendBatch(dl, &out.es)
+	} else {
+		werr = s.ws.WriteBatch(dl, &out.ws)
+	}
+	dl.disarm()
+	if werr != nil {
+		return timeoutError(dl, werr)
+	}
+	return err
+}
+
+// newBatchDeadline returns the context of the socket's batches; see
+// writeContext.
+func (s *Socket) newBatchDeadline() *writeDeadline {
+	if s.es != nil {
+		return newWriteDeadline(s.wctx, 0)
+	}
+	return newWriteDeadline(s.wctx, s.cfg.writeTimeout)
+}
+
+// outBatch is a batch of messages in the wire form of either transport.
+// Writers share them through outBatches rather than keep one each, so an
+// idle socket holds none.
+type outBatch struct {
+	ws websocket.Batch
+	es eventsource.Batch
+}
+
+var outBatches = sync.Pool{New: func() any { return new(outBatch) }}
+
+func (b *outBatch) release() {
+	b.ws.Reset()
+	b.es.Reset()
+	outBatches.Put(b)
 }
 
 // timeoutError marks a write that failed for lack of time with
@@ -164,17 +206,17 @@ func (s *Socket) writeContext() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(s.wctx, s.cfg.writeTimeout)
 }
 
-// write sends one message in the socket's wire form, and keeps the
+// write adds one message to out in the socket's wire form, and keeps the
 // socket's cursor: every message a socket gets carries its cursor after
 // that message as its id. A channel message to a socket whose cursor
 // holds that channel only uses the forms shared by every such socket;
 // any other is encoded here, once.
-func (s *Socket) write(ctx context.Context, m *message) error {
+func (s *Socket) write(out *outBatch, m *message) error {
 	var id string
 	switch m.kind {
 	case kindChannel:
 		if s.proto == protoPlain {
-			return s.ws.WritePrepared(ctx, m.framedPlain())
+			return out.ws.AddPrepared(m.framedPlain())
 		}
 		// By the hash the message carries: hashing the name here would
 		// cost every socket an allocation per message.
@@ -186,13 +228,13 @@ func (s *Socket) write(ctx context.Context, m *message) error {
 		if len(s.cur) == 1 {
 			switch {
 			case s.es != nil && s.proto == protoV2:
-				return s.es.SendEncoded(ctx, m.eventV2())
+				return out.es.AddEncoded(m.eventV2())
 			case s.es != nil:
-				return s.es.SendEncoded(ctx, m.event())
+				return out.es.AddEncoded(m.event())
 			case s.proto == protoV2:
-				return s.ws.WritePrepared(ctx, m.framedV2())
+				return out.ws.AddPrepared(m.framedV2())
 			default:
-				return s.ws.WritePrepared(ctx, m.framedV1())
+				return out.ws.AddPrepared(m.framedV1())
 			}
 		}
 		id = s.cur.encode()
@@ -226,9 +268,9 @@ func (s *Socket) write(ctx context.Context, m *message) error {
 			// The new cursor alone, which a v1 client keeps as its last
 			// event id (the first message of a connection has this form).
 			if s.es != nil {
-				return s.es.Send(ctx, eventsource.Event{Type: PositionEvent, ID: id})
+				return out.es.Add(eventsource.Event{Type: PositionEvent, ID: id})
 			}
-			return s.ws.Write(ctx, websocket.MessageText, []byte(id))
+			return out.ws.Add(websocket.MessageText, []byte(id))
 		}
 	}
 	data := m.text
@@ -237,12 +279,12 @@ func (s *Socket) write(ctx context.Context, m *message) error {
 	}
 	switch {
 	case s.es != nil:
-		return s.es.Send(ctx, eventsource.Event{ID: id, Data: data})
+		return out.es.Add(eventsource.Event{ID: id, Data: data})
 	case s.proto == protoPlain:
-		return s.ws.Write(ctx, websocket.MessageText, []byte(data))
+		return out.ws.Add(websocket.MessageText, []byte(data))
 	default:
 		// An empty id: a message to this socket only, not numbered.
-		return s.ws.Write(ctx, websocket.MessageText, frame(id, data))
+		return out.ws.Add(websocket.MessageText, frame(id, data))
 	}
 }
 

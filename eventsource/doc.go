@@ -56,7 +56,10 @@
 // text, and fields that cannot be sent safely (a line break in the type
 // or id, NUL in the id) are refused with an error matching
 // [ErrInvalidField] rather than written. An [EncodedEvent] is encoded
-// once and sent to many streams with [Stream.SendEncoded].
+// once and sent to many streams with [Stream.SendEncoded]. A [Batch] of
+// events goes out with one write and one flush through
+// [Stream.SendBatch], so a burst costs one system call, not one per
+// event.
 //
 // # Resuming
 //

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/realtime-go/realtime/internal/batchtest"
 	"go.uber.org/goleak"
 )
 
@@ -24,6 +25,13 @@ var protos = []string{"HTTP/1.1", "HTTP/2.0"}
 // stream to fn on the handler's goroutine, and keeps the handler until
 // the stream is done. It returns a server speaking proto.
 func startServer(t testing.TB, proto string, opts *Options, fn func(*Stream)) *httptest.Server {
+	t.Helper()
+	return startCountedServer(t, proto, opts, fn, nil)
+}
+
+// startCountedServer is startServer counting the writes of the server's
+// connections into writes, unless it is nil.
+func startCountedServer(t testing.TB, proto string, opts *Options, fn func(*Stream), writes *atomic.Int64) *httptest.Server {
 	t.Helper()
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s, err := Accept(w, r, opts)
@@ -36,6 +44,9 @@ func startServer(t testing.TB, proto string, opts *Options, fn func(*Stream)) *h
 	})
 	srv := httptest.NewUnstartedServer(h)
 	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+	if writes != nil {
+		srv.Listener = batchtest.Listener{Listener: srv.Listener, Writes: writes}
+	}
 	if proto == "HTTP/2.0" {
 		srv.EnableHTTP2 = true
 		srv.StartTLS()

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"os"
 	"time"
+
+	"github.com/realtime-go/realtime/internal/ctxio"
 )
 
 // Send writes ev and flushes it to the client.
@@ -142,7 +144,7 @@ func (s *Stream) writeEventsLocked(ctx context.Context, p []byte, events []*Enco
 	var stop func() bool
 	if ctx.Done() != nil {
 		s.aborts.Add(1)
-		stop = context.AfterFunc(ctx, s.abortFn)
+		stop = ctxio.AfterFunc(ctx, s.abortFn)
 	}
 	var err error
 	if len(p) > 0 {

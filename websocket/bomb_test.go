@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"runtime"
 	"runtime/debug"
@@ -146,6 +147,12 @@ func TestDecodedMessageWhole(t *testing.T) {
 func deflatePair(t *testing.T, exts []extensions.Extension) (server, client *Conn) {
 	t.Helper()
 	a, b := netPair(t, overTCP)
+	return deflatePairOn(t, a, b, exts)
+}
+
+// deflatePairOn is deflatePair over a, the server's end, and b.
+func deflatePairOn(t *testing.T, a, b net.Conn, exts []extensions.Extension) (server, client *Conn) {
+	t.Helper()
 	sch := make(chan connResult, 1)
 	go func() {
 		c, _, err := AcceptConn(context.Background(), a, &AcceptOptions{Extensions: exts})

@@ -65,7 +65,9 @@
 // all, its goroutine's stack included, when served by [Server]. [Conn.Read]
 // allocates the message it returns; [Conn.ReadAppend] reuses the
 // caller's buffer. Writes made while pipelined input waits are coalesced
-// into one system call.
+// into one system call, and so are the messages of a [Batch] sent with
+// [Conn.WriteBatch], which a server writing bursts of queued messages
+// (prepared ones included) uses to save a system call per message.
 //
 // # Speed
 //

@@ -83,6 +83,7 @@ type frameEmitter struct {
 	rsv      byte // RSV bits for the first frame
 	fragment bool
 	collect  bool
+	held     bool // WriteBatch holds writeLock and flushes the batch itself
 	bufp     *[]byte
 	buf      []byte
 }
@@ -107,6 +108,11 @@ func (e *frameEmitter) emit(fin bool) error {
 	c := e.c
 	op, rsv := e.op, e.rsv
 	e.op, e.rsv = opContinuation, 0
+	if e.held {
+		err := c.writeFrame(fin, rsv, op, e.buf)
+		e.buf = e.buf[:0]
+		return err
+	}
 	err := c.endFragment(c.writeLocked(e.ctx, func() error {
 		if err := c.writeFrame(fin, rsv, op, e.buf); err != nil {
 			return err

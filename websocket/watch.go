@@ -7,6 +7,8 @@ import (
 	"os"
 	"sync"
 	"time"
+
+	"github.com/realtime-go/realtime/internal/ctxio"
 )
 
 // watcher makes the end of a call's context interrupt the blocked I/O of
@@ -44,7 +46,7 @@ func (w *watcher) watch(ctx context.Context) bool {
 	if w.fire == nil {
 		w.fire = w.interrupt
 	}
-	w.stop = context.AfterFunc(ctx, w.fire)
+	w.stop = ctxio.AfterFunc(ctx, w.fire)
 	return true
 }
 

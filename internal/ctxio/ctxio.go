@@ -1,5 +1,6 @@
 // Package ctxio lets a context interrupt the I/O of a net.Conn that has
-// no context of its own, for the client and proxy packages.
+// no context of its own, for the client and proxy packages, and the
+// websocket and eventsource writes watch their context cheaply.
 package ctxio
 
 import (
@@ -43,4 +44,15 @@ func Interrupt(ctx context.Context, c net.Conn) (stop func() bool) {
 		}
 		return ok
 	}
+}
+
+// AfterFunc is context.AfterFunc, except that a context with an AfterFunc
+// method of its own (as the realtime package's writer gives) is asked
+// directly: context.AfterFunc would wrap it in a context of its own, at
+// several allocations per call, for the same result.
+func AfterFunc(ctx context.Context, f func()) (stop func() bool) {
+	if a, ok := ctx.(interface{ AfterFunc(func()) func() bool }); ok {
+		return a.AfterFunc(f)
+	}
+	return context.AfterFunc(ctx, f)
 }

@@ -131,3 +131,32 @@ func TestRandomCancellationLeavesConnUsable(t *testing.T) {
 		}
 	}
 }
+
+// afterFuncer is a context with an AfterFunc method of its own.
+type afterFuncer struct {
+	context.Context
+	calls int
+}
+
+func (a *afterFuncer) AfterFunc(f func()) func() bool {
+	a.calls++
+	return func() bool { return true }
+}
+
+// TestAfterFunc: a context with an AfterFunc method is asked directly;
+// any other is watched as context.AfterFunc does.
+func TestAfterFunc(t *testing.T) {
+	a := &afterFuncer{Context: context.Background()}
+	if stop := AfterFunc(a, func() {}); !stop() || a.calls != 1 {
+		t.Fatalf("AfterFunc method called %d times", a.calls)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ran := make(chan struct{})
+	AfterFunc(ctx, func() { close(ran) })
+	stop := AfterFunc(ctx, func() { t.Error("a stopped function ran") })
+	if !stop() {
+		t.Fatal("stop = false before the context ended")
+	}
+	cancel()
+	<-ran
+}
