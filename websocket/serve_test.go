@@ -172,12 +172,14 @@ func TestServerShutdown(t *testing.T) {
 // connection outlives it, and Close then ends the connection at once.
 func TestServerShutdownContext(t *testing.T) {
 	release := make(chan struct{})
+	handlerStarted := make(chan struct{})
 	handlerDone := make(chan struct{})
 	s := &Server{
 		// Long enough that only Close can end the connection in time.
 		Options: &AcceptOptions{ConnOptions: ConnOptions{CloseTimeout: time.Minute}},
 		Handler: func(c *Conn, r *http.Request) {
 			defer close(handlerDone)
+			close(handlerStarted)
 			<-release // reads nothing, so the closing handshake cannot end
 		},
 	}
@@ -193,6 +195,10 @@ func TestServerShutdownContext(t *testing.T) {
 	if resp, err := http.ReadResponse(br, nil); err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
 		t.Fatalf("handshake: %v, %v", resp, err)
 	}
+	// The 101 reaches the client before the server counts the connection
+	// as upgraded; a Shutdown in between cuts the handshake instead, with
+	// nothing left to wait for.
+	<-handlerStarted
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	if err := s.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
