@@ -122,19 +122,25 @@ func (c cursor) get(channel string) (Position, bool) {
 }
 
 // set records p as the position of channel.
-func (c *cursor) set(channel string, p Position) {
-	h := channelHash(channel)
-	i, ok := c.search(h)
+func (c *cursor) set(channel string, p Position) { c.setHash(channelHash(channel), p) }
+
+// setHash is set for the channel of hash: a message carries its
+// channel's hash, so a socket's writer need not hash the name again.
+func (c *cursor) setHash(hash uint64, p Position) {
+	i, ok := c.search(hash)
 	if ok {
 		(*c)[i].pos = p
 		return
 	}
-	*c = slices.Insert(*c, i, cursorEntry{hash: h, pos: p})
+	*c = slices.Insert(*c, i, cursorEntry{hash: hash, pos: p})
 }
 
 // remove forgets channel.
-func (c *cursor) remove(channel string) {
-	if i, ok := c.search(channelHash(channel)); ok {
+func (c *cursor) remove(channel string) { c.removeHash(channelHash(channel)) }
+
+// removeHash forgets the channel of hash.
+func (c *cursor) removeHash(hash uint64) {
+	if i, ok := c.search(hash); ok {
 		*c = slices.Delete(*c, i, i+1)
 	}
 }

@@ -220,11 +220,7 @@ func (s *Socket) write(out *outBatch, m *message) error {
 		}
 		// By the hash the message carries: hashing the name here would
 		// cost every socket an allocation per message.
-		if i, ok := s.cur.search(m.hash); ok {
-			s.cur[i].pos = m.pos
-		} else {
-			s.cur.set(m.channel, m.pos)
-		}
+		s.cur.setHash(m.hash, m.pos)
 		if len(s.cur) == 1 {
 			switch {
 			case s.es != nil && s.proto == protoV2:
@@ -242,9 +238,7 @@ func (s *Socket) write(out *outBatch, m *message) error {
 		s.cur.set(m.channel, m.pos)
 		return nil
 	case kindForget:
-		if i, ok := s.cur.search(m.hash); ok {
-			s.cur = append(s.cur[:i], s.cur[i+1:]...)
-		}
+		s.cur.removeHash(m.hash)
 		return nil
 	case kindSend, kindJoin, kindLeave, kindPresence, kindError, kindRefused:
 		if m.kind != kindSend && s.proto != protoV2 {
