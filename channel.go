@@ -257,7 +257,7 @@ func (c *channel) start(ctx context.Context) error {
 // channel was lost and it starts again at the latest position.
 func (c *channel) follow(ctx context.Context, pos Position) {
 	defer c.hub.wg.Done()
-	delay := minRetry
+	var b backoff
 	for {
 		err := c.hub.broker.Follow(ctx, c.name, pos, c.deliver)
 		if ctx.Err() != nil || errors.Is(err, ErrBrokerClosed) {
@@ -269,14 +269,14 @@ func (c *channel) follow(ctx context.Context, pos Position) {
 				return
 			}
 			c.restart(last)
-			pos, delay = last, minRetry
+			pos = last
+			b.reset()
 			continue
 		}
 		// Anything else: try again from the last entry delivered.
-		if !sleep(ctx, delay) {
+		if !b.wait(ctx) {
 			return
 		}
-		delay = min(2*delay, maxRetry)
 		c.mu.Lock()
 		pos = c.last
 		c.mu.Unlock()
@@ -286,16 +286,15 @@ func (c *channel) follow(ctx context.Context, pos Position) {
 // latest returns the latest position of channel, retrying until ctx
 // ends (ok false).
 func (h *Hub) latest(ctx context.Context, channel string) (Position, bool) {
-	delay := minRetry
+	var b backoff
 	for {
 		_, last, err := h.broker.Since(ctx, channel, Position{})
 		if err == nil {
 			return last, true
 		}
-		if errors.Is(err, ErrBrokerClosed) || !sleep(ctx, delay) {
+		if errors.Is(err, ErrBrokerClosed) || !b.wait(ctx) {
 			return Position{}, false
 		}
-		delay = min(2*delay, maxRetry)
 	}
 }
 

@@ -304,16 +304,15 @@ func (h *Hub) publish(ctx context.Context, channel, text string) (Position, erro
 	var k [16]byte
 	rand.Read(k[:])
 	key := base64.RawURLEncoding.EncodeToString(k[:])
-	delay := minRetry
+	var b backoff
 	for {
 		p, err := h.broker.Publish(ctx, channel, text, key)
 		if err == nil || !errors.Is(err, ErrBrokerUnavailable) {
 			return p, err
 		}
-		if !sleep(ctx, delay) {
+		if !b.wait(ctx) {
 			return Position{}, errors.Join(err, ctx.Err())
 		}
-		delay = min(2*delay, maxRetry)
 	}
 }
 
@@ -322,6 +321,25 @@ const (
 	minRetry = 10 * time.Millisecond
 	maxRetry = time.Second
 )
+
+// backoff is the wait between the hub's attempts while the broker is
+// unavailable: minRetry, doubling up to maxRetry. The zero value is
+// ready to use.
+type backoff struct{ delay time.Duration }
+
+// wait sleeps the current delay, then doubles it; it reports false if
+// ctx ended first.
+func (b *backoff) wait(ctx context.Context) bool {
+	if b.delay == 0 {
+		b.delay = minRetry
+	}
+	ok := sleep(ctx, b.delay)
+	b.delay = min(2*b.delay, maxRetry)
+	return ok
+}
+
+// reset makes the next wait minRetry again.
+func (b *backoff) reset() { b.delay = 0 }
 
 // sleep waits d, or until ctx ends (false).
 func sleep(ctx context.Context, d time.Duration) bool {

@@ -244,7 +244,7 @@ func (c *channel) followPresence(ctx context.Context, pos Position) {
 	h := c.hub
 	defer h.wg.Done()
 	name := presencePrefix + c.name
-	delay := minRetry
+	var b backoff
 	for {
 		err := h.broker.Follow(ctx, name, pos, func(e Entry) {
 			pos = e.Position
@@ -262,10 +262,9 @@ func (c *channel) followPresence(ctx context.Context, pos Position) {
 			pos = last
 			continue
 		}
-		if !sleep(ctx, delay) {
+		if !b.wait(ctx) {
 			return
 		}
-		delay = min(2*delay, maxRetry)
 	}
 }
 

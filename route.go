@@ -26,16 +26,15 @@ const (
 // serveCalls answers the calls made to this node until the hub closes.
 func (h *Hub) serveCalls() {
 	defer h.wg.Done()
-	delay := minRetry
+	var b backoff
 	for {
 		err := h.broker.Serve(h.ctx, h.node, h.answer)
 		if h.ctx.Err() != nil || errors.Is(err, ErrBrokerClosed) {
 			return
 		}
-		if !sleep(h.ctx, delay) {
+		if !b.wait(h.ctx) {
 			return
 		}
-		delay = min(2*delay, maxRetry)
 	}
 }
 
