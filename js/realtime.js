@@ -154,6 +154,7 @@
   const HEALTHY_MS = 10000;
   // setTimeout's longest delay.
   const MAX_TIMER_MS = 2 ** 31 - 1;
+  const TRANSPORTS = ['auto', 'websocket', 'eventsource'];
   const KINDS = ['message', 'subscribed', 'unsubscribed', 'lost', 'join', 'leave', 'presence', 'error', 'heartbeat'];
   // The kinds without a channel.
   const BARE_KINDS = ['message', 'error', 'heartbeat'];
@@ -348,6 +349,9 @@
         maxQueue: 1000, maxQueueBytes: 1048576,
       }, options);
       this.options.transport = this.options.transport || 'auto';
+      if (!TRANSPORTS.includes(this.options.transport)) {
+        throw new TypeError("RealtimeSocket: transport must be 'auto', 'websocket' or 'eventsource', not " + this.options.transport);
+      }
       const base = global.location && global.location.href;
       this.url = (base ? new URL(url, base) : new URL(url)).href;
       this.readyState = RealtimeSocket.CONNECTING;
