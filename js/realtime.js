@@ -536,7 +536,12 @@
       const ended = status === 404 || status === 410;
       if (ended && !item.request) this._unsent(item);
       else this._shift();
-      if (!ended) this._emit(new Event('error')); // refused: 400, 403, 413 ...
+      if (!ended) {
+        // Refused (400, 403, 413 ...): not delivered, so the server still
+        // waits for this seq; the next POST carries it.
+        if (conn && conn.seq === item.seq) conn.seq--;
+        this._emit(new Event('error'));
+      }
       // The stream is done for, or the server and the client disagree on
       // the seq; a message too large is the page's business.
       if (conn === this._conn && status !== 413) {
