@@ -681,7 +681,13 @@
     }
 
     _openEventSource() {
-      const es = new EventSource(this._target(false));
+      let es;
+      try {
+        es = new EventSource(this._target(false));
+      } catch (err) {
+        this._next();
+        return;
+      }
       const conn = this._newConn('eventsource', () => es.close());
       conn.token = '';
       conn.seq = 0; // the last Realtime-Seq sent under token
