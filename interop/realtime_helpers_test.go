@@ -16,7 +16,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
 )
 
 // rtFreeAddr returns a loopback address with a port that was free a
