@@ -46,7 +46,8 @@ type Options struct {
 	// example a proxy; they override DefaultPrefs.
 	Prefs map[string]any
 
-	// Output, if set, receives Firefox's stdout and stderr.
+	// Output, if set, receives Firefox's stdout and stderr, line by line;
+	// nothing after Close returned.
 	Output io.Writer
 }
 
@@ -116,6 +117,7 @@ type Browser struct {
 	cmd    *exec.Cmd
 	conn   *websocket.Conn
 	waited chan struct{} // closed when the process exited
+	copied chan struct{} // closed when its output was all copied to Output
 	read   chan struct{} // closed when the read loop ended
 
 	mu      sync.Mutex
@@ -153,7 +155,7 @@ func Start(ctx context.Context, o *Options) (*Browser, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("bidi: start firefox: %w", err)
 	}
-	b := &Browser{cmd: cmd, waited: make(chan struct{}), read: make(chan struct{}), pending: map[int]chan reply{}}
+	b := &Browser{cmd: cmd, waited: make(chan struct{}), copied: make(chan struct{}), read: make(chan struct{}), pending: map[int]chan reply{}}
 	go func() {
 		cmd.Wait()
 		pw.Close()
@@ -161,6 +163,7 @@ func Start(ctx context.Context, o *Options) (*Browser, error) {
 	}()
 	addr := make(chan string, 1)
 	go func() {
+		defer close(b.copied)
 		sc := bufio.NewScanner(pr)
 		for sc.Scan() {
 			line := sc.Text()
@@ -180,6 +183,7 @@ func Start(ctx context.Context, o *Options) (*Browser, error) {
 	select {
 	case wsURL = <-addr:
 	case <-b.waited:
+		<-b.copied
 		return nil, errors.New("bidi: firefox exited before listening")
 	case <-ctx.Done():
 		b.kill()
@@ -451,6 +455,7 @@ func (b *Browser) kill() error {
 	syscall.Kill(-b.cmd.Process.Pid, syscall.SIGKILL)
 	select {
 	case <-b.waited:
+		<-b.copied // nothing is written to Output after Close
 		return nil
 	case <-time.After(30 * time.Second):
 		return fmt.Errorf("bidi: firefox (pid %d) did not exit", b.cmd.Process.Pid)

@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,23 +18,6 @@ import (
 
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	sb strings.Builder
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.sb.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.sb.String()
 }
 
 const page = `<!doctype html><meta charset="utf-8"><title>bidi</title>
@@ -61,18 +43,14 @@ func TestFirefox(t *testing.T) {
 	defer srv.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	out := &syncBuffer{}
 	dir := t.TempDir()
-	b, err := Start(ctx, &Options{Exec: exe, ProfileDir: dir, Output: out})
+	b, err := Start(ctx, &Options{Exec: exe, ProfileDir: dir, Output: t.Output()})
 	if err != nil {
 		t.Fatalf("start: %v", err)
 	}
 	defer func() {
 		if err := b.Close(); err != nil {
 			t.Error(err)
-		}
-		if t.Failed() {
-			t.Logf("firefox output:\n%s", out.String())
 		}
 	}()
 	prefs, err := os.ReadFile(filepath.Join(dir, "user.js"))
