@@ -412,10 +412,10 @@ func rtEval[T any](t *testing.T, tab rtTab, expr string) T {
 	var v T
 	js, err := tab.eval(30*time.Second, expr)
 	if err != nil {
-		t.Fatalf("evaluate %q: %v", expr, err)
+		t.Fatalf("evaluate %.300q: %v", expr, err)
 	}
 	if err := json.Unmarshal(js, &v); err != nil {
-		t.Fatalf("evaluate %q: decoding %s: %v", expr, js, err)
+		t.Fatalf("evaluate %.300q: decoding %s: %v", expr, js, err)
 	}
 	return v
 }
