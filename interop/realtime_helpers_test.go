@@ -140,13 +140,21 @@ func rtStartChat(t *testing.T, flags ...string) string {
 // rtStartNginx runs nginx as a reverse proxy to upstream with its
 // defaults: proxy_http_version 1.0 without Upgrade forwarding (so no
 // WebSocket gets through) and proxy_buffering on (which stalls an event
-// stream unless the upstream sends X-Accel-Buffering: no).
+// stream unless the upstream sends X-Accel-Buffering: no). One line is
+// not a default: it passes the Host the browser used, as every proxy in
+// front of an origin-checking handler must. The handler compares a
+// request's Origin with its Host; with nginx's default Host (the
+// upstream's address) the page's own POSTs, which always carry Origin,
+// would look cross-origin and get 403.
 func rtStartNginx(t *testing.T, upstream string) string {
 	t.Helper()
 	return rtRunNginx(t, `
   server {
     listen ADDR;
-    location / { proxy_pass http://`+upstream+`; }
+    location / {
+      proxy_pass http://`+upstream+`;
+      proxy_set_header Host $http_host;
+    }
   }
 `)
 }
