@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -158,8 +159,10 @@ func rtStartBrowser(t *testing.T, name, proxy string) rtBrowser {
 		var prefs map[string]any
 		if proxy != "" {
 			host, port, _ := strings.Cut(proxy, ":")
-			var p int
-			fmt.Sscan(port, &p)
+			p, err := strconv.Atoi(port)
+			if err != nil {
+				t.Fatalf("proxy %q: %v", proxy, err)
+			}
 			prefs = map[string]any{
 				"network.proxy.type":          1, // manual
 				"network.proxy.http":          host,
