@@ -1,0 +1,111 @@
+package interop
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"image/png"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// rtChatControlsJS checks, in a chat page, that every control is shown
+// inside the viewport and is what a tap at its centre reaches (nothing
+// covers it), and that the page does not scroll sideways. It returns the
+// problems, as a JSON array of strings.
+const rtChatControlsJS = `(() => {
+	const controls = [['name', '#name'], ['transport switch', '#es'], ['current room', '#rooms li.current a'],
+		['room to join', '#join-room'], ['join button', '#join'], ['message', '#msg'], ['send button', '#send']];
+	const W = document.documentElement.clientWidth, H = document.documentElement.clientHeight, bad = [];
+	for (const [what, sel] of controls) {
+		const el = document.querySelector(sel);
+		if (!el) { bad.push(what + ': missing'); continue; }
+		const r = el.getBoundingClientRect();
+		if (r.width < 1 || r.height < 1) { bad.push(what + ': not shown'); continue; }
+		if (r.left < 0 || r.top < 0 || r.right > W + 0.5 || r.bottom > H + 0.5) {
+			bad.push(what + ': outside the ' + W + 'x' + H + ' viewport at ' + JSON.stringify(r));
+			continue;
+		}
+		const hit = document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2);
+		if (!hit || !(hit === el || el.contains(hit))) {
+			bad.push(what + ': covered by ' + (hit ? hit.outerHTML.slice(0, 80) : 'nothing'));
+		}
+	}
+	if (document.documentElement.scrollWidth > W) bad.push('the page scrolls sideways: ' + document.documentElement.scrollWidth + ' > ' + W);
+	return JSON.stringify(bad);
+})()`
+
+// TestChatLayout loads the chat demo at a phone's width (390x844) and a
+// desktop's (1200x800), fills the room with more lines than fit, among
+// them a line of HTML and a long unbroken word, and checks that every
+// control is inside the viewport and not covered, that the HTML shows as
+// text (no element made of it, its onerror never ran), and that the page
+// fetched nothing from another origin.
+func TestChatLayout(t *testing.T) {
+	chat := rtStartChat(t)
+	browser := rtStartChromium(t)
+	const hostile = `<img src=x onerror="window.pwned=1"><b>bold?</b>`
+	for _, size := range [][2]int64{{390, 844}, {1200, 800}} {
+		t.Run(fmt.Sprintf("%dx%d", size[0], size[1]), func(t *testing.T) {
+			name := fmt.Sprintf("w%d", size[0])
+			tab := rtTab(t, browser, "http://"+chat+"/?name="+name)
+			ctx, cancel := context.WithTimeout(tab, 30*time.Second)
+			err := chromedp.Do(ctx, chromedp.EmulateViewport(size[0], size[1]))
+			cancel()
+			if err != nil {
+				t.Fatal(err)
+			}
+			rtWait(t, tab, name+" connects", `document.getElementById('status').dataset.transport === 'websocket'`, rtChatState, rtChatWait)
+			rtWait(t, tab, name+" is in the lobby", `document.getElementById('room').textContent === 'lobby'`, rtChatState, rtChatWait)
+			// More lines than the log shows, said through the form.
+			rtEval[bool](t, tab, `(() => {
+				const form = document.getElementById('form'), msg = document.getElementById('msg');
+				for (let i = 0; i < 40; i++) { msg.value = 'line ' + i + ' from `+name+`'; form.requestSubmit(); }
+				msg.value = 'x'.repeat(300); form.requestSubmit();
+				return true;
+			})()`)
+			rtChatType(t, tab, name, hostile)
+			rtWait(t, tab, name+" sees its lines", rtChatLineJS(name, "websocket", hostile)+
+				fmt.Sprintf(` && document.querySelectorAll('#log li.say[data-from=%q]').length === 42`, name), rtChatState, rtChatWait)
+
+			ctx, cancel = context.WithTimeout(tab, 30*time.Second)
+			shot, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+			cancel()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg, err := png.DecodeConfig(bytes.NewReader(shot)); err != nil || int64(cfg.Width) != size[0] || int64(cfg.Height) != size[1] {
+				t.Fatalf("screenshot %+v, %v; want %dx%d", cfg, err, size[0], size[1])
+			}
+			defer func() {
+				if t.Failed() {
+					path := filepath.Join(os.TempDir(), fmt.Sprintf("chat-layout-%dx%d.png", size[0], size[1]))
+					if os.WriteFile(path, shot, 0o644) == nil {
+						t.Logf("screenshot: %s", path)
+					}
+				}
+			}()
+
+			if bad := rtEval[string](t, tab, rtChatControlsJS); bad != "[]" {
+				t.Errorf("at %dx%d: %s", size[0], size[1], bad)
+			}
+			// The HTML is text: in the line's text, with no element made
+			// of it, and its onerror never ran.
+			got := rtEval[string](t, tab, fmt.Sprintf(`(() => {
+				const li = [...document.querySelectorAll('#log li.say')].find((li) => li.dataset.text === %q);
+				return JSON.stringify({text: li.querySelector('.text').textContent, img: document.querySelectorAll('#log img, #log b').length, pwned: window.pwned === 1});
+			})()`, hostile))
+			want := fmt.Sprintf(`{"text":%q,"img":0,"pwned":false}`, hostile)
+			if got != want {
+				t.Errorf("the hostile line shows as %s, want %s", got, want)
+			}
+			if foreign := rtEval[string](t, tab, `JSON.stringify(performance.getEntriesByType('resource').map((e) => e.name).filter((u) => new URL(u).origin !== location.origin))`); foreign != "[]" {
+				t.Errorf("the page fetched from other origins: %s", foreign)
+			}
+		})
+	}
+}
