@@ -106,6 +106,35 @@ func TestChatLayout(t *testing.T) {
 			if foreign := rtEval[string](t, tab, `JSON.stringify(performance.getEntriesByType('resource').map((e) => e.name).filter((u) => new URL(u).origin !== location.origin))`); foreign != "[]" {
 				t.Errorf("the page fetched from other origins: %s", foreign)
 			}
+			if t.Failed() || size[0] != 1200 {
+				return
+			}
+
+			// The switch reconnects over EventSource, resuming: the room
+			// keeps its lines, and the page says it missed nothing.
+			ctx, cancel = context.WithTimeout(tab, rtChatWait)
+			err = chromedp.Do(ctx, chromedp.Click(chromedp.ID("es")))
+			cancel()
+			if err != nil {
+				t.Fatal(err)
+			}
+			rtWait(t, tab, "the page reconnects over EventSource, resumed",
+				`document.getElementById('status').dataset.transport === 'eventsource' && document.getElementById('detail').dataset.kind === 'resumed' && `+
+					rtWhoJS(name+"/eventsource")+` && new URLSearchParams(location.search).get('transport') === 'eventsource'`, rtChatState, rtChatWait)
+			rtChatType(t, tab, name, "over eventsource")
+			rtWait(t, tab, "the line said over EventSource comes back", rtChatLineJS(name, "eventsource", "over eventsource")+
+				fmt.Sprintf(` && document.querySelectorAll('#log li.say[data-from=%q]').length === 43`, name), rtChatState, rtChatWait)
+
+			// A new name takes a new connection, and is remembered.
+			rtEval[string](t, tab, `document.getElementById('name').value = ''`)
+			ctx, cancel = context.WithTimeout(tab, rtChatWait)
+			err = chromedp.Do(ctx, chromedp.SendKeys(chromedp.ID("name"), "zoë\n"))
+			cancel()
+			if err != nil {
+				t.Fatal(err)
+			}
+			rtWait(t, tab, "the page is back under its new name",
+				rtWhoJS("zoë/eventsource")+` && localStorage.getItem('chat.name') === 'zoë'`, rtChatState, rtChatWait)
 		})
 	}
 }
