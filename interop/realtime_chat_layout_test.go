@@ -5,8 +5,11 @@ import (
 	"context"
 	"fmt"
 	"image/png"
+	"io"
+	"net"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -137,4 +140,126 @@ func TestChatLayout(t *testing.T) {
 				rtWhoJS("zoë/eventsource")+` && localStorage.getItem('chat.name') === 'zoë'`, rtChatState, rtChatWait)
 		})
 	}
+}
+
+// rtCutter relays TCP connections to a server, and can cut them all and
+// refuse new ones for a while, as a network that drops.
+type rtCutter struct {
+	ln    net.Listener
+	to    string
+	wg    sync.WaitGroup
+	mu    sync.Mutex
+	down  bool
+	conns map[net.Conn]bool
+}
+
+// rtStartCutter relays a loopback address to the server at to; it is
+// stopped at cleanup.
+func rtStartCutter(t *testing.T, to string) *rtCutter {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &rtCutter{ln: ln, to: to, conns: map[net.Conn]bool{}}
+	c.wg.Add(1)
+	go c.accept()
+	t.Cleanup(func() {
+		ln.Close()
+		c.set(true)
+		c.wg.Wait()
+	})
+	return c
+}
+
+func (c *rtCutter) accept() {
+	defer c.wg.Done()
+	for {
+		in, err := c.ln.Accept()
+		if err != nil {
+			return
+		}
+		out, err := net.Dial("tcp", c.to)
+		if err != nil {
+			in.Close()
+			continue
+		}
+		if !c.track(in, out) {
+			in.Close()
+			out.Close()
+			continue
+		}
+		c.wg.Add(2)
+		go c.pipe(in, out)
+		go c.pipe(out, in)
+	}
+}
+
+// track records a relayed pair of connections, unless the network is
+// down.
+func (c *rtCutter) track(conns ...net.Conn) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.down {
+		return false
+	}
+	for _, conn := range conns {
+		c.conns[conn] = true
+	}
+	return true
+}
+
+func (c *rtCutter) pipe(dst, src net.Conn) {
+	defer c.wg.Done()
+	io.Copy(dst, src)
+	dst.Close()
+	src.Close()
+	c.mu.Lock()
+	delete(c.conns, dst)
+	delete(c.conns, src)
+	c.mu.Unlock()
+}
+
+// set takes the network down (cutting every connection) or up.
+func (c *rtCutter) set(down bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.down = down
+	if down {
+		for conn := range c.conns {
+			conn.Close()
+		}
+	}
+}
+
+// TestChatStatus: the chat page shows its connection's state. Open, it
+// shows the transport and the round-trip time of its ping; when the
+// network drops, it shows that it reconnects, and a line said meanwhile
+// as queued, with the count; when the network is back, it reconnects,
+// says it resumed with nothing missed, and the queued line is said.
+func TestChatStatus(t *testing.T) {
+	chat := rtStartChat(t)
+	cut := rtStartCutter(t, chat)
+	browser := rtStartChromium(t)
+	tab := rtTab(t, browser, "http://"+cut.ln.Addr().String()+"/?name=dora")
+	const state = `JSON.stringify({conn: {...document.getElementById('conn').dataset}, status: document.getElementById('status').textContent,
+		detail: document.getElementById('detail').textContent, log: [...document.querySelectorAll('#log li')].map((li) => li.className + ': ' + li.textContent)})`
+	rtWait(t, tab, "dora connects and measures the round-trip time",
+		`document.getElementById('conn').dataset.state === 'open' && document.getElementById('conn').dataset.rtt !== '' &&
+		/^websocket · \d+ ms$/.test(document.getElementById('status').textContent)`, state, rtChatWait)
+
+	cut.set(true)
+	rtWait(t, tab, "dora reconnects", `document.getElementById('conn').dataset.state === 'connecting' &&
+		document.getElementById('status').textContent.startsWith('reconnecting')`, state, rtChatWait)
+	rtChatType(t, tab, "dora", "said while offline")
+	rtWait(t, tab, "dora's line is queued", `document.getElementById('conn').dataset.queued === '1' &&
+		/ · 1 queued$/.test(document.getElementById('status').textContent) &&
+		document.querySelector('#log li.pending .text').textContent === 'said while offline'`, state, rtChatWait)
+
+	cut.set(false)
+	rtWait(t, tab, "dora is back, resumed, and her line said",
+		`document.getElementById('conn').dataset.state === 'open' && document.getElementById('conn').dataset.queued === '0' &&
+		document.getElementById('detail').dataset.kind === 'resumed' &&
+		document.querySelectorAll('#log li.pending').length === 0 &&
+		[...document.querySelectorAll('#log li.say')].some((li) => li.dataset.from === 'dora' && li.dataset.text === 'said while offline')`, state, rtChatWait)
 }

@@ -32,7 +32,7 @@
   let sock = null;
   const me = { name: '', socket: '' }; // from the server's pong
   const rooms = new Map(); // name -> {sub, lines: [{at, id, li}], ids: Set, people: Map(socket -> entry), asked}
-  const pending = new Map(); // nonce -> {req, li, queued}: lines sent, not yet back from the server
+  const pending = new Map(); // nonce -> {req, li}: lines sent, not yet back from the server
   let current = '';
   let listed = []; // GET /rooms
   const conn = { rtt: -1, retryAt: 0, detail: '', detailKind: '', detailUntil: 0, code: 0, pingTimer: 0 };
@@ -282,11 +282,10 @@
 
   // ---- the socket ----
 
-  // send sends a request. While the socket reconnects the client queues
-  // it (older clients throw: then it is dropped, as a ping or a history
-  // request may be: both are asked again on the next open).
+  // send sends a request, and returns why it could not, or ''. While the
+  // socket reconnects the client queues it, within its bounds.
   function send(req) {
-    try { sock.send(JSON.stringify(req)); return true; } catch (e) { return false; }
+    try { sock.send(JSON.stringify(req)); return ''; } catch (e) { return e.name === 'QuotaExceededError' ? 'too many waiting' : 'disconnected'; }
   }
 
   function connect(lastEventId) {
@@ -302,7 +301,7 @@
       if (e.resumed) flash('resumed: nothing missed', 'resumed');
       else if (e.missed) flash('some messages may be missing', 'missed');
       $('status').dataset.transport = e.transport;
-      for (const p of pending.values()) p.queued = false;
+      for (const p of pending.values()) p.li.querySelector('time').textContent = 'sending';
       ping();
       renderStatus();
     };
@@ -331,21 +330,21 @@
 
   function lost() {
     delete $('status').dataset.transport;
+    for (const p of pending.values()) p.li.querySelector('time').textContent = 'queued';
     conn.rtt = -1;
     renderStatus();
   }
 
   // reconnect replaces the socket (a new name or transport), resuming
-  // the rooms from where the old one was, and sends again the lines the
-  // old one had yet to send.
+  // the rooms from where the old one was. When the old one was not open,
+  // the lines it held for sending go with the new one.
   function reconnect() {
     const old = sock;
+    const held = old.readyState !== RealtimeSocket.OPEN;
     sock = null;
     try { old.close(); } catch (e) { /* closed already */ }
     connect(old.lastEventId);
-    for (const p of pending.values()) {
-      if (p.queued) send(p.req);
-    }
+    if (held) for (const p of pending.values()) send(p.req);
     renderStatus();
   }
 
@@ -416,11 +415,12 @@
     const li = sayLine({ from: me.name || myName || 'you', transport: sock.transport || '…', text, at: Date.now() }, 'pending mine');
     const queued = sock.readyState !== RealtimeSocket.OPEN;
     li.querySelector('time').textContent = queued ? 'queued' : 'sending';
-    pending.set(nonce, { req, li, queued });
-    if (!send(req)) {
+    pending.set(nonce, { req, li });
+    const err = send(req);
+    if (err) {
       pending.delete(nonce);
       li.classList.replace('pending', 'failed');
-      li.querySelector('time').textContent = 'not sent: offline';
+      li.querySelector('time').textContent = 'not sent: ' + err;
       addLine(current, Date.now(), li);
     }
     $('msg').value = '';
