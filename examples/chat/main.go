@@ -54,6 +54,7 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"fmt"
 	"log"
 	"net"
 	"net/http"
@@ -153,7 +154,8 @@ var errRoomName = errors.New("a room's name is 1 to 32 of a-z, 0-9 and -, starti
 func main() {
 	flag.Usage = func() {
 		out := flag.CommandLine.Output()
-		out.Write([]byte("usage: chat [flags]\n\nServes chat rooms over WebSocket, or EventSource where WebSockets are blocked.\nCtrl-C shuts down gracefully: pages are told 1001 and reconnect.\n\n"))
+		fmt.Fprint(out, "usage: chat [flags]\n\nServes chat rooms over WebSocket, or EventSource where WebSockets are blocked.\n"+
+			"Ctrl-C shuts down gracefully: pages are told 1001 and reconnect.\n\n")
 		flag.PrintDefaults()
 	}
 	addr := flag.String("addr", "localhost:8080", "listen address: HOST:PORT (\":8080\" listens on every interface)")
@@ -162,24 +164,35 @@ func main() {
 	redisURL := flag.String("redis", "", "share the rooms with other processes through Redis (redis://HOST:PORT)")
 	natsURL := flag.String("nats", "", "share the rooms with other processes through NATS JetStream (nats://HOST:PORT)")
 	flag.Parse()
-	list := strings.Split(*rooms, ",")
+	if err := run(*addr, *rooms, *node, *redisURL, *natsURL); err != nil {
+		log.Print("chat: ", err)
+		os.Exit(1)
+	}
+}
+
+// run serves the chat as the flags say until SIGINT or SIGTERM.
+func run(addr, rooms, node, redisURL, natsURL string) error {
+	list := strings.Split(rooms, ",")
 	for _, r := range list {
 		if !roomName.MatchString(r) {
-			log.Fatalf("chat: -rooms: %q: %v", r, errRoomName)
+			return fmt.Errorf("-rooms: %q: %w", r, errRoomName)
 		}
 	}
-	broker, err := brokers.Open(*redisURL, *natsURL, "chat "+*node)
+	broker, err := brokers.Open(redisURL, natsURL, "chat "+node)
 	if err != nil {
-		log.Fatal("chat: ", err)
+		return err
 	}
-	c := newChat(&realtime.HubOptions{Broker: broker, Node: *node}, list)
+	if broker != nil {
+		defer broker.Close()
+	}
+	c := newChat(&realtime.HubOptions{Broker: broker, Node: node}, list)
 	defer c.close()
-	ln, err := net.Listen("tcp", *addr)
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		log.Print("chat: ", err)
-		return
+		return err
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	go func() {
 		<-ctx.Done()
 		// A second Ctrl-C ends the process at once.
@@ -187,9 +200,7 @@ func main() {
 		log.Print("chat: shutting down (Ctrl-C again to quit at once)")
 	}()
 	log.Printf("chat: serving http://%s", ln.Addr())
-	if err := c.serve(ctx, ln, defaultTimeouts); err != nil {
-		log.Print("chat: ", err)
-	}
+	return c.serve(ctx, ln, defaultTimeouts)
 }
 
 // serve serves the chat on ln until ctx ends, then shuts down
