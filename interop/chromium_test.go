@@ -14,40 +14,12 @@ import (
 	"github.com/realtime-go/realtime/websocket"
 )
 
-// startChromium starts headless Chromium for the test; it is stopped at
-// cleanup. The returned context has a running browser and no deadline.
+// startChromium returns the Chromium the test binary shares (see
+// browsers_test.go). The context has a running browser and no deadline;
+// a tab is chromedp.NewContext of it.
 func startChromium(t *testing.T) context.Context {
 	t.Helper()
-	exe := needExec(t, "chromium")
-	out := &syncBuffer{}
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(exe),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.Flag("headless", true),
-		chromedp.NoSandbox, // required as root
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("no-first-run", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.CombinedOutput(out),
-	)
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancelCtx := chromedp.NewContext(allocCtx)
-	t.Cleanup(func() {
-		cancelCtx()
-		cancelAlloc()
-		if t.Failed() {
-			t.Logf("chromium output:\n%s", out.String())
-		}
-	})
-	// The first Do starts the browser; it must not have a deadline.
-	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("starting chromium: %v", err)
-	}
-	return ctx
+	return rtSharedBrowser(t, "chromium").(*rtChromium).ctx
 }
 
 // chromiumPage is the page's script. It sends pageSends to the server,

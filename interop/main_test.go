@@ -11,5 +11,14 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	goleak.VerifyTestMain(stopBrowsersAfter{m})
+}
+
+// stopBrowsersAfter runs the tests, then stops the browsers they shared,
+// before goleak looks for leaked goroutines.
+type stopBrowsersAfter struct{ m *testing.M }
+
+func (s stopBrowsersAfter) Run() int {
+	defer rtStopSharedBrowsers()
+	return s.m.Run()
 }

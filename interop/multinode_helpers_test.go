@@ -314,9 +314,16 @@ type mnNode struct {
 // library's own tests run with it).
 func mnRtnode(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "rtnode")
-	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/rtnode").CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/rtnode: %v\n%s", err, out)
+	return mnBuildCmd(t, "rtnode")
+}
+
+// mnBuildCmd builds the command ./cmd/name of this module and returns
+// the binary's path.
+func mnBuildCmd(t *testing.T, name string) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), name)
+	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/"+name).CombinedOutput(); err != nil {
+		t.Fatalf("go build ./cmd/%s: %v\n%s", name, err, out)
 	}
 	return bin
 }

@@ -21,6 +21,7 @@ log() { printf '[peers] %s\n' "$*" >&2; }
 # ---------------------------------------------------------------------------
 DEB_PEERS=(
 	chromium:chromium
+	firefox-esr:firefox-esr
 	python3-websockets:
 	squid:squid
 	tinyproxy:tinyproxy

@@ -148,13 +148,16 @@ func rtSeq(prefix string, from, to int) []string {
 // publishes through the server, resumes after the server closed its
 // connection (reconnecting to the other node) with every message once,
 // and sees presence join and leave.
-func TestRealtimeChannelsChromium(t *testing.T) {
-	browser := rtStartChromium(t)
+func TestRealtimeChannelsBrowser(t *testing.T) {
+	rtEachBrowser(t, testRealtimeChannelsBrowser)
+}
+
+func testRealtimeChannelsBrowser(t *testing.T, browser rtBrowser) {
 	const state = `JSON.stringify(window.__rt)`
 	for _, transport := range []string{"websocket", "eventsource"} {
 		t.Run(transport, func(t *testing.T) {
 			c := startRTCluster(t)
-			tab := rtTab(t, browser, c.URL+"/?transport="+transport+"&user=ann")
+			tab := rtOpen(t, browser, c.URL+"/?transport="+transport+"&user=ann")
 			rtWait(t, tab, "the page subscribes", `window.__rt && __rt.events.includes('a subscribed fresh') && __rt.events.includes('b subscribed fresh')`, state, 30*time.Second)
 
 			c.publish(t, "a", rtSeq("a", 1, 5)...)
@@ -175,7 +178,7 @@ func TestRealtimeChannelsChromium(t *testing.T) {
 			rtWait(t, tab, "resumed after the close", `__rt.opens.length === 2 && __rt.a.length >= 11 && __rt.b.length >= 10`, state, 30*time.Second)
 
 			// A second user comes and goes: the first sees it in presence.
-			tab2 := rtTab(t, browser, c.URL+"/?transport="+transport+"&user=bob")
+			tab2 := rtOpen(t, browser, c.URL+"/?transport="+transport+"&user=bob")
 			rtWait(t, tab2, "the second page subscribes", `window.__rt && __rt.events.includes('a subscribed fresh')`, state, 30*time.Second)
 			rtWait(t, tab, "join", `__rt.events.includes('a join bob') && __rt.events.includes('b join bob')`, state, 30*time.Second)
 			rtEval[any](t, tab, `__subs.a.presence().then((es) => { __rt.presence = es.map((e) => e.user).sort().join(); }), 0`)
@@ -222,8 +225,11 @@ func TestRealtimeChannelsChromium(t *testing.T) {
 // realtime.v2 out of the offer), the page works as before: messages of
 // the channel the server put it in reach the socket's message handler,
 // and its subscriptions end with the reason realtime.v1.
-func TestRealtimeChannelsChromiumV1Server(t *testing.T) {
-	browser := rtStartChromium(t)
+func TestRealtimeChannelsBrowserV1Server(t *testing.T) {
+	rtEachBrowser(t, testRealtimeChannelsBrowserV1Server)
+}
+
+func testRealtimeChannelsBrowserV1Server(t *testing.T, browser rtBrowser) {
 	hub := realtime.NewHub(nil)
 	t.Cleanup(func() { hub.Close() })
 	rt := realtime.Handler(&realtime.Options{Hub: hub, Channels: []string{"a"}}, nil)
@@ -238,7 +244,7 @@ func TestRealtimeChannelsChromiumV1Server(t *testing.T) {
 		srv.Close()
 	})
 	const state = `JSON.stringify(window.__rt)`
-	tab := rtTab(t, browser, srv.URL+"/?transport=websocket&user=ann")
+	tab := rtOpen(t, browser, srv.URL+"/?transport=websocket&user=ann")
 	rtWait(t, tab, "the page opens", `window.__rt && __rt.opens.length === 1`, state, 30*time.Second)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()

@@ -1,18 +1,15 @@
 package interop
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/chromedp/chromedp"
 )
 
-// The chat demo (examples/chat, run as its own process) in two headless
-// Chromium pages: each participant says something, both see both lines,
+// The chat demo (examples/chat, run as its own process) in two pages of
+// headless Chromium, and of Firefox: each participant says something, both see both lines,
 // and the participant list shows the transport each one uses. Directly
 // they use WebSocket; behind nginx without Upgrade forwarding and behind
 // squid refusing CONNECT, the WebSocket fails and both fall back to
@@ -22,7 +19,7 @@ const rtChatWait = 45 * time.Second
 
 // rtChat runs the two-participant chat on base (the page's origin as the
 // browser reaches it) and checks the transport both end up on.
-func rtChat(t *testing.T, browser context.Context, base, want string) {
+func rtChat(t *testing.T, browser rtBrowser, base, want string) {
 	t.Helper()
 	rtChatOn(t, browser, [2]string{base, base}, want)
 }
@@ -36,13 +33,13 @@ const rtChatState = `JSON.stringify({status: document.getElementById('status').t
 
 // rtChatOn is rtChat with alice's page on bases[0] and bob's on
 // bases[1]. It returns their tabs.
-func rtChatOn(t *testing.T, browser context.Context, bases [2]string, want string) []context.Context {
+func rtChatOn(t *testing.T, browser rtBrowser, bases [2]string, want string) []rtTab {
 	t.Helper()
 	const state = rtChatState
 	names := []string{"alice", "bob"}
-	tabs := make([]context.Context, len(names))
+	tabs := make([]rtTab, len(names))
 	for i, name := range names {
-		tabs[i] = rtTab(t, browser, bases[i]+"/?name="+name)
+		tabs[i] = rtOpen(t, browser, bases[i]+"/?name="+name)
 		rtWait(t, tabs[i], name+" connects over "+want,
 			fmt.Sprintf(`document.getElementById('status').dataset.transport === %q`, want), state, rtChatWait)
 	}
@@ -76,9 +73,10 @@ func rtWhoJS(who ...string) string {
 }
 
 func TestRealtimeChatWebSocket(t *testing.T) {
-	chat := rtStartChat(t)
-	browser := rtStartChromium(t)
-	rtChat(t, browser, "http://"+chat, "websocket")
+	rtEachBrowser(t, func(t *testing.T, browser rtBrowser) {
+		chat := rtStartChat(t)
+		rtChat(t, browser, "http://"+chat, "websocket")
+	})
 }
 
 // Two chat processes share the rooms through Redis, and through NATS
@@ -87,16 +85,18 @@ func TestRealtimeChatWebSocket(t *testing.T) {
 func TestRealtimeChatTwoProcesses(t *testing.T) {
 	for _, broker := range []string{"redis", "nats"} {
 		t.Run(broker, func(t *testing.T) {
-			var flags []string
-			if broker == "redis" {
-				flags = []string{"-redis", mnStartRedis(t).URL()}
-			} else {
-				flags = []string{"-nats", mnStartNATS(t).URL()}
-			}
-			a, b := rtStartChat(t, flags...), rtStartChat(t, flags...)
-			browser := rtStartChromium(t)
-			tabs := rtChatOn(t, browser, [2]string{"http://" + a, "http://" + b}, "websocket")
-			rtChatRooms(t, browser, tabs, "http://"+b)
+			// A broker and processes per browser: the chat keeps history.
+			rtEachBrowser(t, func(t *testing.T, browser rtBrowser) {
+				var flags []string
+				if broker == "redis" {
+					flags = []string{"-redis", mnStartRedis(t).URL()}
+				} else {
+					flags = []string{"-nats", mnStartNATS(t).URL()}
+				}
+				a, b := rtStartChat(t, flags...), rtStartChat(t, flags...)
+				tabs := rtChatOn(t, browser, [2]string{"http://" + a, "http://" + b}, "websocket")
+				rtChatRooms(t, browser, tabs, "http://"+b)
+			})
 		})
 	}
 }
@@ -106,24 +106,17 @@ func TestRealtimeChatTwoProcesses(t *testing.T) {
 // base; each lists the three in go, and alice's line there reaches the
 // two others, once. Back in the lobby, alice's page still has its
 // lines.
-func rtChatRooms(t *testing.T, browser context.Context, tabs []context.Context, base string) {
+func rtChatRooms(t *testing.T, browser rtBrowser, tabs []rtTab, base string) {
 	t.Helper()
 	alice, bob := tabs[0], tabs[1]
-	ctx, cancel := context.WithTimeout(alice, rtChatWait)
-	err := chromedp.Do(ctx, chromedp.SendKeys(chromedp.ID("join-room"), "go"), chromedp.Click(chromedp.ID("join")))
-	cancel()
-	if err != nil {
+	if err := alice.typeText(rtChatWait, "#join-room", "go"); err != nil {
 		t.Fatalf("alice joining go: %v", err)
 	}
+	rtClick(t, alice, "alice joining go", "#join")
 	rtWait(t, bob, "the room list offers go", `document.querySelector('#rooms li[data-room="go"] a') !== null`, rtChatState, rtChatWait)
-	ctx, cancel = context.WithTimeout(bob, rtChatWait)
-	err = chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`#rooms li[data-room="go"] a`)))
-	cancel()
-	if err != nil {
-		t.Fatalf("bob choosing go: %v", err)
-	}
-	carol := rtTab(t, browser, base+"/?name=carol&room=go")
-	pages := map[string]context.Context{"alice": alice, "bob": bob, "carol": carol}
+	rtClick(t, bob, "bob choosing go", `#rooms li[data-room="go"] a`)
+	carol := rtOpen(t, browser, base+"/?name=carol&room=go")
+	pages := map[string]rtTab{"alice": alice, "bob": bob, "carol": carol}
 	for name, tab := range pages {
 		rtWait(t, tab, name+" is in go", `document.getElementById('room').textContent === 'go'`, rtChatState, rtChatWait)
 		rtWait(t, tab, name+" lists the three in go", rtWhoJS("alice/websocket", "bob/websocket", "carol/websocket"), rtChatState, rtChatWait)
@@ -135,30 +128,29 @@ func rtChatRooms(t *testing.T, browser context.Context, tabs []context.Context, 
 			t.Fatalf("%s shows %d lines in go, want 1: %s", name, n, rtEval[string](t, tab, rtChatState))
 		}
 	}
-	ctx, cancel = context.WithTimeout(alice, rtChatWait)
-	err = chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`#rooms li[data-room="lobby"] a`)))
-	cancel()
-	if err != nil {
-		t.Fatalf("alice back to the lobby: %v", err)
-	}
+	rtClick(t, alice, "alice back to the lobby", `#rooms li[data-room="lobby"] a`)
 	rtWait(t, alice, "alice's lobby has its two lines and its two people",
 		`document.querySelectorAll('#log li.say').length === 2 && `+rtWhoJS("alice/websocket", "bob/websocket"), rtChatState, rtChatWait)
 }
 
 func TestRealtimeChatNginx(t *testing.T) {
-	chat := rtStartChat(t)
-	proxy := rtStartNginx(t, chat)
-	browser := rtStartChromium(t)
-	rtChat(t, browser, "http://"+proxy, "eventsource")
+	rtEachBrowser(t, func(t *testing.T, browser rtBrowser) {
+		chat := rtStartChat(t)
+		proxy := rtStartNginx(t, chat)
+		rtChat(t, browser, "http://"+proxy, "eventsource")
+	})
 }
 
 func TestRealtimeChatSquid(t *testing.T) {
+	for _, name := range rtBrowserNames {
+		t.Run(name, func(t *testing.T) { testRealtimeChatSquid(t, name) })
+	}
+}
+
+func testRealtimeChatSquid(t *testing.T, name string) {
 	chat := rtStartChat(t)
 	proxy, accessLog := rtStartSquid(t)
-	browser := rtStartChromium(t,
-		chromedp.ProxyServer("http://"+proxy),
-		// Without <-loopback> Chromium bypasses proxies for 127.0.0.1.
-		chromedp.Flag("proxy-bypass-list", "<-loopback>"))
+	browser := rtStartBrowser(t, name, proxy)
 	rtChat(t, browser, "http://"+chat, "eventsource")
 	// The WebSockets were tried, as CONNECTs that squid refused, and the
 	// page, stream and POSTs went through squid.

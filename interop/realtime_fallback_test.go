@@ -60,16 +60,21 @@ func TestRealtimeFallbackOnTimeout(t *testing.T) {
 		srv.Close()
 	})
 
-	browser := rtStartChromium(t)
-	tab := rtTab(t, browser, srv.URL+"/?connectTimeout=1500")
-	const state = `JSON.stringify(window.__rt)`
-	rtWait(t, tab, "the page falls back", `__rt.opens.length === 1 && __rt.opens[0].transport === 'eventsource'`, state, 30*time.Second)
-	mu.Lock()
-	swallowed := len(held)
-	mu.Unlock()
-	if swallowed == 0 {
-		t.Fatal("the page never tried a WebSocket")
-	}
-	rtEval[bool](t, tab, `__sock.send('hello'), true`)
-	rtWait(t, tab, "the message comes back", `__rt.received.includes('eventsource said hello')`, state, 30*time.Second)
+	rtEachBrowser(t, func(t *testing.T, browser rtBrowser) {
+		mu.Lock()
+		before := len(held)
+		mu.Unlock()
+		tab := rtOpen(t, browser, srv.URL+"/?connectTimeout=1500")
+		const state = `JSON.stringify(window.__rt)`
+		rtWait(t, tab, "the page falls back", `__rt.opens.length === 1 && __rt.opens[0].transport === 'eventsource'`, state, 30*time.Second)
+		mu.Lock()
+		swallowed := len(held) - before
+		mu.Unlock()
+		if swallowed == 0 {
+			t.Fatal("the page never tried a WebSocket")
+		}
+		text := "hello from " + browser.name()
+		rtEval[bool](t, tab, fmt.Sprintf(`__sock.send(%q), true`, text))
+		rtWait(t, tab, "the message comes back", fmt.Sprintf(`__rt.received.includes('eventsource said ' + %q)`, text), state, 30*time.Second)
+	})
 }

@@ -16,8 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chromedp/chromedp"
-
 	"github.com/realtime-go/realtime"
 	"github.com/realtime-go/realtime/client"
 	"github.com/realtime-go/realtime/proxy"
@@ -32,24 +30,28 @@ import (
 // POSTs, and lines go both ways between it and the pages, each once.
 
 func TestRealtimeGoClientNginx(t *testing.T) {
-	chat := rtStartChat(t)
-	nginx := rtStartNginx(t, chat)
-	browser := rtStartChromium(t)
-	// nginx drops Upgrade and speaks HTTP/1.0 to the chat, whose handler
-	// then refuses the handshake with 400 (HTTP/1.1 required) rather
-	// than 426; either is a refusal, and the fallback follows.
-	g := rtGoChat(t, browser, "http://"+nginx, "http://"+nginx+"/chat?name=gopher", &client.Dialer{Proxy: proxy.Direct},
-		http.StatusBadRequest, http.StatusUpgradeRequired)
-	t.Logf("the Go client opened over %v after %v", g.info.Transport, g.info.WebSocketErr)
+	rtEachBrowser(t, func(t *testing.T, browser rtBrowser) {
+		chat := rtStartChat(t)
+		nginx := rtStartNginx(t, chat)
+		// nginx drops Upgrade and speaks HTTP/1.0 to the chat, whose handler
+		// then refuses the handshake with 400 (HTTP/1.1 required) rather
+		// than 426; either is a refusal, and the fallback follows.
+		g := rtGoChat(t, browser, "http://"+nginx, "http://"+nginx+"/chat?name=gopher", &client.Dialer{Proxy: proxy.Direct},
+			http.StatusBadRequest, http.StatusUpgradeRequired)
+		t.Logf("the Go client opened over %v after %v", g.info.Transport, g.info.WebSocketErr)
+	})
 }
 
 func TestRealtimeGoClientSquid(t *testing.T) {
+	for _, name := range rtBrowserNames {
+		t.Run(name, func(t *testing.T) { testRealtimeGoClientSquid(t, name) })
+	}
+}
+
+func testRealtimeGoClientSquid(t *testing.T, name string) {
 	chat := rtStartChat(t)
 	squid, accessLog := rtStartSquid(t)
-	browser := rtStartChromium(t,
-		chromedp.ProxyServer("http://"+squid),
-		// Without <-loopback> Chromium bypasses proxies for 127.0.0.1.
-		chromedp.Flag("proxy-bypass-list", "<-loopback>"))
+	browser := rtStartBrowser(t, name, squid)
 
 	// Every connection the Go client makes must go to squid.
 	var mu sync.Mutex
@@ -208,16 +210,16 @@ func rtSay(text string) string {
 // gopher, the Go client, on goURL with d, and checks that all end up on
 // EventSource and see every line once. The Go client's WebSocket must
 // have been refused with one of refused.
-func rtGoChat(t *testing.T, browser context.Context, pageBase, goURL string, d *client.Dialer, refused ...int) *rtGoChatter {
+func rtGoChat(t *testing.T, browser rtBrowser, pageBase, goURL string, d *client.Dialer, refused ...int) *rtGoChatter {
 	t.Helper()
 	const want = "eventsource"
 	const state = `JSON.stringify({status: document.getElementById('status').textContent,
 		who: [...document.querySelectorAll('#who li')].map((li) => li.dataset.name + '/' + li.dataset.transport),
 		log: [...document.querySelectorAll('#log li')].map((li) => li.textContent)})`
 	names := []string{"alice", "bob"}
-	tabs := make([]context.Context, len(names))
+	tabs := make([]rtTab, len(names))
 	for i, name := range names {
-		tabs[i] = rtTab(t, browser, pageBase+"/?name="+name)
+		tabs[i] = rtOpen(t, browser, pageBase+"/?name="+name)
 		rtWait(t, tabs[i], name+" connects over "+want,
 			fmt.Sprintf(`document.getElementById('status').dataset.transport === %q`, want), state, rtChatWait)
 	}

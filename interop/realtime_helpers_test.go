@@ -6,7 +6,6 @@ package interop
 
 import (
 	"bufio"
-	"context"
 	"fmt"
 	"net"
 	"os"
@@ -17,86 +16,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/chromedp/chromedp"
 )
-
-// rtStartChromium starts headless Chromium with extra flags (a proxy);
-// it is stopped at cleanup. The context has a running browser and no
-// deadline.
-func rtStartChromium(t *testing.T, extra ...chromedp.ExecAllocatorOption) context.Context {
-	t.Helper()
-	exe := needExec(t, "chromium")
-	out := &syncBuffer{}
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(exe),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.Flag("headless", true),
-		chromedp.NoSandbox,
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("no-first-run", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.CombinedOutput(out),
-	)
-	opts = append(opts, extra...)
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancelCtx := chromedp.NewContext(allocCtx)
-	t.Cleanup(func() {
-		cancelCtx()
-		cancelAlloc()
-		if t.Failed() {
-			t.Logf("chromium output:\n%s", out.String())
-		}
-	})
-	if err := chromedp.Do(ctx); err != nil { // starts the browser: no deadline
-		t.Fatalf("starting chromium: %v", err)
-	}
-	return ctx
-}
-
-// rtTab opens a tab on rawURL. The returned context belongs to the tab.
-func rtTab(t *testing.T, browser context.Context, rawURL string) context.Context {
-	t.Helper()
-	tab, cancel := chromedp.NewContext(browser)
-	t.Cleanup(cancel)
-	if err := chromedp.Do(tab); err != nil { // creates the tab: no deadline
-		t.Fatalf("new tab: %v", err)
-	}
-	ctx, cancelNav := context.WithTimeout(tab, 60*time.Second)
-	defer cancelNav()
-	if err := chromedp.Do(ctx, chromedp.Navigate(rawURL)); err != nil {
-		t.Fatalf("navigate %s: %v", rawURL, err)
-	}
-	return tab
-}
-
-// rtWait polls expr in the tab until it is truthy, failing with what
-// describe reports.
-func rtWait(t *testing.T, tab context.Context, what, expr, describe string, timeout time.Duration) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(tab, timeout+5*time.Second)
-	defer cancel()
-	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](expr, chromedp.WithPollingTimeout(timeout))); err != nil {
-		state, _ := chromedp.Run(tab, chromedp.Evaluate[string](describe))
-		t.Fatalf("%s: %v; page state: %.3000s", what, err, state)
-	}
-}
-
-// rtEval evaluates expr in the tab.
-func rtEval[T any](t *testing.T, tab context.Context, expr string) T {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(tab, 30*time.Second)
-	defer cancel()
-	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr))
-	if err != nil {
-		t.Fatalf("evaluate %q: %v", expr, err)
-	}
-	return v
-}
 
 // rtFreeAddr returns a loopback address with a port that was free a
 // moment ago, for peers that must be told their port.
@@ -220,13 +140,21 @@ func rtStartChat(t *testing.T, flags ...string) string {
 // rtStartNginx runs nginx as a reverse proxy to upstream with its
 // defaults: proxy_http_version 1.0 without Upgrade forwarding (so no
 // WebSocket gets through) and proxy_buffering on (which stalls an event
-// stream unless the upstream sends X-Accel-Buffering: no).
+// stream unless the upstream sends X-Accel-Buffering: no). One line is
+// not a default: it passes the Host the browser used, as every proxy in
+// front of an origin-checking handler must. The handler compares a
+// request's Origin with its Host; with nginx's default Host (the
+// upstream's address) the page's own POSTs, which always carry Origin,
+// would look cross-origin and get 403.
 func rtStartNginx(t *testing.T, upstream string) string {
 	t.Helper()
 	return rtRunNginx(t, `
   server {
     listen ADDR;
-    location / { proxy_pass http://`+upstream+`; }
+    location / {
+      proxy_pass http://`+upstream+`;
+      proxy_set_header Host $http_host;
+    }
   }
 `)
 }
@@ -317,16 +245,12 @@ http_access deny all
 
 // rtChatType says text in the chat page tab as a person would: typing,
 // then clicking send.
-func rtChatType(t *testing.T, tab context.Context, name, text string) {
+func rtChatType(t *testing.T, tab rtTab, name, text string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(tab, 30*time.Second)
-	defer cancel()
-	err := chromedp.Do(ctx,
-		chromedp.SendKeys(chromedp.ID("msg"), text),
-		chromedp.Click(chromedp.ID("send")))
-	if err != nil {
+	if err := tab.typeText(30*time.Second, "#msg", text); err != nil {
 		t.Fatalf("%s typing: %v", name, err)
 	}
+	rtClick(t, tab, name+" sending", "#send")
 }
 
 // rtChatLineJS is a JavaScript condition: the chat page shows the line

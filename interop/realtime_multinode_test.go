@@ -164,12 +164,14 @@ func mnStartCluster(t *testing.T, brokerFlags ...string) *mnCluster {
 	flags := append([]string{"-presence-ttl", mnPresenceTTL.String()}, brokerFlags...)
 	c := &mnCluster{nodes: mnStartNodes(t, 3, flags...), killed: map[string]bool{}}
 	c.lb = mnStartBalancer(t, c.nodes)
-	browser := rtStartChromium(t)
+	chromium, firefox := rtSharedBrowser(t, "chromium"), rtSharedBrowser(t, "firefox")
 	c.clients = []mnClient{
-		mnOpenPage(t, browser, c.lb, "page-ws", "websocket", mnChannels[0], mnChannels[1]),
-		mnOpenPage(t, browser, c.lb, "page-es", "eventsource", mnChannels[1], mnChannels[2]),
+		mnOpenPage(t, chromium, c.lb, "page-ws", "websocket", mnChannels[0], mnChannels[1]),
+		mnOpenPage(t, chromium, c.lb, "page-es", "eventsource", mnChannels[1], mnChannels[2]),
 		mnDialGo(t, c.lb, "go-ws", client.TransportWebSocket, mnChannels...),
 		mnDialGo(t, c.lb, "go-es", client.TransportEventSource, mnChannels[0], mnChannels[2]),
+		mnOpenPage(t, firefox, c.lb, "firefox-ws", "websocket", mnChannels[0], mnChannels[2]),
+		mnOpenPage(t, firefox, c.lb, "firefox-es", "eventsource", mnChannels[1], mnChannels[2]),
 	}
 	// Every client is subscribed to each of its channels before anyone
 	// speaks.
@@ -712,11 +714,11 @@ func mnDialGoFrom(t *testing.T, lb, name string, tr client.Transport, lastID str
 	return g
 }
 
-// mnPage is a Chromium tab on rtnode's test page.
+// mnPage is a browser tab on rtnode's test page.
 type mnPage struct {
 	who   string
 	chans []string
-	tab   context.Context
+	tab   rtTab
 }
 
 func (p *mnPage) name() string       { return p.who }
@@ -739,10 +741,10 @@ func (p *mnPage) publish(t *testing.T, channel, text string) {
 
 // mnOpenPage opens rtnode's test page through the balancer as user
 // name, on one transport, subscribed to channels.
-func mnOpenPage(t *testing.T, browser context.Context, lb, name, transport string, channels ...string) *mnPage {
+func mnOpenPage(t *testing.T, browser rtBrowser, lb, name, transport string, channels ...string) *mnPage {
 	t.Helper()
 	q := url.Values{"user": {name}, "transport": {transport}, "channels": {strings.Join(channels, ",")}}
-	tab := rtTab(t, browser, "http://"+lb+"/?"+q.Encode())
+	tab := rtOpen(t, browser, "http://"+lb+"/?"+q.Encode())
 	rtWait(t, tab, name+" opens over "+transport,
 		fmt.Sprintf(`window.__rt && __rt.opens.length > 0 && __rt.opens[0].transport === %q`, transport),
 		`JSON.stringify(window.__rt)`, mnWait)

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -55,16 +56,19 @@ func TestRealtimeRestartResume(t *testing.T) {
 	srv := startRestartable(t, mux, hub)
 	addr := srv.addr
 
-	browser := rtStartChromium(t)
+	// A page per transport in each browser, all through the same restart.
 	const state = `JSON.stringify(window.__rt)`
-	pages := map[string]context.Context{}
-	for _, transport := range []string{"websocket", "eventsource"} {
-		tab := rtTab(t, browser, "http://"+addr+"/?transport="+transport)
-		rtWait(t, tab, transport+" page opens", fmt.Sprintf(`window.__rt && __rt.opens.length === 1 && __rt.opens[0].transport === %q`, transport), state, 30*time.Second)
-		pages[transport] = tab
+	pages := map[string]rtTab{}
+	for _, name := range rtBrowserNames {
+		browser := rtSharedBrowser(t, name)
+		for _, transport := range []string{"websocket", "eventsource"} {
+			tab := rtOpen(t, browser, "http://"+addr+"/?transport="+transport)
+			rtWait(t, tab, name+" "+transport+" page opens", fmt.Sprintf(`window.__rt && __rt.opens.length === 1 && __rt.opens[0].transport === %q`, transport), state, 30*time.Second)
+			pages[name+" "+transport] = tab
+		}
 	}
-	if hub.Len() != 2 {
-		t.Fatalf("hub has %d sockets, want 2", hub.Len())
+	if hub.Len() != len(pages) {
+		t.Fatalf("hub has %d sockets, want %d", hub.Len(), len(pages))
 	}
 
 	// The broadcaster sends throughout; the restart happens in the middle.
@@ -74,7 +78,8 @@ func TestRealtimeRestartResume(t *testing.T) {
 	for i := range want {
 		want[i] = "m" + strconv.Itoa(i+1)
 	}
-	for transport, tab := range pages {
+	for page, tab := range pages {
+		_, transport, _ := strings.Cut(page, " ")
 		rtWait(t, tab, transport+" page gets all messages", fmt.Sprintf(`__rt.received.length >= %d`, total), state, 60*time.Second)
 		js := rtEval[string](t, tab, state)
 		var got struct {
