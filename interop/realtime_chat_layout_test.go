@@ -49,97 +49,128 @@ const rtChatControlsJS = `(() => {
 // text (no element made of it, its onerror never ran), and that the page
 // fetched nothing from another origin.
 func TestChatLayout(t *testing.T) {
-	chat := rtStartChat(t)
-	browser := rtStartChromium(t)
-	const hostile = `<img src=x onerror="window.pwned=1"><b>bold?</b>`
-	for _, size := range [][2]int64{{390, 844}, {1200, 800}} {
-		t.Run(fmt.Sprintf("%dx%d", size[0], size[1]), func(t *testing.T) {
-			name := fmt.Sprintf("w%d", size[0])
-			tab := rtTab(t, browser, "http://"+chat+"/?name="+name)
-			ctx, cancel := context.WithTimeout(tab, 30*time.Second)
-			err := chromedp.Do(ctx, chromedp.EmulateViewport(size[0], size[1]))
-			cancel()
-			if err != nil {
-				t.Fatal(err)
-			}
-			rtWait(t, tab, name+" connects", `document.getElementById('status').dataset.transport === 'websocket'`, rtChatState, rtChatWait)
-			rtWait(t, tab, name+" is in the lobby", `document.getElementById('room').textContent === 'lobby'`, rtChatState, rtChatWait)
-			// More lines than the log shows, said through the form.
-			rtEval[bool](t, tab, `(() => {
-				const form = document.getElementById('form'), msg = document.getElementById('msg');
-				for (let i = 0; i < 40; i++) { msg.value = 'line ' + i + ' from `+name+`'; form.requestSubmit(); }
-				msg.value = 'x'.repeat(300); form.requestSubmit();
-				return true;
-			})()`)
-			rtChatType(t, tab, name, hostile)
-			rtWait(t, tab, name+" sees its lines", rtChatLineJS(name, "websocket", hostile)+
-				fmt.Sprintf(` && document.querySelectorAll('#log li.say[data-from=%q]').length === 42`, name), rtChatState, rtChatWait)
+	rtEachBrowser(t, func(t *testing.T, browser rtBrowser) {
+		chat := rtStartChat(t)
+		for _, size := range [][2]int64{{390, 844}, {1200, 800}} {
+			t.Run(fmt.Sprintf("%dx%d", size[0], size[1]), func(t *testing.T) {
+				rtChatLayout(t, browser, chat, size[0], size[1])
+			})
+		}
+	})
+}
 
-			ctx, cancel = context.WithTimeout(tab, 30*time.Second)
-			shot, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
-			cancel()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if cfg, err := png.DecodeConfig(bytes.NewReader(shot)); err != nil || int64(cfg.Width) != size[0] || int64(cfg.Height) != size[1] {
-				t.Fatalf("screenshot %+v, %v; want %dx%d", cfg, err, size[0], size[1])
-			}
-			defer func() {
-				if t.Failed() {
-					path := filepath.Join(os.TempDir(), fmt.Sprintf("chat-layout-%dx%d.png", size[0], size[1]))
-					if os.WriteFile(path, shot, 0o644) == nil {
-						t.Logf("screenshot: %s", path)
-					}
-				}
-			}()
-
-			if bad := rtEval[string](t, tab, rtChatControlsJS); bad != "[]" {
-				t.Errorf("at %dx%d: %s", size[0], size[1], bad)
-			}
-			// The HTML is text: in the line's text, with no element made
-			// of it, and its onerror never ran.
-			got := rtEval[string](t, tab, fmt.Sprintf(`(() => {
-				const li = [...document.querySelectorAll('#log li.say')].find((li) => li.dataset.text === %q);
-				return JSON.stringify({text: li.querySelector('.text').textContent, img: document.querySelectorAll('#log img, #log b').length, pwned: window.pwned === 1});
-			})()`, hostile))
-			want := fmt.Sprintf(`{"text":%q,"img":0,"pwned":false}`, hostile)
-			if got != want {
-				t.Errorf("the hostile line shows as %s, want %s", got, want)
-			}
-			if foreign := rtEval[string](t, tab, `JSON.stringify(performance.getEntriesByType('resource').map((e) => e.name).filter((u) => new URL(u).origin !== location.origin))`); foreign != "[]" {
-				t.Errorf("the page fetched from other origins: %s", foreign)
-			}
-			if t.Failed() || size[0] != 1200 {
-				return
-			}
-
-			// The switch reconnects over EventSource, resuming: the room
-			// keeps its lines, and the page says it missed nothing.
-			ctx, cancel = context.WithTimeout(tab, rtChatWait)
-			err = chromedp.Do(ctx, chromedp.Click(chromedp.ID("es")))
-			cancel()
-			if err != nil {
-				t.Fatal(err)
-			}
-			rtWait(t, tab, "the page reconnects over EventSource, resumed",
-				`document.getElementById('status').dataset.transport === 'eventsource' && document.getElementById('detail').dataset.kind === 'resumed' && `+
-					rtWhoJS(name+"/eventsource")+` && new URLSearchParams(location.search).get('transport') === 'eventsource'`, rtChatState, rtChatWait)
-			rtChatType(t, tab, name, "over eventsource")
-			rtWait(t, tab, "the line said over EventSource comes back", rtChatLineJS(name, "eventsource", "over eventsource")+
-				fmt.Sprintf(` && document.querySelectorAll('#log li.say[data-from=%q]').length === 43`, name), rtChatState, rtChatWait)
-
-			// A new name takes a new connection, and is remembered.
-			rtEval[string](t, tab, `document.getElementById('name').value = ''`)
-			ctx, cancel = context.WithTimeout(tab, rtChatWait)
-			err = chromedp.Do(ctx, chromedp.SendKeys(chromedp.ID("name"), "zoë\n"))
-			cancel()
-			if err != nil {
-				t.Fatal(err)
-			}
-			rtWait(t, tab, "the page is back under its new name",
-				rtWhoJS("zoë/eventsource")+` && localStorage.getItem('chat.name') === 'zoë'`, rtChatState, rtChatWait)
-		})
+// rtSetViewport sets the size of the tab's viewport.
+func rtSetViewport(t *testing.T, tab rtTab, w, h int64) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var err error
+	switch p := tab.(type) {
+	case *rtChromiumTab:
+		ctx, cancel := context.WithTimeout(p.ctx, 30*time.Second)
+		defer cancel()
+		err = chromedp.Do(ctx, chromedp.EmulateViewport(w, h))
+	case *rtFirefoxTab:
+		err = p.b.Call(ctx, "browsingContext.setViewport", map[string]any{
+			"context": p.id, "viewport": map[string]int64{"width": w, "height": h}}, nil)
 	}
+	if err != nil {
+		t.Fatalf("setting the viewport: %v", err)
+	}
+}
+
+// rtScreenshot is a PNG of the tab's viewport.
+func rtScreenshot(t *testing.T, tab rtTab) []byte {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var shot []byte
+	var err error
+	switch p := tab.(type) {
+	case *rtChromiumTab:
+		ctx, cancel := context.WithTimeout(p.ctx, 30*time.Second)
+		defer cancel()
+		shot, err = chromedp.Run(ctx, chromedp.CaptureScreenshot())
+	case *rtFirefoxTab:
+		var r struct{ Data []byte }
+		err = p.b.Call(ctx, "browsingContext.captureScreenshot", map[string]any{"context": p.id}, &r)
+		shot = r.Data
+	}
+	if err != nil {
+		t.Fatalf("screenshot: %v", err)
+	}
+	return shot
+}
+
+func rtChatLayout(t *testing.T, browser rtBrowser, chat string, w, h int64) {
+	const hostile = `<img src=x onerror="window.pwned=1"><b>bold?</b>`
+	name := fmt.Sprintf("w%d", w)
+	tab := browser.open(t, "http://"+chat+"/?name="+name)
+	rtSetViewport(t, tab, w, h)
+	rtWait(t, tab, name+" connects", `document.getElementById('status').dataset.transport === 'websocket'`, rtChatState, rtChatWait)
+	rtWait(t, tab, name+" is in the lobby", `document.getElementById('room').textContent === 'lobby'`, rtChatState, rtChatWait)
+	// More lines than the log shows, said through the form.
+	rtEval[bool](t, tab, `(() => {
+		const form = document.getElementById('form'), msg = document.getElementById('msg');
+		for (let i = 0; i < 40; i++) { msg.value = 'line ' + i + ' from `+name+`'; form.requestSubmit(); }
+		msg.value = 'x'.repeat(300); form.requestSubmit();
+		return true;
+	})()`)
+	rtChatType(t, tab, name, hostile)
+	rtWait(t, tab, name+" sees its lines", rtChatLineJS(name, "websocket", hostile)+
+		fmt.Sprintf(` && document.querySelectorAll('#log li.say[data-from=%q]').length === 42`, name), rtChatState, rtChatWait)
+
+	shot := rtScreenshot(t, tab)
+	if cfg, err := png.DecodeConfig(bytes.NewReader(shot)); err != nil || int64(cfg.Width) != w || int64(cfg.Height) != h {
+		t.Fatalf("screenshot %+v, %v; want %dx%d", cfg, err, w, h)
+	}
+	defer func() {
+		if t.Failed() {
+			path := filepath.Join(os.TempDir(), fmt.Sprintf("chat-layout-%s-%dx%d.png", browser.name(), w, h))
+			if os.WriteFile(path, shot, 0o644) == nil {
+				t.Logf("screenshot: %s", path)
+			}
+		}
+	}()
+
+	if bad := rtEval[string](t, tab, rtChatControlsJS); bad != "[]" {
+		t.Errorf("at %dx%d: %s", w, h, bad)
+	}
+	// The HTML is text: in the line's text, with no element made of it,
+	// and its onerror never ran.
+	got := rtEval[string](t, tab, fmt.Sprintf(`(() => {
+		const li = [...document.querySelectorAll('#log li.say')].find((li) => li.dataset.text === %q);
+		return JSON.stringify({text: li.querySelector('.text').textContent, img: document.querySelectorAll('#log img, #log b').length, pwned: window.pwned === 1});
+	})()`, hostile))
+	want := fmt.Sprintf(`{"text":%q,"img":0,"pwned":false}`, hostile)
+	if got != want {
+		t.Errorf("the hostile line shows as %s, want %s", got, want)
+	}
+	if foreign := rtEval[string](t, tab, `JSON.stringify(performance.getEntriesByType('resource').map((e) => e.name).filter((u) => new URL(u).origin !== location.origin))`); foreign != "[]" {
+		t.Errorf("the page fetched from other origins: %s", foreign)
+	}
+	if t.Failed() || w != 1200 {
+		return
+	}
+
+	// The switch reconnects over EventSource, resuming: the room keeps
+	// its lines, and the page says it missed nothing.
+	rtClick(t, tab, "the EventSource switch", "#es")
+	rtWait(t, tab, "the page reconnects over EventSource, resumed",
+		`document.getElementById('status').dataset.transport === 'eventsource' && document.getElementById('detail').dataset.kind === 'resumed' && `+
+			rtWhoJS(name+"/eventsource")+` && new URLSearchParams(location.search).get('transport') === 'eventsource'`, rtChatState, rtChatWait)
+	rtChatType(t, tab, name, "over eventsource")
+	rtWait(t, tab, "the line said over EventSource comes back", rtChatLineJS(name, "eventsource", "over eventsource")+
+		fmt.Sprintf(` && document.querySelectorAll('#log li.say[data-from=%q]').length === 43`, name), rtChatState, rtChatWait)
+
+	// A new name takes a new connection, and is remembered.
+	rtEval[string](t, tab, `document.getElementById('name').value = ''`)
+	if err := tab.typeText(rtChatWait, "#name", "zoë"); err != nil {
+		t.Fatal(err)
+	}
+	rtEval[string](t, tab, `document.getElementById('name').blur()`) // leaving the field is the change
+	rtWait(t, tab, "the page is back under its new name",
+		rtWhoJS("zoë/eventsource")+` && localStorage.getItem('chat.name') === 'zoë'`, rtChatState, rtChatWait)
 }
 
 // rtCutter relays TCP connections to a server, and can cut them all and
@@ -238,10 +269,15 @@ func (c *rtCutter) set(down bool) {
 // as queued, with the count; when the network is back, it reconnects,
 // says it resumed with nothing missed, and the queued line is said.
 func TestChatStatus(t *testing.T) {
+	rtEachBrowser(t, func(t *testing.T, browser rtBrowser) {
+		rtChatStatus(t, browser)
+	})
+}
+
+func rtChatStatus(t *testing.T, browser rtBrowser) {
 	chat := rtStartChat(t)
 	cut := rtStartCutter(t, chat)
-	browser := rtStartChromium(t)
-	tab := rtTab(t, browser, "http://"+cut.ln.Addr().String()+"/?name=dora")
+	tab := browser.open(t, "http://"+cut.ln.Addr().String()+"/?name=dora")
 	const state = `JSON.stringify({conn: {...document.getElementById('conn').dataset}, status: document.getElementById('status').textContent,
 		detail: document.getElementById('detail').textContent, log: [...document.querySelectorAll('#log li')].map((li) => li.className + ': ' + li.textContent)})`
 	rtWait(t, tab, "dora connects and measures the round-trip time",
