@@ -131,11 +131,12 @@ func TestChatLayout(t *testing.T) {
 			// A new name takes a new connection, and is remembered.
 			rtEval[string](t, tab, `document.getElementById('name').value = ''`)
 			ctx, cancel = context.WithTimeout(tab, rtChatWait)
-			err = chromedp.Do(ctx, chromedp.SendKeys(chromedp.ID("name"), "zoë\n"))
+			err = chromedp.Do(ctx, chromedp.SendKeys(chromedp.ID("name"), "zoë"))
 			cancel()
 			if err != nil {
 				t.Fatal(err)
 			}
+			rtEval[string](t, tab, `(document.getElementById('name').blur(), '')`) // leaving the field is the change
 			rtWait(t, tab, "the page is back under its new name",
 				rtWhoJS("zoë/eventsource")+` && localStorage.getItem('chat.name') === 'zoë'`, rtChatState, rtChatWait)
 		})
