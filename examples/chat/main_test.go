@@ -1,10 +1,16 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -15,6 +21,7 @@ import (
 	"github.com/realtime-go/realtime"
 	"github.com/realtime-go/realtime/client"
 	"github.com/realtime-go/realtime/internal/slowloris"
+	"github.com/realtime-go/realtime/websocket"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -34,7 +41,7 @@ func startServer(t *testing.T, broker realtime.Broker, node string) *httptest.Se
 	srv.Start()
 	t.Cleanup(func() {
 		srv.Close()
-		c.hub.Close()
+		c.close()
 	})
 	return srv
 }
@@ -127,11 +134,29 @@ func (p *participant) line(room string) event {
 
 func (p *participant) say(room, text string) {
 	p.t.Helper()
-	b, _ := json.Marshal(say{Room: room, Text: text})
+	p.send(request{Room: room, Text: text})
+}
+
+// send sends a request to the server.
+func (p *participant) send(r request) {
+	p.t.Helper()
+	b, _ := json.Marshal(r)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := p.s.Send(ctx, string(b)); err != nil {
 		p.t.Fatalf("%s: %v", p.name, err)
+	}
+}
+
+// direct returns the next message sent to this socket only, decoded
+// into v; kind is the "kind" it must have.
+func (p *participant) direct(kind string, v any) {
+	p.t.Helper()
+	m := p.next(func(m client.Message) bool {
+		return m.Kind == client.KindMessage && m.Channel == "" && strings.Contains(m.Data, `"kind":"`+kind+`"`)
+	})
+	if err := json.Unmarshal([]byte(m.Data), v); err != nil {
+		p.t.Fatalf("%s: %q: %v", p.name, m.Data, err)
 	}
 }
 
@@ -195,7 +220,12 @@ func TestChatTwoProcesses(t *testing.T) {
 	everyoneHears := func(want event) {
 		t.Helper()
 		for _, p := range []*participant{alice, bob} {
-			if e := p.line("lobby"); e != want {
+			e := p.line("lobby")
+			if e.ID == "" || e.At == 0 {
+				t.Fatalf("%s got %+v: no id or time", p.name, e)
+			}
+			e.ID, e.At = "", 0
+			if e != want {
 				t.Fatalf("%s got %+v in the lobby, want %+v", p.name, e, want)
 			}
 		}
@@ -262,5 +292,165 @@ func TestSlowloris(t *testing.T) {
 	}
 	if err := <-attack; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A participant entering a room asks for its recent lines and gets the
+// latest historyLines of them, oldest first, with the ids the lines had
+// live, from the broker: bob, on the other process, gets what alice said
+// before he came. The server passes text as it came (escaping is the
+// page's job: it shows text with textContent). A room bob is not in has
+// no history for him.
+func TestChatHistory(t *testing.T) {
+	srvA, srvB := startProcesses(t)
+	alice := join(t, srvA, "alice", client.TransportWebSocket, "lobby", "go")
+	const html = `<img src=x onerror="alert(1)"> & </ul>`
+	var said []event
+	for i := range historyLines + 3 {
+		text := fmt.Sprintf("line %d", i)
+		if i == historyLines+2 {
+			text = html
+		}
+		alice.say("lobby", text)
+		said = append(said, alice.line("lobby"))
+	}
+	alice.say("go", "in go")
+	alice.line("go")
+
+	bob := join(t, srvB, "bob", client.TransportEventSource, "lobby")
+	bob.send(request{Type: "history", Room: "go"}) // not his: no answer
+	bob.send(request{Type: "history", Room: "lobby"})
+	var h history
+	bob.direct("history", &h)
+	if h.Room != "lobby" || !slices.Equal(h.Lines, said[3:]) {
+		t.Fatalf("bob got the history %+v, want alice's last %d lines %+v", h, historyLines, said[3:])
+	}
+	if last := h.Lines[len(h.Lines)-1]; last.Text != html || last.From != "alice" || last.Transport != "websocket" {
+		t.Fatalf("the last line of the history is %+v", last)
+	}
+
+	// An empty room has an empty history (a list, not null).
+	carol := join(t, srvA, "carol", client.TransportWebSocket, "random")
+	carol.send(request{Type: "history", Room: "random"})
+	var empty history
+	carol.direct("history", &empty)
+	if empty.Room != "random" || empty.Lines == nil || len(empty.Lines) != 0 {
+		t.Fatalf("carol got the history %+v of an empty room", empty)
+	}
+}
+
+// A ping is answered to its socket only, with its mark and who the
+// socket is: alice's pong is not in bob's messages before his own.
+func TestChatPing(t *testing.T) {
+	srvA, srvB := startProcesses(t)
+	alice := join(t, srvA, "alice", client.TransportWebSocket, "lobby")
+	bob := join(t, srvB, "bob", client.TransportEventSource, "lobby")
+	alice.send(request{Type: "ping", T: 12.5})
+	var a pong
+	alice.direct("pong", &a)
+	if a.T != 12.5 || a.Name != "alice" || a.Node != "a" || !strings.HasPrefix(a.Socket, "a.") {
+		t.Fatalf("alice got %+v", a)
+	}
+	bob.send(request{Type: "ping", T: 99})
+	var b pong
+	bob.direct("pong", &b)
+	if b.T != 99 || b.Name != "bob" || b.Node != "b" || b.Socket == a.Socket {
+		t.Fatalf("bob got %+v", b)
+	}
+	for _, m := range bob.skipped {
+		if strings.Contains(m.Data, `"pong"`) {
+			t.Fatalf("bob got another socket's pong: %q", m.Data)
+		}
+	}
+}
+
+// When its context ends (SIGINT, SIGTERM), serve stops listening and
+// tells every page 1001 (going away), over WebSocket and over
+// EventSource, so that they reconnect to the next process; then it
+// returns.
+func TestChatShutdown(t *testing.T) {
+	c := newChat(&realtime.HubOptions{}, testRooms)
+	defer c.close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	served := make(chan error, 1)
+	go func() { served <- c.serve(ctx, ln, shortTimeouts) }()
+	base := "http://" + ln.Addr().String() + "/chat"
+
+	dctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ws, _, err := client.Dial(dctx, "ws://"+ln.Addr().String()+"/chat", &client.Dialer{Subprotocols: []string{realtime.SubprotocolV2}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.CloseNow()
+	if _, _, err := ws.Read(dctx); err != nil { // the position
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequestWithContext(dctx, "GET", base+"?"+realtime.ProtocolParam+"=realtime.v2", nil)
+	req.Header.Set("Accept", "text/event-stream")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	stream := bufio.NewReader(resp.Body)
+	if line, err := stream.ReadString('\n'); err != nil || !strings.HasPrefix(line, "event: realtime.hello") {
+		t.Fatalf("stream starts with %q, %v", line, err)
+	}
+
+	stop()
+	_, _, err = ws.Read(dctx)
+	if ce := (websocket.CloseError{}); !errors.As(err, &ce) || ce.Code != websocket.StatusGoingAway {
+		t.Fatalf("the WebSocket ended with %v, want 1001", err)
+	}
+	rest, err := io.ReadAll(stream)
+	if err != nil || !strings.Contains(string(rest), "event: realtime.close\ndata: 1001 ") {
+		t.Fatalf("the event stream ended with %q, %v; want a realtime.close event with 1001", rest, err)
+	}
+	select {
+	case err := <-served:
+		if err != nil {
+			t.Fatalf("serve: %v", err)
+		}
+	case <-dctx.Done():
+		t.Fatal("serve did not return")
+	}
+	if _, err := net.Dial("tcp", ln.Addr().String()); err == nil {
+		t.Fatal("still listening after the shutdown")
+	}
+}
+
+// The page and its assets come from this origin only, under a
+// Content-Security-Policy that allows nothing else and nothing inline,
+// and the script never writes HTML: user text goes through textContent.
+func TestChatPage(t *testing.T) {
+	srv, _ := startProcesses(t)
+	external := regexp.MustCompile(`(?i:(https?:)?//[a-z0-9.-]+\.[a-z]{2,})|@import|url\(`)
+	for _, path := range []string{"/", "/chat.js", "/chat.css"} {
+		resp, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET %s: %s, %v", path, resp.Status, err)
+		}
+		if got := resp.Header.Get("Content-Security-Policy"); got != csp {
+			t.Fatalf("GET %s: Content-Security-Policy %q", path, got)
+		}
+		if m := external.Find(b); m != nil {
+			t.Fatalf("%s refers to another origin: %q", path, m)
+		}
+		for _, bad := range []string{"innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "<script>", "style="} {
+			if strings.Contains(string(b), bad) {
+				t.Fatalf("%s has %q", path, bad)
+			}
+		}
 	}
 }
