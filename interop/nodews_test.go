@@ -276,6 +276,56 @@ func testNodeClientOurServer(t *testing.T, version int) {
 		node.do(t, "awaitClose", nil)
 	})
 
+	// Conn controls: a server that only writes keeps control frames
+	// flowing with CloseRead, tells node's ws an unsolicited pong, and
+	// learns of the end from Done and Err.
+	t.Run("controls", func(t *testing.T) {
+		c := connect(t)
+		ctx := testCtx(t)
+		readCtx := c.CloseRead(ctx)
+		r := node.do(t, "ping", map[string]any{"b64": b64([]byte("anyone?"))})
+		if r.B64 == nil || *r.B64 != b64([]byte("anyone?")) {
+			t.Fatalf("node: pong under CloseRead: %s", r.raw)
+		}
+		if err := c.Pong(ctx, []byte("unsolicited")); err != nil {
+			t.Fatalf("server: Pong: %v", err)
+		}
+		if r := node.do(t, "recvPong", nil); r.B64 == nil || *r.B64 != b64([]byte("unsolicited")) {
+			t.Fatalf("node: unsolicited pong: %s", r.raw)
+		}
+		if err := c.Write(ctx, websocket.MessageText, []byte("write-only")); err != nil {
+			t.Fatalf("server: Write: %v", err)
+		}
+		if r := node.do(t, "recv", nil); r.Text == nil || *r.Text != "write-only" {
+			t.Fatalf("node: recv: %s", r.raw)
+		}
+		// A data message is a policy violation for a write-only server.
+		node.do(t, "send", map[string]any{"data": map[string]any{"text": "unexpected"}})
+		if r := node.do(t, "awaitClose", nil); r.Code != int(websocket.StatusPolicyViolation) {
+			t.Fatalf("node: close %d %q, want 1008", r.Code, r.Reason)
+		}
+		select {
+		case <-c.Done():
+		case <-time.After(opTimeout):
+			t.Fatal("server: Done not closed after the close handshake")
+		}
+		<-readCtx.Done()
+		if err := c.Err(); !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("server: Err = %v, want net.ErrClosed", err)
+		}
+
+		// The peer's close completes the handshake under CloseRead.
+		c = connect(t)
+		readCtx = c.CloseRead(ctx)
+		if r := node.do(t, "close", map[string]any{"code": 4001, "reason": "done"}); r.Code != 4001 {
+			t.Fatalf("node: close echoed as %d, want 4001", r.Code)
+		}
+		<-readCtx.Done()
+		if websocket.CloseStatus(c.Err()) != 4001 {
+			t.Fatalf("server: Err = %v, want the peer's 4001", c.Err())
+		}
+	})
+
 	t.Run("close-by-node", func(t *testing.T) {
 		type tc struct {
 			code   websocket.StatusCode

@@ -38,6 +38,8 @@
 //   recv      {}                          next message
 //   ping      {b64}                       sends a ping, answers the pong's b64
 //   recvPing  {}                          next ping received from the other side
+//   recvPong  {}                          next pong received that no ping of
+//                                         this peer is waiting for (unsolicited)
 //   close     {code?, reason?}            starts the closing handshake, answers
 //                                         the code and reason of the close event
 //   awaitClose {}                         waits for the close event, answers
@@ -265,6 +267,10 @@ const ops = {
 		await new Promise((resolve, reject) => p.ws.ping(data, undefined, (err) => (err ? reject(err) : resolve())));
 		const pong = await p.pongs.shift(timeoutMs, 'a pong');
 		return { b64: pong.toString('base64'), rttMs: Number(process.hrtime.bigint() - t0) / 1e6 };
+	},
+	async recvPong(c, timeoutMs) {
+		const pong = await need().pongs.shift(timeoutMs, 'a pong');
+		return { b64: pong.toString('base64') };
 	},
 	async recvPing(c, timeoutMs) {
 		const ping = await need().pings.shift(timeoutMs, 'a ping');
