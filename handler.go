@@ -68,7 +68,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.serveOptions(w, r)
 	case r.Method == http.MethodPost:
 		h.servePost(w, r)
-	case r.Method == http.MethodGet && isUpgrade(r):
+	case websocket.IsWebSocket(r):
 		h.serveWebSocket(w, r)
 	case eventsource.IsEventSource(r):
 		h.serveEventSource(w, r)
@@ -117,17 +117,6 @@ func (h *handler) serveOptions(w http.ResponseWriter, r *http.Request) {
 		hd.Set("Access-Control-Max-Age", "600")
 	}
 	w.WriteHeader(http.StatusNoContent)
-}
-
-func isUpgrade(r *http.Request) bool {
-	for _, v := range r.Header.Values("Upgrade") {
-		for _, tok := range strings.Split(v, ",") {
-			if strings.EqualFold(strings.TrimSpace(tok), "websocket") {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 // refuseShutdown answers 503 while the hub is shutting down, so that
