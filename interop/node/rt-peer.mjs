@@ -11,7 +11,8 @@
 //
 // socket opens one RealtimeSocket and reports what happens as JSON lines on
 // stdout: {"ev":"open","transport":...}, {"ev":"reconnecting","code":...,
-// "delay":...}, {"ev":"close","code":...}, {"ev":"error","text":...}, and
+// "delay":...}, {"ev":"message","data":...}, {"ev":"close","code":...},
+// {"ev":"error"}, and
 // {"ev":"sent","n":N,"buffered":B} after each command. It reads commands
 // as JSON lines on stdin: {"send":["a","b"]} sends each text in order.
 // It ends when stdin ends.
@@ -74,6 +75,7 @@ if (mode === 'storm') {
 	s.addEventListener('reconnecting', (e) => out({ ev: 'reconnecting', code: e.detail && e.detail.code, delay: e.detail && e.detail.delay }));
 	s.addEventListener('close', (e) => out({ ev: 'close', code: e.code, reason: e.reason }));
 	s.addEventListener('error', () => out({ ev: 'error' }));
+	s.addEventListener('message', (e) => out({ ev: 'message', data: String(e.data) }));
 	const rl = createInterface({ input: process.stdin });
 	rl.on('line', (line) => {
 		if (!line.trim()) return;
