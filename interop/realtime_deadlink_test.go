@@ -22,6 +22,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -264,15 +265,23 @@ func TestRealtimeDeadLinkGo(t *testing.T) {
 			ns := newNetns(t)
 			url, hub := startDeadLinkServer(t, ns)
 			evs := make(chan deadLinkEvent, 256)
+			// The Socket's goroutine must never block on a test that
+			// has stopped listening.
+			report := func(e deadLinkEvent) {
+				select {
+				case evs <- e:
+				default:
+				}
+			}
 			d := &client.Dialer{Proxy: proxy.Direct, NetDial: ns.dial}
 			s, err := d.Socket(url, &client.SocketOptions{
 				Transport:      tr,
 				MinDelay:       100 * time.Millisecond,
 				MaxDelay:       time.Second,
 				ConnectTimeout: 2 * time.Second,
-				OnOpen:         func(oi client.OpenInfo) { evs <- deadLinkEvent{time.Now(), "open", oi.Transport.String()} },
+				OnOpen:         func(oi client.OpenInfo) { report(deadLinkEvent{time.Now(), "open", oi.Transport.String()}) },
 				OnRetry: func(err error, delay time.Duration) {
-					evs <- deadLinkEvent{time.Now(), "retry", fmt.Sprintf("%v; idle timeout: %v; wait %v", err, errors.Is(err, client.ErrIdleTimeout), delay)}
+					report(deadLinkEvent{time.Now(), "retry", fmt.Sprintf("%v; idle timeout: %v; wait %v", err, errors.Is(err, client.ErrIdleTimeout), delay)})
 				},
 			})
 			if err != nil {
@@ -287,7 +296,7 @@ func TestRealtimeDeadLinkGo(t *testing.T) {
 						return
 					}
 					if m.Kind == client.KindMessage {
-						evs <- deadLinkEvent{time.Now(), "message", m.Data}
+						report(deadLinkEvent{time.Now(), "message", m.Data})
 					}
 				}
 			})
@@ -318,13 +327,20 @@ func TestRealtimeDeadLinkBrowser(t *testing.T) {
 					if !ok {
 						continue
 					}
+					var de deadLinkEvent
 					switch e.Ev {
 					case "open":
-						evs <- deadLinkEvent{time.Now(), "open", e.Transport}
+						de = deadLinkEvent{time.Now(), "open", e.Transport}
 					case "reconnecting":
-						evs <- deadLinkEvent{time.Now(), "retry", fmt.Sprintf("reconnecting: code %d, delay %v ms", e.Code, e.Delay)}
+						de = deadLinkEvent{time.Now(), "retry", fmt.Sprintf("reconnecting: code %d, delay %v ms", e.Code, e.Delay)}
 					case "message":
-						evs <- deadLinkEvent{time.Now(), "message", e.Data}
+						de = deadLinkEvent{time.Now(), "message", e.Data}
+					default:
+						continue
+					}
+					select { // never block: the peer's output must drain
+					case evs <- de:
+					default:
 					}
 				}
 			}()
@@ -579,23 +595,23 @@ func postRetryTexts(from, to int) []string {
 	return ts
 }
 
-// postRetryDrops are the POSTs whose answers the proxy loses: the
-// third, and the sixth, which is the retry of the fifth message
-// (m3's retry is the fourth POST): a retry may be lost too.
-var postRetryDrops = []int{3, 6}
+// postRetryDrops are the POSTs whose answers the proxy loses: the third
+// (m3) and the fourth (m3's retry: a retry may be lost too), then the
+// seventh (m5, after m3's second retry and m4).
+var postRetryDrops = []int{3, 4, 7}
 
 // The Go client over EventSource: answers of delivered POSTs are lost,
 // then the server is out of reach while messages are sent.
 func TestRealtimePostRetryGo(t *testing.T) {
 	ps := startPostRetryServer(t)
 	px := startPostDropProxy(t, ps.url, postRetryDrops...)
-	opened := make(chan struct{}, 16)
+	var opened atomic.Int32
 	d := &client.Dialer{Proxy: proxy.Direct}
 	s, err := d.Socket("http://"+px.addr()+"/rt", &client.SocketOptions{
 		Transport: client.TransportEventSource,
 		MinDelay:  50 * time.Millisecond,
 		MaxDelay:  500 * time.Millisecond,
-		OnOpen:    func(client.OpenInfo) { opened <- struct{}{} },
+		OnOpen:    func(client.OpenInfo) { opened.Add(1) },
 		OnRetry:   func(err error, delay time.Duration) { t.Logf("retry after %v: %v", delay, err) },
 	})
 	if err != nil {
@@ -625,8 +641,8 @@ func TestRealtimePostRetryGo(t *testing.T) {
 	px.setDown(false)
 	wg.Wait()
 	ps.check(t, "Go client, server out of reach", 14)
-	if len(opened) < 2 {
-		t.Errorf("the Socket opened %d times; the proxy going down did not reach it", len(opened))
+	if n := opened.Load(); n < 2 {
+		t.Errorf("the Socket opened %d times; the proxy going down did not reach it", n)
 	}
 }
 
@@ -639,7 +655,10 @@ func TestRealtimePostRetryBrowser(t *testing.T) {
 	go func() {
 		for line := range p.lines {
 			if e, ok := parsePeerEvent(line); ok {
-				evs <- e
+				select { // never block: the peer's output must drain
+				case evs <- e:
+				default:
+				}
 			}
 		}
 	}()
