@@ -9,9 +9,10 @@ import (
 	"time"
 )
 
-// clientJS is the browser client, realtime.js.
+// clientJS is the browser client, js/realtime.js, the classic script of
+// the npm package in js/.
 //
-//go:embed realtime.js
+//go:embed js/realtime.js
 var clientJS []byte
 
 // clientETag identifies this build's script, so browsers revalidate
