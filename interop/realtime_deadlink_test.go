@@ -155,20 +155,9 @@ func startDeadLinkServer(t *testing.T, ns *rtNetns) (url string, hub *realtime.H
 		t.Fatal(err)
 	}
 	hub = realtime.NewHub(nil)
+	t.Cleanup(func() { hub.Close() })
 	h := realtime.Handler(&realtime.Options{Hub: hub, Channels: []string{"news"}, Heartbeat: deadLinkHeartbeat}, nil)
-	srv := &http.Server{Handler: h}
-	served := make(chan struct{})
-	go func() {
-		defer close(served)
-		srv.Serve(ln)
-	}()
-	t.Cleanup(func() {
-		// The cut may still be in place: do not wait for goodbyes.
-		srv.Close()
-		<-served
-		hub.Close()
-	})
-	return "http://" + ln.Addr().String() + "/rt", hub
+	return "http://" + rtServe(t, ln, h) + "/rt", hub
 }
 
 // deadLinkEvent is what a client did, and when.
@@ -398,10 +387,7 @@ type postDropProxy struct {
 
 func startPostDropProxy(t *testing.T, target string, drop ...int) *postDropProxy {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln := rtListen(t)
 	p := &postDropProxy{ln: ln, target: target, drop: map[int]bool{}, conns: map[net.Conn]bool{}}
 	for _, n := range drop {
 		p.drop[n] = true
@@ -547,21 +533,7 @@ func startPostRetryServer(t *testing.T) *postRetryServer {
 			ps.mu.Unlock()
 		},
 	}, nil)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: h}
-	served := make(chan struct{})
-	go func() {
-		defer close(served)
-		srv.Serve(ln)
-	}()
-	t.Cleanup(func() {
-		srv.Close()
-		<-served
-	})
-	ps.url = ln.Addr().String()
+	ps.url = rtServe(t, rtListen(t), h)
 	return ps
 }
 
@@ -680,7 +652,7 @@ func TestRealtimePostRetryBrowser(t *testing.T) {
 	send := func(texts []string) {
 		t.Helper()
 		b, _ := json.Marshal(map[string]any{"send": texts})
-		if _, err := p.in.Write(append(b, '\n')); err != nil {
+		if _, err := p.stdin.Write(append(b, '\n')); err != nil {
 			t.Fatal(err)
 		}
 		e := next("answer to the send command", func(e peerEvent) bool { return e.Ev == "sent" })
