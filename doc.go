@@ -60,9 +60,11 @@
 // Options.QueuePolicy when it is full (close with 1013 so the client
 // resumes, or drop the oldest). Dead peers are noticed by heartbeats on
 // both transports: WebSocket pings whose pongs must come back in time,
-// and EventSource comment lines whose writes must finish within
-// Options.WriteTimeout. [Hub.Shutdown] closes every socket with 1001
-// and waits, with a deadline.
+// and EventSource comment lines (heartbeat messages on realtime.v2)
+// whose writes must finish within Options.WriteTimeout. Clients notice
+// a dead server by the heartbeat messages of realtime.v2, which page
+// JavaScript sees, unlike pings and comments. [Hub.Shutdown] closes
+// every socket with 1001 and waits, with a deadline.
 //
 // # Goroutines
 //
@@ -123,7 +125,8 @@
 //     last event id and no message carried it (an event cannot clear a
 //     last event id: when the new one is empty the client keeps the old
 //     one, which does no harm);
-//   - comment lines, every Options.Heartbeat while idle;
+//   - comment lines, every Options.Heartbeat while idle (realtime.v2
+//     sends heartbeat messages instead);
 //   - when the server closes the socket, an event of type
 //     "realtime.close" ([CloseEvent]) whose data is the close code, a
 //     space and the reason ("1001 going away"), after which the response
@@ -138,6 +141,18 @@
 // stream has ended: reconnect), 413 (larger than Options.MaxMessageSize).
 // The token is the only credential: cookies play no part, so a page of
 // another site cannot post as the user.
+//
+// Origins. A browser request whose Origin is neither absent nor the
+// request's own host is answered 403, on every transport (the WebSocket
+// upgrade, the EventSource GET, the POST, OPTIONS), unless
+// Options.OriginPatterns (or Options.WebSocket.OriginPatterns) allows
+// it. The responses to an allowed origin carry
+// "Access-Control-Allow-Origin: ORIGIN" and "Vary: Origin", without
+// credentials, and OPTIONS, the preflight of its POSTs, is answered 204
+// with "Access-Control-Allow-Methods: POST",
+// "Access-Control-Allow-Headers: Realtime-Token, Realtime-Seq,
+// Content-Type" and "Access-Control-Max-Age: 600". So a page of
+// app.example can use a server on rt.example over either transport.
 //
 // Resuming. When the position a connection announces equals the last
 // event id the client presented, the server resumed: the messages after
@@ -188,7 +203,11 @@
 // position, first) or "ID\nHEADER\nDATA"; on EventSource an event of
 // the default type with HEADER\nDATA as its data and ID as its id field
 // (absent when ID is empty), beside the realtime.hello and realtime.close
-// events of realtime.v1. HEADER is "KIND" or "KIND CHANNEL":
+// events of realtime.v1. HEADER is "KIND" or "KIND CHANNEL". A client
+// ignores a message with a well-formed HEADER (a valid channel name, if
+// any) of a kind it does not know, so that kinds can be added without a
+// new version; a malformed message of a known kind is a protocol error
+// (close 1002). The kinds:
 //
 //   - "message CHANNEL" + DATA: a message of the channel, with the
 //     socket's cursor after it as ID. "message" + DATA with an empty ID:
@@ -211,6 +230,16 @@
 //     PresenceEntry: the answer to a presence request. ID empty.
 //   - "error" + text: a request that was malformed, or a publish or
 //     presence request that was refused or failed. ID empty.
+//   - "heartbeat" + the server's Options.Heartbeat in milliseconds,
+//     decimal ("heartbeat\n15000"; on EventSource an event without an id
+//     field): the link is alive. ID empty. The first comes right after
+//     the position (WebSocket) or the realtime.hello event (EventSource),
+//     announcing the interval; then one whenever nothing was written to
+//     the socket for one Heartbeat. A client drops a connection on which
+//     nothing at all arrived for twice the announced heartbeat plus a
+//     second, and reconnects as after 1006. A v2 event stream carries no
+//     comment lines: the heartbeats replace them. None is sent when
+//     Options.Heartbeat is negative.
 //
 // Client requests: a WebSocket text message, or the body of a POST (one
 // at a time, as in realtime.v1), "HEADER\nDATA" or "HEADER" alone:
@@ -227,6 +256,19 @@
 //   - "unsubscribe CHANNEL": leave the channel.
 //   - "presence CHANNEL": ask for the presence of a channel the socket
 //     is in.
+//
+// POSTs of a realtime.v2 client carry the header "Realtime-Seq: N"
+// ([SeqHeader]), N = 1, 2, 3, ... per session token, decimal, at most
+// 2^53-1, so that a POST retried after its answer was lost (a network
+// error, a 5xx) is not delivered twice. The server keeps the highest N
+// delivered per session: N one above it is delivered (204); N at most it
+// is a retry, answered 204 and not delivered again; anything else (a
+// gap, not a number) is answered 400. After the stream ends, a session's
+// highest N stays on record for 2 minutes (for at most the last 100,000
+// ended sessions of a node): a retry of a delivered message is still
+// answered 204, any later N 410, as the message was not delivered, and
+// the client sends it again on its next connection, under its new token.
+// A POST without the header is delivered as in realtime.v1.
 //
 // Channel names are 1-200 bytes of UTF-8 without spaces or control
 // characters; names starting with "$" are reserved for the library
@@ -268,6 +310,14 @@
 //     timeouts common in proxies; negative: none. websocket.ConnOptions
 //     (and so client.Dialer): 0, like a negative value, means none, as a
 //     bare WebSocket has no default heartbeat.
+//     On realtime.v2 sockets Options.Heartbeat is also the interval of
+//     the heartbeat messages clients see.
+//   - OriginPatterns ([]string): the browser origins allowed besides the
+//     request's own host, as path.Match patterns of the origin's host
+//     (or of "scheme://host" when the pattern contains "://").
+//     websocket.AcceptOptions (the upgrade) and Options (every transport,
+//     with CORS headers; the union with Options.WebSocket's applies).
+//     Empty: same-origin browser requests only; others get 403.
 //   - PongTimeout (duration): how long a heartbeat ping waits for its
 //     pong; then the connection is closed and reads fail with an error
 //     wrapping websocket.ErrPongTimeout. websocket.ConnOptions; 0 or a
@@ -332,11 +382,12 @@
 //     [QueueClose], close with 1013 so that the client resumes, or
 //     [QueueDropOldest].
 //   - IdleTimeout (duration): how long a client lets a connection stay
-//     silent (no message, ping or comment) before it drops it and
-//     reconnects; keep it above the server's Heartbeat. client.SocketOptions
-//     and client.EventSourceOptions; 0 means client.DefaultIdleTimeout,
-//     60 s. The error matches client.ErrIdleTimeout. Negative: off, as in
-//     browsers, where a silent dead connection waits for ever.
+//     silent (no message, heartbeat, ping or comment) before it drops it
+//     and reconnects; keep it above the server's Heartbeat.
+//     client.SocketOptions: 0 means twice the heartbeat a realtime.v2
+//     server announced plus a second, else client.DefaultIdleTimeout,
+//     60 s. client.EventSourceOptions: 0 means client.DefaultIdleTimeout.
+//     The error matches client.ErrIdleTimeout. Negative: off.
 //   - WriteTimeout (duration): bounds one write to a client, so that one
 //     that stops reading is let go instead of holding its writer. Options
 //     and eventsource.Options; 0 means DefaultWriteTimeout and

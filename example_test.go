@@ -128,11 +128,12 @@ func ExampleHub_Publish() {
 	dec := eventsource.NewDecoder(resp.Body, nil)
 	dec.Next() // realtime.hello
 	hub.Publish(context.Background(), "news", "extra! extra!")
-	for range 2 {
+	for range 3 {
 		ev, _ := dec.Next()
 		fmt.Printf("%q\n", ev.Data)
 	}
 	// Output:
+	// "heartbeat\n15000"
 	// "subscribed news\nfresh"
 	// "message news\nextra! extra!"
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/realtime-go/realtime/eventsource"
+	"github.com/realtime-go/realtime/internal/origin"
 	"github.com/realtime-go/realtime/internal/quote"
 	"github.com/realtime-go/realtime/websocket"
 )
@@ -17,8 +18,10 @@ import (
 // carrying an EventSource socket's session token delivers a message
 // from that client to Options.OnMessage. A GET of the URL with the query
 // "?client.js" returns the browser client (see ClientJS). Any other GET is answered 426
-// (Upgrade Required), other methods 405. The package documentation
-// describes the wire protocol.
+// (Upgrade Required), OPTIONS (a CORS preflight) 204, other methods
+// 405. A browser request of another origin is answered 403 unless
+// Options.OriginPatterns allows it. The package documentation describes
+// the wire protocol.
 //
 // Before a socket opens (before the WebSocket upgrade or the event
 // stream's response), it joins Options.Channels and Options.OnConnect
@@ -53,7 +56,16 @@ type handler struct {
 }
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead || r.URL.RawQuery != "client.js" {
+		// The client script is for any page, as a script tag loads it;
+		// everything else only for the allowed origins.
+		if !h.allowOrigin(w, r) {
+			return
+		}
+	}
 	switch {
+	case r.Method == http.MethodOptions:
+		h.serveOptions(w, r)
 	case r.Method == http.MethodPost:
 		h.servePost(w, r)
 	case r.Method == http.MethodGet && isUpgrade(r):
@@ -67,9 +79,44 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// Accept answers 426, which tells a browser the WebSocket failed.
 		websocket.Accept(w, r, &h.cfg.ws)
 	default:
-		w.Header().Set("Allow", "GET, POST")
+		w.Header().Set("Allow", "GET, POST, OPTIONS")
 		http.Error(w, "realtime: method not allowed", http.StatusMethodNotAllowed)
 	}
+}
+
+// allowOrigin answers 403 to a browser request of a foreign origin that
+// Options.OriginPatterns does not allow, and returns false. An allowed
+// foreign origin gets the CORS headers, on whatever the answer will be
+// (a refusal too, so that the page can read its status). No credentials
+// are allowed: the session token is the credential, and a cookie-bearing
+// request of another site must not pass as the user.
+func (h *handler) allowOrigin(w http.ResponseWriter, r *http.Request) bool {
+	o := r.Header.Get("Origin")
+	if same, _ := origin.Check(r.Host, o, nil); same {
+		return true
+	}
+	if ok, _ := origin.Check(r.Host, o, h.cfg.origins); !ok && !h.cfg.anyOrigin {
+		http.Error(w, "realtime: origin "+quotePrefix(o)+" not allowed", http.StatusForbidden)
+		return false
+	}
+	hd := w.Header()
+	hd.Set("Access-Control-Allow-Origin", o)
+	hd.Add("Vary", "Origin")
+	return true
+}
+
+// serveOptions answers a CORS preflight, which a browser sends before a
+// cross-origin POST with the token header. allowOrigin has checked the
+// origin and set Access-Control-Allow-Origin.
+func (h *handler) serveOptions(w http.ResponseWriter, r *http.Request) {
+	hd := w.Header()
+	hd.Set("Allow", "GET, POST, OPTIONS")
+	if hd.Get("Access-Control-Allow-Origin") != "" {
+		hd.Set("Access-Control-Allow-Methods", "POST")
+		hd.Set("Access-Control-Allow-Headers", TokenHeader+", "+SeqHeader+", Content-Type")
+		hd.Set("Access-Control-Max-Age", "600")
+	}
+	w.WriteHeader(http.StatusNoContent)
 }
 
 func isUpgrade(r *http.Request) bool {
@@ -149,7 +196,11 @@ func (h *handler) serveEventSource(w http.ResponseWriter, r *http.Request) {
 		// query parameter, as a realtime.v1 server ignores it.
 		w.Header().Set(ProtocolHeader, SubprotocolV2)
 	}
-	st, err := eventsource.Accept(w, r, &h.cfg.es)
+	opts := &h.cfg.es
+	if s.proto == protoV2 {
+		opts = &h.cfg.esV2
+	}
+	st, err := eventsource.Accept(w, r, opts)
 	if err != nil {
 		s.discard() // Accept has answered
 		return

@@ -89,3 +89,93 @@ func TestWriteTimeout(t *testing.T) {
 		})
 	}
 }
+
+// A realtime.v2 WebSocket gets the heartbeat announcement right after
+// the position ("\nheartbeat\nMS"), then a heartbeat whenever nothing was
+// written for one Heartbeat. Before, it got pings only, which page
+// JavaScript never sees.
+func TestHeartbeatMessageWebSocket(t *testing.T) {
+	t.Run("announcement", func(t *testing.T) {
+		ts := newTestServer(t, &Options{Heartbeat: time.Hour}, nil)
+		wc := dialWS(t, ts, wsDial{v2: true, noRead: true})
+		wc.raw = true
+		s := ts.next(t)
+		if p := wc.readRaw(t); p != "" {
+			t.Fatalf("position %q", p)
+		}
+		if p := wc.readRaw(t); p != "\nheartbeat\n3600000" {
+			t.Fatalf("after the position: %q, want the heartbeat announcement", p)
+		}
+		s.Send("hi")
+		if p := wc.readRaw(t); p != "\nmessage\nhi" {
+			t.Fatalf("got %q", p)
+		}
+	})
+	t.Run("idle", func(t *testing.T) {
+		ts := newTestServer(t, &Options{Heartbeat: 20 * time.Millisecond}, nil)
+		wc := dialWS(t, ts, wsDial{v2: true})
+		wc.raw = true
+		for range 3 {
+			if p := wc.readRaw(t); p != "\nheartbeat\n20" {
+				t.Fatalf("got %q, want a heartbeat", p)
+			}
+		}
+	})
+}
+
+// A realtime.v2 event stream gets the announcement after realtime.hello,
+// an event without an id field, then heartbeat events instead of
+// comment lines.
+func TestHeartbeatMessageEventSource(t *testing.T) {
+	ts := newTestServer(t, &Options{Heartbeat: 20 * time.Millisecond}, nil)
+	br := rawStreamURL(t, ts.URL+"?"+ProtocolParam+"="+SubprotocolV2)
+	var events []string
+	var ev strings.Builder
+	for len(events) < 4 {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case strings.HasPrefix(line, ":"):
+			t.Fatalf("comment line %q on a v2 stream", line)
+		case line == "\n":
+			events = append(events, ev.String())
+			ev.Reset()
+		case strings.HasPrefix(line, "retry:"):
+		default:
+			ev.WriteString(line)
+		}
+	}
+	if !strings.HasPrefix(events[0], "event: "+HelloEvent+"\n") {
+		t.Fatalf("first event %q", events[0])
+	}
+	for _, e := range events[1:] {
+		if e != "data: heartbeat\ndata: 20\n" {
+			t.Fatalf("event %q, want a heartbeat without id", e)
+		}
+	}
+}
+
+// realtime.v1 sockets get no heartbeat messages (a v1 client would take
+// one for a message), nor does any socket with a negative Heartbeat.
+func TestHeartbeatMessageV1AndOff(t *testing.T) {
+	ts := newTestServer(t, &Options{Heartbeat: 10 * time.Millisecond}, nil)
+	wc := dialWS(t, ts, wsDial{})
+	s := ts.next(t)
+	go func() {
+		time.Sleep(100 * time.Millisecond) // heartbeats would be due; the read answers the pings
+		s.Send("only")
+	}()
+	if _, data, _ := wc.read(t); data != "only" {
+		t.Fatalf("v1 got %q", data)
+	}
+
+	off := newTestServer(t, &Options{Heartbeat: -1}, nil)
+	wc = dialWS(t, off, wsDial{v2: true})
+	wc.raw = true
+	off.next(t).Send("only")
+	if p := wc.readRaw(t); p != "\nmessage\nonly" {
+		t.Fatalf("with Heartbeat -1 got %q", p)
+	}
+}

@@ -87,8 +87,17 @@ func (ts *testServer) next(t *testing.T) *Socket {
 // ---------------------------------------------------------------------------
 
 type wsClient struct {
-	c   *websocket.Conn
-	pos string // the position of the first message (realtime.v1 only)
+	c     *websocket.Conn
+	pos   string // the position of the first message (realtime.v1 only)
+	v2    bool
+	raw   bool // realtime.v2: read heartbeat messages too
+	beats int  // realtime.v2: the heartbeat messages skipped
+}
+
+// isBeat reports whether a realtime.v2 server message (the text of a
+// WebSocket message, or an event's id and data) is a heartbeat.
+func isBeat(id, data string) bool {
+	return id == "" && strings.HasPrefix(data, "heartbeat\n")
 }
 
 type wsDial struct {
@@ -125,7 +134,7 @@ func dialWS(t *testing.T, ts *testServer, d wsDial) *wsClient {
 		t.Fatalf("dial %s: %v", u, err)
 	}
 	t.Cleanup(func() { c.CloseNow() })
-	wc := &wsClient{c: c}
+	wc := &wsClient{c: c, v2: d.v2}
 	if !d.plain {
 		if c.Subprotocol() != want {
 			t.Fatalf("subprotocol %q, want %q", c.Subprotocol(), want)
@@ -149,16 +158,24 @@ func (wc *wsClient) read(t *testing.T) (id, data string, hasData bool) {
 	return id, data, hasData
 }
 
+// readRaw reads one message; on realtime.v2 it skips heartbeats, unless
+// wc.raw.
 func (wc *wsClient) readRaw(t *testing.T) string {
 	t.Helper()
-	typ, p, err := wc.c.Read(testCtx(t))
-	if err != nil {
-		t.Fatalf("websocket client: read: %v", err)
+	for {
+		typ, p, err := wc.c.Read(testCtx(t))
+		if err != nil {
+			t.Fatalf("websocket client: read: %v", err)
+		}
+		if typ != websocket.MessageText {
+			t.Fatalf("websocket client: %v message", typ)
+		}
+		if id, data, _ := strings.Cut(string(p), "\n"); wc.v2 && !wc.raw && isBeat(id, data) {
+			wc.beats++
+			continue
+		}
+		return string(p)
 	}
-	if typ != websocket.MessageText {
-		t.Fatalf("websocket client: %v message", typ)
-	}
-	return string(p)
 }
 
 // expectClose reads until the connection closes and returns the code.
@@ -194,6 +211,9 @@ type esClient struct {
 	pos    string
 	lastID string
 	evs    chan esEvent
+	v2     bool
+	raw    bool // realtime.v2: read heartbeat events too
+	beats  int  // realtime.v2: the heartbeat events skipped
 }
 
 type esEvent struct {
@@ -236,7 +256,7 @@ func dialES(t *testing.T, ts *testServer, d esDial) *esClient {
 		resp.Body.Close()
 		t.Fatalf("event stream: %s %q, want %q", ProtocolHeader, got, want)
 	}
-	ec := &esClient{url: ts.URL, resp: resp, evs: make(chan esEvent, 4096)}
+	ec := &esClient{url: ts.URL, resp: resp, evs: make(chan esEvent, 4096), v2: d.v2}
 	t.Cleanup(ec.close)
 	if d.noRead {
 		return ec
@@ -268,17 +288,25 @@ func (ec *esClient) startDecoding() {
 func (ec *esClient) close() { ec.resp.Body.Close() }
 
 // next returns the next event.
+// On realtime.v2 it skips heartbeats, unless ec.raw.
 func (ec *esClient) next(t *testing.T) eventsource.Event {
 	t.Helper()
-	select {
-	case e := <-ec.evs:
-		if e.err != nil {
-			t.Fatalf("event stream: %v", e.err)
+	for {
+		select {
+		case e := <-ec.evs:
+			if e.err != nil {
+				t.Fatalf("event stream: %v", e.err)
+			}
+			// An event without an id field keeps the stream's last event id.
+			if ec.v2 && !ec.raw && e.ev.Type == "message" && isBeat("", e.ev.Data) {
+				ec.beats++
+				continue
+			}
+			return e.ev
+		case <-time.After(waitLong):
+			t.Fatal("event stream: no event")
+			return eventsource.Event{}
 		}
-		return e.ev
-	case <-time.After(waitLong):
-		t.Fatal("event stream: no event")
-		return eventsource.Event{}
 	}
 }
 
@@ -306,12 +334,21 @@ func (ec *esClient) post(t *testing.T, text string) int {
 
 func postMessage(t *testing.T, u, token, text string) int {
 	t.Helper()
+	return postSeq(t, u, token, "", text)
+}
+
+// postSeq posts text with the Realtime-Seq header seq (none when "").
+func postSeq(t *testing.T, u, token, seq, text string) int {
+	t.Helper()
 	req, err := http.NewRequest(http.MethodPost, u, strings.NewReader(text))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if token != "" {
 		req.Header.Set(TokenHeader, token)
+	}
+	if seq != "" {
+		req.Header.Set(SeqHeader, seq)
 	}
 	req.Header.Set("Content-Type", "text/plain; charset=utf-8")
 	resp, err := http.DefaultClient.Do(req)
@@ -326,7 +363,14 @@ func postMessage(t *testing.T, u, token, text string) int {
 // rawStream opens an event stream and returns its body unparsed.
 func rawStream(t *testing.T, ts *testServer) *bufio.Reader {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, ts.URL, nil)
+	return rawStreamURL(t, ts.URL)
+}
+
+// rawStreamURL opens the event stream of u and returns its body
+// unparsed.
+func rawStreamURL(t *testing.T, u string) *bufio.Reader {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, u, nil)
 	req.Header.Set("Accept", "text/event-stream")
 	tr := &http.Transport{DisableKeepAlives: true}
 	resp, err := (&http.Client{Transport: tr}).Do(req)

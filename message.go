@@ -29,6 +29,7 @@ const (
 	kindPresence                 // answer to a presence request (v2 only)
 	kindError                    // "error" + text (v2 only)
 	kindForget                   // drop the cursor entry of hash; nothing is written
+	kindHeartbeat                // "heartbeat" + the interval in ms (v2 only): the link is alive
 )
 
 // header is the v2 header word of each kind that is written.
@@ -43,6 +44,7 @@ var header = [...]string{
 	kindLeave:        "leave",
 	kindPresence:     "presence",
 	kindError:        "error",
+	kindHeartbeat:    "heartbeat",
 }
 
 // message is one message on its way to sockets. A channel message is
@@ -110,7 +112,7 @@ func (m *message) oneID() string {
 // and, but for a Send and an error, the channel.
 func (m *message) v2Data() string {
 	h := header[m.kind]
-	if m.kind != kindSend && m.kind != kindError {
+	if m.kind != kindSend && m.kind != kindError && m.kind != kindHeartbeat {
 		h += " " + m.channel
 	}
 	return h + "\n" + m.text

@@ -3,6 +3,7 @@ package realtime
 import (
 	"context"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/realtime-go/realtime/eventsource"
@@ -35,6 +36,12 @@ const ProtocolHeader = "Realtime-Protocol"
 // TokenHeader is the request header that carries an EventSource socket's
 // session token on a POST.
 const TokenHeader = "Realtime-Token"
+
+// SeqHeader is the request header that numbers a realtime.v2 client's
+// POSTs: 1, 2, 3, ... per session token, so that a POST retried after
+// its answer was lost is not delivered twice (see the package
+// documentation).
+const SeqHeader = "Realtime-Seq"
 
 // The EventSource event types of the wire protocol (see the package
 // documentation): the first event of every stream, carrying the session
@@ -175,8 +182,11 @@ type Options struct {
 	// within the same time (unless the WebSocket options set their own
 	// heartbeat and PongTimeout), an EventSource comment line (unless the
 	// EventSource options set their own heartbeat) whose write must
-	// finish within WriteTimeout. 0 means DefaultHeartbeat; a negative
-	// value sends none.
+	// finish within WriteTimeout. A realtime.v2 socket also gets a
+	// "heartbeat" message, which its client sees, after its position
+	// and whenever nothing was written to it for one Heartbeat; on
+	// EventSource it replaces the comment lines. 0 means
+	// DefaultHeartbeat; a negative value sends none.
 	Heartbeat time.Duration
 
 	// WriteTimeout bounds every write to a client on either transport; a
@@ -219,6 +229,18 @@ type Options struct {
 	// those listed.
 	WebSocket websocket.AcceptOptions
 
+	// OriginPatterns allows browser pages of other origins on every
+	// transport: the WebSocket upgrade, the EventSource GET, the POST and
+	// its CORS preflight (OPTIONS). A request without Origin, or from
+	// the request's own host, is always allowed. A pattern is matched as
+	// in websocket.AcceptOptions.OriginPatterns (path.Match against the
+	// origin's host, or against "scheme://host" when it contains "://"),
+	// and the patterns of WebSocket.OriginPatterns apply too; so does
+	// WebSocket.InsecureSkipOriginCheck, which allows every origin. An
+	// allowed origin gets the CORS headers (without credentials: the
+	// session token is the credential); any other gets 403.
+	OriginPatterns []string
+
 	// EventSource configures event streams: retry, padding, headers.
 	// Its LastEventIDParam also names the query parameter a WebSocket
 	// client resumes with.
@@ -241,7 +263,12 @@ type config struct {
 	maxMessage   int64
 	ws           websocket.AcceptOptions
 	es           eventsource.Options
+	esV2         eventsource.Options // es without comment lines, when beat > 0
 	idParam      string
+	beat         time.Duration // <= 0: no heartbeat messages
+	heartbeat    *message      // the heartbeat message of v2 sockets
+	origins      []string      // Options.OriginPatterns and WebSocket.OriginPatterns
+	anyOrigin    bool          // WebSocket.InsecureSkipOriginCheck
 }
 
 func newConfig(opts *Options) config {
@@ -306,6 +333,16 @@ func newConfig(opts *Options) config {
 	if c.es.WriteTimeout == 0 {
 		c.es.WriteTimeout = c.writeTimeout
 	}
+	c.beat = beat
+	c.heartbeat = &message{kind: kindHeartbeat, text: strconv.FormatInt(beat.Milliseconds(), 10)}
+	c.esV2 = c.es
+	if beat > 0 {
+		// The heartbeat messages of a v2 stream keep it busy instead.
+		c.esV2.Heartbeat = -1
+	}
+	c.ws.OriginPatterns = append(c.ws.OriginPatterns, o.OriginPatterns...)
+	c.origins = c.ws.OriginPatterns
+	c.anyOrigin = c.ws.InsecureSkipOriginCheck
 	return c
 }
 

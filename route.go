@@ -15,12 +15,15 @@ var ErrNoSocket = errors.New("realtime: no such socket")
 
 // The calls between nodes, made with Broker.Call and answered by the
 // named node's serveCalls: "post\nTOKEN\nBODY", a POST for one of its
-// EventSource sockets, and "send\nID\nTEXT", a Hub.SendTo. The answer
+// EventSource sockets, "post-seq\nTOKEN\nSEQ\nBODY", one that carried
+// Realtime-Seq: SEQ, and "send\nID\nTEXT", a Hub.SendTo. The answer
 // is "STATUS\nTEXT": the HTTP status the POST gets (204 when
-// delivered), and the text of an error.
+// delivered), and the text of an error. A node that does not know
+// post-seq answers 400 rather than deliver "SEQ\nBODY".
 const (
-	callPost = "post"
-	callSend = "send"
+	callPost    = "post"
+	callPostSeq = "post-seq"
+	callSend    = "send"
 )
 
 // serveCalls answers the calls made to this node until the hub closes.
@@ -45,13 +48,23 @@ func (h *Hub) answer(ctx context.Context, req []byte) []byte {
 	var status int
 	var msg string
 	switch op {
-	case callPost:
+	case callPost, callPostSeq:
+		var seq uint64
+		if op == callPostSeq {
+			var n string
+			n, text, _ = strings.Cut(text, "\n")
+			var ok bool
+			if seq, ok = parseSeq([]string{n}); !ok {
+				status, msg = http.StatusBadRequest, "realtime: malformed "+SeqHeader+" header"
+				break
+			}
+		}
 		s := h.reg.byToken(name)
 		switch {
 		case s != nil:
-			status, msg = s.receivePost(text)
+			status, msg = s.receivePost(seq, text)
 		case h.reg.issued(name):
-			status, msg = http.StatusGone, "realtime: the socket has ended; reconnect"
+			status, msg = h.reg.endedPost(name, seq)
 		default:
 			status, msg = http.StatusNotFound, "realtime: unknown token"
 		}
@@ -137,8 +150,12 @@ func (h *Hub) SendTo(ctx context.Context, socketID, text string) error {
 
 // forwardPost delivers the POST of a token of another node to that node,
 // and answers what it answered.
-func (h *Hub) forwardPost(w http.ResponseWriter, r *http.Request, node, tok, body string) {
-	status, msg, err := h.call(r.Context(), node, callPost, tok, body)
+func (h *Hub) forwardPost(w http.ResponseWriter, r *http.Request, node, tok string, seq uint64, body string) {
+	op := callPost
+	if seq != 0 {
+		op, body = callPostSeq, strconv.FormatUint(seq, 10)+"\n"+body
+	}
+	status, msg, err := h.call(r.Context(), node, op, tok, body)
 	switch {
 	case errors.Is(err, ErrNoNode):
 		http.Error(w, "realtime: the socket's node has ended; reconnect", http.StatusGone)
@@ -147,9 +164,7 @@ func (h *Hub) forwardPost(w http.ResponseWriter, r *http.Request, node, tok, bod
 		http.Error(w, "realtime: the socket's node cannot be reached", http.StatusServiceUnavailable)
 	case err != nil:
 		http.Error(w, "realtime: forwarding to the socket's node: "+quotePrefix(err.Error()), http.StatusBadGateway)
-	case status == http.StatusNoContent:
-		w.WriteHeader(status)
 	default:
-		http.Error(w, msg, status)
+		answer(w, status, msg)
 	}
 }

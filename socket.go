@@ -81,6 +81,8 @@ type Socket struct {
 	closeReason string
 	closeErr    error // what Err reports after that close
 	ended       bool
+	beat        bool   // a heartbeat message is due
+	seq         uint64 // EventSource: the highest Realtime-Seq delivered
 	dropped     uint64
 	wake        chan struct{}   // the writer's doorbell, capacity 1
 	chans       memberships     // the channels joined

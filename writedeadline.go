@@ -20,14 +20,22 @@ import (
 // the parent's error once it ends; AfterFunc runs its function on its own
 // goroutine then. It is used by one writer at a time: between disarm and
 // the next arm nothing waits on it.
+//
+// The same timer tells the writer when it has been idle, written nothing,
+// for the time given to idleAfter: a v2 socket's heartbeat costs it no
+// timer of its own.
 type writeDeadline struct {
 	parent  context.Context
 	timeout time.Duration // <= 0: never armed, the parent alone
-	timer   *time.Timer   // made on the first arm
+	timer   *time.Timer   // made on the first arm, or by idleAfter
 	unwatch func() bool   // stops the watch of parent
+	idle    time.Duration // > 0: onIdle runs once the writer was idle that long
+	onIdle  func()
 
 	mu       sync.Mutex
 	armed    bool
+	busy     bool      // between arm and disarm
+	idleAt   time.Time // when onIdle is due, unless busy
 	deadline time.Time
 	done     chan struct{}
 	err      error        // set when done is closed
@@ -46,9 +54,28 @@ func newWriteDeadline(parent context.Context, timeout time.Duration) *writeDeadl
 	return d
 }
 
+// idleAfter makes f run (on the timer's goroutine) whenever nothing was
+// written for idle: from now, and from the end of each batch. f runs
+// again only after the next batch. Called once, before the first arm.
+func (d *writeDeadline) idleAfter(idle time.Duration, f func()) {
+	if idle <= 0 {
+		return
+	}
+	d.idle, d.onIdle = idle, f
+	d.mu.Lock()
+	d.idleAt = time.Now().Add(idle)
+	d.timer = time.AfterFunc(idle, d.fire)
+	d.mu.Unlock()
+}
+
 // arm starts a batch: the deadline is timeout from now.
 func (d *writeDeadline) arm() {
 	if d.timeout <= 0 {
+		if d.idle > 0 {
+			d.mu.Lock()
+			d.busy = true
+			d.mu.Unlock()
+		}
 		return
 	}
 	d.mu.Lock()
@@ -56,25 +83,44 @@ func (d *writeDeadline) arm() {
 		// The last batch's deadline passed (and failed it): a new Done.
 		d.done, d.err = make(chan struct{}), nil
 	}
-	d.armed = true
+	d.armed, d.busy = true, true
 	d.deadline = time.Now().Add(d.timeout)
 	d.mu.Unlock()
 	if d.timer == nil {
-		d.timer = time.AfterFunc(d.timeout, func() { d.expire(context.DeadlineExceeded, true) })
+		d.timer = time.AfterFunc(d.timeout, d.fire)
 	} else {
 		d.timer.Reset(d.timeout)
 	}
 }
 
-// disarm ends a batch.
+// disarm ends a batch; the writer is idle from now.
 func (d *writeDeadline) disarm() {
-	if d.timeout <= 0 {
+	if d.timeout <= 0 && d.idle <= 0 {
 		return
 	}
-	d.timer.Stop()
 	d.mu.Lock()
-	d.armed = false
+	d.armed, d.busy = false, false
+	if d.idle > 0 {
+		d.idleAt = time.Now().Add(d.idle)
+		d.timer.Reset(d.idle)
+	} else {
+		d.timer.Stop()
+	}
 	d.mu.Unlock()
+}
+
+// fire runs on the timer: the armed deadline, or the idle time, is due.
+// A timer that fires late, for a batch already over or after a re-arm,
+// or for an idle time a batch has since ended, does nothing.
+func (d *writeDeadline) fire() {
+	d.mu.Lock()
+	idle := d.onIdle != nil && !d.busy && !time.Now().Before(d.idleAt)
+	d.mu.Unlock()
+	if idle {
+		d.onIdle()
+		return
+	}
+	d.expire(context.DeadlineExceeded, true)
 }
 
 // stop releases the timer and the watch of the parent.

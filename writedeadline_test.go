@@ -3,6 +3,7 @@ package realtime
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -112,4 +113,48 @@ func TestWriteDeadlineOff(t *testing.T) {
 			t.Fatalf("Err = %v", d.Err())
 		}
 	})
+}
+
+// TestWriteDeadlineIdle: the same timer tells when the writer was idle
+// for the idle time, from idleAfter and from the end of each batch, with
+// or without a write timeout; never during a batch, and once per idle
+// spell; a deadline still ends a batch that overruns it.
+func TestWriteDeadlineIdle(t *testing.T) {
+	for _, timeout := range []time.Duration{0, 3 * time.Second} {
+		synctest.Test(t, func(t *testing.T) {
+			const idle = 2 * time.Second
+			var idles atomic.Int32
+			d := newWriteDeadline(context.Background(), timeout)
+			defer d.stop()
+			d.idleAfter(idle, func() { idles.Add(1) })
+			step := func(sleep time.Duration, want int32) {
+				t.Helper()
+				time.Sleep(sleep)
+				synctest.Wait()
+				if n := idles.Load(); n != want {
+					t.Fatalf("timeout %v: %d idle calls, want %d", timeout, n, want)
+				}
+			}
+			step(idle-time.Nanosecond, 0)
+			step(time.Nanosecond, 1)
+			step(10*idle, 1) // not again before a batch
+			d.arm()
+			step(idle+time.Second/2, 1) // busy: a long batch is not idle
+			d.disarm()
+			step(idle-time.Nanosecond, 1)
+			step(time.Nanosecond, 2)
+			d.arm()
+			d.disarm()
+			step(idle, 3)
+			if timeout > 0 {
+				d.arm()
+				step(timeout, 3)
+				if !errors.Is(d.Err(), context.DeadlineExceeded) {
+					t.Fatalf("a batch past its deadline: Err %v", d.Err())
+				}
+				d.disarm()
+				step(idle, 4)
+			}
+		})
+	}
 }

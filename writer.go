@@ -20,36 +20,55 @@ const maxSpare = 64
 // failure ends the socket.
 func (s *Socket) writeLoop() {
 	defer close(s.writerDone)
-	err := s.writeStart()
 	dl := s.newBatchDeadline()
 	defer dl.stop()
+	var beat []queued
+	if s.proto == protoV2 && s.cfg.beat > 0 {
+		beat = []queued{{m: s.cfg.heartbeat}}
+	}
+	err := s.writeStart(dl, beat)
+	if beat != nil && err == nil {
+		dl.idleAfter(s.cfg.beat, s.beatDue)
+	}
 	for err == nil {
 		batch, closing, ok := s.next()
-		if !ok {
+		switch {
+		case !ok:
 			// Ended underneath (the peer left, or an abort): wait until
 			// the transport is closed, which the handler's return relies on.
 			<-s.done
 			return
-		}
-		if closing {
+		case closing:
 			s.end(s.writeClose())
 			return
+		case batch == nil:
+			err = s.writeBatch(dl, beat)
+		default:
+			err = s.writeBatch(dl, batch)
+			s.recycle(batch)
 		}
-		err = s.writeBatch(dl, batch)
-		s.recycle(batch)
 	}
 	s.end(err)
 }
 
-// next waits for queued messages, a close to perform, or the end of the
-// socket (ok false).
+// beatDue runs on the writer's timer once the socket was idle for one
+// Heartbeat: the writer is to send a heartbeat message.
+func (s *Socket) beatDue() {
+	s.mu.Lock()
+	s.beat = true
+	s.mu.Unlock()
+	s.ring()
+}
+
+// next waits for queued messages, a close to perform, a heartbeat due
+// (batch nil), or the end of the socket (ok false).
 func (s *Socket) next() (batch []queued, closing, ok bool) {
 	var streamDone <-chan struct{}
 	if s.es != nil {
 		streamDone = s.es.Done()
 	}
 	s.mu.Lock()
-	for len(s.queue) == 0 && !s.closing && !s.ended {
+	for len(s.queue) == 0 && !s.closing && !s.ended && !s.beat {
 		s.mu.Unlock()
 		select {
 		case <-s.wake:
@@ -60,6 +79,7 @@ func (s *Socket) next() (batch []queued, closing, ok bool) {
 		s.mu.Lock()
 	}
 	defer s.mu.Unlock()
+	s.beat = false // messages, or the close, make the heartbeat needless
 	switch {
 	case s.ended:
 		return nil, false, false
@@ -69,8 +89,10 @@ func (s *Socket) next() (batch []queued, closing, ok bool) {
 		s.spare = nil
 		s.free = 0
 		return batch, false, true
+	case s.closing:
+		return nil, true, true
 	}
-	return nil, true, true
+	return nil, false, true
 }
 
 // recycle releases a written batch's bytes from the queue's count and
@@ -99,8 +121,9 @@ func (s *Socket) recycle(batch []queued) {
 // writeStart announces the socket's position: its cursor, made of the
 // positions the client presented and those of the channels joined before
 // the hello; on EventSource with the session token. The replays of those
-// joins are queued, after their marks.
-func (s *Socket) writeStart() error {
+// joins are queued, after their marks. A v2 socket's heartbeat message
+// follows.
+func (s *Socket) writeStart(dl *writeDeadline, beat []queued) error {
 	s.mu.Lock()
 	if s.proto != protoPlain {
 		s.cur = s.presented.clone()
@@ -125,7 +148,9 @@ func (s *Socket) writeStart() error {
 			return timeoutError(ctx, err)
 		}
 	}
-	return nil
+	// A v2 client learns the heartbeat at once, with the position (beat
+	// is the heartbeat message then): its idle watchdog is derived from it.
+	return s.writeBatch(dl, beat)
 }
 
 // writeBatch writes messages in order, with one flush: on a busy socket a
@@ -240,7 +265,7 @@ func (s *Socket) write(out *outBatch, m *message) error {
 	case kindForget:
 		s.cur.removeHash(m.hash)
 		return nil
-	case kindSend, kindJoin, kindLeave, kindPresence, kindError, kindRefused:
+	case kindSend, kindJoin, kindLeave, kindPresence, kindError, kindRefused, kindHeartbeat:
 		if m.kind != kindSend && s.proto != protoV2 {
 			return nil // v1 and plain clients know nothing of these
 		}

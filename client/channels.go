@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -84,6 +85,18 @@ const (
 )
 
 var kindNames = [...]string{"message", "subscribed", "unsubscribed", "lost", "join", "leave", "presence", "error"}
+
+// The kinds the Socket handles itself and never hands to Next: a
+// server's heartbeat (Data, its interval in milliseconds, feeds the idle
+// watchdog), and a well-formed message of a kind this client does not
+// know, which servers may add without a new protocol version.
+const (
+	kindHeartbeat Kind = iota + Kind(len(kindNames))
+	kindUnknown
+)
+
+// heartbeatKind is the kind word of a heartbeat message.
+const heartbeatKind = "heartbeat"
 
 // String returns the kind's name on the wire: "message", "subscribed",
 // "unsubscribed", "lost", "join", "leave", "presence" or "error".
@@ -198,9 +211,24 @@ func checkChannel(name string) error {
 func parseFrame(id, frame string) (Message, []PresenceEntry, error) {
 	header, data, _ := strings.Cut(frame, "\n")
 	kindText, channel, hasChannel := strings.Cut(header, " ")
+	if !validKind(kindText) {
+		return Message{}, nil, frameError(frame, "malformed kind")
+	}
 	k := Kind(slices.Index(kindNames[:], kindText))
-	if kindText == "" || int(k) >= len(kindNames) {
-		return Message{}, nil, frameError(frame, "unknown kind")
+	if int(k) >= len(kindNames) {
+		switch {
+		case hasChannel && !validChannel(channel):
+			return Message{}, nil, frameError(frame, "invalid channel name")
+		case kindText != heartbeatKind:
+			return Message{Kind: kindUnknown}, nil, nil
+		}
+		if _, ok := parseHeartbeat(data); !ok {
+			return Message{}, nil, frameError(frame, "heartbeat interval is not a number of milliseconds")
+		}
+		if hasChannel || id != "" {
+			return Message{}, nil, frameError(frame, "heartbeat with a channel or an id")
+		}
+		return Message{Kind: kindHeartbeat, Data: data}, nil, nil
 	}
 	m := Message{ID: id, Kind: k, Channel: channel, Data: data}
 	switch {
@@ -230,6 +258,38 @@ func parseFrame(id, frame string) (Message, []PresenceEntry, error) {
 		return m, list, nil
 	}
 	return m, nil, nil
+}
+
+// validKind reports whether word can be the kind of a message: 1 to 64
+// ASCII letters, digits, '.', '-' or '_'.
+func validKind(word string) bool {
+	if word == "" || len(word) > 64 {
+		return false
+	}
+	for i := 0; i < len(word); i++ {
+		c := word[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// parseHeartbeat parses the data of a heartbeat message: the server's
+// heartbeat interval in milliseconds, 1 to 9 decimal digits.
+func parseHeartbeat(data string) (time.Duration, bool) {
+	if data == "" || len(data) > 9 {
+		return 0, false
+	}
+	var ms int64
+	for i := 0; i < len(data); i++ {
+		c := data[i]
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		ms = ms*10 + int64(c-'0')
+	}
+	return time.Duration(ms) * time.Millisecond, ms > 0
 }
 
 // requestKind is what a client request asks for.

@@ -38,6 +38,12 @@ func TestParseFrame(t *testing.T) {
 		{"", `presence chat` + "\n" + `[{"socket":"n1.abc","user":"ann","info":"{\"x\":1}"},{"socket":"n2.d"}]`,
 			Message{Kind: KindPresence, Channel: "chat", Data: `[{"socket":"n1.abc","user":"ann","info":"{\"x\":1}"},{"socket":"n2.d"}]`}, []PresenceEntry{entry, {Socket: "n2.d"}}},
 		{"", "error\nbad request", Message{Kind: KindError, Data: "bad request"}, nil},
+		{"", "heartbeat\n15000", Message{Kind: kindHeartbeat, Data: "15000"}, nil},
+		// Kinds this client does not know are ignored: servers may add some.
+		{"", "hello", Message{Kind: kindUnknown}, nil},
+		{"C5", "future chat\nx", Message{Kind: kindUnknown}, nil},
+		{"", "Message chat\nx", Message{Kind: kindUnknown}, nil},
+		{"", "publish chat\nx", Message{Kind: kindUnknown}, nil},
 	} {
 		got, list, err := parseFrame(c.id, c.frame)
 		if err != nil {
@@ -54,12 +60,20 @@ func TestParseFrame(t *testing.T) {
 // none panics.
 func TestParseFrameMalformed(t *testing.T) {
 	for _, c := range []struct{ frame, reason string }{
-		{"", "unknown kind"},
-		{"\nhello", "unknown kind"},
-		{"hello", "unknown kind"},
-		{"Message chat\nx", "unknown kind"},
-		{"publish chat\nx", "unknown kind"},
-		{" chat\nx", "unknown kind"},
+		{"", "malformed kind"},
+		{"\nhello", "malformed kind"},
+		{" chat\nx", "malformed kind"},
+		{"mess\x00age\nx", "malformed kind"},
+		{"méssage chat\nx", "malformed kind"},
+		{strings.Repeat("k", 65), "malformed kind"},
+		{"future a b\nx", "invalid channel name"},
+		{"heartbeat chat\n15000", "heartbeat with a channel or an id"},
+		{"heartbeat", "heartbeat interval is not a number of milliseconds"},
+		{"heartbeat\n", "heartbeat interval is not a number of milliseconds"},
+		{"heartbeat\n0", "heartbeat interval is not a number of milliseconds"},
+		{"heartbeat\n-5", "heartbeat interval is not a number of milliseconds"},
+		{"heartbeat\n1e3", "heartbeat interval is not a number of milliseconds"},
+		{"heartbeat\n1234567890", "heartbeat interval is not a number of milliseconds"},
 		{"message \nx", "invalid channel name"},
 		{"message a b\nx", "invalid channel name"},
 		{"message a\tb\nx", "invalid channel name"},
@@ -105,6 +119,7 @@ func FuzzParseFrame(f *testing.F) {
 		"message chat\nhello", "message\nhi", "subscribed c\nresumed", "unsubscribed c\nno",
 		"lost c", "join c\n{\"socket\":\"a\"}", "leave c\n{}", "presence c\n[{\"socket\":\"a\"}]",
 		"error\nwhat", "message a b\n", "presence c\n[", "\n\n",
+		"heartbeat\n15000", "heartbeat c\n1", "future c\nx", "future\n",
 	} {
 		f.Add(s)
 	}
@@ -117,7 +132,18 @@ func FuzzParseFrame(f *testing.F) {
 			}
 			return
 		}
-		if int(m.Kind) >= len(kindNames) {
+		switch {
+		case m.Kind == kindUnknown:
+			if m != (Message{Kind: kindUnknown}) || list != nil {
+				t.Fatalf("unknown kind parsed as %+v %v", m, list)
+			}
+			return
+		case m.Kind == kindHeartbeat:
+			if d, ok := parseHeartbeat(m.Data); !ok || d <= 0 || frame != "heartbeat\n"+m.Data {
+				t.Fatalf("heartbeat %q parsed as %+v", frame, m)
+			}
+			return
+		case int(m.Kind) >= len(kindNames):
 			t.Fatalf("kind %d", m.Kind)
 		}
 		header := m.Kind.String()
@@ -259,7 +285,7 @@ func TestSocketV2Frames(t *testing.T) {
 // transports; the first message of a WebSocket is checked as well.
 func TestSocketV2Hostile(t *testing.T) {
 	for _, tr := range transports {
-		for _, frame := range []string{"C1\nbogus chat\nx", "C1\nsubscribed chat\nmaybe", "\njoin chat\nnot json", "C1\nmessage a b\nx"} {
+		for _, frame := range []string{"C1\n bogus chat\nx", "C1\nsubscribed chat\nmaybe", "\njoin chat\nnot json", "C1\nmessage a b\nx"} {
 			t.Run(tr.String()+"/"+strings.Fields(frame)[0], func(t *testing.T) {
 				_, s, _, c := openFake(t, tr)
 				c.send("C0\nmessage chat\nfine")
@@ -281,12 +307,30 @@ func TestSocketV2Hostile(t *testing.T) {
 	t.Run("first", func(t *testing.T) {
 		fs := startFake(t, []string{socketSubprotocolV2}, socketSubprotocolV2)
 		s, _ := newSocket(t, nil, fs.URL, &SocketOptions{Transport: TransportWebSocket})
-		fs.next(t).send("P0\nnonsense")
+		fs.next(t).send("P0\n\nnonsense")
 		var fe *FrameError
 		if err := waitStopped(t, s); !errors.As(err, &fe) {
 			t.Fatalf("stopped with %v, want a *FrameError", err)
 		}
 	})
+}
+
+// Heartbeats, and messages of kinds the client does not know, are not
+// handed to Next and do not stop the Socket: servers may add kinds.
+// Before, an unknown kind stopped it with a *FrameError.
+func TestSocketV2IgnoresUnknownKinds(t *testing.T) {
+	for _, tr := range transports {
+		t.Run(tr.String(), func(t *testing.T) {
+			_, s, _, c := openFake(t, tr)
+			c.send("\nheartbeat\n15000")
+			c.send("\nfuture\nsomething")
+			c.send("C1\nfuture chat\nx")
+			c.send("C2\nmessage chat\nafter")
+			if m := nextAny(t, s); m.Data != "after" || m.Channel != "chat" {
+				t.Fatalf("first message %+v, want the one after the ignored ones", m)
+			}
+		})
+	}
 }
 
 // Requests go in the order of the calls, in the wire format of

@@ -1104,6 +1104,8 @@ func (s *Socket) position(id string) {
 // Socket stops first.
 func (s *Socket) handle(l *link, m Message, list []PresenceEntry) bool {
 	switch m.Kind {
+	case kindHeartbeat, kindUnknown:
+		return true
 	case KindPresence, KindError:
 		if l.answer(m, list) {
 			s.position(m.ID)

@@ -154,6 +154,7 @@
   const HEALTHY_MS = 10000;
   // setTimeout's longest delay.
   const MAX_TIMER_MS = 2 ** 31 - 1;
+  const TRANSPORTS = ['auto', 'websocket', 'eventsource'];
   const KINDS = ['message', 'subscribed', 'unsubscribed', 'lost', 'join', 'leave', 'presence', 'error', 'heartbeat'];
   // The kinds without a channel.
   const BARE_KINDS = ['message', 'error', 'heartbeat'];
@@ -348,6 +349,9 @@
         maxQueue: 1000, maxQueueBytes: 1048576,
       }, options);
       this.options.transport = this.options.transport || 'auto';
+      if (!TRANSPORTS.includes(this.options.transport)) {
+        throw new TypeError("RealtimeSocket: transport must be 'auto', 'websocket' or 'eventsource', not " + this.options.transport);
+      }
       const base = global.location && global.location.href;
       this.url = (base ? new URL(url, base) : new URL(url)).href;
       this.readyState = RealtimeSocket.CONNECTING;
@@ -532,7 +536,12 @@
       const ended = status === 404 || status === 410;
       if (ended && !item.request) this._unsent(item);
       else this._shift();
-      if (!ended) this._emit(new Event('error')); // refused: 400, 403, 413 ...
+      if (!ended) {
+        // Refused (400, 403, 413 ...): not delivered, so the server still
+        // waits for this seq; the next POST carries it.
+        if (conn && conn.seq === item.seq) conn.seq--;
+        this._emit(new Event('error'));
+      }
       // The stream is done for, or the server and the client disagree on
       // the seq; a message too large is the page's business.
       if (conn === this._conn && status !== 413) {
@@ -672,7 +681,13 @@
     }
 
     _openEventSource() {
-      const es = new EventSource(this._target(false));
+      let es;
+      try {
+        es = new EventSource(this._target(false));
+      } catch (err) {
+        this._next();
+        return;
+      }
       const conn = this._newConn('eventsource', () => es.close());
       conn.token = '';
       conn.seq = 0; // the last Realtime-Seq sent under token

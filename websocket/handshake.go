@@ -6,10 +6,9 @@ import (
 	"encoding/base64"
 	"fmt"
 	"net/http"
-	"net/url"
-	"path"
 	"strings"
 
+	"github.com/realtime-go/realtime/internal/origin"
 	"github.com/realtime-go/realtime/internal/quote"
 )
 
@@ -113,30 +112,14 @@ func checkRequest(r *http.Request) (upgradeRequest, *HandshakeError) {
 // from the request's own host, and one matching a pattern. A pattern is
 // matched with path.Match against the origin's host, or against
 // scheme://host when it contains "://"; case is ignored.
-func checkOrigin(r *http.Request, origin string, patterns []string) *HandshakeError {
-	if origin == "" {
-		return nil
-	}
-	u, err := url.Parse(origin)
-	if err != nil || u.Host == "" {
+func checkOrigin(r *http.Request, o string, patterns []string) *HandshakeError {
+	switch ok, malformed := origin.Check(r.Host, o, patterns); {
+	case malformed:
 		return refuse(http.StatusForbidden, "malformed Origin")
+	case !ok:
+		return refuse(http.StatusForbidden, "origin "+quote.Prefix(o)+" not allowed")
 	}
-	if strings.EqualFold(u.Host, r.Host) {
-		return nil
-	}
-	host := strings.ToLower(u.Host)
-	full := strings.ToLower(u.Scheme) + "://" + host
-	for _, p := range patterns {
-		p = strings.ToLower(p)
-		target := host
-		if strings.Contains(p, "://") {
-			target = full
-		}
-		if ok, _ := path.Match(p, target); ok {
-			return nil
-		}
-	}
-	return refuse(http.StatusForbidden, "origin "+quote.Prefix(origin)+" not allowed")
+	return nil
 }
 
 // selectSubprotocol returns the first protocol the client offered that

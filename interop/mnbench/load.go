@@ -125,6 +125,8 @@ func rtMessage[T ~string | ~[]byte](s *sock, m T, now int64) {
 			s.c.unexpected("%s: %s", header, data)
 		}
 		s.ack()
+	case string(header) == "heartbeat":
+		// The server's sign of life on an idle link.
 	default:
 		s.c.unexpected("realtime message %q", string(m))
 	}
@@ -451,6 +453,7 @@ func (cl *client) newPublisher(ctx context.Context, hc *http.Client, i int, addr
 			case hasPrefix(m, "message "):
 			case hasPrefix(m, "subscribed "):
 				p.acks.Add(1)
+			case hasPrefix(m, "heartbeat\n"):
 			default:
 				cl.c.unexpected("publisher got %q", m)
 			}
