@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/realtime-go/realtime"
 	"github.com/realtime-go/realtime/websocket"
@@ -648,5 +649,43 @@ func BenchmarkParseFrame(b *testing.B) {
 		if _, _, err := parseFrame("AQxyz", "message chat\nhello, world"); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// With IdleTimeout 0 the watchdog follows the heartbeat the server
+// announces: a link that goes silent after announcing 100 ms is dropped
+// after 2×100 ms + 1 s, and the Socket reconnects. Before, the watchdog
+// waited DefaultIdleTimeout (60 s) whatever the server announced.
+func TestSocketIdleTimeoutFromHeartbeat(t *testing.T) {
+	for _, tr := range transports {
+		t.Run(tr.String(), func(t *testing.T) {
+			fs, _, rec, c := openFake(t, tr)
+			rec.open(t)
+			c.send("\nheartbeat\n100")
+			err := rec.retry(t)
+			if !errors.Is(err, ErrIdleTimeout) {
+				t.Fatalf("retry after %v, want the idle timeout", err)
+			}
+			if want := (2*100*time.Millisecond + time.Second).String(); !strings.Contains(err.Error(), want) {
+				t.Errorf("%v does not name the derived timeout %s", err, want)
+			}
+			fs.next(t).send("P0")
+			rec.open(t)
+		})
+	}
+}
+
+// An explicit IdleTimeout wins over the announced heartbeat.
+func TestSocketIdleTimeoutExplicit(t *testing.T) {
+	s := &Socket{opts: SocketOptions{IdleTimeout: time.Hour}}
+	l := &link{wd: &watchdog{idle: time.Hour}, cr: &connReader{idle: time.Hour}}
+	s.heartbeat(l, "100")
+	if l.wd.idle != time.Hour || l.cr.idle != time.Hour {
+		t.Fatalf("watchdogs %v and %v, want the explicit hour", l.wd.idle, l.cr.idle)
+	}
+	s.opts.IdleTimeout = 0
+	s.heartbeat(l, "15000")
+	if want := 31 * time.Second; l.wd.idle != want || l.cr.idle != want || s.idleTimeout() != DefaultIdleTimeout {
+		t.Fatalf("watchdogs %v and %v, want %v; before an announcement %v", l.wd.idle, l.cr.idle, want, s.idleTimeout())
 	}
 }

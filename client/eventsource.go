@@ -169,6 +169,10 @@ type EventSource struct {
 	// waiting to be handed over.
 	retry    time.Duration
 	resumeID string
+
+	// The reader of the last connection open made, whose idle
+	// watchdog a Socket adjusts to the heartbeat its server announces.
+	cr *connReader
 }
 
 // EventSource starts reading the server-sent events stream at rawURL
@@ -572,6 +576,7 @@ func (es *EventSource) request(ctx context.Context, u *url.URL, method string, b
 	}
 	cr.limit = -1
 	cr.idle = es.opts.IdleTimeout
+	es.cr = cr
 	return resp, nc, nil
 }
 

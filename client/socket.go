@@ -7,7 +7,6 @@ import (
 	"io"
 	"iter"
 	"math"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
@@ -31,6 +30,7 @@ import (
 const (
 	socketSubprotocol = "realtime.v1"
 	tokenHeader       = "Realtime-Token"
+	seqHeader         = "Realtime-Seq"
 	helloEvent        = "realtime.hello"
 	closeEvent        = "realtime.close"
 	positionEvent     = "realtime.position"
@@ -51,7 +51,8 @@ const (
 	DefaultMaxDelay = 30 * time.Second
 
 	// DefaultIdleTimeout is how long a connection of a Socket or an
-	// EventSource may stay silent. realtime and eventsource servers send
+	// EventSource may stay silent, unless a realtime.v2 server announced
+	// its heartbeat to the Socket. realtime and eventsource servers send
 	// a heartbeat every 15 s by default, so this allows for three lost.
 	DefaultIdleTimeout = 60 * time.Second
 
@@ -120,21 +121,30 @@ type SocketOptions struct {
 	// applies as well.
 	ConnectTimeout time.Duration
 
-	// MinDelay and MaxDelay bound the wait before reconnecting: the n-th
-	// failure in a row waits MinDelay·2ⁿ, at most MaxDelay, with jitter
-	// taking off up to half. 0 means DefaultMinDelay and
-	// DefaultMaxDelay. A negative MinDelay sets no floor (every wait is
-	// 0, which makes reconnects as fast as failures come); a negative
-	// MaxDelay turns backoff off, so every wait is MinDelay, as in
-	// EventSourceOptions.
+	// MinDelay and MaxDelay bound the wait before reconnecting, which is
+	// drawn at random from [0, min(MaxDelay, MinDelay·2ⁿ)) (full jitter,
+	// so that clients that lost the same server come back spread out),
+	// n counting the attempts since the last healthy connection: one
+	// that stayed open 10 s. Opening alone does not reset n, so a server
+	// that accepts and closes at once is not hammered; after a close
+	// with 1012 (service restart) or 1013 (try again later) n grows by
+	// 3, a window eight times wider. The browser client does the same.
+	// 0 means DefaultMinDelay and DefaultMaxDelay. A negative MinDelay
+	// sets no floor (every wait is 0, which makes reconnects as fast as
+	// failures come); a negative MaxDelay turns backoff off, so every
+	// wait is drawn from [0, MinDelay).
 	MinDelay time.Duration
 	MaxDelay time.Duration
 
 	// IdleTimeout is the watchdog: a connection on which nothing arrives
-	// for this long (no message, WebSocket ping or event stream comment)
-	// is dropped, and the Socket reconnects. Keep it above the server's
-	// heartbeat. The error OnRetry then gets matches ErrIdleTimeout. 0
-	// means DefaultIdleTimeout; negative turns it off.
+	// for this long (no message, heartbeat, WebSocket ping or event
+	// stream comment) is dropped, and the Socket reconnects. The error
+	// OnRetry then gets matches ErrIdleTimeout. 0 means twice the
+	// heartbeat a realtime.v2 server announces, plus a second (31 s with
+	// the server's default 15 s), and DefaultIdleTimeout until it has
+	// (or with a server that announces none). A positive value is kept
+	// whatever the server announces: keep it above the server's
+	// heartbeat. Negative turns the watchdog off.
 	IdleTimeout time.Duration
 
 	// MaxMessageSize bounds the text of a message received on either
@@ -294,6 +304,10 @@ type Socket struct {
 	seq      uint64    // counts hand-overs and positions
 	worked   Transport // the transport that last opened
 
+	// The clock and the random source of the backoff; tests set their own.
+	now   func() time.Time
+	randN func(time.Duration) time.Duration
+
 	// The POST connection kept for the next message, owned by the holder
 	// of sendSem, and by the run goroutine once Sends are over.
 	idle *postConn
@@ -317,6 +331,9 @@ type link struct {
 	nc        net.Conn        // TransportEventSource: the stream's connection
 	gone      chan struct{}   // closed once the run goroutine has let go of it
 	primed    bool            // the subscriptions were asked for; guarded by sendSem
+	postSeq   uint64          // realtime.v2 over EventSource: the Realtime-Seq of the last POST; guarded by sendSem
+	wd        *watchdog       // TransportWebSocket: the idle watchdog, or nil
+	cr        *connReader     // TransportEventSource: the stream's reader, its idle watchdog
 
 	mu      sync.Mutex
 	token   string // TransportEventSource: the session token
@@ -405,9 +422,6 @@ func (d *Dialer) Socket(rawURL string, opts *SocketOptions) (*Socket, error) {
 		o.MaxDelay = o.MinDelay
 	}
 	o.MaxDelay = max(o.MaxDelay, o.MinDelay)
-	if o.IdleTimeout == 0 {
-		o.IdleTimeout = DefaultIdleTimeout
-	}
 	switch {
 	case o.MaxMessageSize == 0:
 		o.MaxMessageSize = websocket.DefaultMaxMessageSize
@@ -435,6 +449,8 @@ func (d *Dialer) Socket(rawURL string, opts *SocketOptions) (*Socket, error) {
 		ready:    make(chan struct{}),
 		lastID:   o.LastEventID,
 		resumeID: o.LastEventID,
+		now:      time.Now,
+		randN:    randDuration,
 	}
 	s.d.Subprotocols = []string{socketSubprotocolV2, socketSubprotocol}
 	if o.Protocol == socketSubprotocol {
@@ -487,16 +503,19 @@ func (s *Socket) All(ctx context.Context) iter.Seq2[Message, error] {
 //
 // Send returns nil once the message is written to the WebSocket, or once
 // the server has answered the POST with 204, which means it has handled
-// the message. A POST answered 404 or 410 (the stream it belongs to has
-// ended) was not delivered: Send drops that stream and sends the message
-// again on the next connection. Otherwise Send returns an error wrapping
-// websocket.ErrInvalidUTF8 for text that is not valid UTF-8,
-// ctx's error, an error matching net.ErrClosed once the Socket has
-// stopped, or a *SendError. A *SendError with a StatusCode of 400 or 413
-// means the server refused this message and the connection goes on; any
-// other means the connection failed, the message may or may not have
-// arrived, and the Socket reconnects (as the browser client does after a
-// failed POST).
+// the message. Under realtime.v2 each POST carries Realtime-Seq, its
+// number in the stream's session, and a POST whose answer did not come
+// (a network error, a 5xx) is sent again, up to 3 times, with the same
+// token and number, which the server delivers once. A POST answered 404
+// or 410 (the stream it belongs to has ended) was not delivered: Send
+// drops that stream and sends the message again on the next connection.
+// Otherwise Send returns an error wrapping websocket.ErrInvalidUTF8 for
+// text that is not valid UTF-8, ctx's error, an error matching
+// net.ErrClosed once the Socket has stopped, or a *SendError. A
+// *SendError with a StatusCode of 400 or 413 means the server refused
+// this message and the connection goes on; any other means the
+// connection failed, the message may or may not have arrived, and the
+// Socket reconnects (as the browser client does after a failed POST).
 func (s *Socket) Send(ctx context.Context, text string) error {
 	if !utf8.ValidString(text) {
 		return errInvalidUTF8
@@ -610,7 +629,21 @@ func (s *Socket) sendOn(ctx context.Context, l *link, text string) (again bool, 
 		}
 		return false, nil
 	}
-	status, body, err := s.post(ctx, l.sessionToken(), text)
+	// A realtime.v2 POST is numbered, so that one whose answer did not
+	// come can be sent again: the server delivers each number once.
+	var seq uint64
+	if l.proto == protoV2 {
+		l.postSeq++
+		seq = l.postSeq
+	}
+	tok := l.sessionToken()
+	status, body, err := s.post(ctx, tok, seq, text)
+	for try := 0; seq != 0 && try < maxPostRetries && (err != nil || status >= 500) && ctx.Err() == nil; try++ {
+		if !s.sleep(ctx, doubled(s.opts.MinDelay, s.opts.MaxDelay, try)) {
+			break
+		}
+		status, body, err = s.post(ctx, tok, seq, text)
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			return false, ctx.Err()
@@ -623,14 +656,42 @@ func (s *Socket) sendOn(ctx context.Context, l *link, text string) (again bool, 
 	case status >= 200 && status < 300:
 		return false, nil
 	case status == http.StatusNotFound || status == http.StatusGone:
+		// Not delivered (a retry of a delivered message gets 204).
 		l.drop(fmt.Errorf("client: the server answered a POST with %d %s: the stream has ended", status, http.StatusText(status)))
 		return true, nil
 	}
 	err = &SendError{Transport: TransportEventSource, StatusCode: status, Err: statusError(status, body)}
-	if status != http.StatusBadRequest && status != http.StatusRequestEntityTooLarge {
+	if refusedOnly(status) {
+		// The server refused the message before its number counted: the
+		// next message takes it.
+		if seq != 0 {
+			l.postSeq--
+		}
+	} else {
 		l.drop(err)
 	}
 	return false, err
+}
+
+// maxPostRetries is how many times a numbered POST whose answer did not
+// come (a network error, a 5xx) is sent again, after waits drawn as the
+// reconnection's.
+const maxPostRetries = 3
+
+// sleep waits for a wait drawn from [0, window), and reports false when
+// ctx ended first.
+func (s *Socket) sleep(ctx context.Context, window time.Duration) bool {
+	if window <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(s.randN(window))
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
 
 // statusError is the error of a POST answered with status; it quotes
@@ -745,11 +806,12 @@ func (s *Socket) order() []Transport {
 }
 
 func (s *Socket) loop() error {
-	failures := 0 // rounds in a row in which nothing opened
+	b := backoff{min: s.opts.MinDelay, max: s.opts.MaxDelay}
 	for {
 		var why error
 		var wsErr, esErr error
 		opened := false
+		var open time.Duration // how long the connection stayed open
 		for _, t := range s.order() {
 			presented := s.resumeID
 			var a *attempt
@@ -774,7 +836,6 @@ func (s *Socket) loop() error {
 				continue
 			}
 			opened = true
-			failures = 0
 			s.worked = t
 			info := OpenInfo{
 				Transport:    t,
@@ -787,7 +848,9 @@ func (s *Socket) loop() error {
 			if t == TransportEventSource {
 				info.WebSocketErr = wsErr
 			}
+			start := s.now()
 			err, final := s.serve(a, info)
+			open = s.now().Sub(start)
 			if s.ctx.Err() != nil {
 				return errSocketClosed
 			}
@@ -807,8 +870,8 @@ func (s *Socket) loop() error {
 				return why
 			}
 		}
-		delay := s.delay(failures)
-		failures++
+		b.ended(open, websocket.CloseStatus(why))
+		delay := b.next(s.randN)
 		if s.opts.OnRetry != nil {
 			s.opts.OnRetry(why, delay)
 		}
@@ -820,24 +883,6 @@ func (s *Socket) loop() error {
 			return errSocketClosed
 		}
 	}
-}
-
-// delay returns the wait after failures rounds in a row without a
-// connection: MinDelay·2^failures, at most MaxDelay, less up to half.
-func (s *Socket) delay(failures int) time.Duration {
-	d := doubled(s.opts.MinDelay, s.opts.MaxDelay, failures)
-	return d - rand.N(d/2+1)
-}
-
-// doubled returns d doubled n times, at most limit.
-func doubled(d, limit time.Duration, n int) time.Duration {
-	for i := 0; i < n && d < limit; i++ {
-		if d > limit/2 {
-			return limit
-		}
-		d *= 2
-	}
-	return min(d, limit)
 }
 
 // finalAttempt reports whether a failed connection attempt means that
@@ -934,8 +979,8 @@ func (s *Socket) openWebSocket(presented string) (*attempt, error) {
 		d.Header.Set("Last-Event-ID", presented)
 	}
 	var wd *watchdog
-	if s.opts.IdleTimeout > 0 {
-		wd = &watchdog{idle: s.opts.IdleTimeout}
+	if idle := s.idleTimeout(); idle > 0 {
+		wd = &watchdog{idle: idle}
 	}
 	// Pings and pongs are read on the run goroutine, like the watchdog's
 	// other calls.
@@ -957,7 +1002,7 @@ func (s *Socket) openWebSocket(presented string) (*attempt, error) {
 	if err != nil {
 		return nil, s.attemptErr(ctx, err)
 	}
-	a := &attempt{link: &link{transport: TransportWebSocket, ws: c, gone: make(chan struct{})}, resp: resp, wd: wd}
+	a := &attempt{link: &link{transport: TransportWebSocket, ws: c, wd: wd, gone: make(chan struct{})}, resp: resp, wd: wd}
 	switch c.Subprotocol() {
 	case socketSubprotocolV2:
 		a.link.proto = protoV2
@@ -1009,7 +1054,7 @@ func (s *Socket) openEventSource(presented string) (*attempt, error) {
 		opts: EventSourceOptions{
 			Method:      http.MethodGet,
 			Header:      s.opts.Header,
-			IdleTimeout: s.opts.IdleTimeout,
+			IdleTimeout: s.idleTimeout(),
 		},
 		ctx:      ctx,
 		resumeID: presented,
@@ -1042,7 +1087,7 @@ func (s *Socket) openEventSource(presented string) (*attempt, error) {
 			nc.Close()
 			return nil, s.attemptErr(ctx, ctx.Err())
 		}
-		l := &link{transport: TransportEventSource, proto: eventStreamProtocol(resp), nc: nc, token: ev.Data, gone: make(chan struct{})}
+		l := &link{transport: TransportEventSource, proto: eventStreamProtocol(resp), nc: nc, cr: req.cr, token: ev.Data, gone: make(chan struct{})}
 		return &attempt{link: l, resp: resp, pos: ev.ID, dec: dec}, nil
 	}
 }
@@ -1104,7 +1149,10 @@ func (s *Socket) position(id string) {
 // Socket stops first.
 func (s *Socket) handle(l *link, m Message, list []PresenceEntry) bool {
 	switch m.Kind {
-	case kindHeartbeat, kindUnknown:
+	case kindHeartbeat:
+		s.heartbeat(l, m.Data)
+		return true
+	case kindUnknown:
 		return true
 	case KindPresence, KindError:
 		if l.answer(m, list) {
@@ -1117,6 +1165,33 @@ func (s *Socket) handle(l *link, m Message, list []PresenceEntry) bool {
 		s.forget(m.Channel)
 	}
 	return s.deliver(m)
+}
+
+// idleTimeout returns the idle watchdog's time for a new connection:
+// SocketOptions.IdleTimeout, or DefaultIdleTimeout for 0 until the server
+// announces its heartbeat. Negative: none.
+func (s *Socket) idleTimeout() time.Duration {
+	if s.opts.IdleTimeout == 0 {
+		return DefaultIdleTimeout
+	}
+	return s.opts.IdleTimeout
+}
+
+// heartbeat takes note of a heartbeat on l, whose data is the server's
+// interval: with IdleTimeout 0, the first sets l's watchdog to twice the
+// interval plus a second, so a dead link is noticed within that.
+func (s *Socket) heartbeat(l *link, data string) {
+	beat, _ := parseHeartbeat(data) // checked by parseFrame
+	if s.opts.IdleTimeout != 0 {
+		return
+	}
+	idle := 2*beat + time.Second
+	if l.wd != nil {
+		l.wd.idle = idle // the next kick uses it
+	}
+	if l.cr != nil {
+		l.cr.idle = idle // the next read uses it
+	}
 }
 
 // deliver hands m to Next. It reports false when the Socket stops first.
@@ -1180,7 +1255,7 @@ func (s *Socket) readWebSocket(a *attempt) (error, bool) {
 // must stop.
 func (s *Socket) webSocketEnd(a *attempt, err error) (error, bool) {
 	if a.wd.expired() {
-		return webSocketIdleError{s.opts.IdleTimeout}, false
+		return webSocketIdleError{a.wd.idle}, false
 	}
 	if d := a.link.dropped(); d != nil {
 		return d, false

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -42,9 +43,10 @@ func (pc *postConn) alive() bool {
 	return n == 0 && errors.Is(err, os.ErrDeadlineExceeded)
 }
 
-// post sends text as a POST with the session token and returns the
-// answer's status and the start of its body. The caller holds sendSem.
-func (s *Socket) post(ctx context.Context, token, text string) (status int, body string, err error) {
+// post sends text as a POST with the session token, and seq as
+// Realtime-Seq unless 0, and returns the answer's status and the start
+// of its body. The caller holds sendSem.
+func (s *Socket) post(ctx context.Context, token string, seq uint64, text string) (status int, body string, err error) {
 	pc := s.idle
 	s.idle = nil
 	if pc != nil && !pc.alive() {
@@ -66,6 +68,9 @@ func (s *Socket) post(ctx context.Context, token, text string) (status int, body
 	h := s.header()
 	h.Set("Content-Type", "text/plain; charset=utf-8")
 	h.Set(tokenHeader, token)
+	if seq != 0 {
+		h.Set(seqHeader, strconv.FormatUint(seq, 10))
+	}
 	if u.User != nil && h.Get("Authorization") == "" {
 		pass, _ := u.User.Password()
 		h.Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(u.User.Username()+":"+pass)))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -980,15 +981,81 @@ func TestSocketBadOptions(t *testing.T) {
 	}
 }
 
+// windowOf is a random source that tells the window it was asked to
+// draw from: it returns n-1, the longest wait.
+func windowOf(n time.Duration) time.Duration { return n - 1 }
+
+// TestSocketBackoff: full jitter over a window that doubles with the
+// failures since the last healthy connection, up to MaxDelay; a
+// connection that opened but did not stay healthy (10 s) does not reset
+// it (before, every open did, so a server closing at once got its
+// clients back within 250-500 ms for ever); 1012 and 1013 widen it
+// eightfold.
 func TestSocketBackoff(t *testing.T) {
-	s := &Socket{opts: SocketOptions{MinDelay: 100 * time.Millisecond, MaxDelay: time.Second}}
-	for failures, want := range []time.Duration{100, 200, 400, 800, 1000, 1000} {
-		want *= time.Millisecond
-		for range 20 {
-			if d := s.delay(failures); d < want/2 || d > want {
-				t.Fatalf("delay(%d) = %v, want within [%v, %v]", failures, d, want/2, want)
-			}
+	ms := time.Millisecond
+	b := backoff{min: 100 * ms, max: time.Second}
+	next := func(want time.Duration) {
+		t.Helper()
+		var window time.Duration
+		got := b.next(func(n time.Duration) time.Duration { window = n; return n / 3 })
+		if window != want || got != want/3 {
+			t.Fatalf("failures %d: window %v (drew %v), want %v", b.failures-1, window, got, want)
 		}
+	}
+	for _, w := range []time.Duration{100, 200, 400, 800, 1000, 1000} {
+		next(w * ms)
+	}
+	b.ended(healthyAfter-ms, 0) // opened, but closed early: no reset
+	next(time.Second)
+	b.ended(healthyAfter, websocket.StatusGoingAway) // healthy: reset
+	next(100 * ms)
+	next(200 * ms)
+	b.ended(healthyAfter, websocket.StatusTryAgainLater) // healthy, then 1013: ×8
+	next(800 * ms)
+	b = backoff{min: 500 * ms, max: 30 * time.Second}
+	b.ended(time.Hour, websocket.StatusServiceRestart)
+	next(4 * time.Second) // the defaults: [0, 4 s) after 1012
+	b.ended(0, websocket.StatusTryAgainLater)
+	next(30 * time.Second) // a round that never opened: failures go on growing
+	b.ended(0, 0)
+	next(30 * time.Second)
+}
+
+// TestSocketBackoffSpread: 500 clients told 1013 come back spread over
+// the window, not within a narrow band, and the next round's window is
+// wider: the reconnection rate falls off.
+func TestSocketBackoffSpread(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	randN := func(n time.Duration) time.Duration { return time.Duration(r.Int64N(int64(n))) }
+	const clients = 500
+	var rounds [2][10]int // arrivals per tenth of the first round's window
+	bs := make([]backoff, clients)
+	for i := range bs {
+		bs[i] = backoff{min: DefaultMinDelay, max: DefaultMaxDelay}
+		bs[i].ended(time.Hour, websocket.StatusTryAgainLater)
+	}
+	window := 4 * time.Second
+	for round := range rounds {
+		for i := range bs {
+			d := bs[i].next(randN)
+			if slot := int(d * 10 / window); slot < 10 {
+				rounds[round][slot]++
+			}
+			bs[i].ended(time.Second, websocket.StatusTryAgainLater) // closed at once again
+		}
+	}
+	for slot, n := range rounds[0] {
+		if n < clients/10/2 || n > clients/10*2 {
+			t.Errorf("first round: %d of %d arrivals in tenth %d of [0, %v): %v", n, clients, slot, window, rounds[0])
+		}
+	}
+	first, second := 0, 0
+	for slot := range 10 {
+		first += rounds[0][slot]
+		second += rounds[1][slot]
+	}
+	if second*4 > first {
+		t.Errorf("second round: %d arrivals within %v, first %d: the rate does not fall off", second, window, first)
 	}
 }
 
@@ -1002,8 +1069,9 @@ func TestSocketNegativeDelays(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	if s.opts.MinDelay != 0 || s.opts.MaxDelay != 0 || s.delay(5) != 0 {
-		t.Errorf("MinDelay %v, MaxDelay %v, delay(5) %v; want all 0", s.opts.MinDelay, s.opts.MaxDelay, s.delay(5))
+	b := backoff{min: s.opts.MinDelay, max: s.opts.MaxDelay, failures: 5}
+	if d := b.next(windowOf); s.opts.MinDelay != 0 || s.opts.MaxDelay != 0 || d != 0 {
+		t.Errorf("MinDelay %v, MaxDelay %v, wait after 5 failures %v; want all 0", s.opts.MinDelay, s.opts.MaxDelay, d)
 	}
 	ctx, cancel := s.attemptContext()
 	defer cancel()
@@ -1016,7 +1084,8 @@ func TestSocketNegativeDelays(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s2.Close()
-	if got := s2.delay(5); got > 100*time.Millisecond || got < 50*time.Millisecond {
-		t.Errorf("delay(5) without backoff = %v, want MinDelay less up to half", got)
+	b = backoff{min: s2.opts.MinDelay, max: s2.opts.MaxDelay, failures: 5}
+	if got := b.next(windowOf); got != 100*time.Millisecond-1 {
+		t.Errorf("longest wait after 5 failures without backoff = %v, want under MinDelay", got)
 	}
 }
