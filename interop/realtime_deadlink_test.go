@@ -371,7 +371,8 @@ func parsePeerEvent(line string) (peerEvent, bool) {
 // both connections instead of passing the answer on. Any other request
 // (the event stream's GET) is passed on, and the connection is piped
 // from then on. While down, it closes every connection it has and every
-// new one at once.
+// new one at once; refuse goes half way, leaving the streams open for a
+// while, as when a server dies and the client has yet to notice.
 type postDropProxy struct {
 	ln     net.Listener
 	target string
@@ -381,7 +382,7 @@ type postDropProxy struct {
 	down    bool
 	posts   int
 	dropped []int
-	conns   map[net.Conn]bool
+	conns   map[net.Conn]bool // client side: true for a stream
 	wg      sync.WaitGroup
 }
 
@@ -422,7 +423,7 @@ func (p *postDropProxy) track(c net.Conn) bool {
 	if p.down {
 		return false
 	}
-	p.conns[c] = true
+	p.conns[c] = false
 	return true
 }
 
@@ -446,6 +447,29 @@ func (p *postDropProxy) setDown(down bool) {
 			c.Close()
 		}
 		clear(p.conns)
+	}
+}
+
+// refuse closes every connection but the streams, and every new one: the
+// POSTs fail while the client's stream still looks alive.
+func (p *postDropProxy) refuse() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.down = true
+	for c, stream := range p.conns {
+		if !stream {
+			c.Close()
+			delete(p.conns, c)
+		}
+	}
+}
+
+// markStream records that c carries a stream.
+func (p *postDropProxy) markStream(c net.Conn) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if _, ok := p.conns[c]; ok {
+		p.conns[c] = true
 	}
 }
 
@@ -483,6 +507,7 @@ func (p *postDropProxy) serve(c net.Conn) {
 		}
 		if req.Method != http.MethodPost {
 			// The stream: pipe both ways until either end closes.
+			p.markStream(c)
 			done := make(chan struct{})
 			go func() {
 				io.Copy(c, sr)
@@ -543,11 +568,11 @@ func (ps *postRetryServer) received() []string {
 	return slices.Clone(ps.got)
 }
 
-// waitFor waits until the server has n messages, then a little more
+// check waits until the server has n messages, then a little more
 // for duplicates, and checks that they are m1..mn once each, in order.
 func (ps *postRetryServer) check(t *testing.T, who string, n int) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(10 * time.Second)
 	for len(ps.received()) < n && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -577,14 +602,17 @@ var postRetryDrops = []int{3, 4, 7}
 func TestRealtimePostRetryGo(t *testing.T) {
 	ps := startPostRetryServer(t)
 	px := startPostDropProxy(t, ps.url, postRetryDrops...)
-	var opened atomic.Int32
+	var opened, retried atomic.Int32
 	d := &client.Dialer{Proxy: proxy.Direct}
 	s, err := d.Socket("http://"+px.addr()+"/rt", &client.SocketOptions{
 		Transport: client.TransportEventSource,
 		MinDelay:  50 * time.Millisecond,
 		MaxDelay:  500 * time.Millisecond,
 		OnOpen:    func(client.OpenInfo) { opened.Add(1) },
-		OnRetry:   func(err error, delay time.Duration) { t.Logf("retry after %v: %v", delay, err) },
+		OnRetry: func(err error, delay time.Duration) {
+			retried.Add(1)
+			t.Logf("retry after %v: %v", delay, err)
+		},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -604,16 +632,35 @@ func TestRealtimePostRetryGo(t *testing.T) {
 	t.Logf("answers lost of POSTs %v out of %d", px.dropped, px.posts)
 	px.mu.Unlock()
 
-	// Out of reach: the stream breaks, the Sends wait or fail over and
-	// over, and go through once the server is back.
-	px.setDown(true)
+	// The server dies: first the POSTs fail while the stream still looks
+	// alive, then the stream breaks too; the messages go through once the
+	// server is back.
+	px.refuse()
 	var wg sync.WaitGroup
-	wg.Go(func() { send(postRetryTexts(9, 14)) })
-	time.Sleep(1500 * time.Millisecond)
+	wg.Go(func() { send(postRetryTexts(9, 11)) })
+	time.Sleep(300 * time.Millisecond)
+	px.setDown(true)
+	time.Sleep(1200 * time.Millisecond)
 	px.setDown(false)
 	wg.Wait()
-	ps.check(t, "Go client, server out of reach", 14)
-	if n := opened.Load(); n < 2 {
+	ps.check(t, "Go client, server out of reach while POSTing", 11)
+
+	// Out of reach, and the client knows: the Sends wait for the next
+	// connection.
+	retries := retried.Load()
+	px.setDown(true)
+	for deadline := time.Now().Add(10 * time.Second); retried.Load() == retries; {
+		if time.Now().After(deadline) {
+			t.Fatal("the Socket did not notice that the server went out of reach")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	wg.Go(func() { send(postRetryTexts(12, 14)) })
+	time.Sleep(time.Second)
+	px.setDown(false)
+	wg.Wait()
+	ps.check(t, "Go client, server out of reach while reconnecting", 14)
+	if n := opened.Load(); n < 3 {
 		t.Errorf("the Socket opened %d times; the proxy going down did not reach it", n)
 	}
 }
@@ -664,11 +711,24 @@ func TestRealtimePostRetryBrowser(t *testing.T) {
 	send(postRetryTexts(1, 8))
 	ps.check(t, "browser client, answers lost", 8)
 
+	// The server dies: first the POSTs fail while the stream still looks
+	// alive, then the stream breaks too.
+	px.refuse()
+	send(postRetryTexts(9, 11))
+	time.Sleep(300 * time.Millisecond)
 	px.setDown(true)
 	next("reconnecting", func(e peerEvent) bool { return e.Ev == "reconnecting" })
-	send(postRetryTexts(9, 14))
-	time.Sleep(1500 * time.Millisecond)
+	time.Sleep(1200 * time.Millisecond)
 	px.setDown(false)
 	next("reopen", func(e peerEvent) bool { return e.Ev == "open" })
-	ps.check(t, "browser client, server out of reach", 14)
+	ps.check(t, "browser client, server out of reach while POSTing", 11)
+
+	// Out of reach, and the client knows: the messages are queued.
+	px.setDown(true)
+	next("reconnecting", func(e peerEvent) bool { return e.Ev == "reconnecting" })
+	send(postRetryTexts(12, 14))
+	time.Sleep(time.Second)
+	px.setDown(false)
+	next("reopen", func(e peerEvent) bool { return e.Ev == "open" })
+	ps.check(t, "browser client, server out of reach while reconnecting", 14)
 }
