@@ -413,15 +413,18 @@
 //     EventSource. client.SocketOptions; 0 means
 //     client.DefaultConnectTimeout, 5 s. Negative: no bound (a WebSocket
 //     is then never given up for EventSource).
-//   - MinDelay, MaxDelay (duration): the floor and the ceiling of the
-//     wait before a client reconnects, which doubles after each failure
-//     in a row, with jitter. client.SocketOptions and
-//     client.EventSourceOptions (where MinDelay is also the floor under a
-//     server's "retry:", so that "retry: 0" cannot make a client
-//     reconnect in a tight loop); 0 means client.DefaultMinDelay, 500 ms,
-//     and client.DefaultMaxDelay, 30 s. A negative MinDelay sets no
-//     floor; a negative MaxDelay turns backoff off (every wait is
-//     MinDelay).
+//   - MinDelay, MaxDelay (duration): the start and the ceiling of the
+//     window of the wait before a client reconnects. client.SocketOptions
+//     (and the browser client): full jitter, the wait drawn from [0,
+//     min(MaxDelay, MinDelay·2ⁿ)), n counting the attempts since the last
+//     connection that stayed open 10 s, plus 3 after a close with 1012 or
+//     1013; a negative MaxDelay turns backoff off (every window is
+//     MinDelay). client.EventSourceOptions: the wait doubles after each
+//     failure in a row, with jitter, and MinDelay is also the floor under
+//     a server's "retry:", so that "retry: 0" cannot make a client
+//     reconnect in a tight loop; a negative MaxDelay turns backoff off
+//     (every wait is MinDelay). 0 means client.DefaultMinDelay, 500 ms,
+//     and client.DefaultMaxDelay, 30 s. A negative MinDelay: no floor.
 //   - Retry (duration): only the SSE "retry:" field, the reconnection
 //     time a server asks of its clients, sent in milliseconds.
 //     eventsource.Options.Retry is sent at the start of each stream (0

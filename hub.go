@@ -11,6 +11,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/realtime-go/realtime/internal/ctxio"
 	"github.com/realtime-go/realtime/websocket"
 )
 
@@ -333,25 +334,13 @@ func (b *backoff) wait(ctx context.Context) bool {
 	if b.delay == 0 {
 		b.delay = minRetry
 	}
-	ok := sleep(ctx, b.delay)
+	ok := ctxio.Sleep(ctx, b.delay)
 	b.delay = min(2*b.delay, maxRetry)
 	return ok
 }
 
 // reset makes the next wait minRetry again.
 func (b *backoff) reset() { b.delay = 0 }
-
-// sleep waits d, or until ctx ends (false).
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}
 
 // Len returns the number of sockets of the hub on this node.
 func (h *Hub) Len() int {

@@ -19,6 +19,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/realtime-go/realtime/eventsource"
+	"github.com/realtime-go/realtime/internal/ctxio"
 	"github.com/realtime-go/realtime/internal/quote"
 	"github.com/realtime-go/realtime/websocket"
 )
@@ -684,14 +685,7 @@ func (s *Socket) sleep(ctx context.Context, window time.Duration) bool {
 	if window <= 0 {
 		return ctx.Err() == nil
 	}
-	t := time.NewTimer(s.randN(window))
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
+	return ctxio.Sleep(ctx, s.randN(window))
 }
 
 // statusError is the error of a POST answered with status; it quotes
@@ -875,11 +869,7 @@ func (s *Socket) loop() error {
 		if s.opts.OnRetry != nil {
 			s.opts.OnRetry(why, delay)
 		}
-		t := time.NewTimer(delay)
-		select {
-		case <-t.C:
-		case <-s.ctx.Done():
-			t.Stop()
+		if !ctxio.Sleep(s.ctx, delay) {
 			return errSocketClosed
 		}
 	}

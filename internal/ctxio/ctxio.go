@@ -56,3 +56,15 @@ func AfterFunc(ctx context.Context, f func()) (stop func() bool) {
 	}
 	return context.AfterFunc(ctx, f)
 }
+
+// Sleep waits d, or until ctx ends, and reports whether d passed first.
+func Sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}

@@ -160,3 +160,15 @@ func TestAfterFunc(t *testing.T) {
 	cancel()
 	<-ran
 }
+
+// Sleep reports whether its time passed before the context ended.
+func TestSleep(t *testing.T) {
+	if !Sleep(context.Background(), time.Nanosecond) {
+		t.Error("Sleep of a live context = false")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if Sleep(ctx, time.Hour) {
+		t.Error("Sleep of an ended context = true")
+	}
+}
