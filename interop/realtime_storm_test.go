@@ -178,6 +178,7 @@ type stormRound struct {
 	last   time.Duration
 	eighth float64 // the largest share of the arrivals in one eighth of the least window
 	peak   int     // the most arrivals in one stormRateBin
+	rates  []int   // arrivals per stormRateBin, from the round's first
 }
 
 // stormRateBin is the bin of the arrival rates compared between rounds.
@@ -227,6 +228,10 @@ func stormRoundsOf(arrivals map[int][]time.Duration, rounds int) []stormRound {
 		slices.Sort(r.waits)
 		r.eighth = float64(maxBin(ats, stormWindow(k)/8)) / float64(r.n)
 		r.peak = maxBin(ats, stormRateBin)
+		r.rates = make([]int, (r.last-r.first)/stormRateBin+1)
+		for _, at := range ats {
+			r.rates[(at-r.first)/stormRateBin]++
+		}
 		out = append(out, r)
 	}
 	return out
@@ -264,7 +269,7 @@ func stormWindow(k int) time.Duration {
 func checkStorm(t *testing.T, who string, rounds []stormRound) {
 	t.Helper()
 	for _, r := range rounds {
-		t.Logf("%s round %d (least window %v): %v", who, r.k, stormWindow(r.k), r)
+		t.Logf("%s round %d (least window %v): %v; arrivals per %v: %v", who, r.k, stormWindow(r.k), r, stormRateBin, r.rates)
 	}
 	for _, r := range rounds {
 		w := stormWindow(r.k)
@@ -287,6 +292,36 @@ func checkStorm(t *testing.T, who string, rounds []stormRound) {
 			t.Errorf("%s round %d: peak of %d arrivals in %v, round 1's %d: the rate does not fall off",
 				who, r.k, r.peak, stormRateBin, first.peak)
 		}
+	}
+}
+
+// watchStalls measures how late a 20 ms ticker of the test process runs,
+// until the returned function is called, which reports the worst: a
+// stalled process (a loaded machine) accepts the connections that
+// queued meanwhile together, which the statistics would take for a
+// storm.
+func watchStalls() (worst func() time.Duration) {
+	done := make(chan struct{})
+	result := make(chan time.Duration, 1)
+	go func() {
+		var most time.Duration
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		last := time.Now()
+		for {
+			select {
+			case now := <-tick.C:
+				most = max(most, now.Sub(last)-20*time.Millisecond)
+				last = now
+			case <-done:
+				result <- most
+				return
+			}
+		}
+	}()
+	return func() time.Duration {
+		close(done)
+		return <-result
 	}
 }
 
@@ -320,8 +355,10 @@ func TestRealtimeReconnectStormGo(t *testing.T) {
 		wg.Wait()
 	}
 	defer closeAll()
+	stalls := watchStalls()
 	ss.shed(t)
 	arrivals := ss.waitRounds(t, stormRounds, stormTimeout)
+	t.Logf("the test process stalled for %v at most", stalls().Round(time.Millisecond))
 	closeAll()
 	checkStorm(t, "Go client", stormRoundsOf(arrivals, stormRounds))
 }
@@ -380,7 +417,18 @@ func TestRealtimeReconnectStormBrowser(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatalf("node rt-peer.mjs did not start; stderr:\n%s", p.stderr.String())
 	}
+	// The lines end when the peer does, at cleanup.
+	lags := &syncBuffer{}
+	go func() {
+		for line := range p.lines {
+			if strings.Contains(line, `"lag"`) {
+				fmt.Fprintln(lags, line)
+			}
+		}
+	}()
+	stalls := watchStalls()
 	ss.shed(t)
 	arrivals := ss.waitRounds(t, stormRounds, stormTimeout)
+	t.Logf("the test process stalled for %v at most; node's event loop stalls over 300 ms: %q", stalls().Round(time.Millisecond), lags.String())
 	checkStorm(t, "browser client", stormRoundsOf(arrivals, stormRounds))
 }

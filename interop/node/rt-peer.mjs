@@ -7,7 +7,9 @@
 //   node rt-peer.mjs CLIENT_JS socket URL OPTIONS_JSON
 //
 // storm opens N RealtimeSockets on URL?c=I (I = 0..N-1, so the server can
-// tell them apart) and leaves them reconnecting until stdin ends.
+// tell them apart) and leaves them reconnecting until stdin ends. It
+// prints {"ev":"started"}, then {"ev":"lag","ms":N} whenever its event
+// loop stalled for more than 300 ms.
 //
 // socket opens one RealtimeSocket and reports what happens as JSON lines on
 // stdout: {"ev":"open","transport":...}, {"ev":"reconnecting","code":...,
@@ -67,6 +69,14 @@ if (mode === 'storm') {
 		sockets.push(s);
 	}
 	out({ ev: 'started', n });
+	// A stalled event loop fires the sockets' timers late and together,
+	// which the server would take for a storm: report stalls.
+	let last = Date.now();
+	setInterval(() => {
+		const now = Date.now();
+		if (now - last > 400) out({ ev: 'lag', ms: now - last - 100 });
+		last = now;
+	}, 100).unref();
 } else if (mode === 'socket') {
 	const options = JSON.parse(rest[0] || '{}');
 	const s = new RealtimeSocket(url, options);
