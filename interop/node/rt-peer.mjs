@@ -32,8 +32,16 @@ if (!clientJS || !mode || !url) {
 	process.exit(2);
 }
 
-// What a page gives the classic script.
-globalThis.WebSocket = WebSocket;
+// What a page gives the classic script. A browser's WebSocket never
+// throws an error event nobody listens to; ws, an EventEmitter, does
+// (closing it while it connects emits one), and that would end the
+// process: give each one a listener of its own.
+globalThis.WebSocket = class extends WebSocket {
+	constructor(...args) {
+		super(...args);
+		this.on('error', () => {});
+	}
+};
 globalThis.EventSource = EventSource;
 globalThis.location = new URL(url);
 // Node 20 has Event, CustomEvent and DOMException, but no CloseEvent.
