@@ -92,7 +92,7 @@ func parseSeq(vals []string) (seq uint64, ok bool) {
 		return 0, false
 	}
 	v := vals[0]
-	if v == "" || len(v) > 16 {
+	if v == "" {
 		return 0, false
 	}
 	for i := 0; i < len(v); i++ {
@@ -100,9 +100,11 @@ func parseSeq(vals []string) (seq uint64, ok bool) {
 		if c < '0' || c > '9' {
 			return 0, false
 		}
-		seq = seq*10 + uint64(c-'0')
+		if seq = seq*10 + uint64(c-'0'); seq > maxSeq {
+			return 0, false
+		}
 	}
-	return seq, seq >= 1 && seq <= maxSeq
+	return seq, seq >= 1
 }
 
 const (

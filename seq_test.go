@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -137,4 +138,21 @@ func TestEndedSessionsBounded(t *testing.T) {
 	if e.seq("4999") != 0 || len(e.seqs) != 0 {
 		t.Fatalf("after the ttl: seq %d, %d sessions", e.seq("4999"), len(e.seqs))
 	}
+}
+
+// FuzzParseSeq: a Realtime-Seq is accepted exactly when it is 1 to 2^53-1
+// in decimal digits, and then parsed to its value.
+func FuzzParseSeq(f *testing.F) {
+	for _, s := range []string{"1", "42", "007", "9007199254740991", "9007199254740992", "0", "", "-1", "+1", " 1", "1.0", "0x10", "99999999999999999999"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		seq, ok := parseSeq([]string{v})
+		digits := v != "" && strings.Trim(v, "0123456789") == ""
+		n, err := strconv.ParseUint(v, 10, 64)
+		want := digits && err == nil && n >= 1 && n <= maxSeq
+		if ok != want || ok && seq != n {
+			t.Fatalf("parseSeq(%q) = %d, %v; want %v", v, seq, ok, want)
+		}
+	})
 }

@@ -56,7 +56,7 @@ func newWriteDeadline(parent context.Context, timeout time.Duration) *writeDeadl
 
 // idleAfter makes f run (on the timer's goroutine) whenever nothing was
 // written for idle: from now, and from the end of each batch. f runs
-// again only after the next batch. Called once, before the first arm.
+// again only after the next batch. Called once, between batches.
 func (d *writeDeadline) idleAfter(idle time.Duration, f func()) {
 	if idle <= 0 {
 		return
@@ -64,7 +64,11 @@ func (d *writeDeadline) idleAfter(idle time.Duration, f func()) {
 	d.idle, d.onIdle = idle, f
 	d.mu.Lock()
 	d.idleAt = time.Now().Add(idle)
-	d.timer = time.AfterFunc(idle, d.fire)
+	if d.timer == nil {
+		d.timer = time.AfterFunc(idle, d.fire)
+	} else {
+		d.timer.Reset(idle) // an arm made it, for the position
+	}
 	d.mu.Unlock()
 }
 

@@ -55,6 +55,10 @@ func (b *backoff) next(randN func(time.Duration) time.Duration) time.Duration {
 // randDuration is the random source of a Socket's backoff.
 func randDuration(n time.Duration) time.Duration { return rand.N(n) }
 
+// backoffRand is the random source new Sockets take; tests that draw
+// the longest wait, to see the window, set their own.
+var backoffRand = randDuration
+
 // doubled returns d doubled n times, at most limit.
 func doubled(d, limit time.Duration, n int) time.Duration {
 	for i := 0; i < n && d < limit; i++ {

@@ -451,7 +451,7 @@ func (d *Dialer) Socket(rawURL string, opts *SocketOptions) (*Socket, error) {
 		lastID:   o.LastEventID,
 		resumeID: o.LastEventID,
 		now:      time.Now,
-		randN:    randDuration,
+		randN:    backoffRand,
 	}
 	s.d.Subprotocols = []string{socketSubprotocolV2, socketSubprotocol}
 	if o.Protocol == socketSubprotocol {

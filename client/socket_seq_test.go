@@ -141,3 +141,29 @@ func slicesEqual(a, b []string) bool {
 	}
 	return true
 }
+
+// A server that closes every connection at once with 1013 gets its
+// client back after waits drawn from windows that start eight times
+// MinDelay and keep growing, as the connections never stay healthy.
+// Before, each open reset the backoff: every wait was MinDelay, less up
+// to half, for ever.
+func TestSocketBackoffAfter1013(t *testing.T) {
+	backoffRand = windowOf // the longest wait of each window
+	t.Cleanup(func() { backoffRand = randDuration })
+	// No channels: nothing waits for Next, which nobody calls.
+	rs := startRT(t, rtConfig{opts: realtime.Options{Channels: []string{}}, serve: func(_ context.Context, s *realtime.Socket) {
+		s.CloseWith(websocket.StatusTryAgainLater, "busy")
+	}})
+	delays := make(chan time.Duration, 16)
+	_, rec := newSocket(t, nil, rs.URL, &SocketOptions{MinDelay: time.Millisecond, MaxDelay: time.Second,
+		OnRetry: func(_ error, d time.Duration) { delays <- d }})
+	for _, window := range []time.Duration{8, 128, 1000} {
+		rec.open(t)
+		if err := rec.retry(t); websocket.CloseStatus(err) != websocket.StatusTryAgainLater {
+			t.Fatalf("retry after %v, want 1013", err)
+		}
+		if d := <-delays; d != window*time.Millisecond-1 {
+			t.Fatalf("wait %v, want the longest of a window of %v", d, window*time.Millisecond)
+		}
+	}
+}
