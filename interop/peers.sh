@@ -30,6 +30,7 @@ DEB_PEERS=(
 	nginx:nginx
 	redis-server:redis-server
 	nats-server:nats-server
+	nftables:nft
 )
 
 missing=()
