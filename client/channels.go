@@ -312,6 +312,7 @@ type request struct {
 	// The state of a request sent again on a new connection.
 	applied bool                // the Socket's subscriptions were updated
 	waiter  chan presenceAnswer // reqPresence: where the answer goes
+	unsure  unsure              // a POST of it whose answer never came
 }
 
 // wire returns the request's message under p.
@@ -450,7 +451,7 @@ func (s *Socket) forget(channel string) {
 func (s *Socket) prime(ctx context.Context, l *link) bool {
 	l.primed = true
 	for _, ch := range s.Subscriptions() {
-		again, err := s.sendOn(ctx, l, "subscribe "+ch)
+		again, err := s.sendOn(ctx, l, "subscribe "+ch, nil)
 		if again {
 			return false
 		}

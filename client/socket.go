@@ -507,7 +507,11 @@ func (s *Socket) All(ctx context.Context) iter.Seq2[Message, error] {
 // the message. Under realtime.v2 each POST carries Realtime-Seq, its
 // number in the stream's session, and a POST whose answer did not come
 // (a network error, a 5xx) is sent again, up to 3 times, with the same
-// token and number, which the server delivers once. A POST answered 404
+// token and number, which the server delivers once. When it still has no
+// answer, Send drops the connection and, from the next one, asks the old
+// session again (its node remembers for 2 minutes what it delivered):
+// the message is neither lost nor delivered twice, unless the node died
+// right after delivering it, when it may come twice. A POST answered 404
 // or 410 (the stream it belongs to has ended) was not delivered: Send
 // drops that stream and sends the message again on the next connection.
 // Otherwise Send returns an error wrapping websocket.ErrInvalidUTF8 for
@@ -573,7 +577,7 @@ func (s *Socket) do(ctx context.Context, r *request) error {
 			prev = l
 			continue
 		}
-		again, err := s.sendOn(sctx, l, r.wire(l.proto))
+		again, err := s.sendOn(sctx, l, r.wire(l.proto), &r.unsure)
 		if r.waiter != nil && (again || err != nil) {
 			l.removeWaiter(r.waiter)
 		}
@@ -619,8 +623,15 @@ func (s *Socket) waitLink(ctx context.Context, prev *link) (*link, error) {
 }
 
 // sendOn sends text on l. again reports that the message was not
-// delivered and must go on the next connection.
-func (s *Socket) sendOn(ctx context.Context, l *link, text string) (again bool, err error) {
+// delivered, or may not have been (see unsure), and must go on the next
+// connection. pending, when not nil, carries that doubt from one call
+// to the next.
+func (s *Socket) sendOn(ctx context.Context, l *link, text string, pending *unsure) (again bool, err error) {
+	if pending != nil && pending.token != "" {
+		if again, done, err := s.settle(ctx, l, text, pending); again || done || err != nil {
+			return again, err
+		}
+	}
 	if l.transport == TransportWebSocket {
 		if err := l.ws.Write(ctx, websocket.MessageText, []byte(text)); err != nil {
 			if ctx.Err() != nil {
@@ -638,17 +649,22 @@ func (s *Socket) sendOn(ctx context.Context, l *link, text string) (again bool, 
 		seq = l.postSeq
 	}
 	tok := l.sessionToken()
-	status, body, err := s.post(ctx, tok, seq, text)
-	for try := 0; seq != 0 && try < maxPostRetries && (err != nil || status >= 500) && ctx.Err() == nil; try++ {
-		if !s.sleep(ctx, doubled(s.opts.MinDelay, s.opts.MaxDelay, try)) {
-			break
+	status, body, err := s.postRetried(ctx, tok, seq, text)
+	if ctx.Err() != nil && (err != nil || status >= 500) {
+		return false, ctx.Err()
+	}
+	if seq != 0 && pending != nil && (err != nil || status >= 500) {
+		// Delivered or not, nobody can tell now: ask the session again
+		// from the next connection, rather than lose the message or
+		// deliver it twice.
+		*pending = unsure{token: tok, seq: seq}
+		if err == nil {
+			err = statusError(status, body)
 		}
-		status, body, err = s.post(ctx, tok, seq, text)
+		l.drop(&SendError{Transport: TransportEventSource, StatusCode: status, Err: err})
+		return true, nil
 	}
 	if err != nil {
-		if ctx.Err() != nil {
-			return false, ctx.Err()
-		}
 		err = &SendError{Transport: TransportEventSource, Err: err}
 		l.drop(err)
 		return false, err
@@ -672,6 +688,51 @@ func (s *Socket) sendOn(ctx context.Context, l *link, text string) (again bool, 
 		l.drop(err)
 	}
 	return false, err
+}
+
+// unsure is a numbered POST whose answer never came, after its retries:
+// the server may have delivered it. Its session's node keeps the numbers
+// it delivered for a while after the stream ends, so the same POST asked
+// again tells: 204 if it was delivered, 404 or 410 if not.
+type unsure struct {
+	token string
+	seq   uint64
+}
+
+// settle asks the session of pending whether it delivered text, before
+// the message goes on l. done: it was delivered. again: the question
+// could not be put, or the server could not answer yet (a 5xx): l is
+// dropped, and the next connection asks again. Neither: it was not
+// delivered, or the session's node has ended (so a message it delivered
+// just before it died may come twice), and the message goes on l as a
+// new one.
+func (s *Socket) settle(ctx context.Context, l *link, text string, pending *unsure) (again, done bool, err error) {
+	status, body, err := s.postRetried(ctx, pending.token, pending.seq, text)
+	switch {
+	case ctx.Err() != nil && (err != nil || status >= 500):
+		return false, false, ctx.Err()
+	case err == nil && status >= 500:
+		err = statusError(status, body)
+		fallthrough
+	case err != nil:
+		l.drop(&SendError{Transport: l.transport, StatusCode: status, Err: err})
+		return true, false, nil
+	}
+	*pending = unsure{}
+	return false, status >= 200 && status < 300, nil
+}
+
+// postRetried POSTs text, and sends a numbered POST again (same token,
+// same number) while its answer does not come: a network error or a 5xx.
+func (s *Socket) postRetried(ctx context.Context, tok string, seq uint64, text string) (int, string, error) {
+	status, body, err := s.post(ctx, tok, seq, text)
+	for try := 0; seq != 0 && try < maxPostRetries && (err != nil || status >= 500) && ctx.Err() == nil; try++ {
+		if !s.sleep(ctx, doubled(s.opts.MinDelay, s.opts.MaxDelay, try)) {
+			break
+		}
+		status, body, err = s.post(ctx, tok, seq, text)
+	}
+	return status, body, err
 }
 
 // maxPostRetries is how many times a numbered POST whose answer did not
