@@ -46,7 +46,8 @@ const (
 // rounds measured: round 1 starts at the mass close.
 type stormServer struct {
 	url     string
-	n       int // clients, numbered 0..n-1
+	handler http.Handler // what url's server serves
+	n       int          // clients, numbered 0..n-1
 	start   time.Time
 	release chan struct{}
 
@@ -59,7 +60,9 @@ type stormServer struct {
 func startStormServer(t *testing.T, n int) *stormServer {
 	t.Helper()
 	ss := &stormServer{n: n, start: time.Now(), release: make(chan struct{}), arrivals: map[int][]time.Duration{}}
-	h := realtime.Handler(&realtime.Options{}, func(ctx context.Context, s *realtime.Socket) {
+	// The browsers' pages spread their sockets over several ports of
+	// 127.0.0.1 (see stormBrowserPorts).
+	h := realtime.Handler(&realtime.Options{OriginPatterns: []string{"127.0.0.1:*"}}, func(ctx context.Context, s *realtime.Socket) {
 		at := time.Since(ss.start)
 		c, err := strconv.Atoi(s.Request().URL.Query().Get("c"))
 		ss.mu.Lock()
@@ -83,7 +86,8 @@ func startStormServer(t *testing.T, n int) *stormServer {
 		}
 		s.CloseWith(websocket.StatusTryAgainLater, "overloaded")
 	})
-	ss.url = "http://" + rtServe(t, rtListen(t), rtPageMux(h, stormPage)) + "/rt"
+	ss.handler = rtPageMux(h, stormPage)
+	ss.url = "http://" + rtServe(t, rtListen(t), ss.handler) + "/rt"
 	return ss
 }
 
