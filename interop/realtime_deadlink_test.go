@@ -368,9 +368,10 @@ func parsePeerEvent(line string) (peerEvent, bool) {
 // request is a POST it forwards request by request, numbering the POSTs
 // of all connections from 1, and for the numbers in drop it reads the
 // server's answer (so the server has handled the request) and closes
-// both connections instead of passing the answer on. Any other request
-// (the event stream's GET) is passed on, and the connection is piped
-// from then on. While down, it closes every connection it has and every
+// both connections instead of passing the answer on. An event stream's
+// GET (Accept: text/event-stream) is passed on, and the connection is
+// piped from then on; any other request (a page and its script, for the
+// browsers) is passed on with its answer. While down, it closes every connection it has and every
 // new one at once; refuse goes half way, leaving the streams open for a
 // while, as when a server dies and the client has yet to notice.
 type postDropProxy struct {
@@ -505,6 +506,19 @@ func (p *postDropProxy) serve(c net.Conn) {
 		if err := req.Write(s); err != nil {
 			return
 		}
+		if req.Method != http.MethodPost && !strings.Contains(req.Header.Get("Accept"), "text/event-stream") {
+			// A page or a script, for the browsers: passed on as it is.
+			resp, err := http.ReadResponse(sr, req)
+			if err != nil {
+				return
+			}
+			err = resp.Write(c)
+			resp.Body.Close()
+			if err != nil {
+				return
+			}
+			continue
+		}
 		if req.Method != http.MethodPost {
 			// The stream: pipe both ways until either end closes.
 			p.markStream(c)
@@ -538,7 +552,8 @@ func (p *postDropProxy) serve(c net.Conn) {
 }
 
 // postRetryServer records the text of every message its clients send, in
-// the order OnMessage sees them.
+// the order OnMessage sees them. It serves /rt, and the page
+// postRetryPage at / for the browsers.
 type postRetryServer struct {
 	url string
 
@@ -558,7 +573,7 @@ func startPostRetryServer(t *testing.T) *postRetryServer {
 			ps.mu.Unlock()
 		},
 	}, nil)
-	ps.url = rtServe(t, rtListen(t), h)
+	ps.url = rtServe(t, rtListen(t), rtPageMux(h, postRetryPage))
 	return ps
 }
 

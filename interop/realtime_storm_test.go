@@ -46,6 +46,8 @@ const (
 // rounds measured: round 1 starts at the mass close.
 type stormServer struct {
 	url     string
+	handler http.Handler // what url's server serves
+	n       int          // clients, numbered 0..n-1
 	start   time.Time
 	release chan struct{}
 
@@ -54,15 +56,18 @@ type stormServer struct {
 	unknown  int                     // arrivals without a valid c
 }
 
-func startStormServer(t *testing.T) *stormServer {
+// It serves /rt, and the page stormPage at / for the browsers.
+func startStormServer(t *testing.T, n int) *stormServer {
 	t.Helper()
-	ss := &stormServer{start: time.Now(), release: make(chan struct{}), arrivals: map[int][]time.Duration{}}
-	h := realtime.Handler(&realtime.Options{}, func(ctx context.Context, s *realtime.Socket) {
+	ss := &stormServer{n: n, start: time.Now(), release: make(chan struct{}), arrivals: map[int][]time.Duration{}}
+	// The browsers' pages spread their sockets over several ports of
+	// 127.0.0.1 (see stormBrowserPorts).
+	h := realtime.Handler(&realtime.Options{OriginPatterns: []string{"127.0.0.1:*"}}, func(ctx context.Context, s *realtime.Socket) {
 		at := time.Since(ss.start)
 		c, err := strconv.Atoi(s.Request().URL.Query().Get("c"))
 		ss.mu.Lock()
 		first := false
-		if err != nil || c < 0 || c >= stormClients {
+		if err != nil || c < 0 || c >= ss.n {
 			ss.unknown++
 		} else {
 			first = len(ss.arrivals[c]) == 0
@@ -81,7 +86,8 @@ func startStormServer(t *testing.T) *stormServer {
 		}
 		s.CloseWith(websocket.StatusTryAgainLater, "overloaded")
 	})
-	ss.url = "http://" + rtServe(t, rtListen(t), h) + "/rt"
+	ss.handler = rtPageMux(h, stormPage)
+	ss.url = "http://" + rtServe(t, rtListen(t), ss.handler) + "/rt"
 	return ss
 }
 
@@ -122,11 +128,11 @@ func (ss *stormServer) shed(t *testing.T) {
 		ss.mu.Lock()
 		n := len(ss.arrivals)
 		ss.mu.Unlock()
-		if n == stormClients {
+		if n == ss.n {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("only %d of %d clients connected", n, stormClients)
+			t.Fatalf("only %d of %d clients connected", n, ss.n)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -141,9 +147,9 @@ func (ss *stormServer) waitRounds(t *testing.T, rounds int, timeout time.Duratio
 	deadline := time.Now().Add(timeout)
 	for {
 		ss.mu.Lock()
-		done := len(ss.arrivals) == stormClients
+		done := len(ss.arrivals) == ss.n
 		short := 0
-		for c := range stormClients {
+		for c := range ss.n {
 			if len(ss.arrivals[c]) < rounds+1 {
 				done = false
 				short++
@@ -160,7 +166,7 @@ func (ss *stormServer) waitRounds(t *testing.T, rounds int, timeout time.Duratio
 				t.Errorf("%d arrivals without a client number", unknown)
 			}
 			if !done {
-				t.Fatalf("after %v, %d of %d clients had not reconnected %d times", timeout, short, stormClients, rounds)
+				t.Fatalf("after %v, %d of %d clients had not reconnected %d times", timeout, short, ss.n, rounds)
 			}
 			return cp
 		}
@@ -333,7 +339,7 @@ const stormTimeout = 16*stormMinDelay + (stormRounds-1)*stormMaxDelay + 12*time.
 // 500 client.Sockets on WebSocket against a server that closes each with
 // 1013 as soon as it opens.
 func TestRealtimeReconnectStormGo(t *testing.T) {
-	ss := startStormServer(t)
+	ss := startStormServer(t, stormClients)
 	d := &client.Dialer{Proxy: proxy.Direct}
 	socks := make([]*client.Socket, stormClients)
 	for i := range socks {
@@ -406,7 +412,7 @@ func startRTPeer(t *testing.T, wrap []string, args ...string) *nodePeer {
 // package as WebSocket, against a server that closes each with 1013 as
 // soon as it opens.
 func TestRealtimeReconnectStormBrowser(t *testing.T) {
-	ss := startStormServer(t)
+	ss := startStormServer(t, stormClients)
 	opts := fmt.Sprintf(`{"transport":"websocket","minDelay":%d,"maxDelay":%d}`, stormMinDelay.Milliseconds(), stormMaxDelay.Milliseconds())
 	p := startRTPeer(t, nil, "storm", ss.url, strconv.Itoa(stormClients), opts)
 	select {
