@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -502,8 +501,7 @@ func (es *EventSource) request(ctx context.Context, u *url.URL, method string, b
 		h.Set("Last-Event-ID", id)
 	}
 	if u.User != nil && h.Get("Authorization") == "" {
-		pass, _ := u.User.Password()
-		h.Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(u.User.Username()+":"+pass)))
+		h.Set("Authorization", basicAuth(u.User))
 	}
 	es.d.addCookies(h, u)
 	for k, v := range fwd {
