@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -501,7 +502,8 @@ func (es *EventSource) request(ctx context.Context, u *url.URL, method string, b
 		h.Set("Last-Event-ID", id)
 	}
 	if u.User != nil && h.Get("Authorization") == "" {
-		h.Set("Authorization", basicAuth(u.User))
+		pass, _ := u.User.Password()
+		h.Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(u.User.Username()+":"+pass)))
 	}
 	es.d.addCookies(h, u)
 	for k, v := range fwd {
