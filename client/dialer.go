@@ -130,6 +130,16 @@ type Dialer struct {
 	// or one back to a URL already visited, fail with a *RedirectError.
 	// The response Dial returns is the last one, and its Request.URL is
 	// the final URL, without userinfo when it is another origin.
+	//
+	// A Socket's WebSocket attempts follow redirects by these rules, each
+	// from the Socket's URL again, as a browser reconnects to the URL it
+	// was given, and OpenInfo.Response.Request.URL says where one ended.
+	// Its EventSource requests follow redirects on their own, and its
+	// POSTs go to the Socket's URL, not to where a WebSocket was
+	// redirected: an EventSource is the fallback for when the WebSocket
+	// did not open, so there is no WebSocket URL to take, and a POST to
+	// another origin would have to drop credentials the server at the
+	// Socket's URL expects.
 	MaxRedirects int
 
 	// ConnOptions tunes the WebSocket connections Dial returns.

@@ -269,3 +269,36 @@ func TestDialRedirectBadLocation(t *testing.T) {
 		}
 	}
 }
+
+// TestSocketWebSocketRedirect: a Socket whose Dialer follows redirects
+// opens its WebSocket on the URL the server redirects to, reports it in
+// OpenInfo.Response, and sends and receives there; with the default it
+// falls back to EventSource, the redirect being a refused handshake.
+func TestSocketWebSocketRedirect(t *testing.T) {
+	rs := startRT(t, rtConfig{wrap: func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Header.Get("Upgrade") != "" && r.URL.Query().Get("moved") == "" {
+				q := r.URL.Query()
+				q.Set("moved", "1")
+				http.Redirect(w, r, "/rt?"+q.Encode(), http.StatusTemporaryRedirect)
+				return
+			}
+			h.ServeHTTP(w, r)
+		})
+	}})
+	s, rec := newSocket(t, &Dialer{MaxRedirects: 1}, rs.URL, nil)
+	info := rec.open(t)
+	if info.Transport != TransportWebSocket || info.Response.Request.URL.Query().Get("moved") != "1" || info.Response.Request.URL.Host != rs.srv.Listener.Addr().String() {
+		t.Fatalf("open: %v at %v", info.Transport, info.Response.Request.URL)
+	}
+	send(t, s, "hi")
+	if got := rs.received(t); got != "websocket:hi" {
+		t.Fatalf("server received %q", got)
+	}
+
+	_, rec = newSocket(t, nil, rs.URL, nil)
+	info = rec.open(t)
+	if info.Transport != TransportEventSource || !errors.Is(info.WebSocketErr, websocket.ErrBadHandshake) {
+		t.Fatalf("default: %v, WebSocketErr %v", info.Transport, info.WebSocketErr)
+	}
+}
