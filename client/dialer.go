@@ -134,12 +134,12 @@ type Dialer struct {
 	// A Socket's WebSocket attempts follow redirects by these rules, each
 	// from the Socket's URL again, as a browser reconnects to the URL it
 	// was given, and OpenInfo.Response.Request.URL says where one ended.
-	// Its EventSource requests follow redirects on their own, and its
-	// POSTs go to the Socket's URL, not to where a WebSocket was
-	// redirected: an EventSource is the fallback for when the WebSocket
-	// did not open, so there is no WebSocket URL to take, and a POST to
-	// another origin would have to drop credentials the server at the
-	// Socket's URL expects.
+	// Its EventSource requests start from the Socket's URL as well and
+	// follow redirects on their own (a server that moved its realtime URL
+	// redirects the stream's GET as it does the handshake), and its POSTs
+	// go to the Socket's URL: the WebSocket's final URL would send them,
+	// when it is another origin, without the credentials the Socket's
+	// URL is given.
 	MaxRedirects int
 
 	// ConnOptions tunes the WebSocket connections Dial returns.
