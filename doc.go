@@ -352,6 +352,12 @@
 //     DefaultMaxHistory, 1000, and DefaultMaxHistoryBytes, 4 MiB, in
 //     every package. MaxHistoryAge 0 keeps messages however old: the
 //     default is no age bound. Negative: no bound.
+//   - MaxRedirects (count): the redirects a client follows in one
+//     connection attempt. client.Dialer, for the WebSocket handshake; 0
+//     means none, an exception to "0 means the default", as browsers
+//     never follow one for a WebSocket and Node's ws only when asked.
+//     Negative: no limit, the attempt's timeout still bounding it.
+//     Exceeding it, or a loop, fails with a client.RedirectError.
 //   - MaxChannels (count): the channels one socket is in at once, which
 //     bounds its cursor. Options; 0 means DefaultMaxChannels, 64. An
 //     exception to "negative is no limit": the cursor must stay bounded,

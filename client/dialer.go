@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"crypto/tls"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net"
@@ -108,6 +109,39 @@ type Dialer struct {
 	// Version is the WebSocket protocol version: 13 (0 means 13) or 8.
 	Version int
 
+	// MaxRedirects is how many redirects Dial follows: answers 301, 302,
+	// 303, 307 and 308 to the handshake whose Location is an http, https,
+	// ws or wss URL, absolute or relative (http becomes ws and https
+	// wss). 0 means none, an exception to the module's rule that 0 is a
+	// default: a browser's WebSocket never follows a redirect, and Node's
+	// ws follows none unless asked, so by default a redirect is a refused
+	// handshake, as it would be for them, and whoever follows one chose
+	// to (10 is what browsers and net/http allow for other requests).
+	// Negative: no limit on the count; ctx and HandshakeTimeout still
+	// bound the whole chain, and a loop still fails.
+	//
+	// Each hop is a new connection, through the proxy Proxy selects for
+	// it, with cookies from Jar for its URL. Credentials go only to the
+	// origin of the URL given to Dial (the same scheme, ws and http
+	// counting as one, host and port, as ws compares): on a hop to
+	// another origin the Authorization, Proxy-Authorization, Cookie and
+	// Cookie2 fields of Header and the userinfo of both URLs are not
+	// sent. Other fields of Header go to every hop. Too many redirects,
+	// or one back to a URL already visited, fail with a *RedirectError.
+	// The response Dial returns is the last one, and its Request.URL is
+	// the final URL, without userinfo when it is another origin.
+	//
+	// A Socket's WebSocket attempts follow redirects by these rules, each
+	// from the Socket's URL again, as a browser reconnects to the URL it
+	// was given, and OpenInfo.Response.Request.URL says where one ended.
+	// Its EventSource requests start from the Socket's URL as well and
+	// follow redirects on their own (a server that moved its realtime URL
+	// redirects the stream's GET as it does the handshake), and its POSTs
+	// go to the Socket's URL: the WebSocket's final URL would send them,
+	// when it is another origin, without the credentials the Socket's
+	// URL is given.
+	MaxRedirects int
+
 	// ConnOptions tunes the WebSocket connections Dial returns.
 	websocket.ConnOptions
 }
@@ -130,9 +164,10 @@ func Dial(ctx context.Context, rawURL string, d *Dialer) (*websocket.Conn, *http
 // The response is returned whenever the server answered. When it
 // refused the handshake, the error wraps websocket.ErrBadHandshake (and
 // is a *websocket.HandshakeError), and the response carries the status,
-// the header and the first 1 KiB of the body. Redirects are not
-// followed: a 3xx is such a refusal, with Location in the response. A
-// failure to reach the origin through a proxy wraps a *proxy.Error.
+// the header and the first 1 KiB of the body. Redirects are followed up
+// to MaxRedirects, none by default; a 3xx not followed is such a
+// refusal, with Location in the response. A failure to reach the origin
+// through a proxy wraps a *proxy.Error.
 func (d *Dialer) Dial(ctx context.Context, rawURL string) (*websocket.Conn, *http.Response, error) {
 	u, err := parseURL(rawURL, "ws", "wss", "http", "https")
 	if err != nil {
@@ -140,6 +175,56 @@ func (d *Dialer) Dial(ctx context.Context, rawURL string) (*websocket.Conn, *htt
 	}
 	ctx, cancel := d.attemptContext(ctx)
 	defer cancel()
+	header := cloneHeader(d.Header)
+	if u.User != nil && header.Get("Authorization") == "" {
+		// As a header field, so that it follows the rules of credentials
+		// on redirects.
+		header.Set("Authorization", basicAuth(u.User))
+	}
+	first := u
+	var visited []string
+	for redirects := 0; ; redirects++ {
+		h := header
+		if !sameOrigin(first, u) {
+			h = header.Clone()
+			for _, k := range credentialFields {
+				h.Del(k)
+			}
+		}
+		c, resp, err := d.dialOnce(ctx, u, h)
+		if err == nil || resp == nil || d.MaxRedirects == 0 || !isRedirect(resp.StatusCode) {
+			return c, resp, err
+		}
+		next, ok := redirectTarget(u, resp.Header.Get("Location"))
+		if !ok {
+			return nil, resp, err
+		}
+		if !sameOrigin(first, next) {
+			next.User = nil
+		}
+		visited = append(visited, withoutUser(u))
+		rerr := &RedirectError{URLs: visited, Response: resp, refusal: err}
+		if slices.Contains(visited, withoutUser(next)) {
+			rerr.URLs = append(visited, withoutUser(next))
+			rerr.Err = ErrRedirectLoop
+			return nil, resp, rerr
+		}
+		if redirects == d.MaxRedirects {
+			rerr.Err = ErrTooManyRedirects
+			return nil, resp, rerr
+		}
+		u = next
+	}
+}
+
+// credentialFields are the header fields that go to the first origin
+// only, those net/http drops on a redirect to another domain and ws on
+// one to another host.
+var credentialFields = []string{"Authorization", "Proxy-Authorization", "Cookie", "Cookie2"}
+
+// dialOnce makes one handshake with u, with header (which it does not
+// modify) and the jar's cookies; the response's Request.URL is u.
+func (d *Dialer) dialOnce(ctx context.Context, u *url.URL, header http.Header) (*websocket.Conn, *http.Response, error) {
 	secure := u.Scheme == "wss" || u.Scheme == "https"
 	nc, fwd, err := d.connect(ctx, u, secure)
 	if err != nil {
@@ -148,7 +233,7 @@ func (d *Dialer) Dial(ctx context.Context, rawURL string) (*websocket.Conn, *htt
 	opts := websocket.ClientOptions{
 		ConnOptions:  d.ConnOptions,
 		Version:      d.Version,
-		Header:       cloneHeader(d.Header),
+		Header:       header.Clone(),
 		Origin:       d.Origin,
 		Subprotocols: slices.Clone(d.Subprotocols),
 		Extensions:   slices.Clone(d.Extensions),
@@ -169,13 +254,54 @@ func (d *Dialer) Dial(ctx context.Context, rawURL string) (*websocket.Conn, *htt
 			d.Jar.SetCookies(hu, cs)
 		}
 	}
-	if resp != nil && fwd != nil {
+	if resp != nil {
 		resp.Request.URL = u
 	}
 	if err != nil {
 		return nil, resp, err
 	}
 	return c, resp, nil
+}
+
+// redirectTarget resolves a Location against u, as a ws or wss URL; ok
+// is false when it is none.
+func redirectTarget(u *url.URL, location string) (next *url.URL, ok bool) {
+	if location == "" {
+		return nil, false
+	}
+	next, err := u.Parse(location)
+	if err != nil || next.Hostname() == "" {
+		return nil, false
+	}
+	switch next.Scheme {
+	case "http", "ws":
+		next.Scheme = "ws"
+	case "https", "wss":
+		next.Scheme = "wss"
+	default:
+		return nil, false
+	}
+	next.Fragment, next.RawFragment = "", ""
+	return next, true
+}
+
+// sameOrigin reports whether a and b have the same scheme (ws and http
+// being one, wss and https another), host and port.
+func sameOrigin(a, b *url.URL) bool {
+	return httpURL(a).Scheme == httpURL(b).Scheme && strings.EqualFold(hostPort(a), hostPort(b))
+}
+
+// withoutUser returns u as a string without its userinfo.
+func withoutUser(u *url.URL) string {
+	c := *u
+	c.User = nil
+	return c.String()
+}
+
+// basicAuth returns the Authorization field of userinfo.
+func basicAuth(user *url.Userinfo) string {
+	pass, _ := user.Password()
+	return "Basic " + base64.StdEncoding.EncodeToString([]byte(user.Username()+":"+pass))
 }
 
 // absoluteForm returns a URL whose RequestURI is u in absolute form

@@ -65,3 +65,38 @@ type closedError struct{}
 func (closedError) Error() string { return "client: EventSource closed" }
 
 func (closedError) Is(target error) bool { return target == net.ErrClosed }
+
+// ErrTooManyRedirects and ErrRedirectLoop are matched by the
+// *RedirectError of a Dial that stopped following redirects: after
+// Dialer.MaxRedirects of them, or at one to a URL already visited.
+var (
+	ErrTooManyRedirects = errors.New("client: too many redirects")
+	ErrRedirectLoop     = errors.New("client: redirect loop")
+)
+
+// RedirectError reports that Dial stopped following redirects. It
+// matches Err (ErrTooManyRedirects or ErrRedirectLoop) and also, with
+// errors.Is and errors.As, the websocket.ErrBadHandshake and
+// *websocket.HandshakeError of the last redirect, which, not followed,
+// refused the handshake.
+type RedirectError struct {
+	// URLs are the URLs visited, without userinfo, first to last; for a
+	// loop, the last is the one visited again.
+	URLs []string
+
+	// Response is the last redirect, as Dial returns it.
+	Response *http.Response
+
+	// Err is ErrTooManyRedirects or ErrRedirectLoop.
+	Err error
+
+	refusal error
+}
+
+// Error names the first URL, the cause and the last URL.
+func (e *RedirectError) Error() string {
+	return fmt.Sprintf("client: dial %s: %s, at %s", e.URLs[0], unprefixed(e.Err), e.URLs[len(e.URLs)-1])
+}
+
+// Unwrap returns Err and the handshake error of the last redirect.
+func (e *RedirectError) Unwrap() []error { return []error{e.Err, e.refusal} }
