@@ -134,16 +134,23 @@ func Dial(ctx context.Context, rawURL string, d *Dialer) (*websocket.Conn, *http
 // followed: a 3xx is such a refusal, with Location in the response. A
 // failure to reach the origin through a proxy wraps a *proxy.Error.
 func (d *Dialer) Dial(ctx context.Context, rawURL string) (*websocket.Conn, *http.Response, error) {
+	c, resp, _, err := d.dial(ctx, rawURL)
+	return c, resp, err
+}
+
+// dial is Dial, and reports whether the handshake went to the proxy in
+// forward mode.
+func (d *Dialer) dial(ctx context.Context, rawURL string) (_ *websocket.Conn, _ *http.Response, forward bool, _ error) {
 	u, err := parseURL(rawURL, "ws", "wss", "http", "https")
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, false, err
 	}
 	ctx, cancel := d.attemptContext(ctx)
 	defer cancel()
 	secure := u.Scheme == "wss" || u.Scheme == "https"
 	nc, fwd, err := d.connect(ctx, u, secure)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, false, err
 	}
 	opts := websocket.ClientOptions{
 		ConnOptions:  d.ConnOptions,
@@ -173,9 +180,9 @@ func (d *Dialer) Dial(ctx context.Context, rawURL string) (*websocket.Conn, *htt
 		resp.Request.URL = u
 	}
 	if err != nil {
-		return nil, resp, err
+		return nil, resp, fwd != nil, err
 	}
-	return c, resp, nil
+	return c, resp, fwd != nil, nil
 }
 
 // absoluteForm returns a URL whose RequestURI is u in absolute form

@@ -173,6 +173,10 @@ type EventSource struct {
 	// The reader of the last connection open made, whose idle
 	// watchdog a Socket adjusts to the heartbeat its server announces.
 	cr *connReader
+
+	// forward reports that the last request open made went to the proxy
+	// in forward mode.
+	forward bool
 }
 
 // EventSource starts reading the server-sent events stream at rawURL
@@ -490,6 +494,7 @@ func (es *EventSource) request(ctx context.Context, u *url.URL, method string, b
 	if err != nil {
 		return nil, nil, err
 	}
+	es.forward = fwd != nil
 	h := header.Clone()
 	if h.Get("Accept") == "" {
 		h.Set("Accept", "text/event-stream")
@@ -637,10 +642,16 @@ func isFinal(err error) bool {
 	case errors.Is(err, eventsource.ErrEventTooLarge), errors.Is(err, proxy.ErrAuth):
 		return true
 	case errors.As(err, &pe):
-		// The proxy refused by policy; 408 and 429 may pass.
-		return pe.Status >= 400 && pe.Status < 500 && pe.Status != http.StatusRequestTimeout && pe.Status != http.StatusTooManyRequests
+		return refusedByPolicy(pe)
 	}
 	return false
+}
+
+// refusedByPolicy reports whether the proxy refused a connection by its
+// rules, which retrying will not change: a 4xx but 408 and 429, which
+// may pass, and the credentials' 401 and 407.
+func refusedByPolicy(pe *proxy.Error) bool {
+	return pe.Status >= 400 && pe.Status < 500 && pe.Status != http.StatusRequestTimeout && pe.Status != http.StatusTooManyRequests && !errors.Is(pe, proxy.ErrAuth)
 }
 
 // withCtxCause puts ctx's error in front of err when ctx ended: an I/O
