@@ -69,7 +69,9 @@ type Dialer struct {
 	// always), so Dial then fails with ErrBadHandshake and the answer
 	// the origin gave to a plain GET. Secure URLs and SOCKS5 proxies
 	// always tunnel. By default every proxied connection tunnels with
-	// CONNECT, as browsers do for WebSockets.
+	// CONNECT, as browsers do for WebSockets; a Socket switches to
+	// forward mode by itself when the proxy refuses CONNECT (see
+	// Socket).
 	ForwardProxy bool
 
 	// NetDial, when set, opens TCP connections: to the origin, or to the

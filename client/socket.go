@@ -278,8 +278,8 @@ type Message struct {
 // (see SocketOptions.MinDelay) and tries again. After any other close
 // code it stops, and Err reports the code. It also stops when a round
 // fails in a way that retrying cannot mend: the event stream's request
-// was refused with a 4xx status, a proxy refused, a certificate failed
-// verification.
+// was refused with a 4xx status, a proxy refused (and forward mode, see
+// below, cannot help), a certificate failed verification.
 //
 // # Proxies that refuse CONNECT
 //
