@@ -175,8 +175,10 @@ type EventSource struct {
 	cr *connReader
 
 	// forward reports that the last request open made went to the proxy
-	// in forward mode.
-	forward bool
+	// in forward mode; tunnelErr is the refused CONNECT that made the
+	// EventSource switch to forward mode.
+	forward   bool
+	tunnelErr error
 }
 
 // EventSource starts reading the server-sent events stream at rawURL
@@ -184,6 +186,12 @@ type EventSource struct {
 // jar and handshake timeout of d. It returns at once; the first
 // connection is made in the background. An error means a malformed URL
 // or options.
+//
+// When the proxy refuses to tunnel to an http:// URL with CONNECT by
+// policy (a 4xx other than 401, 407, 408 and 429), as proxies that
+// tunnel to port 443 only do, the EventSource sends its requests to the
+// proxy in forward mode from then on, as a browser does (see
+// Dialer.ForwardProxy).
 //
 // The caller must call Close when done, unless the EventSource has
 // stopped on its own (Next returned an error other than its ctx's).
@@ -491,6 +499,14 @@ func isRedirect(status int) bool {
 // any other answer but a 200 text/event-stream is a *ResponseError.
 func (es *EventSource) request(ctx context.Context, u *url.URL, method string, body []byte, header http.Header) (*http.Response, net.Conn, error) {
 	nc, fwd, err := es.d.connect(ctx, u, u.Scheme == "https")
+	if err != nil && u.Scheme == "http" && !es.d.ForwardProxy && tunnelRefused(err) {
+		// Corporate proxies often tunnel to port 443 only; a browser
+		// sends http:// requests to them in forward mode, and so does
+		// this EventSource from now on.
+		es.d.ForwardProxy = true
+		es.tunnelErr = err
+		nc, fwd, err = es.d.connect(ctx, u, false)
+	}
 	if err != nil {
 		return nil, nil, err
 	}
@@ -645,6 +661,13 @@ func isFinal(err error) bool {
 		return refusedByPolicy(pe)
 	}
 	return false
+}
+
+// tunnelRefused reports whether err is a proxy's refusal by policy of a
+// CONNECT, after which forward mode may get through.
+func tunnelRefused(err error) bool {
+	var pe *proxy.Error
+	return errors.As(err, &pe) && pe.Op == "connect" && refusedByPolicy(pe)
 }
 
 // refusedByPolicy reports whether the proxy refused a connection by its

@@ -21,7 +21,6 @@ import (
 	"github.com/realtime-go/realtime/eventsource"
 	"github.com/realtime-go/realtime/internal/ctxio"
 	"github.com/realtime-go/realtime/internal/quote"
-	"github.com/realtime-go/realtime/proxy"
 	"github.com/realtime-go/realtime/websocket"
 )
 
@@ -1002,8 +1001,7 @@ func (s *Socket) mayForward(err error) bool {
 	if s.forward.Load() || s.d.ForwardProxy || s.httpURL.Scheme != "http" || s.opts.Transport == TransportWebSocket {
 		return false
 	}
-	var pe *proxy.Error
-	return errors.As(err, &pe) && pe.Op == "connect" && refusedByPolicy(pe)
+	return tunnelRefused(err)
 }
 
 // finalAttempt reports whether a failed connection attempt means that
@@ -1183,6 +1181,12 @@ func (s *Socket) openEventSource(presented string) (*attempt, error) {
 		resumeID: presented,
 	}
 	resp, nc, err := req.open()
+	if req.tunnelErr != nil && !s.forward.Load() {
+		// The stream switched to forward mode itself (the WebSocket was
+		// not tried first): the POSTs follow.
+		s.tunnelErr = req.tunnelErr
+		s.forward.Store(true)
+	}
 	if err != nil {
 		return nil, s.attemptErr(ctx, err)
 	}

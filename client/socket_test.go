@@ -952,6 +952,31 @@ func TestSocketForwardModeAfterRefusedConnect(t *testing.T) {
 	}
 }
 
+// A Socket on EventSource alone switches with its stream: the POSTs go
+// in forward mode too.
+func TestSocketEventSourceForwardModeAfterRefusedConnect(t *testing.T) {
+	rs := startRT(t, rtConfig{})
+	p := startCorporateProxy(t)
+	pu, _ := url.Parse("http://" + p.addr)
+	s, rec := newSocket(t, &Dialer{Proxy: http.ProxyURL(pu)}, rs.URL, &SocketOptions{Transport: TransportEventSource})
+	info := rec.open(t)
+	var pe *proxy.Error
+	if info.Transport != TransportEventSource || !info.ForwardProxy || !errors.As(info.TunnelErr, &pe) || pe.Status != http.StatusForbidden {
+		t.Fatalf("open: %+v, want EventSource in forward mode after the proxy's 403", info)
+	}
+	send(t, s, "via the proxy")
+	if m := nextMsg(t, s); m.Data != "eventsource said via the proxy" {
+		t.Fatalf("got %+v", m)
+	}
+	var got []string
+	for len(p.reqs) > 0 {
+		got = append(got, (<-p.reqs).Method)
+	}
+	if g := strings.Join(got, " "); g != "CONNECT GET POST" {
+		t.Fatalf("the proxy got %q, want the refused CONNECT, then the stream and the POST in forward mode", g)
+	}
+}
+
 // Where forward mode cannot help, a refused CONNECT still stops the
 // Socket with the proxy's refusal: a proxy that refuses everything, a
 // secure URL (which must tunnel), a Socket that wants WebSocket only.
