@@ -914,66 +914,56 @@ func TestSocketForwardProxy(t *testing.T) {
 // proxies do, the Socket switches to forward mode by itself, as a
 // browser does: the WebSocket handshake loses its Upgrade there, and
 // EventSource with POSTs gets through. OpenInfo says which path it took.
+// A Socket on EventSource alone switches with its stream, and its POSTs
+// follow.
 func TestSocketForwardModeAfterRefusedConnect(t *testing.T) {
 	rs := startRT(t, rtConfig{})
-	p := startCorporateProxy(t)
-	pu, _ := url.Parse("http://" + p.addr)
-	s, rec := newSocket(t, &Dialer{Proxy: http.ProxyURL(pu)}, rs.URL, nil)
-	info := rec.open(t)
-	var pe *proxy.Error
-	var he *websocket.HandshakeError
-	if info.Transport != TransportEventSource || !info.ForwardProxy {
-		t.Fatalf("open: %+v, want EventSource in forward mode", info)
-	}
-	if !errors.As(info.TunnelErr, &pe) || pe.Status != http.StatusForbidden {
-		t.Fatalf("TunnelErr = %v, want the proxy's 403", info.TunnelErr)
-	}
-	if !errors.As(info.WebSocketErr, &he) || he.Status != http.StatusUpgradeRequired {
-		t.Fatalf("WebSocketErr = %v, want the 426 of a handshake without Upgrade", info.WebSocketErr)
-	}
-	send(t, s, "via the proxy")
-	if m := nextMsg(t, s); m.Data != "eventsource said via the proxy" {
-		t.Fatalf("got %+v", m)
-	}
-	rs.broadcast(t, "to the client")
-	if m := nextMsg(t, s); m.Data != "to the client" {
-		t.Fatalf("got %+v", m)
-	}
-	var got []string
-	for len(p.reqs) > 0 {
-		r := <-p.reqs
-		got = append(got, r.Method)
-		if r.Method != http.MethodConnect && !strings.HasPrefix(r.RequestURI, "http://") {
-			t.Fatalf("the proxy got %s %s, want absolute form", r.Method, r.RequestURI)
-		}
-	}
-	if g := strings.Join(got, " "); g != "CONNECT GET GET POST" {
-		t.Fatalf("the proxy got %q, want the refused CONNECT, then the handshake, the stream and the POST in forward mode", g)
-	}
-}
-
-// A Socket on EventSource alone switches with its stream: the POSTs go
-// in forward mode too.
-func TestSocketEventSourceForwardModeAfterRefusedConnect(t *testing.T) {
-	rs := startRT(t, rtConfig{})
-	p := startCorporateProxy(t)
-	pu, _ := url.Parse("http://" + p.addr)
-	s, rec := newSocket(t, &Dialer{Proxy: http.ProxyURL(pu)}, rs.URL, &SocketOptions{Transport: TransportEventSource})
-	info := rec.open(t)
-	var pe *proxy.Error
-	if info.Transport != TransportEventSource || !info.ForwardProxy || !errors.As(info.TunnelErr, &pe) || pe.Status != http.StatusForbidden {
-		t.Fatalf("open: %+v, want EventSource in forward mode after the proxy's 403", info)
-	}
-	send(t, s, "via the proxy")
-	if m := nextMsg(t, s); m.Data != "eventsource said via the proxy" {
-		t.Fatalf("got %+v", m)
-	}
-	var got []string
-	for len(p.reqs) > 0 {
-		got = append(got, (<-p.reqs).Method)
-	}
-	if g := strings.Join(got, " "); g != "CONNECT GET POST" {
-		t.Fatalf("the proxy got %q, want the refused CONNECT, then the stream and the POST in forward mode", g)
+	for _, tc := range []struct {
+		name string
+		opts *SocketOptions
+		want string // what the proxy sees
+	}{
+		// The refused CONNECT, then the handshake, the stream and the
+		// POST in forward mode.
+		{"both", nil, "CONNECT GET GET POST"},
+		{"EventSource only", &SocketOptions{Transport: TransportEventSource}, "CONNECT GET POST"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := startCorporateProxy(t)
+			pu, _ := url.Parse("http://" + p.addr)
+			s, rec := newSocket(t, &Dialer{Proxy: http.ProxyURL(pu)}, rs.URL, tc.opts)
+			info := rec.open(t)
+			var pe *proxy.Error
+			var he *websocket.HandshakeError
+			if info.Transport != TransportEventSource || !info.ForwardProxy {
+				t.Fatalf("open: %+v, want EventSource in forward mode", info)
+			}
+			if !errors.As(info.TunnelErr, &pe) || pe.Status != http.StatusForbidden {
+				t.Fatalf("TunnelErr = %v, want the proxy's 403", info.TunnelErr)
+			}
+			if tc.opts == nil && (!errors.As(info.WebSocketErr, &he) || he.Status != http.StatusUpgradeRequired) {
+				t.Fatalf("WebSocketErr = %v, want the 426 of a handshake without Upgrade", info.WebSocketErr)
+			}
+			send(t, s, "via the proxy")
+			if m := nextMsg(t, s); m.Data != "eventsource said via the proxy" {
+				t.Fatalf("got %+v", m)
+			}
+			rs.broadcast(t, "to the client")
+			if m := nextMsg(t, s); m.Data != "to the client" {
+				t.Fatalf("got %+v", m)
+			}
+			var got []string
+			for len(p.reqs) > 0 {
+				r := <-p.reqs
+				got = append(got, r.Method)
+				if r.Method != http.MethodConnect && !strings.HasPrefix(r.RequestURI, "http://") {
+					t.Fatalf("the proxy got %s %s, want absolute form", r.Method, r.RequestURI)
+				}
+			}
+			if g := strings.Join(got, " "); g != tc.want {
+				t.Fatalf("the proxy got %q, want %q", g, tc.want)
+			}
+		})
 	}
 }
 
