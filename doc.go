@@ -326,6 +326,13 @@
 //     TransportEventSource: Socket.Transport here, and
 //     client.SocketOptions.Transport, client.Socket.Transport and
 //     client.OpenInfo.Transport in package client.
+//   - ForwardProxy, forward mode (bool): a plain http:// or ws://
+//     request sent to an HTTP proxy in absolute form ("GET
+//     http://host/path"), rather than through a CONNECT tunnel (the
+//     tunnel). client.Dialer.ForwardProxy asks for it; a client.Socket
+//     switches to it by itself when the proxy refuses CONNECT by policy,
+//     and client.OpenInfo.ForwardProxy reports it, with
+//     client.OpenInfo.TunnelErr the refusal. false: tunnel.
 //   - MaxMessageSize (int64 bytes): the largest message received, its
 //     payload summed over fragments and after decompression, and here
 //     also the body of a POST. websocket.ConnOptions, Options (unless

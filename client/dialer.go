@@ -70,7 +70,9 @@ type Dialer struct {
 	// always), so Dial then fails with ErrBadHandshake and the answer
 	// the origin gave to a plain GET. Secure URLs and SOCKS5 proxies
 	// always tunnel. By default every proxied connection tunnels with
-	// CONNECT, as browsers do for WebSockets.
+	// CONNECT, as browsers do for WebSockets; a Socket switches to
+	// forward mode by itself when the proxy refuses CONNECT (see
+	// Socket).
 	ForwardProxy bool
 
 	// NetDial, when set, opens TCP connections: to the origin, or to the
@@ -169,9 +171,16 @@ func Dial(ctx context.Context, rawURL string, d *Dialer) (*websocket.Conn, *http
 // refusal, with Location in the response. A failure to reach the origin
 // through a proxy wraps a *proxy.Error.
 func (d *Dialer) Dial(ctx context.Context, rawURL string) (*websocket.Conn, *http.Response, error) {
+	c, resp, _, err := d.dial(ctx, rawURL)
+	return c, resp, err
+}
+
+// dial is Dial, and reports whether the handshake went to the proxy in
+// forward mode.
+func (d *Dialer) dial(ctx context.Context, rawURL string) (_ *websocket.Conn, _ *http.Response, forward bool, _ error) {
 	u, err := parseURL(rawURL, "ws", "wss", "http", "https")
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, false, err
 	}
 	ctx, cancel := d.attemptContext(ctx)
 	defer cancel()
@@ -228,7 +237,7 @@ func (d *Dialer) dialOnce(ctx context.Context, u *url.URL, header http.Header) (
 	secure := u.Scheme == "wss" || u.Scheme == "https"
 	nc, fwd, err := d.connect(ctx, u, secure)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, false, err
 	}
 	opts := websocket.ClientOptions{
 		ConnOptions:  d.ConnOptions,
@@ -258,9 +267,9 @@ func (d *Dialer) dialOnce(ctx context.Context, u *url.URL, header http.Header) (
 		resp.Request.URL = u
 	}
 	if err != nil {
-		return nil, resp, err
+		return nil, resp, fwd != nil, err
 	}
-	return c, resp, nil
+	return c, resp, fwd != nil, nil
 }
 
 // redirectTarget resolves a Location against u, as a ws or wss URL; ok

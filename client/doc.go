@@ -72,9 +72,12 @@
 // TLS with a wss:// or https:// origin then runs inside the tunnel, with
 // the origin's name in SNI. socks5:// and socks5h:// proxies work the
 // same way. [Dialer.ForwardProxy] sends plain ws:// and http:// requests
-// to the proxy in absolute form instead, which some proxies allow where
-// they refuse CONNECT. A proxy that refuses shows up as a [*DialError]
-// wrapping a *proxy.Error with the proxy's status.
+// to the proxy in absolute form instead (forward mode), which some
+// proxies allow where they refuse CONNECT. A [Socket] does that by
+// itself for http:// and ws:// URLs when the proxy refuses CONNECT, as
+// corporate proxies that tunnel to port 443 only do, and reports it in
+// [OpenInfo.ForwardProxy]. A proxy that refuses shows up as a
+// [*DialError] wrapping a *proxy.Error with the proxy's status.
 //
 // # Contexts
 //

@@ -173,6 +173,12 @@ type EventSource struct {
 	// The reader of the last connection open made, whose idle
 	// watchdog a Socket adjusts to the heartbeat its server announces.
 	cr *connReader
+
+	// forward reports that the last request open made went to the proxy
+	// in forward mode; tunnelErr is the refused CONNECT that made the
+	// EventSource switch to forward mode.
+	forward   bool
+	tunnelErr error
 }
 
 // EventSource starts reading the server-sent events stream at rawURL
@@ -180,6 +186,12 @@ type EventSource struct {
 // jar and handshake timeout of d. It returns at once; the first
 // connection is made in the background. An error means a malformed URL
 // or options.
+//
+// When the proxy refuses to tunnel to an http:// URL with CONNECT by
+// policy (a 4xx other than 401, 407, 408 and 429), as proxies that
+// tunnel to port 443 only do, the EventSource sends its requests to the
+// proxy in forward mode from then on, as a browser does (see
+// Dialer.ForwardProxy).
 //
 // The caller must call Close when done, unless the EventSource has
 // stopped on its own (Next returned an error other than its ctx's).
@@ -487,9 +499,18 @@ func isRedirect(status int) bool {
 // any other answer but a 200 text/event-stream is a *ResponseError.
 func (es *EventSource) request(ctx context.Context, u *url.URL, method string, body []byte, header http.Header) (*http.Response, net.Conn, error) {
 	nc, fwd, err := es.d.connect(ctx, u, u.Scheme == "https")
+	if err != nil && u.Scheme == "http" && !es.d.ForwardProxy && tunnelRefused(err) {
+		// Corporate proxies often tunnel to port 443 only; a browser
+		// sends http:// requests to them in forward mode, and so does
+		// this EventSource from now on.
+		es.d.ForwardProxy = true
+		es.tunnelErr = err
+		nc, fwd, err = es.d.connect(ctx, u, false)
+	}
 	if err != nil {
 		return nil, nil, err
 	}
+	es.forward = fwd != nil
 	h := header.Clone()
 	if h.Get("Accept") == "" {
 		h.Set("Accept", "text/event-stream")
@@ -637,10 +658,23 @@ func isFinal(err error) bool {
 	case errors.Is(err, eventsource.ErrEventTooLarge), errors.Is(err, proxy.ErrAuth):
 		return true
 	case errors.As(err, &pe):
-		// The proxy refused by policy; 408 and 429 may pass.
-		return pe.Status >= 400 && pe.Status < 500 && pe.Status != http.StatusRequestTimeout && pe.Status != http.StatusTooManyRequests
+		return refusedByPolicy(pe)
 	}
 	return false
+}
+
+// tunnelRefused reports whether err is a proxy's refusal by policy of a
+// CONNECT, after which forward mode may get through.
+func tunnelRefused(err error) bool {
+	var pe *proxy.Error
+	return errors.As(err, &pe) && pe.Op == "connect" && refusedByPolicy(pe)
+}
+
+// refusedByPolicy reports whether the proxy refused a connection by its
+// rules, which retrying will not change: a 4xx but 408 and 429, which
+// may pass, and the credentials' 401 and 407.
+func refusedByPolicy(pe *proxy.Error) bool {
+	return pe.Status >= 400 && pe.Status < 500 && pe.Status != http.StatusRequestTimeout && pe.Status != http.StatusTooManyRequests && !errors.Is(pe, proxy.ErrAuth)
 }
 
 // withCtxCause puts ctx's error in front of err when ctx ended: an I/O

@@ -606,6 +606,28 @@ func TestEventSourceThroughProxy(t *testing.T) {
 		}
 	})
 
+	// A proxy that tunnels to port 443 only: the EventSource sends its
+	// http:// requests in forward mode, as a browser's EventSource does,
+	// and keeps to it when it reconnects.
+	t.Run("connect-refused", func(t *testing.T) {
+		cp := startCorporateProxy(t)
+		d := &Dialer{Proxy: http.ProxyURL(mustParse(t, "http://u:p@"+cp.addr))}
+		es := newES(t, d, "http://"+plain.Addr+"/sse", &EventSourceOptions{Retry: time.Millisecond})
+		for i := 1; i <= 4; i++ {
+			if ev := nextEvent(t, es); ev.ID != strconv.Itoa(i) {
+				t.Fatalf("event %+v, want id %d", ev, i)
+			}
+		}
+		if r := cp.request(t); r.Method != "CONNECT" {
+			t.Fatalf("proxy saw %s first, want the refused CONNECT", r.Method)
+		}
+		for range 2 {
+			if r := cp.request(t); r.Method != "GET" || r.RequestURI != "http://"+plain.Addr+"/sse" || r.Header.Get("Proxy-Authorization") != "Basic dTpw" {
+				t.Fatalf("proxy saw %s %s %v, want forward mode", r.Method, r.RequestURI, r.Header)
+			}
+		}
+	})
+
 	t.Run("auth-refused", func(t *testing.T) {
 		ap := startProxy(t, nil, "HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n", nil)
 		d := &Dialer{Proxy: http.ProxyURL(mustParse(t, "http://u:bad@"+ap.addr))}

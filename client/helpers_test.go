@@ -164,6 +164,7 @@ type testProxy struct {
 	addr   string
 	reqs   chan *http.Request
 	answer string            // when set, the reply to every request
+	refuse string            // when set, the reply to a CONNECT to a port other than 443
 	remap  map[string]string // CONNECT target rewrites, such as example.com:443 -> 127.0.0.1:port
 
 	wg     sync.WaitGroup
@@ -176,6 +177,21 @@ type testProxy struct {
 // proxy).
 func startProxy(t *testing.T, cert *tls.Certificate, answer string, remap map[string]string) *testProxy {
 	t.Helper()
+	return startProxyWith(t, cert, &testProxy{answer: answer, remap: remap})
+}
+
+// startCorporateProxy starts a test proxy configured as corporate
+// proxies usually are: CONNECT to port 443 only (others get 403), and
+// forward mode without Upgrade.
+func startCorporateProxy(t *testing.T) *testProxy {
+	t.Helper()
+	return startProxyWith(t, nil, &testProxy{refuse: "HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n"})
+}
+
+// startProxyWith starts the test proxy p, whose answer, refuse and remap
+// are set.
+func startProxyWith(t *testing.T, cert *tls.Certificate, p *testProxy) *testProxy {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -183,7 +199,7 @@ func startProxy(t *testing.T, cert *tls.Certificate, answer string, remap map[st
 	if cert != nil {
 		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{*cert}})
 	}
-	p := &testProxy{ln: ln, addr: ln.Addr().String(), reqs: make(chan *http.Request, 64), answer: answer, remap: remap, conns: map[net.Conn]bool{}}
+	p.ln, p.addr, p.reqs, p.conns = ln, ln.Addr().String(), make(chan *http.Request, 64), map[net.Conn]bool{}
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
@@ -241,6 +257,10 @@ func (p *testProxy) handle(c net.Conn) {
 	}
 	if p.answer != "" {
 		io.WriteString(c, p.answer)
+		return
+	}
+	if p.refuse != "" && req.Method == http.MethodConnect && !strings.HasSuffix(req.RequestURI, ":443") {
+		io.WriteString(c, p.refuse)
 		return
 	}
 	target := req.Host

@@ -201,6 +201,22 @@ type OpenInfo struct {
 	// current state.
 	ResumeFailed bool
 
+	// ForwardProxy reports that the connection went through an HTTP
+	// proxy in forward mode (see Dialer.ForwardProxy): because the
+	// Dialer asks for it, or because the proxy refused to tunnel with
+	// CONNECT, as TunnelErr then says.
+	ForwardProxy bool
+
+	// TunnelErr, on a connection in forward mode that the Dialer did not
+	// ask for, is the proxy's refusal of a CONNECT that made the Socket
+	// switch to forward mode: a *DialError wrapping the *proxy.Error with
+	// the proxy's status. Behind a proxy that allows CONNECT to port 443
+	// only, as corporate proxies often do, the Socket does what a browser
+	// does for http:// URLs: it sends its requests to the proxy in
+	// absolute form, where the WebSocket handshake usually loses its
+	// Upgrade header and EventSource with POSTs gets through.
+	TunnelErr error
+
 	// WebSocketErr is why the WebSocket was not used, when it was tried
 	// before this EventSource connection in the same round: a
 	// websocket.ErrBadHandshake (a proxy dropped the Upgrade header and
@@ -261,8 +277,21 @@ type Message struct {
 // (see SocketOptions.MinDelay) and tries again. After any other close
 // code it stops, and Err reports the code. It also stops when a round
 // fails in a way that retrying cannot mend: the event stream's request
-// was refused with a 4xx status, a proxy refused, a certificate failed
-// verification.
+// was refused with a 4xx status, a proxy refused (and forward mode, see
+// below, cannot help), a certificate failed verification.
+//
+// # Proxies that refuse CONNECT
+//
+// Many corporate HTTP proxies tunnel with CONNECT to port 443 only. When
+// the proxy refuses a CONNECT by policy (a 4xx other than 401, 407, 408
+// and 429) for an http:// or ws:// URL, the Socket switches to forward
+// mode for the rest of its life, as Dialer.ForwardProxy would, and tries
+// the round again at once: the WebSocket handshake, in absolute form
+// through the proxy, and then EventSource and its POSTs, which such
+// proxies pass as they pass a browser's plain HTTP. OpenInfo.ForwardProxy
+// and OpenInfo.TunnelErr report it. A https:// or wss:// URL must tunnel,
+// and a Socket limited to TransportWebSocket gains little from forward
+// mode, where most proxies strip Upgrade: both stop with the refusal.
 //
 // # Goroutines
 //
@@ -281,8 +310,10 @@ type Message struct {
 // after the other.
 type Socket struct {
 	d       Dialer
-	httpURL *url.URL // http:// or https://, for event streams and POSTs
-	wsURL   string   // ws:// or wss://
+	fwd     Dialer      // d in forward mode, once the proxy refused a CONNECT
+	forward atomic.Bool // use fwd rather than d: see dialer
+	httpURL *url.URL    // http:// or https://, for event streams and POSTs
+	wsURL   string      // ws:// or wss://
 	opts    SocketOptions
 
 	ctx     context.Context // ends when the Socket stops
@@ -301,9 +332,10 @@ type Socket struct {
 	err      error // why the Socket stopped, set before done is closed
 
 	// The run goroutine's own.
-	resumeID string    // the last id handed over or announced
-	seq      uint64    // counts hand-overs and positions
-	worked   Transport // the transport that last opened
+	resumeID  string    // the last id handed over or announced
+	seq       uint64    // counts hand-overs and positions
+	worked    Transport // the transport that last opened
+	tunnelErr error     // the refused CONNECT that made the Socket switch to forward mode
 
 	// The clock and the random source of the backoff; tests set their own.
 	now   func() time.Time
@@ -457,6 +489,9 @@ func (d *Dialer) Socket(rawURL string, opts *SocketOptions) (*Socket, error) {
 	if o.Protocol == socketSubprotocol {
 		s.d.Subprotocols = []string{socketSubprotocol}
 	}
+	// Shares what s.d points to, which neither changes.
+	s.fwd = s.d
+	s.fwd.ForwardProxy = true
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	go s.run()
 	return s, nil
@@ -864,10 +899,12 @@ func (s *Socket) loop() error {
 	b := backoff{min: s.opts.MinDelay, max: s.opts.MaxDelay}
 	for {
 		var why error
-		var wsErr, esErr error
+		var wsErr, esErr, tunnelErr error
 		opened := false
 		var open time.Duration // how long the connection stayed open
-		for _, t := range s.order() {
+		ts := s.order()
+		for i := 0; i < len(ts); i++ {
+			t := ts[i]
 			presented := s.resumeID
 			var a *attempt
 			var err error
@@ -881,6 +918,13 @@ func (s *Socket) loop() error {
 					a.abort()
 				}
 				return errSocketClosed
+			}
+			if err != nil && s.mayForward(err) {
+				// The round starts again in forward mode, which stays.
+				s.tunnelErr, tunnelErr = err, err
+				s.forward.Store(true)
+				ts, i = s.order(), -1
+				continue
 			}
 			if err != nil {
 				if t == TransportWebSocket {
@@ -899,6 +943,10 @@ func (s *Socket) loop() error {
 				Resumed:      presented != "" && a.pos == presented,
 				ResumeFailed: presented != "" && a.pos != presented,
 				Response:     a.resp,
+				ForwardProxy: a.forward,
+			}
+			if a.forward && s.forward.Load() {
+				info.TunnelErr = s.tunnelErr
 			}
 			if t == TransportEventSource {
 				info.WebSocketErr = wsErr
@@ -916,7 +964,7 @@ func (s *Socket) loop() error {
 			break
 		}
 		if !opened {
-			why = errors.Join(wsErr, esErr)
+			why = errors.Join(tunnelErr, wsErr, esErr)
 			decisive := esErr
 			if decisive == nil {
 				decisive = wsErr
@@ -934,6 +982,26 @@ func (s *Socket) loop() error {
 			return errSocketClosed
 		}
 	}
+}
+
+// dialer returns the Dialer of the Socket's next request: s.d, or s.d in
+// forward mode once the proxy has refused a CONNECT.
+func (s *Socket) dialer() *Dialer {
+	if s.forward.Load() {
+		return &s.fwd
+	}
+	return &s.d
+}
+
+// mayForward reports whether err, from a connection attempt, is a
+// proxy's refusal to tunnel by policy after which forward mode may get
+// through: for a plain http:// URL, with EventSource allowed, not in
+// forward mode already.
+func (s *Socket) mayForward(err error) bool {
+	if s.forward.Load() || s.d.ForwardProxy || s.httpURL.Scheme != "http" || s.opts.Transport == TransportWebSocket {
+		return false
+	}
+	return tunnelRefused(err)
 }
 
 // finalAttempt reports whether a failed connection attempt means that
@@ -975,6 +1043,8 @@ type attempt struct {
 	list  []PresenceEntry      // first's presence list
 	dec   *eventsource.Decoder // TransportEventSource
 	wd    *watchdog            // TransportWebSocket
+
+	forward bool // the request went to the proxy in forward mode
 }
 
 // abort closes a connection that will not be used.
@@ -1024,7 +1094,7 @@ func (s *Socket) attemptContext() (context.Context, context.CancelFunc) {
 func (s *Socket) openWebSocket(presented string) (*attempt, error) {
 	ctx, cancel := s.attemptContext()
 	defer cancel()
-	d := s.d
+	d := *s.dialer()
 	d.Header = s.header()
 	if presented != "" {
 		d.Header.Set("Last-Event-ID", presented)
@@ -1049,11 +1119,11 @@ func (s *Socket) openWebSocket(presented string) (*attempt, error) {
 		}
 	}
 	d.ConnOptions.MaxMessageSize = s.maxReceived()
-	c, resp, err := d.Dial(ctx, s.wsURL)
+	c, resp, forward, err := d.dial(ctx, s.wsURL)
 	if err != nil {
 		return nil, s.attemptErr(ctx, err)
 	}
-	a := &attempt{link: &link{transport: TransportWebSocket, ws: c, wd: wd, gone: make(chan struct{})}, resp: resp, wd: wd}
+	a := &attempt{link: &link{transport: TransportWebSocket, ws: c, wd: wd, gone: make(chan struct{})}, resp: resp, wd: wd, forward: forward}
 	switch c.Subprotocol() {
 	case socketSubprotocolV2:
 		a.link.proto = protoV2
@@ -1100,7 +1170,7 @@ func (s *Socket) openEventSource(presented string) (*attempt, error) {
 		u.RawQuery += protocolParam + "=" + socketSubprotocolV2
 	}
 	req := &EventSource{
-		d:   s.d,
+		d:   *s.dialer(),
 		url: &u,
 		opts: EventSourceOptions{
 			Method:      http.MethodGet,
@@ -1111,6 +1181,12 @@ func (s *Socket) openEventSource(presented string) (*attempt, error) {
 		resumeID: presented,
 	}
 	resp, nc, err := req.open()
+	if req.tunnelErr != nil && !s.forward.Load() {
+		// The stream switched to forward mode itself (the WebSocket was
+		// not tried first): the POSTs follow.
+		s.tunnelErr = req.tunnelErr
+		s.forward.Store(true)
+	}
 	if err != nil {
 		return nil, s.attemptErr(ctx, err)
 	}
@@ -1139,7 +1215,7 @@ func (s *Socket) openEventSource(presented string) (*attempt, error) {
 			return nil, s.attemptErr(ctx, ctx.Err())
 		}
 		l := &link{transport: TransportEventSource, proto: eventStreamProtocol(resp), nc: nc, cr: req.cr, token: ev.Data, gone: make(chan struct{})}
-		return &attempt{link: l, resp: resp, pos: ev.ID, dec: dec}, nil
+		return &attempt{link: l, resp: resp, pos: ev.ID, dec: dec, forward: req.forward}, nil
 	}
 }
 

@@ -55,8 +55,9 @@ func (s *Socket) post(ctx context.Context, token string, seq uint64, text string
 	}
 	u := s.httpURL
 	if pc == nil {
-		actx, cancel := s.d.attemptContext(ctx)
-		nc, fwd, err := s.d.connect(actx, u, u.Scheme == "https")
+		d := s.dialer()
+		actx, cancel := d.attemptContext(ctx)
+		nc, fwd, err := d.connect(actx, u, u.Scheme == "https")
 		cancel()
 		if err != nil {
 			return 0, "", err

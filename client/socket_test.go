@@ -910,17 +910,102 @@ func TestSocketForwardProxy(t *testing.T) {
 	}
 }
 
-// Through a proxy that refuses CONNECT, without forward mode, nothing
-// can get through: the Socket stops with the proxy's refusal.
+// Behind a proxy that allows CONNECT to port 443 only, as corporate
+// proxies do, the Socket switches to forward mode by itself, as a
+// browser does: the WebSocket handshake loses its Upgrade there, and
+// EventSource with POSTs gets through. OpenInfo says which path it took.
+// A Socket on EventSource alone switches with its stream, and its POSTs
+// follow.
+func TestSocketForwardModeAfterRefusedConnect(t *testing.T) {
+	rs := startRT(t, rtConfig{})
+	for _, tc := range []struct {
+		name string
+		opts *SocketOptions
+		want string // what the proxy sees
+	}{
+		// The refused CONNECT, then the handshake, the stream and the
+		// POST in forward mode.
+		{"both", nil, "CONNECT GET GET POST"},
+		{"EventSource only", &SocketOptions{Transport: TransportEventSource}, "CONNECT GET POST"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := startCorporateProxy(t)
+			pu, _ := url.Parse("http://" + p.addr)
+			s, rec := newSocket(t, &Dialer{Proxy: http.ProxyURL(pu)}, rs.URL, tc.opts)
+			info := rec.open(t)
+			var pe *proxy.Error
+			var he *websocket.HandshakeError
+			if info.Transport != TransportEventSource || !info.ForwardProxy {
+				t.Fatalf("open: %+v, want EventSource in forward mode", info)
+			}
+			if !errors.As(info.TunnelErr, &pe) || pe.Status != http.StatusForbidden {
+				t.Fatalf("TunnelErr = %v, want the proxy's 403", info.TunnelErr)
+			}
+			if tc.opts == nil && (!errors.As(info.WebSocketErr, &he) || he.Status != http.StatusUpgradeRequired) {
+				t.Fatalf("WebSocketErr = %v, want the 426 of a handshake without Upgrade", info.WebSocketErr)
+			}
+			send(t, s, "via the proxy")
+			if m := nextMsg(t, s); m.Data != "eventsource said via the proxy" {
+				t.Fatalf("got %+v", m)
+			}
+			rs.broadcast(t, "to the client")
+			if m := nextMsg(t, s); m.Data != "to the client" {
+				t.Fatalf("got %+v", m)
+			}
+			var got []string
+			for len(p.reqs) > 0 {
+				r := <-p.reqs
+				got = append(got, r.Method)
+				if r.Method != http.MethodConnect && !strings.HasPrefix(r.RequestURI, "http://") {
+					t.Fatalf("the proxy got %s %s, want absolute form", r.Method, r.RequestURI)
+				}
+			}
+			if g := strings.Join(got, " "); g != tc.want {
+				t.Fatalf("the proxy got %q, want %q", g, tc.want)
+			}
+		})
+	}
+}
+
+// Where forward mode cannot help, a refused CONNECT still stops the
+// Socket with the proxy's refusal: a proxy that refuses everything, a
+// secure URL (which must tunnel), a Socket that wants WebSocket only.
 func TestSocketProxyRefusesConnect(t *testing.T) {
 	rs := startRT(t, rtConfig{})
-	p := startProxy(t, nil, "HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n", nil)
-	pu, _ := url.Parse("http://" + p.addr)
-	s, _ := newSocket(t, &Dialer{Proxy: http.ProxyURL(pu)}, rs.URL, nil)
-	err := waitStopped(t, s)
-	var pe *proxy.Error
-	if !errors.As(err, &pe) || pe.Status != http.StatusForbidden {
-		t.Fatalf("Err() = %v, want the proxy's 403", err)
+	refuseAll := startProxy(t, nil, "HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n", nil)
+	corporate := startCorporateProxy(t)
+	for _, tc := range []struct {
+		name    string
+		p       *testProxy
+		url     string
+		opts    *SocketOptions
+		forward bool // the proxy sees a request in forward mode
+	}{
+		{"refuses everything", refuseAll, rs.URL, nil, true},
+		{"secure URL", corporate, strings.Replace(rs.URL, "http:", "https:", 1), nil, false},
+		{"WebSocket only", corporate, rs.URL, &SocketOptions{Transport: TransportWebSocket}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for len(tc.p.reqs) > 0 {
+				<-tc.p.reqs
+			}
+			pu, _ := url.Parse("http://" + tc.p.addr)
+			s, _ := newSocket(t, &Dialer{Proxy: http.ProxyURL(pu)}, tc.url, tc.opts)
+			err := waitStopped(t, s)
+			var pe *proxy.Error
+			if !errors.As(err, &pe) || pe.Status != http.StatusForbidden {
+				t.Fatalf("Err() = %v, want the proxy's 403", err)
+			}
+			forward := false
+			for len(tc.p.reqs) > 0 {
+				if (<-tc.p.reqs).Method != http.MethodConnect {
+					forward = true
+				}
+			}
+			if forward != tc.forward {
+				t.Fatalf("a request in forward mode: %v, want %v", forward, tc.forward)
+			}
+		})
 	}
 }
 

@@ -201,6 +201,16 @@ http {
 // the EventSource fallback, pass.
 func rtStartSquid(t *testing.T) (addr, accessLog string) {
 	t.Helper()
+	return rtStartSquidWith(t, `
+acl CONNECT method CONNECT
+http_access deny CONNECT
+`)
+}
+
+// rtStartSquidWith runs squid as a forward proxy for localhost with the
+// access rules and header rules in rules.
+func rtStartSquidWith(t *testing.T, rules string) (addr, accessLog string) {
+	t.Helper()
 	exe := needExec(t, "squid")
 	// squid drops privileges to the proxy user, which must be able to
 	// write here; t.TempDir's parents are private.
@@ -222,8 +232,7 @@ access_log stdio:DIR/access.log
 cache deny all
 shutdown_lifetime 0 seconds
 coredump_dir DIR
-acl CONNECT method CONNECT
-http_access deny CONNECT
+` + rules + `
 http_access allow localhost
 http_access deny all
 `)
