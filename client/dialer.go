@@ -200,13 +200,13 @@ func (d *Dialer) dial(ctx context.Context, rawURL string) (_ *websocket.Conn, _ 
 				h.Del(k)
 			}
 		}
-		c, resp, err := d.dialOnce(ctx, u, h)
+		c, resp, fwd, err := d.dialOnce(ctx, u, h)
 		if err == nil || resp == nil || d.MaxRedirects == 0 || !isRedirect(resp.StatusCode) {
-			return c, resp, err
+			return c, resp, fwd, err
 		}
 		next, ok := redirectTarget(u, resp.Header.Get("Location"))
 		if !ok {
-			return nil, resp, err
+			return nil, resp, fwd, err
 		}
 		if !sameOrigin(first, next) {
 			next.User = nil
@@ -216,11 +216,11 @@ func (d *Dialer) dial(ctx context.Context, rawURL string) (_ *websocket.Conn, _ 
 		if slices.Contains(visited, withoutUser(next)) {
 			rerr.URLs = append(visited, withoutUser(next))
 			rerr.Err = ErrRedirectLoop
-			return nil, resp, rerr
+			return nil, resp, fwd, rerr
 		}
 		if redirects == d.MaxRedirects {
 			rerr.Err = ErrTooManyRedirects
-			return nil, resp, rerr
+			return nil, resp, fwd, rerr
 		}
 		u = next
 	}
@@ -232,8 +232,9 @@ func (d *Dialer) dial(ctx context.Context, rawURL string) (_ *websocket.Conn, _ 
 var credentialFields = []string{"Authorization", "Proxy-Authorization", "Cookie", "Cookie2"}
 
 // dialOnce makes one handshake with u, with header (which it does not
-// modify) and the jar's cookies; the response's Request.URL is u.
-func (d *Dialer) dialOnce(ctx context.Context, u *url.URL, header http.Header) (*websocket.Conn, *http.Response, error) {
+// modify) and the jar's cookies; the response's Request.URL is u. forward
+// reports that the handshake went to the proxy in forward mode.
+func (d *Dialer) dialOnce(ctx context.Context, u *url.URL, header http.Header) (_ *websocket.Conn, _ *http.Response, forward bool, _ error) {
 	secure := u.Scheme == "wss" || u.Scheme == "https"
 	nc, fwd, err := d.connect(ctx, u, secure)
 	if err != nil {
