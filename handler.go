@@ -152,6 +152,11 @@ func (h *handler) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	s.ws = c
 	s.readerDone = make(chan struct{})
 	h.run(s)
+	if r.ProtoMajor >= 2 {
+		// Over HTTP/2 (RFC 8441) the WebSocket is the request's
+		// stream, which ends when this handler returns.
+		<-c.Done()
+	}
 }
 
 // selectedProtocol returns the subprotocol websocket.Accept selects for

@@ -227,6 +227,13 @@ func (c *Conn) closeConn(cause error) error {
 		if ce, ok := cause.(*closedError); ok {
 			cause = ce.cause
 		}
+		if s, ok := c.nc.(*streamConn); ok {
+			// The stream ends when the HTTP/2 handler returns, which
+			// it may do once Done is closed: by then nothing may
+			// touch the stream, and Close waits for the write under
+			// way.
+			s.Close()
+		}
 		c.mu.Lock()
 		c.closeErr = &closedError{cause: cause}
 		c.isDone.Store(true)
