@@ -1,7 +1,6 @@
 package websocket
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"fmt"
@@ -440,15 +439,10 @@ func NewClientHTTP2(ctx context.Context, rt http.RoundTripper, u *url.URL, opts 
 	if resp.StatusCode/100 != 2 {
 		err = refuse(resp.StatusCode, "server answered "+quote.Prefix(resp.Status))
 	} else if protocol, err = checkSubprotocol(resp, o.Subprotocols); err == nil {
-		ext, err = extensions.ClientActivate(o.Extensions, resp.Header.Values("Sec-WebSocket-Extensions"))
-		if err != nil {
-			err = refuse(resp.StatusCode, err.Error())
-		}
+		ext, err = activateExtensions(resp, o.Extensions)
 	}
 	if err != nil {
-		body, _ := io.ReadAll(io.LimitReader(resp.Body, maxResponseBody))
-		resp.Body.Close()
-		resp.Body = io.NopCloser(bytes.NewReader(body))
+		keepRefusedBody(resp)
 		pw.Close()
 		cancel()
 		return nil, resp, err

@@ -1,3 +1,5 @@
+//lint:file-ignore SA1019 net/http's Transport cannot send an extended CONNECT (Go 1.26); x/net/http2.Transport can.
+
 // Package h2test serves tests of WebSocket over HTTP/2 (RFC 8441): Go's
 // net/http server accepts extended CONNECT only with
 // GODEBUG=http2xconnect=1 in the environment, read once at start-up, so
@@ -66,4 +68,3 @@ func NewServer(h http.Handler) (*httptest.Server, *http2.Transport) {
 	cfg.NextProtos = []string{"h2"}
 	return srv, &http2.Transport{TLSClientConfig: cfg}
 }
-

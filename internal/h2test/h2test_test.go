@@ -1,3 +1,5 @@
+//lint:file-ignore SA1019 net/http's Transport cannot send an extended CONNECT (Go 1.26); x/net/http2.Transport can.
+
 package h2test
 
 import (
