@@ -41,9 +41,9 @@ func (t MessageType) String() string {
 // Control frames are answered while a goroutine reads: pongs to pings,
 // the close handshake, and the pongs that Ping waits for.
 //
-// A Conn starts no goroutines. Timers (keep-alive pings, deferred
-// flushes) run in the runtime's timer goroutines and stop when the
-// connection closes.
+// A Conn starts no goroutines, but over HTTP/2 one that reads the
+// stream. Timers (keep-alive pings, deferred flushes) run in the
+// runtime's timer goroutines and stop when the connection closes.
 //
 // Once the connection is closed, every method returns an error for which
 // errors.Is(err, net.ErrClosed) holds and which unwraps to the cause: a
