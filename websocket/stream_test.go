@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -243,5 +244,53 @@ func TestIsWebSocketExtendedConnect(t *testing.T) {
 	r = &http.Request{Method: http.MethodConnect, ProtoMajor: 1, ProtoMinor: 1, Header: http.Header{":protocol": {"websocket"}}}
 	if IsWebSocket(r) {
 		t.Fatal("IsWebSocket true for an HTTP/1.1 CONNECT")
+	}
+}
+
+// TestHTTP2ServerContextInterrupt: on the server, whose HTTP/2 read
+// deadline would close the request body for good, a read cut short by
+// its context leaves the connection usable.
+func TestHTTP2ServerContextInterrupt(t *testing.T) {
+	interrupted := make(chan error, 1)
+	s := newH2Server(t, nil, func(c *Conn, r *http.Request) {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+		_, _, err := c.Read(ctx)
+		cancel()
+		interrupted <- err
+		h2Echo(nil)(c, r)
+	})
+	c := s.dial(t, nil)
+	if err := <-interrupted; !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("server read %v, want the context's deadline", err)
+	}
+	echoOnce(t, c, MessageText, []byte("still here"))
+	c.Close(StatusNormalClosure, "")
+}
+
+// TestHTTP2WriteInterrupted: a server write blocked by HTTP/2 flow
+// control, because the client does not read, ends when its context does;
+// the message was cut, so the connection closes, and the handler returns
+// without touching the stream again.
+func TestHTTP2WriteInterrupted(t *testing.T) {
+	wrote := make(chan error, 1)
+	s := newH2Server(t, nil, func(c *Conn, r *http.Request) {
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		defer cancel()
+		wrote <- c.Write(ctx, MessageBinary, make([]byte, 8<<20))
+	})
+	c := s.dial(t, nil)
+	var err error
+	select {
+	case err = <-wrote:
+	case <-time.After(waitLong):
+		t.Fatal("blocked write not interrupted")
+	}
+	if !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("write %v, want the context's deadline and a closed connection", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
+	defer cancel()
+	if _, _, err := c.Read(ctx); err == nil {
+		t.Fatal("client read a message the server could not finish")
 	}
 }
