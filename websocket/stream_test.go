@@ -42,7 +42,12 @@ func newH2Server(t *testing.T, opts *AcceptOptions, serve func(c *Conn, r *http.
 			return
 		}
 		serve(c, r)
-		<-c.Done()
+		select {
+		case <-c.Done():
+		case <-time.After(waitLong):
+			t.Error("the connection outlived its serve function")
+			c.CloseNow()
+		}
 	}))
 	t.Cleanup(func() {
 		rt.CloseIdleConnections()
