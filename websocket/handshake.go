@@ -74,7 +74,16 @@ func checkRequest(r *http.Request) (upgradeRequest, *HandshakeError) {
 	var u upgradeRequest
 	if isExtendedConnect(r) {
 		u.stream = true
-		return u, checkVersionOrigin(r, &u)
+		if e := checkVersionOrigin(r, &u); e != nil {
+			return u, e
+		}
+		if u.version != 13 {
+			// RFC 8441 §5 knows version 13 only.
+			e := refuse(http.StatusBadRequest, "Sec-WebSocket-Version 13 required over HTTP/2")
+			e.header = http.Header{"Sec-Websocket-Version": {"13"}}
+			return u, e
+		}
+		return u, nil
 	}
 	if r.Method != http.MethodGet {
 		e := refuse(http.StatusMethodNotAllowed, "method must be GET")

@@ -299,3 +299,16 @@ func TestHTTP2WriteInterrupted(t *testing.T) {
 		t.Fatal("client read a message the server could not finish")
 	}
 }
+
+// TestHTTP2Version8Refused: RFC 8441 carries version 13 only.
+func TestHTTP2Version8Refused(t *testing.T) {
+	r := &http.Request{Method: http.MethodConnect, ProtoMajor: 2, Header: http.Header{
+		":protocol": {"websocket"}, "Sec-Websocket-Version": {"8"}}}
+	if _, e := checkRequest(r); e == nil || e.Status != http.StatusBadRequest {
+		t.Fatalf("checkRequest = %v, want 400", e)
+	}
+	r.Header.Set("Sec-WebSocket-Version", "13")
+	if _, e := checkRequest(r); e != nil {
+		t.Fatalf("checkRequest of version 13 = %v", e)
+	}
+}
