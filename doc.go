@@ -74,7 +74,11 @@
 // request's goroutine, which stays until the stream ends (and, without
 // a serve function, is the writer); a WebSocket's runs on a goroutine of
 // its own, since the connection leaves net/http at the upgrade and its
-// handler returns at once. OnMessage for an EventSource socket runs on
+// handler returns at once. A WebSocket over HTTP/2 (RFC 8441, which Go's
+// net/http server offers when the program runs with
+// GODEBUG=http2xconnect=1) is a stream of the request, so its handler
+// stays until the socket ends, and the connection has one more goroutine
+// that reads the stream. OnMessage for an EventSource socket runs on
 // the goroutine of the POST that carried the message.
 //
 // # Wire protocol, version realtime.v1

@@ -8,3 +8,5 @@ require (
 )
 
 require golang.org/x/net v0.58.0
+
+require golang.org/x/text v0.41.0 // indirect

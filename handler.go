@@ -152,6 +152,11 @@ func (h *handler) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	s.ws = c
 	s.readerDone = make(chan struct{})
 	h.run(s)
+	if r.ProtoMajor >= 2 {
+		// Over HTTP/2 (RFC 8441) the WebSocket is the request's
+		// stream, which ends when this handler returns.
+		<-c.Done()
+	}
 }
 
 // selectedProtocol returns the subprotocol websocket.Accept selects for
@@ -239,10 +244,12 @@ func (h *handler) connect(w http.ResponseWriter, s *Socket) bool {
 
 // run starts the socket's goroutines and serve.
 //
-// A WebSocket no longer belongs to net/http once hijacked, so its
-// handler returns at once: the request's goroutine, whose stack grew
-// while parsing the request, and net/http's buffers for the connection
-// are freed, and serve runs on a fresh goroutine. An EventSource
+// A WebSocket over HTTP/1.1 no longer belongs to net/http once
+// hijacked, so its handler returns at once: the request's goroutine,
+// whose stack grew while parsing the request, and net/http's buffers
+// for the connection are freed, and serve runs on a fresh goroutine.
+// Over HTTP/2 the WebSocket is the request's stream, so serveWebSocket
+// then waits for it to end. An EventSource
 // stream's handler must stay until the stream ends (the ResponseWriter
 // dies with it), so it runs serve, or, without one, the writer itself.
 func (h *handler) run(s *Socket) {

@@ -61,19 +61,35 @@ type Rejection struct {
 	Body   string
 }
 
-// Accept completes the server side of the opening handshake on an HTTP/1.1
-// request and takes over its connection. On failure it has already
-// written an error response (400, 403, 405, 426, or OnHandshake's) and
-// returns an error wrapping ErrBadHandshake.
+// Accept completes the server side of the opening handshake and returns
+// the connection. On failure it has already written an error response
+// (400, 403, 405, 426, or OnHandshake's) and returns an error wrapping
+// ErrBadHandshake.
 //
-// The request's context ends when the handler returns, so it must not
-// govern the connection's lifetime.
+// On an HTTP/1.1 upgrade request, Accept takes over the request's
+// connection, and the handler may return at once. The request's context
+// ends when the handler returns, so it must not govern the connection's
+// lifetime.
+//
+// On an HTTP/2 extended CONNECT with :protocol websocket (RFC 8441),
+// Accept answers 200 and the connection runs over the request's stream:
+// reads from r.Body, writes to w. The stream ends when the handler
+// returns, so the handler must not return before the connection is
+// closed: wait for [Conn.Done]. Such a connection reads through a
+// goroutine of its own, and an idle one holds a read buffer. Go's
+// net/http server accepts extended CONNECT only when the program runs
+// with GODEBUG=http2xconnect=1 in its environment (Go 1.26: the setting
+// is read once at start-up and cannot be set by a //go:debug line);
+// without it, browsers and clients use HTTP/1.1 for WebSockets.
 func Accept(w http.ResponseWriter, r *http.Request, opts *AcceptOptions) (*Conn, error) {
 	o := acceptDefaults(opts)
 	hs, herr := negotiate(r, &o)
 	if herr != nil {
 		writeRefusal(w, herr)
 		return nil, herr
+	}
+	if hs.stream {
+		return acceptStream(w, r, hs, &o)
 	}
 	nc, brw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
@@ -147,7 +163,9 @@ type handshake struct {
 	version     int
 	subprotocol string
 	ext         extensions.Negotiated
-	response    []byte
+	response    []byte      // the 101 response, over HTTP/1.1
+	header      http.Header // the 200 response's extra fields, over HTTP/2
+	stream      bool        // an HTTP/2 extended CONNECT
 }
 
 // negotiate checks r against o and builds the 101 response.
@@ -161,7 +179,7 @@ func negotiate(r *http.Request, o *AcceptOptions) (handshake, *HandshakeError) {
 			return handshake{}, herr
 		}
 	}
-	hs := handshake{version: u.version, subprotocol: selectSubprotocol(r.Header, o.Subprotocols)}
+	hs := handshake{version: u.version, subprotocol: selectSubprotocol(r.Header, o.Subprotocols), stream: u.stream}
 	header := o.Header
 	if o.OnHandshake != nil {
 		header = o.Header.Clone()
@@ -184,7 +202,11 @@ func negotiate(r *http.Request, o *AcceptOptions) (handshake, *HandshakeError) {
 		return handshake{}, refuse(http.StatusInternalServerError, err.Error())
 	}
 	hs.ext = ext
-	hs.response = appendResponse(nil, u.key, hs.subprotocol, extensions.Format(ext.Accepted), header)
+	if u.stream {
+		hs.header = streamResponseHeader(hs.subprotocol, extensions.Format(ext.Accepted), header)
+	} else {
+		hs.response = appendResponse(nil, u.key, hs.subprotocol, extensions.Format(ext.Accepted), header)
+	}
 	return hs, nil
 }
 

@@ -90,15 +90,10 @@ func NewClient(ctx context.Context, nc net.Conn, u *url.URL, opts *ClientOptions
 	protocol, err := checkResponse(resp, key, o.Subprotocols)
 	var ext extensions.Negotiated
 	if err == nil {
-		ext, err = extensions.ClientActivate(o.Extensions, resp.Header.Values("Sec-WebSocket-Extensions"))
-		if err != nil {
-			err = refuse(resp.StatusCode, err.Error())
-		}
+		ext, err = activateExtensions(resp, o.Extensions)
 	}
 	if err != nil {
-		body, _ := io.ReadAll(io.LimitReader(resp.Body, maxResponseBody))
-		resp.Body.Close()
-		resp.Body = io.NopCloser(bytes.NewReader(body))
+		keepRefusedBody(resp)
 		stop()
 		nc.Close()
 		return nil, resp, err
@@ -113,6 +108,25 @@ func NewClient(ctx context.Context, nc net.Conn, u *url.URL, opts *ClientOptions
 		return nil, resp, fmt.Errorf("websocket: handshake: %w", ctx.Err())
 	}
 	return newConn(nc, buffered, true, o.Version, protocol, ext, o.ConnOptions), resp, nil
+}
+
+// activateExtensions activates the extensions the server accepted in
+// resp, a response that has passed every other check.
+func activateExtensions(resp *http.Response, offered []extensions.Extension) (extensions.Negotiated, error) {
+	ext, err := extensions.ClientActivate(offered, resp.Header.Values("Sec-WebSocket-Extensions"))
+	if err != nil {
+		return ext, refuse(resp.StatusCode, err.Error())
+	}
+	return ext, nil
+}
+
+// keepRefusedBody replaces the body of a refused handshake's response
+// with its first maxResponseBody bytes, for the caller, and closes the
+// original.
+func keepRefusedBody(resp *http.Response) {
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, maxResponseBody))
+	resp.Body.Close()
+	resp.Body = io.NopCloser(bytes.NewReader(body))
 }
 
 // appendRequest appends the opening handshake request (RFC 6455 §4.1).

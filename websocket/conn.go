@@ -41,9 +41,9 @@ func (t MessageType) String() string {
 // Control frames are answered while a goroutine reads: pongs to pings,
 // the close handshake, and the pongs that Ping waits for.
 //
-// A Conn starts no goroutines. Timers (keep-alive pings, deferred
-// flushes) run in the runtime's timer goroutines and stop when the
-// connection closes.
+// A Conn starts no goroutines, but over HTTP/2 one that reads the
+// stream. Timers (keep-alive pings, deferred flushes) run in the
+// runtime's timer goroutines and stop when the connection closes.
 //
 // Once the connection is closed, every method returns an error for which
 // errors.Is(err, net.ErrClosed) holds and which unwraps to the cause: a
@@ -226,6 +226,13 @@ func (c *Conn) closeConn(cause error) error {
 	c.closeOnce.Do(func() {
 		if ce, ok := cause.(*closedError); ok {
 			cause = ce.cause
+		}
+		if s, ok := c.nc.(*streamConn); ok {
+			// The stream ends when the HTTP/2 handler returns, which
+			// it may do once Done is closed: by then nothing may
+			// touch the stream, and Close waits for the write under
+			// way.
+			s.Close()
 		}
 		c.mu.Lock()
 		c.closeErr = &closedError{cause: cause}

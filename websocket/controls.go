@@ -75,10 +75,12 @@ func (c *Conn) Pong(ctx context.Context, payload []byte) error {
 
 // IsWebSocket reports whether r asks for a WebSocket: a GET whose
 // Connection header has the token "upgrade" and whose Upgrade header has
-// "websocket" (RFC 6455 §4.2.1), so that a handler that serves other
+// "websocket" (RFC 6455 §4.2.1), or an HTTP/2 CONNECT whose :protocol is
+// "websocket" (RFC 8441 §4), so that a handler that serves other
 // requests on the same URL can tell them apart before calling Accept.
 // It does not check the rest of the handshake: Accept does, and answers
 // a malformed one with its HTTP error.
 func IsWebSocket(r *http.Request) bool {
-	return r.Method == http.MethodGet && hasToken(r.Header, "Connection", "upgrade") && hasToken(r.Header, "Upgrade", "websocket")
+	return r.Method == http.MethodGet && hasToken(r.Header, "Connection", "upgrade") && hasToken(r.Header, "Upgrade", "websocket") ||
+		isExtendedConnect(r)
 }

@@ -7,7 +7,8 @@
 // each handshake, reports errors, outlives running out of descriptors
 // and shuts down gracefully. A client performs the handshake over a
 // connection it dialed itself, with or without TLS or a proxy underneath,
-// with [NewClient]; package client does the dialing.
+// with [NewClient]; package client does the dialing. Both ends also run
+// over HTTP/2 (see below).
 //
 //	c, err := websocket.Accept(w, r, nil)
 //	if err != nil {
@@ -23,6 +24,34 @@
 //			return
 //		}
 //	}
+//
+// # HTTP/2
+//
+// RFC 8441 carries a WebSocket over one stream of an HTTP/2 connection,
+// opened by an extended CONNECT with :protocol websocket, so several
+// WebSockets share one TCP and TLS connection and pass where only HTTP/2
+// does. [Accept] recognizes such a request ([IsWebSocket] too), checks
+// version, origin, subprotocols and extensions as on HTTP/1.1, answers
+// 200, and runs the same Conn over the stream: framing, limits,
+// extensions, pings and the closing handshake are those of HTTP/1.1. The
+// stream ends when the handler returns, so the handler waits for
+// [Conn.Done] before it returns. Go's net/http server (Go 1.26) offers
+// extended CONNECT only when the program runs with
+// GODEBUG=http2xconnect=1 in its environment; the setting is read once
+// at start-up, and neither a //go:debug line nor a go.mod godebug line
+// is accepted for it. Without it, browsers use HTTP/1.1 for WebSockets
+// as before.
+//
+// [NewClientHTTP2] is the client: it sends the extended CONNECT through
+// an http.RoundTripper that speaks HTTP/2 and allows it, such as
+// golang.org/x/net/http2.Transport (net/http's own Transport refuses
+// the :protocol field).
+//
+// Over HTTP/2, deadlines of the stream cannot serve a Conn: net/http
+// ends the stream when one passes. So a goroutine per connection reads
+// the stream ahead into a 16 KiB buffer, which an idle connection keeps,
+// and a context or deadline that interrupts a read leaves the connection
+// usable, as on TCP. The raw system-call path is not used.
 //
 // # Conformance
 //
@@ -55,7 +84,8 @@
 // Control frames are processed by the reader, so a connection that should
 // answer pings or see pongs must be read from. A Conn starts no
 // goroutines: keep-alive pings and deferred flushes run on timers. Only
-// [Server], like http.Server, starts a goroutine per connection.
+// [Server], like http.Server, starts a goroutine per connection, and a
+// connection over HTTP/2 a goroutine that reads its stream.
 //
 // # Memory
 //

@@ -56,13 +56,35 @@ func refuse(status int, reason string) *HandshakeError {
 // upgradeRequest is what the server learns from a valid opening request.
 type upgradeRequest struct {
 	version int
-	key     string
+	key     string // "" over HTTP/2, which has no key
 	origin  string
+	stream  bool // an HTTP/2 extended CONNECT (RFC 8441)
 }
 
-// checkRequest validates an opening handshake request (RFC 6455 §4.2.1).
+// isExtendedConnect reports whether r is an HTTP/2 extended CONNECT for
+// a WebSocket (RFC 8441 §4).
+func isExtendedConnect(r *http.Request) bool {
+	return r.Method == http.MethodConnect && r.ProtoMajor == 2 && strings.EqualFold(r.Header.Get(":protocol"), "websocket")
+}
+
+// checkRequest validates an opening handshake request: an HTTP/1.1
+// upgrade (RFC 6455 §4.2.1) or an HTTP/2 extended CONNECT (RFC 8441 §5),
+// which has neither Upgrade, Connection nor Sec-WebSocket-Key.
 func checkRequest(r *http.Request) (upgradeRequest, *HandshakeError) {
 	var u upgradeRequest
+	if isExtendedConnect(r) {
+		u.stream = true
+		if e := checkVersionOrigin(r, &u); e != nil {
+			return u, e
+		}
+		if u.version != 13 {
+			// RFC 8441 §5 knows version 13 only.
+			e := refuse(http.StatusBadRequest, "Sec-WebSocket-Version 13 required over HTTP/2")
+			e.header = http.Header{"Sec-Websocket-Version": {"13"}}
+			return u, e
+		}
+		return u, nil
+	}
 	if r.Method != http.MethodGet {
 		e := refuse(http.StatusMethodNotAllowed, "method must be GET")
 		e.header = http.Header{"Allow": {"GET"}}
@@ -82,14 +104,7 @@ func checkRequest(r *http.Request) (upgradeRequest, *HandshakeError) {
 	if !hasToken(r.Header, "Connection", "upgrade") {
 		return u, refuse(http.StatusBadRequest, `Connection header must include "upgrade"`)
 	}
-	switch v := r.Header.Values("Sec-WebSocket-Version"); {
-	case len(v) == 1 && v[0] == "13":
-		u.version = 13
-	case len(v) == 1 && v[0] == "8":
-		u.version = 8
-	default:
-		e := refuse(http.StatusBadRequest, "unsupported Sec-WebSocket-Version")
-		e.header = http.Header{"Sec-Websocket-Version": {supportedVersions}}
+	if e := checkVersionOrigin(r, &u); e != nil {
 		return u, e
 	}
 	keys := r.Header.Values("Sec-WebSocket-Key")
@@ -100,12 +115,28 @@ func checkRequest(r *http.Request) (upgradeRequest, *HandshakeError) {
 		return u, refuse(http.StatusBadRequest, "Sec-WebSocket-Key must be 16 bytes in base64")
 	}
 	u.key = keys[0]
+	return u, nil
+}
+
+// checkVersionOrigin reads the version and the origin, the fields both
+// HTTP versions share.
+func checkVersionOrigin(r *http.Request, u *upgradeRequest) *HandshakeError {
+	switch v := r.Header.Values("Sec-WebSocket-Version"); {
+	case len(v) == 1 && v[0] == "13":
+		u.version = 13
+	case len(v) == 1 && v[0] == "8":
+		u.version = 8
+	default:
+		e := refuse(http.StatusBadRequest, "unsupported Sec-WebSocket-Version")
+		e.header = http.Header{"Sec-Websocket-Version": {supportedVersions}}
+		return e
+	}
 	// Version 8 browsers sent the origin as Sec-WebSocket-Origin.
 	u.origin = r.Header.Get("Origin")
 	if u.version == 8 && u.origin == "" {
 		u.origin = r.Header.Get("Sec-WebSocket-Origin")
 	}
-	return u, nil
+	return nil
 }
 
 // checkOrigin allows a request without Origin (not from a browser), one
@@ -181,14 +212,22 @@ func appendResponse(b []byte, key, protocol, extensions string, extra http.Heade
 // out those the handshake sets itself.
 func appendHeader(b []byte, h http.Header) []byte {
 	for name := range h {
-		switch http.CanonicalHeaderKey(name) {
-		case "Upgrade", "Connection", "Sec-Websocket-Accept", "Sec-Websocket-Key",
-			"Sec-Websocket-Version", "Sec-Websocket-Protocol", "Sec-Websocket-Extensions", "Host":
-			continue
+		if !handshakeField(name) {
+			b = appendField(b, name, h[name])
 		}
-		b = appendField(b, name, h[name])
 	}
 	return b
+}
+
+// handshakeField reports whether the handshake sets the header field
+// name itself, so the application's value must not be sent.
+func handshakeField(name string) bool {
+	switch http.CanonicalHeaderKey(name) {
+	case "Upgrade", "Connection", "Sec-Websocket-Accept", "Sec-Websocket-Key",
+		"Sec-Websocket-Version", "Sec-Websocket-Protocol", "Sec-Websocket-Extensions", "Host":
+		return true
+	}
+	return strings.HasPrefix(name, ":")
 }
 
 // appendField appends a header field, leaving out values that would break
@@ -221,6 +260,12 @@ func checkResponse(resp *http.Response, key string, offered []string) (string, e
 	if got := resp.Header.Values("Sec-WebSocket-Accept"); len(got) != 1 || got[0] != acceptKey(key) {
 		return "", refuse(resp.StatusCode, "wrong Sec-WebSocket-Accept")
 	}
+	return checkSubprotocol(resp, offered)
+}
+
+// checkSubprotocol returns the subprotocol the server selected, which
+// must be one the client offered.
+func checkSubprotocol(resp *http.Response, offered []string) (string, error) {
 	protos := resp.Header.Values("Sec-WebSocket-Protocol")
 	if len(protos) > 1 {
 		return "", refuse(resp.StatusCode, "several Sec-WebSocket-Protocol values")
