@@ -257,7 +257,13 @@ func (r *reader) waitTexts(t *testing.T, n int) []string {
 // order.
 func channelTexts(t *testing.T, b realtime.Broker, channel string, from realtime.Position) []string {
 	t.Helper()
-	entries, _, err := b.Since(testCtx(t), channel, from)
+	var entries []realtime.Entry
+	var err error
+	// After the engine's restart, b may reconnect later than the nodes.
+	waitFor(t, "Since to reach the engine", func() bool {
+		entries, _, err = b.Since(testCtx(t), channel, from)
+		return !errors.Is(err, realtime.ErrBrokerUnavailable)
+	})
 	if err != nil {
 		t.Fatalf("Since(%q, %v): %v", channel, from, err)
 	}

@@ -202,6 +202,7 @@ func (b *Broker) Presence(ctx context.Context, channel string) (live, expired []
 	}
 	err = b.withBucket(ctx, "presence", func(ctx context.Context, kv jetstream.KeyValue) error {
 		var all []found
+		at := map[string]int{} // key -> index in all
 		live, expired = nil, nil
 		err := b.read(ctx, "KV_"+b.bucket, cfg, readAll, func(m jetstream.Msg, seq uint64) error {
 			if op := m.Headers().Get("KV-Operation"); op != "" {
@@ -215,7 +216,17 @@ func (b *Broker) Presence(ctx context.Context, channel string) (live, expired []
 			if json.Unmarshal(m.Data(), &r) != nil {
 				return nil // not ours: ignored
 			}
-			all = append(all, found{key: m.Subject()[len(prefix):], rev: seq, rec: r, end: md.Timestamp.Add(r.TTL)})
+			f := found{key: m.Subject()[len(prefix):], rev: seq, rec: r, end: md.Timestamp.Add(r.TTL)}
+			// One entry per key, its latest: a read that overlaps other
+			// callers' deletes and refreshes may see a key more than once.
+			if i, ok := at[f.key]; ok {
+				if f.rev > all[i].rev {
+					all[i] = f
+				}
+				return nil
+			}
+			at[f.key] = len(all)
+			all = append(all, f)
 			return nil
 		})
 		if err != nil {
