@@ -96,6 +96,18 @@ type Dialer struct {
 	// cookies of each response, refused handshakes included.
 	Jar http.CookieJar
 
+	// HTTPClient, when set, makes the HTTP requests of EventSource and of
+	// a Socket's EventSource transport (its GETs and POSTs), with its
+	// own Transport and Jar (Jar when it has none): Proxy,
+	// ProxyTLSConfig, TLSConfig, ProxyConnectHeader, ForwardProxy and
+	// NetDial then apply to WebSocket connections only. Its
+	// CheckRedirect, if any, is asked after the rules of MaxRedirects'
+	// doc for EventSource requests. Nil means a client of the Dialer's
+	// own, with one http.Transport for each EventSource and each Socket,
+	// so that their requests reuse connections, and speak HTTP/2 with
+	// origins that offer it.
+	HTTPClient *http.Client
+
 	// Origin, when set, is sent as Origin (as Sec-WebSocket-Origin for
 	// version 8) with WebSocket handshakes.
 	Origin string
@@ -295,6 +307,17 @@ func redirectTarget(u *url.URL, location string) (next *url.URL, ok bool) {
 	return next, true
 }
 
+// isRedirect reports whether status is a redirect that Location says
+// where to.
+func isRedirect(status int) bool {
+	switch status {
+	case http.StatusMovedPermanently, http.StatusFound, http.StatusSeeOther,
+		http.StatusTemporaryRedirect, http.StatusPermanentRedirect:
+		return true
+	}
+	return false
+}
+
 // sameOrigin reports whether a and b have the same scheme (ws and http
 // being one, wss and https another), host and port.
 func sameOrigin(a, b *url.URL) bool {
@@ -347,21 +370,16 @@ func timeoutContext(ctx context.Context, t time.Duration) (context.Context, cont
 // forward mode, to the proxy itself, in which case fwd holds the header
 // fields the request must carry.
 func (d *Dialer) connect(ctx context.Context, u *url.URL, secure bool) (nc net.Conn, fwd http.Header, err error) {
-	hu := httpURL(u)
-	choose := d.Proxy
-	if choose == nil {
-		choose = proxy.FromEnvironment
-	}
-	pu, err := choose(&http.Request{Method: http.MethodGet, URL: hu, Header: http.Header{}, Host: hu.Host})
+	pu, err := d.chooseProxy(u)
 	if err != nil {
-		return nil, nil, &DialError{URL: u.Redacted(), Err: fmt.Errorf("select proxy: %w", err), final: true}
+		return nil, nil, err
 	}
 	addr := hostPort(u)
 	switch {
 	case pu == nil:
 		nc, err = d.netDial(ctx, "tcp", addr)
 	default:
-		pd := &proxy.Dialer{URL: pu, TLSConfig: d.ProxyTLSConfig, ConnectHeader: d.ProxyConnectHeader, NetDial: d.NetDial}
+		pd := d.proxyDialer(pu)
 		if d.ForwardProxy && !secure && (pu.Scheme == "http" || pu.Scheme == "https") {
 			nc, fwd, err = pd.DialForward(ctx)
 		} else {
@@ -380,16 +398,42 @@ func (d *Dialer) connect(ctx context.Context, u *url.URL, secure bool) (nc net.C
 	} else {
 		cfg = &tls.Config{}
 	}
+	cfg.NextProtos = []string{"http/1.1"}
+	tc, err := handshakeTLS(ctx, nc, u, cfg)
+	return tc, nil, err
+}
+
+// chooseProxy returns the proxy Proxy selects for u, or nil for none.
+func (d *Dialer) chooseProxy(u *url.URL) (*url.URL, error) {
+	hu := httpURL(u)
+	choose := d.Proxy
+	if choose == nil {
+		choose = proxy.FromEnvironment
+	}
+	pu, err := choose(&http.Request{Method: http.MethodGet, URL: hu, Header: http.Header{}, Host: hu.Host})
+	if err != nil {
+		return nil, &DialError{URL: u.Redacted(), Err: fmt.Errorf("select proxy: %w", err), final: true}
+	}
+	return pu, nil
+}
+
+// proxyDialer returns the dialer of the proxy at pu.
+func (d *Dialer) proxyDialer(pu *url.URL) *proxy.Dialer {
+	return &proxy.Dialer{URL: pu, TLSConfig: d.ProxyTLSConfig, ConnectHeader: d.ProxyConnectHeader, NetDial: d.NetDial}
+}
+
+// handshakeTLS runs TLS with u's origin over nc with cfg, its ServerName
+// set to u's host when empty; it closes nc when that fails.
+func handshakeTLS(ctx context.Context, nc net.Conn, u *url.URL, cfg *tls.Config) (net.Conn, error) {
 	if cfg.ServerName == "" {
 		cfg.ServerName = u.Hostname()
 	}
-	cfg.NextProtos = []string{"http/1.1"}
 	tc := tls.Client(nc, cfg)
 	if err := tc.HandshakeContext(ctx); err != nil {
 		nc.Close()
-		return nil, nil, &DialError{URL: u.Redacted(), Err: fmt.Errorf("TLS handshake with the origin: %w", withCtxCause(ctx, err))}
+		return nil, &DialError{URL: u.Redacted(), Err: fmt.Errorf("TLS handshake with the origin: %w", withCtxCause(ctx, err))}
 	}
-	return tc, nil, nil
+	return tc, nil
 }
 
 func (d *Dialer) netDial(ctx context.Context, network, addr string) (net.Conn, error) {
