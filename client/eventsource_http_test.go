@@ -206,3 +206,47 @@ func TestPostRedirect307(t *testing.T) {
 		}
 	})
 }
+
+// Through an https:// proxy the EventSource speaks TLS with the proxy by
+// ProxyTLSConfig (net/http alone would use the origin's configuration),
+// tunnels by default, and in forward mode sends ProxyConnectHeader with
+// each request, with the proxy URL's userinfo winning over its
+// Proxy-Authorization, as with CONNECT.
+func TestEventSourceThroughHTTPSProxy(t *testing.T) {
+	noProxyEnv(t)
+	plain := esServer(t, false, map[string]http.HandlerFunc{"/sse": sseHandler(time.Millisecond)})
+	cert, pool := testCert(t)
+	p := startProxy(t, cert, "", nil)
+	for _, forward := range []bool{false, true} {
+		t.Run(map[bool]string{false: "tunnel", true: "forward"}[forward], func(t *testing.T) {
+			d := &Dialer{
+				Proxy:              http.ProxyURL(mustParse(t, "https://u:p@"+p.addr)),
+				ProxyTLSConfig:     &tls.Config{RootCAs: pool},
+				TLSConfig:          &tls.Config{RootCAs: x509.NewCertPool()}, // trusts nothing
+				ProxyConnectHeader: http.Header{"X-P": {"p"}, "Proxy-Authorization": {"Other x"}},
+				ForwardProxy:       forward,
+			}
+			es := newES(t, d, "http://"+plain.Addr+"/sse", &EventSourceOptions{MinDelay: -1})
+			for i := 1; i <= 4; i++ {
+				if ev := nextEvent(t, es); ev.ID != strconv.Itoa(i) {
+					t.Fatalf("event %+v, want id %d", ev, i)
+				}
+			}
+			es.Close()
+			r := p.request(t)
+			wantMethod, wantURI := "CONNECT", plain.Addr
+			if forward {
+				wantMethod, wantURI = "GET", "http://"+plain.Addr+"/sse"
+			}
+			if r.Method != wantMethod || r.RequestURI != wantURI || r.Header.Get("X-P") != "p" ||
+				len(r.Header["Proxy-Authorization"]) != 1 || r.Header.Get("Proxy-Authorization") != "Basic dTpw" {
+				t.Fatalf("proxy saw %s %s %v", r.Method, r.RequestURI, r.Header)
+			}
+			if forward {
+				if r := p.request(t); r.Method != "GET" || r.Header.Get("Last-Event-ID") != "3" || r.Header.Get("X-P") != "p" {
+					t.Fatalf("the reconnection: proxy saw %s %s %v", r.Method, r.RequestURI, r.Header)
+				}
+			}
+		})
+	}
+}
