@@ -132,7 +132,12 @@ type EventSourceOptions struct {
 // redirects, which it follows), or a content type other than
 // text/event-stream, and when an event is larger than allowed.
 //
-// An EventSource runs one goroutine, which owns the connection: it
+// Its requests go through net/http (see Dialer.HTTPClient): they speak
+// HTTP/2 with an origin that offers it by ALPN, and a reconnection
+// reuses the connection when the stream ended cleanly, or shares it
+// over HTTP/2.
+//
+// An EventSource runs one goroutine, which owns the stream: it
 // connects, reads, and waits to reconnect. Events are handed over one at
 // a time, so a slow reader slows down the stream rather than buffering
 // it. OnOpen and OnRetry run on that goroutine, and must not call Close.
@@ -177,7 +182,8 @@ type EventSource struct {
 
 // EventSource starts reading the server-sent events stream at rawURL
 // (http:// or https://), with the proxies, TLS settings, header, cookie
-// jar and handshake timeout of d. It returns at once; the first
+// jar, HTTP client and handshake timeout of d. Redirects are followed as
+// Dialer.MaxRedirects says for EventSource requests. It returns at once; the first
 // connection is made in the background. An error means a malformed URL
 // or options.
 //

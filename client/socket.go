@@ -1470,9 +1470,10 @@ func (s *Socket) readEventSource(a *attempt) (error, bool) {
 	}
 }
 
-// watchdog drops a WebSocket on which nothing arrives for idle. All its
-// methods but the timer's function run on the Socket's goroutine; a nil
-// watchdog does nothing.
+// watchdog drops a connection (a WebSocket, an event stream) on which a
+// read waits longer than idle. All its methods but the timer's function
+// run on the goroutine that reads, the Socket's or the EventSource's; a
+// nil watchdog does nothing.
 type watchdog struct {
 	idle  time.Duration
 	timer *time.Timer
