@@ -267,16 +267,8 @@ func (p *testProxy) handle(c net.Conn) {
 		p.forward(c, br, req)
 		return
 	}
-	target := req.RequestURI
-	if r, ok := p.remap[target]; ok {
-		target = r
-	}
-	up, err := net.Dial("tcp", target)
-	if err != nil {
-		io.WriteString(c, "HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n")
-		return
-	}
-	if !p.track(up) {
+	up := p.dialUpstream(c, req.RequestURI)
+	if up == nil {
 		return
 	}
 	defer up.Close()
@@ -292,6 +284,23 @@ func (p *testProxy) handle(c net.Conn) {
 	<-done
 }
 
+// dialUpstream connects to target, or where remap sends it; when that
+// fails it answers c with 502 and returns nil.
+func (p *testProxy) dialUpstream(c net.Conn, target string) net.Conn {
+	if r, ok := p.remap[target]; ok {
+		target = r
+	}
+	up, err := net.Dial("tcp", target)
+	if err != nil {
+		io.WriteString(c, "HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n")
+		return nil
+	}
+	if !p.track(up) {
+		return nil
+	}
+	return up
+}
+
 // forward serves requests in forward mode, as squid does it by default:
 // each request on the client's connection, recorded, goes to its origin
 // on a connection of its own, without the hop-by-hop fields (Upgrade
@@ -302,15 +311,8 @@ func (p *testProxy) forward(c net.Conn, br *bufio.Reader, req *http.Request) {
 		if !strings.Contains(target, ":") {
 			target += ":80"
 		}
-		if r, ok := p.remap[target]; ok {
-			target = r
-		}
-		up, err := net.Dial("tcp", target)
-		if err != nil {
-			io.WriteString(c, "HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n")
-			return
-		}
-		if !p.track(up) {
+		up := p.dialUpstream(c, target)
+		if up == nil {
 			return
 		}
 		for _, h := range []string{"Upgrade", "Connection", "Proxy-Authorization", "Proxy-Connection"} {
