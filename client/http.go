@@ -256,6 +256,10 @@ func requestError(ctx context.Context, u *url.URL, what string, err error) error
 		return de
 	case errors.As(err, &re):
 		return re
+	case strings.Contains(err.Error(), "server response headers exceeded"):
+		// net/http's error for a header above MaxResponseHeaderBytes,
+		// which it does not export: a server that sends one would again.
+		err = finalError{err}
 	case len(err.Error()) > 2*quote.MaxBytes && ctx.Err() == nil:
 		// net/http quotes a malformed response whole.
 		err = boundedError{err}
