@@ -253,6 +253,14 @@ func requestError(ctx context.Context, u *url.URL, what string, err error) error
 	var re *ResponseError
 	switch {
 	case errors.As(err, &de):
+		// The dial hooks know the address only: name the request's URL.
+		if ue != nil {
+			if hop, perr := url.Parse(ue.URL); perr == nil {
+				c := *de
+				c.URL = hop.Redacted()
+				return &c
+			}
+		}
 		return de
 	case errors.As(err, &re):
 		return re
