@@ -182,10 +182,10 @@ type EventSource struct {
 
 // EventSource starts reading the server-sent events stream at rawURL
 // (http:// or https://), with the proxies, TLS settings, header, cookie
-// jar, HTTP client and handshake timeout of d. Redirects are followed as
-// Dialer.MaxRedirects says for EventSource requests. It returns at once; the first
-// connection is made in the background. An error means a malformed URL
-// or options.
+// jar, HTTP client and handshake timeout of d, following redirects as
+// Dialer.MaxRedirects says of EventSource requests. It returns at once;
+// the first connection is made in the background. An error means a
+// malformed URL or options.
 //
 // When the proxy refuses to tunnel to an http:// URL with CONNECT by
 // policy (a 4xx other than 401, 407, 408 and 429), as proxies that
@@ -451,6 +451,8 @@ func (es *EventSource) open(bound context.Context) (*stream, error) {
 	return st, err
 }
 
+// request makes one request, with the EventSource's header fields and
+// its last event id, and checks the answer.
 func (es *EventSource) request(bound context.Context) (*stream, error) {
 	u := es.url
 	h := cloneHeader(es.d.Header)
