@@ -250,3 +250,39 @@ func TestEventSourceThroughHTTPSProxy(t *testing.T) {
 		})
 	}
 }
+
+// Over HTTP/2 a Socket's event stream and its POSTs share one
+// connection (before, HTTP/1.1 only: the stream held one connection and
+// the POSTs another).
+func TestSocketEventSourceHTTP2(t *testing.T) {
+	protos := make(chan int, 64)
+	rs := startRT(t, rtConfig{h2: true, wrap: func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			protos <- r.ProtoMajor
+			h.ServeHTTP(w, r)
+		})
+	}})
+	pool := x509.NewCertPool()
+	pool.AddCert(rs.srv.Certificate())
+	d := &Dialer{Proxy: proxy.Direct, TLSConfig: &tls.Config{RootCAs: pool}}
+	s, rec := newSocket(t, d, rs.URL, &SocketOptions{Transport: TransportEventSource})
+	if info := rec.open(t); info.Response.ProtoMajor != 2 {
+		t.Fatalf("the stream opened over HTTP/%d", info.Response.ProtoMajor)
+	}
+	inChat(t, s)
+	for _, m := range []string{"one", "two", "three"} {
+		send(t, s, m)
+		if got := rs.received(t); got != "eventsource:"+m {
+			t.Fatalf("delivered %q, want %q", got, "eventsource:"+m)
+		}
+	}
+	s.Close()
+	for len(protos) > 0 {
+		if p := <-protos; p != 2 {
+			t.Fatalf("a request over HTTP/%d", p)
+		}
+	}
+	if n := rs.conns.Load(); n != 1 {
+		t.Fatalf("%d connections for the stream and its POSTs, want 1", n)
+	}
+}
