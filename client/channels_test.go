@@ -675,17 +675,18 @@ func TestSocketIdleTimeoutFromHeartbeat(t *testing.T) {
 	}
 }
 
-// An explicit IdleTimeout wins over the announced heartbeat.
+// An explicit IdleTimeout wins over the announced heartbeat. Both
+// transports keep their idle watchdog in link.wd.
 func TestSocketIdleTimeoutExplicit(t *testing.T) {
 	s := &Socket{opts: SocketOptions{IdleTimeout: time.Hour}}
-	l := &link{wd: &watchdog{idle: time.Hour}, cr: &connReader{idle: time.Hour}}
+	l := &link{wd: &watchdog{idle: time.Hour}}
 	s.heartbeat(l, "100")
-	if l.wd.idle != time.Hour || l.cr.idle != time.Hour {
-		t.Fatalf("watchdogs %v and %v, want the explicit hour", l.wd.idle, l.cr.idle)
+	if l.wd.idle != time.Hour {
+		t.Fatalf("watchdog %v, want the explicit hour", l.wd.idle)
 	}
 	s.opts.IdleTimeout = 0
 	s.heartbeat(l, "15000")
-	if want := 31 * time.Second; l.wd.idle != want || l.cr.idle != want || s.idleTimeout() != DefaultIdleTimeout {
-		t.Fatalf("watchdogs %v and %v, want %v; before an announcement %v", l.wd.idle, l.cr.idle, want, s.idleTimeout())
+	if want := 31 * time.Second; l.wd.idle != want || s.idleTimeout() != DefaultIdleTimeout {
+		t.Fatalf("watchdog %v, want %v; before an announcement %v", l.wd.idle, want, s.idleTimeout())
 	}
 }

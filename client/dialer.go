@@ -33,8 +33,8 @@ const DefaultHandshakeTimeout = 30 * time.Second
 // slices are copied. Dialer.EventSource and Dialer.Socket keep a deep
 // copy of the Dialer (headers, slices and TLS configurations cloned), so
 // later changes to it, or to what it points to, do not affect them;
-// Proxy, NetDial, Jar, the extensions and the ConnOptions hooks are
-// kept as they are, and are called concurrently.
+// Proxy, NetDial, Jar, HTTPClient, the extensions and the ConnOptions
+// hooks are kept as they are, and are called concurrently.
 type Dialer struct {
 	// Proxy selects the proxy for each connection, as
 	// net/http.Transport.Proxy does: it is called with a GET request for
@@ -43,20 +43,25 @@ type Dialer struct {
 	// means proxy.FromEnvironment (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY,
 	// NO_PROXY); proxy.Direct never uses one; net/http.ProxyURL always
 	// uses the same one. See package proxy for the URL schemes.
+	// EventSource requests share connections, each opened for a scheme
+	// and a host:port, so for them Proxy may see a URL of those alone.
 	Proxy func(*http.Request) (*url.URL, error)
 
 	// ProxyTLSConfig configures TLS to an https:// proxy; TLSConfig
 	// configures TLS to the origin. Each is cloned, and the clone's
 	// ServerName is set to the proxy's or the origin's host when empty,
-	// so the origin sees its own name in SNI also through a tunnel. The
-	// origin connection offers only "http/1.1" by ALPN whatever
-	// NextProtos says, as WebSocket and this EventSource client need
-	// HTTP/1.1. Nil means the zero tls.Config.
+	// so the origin sees its own name in SNI also through a tunnel. A
+	// WebSocket connection offers only "http/1.1" by ALPN whatever
+	// NextProtos says; EventSource requests offer NextProtos, or "h2"
+	// and "http/1.1" when it is empty, so they speak HTTP/2 with origins
+	// that do. The proxy connection offers no protocol: the client
+	// speaks HTTP/1.1 with proxies. Nil means the zero tls.Config.
 	ProxyTLSConfig *tls.Config
 	TLSConfig      *tls.Config
 
 	// ProxyConnectHeader holds extra header fields for the proxy: sent
-	// with CONNECT, or with requests in forward mode.
+	// with CONNECT, or with requests in forward mode (those of
+	// EventSource included: net/http would send them with CONNECT only).
 	ProxyConnectHeader http.Header
 
 	// ForwardProxy makes plain ws:// and http:// URLs that go through an
@@ -81,7 +86,8 @@ type Dialer struct {
 
 	// HandshakeTimeout bounds one connection attempt: resolving, dialing,
 	// the proxy exchange, TLS, and the opening handshake or the response
-	// header of an EventSource request. It adds to the ctx given to Dial.
+	// header of an EventSource request (its redirects included) or of a
+	// Socket's POST. It adds to the ctx given to Dial.
 	// 0 means DefaultHandshakeTimeout; a negative value sets no bound
 	// besides ctx.
 	HandshakeTimeout time.Duration
@@ -95,6 +101,19 @@ type Dialer struct {
 	// Jar, when set, supplies cookies for each request and stores the
 	// cookies of each response, refused handshakes included.
 	Jar http.CookieJar
+
+	// HTTPClient, when set, makes the HTTP requests of EventSource and of
+	// a Socket's EventSource transport (its GETs and POSTs), with its
+	// own Transport and Jar (Jar when it has none): Proxy,
+	// ProxyTLSConfig, TLSConfig, ProxyConnectHeader, ForwardProxy and
+	// NetDial then apply to WebSocket connections only. Its
+	// CheckRedirect, if any, is asked after the rules of MaxRedirects'
+	// doc for EventSource requests. Its Timeout would bound whole streams:
+	// leave it 0 (HandshakeTimeout applies). Nil means a client of the
+	// Dialer's own, with one http.Transport for each EventSource and each
+	// Socket, so that their requests reuse connections, and speak HTTP/2
+	// with origins that offer it.
+	HTTPClient *http.Client
 
 	// Origin, when set, is sent as Origin (as Sec-WebSocket-Origin for
 	// version 8) with WebSocket handshakes.
@@ -136,12 +155,20 @@ type Dialer struct {
 	// A Socket's WebSocket attempts follow redirects by these rules, each
 	// from the Socket's URL again, as a browser reconnects to the URL it
 	// was given, and OpenInfo.Response.Request.URL says where one ended.
-	// Its EventSource requests start from the Socket's URL as well and
-	// follow redirects on their own (a server that moved its realtime URL
-	// redirects the stream's GET as it does the handshake), and its POSTs
-	// go to the Socket's URL: the WebSocket's final URL would send them,
-	// when it is another origin, without the credentials the Socket's
-	// URL is given.
+	// Its EventSource requests (the stream's GETs and the POSTs) start
+	// from the Socket's URL as well, each on its own, rather than from
+	// the WebSocket's final URL, which would send them, when it is
+	// another origin, without the credentials the Socket's URL is given.
+	//
+	// EventSource requests, those of Dialer.EventSource and of a Socket,
+	// follow up to 10 redirects whatever MaxRedirects says, as a
+	// browser's EventSource and fetch do, by the same rule of
+	// credentials (a server that moved its realtime URL redirects the
+	// stream's GET and the POSTs as it does the handshake). net/http
+	// makes them: 301, 302 and 303 turn a POST into a GET without body,
+	// 307 and 308 send it again with its body. Too many redirects, or
+	// one to a URL that is not http:// or https://, stop an EventSource
+	// with a *ResponseError.
 	MaxRedirects int
 
 	// ConnOptions tunes the WebSocket connections Dial returns.
@@ -295,6 +322,17 @@ func redirectTarget(u *url.URL, location string) (next *url.URL, ok bool) {
 	return next, true
 }
 
+// isRedirect reports whether status is a redirect that Location says
+// where to.
+func isRedirect(status int) bool {
+	switch status {
+	case http.StatusMovedPermanently, http.StatusFound, http.StatusSeeOther,
+		http.StatusTemporaryRedirect, http.StatusPermanentRedirect:
+		return true
+	}
+	return false
+}
+
 // sameOrigin reports whether a and b have the same scheme (ws and http
 // being one, wss and https another), host and port.
 func sameOrigin(a, b *url.URL) bool {
@@ -347,21 +385,16 @@ func timeoutContext(ctx context.Context, t time.Duration) (context.Context, cont
 // forward mode, to the proxy itself, in which case fwd holds the header
 // fields the request must carry.
 func (d *Dialer) connect(ctx context.Context, u *url.URL, secure bool) (nc net.Conn, fwd http.Header, err error) {
-	hu := httpURL(u)
-	choose := d.Proxy
-	if choose == nil {
-		choose = proxy.FromEnvironment
-	}
-	pu, err := choose(&http.Request{Method: http.MethodGet, URL: hu, Header: http.Header{}, Host: hu.Host})
+	pu, err := d.chooseProxy(u)
 	if err != nil {
-		return nil, nil, &DialError{URL: u.Redacted(), Err: fmt.Errorf("select proxy: %w", err), final: true}
+		return nil, nil, err
 	}
 	addr := hostPort(u)
 	switch {
 	case pu == nil:
 		nc, err = d.netDial(ctx, "tcp", addr)
 	default:
-		pd := &proxy.Dialer{URL: pu, TLSConfig: d.ProxyTLSConfig, ConnectHeader: d.ProxyConnectHeader, NetDial: d.NetDial}
+		pd := d.proxyDialer(pu)
 		if d.ForwardProxy && !secure && (pu.Scheme == "http" || pu.Scheme == "https") {
 			nc, fwd, err = pd.DialForward(ctx)
 		} else {
@@ -380,16 +413,42 @@ func (d *Dialer) connect(ctx context.Context, u *url.URL, secure bool) (nc net.C
 	} else {
 		cfg = &tls.Config{}
 	}
+	cfg.NextProtos = []string{"http/1.1"}
+	tc, err := handshakeTLS(ctx, nc, u, cfg)
+	return tc, nil, err
+}
+
+// chooseProxy returns the proxy Proxy selects for u, or nil for none.
+func (d *Dialer) chooseProxy(u *url.URL) (*url.URL, error) {
+	hu := httpURL(u)
+	choose := d.Proxy
+	if choose == nil {
+		choose = proxy.FromEnvironment
+	}
+	pu, err := choose(&http.Request{Method: http.MethodGet, URL: hu, Header: http.Header{}, Host: hu.Host})
+	if err != nil {
+		return nil, &DialError{URL: u.Redacted(), Err: fmt.Errorf("select proxy: %w", err), final: true}
+	}
+	return pu, nil
+}
+
+// proxyDialer returns the dialer of the proxy at pu.
+func (d *Dialer) proxyDialer(pu *url.URL) *proxy.Dialer {
+	return &proxy.Dialer{URL: pu, TLSConfig: d.ProxyTLSConfig, ConnectHeader: d.ProxyConnectHeader, NetDial: d.NetDial}
+}
+
+// handshakeTLS runs TLS with u's origin over nc with cfg, its ServerName
+// set to u's host when empty; it closes nc when that fails.
+func handshakeTLS(ctx context.Context, nc net.Conn, u *url.URL, cfg *tls.Config) (net.Conn, error) {
 	if cfg.ServerName == "" {
 		cfg.ServerName = u.Hostname()
 	}
-	cfg.NextProtos = []string{"http/1.1"}
 	tc := tls.Client(nc, cfg)
 	if err := tc.HandshakeContext(ctx); err != nil {
 		nc.Close()
-		return nil, nil, &DialError{URL: u.Redacted(), Err: fmt.Errorf("TLS handshake with the origin: %w", withCtxCause(ctx, err))}
+		return nil, &DialError{URL: u.Redacted(), Err: fmt.Errorf("TLS handshake with the origin: %w", withCtxCause(ctx, err))}
 	}
-	return tc, nil, nil
+	return tc, nil
 }
 
 func (d *Dialer) netDial(ctx context.Context, network, addr string) (net.Conn, error) {

@@ -65,6 +65,17 @@
 // origin kept apart, extra header fields, a cookie jar and a handshake
 // timeout. Its zero value is ready to use.
 //
+// # HTTP
+//
+// The WebSocket handshake is written by this package. The HTTP requests
+// of an [EventSource] and of a Socket's EventSource transport (the
+// stream's GET, the POSTs) go through net/http: over HTTP/2 when the
+// origin offers it, on connections that each EventSource and each Socket
+// keep and reuse, with net/http's redirects under this package's rule of
+// credentials (see [Dialer.MaxRedirects]). Its connections are opened
+// the Dialer's way, through the same proxies as WebSocket connections;
+// [Dialer.HTTPClient] replaces all of that by a client of the caller's.
+//
 // # Proxies
 //
 // Through an http:// or https:// proxy a connection is tunnelled with

@@ -32,6 +32,7 @@ func TestErrorTexts(t *testing.T) {
 	longType := rawResponseServer(t, "HTTP/1.1 200 OK\r\nContent-Type: "+huge+"\r\nContent-Length: 0\r\n\r\n")
 	malformed := rawResponseServer(t, huge+"\r\n\r\n")
 	longLocation := rawResponseServer(t, "HTTP/1.1 302 Found\r\nLocation: ftp://"+huge+"\r\nContent-Length: 0\r\n\r\n")
+	largeHeader := rawResponseServer(t, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nX-Large: "+strings.Repeat("x", maxResponseHeader)+"\r\n\r\n")
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -96,6 +97,7 @@ func TestErrorTexts(t *testing.T) {
 			}
 		}, false},
 		{"long-location", func() error { return stopped("http://" + longLocation + "/") }, false},
+		{"header-too-large", func() error { return stopped("http://" + largeHeader + "/") }, false},
 		{"post-refused", func() error {
 			return &SendError{Transport: TransportEventSource, StatusCode: 500, Err: statusError(500, huge)}
 		}, false},

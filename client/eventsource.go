@@ -1,11 +1,9 @@
 package client
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -13,17 +11,14 @@ import (
 	"math"
 	"math/rand/v2"
 	"mime"
-	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/realtime-go/realtime/eventsource"
-	"github.com/realtime-go/realtime/internal/ctxio"
 	"github.com/realtime-go/realtime/internal/quote"
 	"github.com/realtime-go/realtime/proxy"
 )
@@ -33,10 +28,6 @@ import (
 const DefaultRetry = 3 * time.Second
 
 const (
-	// maxRedirects bounds the redirects followed by one connection
-	// attempt, as browsers and net/http do.
-	maxRedirects = 10
-
 	// maxResponseHeader bounds the status line and header of an
 	// EventSource response.
 	maxResponseHeader = 64 << 10
@@ -141,7 +132,12 @@ type EventSourceOptions struct {
 // redirects, which it follows), or a content type other than
 // text/event-stream, and when an event is larger than allowed.
 //
-// An EventSource runs one goroutine, which owns the connection: it
+// Its requests go through net/http (see Dialer.HTTPClient): they speak
+// HTTP/2 with an origin that offers it by ALPN, and a reconnection
+// reuses the connection when the stream ended cleanly, or shares it
+// over HTTP/2.
+//
+// An EventSource runs one goroutine, which owns the stream: it
 // connects, reads, and waits to reconnect. Events are handed over one at
 // a time, so a slow reader slows down the stream rather than buffering
 // it. OnOpen and OnRetry run on that goroutine, and must not call Close.
@@ -170,9 +166,12 @@ type EventSource struct {
 	retry    time.Duration
 	resumeID string
 
-	// The reader of the last connection open made, whose idle
-	// watchdog a Socket adjusts to the heartbeat its server announces.
-	cr *connReader
+	// client makes the requests; fwd, once made, is the one of the
+	// Dialer in forward mode. ours: they are the Dialer's own, not
+	// Dialer.HTTPClient's, and the EventSource closes their idle
+	// connections when it stops.
+	client, fwd *http.Client
+	ours        bool
 
 	// forward reports that the last request open made went to the proxy
 	// in forward mode; tunnelErr is the refused CONNECT that made the
@@ -183,9 +182,10 @@ type EventSource struct {
 
 // EventSource starts reading the server-sent events stream at rawURL
 // (http:// or https://), with the proxies, TLS settings, header, cookie
-// jar and handshake timeout of d. It returns at once; the first
-// connection is made in the background. An error means a malformed URL
-// or options.
+// jar, HTTP client and handshake timeout of d, following redirects as
+// Dialer.MaxRedirects says of EventSource requests. It returns at once;
+// the first connection is made in the background. An error means a
+// malformed URL or options.
 //
 // When the proxy refuses to tunnel to an http:// URL with CONNECT by
 // policy (a 4xx other than 401, 407, 408 and 429), as proxies that
@@ -237,6 +237,7 @@ func (d *Dialer) EventSource(rawURL string, opts *EventSourceOptions) (*EventSou
 		retry:    o.Retry,
 		resumeID: o.LastEventID,
 	}
+	es.client, es.ours = es.d.newHTTPClient()
 	es.ctx, es.cancel = context.WithCancel(context.Background())
 	go es.run()
 	return es, nil
@@ -319,6 +320,12 @@ func (es *EventSource) run() {
 	es.err = err
 	es.mu.Unlock()
 	es.cancel()
+	if es.ours {
+		es.client.CloseIdleConnections()
+		if es.fwd != nil {
+			es.fwd.CloseIdleConnections()
+		}
+	}
 	close(es.done)
 }
 
@@ -384,32 +391,19 @@ func (es *EventSource) delay(quiet int) time.Duration {
 	return d + rand.N(d/2+1)
 }
 
-// malformedResponse bounds the error of http.ReadResponse, which quotes
-// the whole malformed line, when the response itself was at fault.
-func malformedResponse(ctx context.Context, err error) error {
-	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) || ctx.Err() != nil {
-		return err
-	}
-	return errors.New("malformed response: " + quote.Error(err))
-}
-
 // attempt makes one connection and reads it to its end. It reports
 // whether any event was handed over; a nil error means a clean end of
 // stream.
 func (es *EventSource) attempt() (delivered bool, err error) {
-	resp, nc, err := es.open()
+	st, err := es.open(es.ctx)
 	if err != nil {
 		return false, err
 	}
-	defer nc.Close()
-	// Close interrupts a read by closing the connection, which this
-	// attempt is done with anyway.
-	stop := context.AfterFunc(es.ctx, func() { nc.Close() })
-	defer stop()
+	defer st.close()
 	if es.opts.OnOpen != nil {
-		es.opts.OnOpen(resp)
+		es.opts.OnOpen(st.resp)
 	}
-	dec := eventsource.NewDecoder(resp.Body, &eventsource.DecoderOptions{
+	dec := eventsource.NewDecoder(st, &eventsource.DecoderOptions{
 		MaxEventSize: es.opts.MaxEventSize,
 		LastEventID:  es.resumeID,
 	})
@@ -435,83 +429,36 @@ func (es *EventSource) attempt() (delivered bool, err error) {
 	}
 }
 
-// open connects and sends the request, following redirects, and returns
-// a response whose body is the event stream.
-func (es *EventSource) open() (*http.Response, net.Conn, error) {
-	ctx, cancel := es.d.attemptContext(es.ctx)
-	defer cancel()
-	u, method, body := es.url, es.opts.Method, es.opts.Body
-	header := cloneHeader(es.d.Header)
-	for k, v := range es.opts.Header {
-		header[k] = v
-	}
-	for redirects := 0; ; redirects++ {
-		resp, nc, err := es.request(ctx, u, method, body, header)
-		if err != nil {
-			return nil, nil, err
-		}
-		if !isRedirect(resp.StatusCode) || resp.Header.Get("Location") == "" {
-			return resp, nc, nil
-		}
-		nc.Close()
-		refuse := func(reason string) error {
-			return &ResponseError{StatusCode: resp.StatusCode, Response: resp, Reason: reason}
-		}
-		if redirects == maxRedirects {
-			return nil, nil, refuse(fmt.Sprintf("stopped after %d redirects", maxRedirects))
-		}
-		next, err := u.Parse(resp.Header.Get("Location"))
-		if err != nil || (next.Scheme != "http" && next.Scheme != "https") || next.Hostname() == "" {
-			return nil, nil, refuse("bad redirect to " + quote.Prefix(resp.Header.Get("Location")))
-		}
-		switch resp.StatusCode {
-		case http.StatusMovedPermanently, http.StatusFound:
-			if method == http.MethodPost {
-				method, body = http.MethodGet, nil
-			}
-		case http.StatusSeeOther:
-			if method != http.MethodHead {
-				method, body = http.MethodGet, nil
-			}
-		}
-		if body == nil {
-			header.Del("Content-Type")
-		}
-		if next.Host != u.Host {
-			// Credentials were meant for the first host.
-			header.Del("Authorization")
-		}
-		u = next
-	}
-}
-
-func isRedirect(status int) bool {
-	switch status {
-	case http.StatusMovedPermanently, http.StatusFound, http.StatusSeeOther,
-		http.StatusTemporaryRedirect, http.StatusPermanentRedirect:
-		return true
-	}
-	return false
-}
-
-// request makes one HTTP/1.1 exchange and checks the answer. It returns
-// the response of a redirect, with its connection, for open to follow;
-// any other answer but a 200 text/event-stream is a *ResponseError.
-func (es *EventSource) request(ctx context.Context, u *url.URL, method string, body []byte, header http.Header) (*http.Response, net.Conn, error) {
-	nc, fwd, err := es.d.connect(ctx, u, u.Scheme == "https")
-	if err != nil && u.Scheme == "http" && !es.d.ForwardProxy && tunnelRefused(err) {
+// open sends the request, which lives as long as es.ctx; bound and the
+// Dialer's HandshakeTimeout bound it until the response header has come.
+// It returns the stream of a 200 text/event-stream response, after
+// redirects; any other answer is a *ResponseError.
+func (es *EventSource) open(bound context.Context) (*stream, error) {
+	st, err := es.request(bound)
+	if err != nil && es.ours && es.url.Scheme == "http" && !es.d.ForwardProxy && tunnelRefused(err) {
 		// Corporate proxies often tunnel to port 443 only; a browser
 		// sends http:// requests to them in forward mode, and so does
 		// this EventSource from now on.
 		es.d.ForwardProxy = true
 		es.tunnelErr = err
-		nc, fwd, err = es.d.connect(ctx, u, false)
+		if es.fwd == nil {
+			es.fwd, _ = es.d.newHTTPClient()
+			es.client.CloseIdleConnections()
+		}
+		es.client = es.fwd
+		st, err = es.request(bound)
 	}
-	if err != nil {
-		return nil, nil, err
+	return st, err
+}
+
+// request makes one request, with the EventSource's header fields and
+// its last event id, and checks the answer.
+func (es *EventSource) request(bound context.Context) (*stream, error) {
+	u := es.url
+	h := cloneHeader(es.d.Header)
+	for k, v := range es.opts.Header {
+		h[k] = v
 	}
-	es.forward = fwd != nil
-	h := header.Clone()
 	if h.Get("Accept") == "" {
 		h.Set("Accept", "text/event-stream")
 	}
@@ -522,56 +469,23 @@ func (es *EventSource) request(ctx context.Context, u *url.URL, method string, b
 	if id := es.resumeID; id != "" {
 		h.Set("Last-Event-ID", id)
 	}
-	if u.User != nil && h.Get("Authorization") == "" {
-		pass, _ := u.User.Password()
-		h.Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(u.User.Username()+":"+pass)))
+	withUserinfo(h, u)
+	var body io.Reader
+	if len(es.opts.Body) > 0 {
+		body = bytes.NewReader(es.opts.Body)
 	}
-	es.d.addCookies(h, u)
-	for k, v := range fwd {
-		h[k] = v
-	}
-	req := &http.Request{
-		Method:     method,
-		URL:        u,
-		Proto:      "HTTP/1.1",
-		ProtoMajor: 1,
-		ProtoMinor: 1,
-		Header:     h,
-		Host:       u.Host,
-	}
-	if len(body) > 0 {
-		req.Body = io.NopCloser(bytes.NewReader(body))
-		req.ContentLength = int64(len(body))
-	}
-
-	fail := func(err error) (*http.Response, net.Conn, error) {
-		nc.Close()
-		return nil, nil, fmt.Errorf("client: EventSource request to %s: %w", u.Redacted(), withCtxCause(ctx, err))
-	}
-	stop := ctxio.Interrupt(ctx, nc)
-	if err := writeRequest(nc, req, fwd != nil); err != nil {
-		stop()
-		return fail(err)
-	}
-	cr := &connReader{nc: nc, limit: maxResponseHeader}
-	resp, err := http.ReadResponse(bufio.NewReader(cr), req)
+	req, err := http.NewRequestWithContext(es.ctx, es.opts.Method, u.String(), body)
 	if err != nil {
-		stop()
-		if cr.limit == 0 {
-			return fail(finalError{fmt.Errorf("response header exceeds %d bytes", maxResponseHeader)})
-		}
-		return fail(malformedResponse(ctx, err))
+		return nil, fmt.Errorf("client: EventSource request to %s: %w", u.Redacted(), err)
 	}
-	if es.d.Jar != nil {
-		if cs := resp.Cookies(); len(cs) > 0 {
-			es.d.Jar.SetCookies(u, cs)
-		}
+	req.Header = h
+	resp, cancel, err := es.d.roundTrip(es.client, req, bound, "client: EventSource request")
+	if err != nil {
+		return nil, err
 	}
-	if isRedirect(resp.StatusCode) && resp.Header.Get("Location") != "" {
-		stop()
-		resp.Body.Close()
-		resp.Body = http.NoBody
-		return resp, nc, nil
+	if es.ours {
+		pu, _ := es.d.forwardProxy(resp.Request.URL)
+		es.forward = pu != nil
 	}
 	var reason string
 	switch ct, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); {
@@ -584,53 +498,44 @@ func (es *EventSource) request(ctx context.Context, u *url.URL, method string, b
 		reason = "content type " + quote.Prefix(resp.Header.Get("Content-Type")) + ", want text/event-stream"
 	}
 	if reason != "" {
-		cr.limit = -1 // the body has its own bound
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
-		stop()
-		nc.Close()
-		resp.Body.Close()
-		resp.Body = io.NopCloser(bytes.NewReader(b))
-		return nil, nil, &ResponseError{StatusCode: resp.StatusCode, Response: resp, Reason: reason}
+		readError(resp)
+		cancel()
+		return nil, &ResponseError{StatusCode: resp.StatusCode, Response: resp, Reason: reason}
 	}
-	if !stop() {
-		return fail(ctx.Err())
+	st := &stream{resp: resp, cancel: cancel}
+	if es.opts.IdleTimeout > 0 {
+		st.wd = &watchdog{idle: es.opts.IdleTimeout}
+		st.wd.start(cancel)
+		st.wd.pause()
 	}
-	cr.limit = -1
-	cr.idle = es.opts.IdleTimeout
-	es.cr = cr
-	return resp, nc, nil
+	return st, nil
 }
 
-// connReader reads a connection: first the response header, within a
-// byte limit; then the stream, with the idle watchdog's deadline renewed
-// before every read.
-type connReader struct {
-	nc    net.Conn
-	limit int64         // bytes the header may still take; -1 once it is read
-	idle  time.Duration // the watchdog, once streaming; 0 for none
+// stream is the body of an open event stream, read with the idle
+// watchdog, which ends the request when a read waits longer than its
+// time. Only its owner reads and closes it; cancel, which ends the
+// request, may be called by any goroutine.
+type stream struct {
+	resp   *http.Response
+	cancel context.CancelFunc
+	wd     *watchdog // nil: none
 }
 
-func (r *connReader) Read(p []byte) (int, error) {
-	if r.limit >= 0 {
-		if r.limit == 0 {
-			return 0, errors.New("response header too large")
-		}
-		if int64(len(p)) > r.limit {
-			p = p[:r.limit]
-		}
-		n, err := r.nc.Read(p)
-		r.limit -= int64(n)
-		return n, err
-	}
-	if r.idle <= 0 {
-		return r.nc.Read(p)
-	}
-	r.nc.SetReadDeadline(time.Now().Add(r.idle))
-	n, err := r.nc.Read(p)
-	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
-		err = idleTimeoutError(r.idle)
+func (st *stream) Read(p []byte) (int, error) {
+	st.wd.kick()
+	n, err := st.resp.Body.Read(p)
+	st.wd.pause()
+	if err != nil && st.wd.expired() {
+		err = idleTimeoutError(st.wd.idle)
 	}
 	return n, err
+}
+
+// close ends the request and lets go of its connection.
+func (st *stream) close() {
+	st.cancel()
+	st.resp.Body.Close()
+	st.wd.stop()
 }
 
 // finalError marks an error after which reconnecting cannot help.
@@ -684,22 +589,6 @@ func withCtxCause(ctx context.Context, err error) error {
 		return fmt.Errorf("%w (%v)", ctx.Err(), err)
 	}
 	return err
-}
-
-// writeRequest sends req on w, in the absolute form a forwarding proxy
-// needs when toProxy is set.
-func writeRequest(w io.Writer, req *http.Request, toProxy bool) error {
-	bw := bufio.NewWriter(w)
-	var err error
-	if toProxy {
-		err = req.WriteProxy(bw)
-	} else {
-		err = req.Write(bw)
-	}
-	if err != nil {
-		return err
-	}
-	return bw.Flush()
 }
 
 // validToken reports whether s is an HTTP token (RFC 9110 §5.6.2).

@@ -263,38 +263,16 @@ func (p *testProxy) handle(c net.Conn) {
 		io.WriteString(c, p.refuse)
 		return
 	}
-	target := req.Host
-	if req.Method == http.MethodConnect {
-		target = req.RequestURI
-	} else if !strings.Contains(target, ":") {
-		target += ":80"
-	}
-	if r, ok := p.remap[target]; ok {
-		target = r
-	}
-	up, err := net.Dial("tcp", target)
-	if err != nil {
-		io.WriteString(c, "HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n")
+	if req.Method != http.MethodConnect {
+		p.forward(c, br, req)
 		return
 	}
-	if !p.track(up) {
+	up := p.dialUpstream(c, req.RequestURI)
+	if up == nil {
 		return
 	}
 	defer up.Close()
-	if req.Method == http.MethodConnect {
-		io.WriteString(c, "HTTP/1.1 200 Connection established\r\n\r\n")
-	} else {
-		// Forward mode, as squid does it by default: hop-by-hop fields,
-		// Upgrade among them, stay here.
-		for _, h := range []string{"Upgrade", "Connection", "Proxy-Authorization", "Proxy-Connection"} {
-			req.Header.Del(h)
-		}
-		req.URL.Scheme, req.URL.Host = "", ""
-		req.RequestURI = ""
-		if err := req.Write(up); err != nil {
-			return
-		}
-	}
+	io.WriteString(c, "HTTP/1.1 200 Connection established\r\n\r\n")
 	if n := br.Buffered(); n > 0 {
 		b, _ := br.Peek(n)
 		up.Write(b)
@@ -304,6 +282,66 @@ func (p *testProxy) handle(c net.Conn) {
 	go func() { io.Copy(c, up); c.Close(); done <- struct{}{} }()
 	<-done
 	<-done
+}
+
+// dialUpstream connects to target, or where remap sends it; when that
+// fails it answers c with 502 and returns nil.
+func (p *testProxy) dialUpstream(c net.Conn, target string) net.Conn {
+	if r, ok := p.remap[target]; ok {
+		target = r
+	}
+	up, err := net.Dial("tcp", target)
+	if err != nil {
+		io.WriteString(c, "HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n")
+		return nil
+	}
+	if !p.track(up) {
+		return nil
+	}
+	return up
+}
+
+// forward serves requests in forward mode, as squid does it by default:
+// each request on the client's connection, recorded, goes to its origin
+// on a connection of its own, without the hop-by-hop fields (Upgrade
+// among them), and its response comes back.
+func (p *testProxy) forward(c net.Conn, br *bufio.Reader, req *http.Request) {
+	for {
+		target := req.Host
+		if !strings.Contains(target, ":") {
+			target += ":80"
+		}
+		up := p.dialUpstream(c, target)
+		if up == nil {
+			return
+		}
+		for _, h := range []string{"Upgrade", "Connection", "Proxy-Authorization", "Proxy-Connection"} {
+			req.Header.Del(h)
+		}
+		req.URL.Scheme, req.URL.Host = "", ""
+		req.RequestURI = ""
+		if err := req.Write(up); err != nil {
+			up.Close()
+			return
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(up), req)
+		if err != nil {
+			up.Close()
+			return
+		}
+		err = resp.Write(c)
+		up.Close()
+		if err != nil || resp.Close {
+			return
+		}
+		if req, err = http.ReadRequest(br); err != nil {
+			return
+		}
+		select {
+		case p.reqs <- req.Clone(context.Background()):
+		default:
+		}
+	}
 }
 
 func (p *testProxy) request(t *testing.T) *http.Request {

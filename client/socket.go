@@ -7,7 +7,6 @@ import (
 	"io"
 	"iter"
 	"math"
-	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -341,9 +340,12 @@ type Socket struct {
 	now   func() time.Time
 	randN func(time.Duration) time.Duration
 
-	// The POST connection kept for the next message, owned by the holder
-	// of sendSem, and by the run goroutine once Sends are over.
-	idle *postConn
+	// The HTTP clients of the EventSource transport: hc for s.d, hcFwd
+	// for s.fwd. hcOurs: they are the Dialer's own, not
+	// Dialer.HTTPClient's, and the Socket closes their idle connections
+	// when it stops.
+	hc, hcFwd *http.Client
+	hcOurs    bool
 
 	// subs are the channels to subscribe to after each reconnection,
 	// guarded by mu; changed by the holder of sendSem.
@@ -361,12 +363,11 @@ type link struct {
 	transport Transport
 	proto     protocol
 	ws        *websocket.Conn // TransportWebSocket
-	nc        net.Conn        // TransportEventSource: the stream's connection
+	es        *stream         // TransportEventSource: the event stream
 	gone      chan struct{}   // closed once the run goroutine has let go of it
 	primed    bool            // the subscriptions were asked for; guarded by sendSem
 	postSeq   uint64          // realtime.v2 over EventSource: the Realtime-Seq of the last POST; guarded by sendSem
-	wd        *watchdog       // TransportWebSocket: the idle watchdog, or nil
-	cr        *connReader     // TransportEventSource: the stream's reader, its idle watchdog
+	wd        *watchdog       // the idle watchdog, or nil
 
 	mu      sync.Mutex
 	token   string // TransportEventSource: the session token
@@ -390,7 +391,7 @@ func (l *link) drop(cause error) {
 	if l.ws != nil {
 		l.ws.CloseNow()
 	} else {
-		l.nc.Close()
+		l.es.cancel()
 	}
 }
 
@@ -492,6 +493,8 @@ func (d *Dialer) Socket(rawURL string, opts *SocketOptions) (*Socket, error) {
 	// Shares what s.d points to, which neither changes.
 	s.fwd = s.d
 	s.fwd.ForwardProxy = true
+	s.hc, s.hcOurs = s.d.newHTTPClient()
+	s.hcFwd, _ = s.fwd.newHTTPClient()
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	go s.run()
 	return s, nil
@@ -877,9 +880,9 @@ func (s *Socket) run() {
 	s.mu.Unlock()
 	s.cancel()
 	s.sending.Wait()
-	if s.idle != nil {
-		s.idle.close()
-		s.idle = nil
+	if s.hcOurs {
+		s.hc.CloseIdleConnections()
+		s.hcFwd.CloseIdleConnections()
 	}
 	close(s.done)
 }
@@ -993,6 +996,15 @@ func (s *Socket) dialer() *Dialer {
 	return &s.d
 }
 
+// client returns the HTTP client of the Socket's next request: hc, or
+// hcFwd once the proxy has refused a CONNECT.
+func (s *Socket) client() *http.Client {
+	if s.forward.Load() {
+		return s.hcFwd
+	}
+	return s.hc
+}
+
 // mayForward reports whether err, from a connection attempt, is a
 // proxy's refusal to tunnel by policy after which forward mode may get
 // through: for a plain http:// URL, with EventSource allowed, not in
@@ -1053,7 +1065,7 @@ func (a *attempt) abort() {
 		a.link.ws.CloseNow()
 		a.wd.stop()
 	} else {
-		a.link.nc.Close()
+		a.link.es.close()
 	}
 }
 
@@ -1177,10 +1189,13 @@ func (s *Socket) openEventSource(presented string) (*attempt, error) {
 			Header:      s.opts.Header,
 			IdleTimeout: s.idleTimeout(),
 		},
-		ctx:      ctx,
+		ctx:      s.ctx,
 		resumeID: presented,
+		client:   s.client(),
+		fwd:      s.hcFwd,
+		ours:     s.hcOurs,
 	}
-	resp, nc, err := req.open()
+	st, err := req.open(ctx)
 	if req.tunnelErr != nil && !s.forward.Load() {
 		// The stream switched to forward mode itself (the WebSocket was
 		// not tried first): the POSTs follow.
@@ -1190,18 +1205,18 @@ func (s *Socket) openEventSource(presented string) (*attempt, error) {
 	if err != nil {
 		return nil, s.attemptErr(ctx, err)
 	}
-	stop := context.AfterFunc(ctx, func() { nc.Close() })
+	stop := context.AfterFunc(ctx, st.cancel)
 	// The decoder starts without an id, so that an event without an id
 	// field shows as one: a hello without a position, a message sent to
 	// this client only.
-	dec := eventsource.NewDecoder(resp.Body, &eventsource.DecoderOptions{
+	dec := eventsource.NewDecoder(st, &eventsource.DecoderOptions{
 		MaxEventSize: s.maxReceived(),
 	})
 	for {
 		ev, err := dec.Next()
 		if err != nil {
 			stop()
-			nc.Close()
+			st.close()
 			if err == io.EOF {
 				err = errStreamEnded
 			}
@@ -1211,11 +1226,11 @@ func (s *Socket) openEventSource(presented string) (*attempt, error) {
 			continue // nothing counts before the hello
 		}
 		if !stop() {
-			nc.Close()
+			st.close()
 			return nil, s.attemptErr(ctx, ctx.Err())
 		}
-		l := &link{transport: TransportEventSource, proto: eventStreamProtocol(resp), nc: nc, cr: req.cr, token: ev.Data, gone: make(chan struct{})}
-		return &attempt{link: l, resp: resp, pos: ev.ID, dec: dec, forward: req.forward}, nil
+		l := &link{transport: TransportEventSource, proto: eventStreamProtocol(st.resp), es: st, wd: st.wd, token: ev.Data, gone: make(chan struct{})}
+		return &attempt{link: l, resp: st.resp, pos: ev.ID, dec: dec, forward: req.forward}, nil
 	}
 }
 
@@ -1316,9 +1331,6 @@ func (s *Socket) heartbeat(l *link, data string) {
 	if l.wd != nil {
 		l.wd.idle = idle // the next kick uses it
 	}
-	if l.cr != nil {
-		l.cr.idle = idle // the next read uses it
-	}
 }
 
 // deliver hands m to Next. It reports false when the Socket stops first.
@@ -1403,9 +1415,8 @@ func (s *Socket) webSocketEnd(a *attempt, err error) (error, bool) {
 
 func (s *Socket) readEventSource(a *attempt) (error, bool) {
 	l := a.link
-	stop := context.AfterFunc(s.ctx, func() { l.nc.Close() })
-	defer stop()
-	defer l.nc.Close()
+	// The stream's request ends with s.ctx.
+	defer l.es.close()
 	streamID := a.pos
 	for {
 		ev, err := a.dec.Next()
@@ -1459,9 +1470,10 @@ func (s *Socket) readEventSource(a *attempt) (error, bool) {
 	}
 }
 
-// watchdog drops a WebSocket on which nothing arrives for idle. All its
-// methods but the timer's function run on the Socket's goroutine; a nil
-// watchdog does nothing.
+// watchdog drops a connection (a WebSocket, an event stream) on which a
+// read waits longer than idle. All its methods but the timer's function
+// run on the goroutine that reads, the Socket's or the EventSource's; a
+// nil watchdog does nothing.
 type watchdog struct {
 	idle  time.Duration
 	timer *time.Timer

@@ -41,6 +41,10 @@ type rtConfig struct {
 	// wrap, when set, wraps the handler (after the above).
 	wrap func(http.Handler) http.Handler
 
+	// h2 serves over TLS with HTTP/2 offered by ALPN; URL is then
+	// https://, and rootCAs trusts the server.
+	h2 bool
+
 	// serve is the Handler's serve function; nil keeps sockets open.
 	serve func(ctx context.Context, s *realtime.Socket)
 }
@@ -128,7 +132,12 @@ func startRT(t *testing.T, cfg rtConfig) *rtServer {
 			rs.conns.Add(1)
 		}
 	}
-	rs.srv.Start()
+	if cfg.h2 {
+		rs.srv.EnableHTTP2 = true
+		rs.srv.StartTLS()
+	} else {
+		rs.srv.Start()
+	}
 	rs.URL = rs.srv.URL + "/rt"
 	t.Cleanup(func() {
 		close(release)
