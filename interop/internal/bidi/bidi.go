@@ -49,6 +49,12 @@ type Options struct {
 	// Output, if set, receives Firefox's stdout and stderr, line by line;
 	// nothing after Close returned.
 	Output io.Writer
+
+	// AcceptInsecureCerts asks the session to accept any TLS certificate
+	// (the WebDriver capability of that name), such as a test server's
+	// self-signed one, for every connection the browser makes,
+	// WebSockets included.
+	AcceptInsecureCerts bool
 }
 
 // DefaultPrefs keep a test browser quiet and deterministic: no first-run
@@ -194,7 +200,11 @@ func Start(ctx context.Context, o *Options) (*Browser, error) {
 		return nil, err
 	}
 	go b.readLoop()
-	if err := b.Call(ctx, "session.new", map[string]any{"capabilities": map[string]any{}}, nil); err != nil {
+	caps := map[string]any{}
+	if o.AcceptInsecureCerts {
+		caps["alwaysMatch"] = map[string]any{"acceptInsecureCerts": true}
+	}
+	if err := b.Call(ctx, "session.new", map[string]any{"capabilities": caps}, nil); err != nil {
 		b.Close()
 		return nil, err
 	}
