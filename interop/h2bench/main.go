@@ -1,3 +1,5 @@
+//lint:file-ignore SA1019 net/http's Transport cannot send an extended CONNECT (Go 1.26); x/net/http2.Transport can.
+
 // Command h2bench measures WebSocket over HTTP/2 (RFC 8441) beside
 // HTTP/1.1: a 1 KiB binary echo, lock-step, over N WebSockets (100 by
 // default) that share one HTTP/2 connection, over N HTTP/1.1
