@@ -25,8 +25,8 @@ import (
 // echoing text and binary messages larger than an HTTP/2 frame; then a
 // close by the page (4000), one by the server (4001), a text message
 // that is not UTF-8 (which the browser must fail), and the realtime
-// client on the same connection beside the last WebSocket. It returns
-// what the page saw.
+// client on the same connection beside the last WebSocket, which the
+// server then pings. It returns what the page saw.
 const h2BrowserScript = `(async () => {
 	const R = {};
 	const wsURL = 'wss://' + location.host + '/ws';
@@ -71,6 +71,8 @@ const h2BrowserScript = `(async () => {
 	});
 	socks[3].send('still open ✓');
 	R.lastEcho = await socks[3].next();
+	socks[3].send('ping');
+	R.pong = await socks[3].next();
 	rt.close();
 	socks[3].close(1000, '');
 	R.lastClose = await socks[3].closed;
@@ -98,6 +100,7 @@ type h2BrowserResult struct {
 		Timeout   bool   `json:"timeout"`
 	} `json:"rt"`
 	LastEcho  string       `json:"lastEcho"`
+	Pong      string       `json:"pong"`
 	LastClose h2CloseEvent `json:"lastClose"`
 }
 
@@ -176,8 +179,8 @@ func testWebSocketHTTP2Browser(t *testing.T, browser rtBrowser, srv *mnProc, add
 	if r.RT.Transport != "websocket" || r.RT.Data != "realtime over h2 ✓" {
 		t.Errorf("realtime client: %+v, want an echo over transport websocket", r.RT)
 	}
-	if r.LastEcho != "still open ✓" || r.LastClose.Code != 1000 || !r.LastClose.WasClean {
-		t.Errorf("the last WebSocket: echo %q, close %+v", r.LastEcho, r.LastClose)
+	if r.LastEcho != "still open ✓" || r.Pong != "pong ✓" || r.LastClose.Code != 1000 || !r.LastClose.WasClean {
+		t.Errorf("the last WebSocket: echo %q, after the server's ping %q, close %+v", r.LastEcho, r.Pong, r.LastClose)
 	}
 
 	// The server's side of it: the closes it read, and the connection

@@ -164,6 +164,20 @@ func serveEcho(w http.ResponseWriter, r *http.Request) {
 			cmd := string(p)
 			if cmd == "send-invalid-utf8" {
 				p = []byte{'o', 'k', 0xff, 0xfe}
+			} else if cmd == "ping" {
+				// The browser answers by itself; the answer arrives
+				// through this loop's next Read.
+				err := c.PingFunc([]byte("h2echo ping ✓"), func(rtt time.Duration, err error) {
+					log.Printf("ws %s pong: %v", id, err)
+					if err == nil {
+						go c.Write(ctx, websocket.MessageText, []byte("pong ✓"))
+					}
+				})
+				if err != nil {
+					log.Printf("ws %s ping: %v", id, err)
+					return
+				}
+				continue
 			} else if rest, ok := strings.CutPrefix(cmd, "close "); ok {
 				code, reason, _ := strings.Cut(rest, " ")
 				n, err := strconv.Atoi(code)
