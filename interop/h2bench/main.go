@@ -52,6 +52,7 @@ import (
 	"github.com/realtime-go/realtime/internal/testcert"
 	"github.com/realtime-go/realtime/interop/internal/benchproc"
 	"github.com/realtime-go/realtime/interop/internal/report"
+	"github.com/realtime-go/realtime/interop/internal/wsecho"
 	"github.com/realtime-go/realtime/websocket"
 )
 
@@ -159,7 +160,7 @@ func runServe(key, addr string) error {
 	}
 	var accepted atomic.Int64
 	srv := &http.Server{
-		Handler: http.HandlerFunc(echo),
+		Handler: wsecho.Handler(nil),
 		ConnState: func(_ net.Conn, st http.ConnState) {
 			if st == http.StateNew {
 				accepted.Add(1)
@@ -192,28 +193,6 @@ func runServe(key, addr string) error {
 		}
 		return srv.Serve(ln)
 	})
-}
-
-// echo is the server: every message back as it came. Over HTTP/2 the
-// WebSocket is the request's stream, which ends when the handler
-// returns, and the loop returns only once the connection failed or
-// closed.
-func echo(w http.ResponseWriter, r *http.Request) {
-	c, err := websocket.Accept(w, r, nil)
-	if err != nil {
-		return
-	}
-	defer c.CloseNow()
-	ctx := context.Background()
-	for {
-		typ, p, err := c.Read(ctx)
-		if err != nil {
-			return
-		}
-		if err := c.Write(ctx, typ, p); err != nil {
-			return
-		}
-	}
 }
 
 type loadConfig struct {
