@@ -5,7 +5,7 @@
 // default) that share one HTTP/2 connection, over N HTTP/1.1
 // connections on TLS, and over N on plain TCP. It prints a Markdown
 // table: echoed messages per second, the server's CPU per message, and
-// the server's RSS per WebSocket.
+// the server's RSS and goroutines per WebSocket.
 //
 //	cd interop && go run ./h2bench [-conns 100] [-size 1024] [-dur 5s] [-runs 1] [-rows h2,h1tls,h1] [-out FILE]
 //
@@ -208,6 +208,8 @@ type result struct {
 	idleKiB   float64 // RSS growth per WebSocket after one echo each
 	loadKiB   float64 // after the measured window
 	tcpConns  int64
+	// goroutines is the server's goroutines per WebSocket, idle.
+	goroutines float64
 }
 
 // measure runs one row against a fresh child.
@@ -218,7 +220,8 @@ func measure(r row, cfg loadConfig) (result, error) {
 		return res, err
 	}
 	defer ch.Stop()
-	if _, _, err := command(ch, "gc"); err != nil {
+	g0, _, err := command(ch, "gc")
+	if err != nil {
 		return res, err
 	}
 	rss0, err := benchproc.RSSKiB(ch.PID)
@@ -248,9 +251,12 @@ func measure(r row, cfg loadConfig) (result, error) {
 			return res, fmt.Errorf("first echo: %w", err)
 		}
 	}
-	if _, res.tcpConns, err = command(ch, "gc"); err != nil {
+	g1, tcpConns, err := command(ch, "gc")
+	if err != nil {
 		return res, err
 	}
+	res.tcpConns = tcpConns
+	res.goroutines = float64(g1-g0) / float64(cfg.conns)
 	rss1, err := benchproc.RSSKiB(ch.PID)
 	if err != nil {
 		return res, err
@@ -448,8 +454,8 @@ func render(sel []row, results map[string][]result, cfg loadConfig, elapsed time
 		runtime.NumCPU(), runtime.GOMAXPROCS(0), benchproc.CommandLine("h2bench"))
 	p("Loopback, %d B binary messages echoed lock-step over %d WebSockets, no compression; %v warm-up, %v measured. Server: websocket.Accept in a net/http handler, a fresh process per row and run. RSS: growth of the server process per WebSocket, after runtime.GC + debug.FreeOSMemory, once each WebSocket echoed one message (idle) and after the measured window. Each cell: the median of %d run(s) (all runs in brackets). Total run time %v.\n\n",
 		cfg.size, cfg.conns, cfg.warmup, cfg.dur, len(results[sel[0].key]), elapsed.Round(time.Second))
-	p("| transport | TCP conns | msg/s | server CPU, cores | server µs CPU / msg | KiB RSS / WebSocket, idle | KiB RSS / WebSocket, after load |\n")
-	p("|---|--:|--:|--:|--:|--:|--:|\n")
+	p("| transport | TCP conns | msg/s | server CPU, cores | server µs CPU / msg | KiB RSS / WebSocket, idle | KiB RSS / WebSocket, after load | server goroutines / WebSocket |\n")
+	p("|---|--:|--:|--:|--:|--:|--:|--:|\n")
 	for _, r := range sel {
 		rs := results[r.key]
 		// col is a cell: the median of f over the runs, then all of them.
@@ -469,13 +475,14 @@ func render(sel []row, results map[string][]result, cfg loadConfig, elapsed time
 		fixed := func(prec int) func(float64) string {
 			return func(v float64) string { return strconv.FormatFloat(v, 'f', prec, 64) }
 		}
-		p("| %s | %d | %s | %s | %s | %s | %s |\n", strings.Replace(r.title, "N ", strconv.Itoa(cfg.conns)+" ", 1),
+		p("| %s | %d | %s | %s | %s | %s | %s | %s |\n", strings.Replace(r.title, "N ", strconv.Itoa(cfg.conns)+" ", 1),
 			rs[0].tcpConns,
 			col(func(x result) float64 { return x.rate }, report.Rate),
 			col(func(x result) float64 { return x.serverCPU }, fixed(2)),
 			col(func(x result) float64 { return x.serverCPU / x.rate * 1e6 }, fixed(1)),
 			col(func(x result) float64 { return x.idleKiB }, fixed(1)),
-			col(func(x result) float64 { return x.loadKiB }, fixed(1)))
+			col(func(x result) float64 { return x.loadKiB }, fixed(1)),
+			col(func(x result) float64 { return x.goroutines }, fixed(2)))
 	}
 	p("\nCPU of the load client and of other processes during the measured windows, in cores: ")
 	var parts []string
