@@ -21,8 +21,9 @@ import (
 	"github.com/realtime-go/realtime/internal/testcert"
 )
 
-// h2BrowserScript runs in h2echo's page: four WebSockets at once, each
-// echoing text and binary messages larger than an HTTP/2 frame; then a
+// h2BrowserScript runs in h2echo's page: four WebSockets at once (two
+// with permessage-deflate, one with a subprotocol), each echoing text
+// and binary messages larger than an HTTP/2 frame; then a
 // close by the page (4000), one by the server (4001), a text message
 // that is not UTF-8 (which the browser must fail), and the realtime
 // client on the same connection beside the last WebSocket, which the
@@ -30,8 +31,8 @@ import (
 const h2BrowserScript = `(async () => {
 	const R = {};
 	const wsURL = 'wss://' + location.host + '/ws';
-	const open = (u) => new Promise((resolve, reject) => {
-		const ws = new WebSocket(u);
+	const open = (u, protocols) => new Promise((resolve, reject) => {
+		const ws = new WebSocket(u, protocols);
 		ws.binaryType = 'arraybuffer';
 		const waiters = [];
 		ws.queue = [];
@@ -45,7 +46,8 @@ const h2BrowserScript = `(async () => {
 	const big = new Uint8Array(300000).map((_, i) => (Math.imul(i, 131) + (i >>> 11)) & 0xff);
 	const bytes = new Uint8Array(256).map((_, i) => i);
 	const text = 'h2 ✓ 😀 ' + 'grüße '.repeat(5000);
-	const socks = await Promise.all([0, 1, 2, 3].map((i) => open(wsURL + '?id=' + i)));
+	// Odd ones with permessage-deflate, 2 with a subprotocol.
+	const socks = await Promise.all([0, 1, 2, 3].map((i) => open(wsURL + '?id=' + i + (i % 2 ? '&deflate' : ''), i === 2 ? ['h2echo.v1'] : [])));
 	R.echo = await Promise.all(socks.map(async (ws, i) => {
 		ws.send(text + i);
 		const t = await ws.next();
@@ -105,7 +107,7 @@ type h2BrowserResult struct {
 }
 
 // h2ServerLine is a line of h2echo's log about a request.
-var h2ServerLine = regexp.MustCompile(`(?m)(request|ws \d) conn=(\d+) proto=(\S+) method=(\S+) path=(\S+)$`)
+var h2ServerLine = regexp.MustCompile(`(?m)(request|ws \d) conn=(\d+) proto=(\S+) method=(\S+) path=(\S+)`)
 
 // h2ConnLine is h2echo's line about a TCP connection it accepted.
 var h2ConnLine = regexp.MustCompile(`(?m) conn \d+$`)
@@ -164,6 +166,12 @@ func testWebSocketHTTP2Browser(t *testing.T, browser rtBrowser, srv *mnProc, add
 	for i, e := range r.Echo {
 		if !e.Text || !e.Big || !e.Bytes {
 			t.Errorf("WebSocket %d: echo of text %v, of 300,000 bytes %v, of bytes 0-255 %v", i, e.Text, e.Big, e.Bytes)
+		}
+		if deflated := strings.HasPrefix(e.Extensions, "permessage-deflate"); deflated != (i%2 == 1) {
+			t.Errorf("WebSocket %d: extensions %q", i, e.Extensions)
+		}
+		if want := map[bool]string{true: "h2echo.v1"}[i == 2]; e.Protocol != want {
+			t.Errorf("WebSocket %d: subprotocol %q, want %q", i, e.Protocol, want)
 		}
 	}
 	// The reason is the server's, which echoes the code alone.

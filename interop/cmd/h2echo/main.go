@@ -13,7 +13,8 @@
 //
 //	conn N                                     the server accepted TCP connection N (from 1)
 //	request conn=N proto=HTTP/2.0 method=GET path=/   every request, with the connection it came on
-//	ws ID conn=N proto=HTTP/2.0 method=CONNECT path=/ws  every WebSocket it accepted on /ws
+//	ws ID conn=N proto=HTTP/2.0 method=CONNECT path=/ws extensions="..." subprotocol="..."
+//	                                           every WebSocket it accepted on /ws
 //	ws ID closed by peer: CODE REASON          the browser closed it
 //	ws ID closed: <nil>                        the server closed it, as asked
 //	ws ID read: ERROR                          it ended otherwise (a reset stream)
@@ -23,7 +24,8 @@
 //	/             an empty page that loads /realtime.js; the tests drive it
 //	/realtime.js  the browser client
 //	/rt           realtime.Handler, echoing each message to its socket
-//	/ws?id=ID     websocket.Accept: echoes every message (text or binary)
+//	/ws?id=ID[&deflate]  websocket.Accept (with permessage-deflate if asked,
+//	              subprotocol h2echo.v1 if offered): echoes every message (text or binary)
 //	              as it came, except the text commands "send-invalid-utf8"
 //	              (answered by a text message that is not UTF-8, which the
 //	              browser must fail with 1007) and "close CODE REASON"
@@ -46,6 +48,8 @@ import (
 	"time"
 
 	"github.com/realtime-go/realtime"
+	"github.com/realtime-go/realtime/extensions"
+	"github.com/realtime-go/realtime/extensions/deflate"
 	"github.com/realtime-go/realtime/websocket"
 )
 
@@ -134,15 +138,21 @@ func describe(r *http.Request) string {
 }
 
 // serveEcho is the /ws endpoint. Its log lines name the socket by the
-// query parameter id.
+// query parameter id; with the parameter deflate it negotiates
+// permessage-deflate (compressing every message); it accepts the
+// subprotocol h2echo.v1.
 func serveEcho(w http.ResponseWriter, r *http.Request) {
-	c, err := websocket.Accept(w, r, nil)
+	opts := &websocket.AcceptOptions{Subprotocols: []string{"h2echo.v1"}}
+	if r.URL.Query().Has("deflate") {
+		opts.Extensions = []extensions.Extension{deflate.New(&deflate.Options{Threshold: -1})}
+	}
+	c, err := websocket.Accept(w, r, opts)
 	if err != nil {
 		log.Printf("ws refused: %v", err)
 		return
 	}
 	id := r.URL.Query().Get("id")
-	log.Printf("ws %s %s", id, describe(r))
+	log.Printf("ws %s %s extensions=%q subprotocol=%q", id, describe(r), c.Extensions(), c.Subprotocol())
 	// Over HTTP/2 the stream ends when the handler returns.
 	defer func() { <-c.Done() }()
 	defer c.CloseNow()
