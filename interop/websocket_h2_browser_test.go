@@ -11,6 +11,7 @@ package interop
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -237,7 +238,28 @@ func testWebSocketHTTP2Browser(t *testing.T, browser rtBrowser, srv *mnProc, add
 		t.Errorf("requests came on %d TCP connections, want 1", len(used))
 	}
 	t.Logf("the server accepted %d TCP connections", len(h2ConnLine.FindAllString(out, -1)))
+
+	// A page that goes away with WebSockets open resets their streams:
+	// the server's reads end and so do its handlers.
+	if _, err := tab.eval(30*time.Second, h2LeaveScript); err != nil {
+		t.Fatalf("page: %v", err)
+	}
+	for id := range 7 {
+		h2WaitLog(t, srv, fmt.Sprintf("ws %d handler returned", id))
+	}
 }
+
+// h2LeaveScript opens three more WebSockets, 4 to 6, and once they are
+// open leaves the page.
+const h2LeaveScript = `(async () => {
+	const u = 'wss://' + location.host + '/ws?id=';
+	window.__keep = await Promise.all([4, 5, 6].map((i) => new Promise((resolve, reject) => {
+		const ws = new WebSocket(u + i);
+		ws.onopen = () => resolve(ws);
+		ws.onerror = () => reject(new Error('WebSocket ' + i + ': error before open'));
+	})));
+	setTimeout(() => { location.href = 'about:blank'; }, 0);
+})()`
 
 // h2WaitLog waits until h2echo has logged a line matching the regular
 // expression re and returns the line.

@@ -18,6 +18,7 @@
 //	ws ID closed by peer: CODE REASON          the browser closed it
 //	ws ID closed: <nil>                        the server closed it, as asked
 //	ws ID read: ERROR                          it ended otherwise (a reset stream)
+//	ws ID handler returned                     its handler returned: the stream ended
 //
 // What it serves:
 //
@@ -153,6 +154,7 @@ func serveEcho(w http.ResponseWriter, r *http.Request) {
 	}
 	id := r.URL.Query().Get("id")
 	log.Printf("ws %s %s extensions=%q subprotocol=%q", id, describe(r), c.Extensions(), c.Subprotocol())
+	defer log.Printf("ws %s handler returned", id)
 	// Over HTTP/2 the stream ends when the handler returns.
 	defer func() { <-c.Done() }()
 	defer c.CloseNow()
