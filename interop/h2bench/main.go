@@ -147,7 +147,7 @@ func indexRow(key string) int {
 // runServe is the child: our echo in a net/http handler, on TLS (with or
 // without HTTP/2) or on TCP. Commands on stdin, answered with one line:
 //
-//	gc     runtime.GC + debug.FreeOSMemory, then "ok GOROUTINES TCPCONNS"
+//	gc     runtime.GC + debug.FreeOSMemory, then "ok GOROUTINES TCPCONNS HEAPINUSE STACKINUSE"
 //	stats  the same line without the GC
 func runServe(key, addr string) error {
 	i := indexRow(key)
@@ -186,7 +186,9 @@ func runServe(key, addr string) error {
 			runtime.GC()
 			debug.FreeOSMemory()
 		}
-		fmt.Fprintf(out, "ok %d %d\n", runtime.NumGoroutine(), accepted.Load())
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		fmt.Fprintf(out, "ok %d %d %d %d\n", runtime.NumGoroutine(), accepted.Load(), ms.HeapInuse, ms.StackInuse)
 	}, func(ln net.Listener) error {
 		if r.tls {
 			return srv.ServeTLS(ln, "", "")
@@ -208,8 +210,9 @@ type result struct {
 	idleKiB   float64 // RSS growth per WebSocket after one echo each
 	loadKiB   float64 // after the measured window
 	tcpConns  int64
-	// goroutines is the server's goroutines per WebSocket, idle.
-	goroutines float64
+	// goroutines, heapKiB and stackKiB are the server's per WebSocket,
+	// idle: goroutines, heap and stacks in use (runtime.MemStats).
+	goroutines, heapKiB, stackKiB float64
 }
 
 // measure runs one row against a fresh child.
@@ -220,7 +223,7 @@ func measure(r row, cfg loadConfig) (result, error) {
 		return res, err
 	}
 	defer ch.Stop()
-	g0, _, err := command(ch, "gc")
+	s0, err := command(ch, "gc")
 	if err != nil {
 		return res, err
 	}
@@ -251,12 +254,15 @@ func measure(r row, cfg loadConfig) (result, error) {
 			return res, fmt.Errorf("first echo: %w", err)
 		}
 	}
-	g1, tcpConns, err := command(ch, "gc")
+	s1, err := command(ch, "gc")
 	if err != nil {
 		return res, err
 	}
-	res.tcpConns = tcpConns
-	res.goroutines = float64(g1-g0) / float64(cfg.conns)
+	n := float64(cfg.conns)
+	res.tcpConns = s1.tcpConns
+	res.goroutines = float64(s1.goroutines-s0.goroutines) / n
+	res.heapKiB = float64(int64(s1.heap)-int64(s0.heap)) / 1024 / n
+	res.stackKiB = float64(int64(s1.stack)-int64(s0.stack)) / 1024 / n
 	rss1, err := benchproc.RSSKiB(ch.PID)
 	if err != nil {
 		return res, err
@@ -299,7 +305,7 @@ func measure(r row, cfg loadConfig) (result, error) {
 	w := u1.Since(u0)
 	res.rate = float64(n1-n0) / w.Seconds
 	res.serverCPU, res.clientCPU, res.otherCPU = w.ServerCPU, w.ClientCPU, w.OtherCPU
-	if _, _, err := command(ch, "gc"); err != nil {
+	if _, err := command(ch, "gc"); err != nil {
 		return res, err
 	}
 	rss2, err := benchproc.RSSKiB(ch.PID)
@@ -326,16 +332,23 @@ func echoOnce(c *websocket.Conn, msg []byte) error {
 	return nil
 }
 
+// childStats is the child's answer to a command.
+type childStats struct {
+	goroutines, tcpConns int64
+	heap, stack          uint64 // bytes in use
+}
+
 // command sends cmd to the child and parses its answer.
-func command(ch *benchproc.Child, cmd string) (goroutines int, tcpConns int64, err error) {
+func command(ch *benchproc.Child, cmd string) (childStats, error) {
+	var st childStats
 	l, err := ch.Do(cmd)
 	if err != nil {
-		return 0, 0, err
+		return st, err
 	}
-	if _, err := fmt.Sscanf(l, "ok %d %d", &goroutines, &tcpConns); err != nil {
-		return 0, 0, fmt.Errorf("bad answer %q to %s", l, cmd)
+	if _, err := fmt.Sscanf(l, "ok %d %d %d %d", &st.goroutines, &st.tcpConns, &st.heap, &st.stack); err != nil {
+		return st, fmt.Errorf("bad answer %q to %s", l, cmd)
 	}
-	return goroutines, tcpConns, nil
+	return st, nil
 }
 
 // dialer makes the load client's WebSockets for a row.
@@ -454,7 +467,7 @@ func render(sel []row, results map[string][]result, cfg loadConfig, elapsed time
 		runtime.NumCPU(), runtime.GOMAXPROCS(0), benchproc.CommandLine("h2bench"))
 	p("Loopback, %d B binary messages echoed lock-step over %d WebSockets, no compression; %v warm-up, %v measured. Server: websocket.Accept in a net/http handler, a fresh process per row and run. RSS: growth of the server process per WebSocket, after runtime.GC + debug.FreeOSMemory, once each WebSocket echoed one message (idle) and after the measured window. Each cell: the median of %d run(s) (all runs in brackets). Total run time %v.\n\n",
 		cfg.size, cfg.conns, cfg.warmup, cfg.dur, len(results[sel[0].key]), elapsed.Round(time.Second))
-	p("| transport | TCP conns | msg/s | server CPU, cores | server µs CPU / msg | KiB RSS / WebSocket, idle | KiB RSS / WebSocket, after load | server goroutines / WebSocket |\n")
+	p("| transport | TCP conns | msg/s | server CPU, cores | server µs CPU / msg | KiB RSS / WebSocket, idle | KiB RSS / WebSocket, after load | server goroutines · KiB heap · KiB stack / WebSocket, idle |\n")
 	p("|---|--:|--:|--:|--:|--:|--:|--:|\n")
 	for _, r := range sel {
 		rs := results[r.key]
@@ -475,14 +488,16 @@ func render(sel []row, results map[string][]result, cfg loadConfig, elapsed time
 		fixed := func(prec int) func(float64) string {
 			return func(v float64) string { return strconv.FormatFloat(v, 'f', prec, 64) }
 		}
-		p("| %s | %d | %s | %s | %s | %s | %s | %s |\n", strings.Replace(r.title, "N ", strconv.Itoa(cfg.conns)+" ", 1),
+		p("| %s | %d | %s | %s | %s | %s | %s | %s · %s · %s |\n", strings.Replace(r.title, "N ", strconv.Itoa(cfg.conns)+" ", 1),
 			rs[0].tcpConns,
 			col(func(x result) float64 { return x.rate }, report.Rate),
 			col(func(x result) float64 { return x.serverCPU }, fixed(2)),
 			col(func(x result) float64 { return x.serverCPU / x.rate * 1e6 }, fixed(1)),
 			col(func(x result) float64 { return x.idleKiB }, fixed(1)),
 			col(func(x result) float64 { return x.loadKiB }, fixed(1)),
-			col(func(x result) float64 { return x.goroutines }, fixed(2)))
+			col(func(x result) float64 { return x.goroutines }, fixed(2)),
+			col(func(x result) float64 { return x.heapKiB }, fixed(1)),
+			col(func(x result) float64 { return x.stackKiB }, fixed(1)))
 	}
 	p("\nCPU of the load client and of other processes during the measured windows, in cores: ")
 	var parts []string
