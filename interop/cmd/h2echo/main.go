@@ -17,6 +17,7 @@
 //	                                           every WebSocket it accepted on /ws
 //	ws ID closed by peer: CODE REASON          the browser closed it
 //	ws ID closed: <nil>                        the server closed it, as asked
+//	ws ID pong: <nil>                          the browser answered the server's ping
 //	ws ID read: ERROR                          it ended otherwise (a reset stream)
 //	ws ID handler returned                     its handler returned: the stream ended
 //
@@ -25,12 +26,15 @@
 //	/             an empty page that loads /realtime.js; the tests drive it
 //	/realtime.js  the browser client
 //	/rt           realtime.Handler, echoing each message to its socket
-//	/ws?id=ID[&deflate]  websocket.Accept (with permessage-deflate if asked,
-//	              subprotocol h2echo.v1 if offered): echoes every message (text or binary)
-//	              as it came, except the text commands "send-invalid-utf8"
-//	              (answered by a text message that is not UTF-8, which the
-//	              browser must fail with 1007) and "close CODE REASON"
-//	              (the server closes with that code and reason)
+//	/ws?id=ID[&deflate]
+//	              websocket.Accept (with permessage-deflate if asked, the
+//	              subprotocol h2echo.v1 if offered): echoes every message,
+//	              text or binary, as it came, except the text commands
+//	              "send-invalid-utf8" (answered by a text message that is
+//	              not UTF-8, which the browser must fail), "ping" (the
+//	              server pings; once the browser's pong arrives it sends
+//	              "pong ✓") and "close CODE REASON" (the server closes with
+//	              that code and reason)
 package main
 
 import (
@@ -128,7 +132,13 @@ func reexecWithXConnect() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	env := append(os.Environ(), "GODEBUG="+godebug+xconnect)
+	// Without the old GODEBUG: the new process would read the first.
+	env := []string{"GODEBUG=" + godebug + xconnect}
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "GODEBUG=") {
+			env = append(env, kv)
+		}
+	}
 	log.Fatal(syscall.Exec(exe, os.Args, env))
 }
 
