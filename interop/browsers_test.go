@@ -9,13 +9,9 @@ package interop
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/x509"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
 	"os"
 	"strconv"
 	"strings"
@@ -104,7 +100,7 @@ func rtSharedBrowser(t *testing.T, name string) rtBrowser {
 	case "chromium":
 		b, stop, err = rtLaunchChromium()
 	default:
-		b, stop, err = rtLaunchFirefox(&bidi.Options{})
+		b, stop, err = rtLaunchFirefox(nil)
 	}
 	if err != nil {
 		rtShared.errs[name] = err
@@ -140,22 +136,10 @@ func rtNeedBrowser(t *testing.T, name string) {
 	}
 }
 
-// rtBrowserOptions are what a browser of a test's own differs in.
-type rtBrowserOptions struct {
-	// proxy is an HTTP proxy at host:port, used for loopback too.
-	proxy string
-	// trust is a TLS certificate the browser accepts for the test's
-	// server: Chromium trusts its public key alone; Firefox, which has
-	// no such switch, accepts any certificate (the WebDriver capability
-	// acceptInsecureCerts).
-	trust *x509.Certificate
-	// firefoxPrefs are extra Firefox preferences.
-	firefoxPrefs map[string]any
-}
-
-// rtStartBrowser starts a browser of its own for this test, configured
-// by o; it is stopped at cleanup.
-func rtStartBrowser(t *testing.T, name string, o rtBrowserOptions) rtBrowser {
+// rtStartBrowser starts a browser of its own for this test, with a proxy
+// (an HTTP proxy at host:port, used for loopback too) when proxy is set;
+// it is stopped at cleanup.
+func rtStartBrowser(t *testing.T, name, proxy string) rtBrowser {
 	t.Helper()
 	rtNeedBrowser(t, name)
 	var (
@@ -165,40 +149,40 @@ func rtStartBrowser(t *testing.T, name string, o rtBrowserOptions) rtBrowser {
 	)
 	if name == "chromium" {
 		var extra []chromedp.ExecAllocatorOption
-		if o.proxy != "" {
-			extra = append(extra, chromedp.ProxyServer("http://"+o.proxy),
+		if proxy != "" {
+			extra = append(extra, chromedp.ProxyServer("http://"+proxy),
 				// Without <-loopback> Chromium bypasses proxies for 127.0.0.1.
 				chromedp.Flag("proxy-bypass-list", "<-loopback>"))
 		}
-		if o.trust != nil {
-			// The certificate is valid then, not an error the browser
-			// was told to overlook; honoured with a user data dir.
-			spki := sha256.Sum256(o.trust.RawSubjectPublicKeyInfo)
-			extra = append(extra, chromedp.Flag("ignore-certificate-errors-spki-list", base64.StdEncoding.EncodeToString(spki[:])))
-		}
 		b, stop, err = rtLaunchChromium(extra...)
 	} else {
-		prefs := maps.Clone(o.firefoxPrefs)
-		if prefs == nil {
-			prefs = map[string]any{}
-		}
-		if o.proxy != "" {
-			host, port, _ := strings.Cut(o.proxy, ":")
+		var prefs map[string]any
+		if proxy != "" {
+			host, port, _ := strings.Cut(proxy, ":")
 			p, err := strconv.Atoi(port)
 			if err != nil {
-				t.Fatalf("proxy %q: %v", o.proxy, err)
+				t.Fatalf("proxy %q: %v", proxy, err)
 			}
-			prefs["network.proxy.type"] = 1 // manual
-			prefs["network.proxy.http"] = host
-			prefs["network.proxy.http_port"] = p
-			prefs["network.proxy.ssl"] = host
-			prefs["network.proxy.ssl_port"] = p
-			prefs["network.proxy.no_proxies_on"] = ""
-			// Without it Firefox never proxies loopback addresses.
-			prefs["network.proxy.allow_hijacking_localhost"] = true
+			prefs = map[string]any{
+				"network.proxy.type":          1, // manual
+				"network.proxy.http":          host,
+				"network.proxy.http_port":     p,
+				"network.proxy.ssl":           host,
+				"network.proxy.ssl_port":      p,
+				"network.proxy.no_proxies_on": "",
+				// Without it Firefox never proxies loopback addresses.
+				"network.proxy.allow_hijacking_localhost": true,
+			}
 		}
-		b, stop, err = rtLaunchFirefox(&bidi.Options{Prefs: prefs, AcceptInsecureCerts: o.trust != nil})
+		b, stop, err = rtLaunchFirefox(prefs)
 	}
+	return rtKeepBrowser(t, name, b, stop, err)
+}
+
+// rtKeepBrowser fails the test if a browser of its own did not start,
+// and stops it at cleanup.
+func rtKeepBrowser(t *testing.T, name string, b rtBrowser, stop func(), err error) rtBrowser {
+	t.Helper()
 	if err != nil {
 		t.Fatalf("%s did not start: %v", name, err)
 	}
@@ -312,10 +296,9 @@ type rtFirefox struct {
 	out *syncBuffer
 }
 
-// rtLaunchFirefox starts headless Firefox with a new profile and the
-// preferences and capabilities of o (its Exec, ProfileDir and Output are
-// set here).
-func rtLaunchFirefox(o *bidi.Options) (rtBrowser, func(), error) {
+// rtLaunchFirefox starts headless Firefox with a new profile and extra
+// prefs.
+func rtLaunchFirefox(prefs map[string]any) (rtBrowser, func(), error) {
 	out := &syncBuffer{}
 	// The shared browser outlives the test that started it, and with it
 	// that test's TempDir: the profile lives in a directory of its own.
@@ -325,9 +308,7 @@ func rtLaunchFirefox(o *bidi.Options) (rtBrowser, func(), error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	opts := *o
-	opts.Exec, opts.ProfileDir, opts.Output = "firefox-esr", prof.path, out
-	b, err := bidi.Start(ctx, &opts)
+	b, err := bidi.Start(ctx, &bidi.Options{Exec: "firefox-esr", ProfileDir: prof.path, Prefs: prefs, Output: out})
 	if err != nil {
 		prof.remove()
 		return nil, nil, err
@@ -344,9 +325,16 @@ func (b *rtFirefox) output() string { return rtTail(b.out.String(), 3000) }
 
 func (b *rtFirefox) open(t *testing.T, rawURL string) rtTab {
 	t.Helper()
+	return b.openIn(t, "", rawURL)
+}
+
+// openIn is open in the user context userContext ("" for the default
+// one).
+func (b *rtFirefox) openIn(t *testing.T, userContext, rawURL string) rtTab {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	id, err := b.b.NewTab(ctx)
+	id, err := b.b.NewTabIn(ctx, userContext)
 	if err != nil {
 		t.Fatalf("firefox: new tab: %v", err)
 	}

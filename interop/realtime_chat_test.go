@@ -150,7 +150,7 @@ func TestRealtimeChatSquid(t *testing.T) {
 func testRealtimeChatSquid(t *testing.T, name string) {
 	chat := rtStartChat(t)
 	proxy, accessLog := rtStartSquid(t)
-	browser := rtStartBrowser(t, name, rtBrowserOptions{proxy: proxy})
+	browser := rtStartBrowser(t, name, proxy)
 	rtChat(t, browser, "http://"+chat, "eventsource")
 	// The WebSockets were tried, as CONNECTs that squid refused, and the
 	// page, stream and POSTs went through squid.

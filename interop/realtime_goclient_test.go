@@ -52,7 +52,7 @@ func TestRealtimeGoClientSquid(t *testing.T) {
 func testRealtimeGoClientSquid(t *testing.T, name string) {
 	chat := rtStartChat(t)
 	squid, accessLog := rtStartSquid(t)
-	browser := rtStartBrowser(t, name, rtBrowserOptions{proxy: squid})
+	browser := rtStartBrowser(t, name, squid)
 
 	// Every connection the Go client makes must go to squid.
 	var mu sync.Mutex

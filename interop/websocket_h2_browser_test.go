@@ -10,6 +10,10 @@ package interop
 // server's log shows.
 
 import (
+	"context"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -18,6 +22,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/chromedp/chromedp"
 
 	"github.com/realtime-go/realtime/internal/testcert"
 )
@@ -129,29 +135,53 @@ func TestWebSocketHTTP2Browser(t *testing.T) {
 	bin := mnBuildCmd(t, "h2echo")
 	for _, name := range rtBrowserNames {
 		t.Run(name, func(t *testing.T) {
-			// Each starts a browser of its own (the shared ones have no
-			// trust in the certificate), which takes most of the time:
-			// at once.
+			// Chromium starts a browser of its own, which takes most of
+			// the time: at once.
 			t.Parallel()
 			start := time.Now()
 			defer func() { t.Logf("%s took %.1fs", t.Name(), time.Since(start).Seconds()) }()
 			srv := mnNewProc(t, "h2echo", bin, "-addr", "127.0.0.1:0", "-cert", certFile, "-key", keyFile)
 			srv.start()
 			addr := srv.firstLine()
-			browser := rtStartBrowser(t, name, rtBrowserOptions{
-				trust: cert.TLS.Leaf,
-				// On by default (firefox-esr 153 passes without it); set
-				// so that another default cannot turn the test into one
-				// over HTTP/1.1 without notice.
-				firefoxPrefs: map[string]any{"network.http.http2.websockets": true},
-			})
-			testWebSocketHTTP2Browser(t, browser, srv, addr)
+			tab := h2OpenTrusting(t, name, "https://"+addr+"/", cert.TLS.Leaf)
+			testWebSocketHTTP2Browser(t, tab, srv)
 		})
 	}
 }
 
-func testWebSocketHTTP2Browser(t *testing.T, browser rtBrowser, srv *mnProc, addr string) {
-	tab := rtOpen(t, browser, "https://"+addr+"/")
+// h2OpenTrusting opens a tab on rawURL in a browser name that trusts
+// cert. Chromium is one of its own that trusts the certificate's key
+// (valid then, not an error the browser was told to overlook; the
+// switch needs a user data dir, which rtLaunchChromium gives). Firefox,
+// which has no such switch, is the shared one, with a user context that
+// accepts any certificate (BiDi acceptInsecureCerts) and its defaults
+// otherwise (network.http.http2.websockets is on).
+func h2OpenTrusting(t *testing.T, name, rawURL string, cert *x509.Certificate) rtTab {
+	t.Helper()
+	if name == "chromium" {
+		rtNeedBrowser(t, name)
+		spki := sha256.Sum256(cert.RawSubjectPublicKeyInfo)
+		b, stop, err := rtLaunchChromium(chromedp.Flag("ignore-certificate-errors-spki-list", base64.StdEncoding.EncodeToString(spki[:])))
+		return rtKeepBrowser(t, name, b, stop, err).open(t, rawURL)
+	}
+	ff := rtSharedBrowser(t, name).(*rtFirefox)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	uc, err := ff.b.NewUserContext(ctx, true)
+	if err != nil {
+		t.Fatalf("firefox: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := ff.b.RemoveUserContext(ctx, uc); err != nil {
+			t.Logf("firefox: %v", err)
+		}
+	})
+	return ff.openIn(t, uc, rawURL)
+}
+
+func testWebSocketHTTP2Browser(t *testing.T, tab rtTab, srv *mnProc) {
 	js, err := tab.eval(60*time.Second, h2BrowserScript)
 	if err != nil {
 		t.Fatalf("page script: %v", err)
