@@ -176,6 +176,13 @@ func rtStartBrowser(t *testing.T, name, proxy string) rtBrowser {
 		}
 		b, stop, err = rtLaunchFirefox(prefs)
 	}
+	return rtKeepBrowser(t, name, b, stop, err)
+}
+
+// rtKeepBrowser fails the test if a browser of its own did not start,
+// and stops it at cleanup.
+func rtKeepBrowser(t *testing.T, name string, b rtBrowser, stop func(), err error) rtBrowser {
+	t.Helper()
 	if err != nil {
 		t.Fatalf("%s did not start: %v", name, err)
 	}
@@ -318,9 +325,16 @@ func (b *rtFirefox) output() string { return rtTail(b.out.String(), 3000) }
 
 func (b *rtFirefox) open(t *testing.T, rawURL string) rtTab {
 	t.Helper()
+	return b.openIn(t, "", rawURL)
+}
+
+// openIn is open in the user context userContext ("" for the default
+// one).
+func (b *rtFirefox) openIn(t *testing.T, userContext, rawURL string) rtTab {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	id, err := b.b.NewTab(ctx)
+	id, err := b.b.NewTabIn(ctx, userContext)
 	if err != nil {
 		t.Fatalf("firefox: new tab: %v", err)
 	}

@@ -39,6 +39,7 @@ require (
 	go.uber.org/atomic v1.12.0 // indirect
 	golang.org/x/crypto v0.58.0 // indirect
 	golang.org/x/sync v0.24.0 // indirect
+	golang.org/x/text v0.43.0 // indirect
 	google.golang.org/protobuf v1.36.12 // indirect
 )
 
@@ -51,7 +52,7 @@ require (
 	github.com/realtime-go/realtime/examples/chat v0.0.0-00010101000000-000000000000
 	github.com/realtime-go/realtime/natsbroker v0.0.0-00010101000000-000000000000 // indirect
 	github.com/realtime-go/realtime/redisbroker v0.0.0-00010101000000-000000000000 // indirect
-	golang.org/x/net v0.61.0 // indirect
+	golang.org/x/net v0.61.0
 	gopkg.in/cenkalti/backoff.v1 v1.1.0 // indirect
 )
 

@@ -8,6 +8,7 @@ import (
 	"net/http"
 
 	"github.com/realtime-go/realtime/extensions"
+	"github.com/realtime-go/realtime/interop/internal/wsecho"
 	"github.com/realtime-go/realtime/websocket"
 )
 
@@ -29,24 +30,7 @@ func init() {
 // serveRealtimeHTTP is our echo server as most programs write it: Accept
 // inside a net/http handler, then Read (a new slice per message) and Write.
 func serveRealtimeHTTP(ln net.Listener) error {
-	opts := &websocket.AcceptOptions{InsecureSkipOriginCheck: true}
-	return serveHTTP(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := websocket.Accept(w, r, opts)
-		if err != nil {
-			return
-		}
-		defer c.CloseNow()
-		ctx := context.Background()
-		for {
-			typ, p, err := c.Read(ctx)
-			if err != nil {
-				return
-			}
-			if err := c.Write(ctx, typ, p); err != nil {
-				return
-			}
-		}
-	}))
+	return serveHTTP(ln, wsecho.Handler(&websocket.AcceptOptions{InsecureSkipOriginCheck: true}))
 }
 
 // serveRealtime is our echo server, with the extensions exts (none, or

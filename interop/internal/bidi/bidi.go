@@ -332,13 +332,42 @@ func (b *Browser) Call(ctx context.Context, method string, params, result any) e
 // NewTab opens a tab (a top-level browsing context) on about:blank and
 // returns its context id.
 func (b *Browser) NewTab(ctx context.Context) (string, error) {
+	return b.NewTabIn(ctx, "")
+}
+
+// NewTabIn is NewTab in the user context userContext ("" for the
+// default one).
+func (b *Browser) NewTabIn(ctx context.Context, userContext string) (string, error) {
+	params := map[string]any{"type": "tab"}
+	if userContext != "" {
+		params["userContext"] = userContext
+	}
 	var r struct {
 		Context string `json:"context"`
 	}
-	if err := b.Call(ctx, "browsingContext.create", map[string]any{"type": "tab"}, &r); err != nil {
+	if err := b.Call(ctx, "browsingContext.create", params, &r); err != nil {
 		return "", err
 	}
 	return r.Context, nil
+}
+
+// NewUserContext makes a user context (tabs with cookies, storage and
+// settings of their own) and returns its id. With acceptInsecureCerts
+// its tabs accept any TLS certificate, such as a test server's
+// self-signed one, for every connection, WebSockets included.
+func (b *Browser) NewUserContext(ctx context.Context, acceptInsecureCerts bool) (string, error) {
+	var r struct {
+		UserContext string `json:"userContext"`
+	}
+	if err := b.Call(ctx, "browser.createUserContext", map[string]any{"acceptInsecureCerts": acceptInsecureCerts}, &r); err != nil {
+		return "", err
+	}
+	return r.UserContext, nil
+}
+
+// RemoveUserContext closes the user context and its tabs.
+func (b *Browser) RemoveUserContext(ctx context.Context, userContext string) error {
+	return b.Call(ctx, "browser.removeUserContext", map[string]any{"userContext": userContext}, nil)
 }
 
 // Navigate loads rawURL in the tab and waits until it has loaded.

@@ -99,6 +99,31 @@ func TestFirefox(t *testing.T) {
 		t.Fatal("clicking no element succeeded")
 	}
 
+	// A self-signed certificate: refused in a user context that does not
+	// accept insecure certificates, accepted in one that does.
+	tlsSrv := httptest.NewTLSServer(srv.Config.Handler)
+	defer tlsSrv.Close()
+	for _, accept := range []bool{false, true} {
+		uc, err := b.NewUserContext(ctx, accept)
+		if err != nil {
+			t.Fatal(err)
+		}
+		utab, err := b.NewTabIn(ctx, uc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = b.Navigate(ctx, utab, tlsSrv.URL)
+		if accept && err != nil || !accept && err == nil {
+			t.Errorf("user context with acceptInsecureCerts %v: navigate to a self-signed server: %v", accept, err)
+		}
+		if err := b.RemoveUserContext(ctx, uc); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.Evaluate(ctx, utab, `1`); !errors.As(err, &be) {
+			t.Fatalf("evaluate in a tab of a removed user context: %v", err)
+		}
+	}
+
 	if err := b.CloseTab(ctx, tab); err != nil {
 		t.Fatal(err)
 	}
