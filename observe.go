@@ -104,6 +104,10 @@ type ConnectEvent struct {
 	// Fallback: an EventSource socket whose client fell back from
 	// WebSocket (FallbackParam).
 	Fallback bool
+	// Reconnect: the client presented a last event id, so it is coming
+	// back (a reconnection, or a page that saved its id); see OnResume
+	// for whether it resumed.
+	Reconnect bool
 }
 
 // DisconnectEvent is a socket that ended.
@@ -302,7 +306,7 @@ func (s *Socket) observeOpen() {
 		return
 	}
 	s.opened = time.Now()
-	e := ConnectEvent{Socket: s, Transport: s.transport, Protocol: s.protocolName()}
+	e := ConnectEvent{Socket: s, Transport: s.transport, Protocol: s.protocolName(), Reconnect: s.lastEventID != ""}
 	if s.transport == TransportEventSource && s.req.URL != nil && strings.Contains(s.req.URL.RawQuery, FallbackParam) {
 		e.Fallback = s.req.URL.Query().Get(FallbackParam) != ""
 	}

@@ -240,6 +240,12 @@ func TestObserverResume(t *testing.T) {
 	ts.next(t)
 	dialWS(t, ts, wsDial{lastEventID: "not-a-cursor"})
 	ts.next(t)
+	r.wait(t, "connects", 3, func() int { return len(r.connects) })
+	r.read(func() {
+		if r.connects[0].Reconnect || !r.connects[1].Reconnect || !r.connects[2].Reconnect {
+			t.Errorf("connects %+v: only those with a last event id are reconnections", r.connects)
+		}
+	})
 	r.wait(t, "resumes", 2, func() int { return len(r.resumes) })
 	r.read(func() {
 		if e := r.resumes[0]; !e.Resumed || e.Channel != chat {

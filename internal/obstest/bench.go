@@ -1,7 +1,7 @@
-// Package obsbench holds the benchmarks of the cost of an Observer: the
+// Package obstest holds the benchmarks and the scripted session of the cost of an Observer: the
 // root package runs them without one, the adapter modules (prometheus,
 // otel) with theirs, so that both measure the same code.
-package obsbench
+package obstest
 
 import (
 	"context"
