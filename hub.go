@@ -318,7 +318,7 @@ func (h *Hub) Publish(ctx context.Context, channel, text string) (Position, erro
 			}
 		}
 	}
-	h.observePublish(channel, t0, t1, delivered, err)
+	h.observePublish(ctx, channel, t0, t1, delivered, err)
 	return p, err
 }
 

@@ -1,6 +1,7 @@
 package realtime
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -221,7 +222,12 @@ type HeartbeatEvent struct {
 
 // PublishEvent is a Hub.Publish that returned.
 type PublishEvent struct {
+	// Context is the one Publish was called with: a tracer finds the
+	// caller's span in it.
+	Context context.Context
 	Channel string
+	// Start is when Publish started.
+	Start time.Time
 	// Duration is the broker's append, retries included.
 	Duration time.Duration
 	// Delivered is how long after the append this node delivered the
@@ -462,11 +468,11 @@ func (h *Hub) publishEnd(t0 time.Time) time.Time {
 
 // observePublish reports a publish that started at t0 (zero: not
 // observed) and whose append ended at t1.
-func (h *Hub) observePublish(channel string, t0, t1 time.Time, delivered bool, err error) {
+func (h *Hub) observePublish(ctx context.Context, channel string, t0, t1 time.Time, delivered bool, err error) {
 	if t0.IsZero() {
 		return
 	}
-	e := PublishEvent{Channel: channel, Duration: t1.Sub(t0), Err: err}
+	e := PublishEvent{Context: ctx, Channel: channel, Start: t0, Duration: t1.Sub(t0), Err: err}
 	if delivered {
 		e.Delivered = time.Since(t1)
 	}

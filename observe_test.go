@@ -462,7 +462,7 @@ func TestObserverAllocs(t *testing.T) {
 	h := &Hub{}
 	if a := testing.AllocsPerRun(100, func() {
 		t0 := h.publishStart()
-		h.observePublish(chat, t0, h.publishEnd(t0), false, nil)
+		h.observePublish(context.Background(), chat, t0, h.publishEnd(t0), false, nil)
 	}); a != 0 {
 		t.Errorf("publish unobserved: %v allocations", a)
 	}

@@ -43,11 +43,9 @@
 package promobserver
 
 import (
-	"strconv"
-
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/realtime-go/realtime"
-	"github.com/realtime-go/realtime/websocket"
+	"github.com/realtime-go/realtime/internal/obslabel"
 )
 
 // Options configures New. A nil *Options means the zero value.
@@ -193,7 +191,7 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 func (m *Metrics) onConnect(e realtime.ConnectEvent) {
 	t := e.Transport.String()
 	m.gauge(e.Transport).Inc()
-	m.connections.WithLabelValues(t, protocolLabel(e.Protocol)).Inc()
+	m.connections.WithLabelValues(t, obslabel.Protocol(e.Protocol)).Inc()
 	if e.Reconnect {
 		m.reconnections.WithLabelValues(t).Inc()
 	}
@@ -202,7 +200,7 @@ func (m *Metrics) onConnect(e realtime.ConnectEvent) {
 func (m *Metrics) onDisconnect(e realtime.DisconnectEvent) {
 	t := e.Transport.String()
 	m.gauge(e.Transport).Dec()
-	m.disconnects.WithLabelValues(t, codeLabel(e.Code)).Inc()
+	m.disconnects.WithLabelValues(t, obslabel.CloseCode(e.Code)).Inc()
 	m.duration.WithLabelValues(t).Observe(e.Duration.Seconds())
 }
 
@@ -242,11 +240,7 @@ func (m *Metrics) onOut(e realtime.MessageEvent) {
 }
 
 func (m *Metrics) onHeartbeat(e realtime.HeartbeatEvent) {
-	kind := "write"
-	if e.Pong {
-		kind = "pong"
-	}
-	m.heartbeats.WithLabelValues(e.Transport.String(), kind).Inc()
+	m.heartbeats.WithLabelValues(e.Transport.String(), obslabel.Heartbeat(e.Pong)).Inc()
 }
 
 func (m *Metrics) onPublish(e realtime.PublishEvent) {
@@ -258,25 +252,4 @@ func (m *Metrics) onPublish(e realtime.PublishEvent) {
 	if e.Delivered > 0 {
 		m.followLag.Observe(e.Delivered.Seconds())
 	}
-}
-
-// protocolLabel names a wire protocol; a WebSocket without one is
-// "plain".
-func protocolLabel(p string) string {
-	if p == "" {
-		return "plain"
-	}
-	return p
-}
-
-// codeLabel is the label of a close code: its number, or "app" for the
-// codes applications choose, so that the label stays bounded.
-func codeLabel(c websocket.StatusCode) string {
-	switch {
-	case c >= 3000 && c <= 4999:
-		return "app"
-	case c >= 1000 && c <= 1015:
-		return strconv.Itoa(int(c))
-	}
-	return "other"
 }
