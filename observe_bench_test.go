@@ -7,9 +7,13 @@ import (
 )
 
 // The cost of observing is measured against these: the 1 KiB echo and
-// the 10,000-socket broadcast without an Observer. Module prometheus runs
-// the same with its adapter on.
+// the 10,000-socket broadcast without an Observer. Modules promobserver
+// and otelobserver run the same with their adapters on.
 
 func BenchmarkEcho1KiB(b *testing.B) { obstest.Echo(b, nil) }
 
-func BenchmarkBroadcast10k(b *testing.B) { obstest.Broadcast(b, nil) }
+func BenchmarkBroadcast10k(b *testing.B) { obstest.Broadcast(b, nil, obstest.BroadcastSockets) }
+
+// BenchmarkPublishFanout measures a message published to a channel of
+// 1,000 WebSocket sockets, until every client has read it.
+func BenchmarkPublishFanout(b *testing.B) { obstest.Broadcast(b, nil, 1000) }

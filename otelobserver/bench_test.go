@@ -23,4 +23,6 @@ func reporter(b *testing.B) *otelobserver.Reporter {
 
 func BenchmarkEcho1KiB(b *testing.B) { obstest.Echo(b, reporter(b).Observer()) }
 
-func BenchmarkBroadcast10k(b *testing.B) { obstest.Broadcast(b, reporter(b).Observer()) }
+func BenchmarkBroadcast10k(b *testing.B) {
+	obstest.Broadcast(b, reporter(b).Observer(), obstest.BroadcastSockets)
+}

@@ -19,4 +19,6 @@ func observer() *promobserver.Metrics {
 
 func BenchmarkEcho1KiB(b *testing.B) { obstest.Echo(b, observer().Observer()) }
 
-func BenchmarkBroadcast10k(b *testing.B) { obstest.Broadcast(b, observer().Observer()) }
+func BenchmarkBroadcast10k(b *testing.B) {
+	obstest.Broadcast(b, observer().Observer(), obstest.BroadcastSockets)
+}

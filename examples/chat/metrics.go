@@ -74,30 +74,31 @@ func (m *metrics) stats() (stats, error) {
 		Messages: map[string]int64{"in": 0, "out": 0},
 		Bytes:    map[string]int64{"in": 0, "out": 0},
 	}
+	// Where each metric goes: a total, or a total per value of a label.
+	totals := map[string]*int64{
+		"realtime_connections_total":      &st.Connections,
+		"realtime_reconnections_total":    &st.Reconnections,
+		"realtime_fallbacks_total":        &st.Fallbacks,
+		"realtime_drops_total":            &st.Drops,
+		"realtime_refusals_total":         &st.Refusals,
+		"realtime_heartbeat_missed_total": &st.Missed,
+	}
+	byLabel := map[string]struct {
+		label string
+		into  map[string]int64
+	}{
+		"realtime_sockets":             {"transport", st.Sockets},
+		"realtime_resumes_total":       {"result", st.Resumes},
+		"realtime_messages_total":      {"direction", st.Messages},
+		"realtime_message_bytes_total": {"direction", st.Bytes},
+	}
 	for _, f := range fams {
 		for _, s := range f.GetMetric() {
 			v := int64(s.GetCounter().GetValue() + s.GetGauge().GetValue())
-			switch f.GetName() {
-			case "realtime_sockets":
-				st.Sockets[label(s, "transport")] += v
-			case "realtime_connections_total":
-				st.Connections += v
-			case "realtime_reconnections_total":
-				st.Reconnections += v
-			case "realtime_fallbacks_total":
-				st.Fallbacks += v
-			case "realtime_resumes_total":
-				st.Resumes[label(s, "result")] += v
-			case "realtime_messages_total":
-				st.Messages[label(s, "direction")] += v
-			case "realtime_message_bytes_total":
-				st.Bytes[label(s, "direction")] += v
-			case "realtime_drops_total":
-				st.Drops += v
-			case "realtime_refusals_total":
-				st.Refusals += v
-			case "realtime_heartbeat_missed_total":
-				st.Missed += v
+			if p := totals[f.GetName()]; p != nil {
+				*p += v
+			} else if l, ok := byLabel[f.GetName()]; ok {
+				l.into[label(s, l.label)] += v
 			}
 		}
 	}

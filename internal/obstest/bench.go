@@ -21,9 +21,8 @@ import (
 // EchoSize is the size of the messages of Echo: 1 KiB.
 const EchoSize = 1024
 
-// BroadcastSockets is how many sockets Broadcast aims for, within the
-// process's descriptor limit (two per socket: the client's end and the
-// server's).
+// BroadcastSockets is the size of the broadcast the cost of observing
+// is measured on.
 const BroadcastSockets = 10000
 
 // Echo measures a 1 KiB realtime.v1 WebSocket message sent by a client
@@ -58,13 +57,13 @@ func Echo(b *testing.B, obs *realtime.Observer) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
 }
 
-// Broadcast measures a 64-byte message published to a channel of
-// BroadcastSockets realtime.v1 WebSocket sockets (fewer when the
-// descriptor limit is lower: the metric "sockets" says how many), until
-// every client read it: one op is one publish. obs, nil for none, is the
-// hub's observer.
-func Broadcast(b *testing.B, obs *realtime.Observer) {
-	n := BroadcastSockets
+// Broadcast measures a 64-byte message published to a channel of n
+// realtime.v1 WebSocket sockets (fewer when the descriptor limit is
+// lower, two per socket: the metric "sockets" says how many), until
+// every client read it: one op is one publish, and allocs/delivery the
+// allocations per socket reached, in the whole process (the clients'
+// reads allocate nothing). obs, nil for none, is the hub's observer.
+func Broadcast(b *testing.B, obs *realtime.Observer, n int) {
 	var lim syscall.Rlimit
 	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim) == nil && lim.Cur < uint64(2*n+256) {
 		n = int(lim.Cur-256) / 2
@@ -106,6 +105,8 @@ func Broadcast(b *testing.B, obs *realtime.Observer) {
 		runtime.Gosched()
 	}
 	text := strings.Repeat("x", 64)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
 	b.ReportAllocs()
 	for b.Loop() {
 		target.Add(int64(n))
@@ -114,6 +115,8 @@ func Broadcast(b *testing.B, obs *realtime.Observer) {
 		}
 		<-done
 	}
+	runtime.ReadMemStats(&after)
+	b.ReportMetric(float64(after.Mallocs-before.Mallocs)/float64(b.N*n), "allocs/delivery")
 	b.ReportMetric(float64(n), "sockets")
 	b.ReportMetric(float64(b.N)*float64(n)/b.Elapsed().Seconds(), "msgs/s")
 }
