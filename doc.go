@@ -467,6 +467,11 @@
 //     sends none), eventsource.Event.Retry with an event;
 //     client.EventSourceOptions.Retry is the time until a server sends
 //     one (0 means client.DefaultRetry, 3 s).
+//   - Observer (*[Observer]), Logger (*slog.Logger): who hears of a
+//     socket's and a hub's events, for metrics and logs. HubOptions (the
+//     hub's events, and those of its handlers) and Options (a handler's,
+//     in place of its hub's). nil: the hub's for Options, else none;
+//     nothing is logged by default. A hook left nil costs a nil check.
 //   - Last event id: the id of the last message a client got (its
 //     cursor, for a realtime socket), which it presents when it reconnects (the Last-Event-ID header, or the query
 //     parameter named by eventsource.Options.LastEventIDParam, "lastEventId"
