@@ -308,10 +308,17 @@ func (s *Socket) protocolName() string {
 // once, before its goroutines start.
 func (s *Socket) observeOpen() {
 	ob := &s.cfg.obs
-	if ob.OnConnect == nil && ob.OnFallback == nil && ob.OnDisconnect == nil {
+	if ob.OnConnect == nil && ob.OnFallback == nil && ob.OnDisconnect == nil && ob.OnDrop == nil && ob.OnHeartbeatMissed == nil {
+		return
+	}
+	s.mu.Lock()
+	if s.ended {
+		// Hub.Close cut it during the handshake: it never opened.
+		s.mu.Unlock()
 		return
 	}
 	s.opened = time.Now()
+	s.mu.Unlock()
 	e := ConnectEvent{Socket: s, Transport: s.transport, Protocol: s.protocolName(), Reconnect: s.lastEventID != ""}
 	if s.transport == TransportEventSource && s.req.URL != nil && strings.Contains(s.req.URL.RawQuery, FallbackParam) {
 		e.Fallback = s.req.URL.Query().Get(FallbackParam) != ""
@@ -329,13 +336,13 @@ func (s *Socket) observeOpen() {
 // disconnect.
 func (s *Socket) observeEnd(cause error) {
 	ob := &s.cfg.obs
-	if s.opened.IsZero() {
-		return // refused, or not observed
-	}
 	s.mu.Lock()
-	closing, code := s.closing, s.closeCode
+	opened, closing, code := s.opened, s.closing, s.closeCode
 	overflow := s.overflow
 	s.mu.Unlock()
+	if opened.IsZero() {
+		return // refused, or not observed
+	}
 	s.observeDropped()
 	if overflow > 0 && ob.OnDrop != nil {
 		ob.OnDrop(DropEvent{Socket: s, Reason: DropClose, Messages: overflow})
@@ -357,7 +364,7 @@ func (s *Socket) observeEnd(cause error) {
 	}
 	ob.OnDisconnect(DisconnectEvent{
 		Socket: s, Transport: s.transport, Protocol: s.protocolName(),
-		Code: code, Duration: time.Since(s.opened), Err: cause,
+		Code: code, Duration: time.Since(opened), Err: cause,
 	})
 }
 

@@ -467,3 +467,27 @@ func TestObserverAllocs(t *testing.T) {
 		t.Errorf("publish unobserved: %v allocations", a)
 	}
 }
+
+// A drop is reported with OnDrop alone set: the overflow that closes a
+// socket before its writer started.
+func TestObserverDropAlone(t *testing.T) {
+	drops := make(chan DropEvent, 4)
+	ts := newTestServer(t, &Options{MaxQueue: 1, Observer: &Observer{OnDrop: func(e DropEvent) { drops <- e }},
+		OnConnect: func(ctx context.Context, s *Socket) error {
+			s.Send("a")
+			s.Send("b") // the writer has not started: the queue overflows
+			return nil
+		}}, nil)
+	wc := dialWS(t, ts, wsDial{})
+	if code := wc.expectClose(t); code != websocket.StatusTryAgainLater {
+		t.Fatalf("close %d, want 1013", code)
+	}
+	select {
+	case e := <-drops:
+		if e.Reason != DropClose || e.Messages != 2 {
+			t.Fatalf("drop %+v, want 2 messages by close", e)
+		}
+	case <-time.After(waitLong):
+		t.Fatal("no drop reported")
+	}
+}
