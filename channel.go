@@ -190,8 +190,8 @@ const maxPublishWait = time.Second
 
 // waitDelivered waits until the channel has delivered p to its sockets,
 // ctx ends, maxPublishWait has passed, or the channel is no longer
-// followed or lost p's epoch.
-func (c *channel) waitDelivered(ctx context.Context, p Position) {
+// followed or lost p's epoch. It reports whether p was delivered.
+func (c *channel) waitDelivered(ctx context.Context, p Position) bool {
 	var timeout <-chan time.Time
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -215,9 +215,10 @@ func (c *channel) waitDelivered(ctx context.Context, p Position) {
 		c.mu.Lock()
 		c.waiters--
 		if expired {
-			return
+			return false
 		}
 	}
+	return !c.stopped && c.last.Epoch == p.Epoch
 }
 
 // start finds the latest position, from which the channel is followed:
@@ -598,6 +599,9 @@ func (s *Socket) join(ctx context.Context, name string) (string, error) {
 		return "", err
 	}
 	status, err := c.join(ctx, s)
+	if err == nil {
+		s.observeJoin(name, status)
+	}
 	if err == nil && e != nil {
 		s.hub.pres.add(name, *e)
 	}

@@ -66,6 +66,18 @@
 // JavaScript sees, unlike pings and comments. [Hub.Shutdown] closes
 // every socket with 1001 and waits, with a deadline.
 //
+// # Observability
+//
+// An [Observer] on HubOptions (or Options) receives the events an
+// operator counts: sockets opened and ended (transport, protocol, close
+// code, duration, cause), refusals and why, fallbacks, resumes that
+// succeeded or failed, messages and bytes each way, drops, missed
+// heartbeats, and the broker's publish latency and the node's follow
+// lag. A nil hook costs a nil check, and no event allocates. A
+// *slog.Logger (Options.Logger, HubOptions.Logger) logs the same events;
+// nothing is logged by default. Modules prometheus and otel of this
+// repository turn an Observer into metrics.
+//
 // # Goroutines
 //
 // For each socket the package runs one writer goroutine, and for a
@@ -274,6 +286,13 @@
 // the client sends it again on its next connection, under its new token.
 // A POST without the header is delivered as in realtime.v1.
 //
+// Fallbacks. A v2 client that opens an event stream after a WebSocket
+// attempt of the same connection round failed adds the query parameter
+// fallback=1 ([FallbackParam]) to its GET, so that the server can count
+// the clients a network keeps off WebSocket (Observer.OnFallback). It
+// changes nothing else, and a server may ignore it; a client that tries
+// EventSource first (because it worked last time) does not add it.
+//
 // Channel names are 1-200 bytes of UTF-8 without spaces or control
 // characters; names starting with "$" are reserved for the library
 // (presence streams) and refused.
@@ -448,6 +467,11 @@
 //     sends none), eventsource.Event.Retry with an event;
 //     client.EventSourceOptions.Retry is the time until a server sends
 //     one (0 means client.DefaultRetry, 3 s).
+//   - Observer (*[Observer]), Logger (*slog.Logger): who hears of a
+//     socket's and a hub's events, for metrics and logs. HubOptions (the
+//     hub's events, and those of its handlers) and Options (a handler's,
+//     in place of its hub's). nil: the hub's for Options, else none;
+//     nothing is logged by default. A hook left nil costs a nil check.
 //   - Last event id: the id of the last message a client got (its
 //     cursor, for a realtime socket), which it presents when it reconnects (the Last-Event-ID header, or the query
 //     parameter named by eventsource.Options.LastEventIDParam, "lastEventId"

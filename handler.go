@@ -77,7 +77,8 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case r.Method == http.MethodGet || r.Method == http.MethodHead:
 		// Not an upgrade: a proxy may have dropped the Upgrade header.
 		// Accept answers 426, which tells a browser the WebSocket failed.
-		websocket.Accept(w, r, &h.cfg.ws)
+		_, err := websocket.Accept(w, r, &h.cfg.ws)
+		h.observeRefuse(r, RefuseHandshake, err)
 	default:
 		w.Header().Set("Allow", "GET, POST, OPTIONS")
 		http.Error(w, "realtime: method not allowed", http.StatusMethodNotAllowed)
@@ -96,6 +97,7 @@ func (h *handler) allowOrigin(w http.ResponseWriter, r *http.Request) bool {
 		return true
 	}
 	if ok, _ := origin.Check(r.Host, o, h.cfg.origins); !ok && !h.cfg.anyOrigin {
+		h.observeRefuse(r, RefuseOrigin, nil)
 		http.Error(w, "realtime: origin "+quotePrefix(o)+" not allowed", http.StatusForbidden)
 		return false
 	}
@@ -121,17 +123,18 @@ func (h *handler) serveOptions(w http.ResponseWriter, r *http.Request) {
 
 // refuseShutdown answers 503 while the hub is shutting down, so that
 // clients come back after the restart instead of joining a closing hub.
-func (h *handler) refuseShutdown(w http.ResponseWriter) bool {
+func (h *handler) refuseShutdown(w http.ResponseWriter, r *http.Request) bool {
 	if h.cfg.hub == nil || !h.cfg.hub.shuttingDown() {
 		return false
 	}
+	h.observeRefuse(r, RefuseShutdown, nil)
 	w.Header().Set("Retry-After", "1")
 	http.Error(w, "realtime: shutting down", http.StatusServiceUnavailable)
 	return true
 }
 
 func (h *handler) serveWebSocket(w http.ResponseWriter, r *http.Request) {
-	if h.refuseShutdown(w) {
+	if h.refuseShutdown(w, r) {
 		return
 	}
 	s := newSocket(h, TransportWebSocket, r)
@@ -147,10 +150,12 @@ func (h *handler) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	c, err := websocket.Accept(w, r, &h.cfg.ws)
 	if err != nil {
 		s.discard() // Accept has answered
+		h.observeRefuse(r, RefuseHandshake, err)
 		return
 	}
 	s.ws = c
 	s.readerDone = make(chan struct{})
+	s.observeOpen()
 	h.run(s)
 	if r.ProtoMajor >= 2 {
 		// Over HTTP/2 (RFC 8441) the WebSocket is the request's
@@ -174,7 +179,7 @@ func selectedProtocol(r *http.Request, supported []string) string {
 }
 
 func (h *handler) serveEventSource(w http.ResponseWriter, r *http.Request) {
-	if h.refuseShutdown(w) {
+	if h.refuseShutdown(w, r) {
 		return
 	}
 	s := newSocket(h, TransportEventSource, r)
@@ -197,9 +202,11 @@ func (h *handler) serveEventSource(w http.ResponseWriter, r *http.Request) {
 	st, err := eventsource.Accept(w, r, opts)
 	if err != nil {
 		s.discard() // Accept has answered
+		h.observeRefuse(r, RefuseHandshake, err)
 		return
 	}
 	s.es = st
+	s.observeOpen()
 	h.run(s)
 }
 
@@ -216,8 +223,9 @@ func (h *handler) connect(w http.ResponseWriter, s *Socket) bool {
 			s.presented, s.badCursor = nil, true
 		}
 	}
-	refuse := func(status int, msg string) bool {
+	refuse := func(status int, msg string, reason RefuseReason, err error) bool {
 		s.discard()
+		h.observeRefuse(s.req, reason, err)
 		if status == http.StatusServiceUnavailable {
 			w.Header().Set("Retry-After", "1")
 		}
@@ -226,17 +234,17 @@ func (h *handler) connect(w http.ResponseWriter, s *Socket) bool {
 	}
 	if hub := h.cfg.hub; hub != nil {
 		if err := hub.attach(s); err != nil {
-			return refuse(http.StatusServiceUnavailable, "realtime: shutting down")
+			return refuse(http.StatusServiceUnavailable, "realtime: shutting down", RefuseShutdown, err)
 		}
 		for _, name := range h.cfg.channels {
 			if err := s.Join(s.ctx, name); err != nil {
-				return refuse(http.StatusServiceUnavailable, "realtime: joining "+quotePrefix(name)+": "+quote.Error(err))
+				return refuse(http.StatusServiceUnavailable, "realtime: joining "+quotePrefix(name)+": "+quote.Error(err), RefuseChannel, err)
 			}
 		}
 	}
 	if h.cfg.onConnect != nil {
 		if err := h.cfg.onConnect(s.ctx, s); err != nil {
-			return refuse(http.StatusForbidden, "realtime: forbidden")
+			return refuse(http.StatusForbidden, "realtime: forbidden", RefuseForbidden, err)
 		}
 	}
 	return true

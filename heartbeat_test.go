@@ -55,12 +55,15 @@ func TestHeartbeatEventSource(t *testing.T) {
 }
 
 // A client that stops reading is disconnected once a write cannot finish
-// within WriteTimeout, on both transports.
+// within WriteTimeout, on both transports, which Observer.OnHeartbeatMissed
+// reports.
 func TestWriteTimeout(t *testing.T) {
 	for _, k := range kinds {
 		t.Run(k.String(), func(t *testing.T) {
 			hub := newHub(t, &HubOptions{MaxHistory: 1})
-			opts := &Options{Hub: hub, Channels: []string{chat}, WriteTimeout: 200 * time.Millisecond, QueuePolicy: QueueDropOldest, Heartbeat: -1}
+			missed := make(chan HeartbeatEvent, 1)
+			opts := &Options{Hub: hub, Channels: []string{chat}, WriteTimeout: 200 * time.Millisecond, QueuePolicy: QueueDropOldest, Heartbeat: -1,
+				Observer: &Observer{OnHeartbeatMissed: func(e HeartbeatEvent) { missed <- e }}}
 			ts := newTestServer(t, opts, nil)
 			if k == TransportWebSocket {
 				dialWS(t, ts, wsDial{})
@@ -85,6 +88,14 @@ func TestWriteTimeout(t *testing.T) {
 			}
 			if err := s.Err(); !errors.Is(err, eventsource.ErrWriteTimeout) {
 				t.Fatalf("Err = %v, want ErrWriteTimeout", err)
+			}
+			select {
+			case e := <-missed:
+				if e.Pong || e.Transport != k || e.Socket != s {
+					t.Fatalf("OnHeartbeatMissed %+v, want a write on %v", e, k)
+				}
+			case <-time.After(waitLong):
+				t.Fatal("OnHeartbeatMissed was not called")
 			}
 		})
 	}

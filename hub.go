@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -80,6 +81,16 @@ type HubOptions struct {
 	// one call at a time, in the order of each channel's presence
 	// stream. It must not block for long: events wait for it.
 	OnPresence func(PresenceEvent)
+
+	// Observer receives the hub's events (OnPublish) and those of the
+	// sockets of every Handler of the hub whose Options.Observer is nil
+	// (see Observer). Nil means none.
+	Observer *Observer
+
+	// Logger, when set, logs the hub's events (failed publishes, at
+	// Warn) and those of the sockets of every Handler of the hub whose
+	// Options.Logger is nil (see Options.Logger). Nil logs nothing.
+	Logger *slog.Logger
 }
 
 // PresenceEvent is a join or a leave in the presence of a channel: a
@@ -123,6 +134,9 @@ type Hub struct {
 	ttl        time.Duration
 	onPresence func(PresenceEvent)
 	reg        *registry
+	observer   *Observer    // HubOptions.Observer, copied, for the handlers
+	logger     *slog.Logger // HubOptions.Logger, for the handlers
+	obs        observer     // both, for the hub's own events
 
 	ctx    context.Context // ends at Close
 	stop   context.CancelFunc
@@ -211,10 +225,16 @@ func NewHub(opts *HubOptions) *Hub {
 		maxAge:     o.MaxHistoryAge,
 		ttl:        o.PresenceTTL,
 		onPresence: o.OnPresence,
+		logger:     o.Logger,
+		obs:        newObserver(o.Observer, o.Logger),
 		channels:   make(map[string]*channel),
 		sockets:    make(map[*Socket]struct{}),
 	}
 	h.reg = newRegistry(h.node)
+	if o.Observer != nil {
+		ob := *o.Observer
+		h.observer = &ob
+	}
 	if h.maxN == 0 {
 		h.maxN = DefaultMaxHistory
 	}
@@ -281,7 +301,9 @@ func (h *Hub) Publish(ctx context.Context, channel, text string) (Position, erro
 	if h.isDone.Load() {
 		return Position{}, ErrHubClosed
 	}
+	t0 := h.publishStart()
 	p, err := h.publish(ctx, channel, normalizeLineEnds(text))
+	t1, delivered := h.publishEnd(t0), false
 	if err == nil {
 		h.mu.Lock()
 		c := h.channels[channel]
@@ -290,12 +312,13 @@ func (h *Hub) Publish(ctx context.Context, channel, text string) (Position, erro
 			select {
 			case <-c.ready:
 				if c.err == nil {
-					c.waitDelivered(ctx, p)
+					delivered = c.waitDelivered(ctx, p)
 				}
 			default:
 			}
 		}
 	}
+	h.observePublish(ctx, channel, t0, t1, delivered, err)
 	return p, err
 }
 

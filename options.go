@@ -2,6 +2,7 @@ package realtime
 
 import (
 	"context"
+	"log/slog"
 	"slices"
 	"strconv"
 	"time"
@@ -245,6 +246,18 @@ type Options struct {
 	// Its LastEventIDParam also names the query parameter a WebSocket
 	// client resumes with.
 	EventSource eventsource.Options
+
+	// Observer receives the events of the handler's sockets (see
+	// Observer): connects, disconnects, refusals, messages, drops... Nil
+	// means the Hub's HubOptions.Observer, or none without a hub.
+	Observer *Observer
+
+	// Logger, when set, logs the events of the handler's sockets
+	// (connects and disconnects at Debug, fallbacks and failed resumes at
+	// Info, refusals, drops and missed heartbeats at Warn; never
+	// messages). Nil means the Hub's HubOptions.Logger, or nothing
+	// logged without a hub.
+	Logger *slog.Logger
 }
 
 // config is Options with the defaults applied, ready for both transports.
@@ -269,6 +282,7 @@ type config struct {
 	heartbeat    *message      // the heartbeat message of v2 sockets
 	origins      []string      // Options.OriginPatterns and WebSocket.OriginPatterns
 	anyOrigin    bool          // WebSocket.InsecureSkipOriginCheck
+	obs          observer      // Observer and Logger, or the hub's
 }
 
 func newConfig(opts *Options) config {
@@ -343,6 +357,16 @@ func newConfig(opts *Options) config {
 	c.ws.OriginPatterns = append(c.ws.OriginPatterns, o.OriginPatterns...)
 	c.origins = c.ws.OriginPatterns
 	c.anyOrigin = c.ws.InsecureSkipOriginCheck
+	obs, log := o.Observer, o.Logger
+	if h := o.Hub; h != nil {
+		if obs == nil {
+			obs = h.observer
+		}
+		if log == nil {
+			log = h.logger
+		}
+	}
+	c.obs = newObserver(obs, log)
 	return c
 }
 

@@ -157,6 +157,12 @@ func TestOptionsDeepCopied(t *testing.T) {
 		if reflect.DeepEqual(mine, ref) {
 			t.Fatal("mutate changed nothing")
 		}
+		// Hooks are functions, which DeepEqual finds equal only when nil:
+		// the same ones must be set, then they are left out.
+		if hooksSet(built.cfg.obs) != hooksSet(want.cfg.obs) {
+			t.Fatalf("changing the options after Handler changed its hooks")
+		}
+		built.cfg.obs, want.cfg.obs = observer{}, observer{}
 		if !reflect.DeepEqual(built.cfg, want.cfg) {
 			t.Fatalf("changing the options after Handler changed its configuration\n got  %+v\n want %+v\n(through %v)", built.cfg, want.cfg, refs)
 		}
@@ -181,4 +187,17 @@ func TestOptionsDeepCopied(t *testing.T) {
 			t.Fatalf("changing the options after NewHub changed the Hub: %+v, want %+v", of(built), of(want))
 		}
 	})
+}
+
+// hooksSet tells which hooks of o are set.
+func hooksSet(o observer) string {
+	v := reflect.ValueOf(o)
+	set := make([]byte, v.NumField())
+	for i := range set {
+		set[i] = '0'
+		if !v.Field(i).IsNil() {
+			set[i] = '1'
+		}
+	}
+	return string(set)
 }

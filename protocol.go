@@ -8,6 +8,7 @@ import (
 // receive handles one message from the client: on v1 and plain sockets
 // the text for OnMessage, on v2 a request.
 func (s *Socket) receive(text string) {
+	s.observeIn(text)
 	if s.proto != protoV2 {
 		s.onMessage(text)
 		return

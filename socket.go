@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"time"
 	"unicode/utf8"
 
 	"github.com/realtime-go/realtime/eventsource"
@@ -84,6 +85,9 @@ type Socket struct {
 	beat        bool   // a heartbeat message is due
 	seq         uint64 // EventSource: the highest Realtime-Seq delivered
 	dropped     uint64
+	dropSeen    uint64          // dropped, as reported to Observer.OnDrop
+	overflow    uint64          // messages dropped by the overflow that closed the socket
+	opened      time.Time       // when the socket opened, if observed
 	wake        chan struct{}   // the writer's doorbell, capacity 1
 	chans       memberships     // the channels joined
 	failed      map[string]bool // channels whose latest join could not resume
@@ -253,6 +257,7 @@ func (s *Socket) enqueueLocked(m *message) error {
 					s.queued -= int64(len(q.m.text))
 				}
 			}
+			s.overflow = uint64(len(s.queue)) + 1
 			s.queue, s.free = nil, 0
 			s.startCloseLocked(websocket.StatusTryAgainLater, "send queue full", errQueueFull)
 			return errQueueFull
@@ -426,5 +431,6 @@ func (s *Socket) end(cause error) {
 			s.es.Close()
 		}
 		close(s.done)
+		s.observeEnd(cause)
 	})
 }

@@ -45,6 +45,7 @@ func (s *Socket) writeLoop() {
 			err = s.writeBatch(dl, beat)
 		default:
 			err = s.writeBatch(dl, batch)
+			s.observeOut(batch, err)
 			s.recycle(batch)
 		}
 	}

@@ -21,6 +21,7 @@ import (
 const (
 	socketSubprotocolV2 = "realtime.v2"
 	protocolParam       = "protocol" // the query parameter that asks an event stream for v2
+	fallbackParam       = "fallback" // the query parameter of a v2 event stream after a failed WebSocket
 	protocolHeader      = "Realtime-Protocol"
 	maxChannelName      = 200
 )

@@ -914,7 +914,7 @@ func (s *Socket) loop() error {
 			if t == TransportWebSocket {
 				a, err = s.openWebSocket(presented)
 			} else {
-				a, err = s.openEventSource(presented)
+				a, err = s.openEventSource(presented, wsErr != nil)
 			}
 			if s.ctx.Err() != nil {
 				if a != nil {
@@ -1171,15 +1171,16 @@ func (s *Socket) openWebSocket(presented string) (*attempt, error) {
 
 // openEventSource makes one EventSource attempt: the request and the
 // realtime.hello event.
-func (s *Socket) openEventSource(presented string) (*attempt, error) {
+func (s *Socket) openEventSource(presented string, fallback bool) (*attempt, error) {
 	ctx, cancel := s.attemptContext()
 	defer cancel()
 	u := *s.httpURL
 	if s.opts.Protocol != socketSubprotocol {
-		if u.RawQuery != "" {
-			u.RawQuery += "&"
+		addQuery(&u, protocolParam+"="+socketSubprotocolV2)
+		if fallback {
+			// The server counts the fallbacks (realtime.v2's fallback=1).
+			addQuery(&u, fallbackParam+"=1")
 		}
-		u.RawQuery += protocolParam + "=" + socketSubprotocolV2
 	}
 	req := &EventSource{
 		d:   *s.dialer(),
@@ -1529,3 +1530,11 @@ func (w *watchdog) stop() {
 }
 
 func (w *watchdog) expired() bool { return w != nil && w.hit.Load() }
+
+// addQuery appends a key=value pair, already escaped, to u's query.
+func addQuery(u *url.URL, kv string) {
+	if u.RawQuery != "" {
+		u.RawQuery += "&"
+	}
+	u.RawQuery += kv
+}

@@ -310,6 +310,7 @@ func TestSocketProtocolNames(t *testing.T) {
 		{positionEvent, realtime.PositionEvent},
 		{socketSubprotocolV2, realtime.SubprotocolV2},
 		{protocolParam, realtime.ProtocolParam},
+		{fallbackParam, realtime.FallbackParam},
 		{protocolHeader, realtime.ProtocolHeader},
 		{TransportWebSocket.String(), realtime.TransportWebSocket.String()},
 		{TransportEventSource.String(), realtime.TransportEventSource.String()},
@@ -381,9 +382,15 @@ func TestSocketSendBothWays(t *testing.T) {
 // handler answer the WebSocket handshake with 426: the Socket falls back
 // to EventSource, and after a reconnection tries EventSource first.
 func TestSocketFallbackUpgradeDropped(t *testing.T) {
-	rs := startRT(t, rtConfig{stripUpgrade: true})
+	var fallbacks atomic.Int32 // the server sees them (realtime.FallbackParam)
+	rs := startRT(t, rtConfig{stripUpgrade: true, opts: realtime.Options{Observer: &realtime.Observer{
+		OnFallback: func(realtime.ConnectEvent) { fallbacks.Add(1) },
+	}}})
 	s, rec := newSocket(t, nil, rs.URL, nil)
 	info := rec.open(t)
+	if n := fallbacks.Load(); n != 1 {
+		t.Fatalf("the server saw %d fallbacks, want 1", n)
+	}
 	var he *websocket.HandshakeError
 	if info.Transport != TransportEventSource || !errors.As(info.WebSocketErr, &he) || he.Status != http.StatusUpgradeRequired {
 		t.Fatalf("open: %+v, want EventSource after a 426", info)
@@ -406,6 +413,9 @@ func TestSocketFallbackUpgradeDropped(t *testing.T) {
 	}
 	if n := rs.upgrades.Load(); n != 1 {
 		t.Fatalf("%d WebSocket handshakes, want still 1: EventSource goes first now", n)
+	}
+	if n := fallbacks.Load(); n != 1 {
+		t.Fatalf("the server saw %d fallbacks, want still 1: EventSource first is none", n)
 	}
 	send(t, s, "again")
 	if m := nextMsg(t, s); m.Data != "eventsource said again" {

@@ -556,6 +556,7 @@
       if (t !== 'auto') this._round = [t];
       else if (this._worked === 'eventsource') this._round = ['eventsource', 'websocket'];
       else this._round = ['websocket', 'eventsource'];
+      this._triedWebSocket = false;
       this._next();
     }
 
@@ -564,6 +565,7 @@
     _next() {
       if (this.readyState !== RealtimeSocket.CONNECTING) return;
       const t = this._round.shift();
+      if (t === 'websocket') this._triedWebSocket = true;
       if (t === 'websocket') this._openWebSocket();
       else if (t === 'eventsource') this._openEventSource();
       else this._retry(1006, '');
@@ -579,7 +581,11 @@
     _target(wsScheme) {
       const u = new URL(this.url);
       if (wsScheme) u.protocol = u.protocol === 'https:' ? 'wss:' : 'ws:';
-      else u.searchParams.set('protocol', PROTOCOL_V2);
+      else {
+        u.searchParams.set('protocol', PROTOCOL_V2);
+        // The server counts the fallbacks (realtime.v2's fallback=1).
+        if (this._triedWebSocket) u.searchParams.set('fallback', '1');
+      }
       if (this.lastEventId) u.searchParams.set('lastEventId', this.lastEventId);
       return u.href;
     }

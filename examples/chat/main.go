@@ -26,6 +26,11 @@
 // one whose connection drops gets what it missed in each of them when it
 // comes back.
 //
+// http://localhost:8080/dashboard is a live dashboard for the operator:
+// sockets by transport, messages per second, fallbacks, reconnects,
+// drawn from the same metrics as http://localhost:8080/metrics, which
+// Prometheus scrapes (module promobserver). Both are this process's.
+//
 // Ctrl-C (SIGINT) or SIGTERM shuts the process down gracefully: every
 // page is told 1001 (going away) and reconnects, to the next process
 // started on the address or to another behind the same load balancer.
@@ -74,7 +79,7 @@ import (
 // static is the page: its HTML, script and style, served from this
 // origin only (no fonts or scripts from elsewhere).
 //
-//go:embed index.html chat.js chat.css
+//go:embed index.html chat.js chat.css dashboard.html dashboard.js dashboard.css
 var static embed.FS
 
 // csp is the page's Content-Security-Policy: everything from this
@@ -268,6 +273,7 @@ type chat struct {
 	broker realtime.Broker // the hub's: the rooms' recent lines come from its history
 	own    bool            // broker was made here: close it after the hub
 	rooms  []string        // the room list
+	stats  *metrics        // the hub's metrics: /metrics, /stats, /dashboard
 }
 
 // newChat makes the chat's hub on opts.Broker, or on a memory broker of
@@ -275,7 +281,8 @@ type chat struct {
 // of a room from the broker's history, so it needs the broker in hand.
 func newChat(opts *realtime.HubOptions, rooms []string) *chat {
 	o := *opts
-	c := &chat{broker: o.Broker, rooms: slices.Clone(rooms)}
+	c := &chat{broker: o.Broker, rooms: slices.Clone(rooms), stats: newMetrics()}
+	o.Observer = c.stats.m.Observer()
 	if c.broker == nil {
 		c.broker = realtime.NewMemoryBroker(&realtime.MemoryBrokerOptions{
 			MaxHistory: o.MaxHistory, MaxHistoryBytes: o.MaxHistoryBytes, MaxHistoryAge: o.MaxHistoryAge,
@@ -306,7 +313,8 @@ func (c *chat) close() {
 // participants' socket.
 func (c *chat) handler() http.Handler {
 	mux := http.NewServeMux()
-	for path, name := range map[string]string{"/{$}": "index.html", "/chat.js": "chat.js", "/chat.css": "chat.css"} {
+	for path, name := range map[string]string{"/{$}": "index.html", "/chat.js": "chat.js", "/chat.css": "chat.css",
+		"/dashboard": "dashboard.html", "/dashboard.js": "dashboard.js", "/dashboard.css": "dashboard.css"} {
 		mux.HandleFunc("GET "+path, func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Security-Policy", csp)
 			w.Header().Set("X-Content-Type-Options", "nosniff")
@@ -316,6 +324,7 @@ func (c *chat) handler() http.Handler {
 	}
 	mux.Handle("/realtime.js", realtime.ClientJS())
 	mux.HandleFunc("GET /rooms", c.list)
+	c.stats.handle(mux)
 	mux.Handle("/chat", realtime.Handler(&realtime.Options{
 		Hub: c.hub,
 		// Presence is what the room lists show: the name, and the

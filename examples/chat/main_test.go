@@ -433,7 +433,7 @@ func TestChatShutdown(t *testing.T) {
 func TestChatPage(t *testing.T) {
 	srv, _ := startProcesses(t)
 	external := regexp.MustCompile(`(?i:(https?:)?//[a-z0-9.-]+\.[a-z]{2,})|@import|url\(`)
-	for _, path := range []string{"/", "/chat.js", "/chat.css"} {
+	for _, path := range []string{"/", "/chat.js", "/chat.css", "/dashboard", "/dashboard.js", "/dashboard.css"} {
 		resp, err := http.Get(srv.URL + path)
 		if err != nil {
 			t.Fatal(err)
@@ -453,6 +453,113 @@ func TestChatPage(t *testing.T) {
 			if strings.Contains(string(b), bad) {
 				t.Fatalf("%s has %q", path, bad)
 			}
+		}
+	}
+}
+
+// getStats reads the dashboard's numbers.
+func getStats(t *testing.T, srv *httptest.Server) stats {
+	t.Helper()
+	resp, err := http.Get(srv.URL + "/stats")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var st stats
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// The dashboard's numbers, and /metrics, move with what participants
+// do: sockets by transport, messages each way, a fallback, a reconnect.
+func TestChatDashboard(t *testing.T) {
+	srv, _ := startProcesses(t)
+	resp, err := http.Get(srv.URL + "/dashboard")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(page), `<script src="/dashboard.js" defer></script>`) {
+		t.Fatalf("GET /dashboard: %s\n%s", resp.Status, page)
+	}
+	before := getStats(t, srv)
+	if before.Sockets["websocket"] != 0 || before.Messages["out"] != 0 {
+		t.Fatalf("numbers before anyone came: %+v", before)
+	}
+
+	alice := join(t, srv, "alice", client.TransportWebSocket, "lobby")
+	bob := join(t, srv, "bob", client.TransportEventSource, "lobby")
+	alice.say("lobby", "hello")
+	alice.line("lobby")
+	bob.line("lobby")
+	// A page whose WebSocket a proxy blocks falls back, and one that
+	// comes back presents its last event id.
+	strip := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Header.Del("Upgrade")
+		r.Header.Del("Connection")
+		r.Host = strings.TrimPrefix(srv.URL, "http://")
+		p := *r.URL
+		p.Scheme, p.Host = "http", r.Host
+		req, _ := http.NewRequestWithContext(r.Context(), r.Method, p.String(), r.Body)
+		req.Header = r.Header.Clone()
+		resp, err := http.DefaultTransport.RoundTrip(req)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		defer resp.Body.Close()
+		for k, v := range resp.Header {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(resp.StatusCode)
+		buf := make([]byte, 4096)
+		for {
+			n, err := resp.Body.Read(buf)
+			if n > 0 {
+				w.Write(buf[:n])
+				w.(http.Flusher).Flush()
+			}
+			if err != nil {
+				return
+			}
+		}
+	}))
+	t.Cleanup(strip.Close)
+	carol := join(t, strip, "carol", 0, "lobby")
+	if tr := carol.s.Transport(); tr != client.TransportEventSource {
+		t.Fatalf("carol on %v, want the fallback", tr)
+	}
+	dave, err := (&client.Dialer{}).Socket(srv.URL+"/chat?name=dave", &client.SocketOptions{Transport: client.TransportWebSocket, LastEventID: alice.s.LastEventID()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dave.Close()
+
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		st := getStats(t, srv)
+		ok := st.Sockets["websocket"] == 2 && st.Sockets["eventsource"] == 2 && st.Fallbacks == 1 && st.Reconnections == 1 &&
+			st.Messages["in"] >= 1 && st.Messages["out"] >= 2 && st.Bytes["out"] > 0 && st.At > before.At
+		if ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("numbers after the session: %+v", st)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	resp, err = http.Get(srv.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`realtime_sockets{transport="websocket"} 2`, `realtime_sockets{transport="eventsource"} 2`, "realtime_fallbacks_total 1"} {
+		if !strings.Contains(string(body), want) {
+			t.Fatalf("/metrics lacks %q:\n%s", want, body)
 		}
 	}
 }

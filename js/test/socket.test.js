@@ -13,6 +13,7 @@ test('readyState: CONNECTING through the fallback, OPEN, CONNECTING while reconn
   assert.equal(s.sock.CONNECTING, CONNECTING);
   s.ws().end(1006); // the upgrade failed: EventSource next, in the same round
   assert.equal(s.ess.length, 1);
+  assert.match(s.es().url, /[?&]fallback=1(&|$)/, 'the fallback is not announced');
   assert.equal(s.sock.readyState, CONNECTING);
   assert.equal(s.of('reconnecting').length, 0);
   s.es().hello('tok1', 'p1');
@@ -28,6 +29,7 @@ test('readyState: CONNECTING through the fallback, OPEN, CONNECTING while reconn
   // EventSource worked last: it goes first now, resuming from p1.
   assert.equal(s.ess.length, 2);
   assert.match(s.es().url, /lastEventId=p1/);
+  assert.doesNotMatch(s.es().url, /fallback/, 'EventSource first is no fallback');
   s.es().hello('tok2', 'p1');
   assert.equal(s.sock.readyState, OPEN);
   assert.equal(s.of('open')[1].resumed, true);
