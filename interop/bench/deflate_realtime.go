@@ -15,7 +15,7 @@ func init() {
 		pkg:   "github.com/realtime-go/realtime",
 		notes: "websocket.Serve with AcceptOptions.Extensions = deflate.New(nil) (defaults: grants what the client offers, context takeover included; threshold 128), ReadAppend/Write loop",
 		serve: func(ln net.Listener) error {
-			return serveRealtime(ln, []extensions.Extension{deflate.New(nil)})
+			return serveRealtime(ln, []extensions.Extension{deflate.New(nil)}, newReadAppend)
 		},
 	})
 }
