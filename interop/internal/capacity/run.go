@@ -71,6 +71,9 @@ type Config struct {
 	GOMAXPROCS             int
 	NodeDir                string    // interop/node, for socket.io
 	Log                    io.Writer // progress (default os.Stderr)
+	// Settle is how long the sockets stay idle before their memory is
+	// read, so that the handshakes' garbage is gone (default 2 s).
+	Settle time.Duration
 }
 
 // Sustain is the sustained broadcast run: Rate broadcasts a second to
@@ -96,6 +99,9 @@ func (c Config) defaults() Config {
 	}
 	if c.Log == nil {
 		c.Log = os.Stderr
+	}
+	if c.Settle == 0 {
+		c.Settle = 2 * time.Second
 	}
 	return c
 }
@@ -272,7 +278,7 @@ func open(cfg Config, row Row, n int) (*session, error) {
 
 // idle measures the server's memory with the sockets idle.
 func (s *session) idle() error {
-	time.Sleep(2 * time.Second) // the handshakes' garbage goes
+	time.Sleep(s.cfg.Settle)
 	m, err := answer(s.srv.Do("stats"))
 	if err != nil {
 		return err
@@ -402,7 +408,7 @@ func RunSustain(cfg Config, row Row) (*SustainResult, error) {
 		return nil, fmt.Errorf("%s: %w", row.Name, err)
 	}
 	defer s.close()
-	time.Sleep(time.Second)
+	time.Sleep(s.cfg.Settle)
 	n := int(sus.Rate * sus.Duration.Seconds())
 	r := &SustainResult{Sockets: sus.Sockets, Rate: sus.Rate, Duration: sus.Duration, Expected: int64(n) * int64(sus.Sockets)}
 	samples := 0
