@@ -36,6 +36,8 @@ func Machine() string {
 	return fmt.Sprintf("%s, %d CPUs, Linux %s, %s, node %s", model, runtime.NumCPU(), kernel, runtime.Version(), nodeV)
 }
 
+func cores(b Broadcast) string { return fmt.Sprintf("%.2f / %.2f / %.2f", b.Server, b.Client, b.Other) }
+
 func ms(d time.Duration) string { return fmt.Sprintf("%.1f", float64(d)/float64(time.Millisecond)) }
 
 func us(d time.Duration) string { return fmt.Sprintf("%.2f", float64(d)/float64(time.Microsecond)) }
@@ -55,17 +57,17 @@ func Report(w io.Writer, cfg Config, command string, results []*Result, sustaine
 	}
 	fmt.Fprintf(w, "Machine: %s. Server: its own process, GOMAXPROCS=%s, %s (Node: one event loop); load client: epoll on raw sockets in one process, %s. Payload %d B. Command: `%s`\n\n",
 		Machine(), gmp, pin(cfg.ServerCPUs), pin(cfg.ClientCPUs), cfg.Size, command)
-	fmt.Fprintf(w, "| row | sockets | handshakes/s | server RSS idle | KiB per idle socket | goroutines | one broadcast: to delivery p50 / p99 / max (ms) | deliveries/s (one) | %d broadcasts: deliveries/s | server CPU µs/delivery (one / burst) | every message once |\n", cfg.Messages)
-	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|")
+	fmt.Fprintf(w, "| row | sockets | handshakes/s | server RSS idle | KiB per idle socket | goroutines | one broadcast: to delivery p50 / p99 / max (ms) | deliveries/s (one) | %d broadcasts: deliveries/s | server CPU µs/delivery (one / burst) | burst cores: server / client / other | every message once |\n", cfg.Messages)
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, r := range results {
 		once := "yes"
 		if r.Wrong > 0 {
 			once = fmt.Sprintf("**no: %d sockets**", r.Wrong)
 		}
-		bc := "– | – | – | –"
+		bc := "– | – | – | – | –"
 		if r.Row.Broadcast {
-			bc = fmt.Sprintf("%s / %s / %s | %.0f | %.0f | %s / %s", ms(r.One.Latency[0]), ms(r.One.Latency[1]), ms(r.One.Latency[2]),
-				r.One.PerSecond, r.Burst.PerSecond, us(r.One.CPUPerMessage), us(r.Burst.CPUPerMessage))
+			bc = fmt.Sprintf("%s / %s / %s | %.0f | %.0f | %s / %s | %s", ms(r.One.Latency[0]), ms(r.One.Latency[1]), ms(r.One.Latency[2]),
+				r.One.PerSecond, r.Burst.PerSecond, us(r.One.CPUPerMessage), us(r.Burst.CPUPerMessage), cores(r.Burst))
 		} else {
 			once = "–"
 		}
@@ -74,13 +76,13 @@ func Report(w io.Writer, cfg Config, command string, results []*Result, sustaine
 	}
 	if len(sustained) > 0 {
 		fmt.Fprintf(w, "\nSustained: %g broadcasts/s of %d B for %v.\n\n", cfg.Sustain.Rate, cfg.Size, cfg.Sustain.Duration)
-		fmt.Fprintln(w, "| row | sockets | delivered / expected | deliveries/s | latency p50 / p99 / max (ms) | server RSS at 1 s → end (max) | server CPU µs/delivery | sockets closed / wrong |")
-		fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|")
+		fmt.Fprintln(w, "| row | sockets | delivered / expected | deliveries/s | latency p50 / p99 / max (ms) | server RSS at 1 s → end (max) | server CPU µs/delivery | cores: server / client / other | sockets closed / wrong |")
+		fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|")
 		for i, r := range sustained {
 			b := r.Broadcast
-			fmt.Fprintf(w, "| %s | %d | %d / %d | %.0f | %s / %s / %s | %.1f → %.1f (%.1f) MiB | %s | %d / %d |\n", sustainedRows[i].Name, r.Sockets,
+			fmt.Fprintf(w, "| %s | %d | %d / %d | %.0f | %s / %s / %s | %.1f → %.1f (%.1f) MiB | %s | %s | %d / %d |\n", sustainedRows[i].Name, r.Sockets,
 				b.Deliveries, r.Expected, b.PerSecond, ms(b.Latency[0]), ms(b.Latency[1]), ms(b.Latency[2]),
-				float64(r.StartKiB)/1024, float64(r.EndKiB)/1024, float64(r.Max)/1024, us(b.CPUPerMessage), r.Closed, r.Wrong)
+				float64(r.StartKiB)/1024, float64(r.EndKiB)/1024, float64(r.Max)/1024, us(b.CPUPerMessage), cores(b), r.Closed, r.Wrong)
 		}
 	}
 	fmt.Fprintln(w, "\nRows:")
