@@ -8,6 +8,7 @@ import (
 	"net/http"
 
 	"github.com/realtime-go/realtime/extensions"
+	"github.com/realtime-go/realtime/interop/internal/benchproc"
 	"github.com/realtime-go/realtime/websocket"
 )
 
@@ -118,19 +119,12 @@ func serveRealtimeHTTP(ln net.Listener, newReader func() reader) error {
 // ran the handshake (and grew its stack doing so) runs the echo loop.
 func serveRealtimeConn(ln net.Listener, newReader func() reader) error {
 	opts := &websocket.AcceptOptions{InsecureSkipOriginCheck: true}
-	for {
-		nc, err := ln.Accept()
+	return benchproc.AcceptEach(ln, func(nc net.Conn) {
+		c, _, err := websocket.AcceptConn(context.Background(), nc, opts)
 		if err != nil {
-			return err
+			return
 		}
-		go func() {
-			c, _, err := websocket.AcceptConn(context.Background(), nc, opts)
-			if err != nil {
-				nc.Close()
-				return
-			}
-			defer c.CloseNow()
-			echo(c, newReader())
-		}()
-	}
+		defer c.CloseNow()
+		echo(c, newReader())
+	})
 }

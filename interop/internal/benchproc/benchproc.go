@@ -81,6 +81,21 @@ func Serve(addr, cpuprofile string, handle func(cmd string, out io.Writer), serv
 	return serve(ln)
 }
 
+// AcceptEach accepts connections on ln and handles each on its own
+// goroutine, which closes it after handle returns, until Accept fails.
+func AcceptEach(ln net.Listener, handle func(nc net.Conn)) error {
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			return err
+		}
+		go func() {
+			defer nc.Close()
+			handle(nc)
+		}()
+	}
+}
+
 // Child is a server process started by Start.
 type Child struct {
 	Name string // the server's name, for errors

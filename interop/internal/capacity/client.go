@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/realtime-go/realtime/interop/internal/latency"
+	"github.com/realtime-go/realtime/interop/internal/rawframe"
 )
 
 // The load client is one goroutine on epoll over raw non-blocking
@@ -57,8 +58,7 @@ type conn struct {
 	csize uint64
 	// Marker scanner: state, the sequence number and time so far.
 	ms     uint8
-	seqAcc int64
-	tsAcc  int64
+	num    [2]int64
 	pm     int8 // characters of the ping line matched, -1: not a ping
 	lastNL bool // the byte before was '\n' (event streams)
 	msgs   uint32
@@ -519,8 +519,7 @@ func (c *Client) frameEnd(k *conn) bool {
 		c.fail(k, fmt.Errorf("%s: close frame", k.proto.name))
 		return false
 	case 9: // pong with the ping's payload, zero mask
-		f := append([]byte{0x8a, 0x80 | byte(len(k.ctrl)), 0, 0, 0, 0}, k.ctrl...)
-		return c.write(k, f)
+		return c.write(k, rawframe.AppendMasked(nil, 0x8a, [4]byte{}, k.ctrl))
 	case 10:
 		return true
 	}
@@ -585,26 +584,20 @@ func (c *Client) scan(k *conn, p []byte) bool {
 			}
 		case 1:
 			if ch == '@' {
-				k.ms, k.seqAcc = 2, 0
+				k.ms, k.num[0] = 2, 0
 			} else {
 				k.ms = 0
 			}
-		case 2:
+		case 2, 3: // the digits of the sequence number, then of the time
+			acc := &k.num[k.ms-2]
 			switch {
 			case '0' <= ch && ch <= '9':
-				k.seqAcc = k.seqAcc*10 + int64(ch-'0')
-			case ch == ':':
-				k.ms, k.tsAcc = 3, 0
-			default:
+				*acc = *acc*10 + int64(ch-'0')
+			case k.ms == 2 && ch == ':':
+				k.ms, k.num[1] = 3, 0
+			case k.ms == 3 && ch == ';':
 				k.ms = 0
-			}
-		case 3:
-			switch {
-			case '0' <= ch && ch <= '9':
-				k.tsAcc = k.tsAcc*10 + int64(ch-'0')
-			case ch == ';':
-				k.ms = 0
-				c.deliver(k, k.seqAcc, k.tsAcc)
+				c.deliver(k, k.num[0], k.num[1])
 			default:
 				k.ms = 0
 			}

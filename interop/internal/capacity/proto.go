@@ -3,6 +3,8 @@ package capacity
 import (
 	"fmt"
 	"net/url"
+
+	"github.com/realtime-go/realtime/interop/internal/rawframe"
 )
 
 // A proto is what the load client says and expects on one kind of
@@ -25,10 +27,10 @@ type proto struct {
 	ping, pong []byte
 }
 
-// maskedText is a client text frame of p (len < 126) with the all-zero
-// masking key, which leaves the payload as it is.
+// maskedText is a client text frame of p with the all-zero masking key,
+// which leaves the payload as it is.
 func maskedText(p string) []byte {
-	return append([]byte{0x81, 0x80 | byte(len(p)), 0, 0, 0, 0}, p...)
+	return rawframe.AppendMasked(nil, 0x81, [4]byte{}, []byte(p))
 }
 
 // wsRequest is a WebSocket upgrade request for path with the

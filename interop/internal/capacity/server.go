@@ -201,26 +201,19 @@ func newRawTCPServer() goServer {
 	var n atomic.Int64
 	return goServer{
 		serve: func(ln net.Listener) error {
-			for {
-				nc, err := ln.Accept()
-				if err != nil {
-					return err
+			return benchproc.AcceptEach(ln, func(nc net.Conn) {
+				n.Add(1)
+				defer n.Add(-1)
+				if _, err := nc.Write([]byte{'+'}); err != nil {
+					return
 				}
-				go func() {
-					defer nc.Close()
-					n.Add(1)
-					defer n.Add(-1)
-					if _, err := nc.Write([]byte{'+'}); err != nil {
+				var buf [512]byte
+				for {
+					if _, err := nc.Read(buf[:]); err != nil {
 						return
 					}
-					var buf [512]byte
-					for {
-						if _, err := nc.Read(buf[:]); err != nil {
-							return
-						}
-					}
-				}()
-			}
+				}
+			})
 		},
 		count: func() int { return int(n.Load()) },
 	}
