@@ -34,7 +34,7 @@ func main() {
 		names = append(names, r.Name)
 	}
 	sockets := flag.Int("sockets", 100000, "idle sockets per row")
-	rows := flag.String("rows", strings.Join(names, ","), "rows to run, in order")
+	rows := flag.String("rows", strings.Join(names, ","), "rows to run, in order (empty: only the sustained run)")
 	messages := flag.Int("messages", 10, "broadcasts in the burst after the single one")
 	size := flag.Int("size", 64, "bytes per broadcast")
 	conc := flag.Int("conc", 100, "handshakes in flight")
@@ -76,7 +76,10 @@ func main() {
 	var results []*capacity.Result
 	failed := false
 	for _, n := range strings.Split(*rows, ",") {
-		row, ok := capacity.RowByName(strings.TrimSpace(n))
+		if n = strings.TrimSpace(n); n == "" {
+			continue
+		}
+		row, ok := capacity.RowByName(n)
 		if !ok {
 			fatal("unknown row %q (have %s)", n, strings.Join(names, ","))
 		}
@@ -92,7 +95,10 @@ func main() {
 	var sRows []capacity.Row
 	if *sustain > 0 && *sustainRows != "" {
 		for _, n := range strings.Split(*sustainRows, ",") {
-			row, ok := capacity.RowByName(strings.TrimSpace(n))
+			if n = strings.TrimSpace(n); n == "" {
+				continue
+			}
+			row, ok := capacity.RowByName(n)
 			if !ok {
 				fatal("unknown row %q", n)
 			}
