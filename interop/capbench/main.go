@@ -45,12 +45,13 @@ func main() {
 	serverCPUs := flag.String("server-cpus", "1", "taskset CPU list of the server process (empty: not pinned)")
 	clientCPUs := flag.String("client-cpus", "0", "CPU list this process, the load client, binds itself to (empty: not pinned)")
 	gomaxprocs := flag.Int("gomaxprocs", 1, "GOMAXPROCS of the server and the client (0: the runtime's default)")
-	sysctl := flag.Bool("sysctl", false, "raise somaxconn, tcp_max_syn_backlog, ip_local_port_range and fs.nr_open where lower (root)")
+	sysctl := flag.Bool("sysctl", false, "raise somaxconn, tcp_max_syn_backlog and fs.nr_open where lower for the run, and put them back after (root)")
 	out := flag.String("out", "", "also write the report to this file")
 	flag.Parse()
 
 	if *sysctl {
-		changed, err := capacity.Sysctls()
+		changed, restore, err := capacity.Sysctls()
+		cleanup = restore
 		for _, c := range changed {
 			fmt.Fprintln(os.Stderr, "capbench: sysctl", c)
 		}
@@ -120,12 +121,17 @@ func main() {
 			fatal("%v", err)
 		}
 	}
+	cleanup()
 	if failed {
 		os.Exit(1)
 	}
 }
 
+// cleanup puts back the kernel settings -sysctl changed.
+var cleanup = func() {}
+
 func fatal(format string, args ...any) {
+	cleanup()
 	fmt.Fprintf(os.Stderr, "capbench: "+format+"\n", args...)
 	os.Exit(1)
 }

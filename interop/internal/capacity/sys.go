@@ -76,36 +76,41 @@ func PinSelf(list string, gomaxprocs int) error {
 }
 
 // Sysctls raises the kernel limits that 100,000 loopback connections
-// meet, where they are lower, and returns what it changed (needs root;
-// for the benchmark, never the tests).
-func Sysctls() ([]string, error) {
+// meet where they are lower (root; for the benchmark, never the tests):
+// the listen backlog and fs.nr_open, the ceiling of RLIMIT_NOFILE. The
+// ephemeral port range stays: the client spreads its connections over
+// many source addresses instead. It returns what it changed and restore,
+// which puts the old values back, for the machine is shared.
+func Sysctls() (changed []string, restore func(), err error) {
 	set := []struct {
 		name string
 		min  int
-		val  string
 	}{
-		{"net/core/somaxconn", 65535, "65535"},
-		{"net/ipv4/tcp_max_syn_backlog", 65535, "65535"},
-		{"net/ipv4/ip_local_port_range", 1024, "1024 65535"},
-		{"fs/nr_open", 1 << 20, "1048576"},
+		{"net/core/somaxconn", 65535},
+		{"net/ipv4/tcp_max_syn_backlog", 65535},
+		{"fs/nr_open", 1 << 20},
 	}
-	var changed []string
+	var undo []func()
+	restore = func() {
+		for _, u := range undo {
+			u()
+		}
+	}
 	for _, s := range set {
 		p := "/proc/sys/" + s.name
-		b, err := os.ReadFile(p)
+		old, err := os.ReadFile(p)
 		if err != nil {
-			return changed, err
+			return changed, restore, err
 		}
-		old := strings.Fields(string(b))
-		cur, _ := strconv.Atoi(old[0])
-		// The port range's first number is better lower, the others higher.
-		if s.name == "net/ipv4/ip_local_port_range" && cur <= s.min || s.name != "net/ipv4/ip_local_port_range" && cur >= s.min {
+		cur, _ := strconv.Atoi(strings.TrimSpace(string(old)))
+		if cur >= s.min {
 			continue
 		}
-		if err := os.WriteFile(p, []byte(s.val), 0); err != nil {
-			return changed, fmt.Errorf("%s: %w", s.name, err)
+		if err := os.WriteFile(p, []byte(strconv.Itoa(s.min)), 0); err != nil {
+			return changed, restore, fmt.Errorf("%s: %w", s.name, err)
 		}
-		changed = append(changed, fmt.Sprintf("%s: %s -> %s", strings.ReplaceAll(s.name, "/", "."), strings.Join(old, " "), s.val))
+		undo = append(undo, func() { os.WriteFile(p, old, 0) })
+		changed = append(changed, fmt.Sprintf("%s: %d -> %d", strings.ReplaceAll(s.name, "/", "."), cur, s.min))
 	}
-	return changed, nil
+	return changed, restore, nil
 }
