@@ -59,7 +59,14 @@ func main() {
 			fatal("sysctl: %v", err)
 		}
 	}
-	if _, err := capacity.RaiseNOFILE(uint64(max(*sockets, *sustainSockets)) + 1000); err != nil {
+	need := 0
+	if strings.TrimSpace(*rows) != "" {
+		need = *sockets
+	}
+	if *sustain > 0 && *sustainRows != "" {
+		need = max(need, *sustainSockets)
+	}
+	if _, err := capacity.RaiseNOFILE(uint64(need) + 1000); err != nil {
 		fatal("%v", err)
 	}
 	if *clientCPUs != "" {
