@@ -57,22 +57,24 @@ func Report(w io.Writer, cfg Config, command string, results []*Result, sustaine
 	}
 	fmt.Fprintf(w, "Machine: %s. Server: its own process, GOMAXPROCS=%s, %s (Node: one event loop); load client: epoll on raw sockets in one process, %s. Payload %d B. Command: `%s`\n\n",
 		Machine(), gmp, pin(cfg.ServerCPUs), pin(cfg.ClientCPUs), cfg.Size, command)
-	fmt.Fprintf(w, "| row | sockets | handshakes/s | server RSS idle | KiB per idle socket | goroutines | one broadcast: to delivery p50 / p99 / max (ms) | deliveries/s (one) | %d broadcasts: deliveries/s | server CPU µs/delivery (one / burst) | burst cores: server / client / other | every message once |\n", cfg.Messages)
-	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|")
-	for _, r := range results {
-		once := "yes"
-		if r.Wrong > 0 {
-			once = fmt.Sprintf("**no: %d sockets**", r.Wrong)
+	if len(results) > 0 {
+		fmt.Fprintf(w, "| row | sockets | handshakes/s | server RSS idle | KiB per idle socket | goroutines | one broadcast: to delivery p50 / p99 / max (ms) | deliveries/s (one) | %d broadcasts: deliveries/s | server CPU µs/delivery (one / burst) | burst cores: server / client / other | every message once |\n", cfg.Messages)
+		fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|")
+		for _, r := range results {
+			once := "yes"
+			if r.Wrong > 0 {
+				once = fmt.Sprintf("**no: %d sockets**", r.Wrong)
+			}
+			bc := "– | – | – | – | –"
+			if r.Row.Broadcast {
+				bc = fmt.Sprintf("%s / %s / %s | %.0f | %.0f | %s / %s | %s", ms(r.One.Latency[0]), ms(r.One.Latency[1]), ms(r.One.Latency[2]),
+					r.One.PerSecond, r.Burst.PerSecond, us(r.One.CPUPerMessage), us(r.Burst.CPUPerMessage), cores(r.Burst))
+			} else {
+				once = "–"
+			}
+			fmt.Fprintf(w, "| %s | %d | %.0f | %.1f MiB | %.2f | %d | %s | %s |\n", r.Row.Name, r.Sockets, r.HandshakesPerSec,
+				float64(r.IdleKiB)/1024, r.KiBPerSocket(), r.Goroutines, bc, once)
 		}
-		bc := "– | – | – | – | –"
-		if r.Row.Broadcast {
-			bc = fmt.Sprintf("%s / %s / %s | %.0f | %.0f | %s / %s | %s", ms(r.One.Latency[0]), ms(r.One.Latency[1]), ms(r.One.Latency[2]),
-				r.One.PerSecond, r.Burst.PerSecond, us(r.One.CPUPerMessage), us(r.Burst.CPUPerMessage), cores(r.Burst))
-		} else {
-			once = "–"
-		}
-		fmt.Fprintf(w, "| %s | %d | %.0f | %.1f MiB | %.2f | %d | %s | %s |\n", r.Row.Name, r.Sockets, r.HandshakesPerSec,
-			float64(r.IdleKiB)/1024, r.KiBPerSocket(), r.Goroutines, bc, once)
 	}
 	if len(sustained) > 0 {
 		fmt.Fprintf(w, "\nSustained: %g broadcasts/s of %d B for %v.\n\n", cfg.Sustain.Rate, cfg.Size, cfg.Sustain.Duration)
