@@ -54,6 +54,12 @@ func TestCapacitySmall(t *testing.T) {
 					t.Skipf("socket.io is not installed (npm ci in interop/node): %v", err)
 				}
 			}
+			cfg, n := cfg, int64(sockets)
+			if row.Server == "centrifuge" || row.Server == "socketio" {
+				// The peers' servers, built with -race (centrifuge) or not
+				// ours, set up sockets slowly: fewer keep the test short.
+				cfg.Sockets, n = 500, 500
+			}
 			r, err := capacity.RunRow(cfg, row)
 			if err != nil {
 				t.Fatal(err)
@@ -72,7 +78,7 @@ func TestCapacitySmall(t *testing.T) {
 				return
 			}
 			for _, b := range []capacity.Broadcast{r.One, r.Burst} {
-				if want := int64(b.Messages) * sockets; b.Deliveries != want {
+				if want := int64(b.Messages) * n; b.Deliveries != want {
 					t.Errorf("%d broadcasts: %d deliveries, want %d", b.Messages, b.Deliveries, want)
 				}
 				if b.PerSecond <= 0 || b.Latency[2] <= 0 || b.Latency[0] > b.Latency[1] || b.Latency[1] > b.Latency[2] || b.CPUPerMessage < 0 {
