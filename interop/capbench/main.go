@@ -82,15 +82,13 @@ func main() {
 		NodeDir: filepath.Join(wd, "node"),
 	}
 	var results []*capacity.Result
+	// Both lists are checked before anything runs.
+	mainRows, sustainList := parseRows(*rows, names), []capacity.Row(nil)
+	if *sustain > 0 {
+		sustainList = parseRows(*sustainRows, names)
+	}
 	failed := false
-	for _, n := range strings.Split(*rows, ",") {
-		if n = strings.TrimSpace(n); n == "" {
-			continue
-		}
-		row, ok := capacity.RowByName(n)
-		if !ok {
-			fatal("unknown row %q (have %s)", n, strings.Join(names, ","))
-		}
+	for _, row := range mainRows {
 		r, err := capacity.RunRow(cfg, row)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "capbench:", err)
@@ -101,24 +99,15 @@ func main() {
 	}
 	var sustained []*capacity.SustainResult
 	var sRows []capacity.Row
-	if *sustain > 0 && *sustainRows != "" {
-		for _, n := range strings.Split(*sustainRows, ",") {
-			if n = strings.TrimSpace(n); n == "" {
-				continue
-			}
-			row, ok := capacity.RowByName(n)
-			if !ok {
-				fatal("unknown row %q", n)
-			}
-			r, err := capacity.RunSustain(cfg, row)
-			if err != nil {
-				fmt.Fprintln(os.Stderr, "capbench:", err)
-				failed = true
-				continue
-			}
-			sustained = append(sustained, r)
-			sRows = append(sRows, row)
+	for _, row := range sustainList {
+		r, err := capacity.RunSustain(cfg, row)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "capbench:", err)
+			failed = true
+			continue
 		}
+		sustained = append(sustained, r)
+		sRows = append(sRows, row)
 	}
 	var b strings.Builder
 	capacity.Report(&b, cfg, benchproc.CommandLine("capbench"), results, sustained, sRows)
@@ -132,6 +121,22 @@ func main() {
 	if failed {
 		os.Exit(1)
 	}
+}
+
+// parseRows returns the rows of a comma-separated list of names.
+func parseRows(list string, names []string) []capacity.Row {
+	var rows []capacity.Row
+	for _, n := range strings.Split(list, ",") {
+		if n = strings.TrimSpace(n); n == "" {
+			continue
+		}
+		row, ok := capacity.RowByName(n)
+		if !ok {
+			fatal("unknown row %q (have %s)", n, strings.Join(names, ","))
+		}
+		rows = append(rows, row)
+	}
+	return rows
 }
 
 // cleanup puts back the kernel settings -sysctl changed.
