@@ -7,6 +7,7 @@ import (
 
 	"github.com/realtime-go/realtime/extensions"
 	"github.com/realtime-go/realtime/extensions/deflate"
+	"github.com/realtime-go/realtime/interop/internal/wsecho"
 )
 
 func init() {
@@ -15,7 +16,7 @@ func init() {
 		pkg:   "github.com/realtime-go/realtime",
 		notes: "websocket.Serve with AcceptOptions.Extensions = deflate.New(nil) (defaults: grants what the client offers, context takeover included; threshold 128), ReadAppend/Write loop",
 		serve: func(ln net.Listener) error {
-			return serveRealtime(ln, []extensions.Extension{deflate.New(nil)})
+			return serveRealtime(ln, []extensions.Extension{deflate.New(nil)}, wsecho.ReadAppend)
 		},
 	})
 }

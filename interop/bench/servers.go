@@ -14,6 +14,8 @@ import (
 	"github.com/gobwas/ws/wsutil"
 	gorilla "github.com/gorilla/websocket"
 	"github.com/lxzan/gws"
+
+	"github.com/realtime-go/realtime/interop/internal/benchproc"
 )
 
 // A server listens on ln and echoes every message back, as the library's
@@ -32,7 +34,7 @@ func register(s server) { servers[s.name] = s }
 
 // serverOrder is the row order of the table; names not registered (the
 // realtime server when built with -tags norealtime) are skipped.
-var serverOrder = []string{"tcp", "realtime", "realtime-http", "gorilla", "coder", "gobwas", "gws"}
+var serverOrder = []string{"tcp", "realtime", "realtime-read", "realtime-http", "realtime-http-append", "realtime-conn", "realtime-conn-append", "gorilla", "coder", "gobwas", "gws"}
 
 func registeredServers() []string {
 	var out []string
@@ -86,27 +88,20 @@ func init() {
 }
 
 func serveTCP(ln net.Listener) error {
-	for {
-		nc, err := ln.Accept()
-		if err != nil {
-			return err
-		}
-		go func() {
-			defer nc.Close()
-			buf := make([]byte, 32<<10)
-			for {
-				n, err := nc.Read(buf)
-				if n > 0 {
-					if _, werr := nc.Write(buf[:n]); werr != nil {
-						return
-					}
-				}
-				if err != nil {
+	return benchproc.AcceptEach(ln, func(nc net.Conn) {
+		buf := make([]byte, 32<<10)
+		for {
+			n, err := nc.Read(buf)
+			if n > 0 {
+				if _, werr := nc.Write(buf[:n]); werr != nil {
 					return
 				}
 			}
-		}()
-	}
+			if err != nil {
+				return
+			}
+		}
+	})
 }
 
 func serveHTTP(ln net.Listener, h http.Handler) error {
@@ -169,27 +164,20 @@ func serveCoder(ln net.Listener, mode coder.CompressionMode) error {
 }
 
 func serveGobwas(ln net.Listener) error {
-	for {
-		nc, err := ln.Accept()
-		if err != nil {
-			return err
+	return benchproc.AcceptEach(ln, func(nc net.Conn) {
+		if _, err := ws.Upgrade(nc); err != nil {
+			return
 		}
-		go func() {
-			defer nc.Close()
-			if _, err := ws.Upgrade(nc); err != nil {
+		for {
+			msg, op, err := wsutil.ReadClientData(nc)
+			if err != nil {
 				return
 			}
-			for {
-				msg, op, err := wsutil.ReadClientData(nc)
-				if err != nil {
-					return
-				}
-				if err := wsutil.WriteServerMessage(nc, op, msg); err != nil {
-					return
-				}
+			if err := wsutil.WriteServerMessage(nc, op, msg); err != nil {
+				return
 			}
-		}()
-	}
+		}
+	})
 }
 
 type gwsEcho struct{ gws.BuiltinEventHandler }

@@ -160,7 +160,7 @@ func runServe(key, addr string) error {
 	}
 	var accepted atomic.Int64
 	srv := &http.Server{
-		Handler: wsecho.Handler(nil),
+		Handler: wsecho.Handler(nil, wsecho.Read),
 		ConnState: func(_ net.Conn, st http.ConnState) {
 			if st == http.StateNew {
 				accepted.Add(1)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/realtime-go/realtime"
 	"github.com/realtime-go/realtime/eventsource"
+	"github.com/realtime-go/realtime/interop/internal/latency"
 	"github.com/realtime-go/realtime/websocket"
 )
 
@@ -42,7 +43,7 @@ type counters struct {
 	ready     atomic.Int64 // sockets subscribed to all their channels
 	dropped   atomic.Int64 // connections a server ended before the row did
 	ending    atomic.Bool  // the row is closing its connections
-	hist      atomic.Pointer[histogram]
+	hist      atomic.Pointer[latency.Histogram]
 	firstErr  atomic.Pointer[string] // the first unexpected thing, for the report
 	firstDrop atomic.Pointer[string] // the first connection a server ended
 }
@@ -96,7 +97,7 @@ func deliver[T ~string | ~[]byte](s *sock, p T, now int64) {
 			s.c.skipped.Add(int64(seq - last - 1))
 		}
 		s.last[slot] = max(s.last[slot], seq)
-		s.c.hist.Load().add(s.id, time.Duration(now-ts))
+		s.c.hist.Load().Add(s.id, time.Duration(now-ts))
 		s.c.delivered.Add(1)
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/realtime-go/realtime/interop/internal/benchproc"
+	"github.com/realtime-go/realtime/interop/internal/latency"
 )
 
 // result is what a row measured.
@@ -150,7 +151,7 @@ func runRow(cfg *config, name string, rowIndex int, tmp string) (res *result, er
 
 	// The sockets.
 	c := &counters{}
-	c.hist.Store(&histogram{})
+	c.hist.Store(&latency.Histogram{})
 	cl := &client{proto: spec.proto, nodes: addrs, rtPath: cfg.rtPath, c: c,
 		src:   [4]byte{127, byte(20 + rowIndex%200), 0, 0},
 		posts: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: cfg.conc, MaxConnsPerHost: cfg.conc}, Timeout: 30 * time.Second}}
@@ -244,7 +245,7 @@ func runRow(cfg *config, name string, rowIndex int, tmp string) (res *result, er
 		res.brokerRSSMiB = float64(kib) / 1024
 	}
 	// Latency phase: a steady rate.
-	c.hist.Store(&histogram{})
+	c.hist.Store(&latency.Histogram{})
 	ops0, base := ops(), c.delivered.Load()
 	lt0 := time.Now()
 	if err := publishAll(ctx, pubs, cfg, true); err != nil {
@@ -255,14 +256,14 @@ func runRow(cfg *config, name string, rowIndex int, tmp string) (res *result, er
 	res.latDeliveries = c.delivered.Load() - base
 	res.latRate = float64(res.latDeliveries) / lt.Seconds()
 	h := c.hist.Load()
-	res.latP50, res.latP99 = h.quantile(0.5), h.quantile(0.99)
+	res.latP50, res.latP99 = h.Quantile(0.5), h.Quantile(0.99)
 	latPublishes := published(pubs)
 	if ops0 != nil && ops1 != nil {
 		res.opsLatency = opsDelta(ops0, ops1, spec.broker) / float64(latPublishes)
 	}
 
 	// Burst phase: as fast as the nodes take them.
-	c.hist.Store(&histogram{})
+	c.hist.Store(&latency.Histogram{})
 	ops0, base = ops(), c.delivered.Load()
 	pids := []*proc{}
 	pids = append(pids, nodes...)
@@ -312,7 +313,7 @@ func runRow(cfg *config, name string, rowIndex int, tmp string) (res *result, er
 	res.burstDeliveries = c.delivered.Load() - base
 	res.deliveriesPerSec = float64(res.burstDeliveries) / res.burstTime.Seconds()
 	h = c.hist.Load()
-	res.burstP50, res.burstP99 = h.quantile(0.5), h.quantile(0.99)
+	res.burstP50, res.burstP99 = h.Quantile(0.5), h.Quantile(0.99)
 	if ops0 != nil && ops1 != nil {
 		res.opsBurst = opsDelta(ops0, ops1, spec.broker) / float64(published(pubs)-latPublishes)
 		res.opsDetail = opsTop(ops0, ops1, published(pubs)-latPublishes)

@@ -81,6 +81,21 @@ func Serve(addr, cpuprofile string, handle func(cmd string, out io.Writer), serv
 	return serve(ln)
 }
 
+// AcceptEach accepts connections on ln and handles each on its own
+// goroutine, which closes it after handle returns, until Accept fails.
+func AcceptEach(ln net.Listener, handle func(nc net.Conn)) error {
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			return err
+		}
+		go func() {
+			defer nc.Close()
+			handle(nc)
+		}()
+	}
+}
+
 // Child is a server process started by Start.
 type Child struct {
 	Name string // the server's name, for errors
@@ -100,8 +115,16 @@ func Start(name string, args ...string) (*Child, error) {
 		exe = os.Args[0]
 	}
 	args = append([]string{"-serve", name, "-addr", "127.0.0.1:0"}, args...)
-	cmd := exec.Command(exe, args...)
-	cmd.Stderr = os.Stderr
+	return StartCommand(name, exec.Command(exe, args...))
+}
+
+// StartCommand starts cmd, a child that speaks Serve's protocol (another
+// program, or this one under taskset), and waits up to 10 s for the port
+// it listens on.
+func StartCommand(name string, cmd *exec.Cmd) (*Child, error) {
+	if cmd.Stderr == nil {
+		cmd.Stderr = os.Stderr
+	}
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		return nil, err
@@ -143,7 +166,11 @@ func Start(name string, args ...string) (*Child, error) {
 // Do sends the command cmd and returns the child's answer, a line. It
 // waits up to 30 s: a command that makes the child collect garbage with
 // 10,000 connections open can take seconds.
-func (c *Child) Do(cmd string) (string, error) {
+func (c *Child) Do(cmd string) (string, error) { return c.DoTimeout(cmd, 30*time.Second) }
+
+// DoTimeout is Do for a command that takes up to d, such as one that
+// publishes at a fixed rate for a minute.
+func (c *Child) DoTimeout(cmd string, d time.Duration) (string, error) {
 	if _, err := io.WriteString(c.stdin, cmd+"\n"); err != nil {
 		return "", err
 	}
@@ -153,7 +180,7 @@ func (c *Child) Do(cmd string) (string, error) {
 			return "", fmt.Errorf("server %s exited", c.Name)
 		}
 		return l, nil
-	case <-time.After(30 * time.Second):
+	case <-time.After(d):
 		return "", fmt.Errorf("server %s: no answer to %s", c.Name, cmd)
 	}
 }

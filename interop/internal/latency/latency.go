@@ -1,4 +1,6 @@
-package main
+// Package latency counts latencies in a histogram of fixed buckets, from
+// many goroutines at once, for the benchmarks' percentiles.
+package latency
 
 import (
 	"math/bits"
@@ -17,9 +19,9 @@ const (
 	histShards = 32
 )
 
-// histogram counts latencies from many goroutines at once; its shards
+// Histogram counts latencies from many goroutines at once; its shards
 // keep them from contending on one cache line.
-type histogram struct {
+type Histogram struct {
 	shards [histShards][numBuckets]atomic.Uint64
 }
 
@@ -46,8 +48,8 @@ func bucketLow(b int) uint64 {
 	return (1 << exp) | mant<<(exp-subBits)
 }
 
-// add counts a latency; shard is any number, such as the socket's.
-func (h *histogram) add(shard int, d time.Duration) {
+// Add counts a latency; shard is any number, such as the socket's.
+func (h *Histogram) Add(shard int, d time.Duration) {
 	us := d.Microseconds()
 	if us < 0 {
 		us = 0
@@ -56,7 +58,7 @@ func (h *histogram) add(shard int, d time.Duration) {
 }
 
 // counts merges the shards.
-func (h *histogram) counts() (c [numBuckets]uint64, total uint64) {
+func (h *Histogram) counts() (c [numBuckets]uint64, total uint64) {
 	for s := range h.shards {
 		for b := range c {
 			n := h.shards[s][b].Load()
@@ -67,9 +69,9 @@ func (h *histogram) counts() (c [numBuckets]uint64, total uint64) {
 	return c, total
 }
 
-// quantile is the latency below which the fraction q of the counted ones
+// Quantile is the latency below which the fraction q of the counted ones
 // lie, as the low end of its bucket; 0 when nothing was counted.
-func (h *histogram) quantile(q float64) time.Duration {
+func (h *Histogram) Quantile(q float64) time.Duration {
 	c, total := h.counts()
 	if total == 0 {
 		return 0

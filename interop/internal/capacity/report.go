@@ -1,0 +1,98 @@
+package capacity
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Machine describes the machine for the report: CPU model and count,
+// kernel, Go and Node versions.
+func Machine() string {
+	model := "unknown CPU"
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "model name" {
+				model = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	var u unix.Utsname
+	kernel := "?"
+	if unix.Uname(&u) == nil {
+		kernel = unix.ByteSliceToString(u.Release[:])
+	}
+	nodeV := "none"
+	if out, err := exec.Command("node", "--version").Output(); err == nil {
+		nodeV = strings.TrimSpace(string(out))
+	}
+	return fmt.Sprintf("%s, %d CPUs, Linux %s, %s, node %s", model, runtime.NumCPU(), kernel, runtime.Version(), nodeV)
+}
+
+func cores(b Broadcast) string { return fmt.Sprintf("%.2f / %.2f / %.2f", b.Server, b.Client, b.Other) }
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.1f", float64(d)/float64(time.Millisecond)) }
+
+func us(d time.Duration) string { return fmt.Sprintf("%.2f", float64(d)/float64(time.Microsecond)) }
+
+// Report writes the Markdown tables of results and sustained runs.
+func Report(w io.Writer, cfg Config, command string, results []*Result, sustained []*SustainResult, sustainedRows []Row) {
+	cfg = cfg.defaults()
+	pin := func(cpus string) string {
+		if cpus == "" {
+			return "not pinned"
+		}
+		return "taskset -c " + cpus
+	}
+	gmp := "default"
+	if cfg.GOMAXPROCS > 0 {
+		gmp = fmt.Sprint(cfg.GOMAXPROCS)
+	}
+	fmt.Fprintf(w, "Machine: %s. Server: its own process, GOMAXPROCS=%s, %s (Node: one event loop); load client: epoll on raw sockets in one process, %s. Payload %d B. Command: `%s`\n\n",
+		Machine(), gmp, pin(cfg.ServerCPUs), pin(cfg.ClientCPUs), cfg.Size, command)
+	if len(results) > 0 {
+		fmt.Fprintf(w, "| row | sockets | handshakes/s | server RSS idle | KiB per idle socket | goroutines | one broadcast: to delivery p50 / p99 / max (ms) | deliveries/s (one) | %d broadcasts: deliveries/s | server CPU µs/delivery (one / burst) | burst cores: server / client / other | every message once |\n", cfg.Messages)
+		fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|")
+		for _, r := range results {
+			once := "yes"
+			if r.Wrong > 0 {
+				once = fmt.Sprintf("**no: %d sockets**", r.Wrong)
+			}
+			bc := "– | – | – | – | –"
+			if r.Row.Broadcast {
+				bc = fmt.Sprintf("%s / %s / %s | %.0f | %.0f | %s / %s | %s", ms(r.One.Latency[0]), ms(r.One.Latency[1]), ms(r.One.Latency[2]),
+					r.One.PerSecond, r.Burst.PerSecond, us(r.One.CPUPerMessage), us(r.Burst.CPUPerMessage), cores(r.Burst))
+			} else {
+				once = "–"
+			}
+			fmt.Fprintf(w, "| %s | %d | %.0f | %.1f MiB | %.2f | %d | %s | %s |\n", r.Row.Name, r.Sockets, r.HandshakesPerSec,
+				float64(r.IdleKiB)/1024, r.KiBPerSocket(), r.Goroutines, bc, once)
+		}
+	}
+	if len(sustained) > 0 {
+		fmt.Fprintf(w, "\nSustained: %g broadcasts/s of %d B for %v.\n\n", cfg.Sustain.Rate, cfg.Size, cfg.Sustain.Duration)
+		fmt.Fprintln(w, "| row | sockets | delivered / expected | deliveries/s | latency p50 / p99 / max (ms) | server RSS at 1 s → end (max) | server CPU µs/delivery | cores: server / client / other | sockets closed / wrong |")
+		fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|")
+		for i, r := range sustained {
+			b := r.Broadcast
+			fmt.Fprintf(w, "| %s | %d | %d / %d | %.0f | %s / %s / %s | %.1f → %.1f (%.1f) MiB | %s | %s | %d / %d |\n", sustainedRows[i].Name, r.Sockets,
+				b.Deliveries, r.Expected, b.PerSecond, ms(b.Latency[0]), ms(b.Latency[1]), ms(b.Latency[2]),
+				float64(r.StartKiB)/1024, float64(r.EndKiB)/1024, float64(r.Max)/1024, us(b.CPUPerMessage), cores(b), r.Closed, r.Wrong)
+		}
+	}
+	fmt.Fprintln(w, "\nRows:")
+	seen := map[string]bool{}
+	for _, r := range results {
+		if !seen[r.Row.Name] {
+			seen[r.Row.Name] = true
+			fmt.Fprintf(w, "- %s: %s\n", r.Row.Name, r.Row.Notes)
+		}
+	}
+}
