@@ -11,11 +11,13 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/realtime-go/realtime/internal/testcert"
 	"github.com/realtime-go/realtime/websocket"
+	"golang.org/x/net/http2"
 )
 
 // opTimeout bounds one step of a test; it is generous because the tests
@@ -61,6 +63,10 @@ type wsServer struct {
 	URL  string // ws://127.0.0.1:port/ws or wss://...
 	reqs chan seen
 
+	alpn     chan string  // the ALPN protocols each TLS client offered, comma-separated
+	accepted atomic.Int32 // TCP connections accepted
+	ended    atomic.Int32 // TCP connections closed (not those an HTTP/1.1 WebSocket hijacked)
+
 	wg     sync.WaitGroup
 	mu     sync.Mutex
 	conns  []*websocket.Conn
@@ -69,7 +75,23 @@ type wsServer struct {
 
 func startWSServer(t *testing.T, secure bool, opts *websocket.AcceptOptions, extra map[string]http.HandlerFunc) *wsServer {
 	t.Helper()
-	s := &wsServer{reqs: make(chan seen, 64)}
+	return startWSServerOn(t, secure, serveHTTP1, opts, extra)
+}
+
+// serverHTTP2 says whether a secure test server speaks HTTP/2.
+type serverHTTP2 int
+
+const (
+	serveHTTP1          serverHTTP2 = iota // ALPN chooses http/1.1
+	serveHTTP2                             // net/http's HTTP/2, with extended CONNECT (see TestMain)
+	serveHTTP2NoConnect                    // an HTTP/2 server without extended CONNECT
+)
+
+// startWSServerOn is startWSServer, serving HTTP/2 too as h2 says when
+// secure.
+func startWSServerOn(t *testing.T, secure bool, h2 serverHTTP2, opts *websocket.AcceptOptions, extra map[string]http.HandlerFunc) *wsServer {
+	t.Helper()
+	s := &wsServer{reqs: make(chan seen, 64), alpn: make(chan string, 64)}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/ws", func(w http.ResponseWriter, r *http.Request) {
 		s.record(r)
@@ -98,10 +120,33 @@ func startWSServer(t *testing.T, secure bool, opts *websocket.AcceptOptions, ext
 			h(w, r)
 		})
 	}
+	s.srv = httptest.NewUnstartedServer(mux)
+	s.srv.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		switch st {
+		case http.StateNew:
+			s.accepted.Add(1)
+		case http.StateClosed:
+			s.ended.Add(1)
+		}
+	}
 	if secure {
-		s.srv = httptest.NewTLSServer(mux)
+		s.srv.TLS = &tls.Config{GetConfigForClient: func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+			select {
+			case s.alpn <- strings.Join(hello.SupportedProtos, ","):
+			default:
+			}
+			return nil, nil
+		}}
+		switch h2 {
+		case serveHTTP2:
+			s.srv.EnableHTTP2 = true
+		case serveHTTP2NoConnect:
+			s.srv.TLS.NextProtos = []string{"h2", "http/1.1"}
+			s.srv.Config.TLSNextProto = map[string]func(*http.Server, *tls.Conn, http.Handler){"h2": serveNoConnect}
+		}
+		s.srv.StartTLS()
 	} else {
-		s.srv = httptest.NewServer(mux)
+		s.srv.Start()
 	}
 	t.Cleanup(s.srv.Close)
 	t.Cleanup(s.close)
@@ -112,6 +157,33 @@ func startWSServer(t *testing.T, secure bool, opts *websocket.AcceptOptions, ext
 		s.URL = "ws://" + s.Addr + "/ws"
 	}
 	return s
+}
+
+// serveNoConnect plays an HTTP/2 server without extended CONNECT, such
+// as net/http's without GODEBUG=http2xconnect=1: its SETTINGS lack
+// SETTINGS_ENABLE_CONNECT_PROTOCOL, so a client that wants a WebSocket
+// gives up before it sends a request. It ends when the client closes.
+func serveNoConnect(_ *http.Server, c *tls.Conn, _ http.Handler) {
+	defer c.Close()
+	preface := make([]byte, len(http2.ClientPreface))
+	if _, err := io.ReadFull(c, preface); err != nil || string(preface) != http2.ClientPreface {
+		return
+	}
+	fr := http2.NewFramer(c, c)
+	if fr.WriteSettings() != nil {
+		return
+	}
+	for {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			return
+		}
+		if sf, ok := f.(*http2.SettingsFrame); ok && !sf.IsAck() {
+			if fr.WriteSettingsAck() != nil {
+				return
+			}
+		}
+	}
 }
 
 func (s *wsServer) record(r *http.Request) {

@@ -43,6 +43,9 @@ type rtConfig struct {
 
 	// serve is the Handler's serve function; nil keeps sockets open.
 	serve func(ctx context.Context, s *realtime.Socket)
+
+	// http2 serves over TLS with HTTP/2, extended CONNECT included.
+	http2 bool
 }
 
 // rtServer is a realtime.Handler on httptest, with a hub. Its default
@@ -128,7 +131,12 @@ func startRT(t *testing.T, cfg rtConfig) *rtServer {
 			rs.conns.Add(1)
 		}
 	}
-	rs.srv.Start()
+	if cfg.http2 {
+		rs.srv.EnableHTTP2 = true
+		rs.srv.StartTLS()
+	} else {
+		rs.srv.Start()
+	}
 	rs.URL = rs.srv.URL + "/rt"
 	t.Cleanup(func() {
 		close(release)

@@ -1,0 +1,228 @@
+//lint:file-ignore SA1019 net/http's Transport cannot send an extended CONNECT (Go 1.26); x/net/http2.Transport can.
+
+package client
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"runtime"
+	"sync"
+	"time"
+	"weak"
+
+	"github.com/realtime-go/realtime/websocket"
+	"golang.org/x/net/http2"
+)
+
+// h2Pool holds the HTTP/2 connections of a Dialer (Dialer.HTTP2), by
+// route, and the routes whose server has no WebSocket over HTTP/2.
+type h2Pool struct {
+	t http2.Transport // settings of the connections; it dials none itself
+
+	mu    sync.Mutex
+	conns map[string][]*h2Conn
+	noH2  map[string]time.Time // route -> when it stops being trusted
+	order []string             // the keys of noH2, oldest first
+}
+
+// h2Conn is an HTTP/2 connection of a pool.
+type h2Conn struct {
+	cc    *http2.ClientConn
+	route string
+	users int // handshakes under way and WebSockets open on it; guarded by the pool's mu
+}
+
+const (
+	// maxNoH2 bounds how many servers a Dialer remembers as having no
+	// WebSocket over HTTP/2.
+	maxNoH2 = 256
+	// noH2Memory is how long it remembers one, after which it tries
+	// HTTP/2 again, in case the server has been upgraded.
+	noH2Memory = time.Hour
+)
+
+// h2pools holds the pools of the Dialers the callers made, by the
+// Dialer's address, weakly, so that a pool goes with its Dialer. A
+// Dialer's fields may not change while it is in use, so the pool cannot
+// be stored in it.
+var h2pools sync.Map // weak.Pointer[Dialer] -> *h2Pool
+
+// h2Pool returns d's pool of HTTP/2 connections.
+func (d *Dialer) h2Pool() *h2Pool {
+	if d.h2 != nil {
+		return d.h2
+	}
+	k := weak.Make(d)
+	if p, ok := h2pools.Load(k); ok {
+		return p.(*h2Pool)
+	}
+	p, loaded := h2pools.LoadOrStore(k, &h2Pool{conns: map[string][]*h2Conn{}, noH2: map[string]time.Time{}})
+	if !loaded {
+		runtime.AddCleanup(d, func(k weak.Pointer[Dialer]) { h2pools.Delete(k) }, k)
+	}
+	return p.(*h2Pool)
+}
+
+// dialHTTP2 makes a WebSocket handshake with u over HTTP/2. done is
+// false when the server has no WebSocket over HTTP/2: the caller then
+// makes the handshake over HTTP/1.1, on h1 when it is not nil, a TLS
+// connection on which ALPN chose HTTP/1.1.
+func (d *Dialer) dialHTTP2(ctx context.Context, u *url.URL, opts *websocket.ClientOptions) (c *websocket.Conn, resp *http.Response, h1 net.Conn, done bool, err error) {
+	pu, err := d.selectProxy(u)
+	if err != nil {
+		return nil, nil, nil, true, err
+	}
+	route := hostPort(u)
+	if pu != nil {
+		route = pu.String() + " " + route
+	}
+	p := d.h2Pool()
+	if p.noWebSocket(route) {
+		return nil, nil, nil, false, nil
+	}
+	hc := p.take(route)
+	if hc == nil {
+		nc, _, err := d.connectVia(ctx, u, true, pu, alpnHTTP2)
+		if err != nil {
+			return nil, nil, nil, true, err
+		}
+		if tc, ok := nc.(*tls.Conn); !ok || tc.ConnectionState().NegotiatedProtocol != http2.NextProtoTLS {
+			p.remember(route)
+			return nil, nil, nc, false, nil
+		}
+		cc, err := p.t.NewClientConn(nc)
+		if err != nil {
+			nc.Close()
+			return nil, nil, nil, true, &DialError{URL: u.Redacted(), Err: fmt.Errorf("HTTP/2: %w", err)}
+		}
+		hc = p.add(route, cc)
+	}
+	rt := &h2Stream{p: p, c: hc}
+	c, resp, err = websocket.NewClientHTTP2(ctx, rt, u, opts)
+	if rt.unsupported {
+		p.remember(route)
+		return nil, nil, nil, false, nil
+	}
+	if c == nil && resp == nil {
+		// NewClientHTTP2 failed before RoundTrip could release the
+		// connection.
+		rt.release()
+	}
+	return c, resp, nil, true, err
+}
+
+// take returns an open connection of route with room for another
+// stream, reserved for it, or nil.
+func (p *h2Pool) take(route string) *h2Conn {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, hc := range p.conns[route] {
+		if hc.cc.ReserveNewRequest() {
+			hc.users++
+			return hc
+		}
+	}
+	return nil
+}
+
+// add makes cc a connection of route, for one handshake.
+func (p *h2Pool) add(route string, cc *http2.ClientConn) *h2Conn {
+	hc := &h2Conn{cc: cc, route: route, users: 1}
+	p.mu.Lock()
+	p.conns[route] = append(p.conns[route], hc)
+	p.mu.Unlock()
+	return hc
+}
+
+// release ends a use of hc, and closes it after the last.
+func (p *h2Pool) release(hc *h2Conn) {
+	p.mu.Lock()
+	hc.users--
+	last := hc.users == 0
+	if last {
+		list := p.conns[hc.route]
+		for i, x := range list {
+			if x == hc {
+				list = append(list[:i], list[i+1:]...)
+				break
+			}
+		}
+		if len(list) == 0 {
+			delete(p.conns, hc.route)
+		} else {
+			p.conns[hc.route] = list
+		}
+	}
+	p.mu.Unlock()
+	if last {
+		// Not Shutdown: its GOAWAY would wait for streams that are
+		// over for us, with a goroutine of its own.
+		hc.cc.Close()
+	}
+}
+
+// noWebSocket reports whether route's server was found to have no
+// WebSocket over HTTP/2 not long ago.
+func (p *h2Pool) noWebSocket(route string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	until, ok := p.noH2[route]
+	return ok && time.Now().Before(until)
+}
+
+// remember notes that route's server has no WebSocket over HTTP/2,
+// forgetting the oldest server noted when there are too many.
+func (p *h2Pool) remember(route string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if _, ok := p.noH2[route]; !ok {
+		if len(p.order) == maxNoH2 {
+			delete(p.noH2, p.order[0])
+			p.order = append(p.order[:0], p.order[1:]...)
+		}
+		p.order = append(p.order, route)
+	}
+	p.noH2[route] = time.Now().Add(noH2Memory)
+}
+
+// h2Stream is the http.RoundTripper of one WebSocket handshake over an
+// HTTP/2 connection of a pool: it releases the connection when the
+// handshake fails, or when the WebSocket, which closes the response's
+// body as it closes, is over.
+type h2Stream struct {
+	p           *h2Pool
+	c           *h2Conn
+	once        sync.Once
+	unsupported bool // the server does not allow extended CONNECT
+}
+
+func (s *h2Stream) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := s.c.cc.RoundTrip(req)
+	if err != nil {
+		// x/net/http2 has no exported value for this error.
+		s.unsupported = err.Error() == "net/http: extended connect not supported by peer"
+		s.release()
+		return nil, err
+	}
+	resp.Body = &releasingBody{ReadCloser: resp.Body, release: s.release}
+	return resp, nil
+}
+
+func (s *h2Stream) release() { s.once.Do(func() { s.p.release(s.c) }) }
+
+// releasingBody is a response body that calls release once closed.
+type releasingBody struct {
+	io.ReadCloser
+	release func()
+}
+
+func (b *releasingBody) Close() error {
+	err := b.ReadCloser.Close()
+	b.release()
+	return err
+}
