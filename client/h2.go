@@ -24,10 +24,11 @@ import (
 type h2Pool struct {
 	t http2.Transport // settings of the connections; it dials none itself
 
-	mu    sync.Mutex
-	conns map[string][]*h2Conn
-	noH2  map[string]time.Time // route -> when it stops being trusted
-	order []string             // the keys of noH2, oldest first
+	mu      sync.Mutex
+	conns   map[string][]*h2Conn
+	dialing map[string]chan struct{} // routes being dialed -> closed once done
+	noH2    map[string]time.Time     // route -> when it stops being trusted
+	order   []string                 // the keys of noH2, oldest first
 }
 
 // h2Conn is an HTTP/2 connection of a pool.
@@ -61,7 +62,7 @@ func (d *Dialer) h2Pool() *h2Pool {
 	if p, ok := h2pools.Load(k); ok {
 		return p.(*h2Pool)
 	}
-	p, loaded := h2pools.LoadOrStore(k, &h2Pool{conns: map[string][]*h2Conn{}, noH2: map[string]time.Time{}})
+	p, loaded := h2pools.LoadOrStore(k, &h2Pool{conns: map[string][]*h2Conn{}, dialing: map[string]chan struct{}{}, noH2: map[string]time.Time{}})
 	if !loaded {
 		runtime.AddCleanup(d, func(k weak.Pointer[Dialer]) { h2pools.Delete(k) }, k)
 	}
@@ -82,11 +83,15 @@ func (d *Dialer) dialHTTP2(ctx context.Context, u *url.URL, opts *websocket.Clie
 		route = pu.String() + " " + route
 	}
 	p := d.h2Pool()
-	if p.noWebSocket(route) {
+	hc, noH2, err := p.take(ctx, route)
+	switch {
+	case err != nil:
+		return nil, nil, nil, true, &DialError{URL: u.Redacted(), Err: err}
+	case noH2:
 		return nil, nil, nil, false, nil
-	}
-	hc := p.take(route)
-	if hc == nil {
+	case hc == nil:
+		// This Dial opens the route's connection; others wait for it.
+		defer p.dialed(route)
 		nc, _, err := d.connectVia(ctx, u, true, pu, alpnHTTP2)
 		if err != nil {
 			return nil, nil, nil, true, err
@@ -117,17 +122,46 @@ func (d *Dialer) dialHTTP2(ctx context.Context, u *url.URL, opts *websocket.Clie
 }
 
 // take returns an open connection of route with room for another
-// stream, reserved for it, or nil.
-func (p *h2Pool) take(route string) *h2Conn {
+// stream, reserved for it. When the route has none, it waits for the
+// Dial that is opening one, if any, else returns nil: the caller then
+// opens one, and calls dialed when done. noH2 reports that the route's
+// server has no WebSocket over HTTP/2; err is ctx's end.
+func (p *h2Pool) take(ctx context.Context, route string) (hc *h2Conn, noH2 bool, err error) {
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, hc := range p.conns[route] {
-		if hc.cc.ReserveNewRequest() {
-			hc.users++
-			return hc
+	for {
+		if until, ok := p.noH2[route]; ok && time.Now().Before(until) {
+			p.mu.Unlock()
+			return nil, true, nil
 		}
+		for _, hc := range p.conns[route] {
+			if hc.cc.ReserveNewRequest() {
+				hc.users++
+				p.mu.Unlock()
+				return hc, false, nil
+			}
+		}
+		wait, ok := p.dialing[route]
+		if !ok {
+			p.dialing[route] = make(chan struct{})
+			p.mu.Unlock()
+			return nil, false, nil
+		}
+		p.mu.Unlock()
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			return nil, false, ctx.Err()
+		}
+		p.mu.Lock()
 	}
-	return nil
+}
+
+// dialed ends the opening of route's connection, successful or not.
+func (p *h2Pool) dialed(route string) {
+	p.mu.Lock()
+	close(p.dialing[route])
+	delete(p.dialing, route)
+	p.mu.Unlock()
 }
 
 // add makes cc a connection of route, for one handshake.
@@ -164,15 +198,6 @@ func (p *h2Pool) release(hc *h2Conn) {
 		// over for us, with a goroutine of its own.
 		hc.cc.Close()
 	}
-}
-
-// noWebSocket reports whether route's server was found to have no
-// WebSocket over HTTP/2 not long ago.
-func (p *h2Pool) noWebSocket(route string) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	until, ok := p.noH2[route]
-	return ok && time.Now().Before(until)
 }
 
 // remember notes that route's server has no WebSocket over HTTP/2,

@@ -217,3 +217,36 @@ func TestSocketHTTP2(t *testing.T) {
 		}
 	}
 }
+
+// TestDialHTTP2Concurrent: Dials made at once wait for the connection
+// the first one opens, rather than open one each.
+func TestDialHTTP2Concurrent(t *testing.T) {
+	noProxyEnv(t)
+	s := startWSServerOn(t, true, serveHTTP2, nil, nil)
+	d := h2Dialer(s)
+	const n = 8
+	conns := make(chan *websocket.Conn, n)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			c, resp, err := d.Dial(testCtx(t), s.URL)
+			if err != nil {
+				t.Errorf("Dial: %v", err)
+				return
+			}
+			if resp.ProtoMajor != 2 {
+				t.Errorf("WebSocket over %s", resp.Proto)
+			}
+			conns <- c
+		})
+	}
+	wg.Wait()
+	close(conns)
+	for c := range conns {
+		echo(t, c, "at once")
+		c.CloseNow()
+	}
+	if got := s.accepted.Load(); got != 1 {
+		t.Fatalf("%d TCP connections for %d WebSockets dialed at once, want 1", got, n)
+	}
+}
