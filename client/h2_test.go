@@ -95,42 +95,44 @@ func TestDialHTTP2SharesConnection(t *testing.T) {
 	}
 }
 
-// TestDialHTTP2FallbackALPN: a server that chooses http/1.1 by ALPN gets
-// the handshake on that connection, and the next Dial offers http/1.1
-// only.
-func TestDialHTTP2FallbackALPN(t *testing.T) {
-	noProxyEnv(t)
-	s := startWSServerOn(t, true, serveHTTP1, nil, nil)
-	d := h2Dialer(s)
-	echo(t, dialProto(t, d, s.URL, 1), "over HTTP/1.1")
-	if n := s.accepted.Load(); n != 1 {
-		t.Fatalf("%d TCP connections, want 1", n)
-	}
-	echo(t, dialProto(t, d, s.URL, 1), "over HTTP/1.1 again")
-	if first, second := <-s.alpn, <-s.alpn; first != "h2,http/1.1" || second != "http/1.1" {
-		t.Fatalf("ALPN offered %q then %q, want h2,http/1.1 then http/1.1", first, second)
-	}
-}
-
-// TestDialHTTP2FallbackNoExtendedConnect: over HTTP/2 without extended
-// CONNECT, Dial makes the handshake over HTTP/1.1 on a new connection,
-// and goes straight to HTTP/1.1 next time.
-func TestDialHTTP2FallbackNoExtendedConnect(t *testing.T) {
-	noProxyEnv(t)
-	s := startWSServerOn(t, true, serveHTTP2NoConnect, nil, nil)
-	d := h2Dialer(s)
-	echo(t, dialProto(t, d, s.URL, 1), "over HTTP/1.1")
-	if n := s.accepted.Load(); n != 2 {
-		t.Fatalf("%d TCP connections, want 2: HTTP/2, then HTTP/1.1", n)
-	}
-	eventually(t, "the HTTP/2 connection was left open", func() bool { return s.ended.Load() == 1 })
-	echo(t, dialProto(t, d, s.URL, 1), "over HTTP/1.1 again")
-	if n := s.accepted.Load(); n != 3 {
-		t.Fatalf("%d TCP connections, want 3", n)
-	}
-	offered := []string{<-s.alpn, <-s.alpn, <-s.alpn}
-	if want := []string{"h2,http/1.1", "http/1.1", "http/1.1"}; fmt.Sprint(offered) != fmt.Sprint(want) {
-		t.Fatalf("ALPN offered %q, want %q", offered, want)
+// TestDialHTTP2Fallback: a server that chooses http/1.1 by ALPN gets
+// the handshake on that connection; one that speaks HTTP/2 without
+// extended CONNECT gets it on a new connection. Either way the next Dial
+// goes straight to HTTP/1.1, offering nothing else by ALPN.
+func TestDialHTTP2Fallback(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		server      serverHTTP2
+		conns       int32    // TCP connections after the first Dial
+		http2Closed bool     // whether one of them, the HTTP/2 one, was closed
+		alpn        []string // what each connection offered
+	}{
+		{"ALPN", serveHTTP1, 1, false, []string{"h2,http/1.1", "http/1.1"}},
+		{"no extended CONNECT", serveHTTP2NoConnect, 2, true, []string{"h2,http/1.1", "http/1.1", "http/1.1"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			noProxyEnv(t)
+			s := startWSServerOn(t, true, tc.server, nil, nil)
+			d := h2Dialer(s)
+			echo(t, dialProto(t, d, s.URL, 1), "over HTTP/1.1")
+			if n := s.accepted.Load(); n != tc.conns {
+				t.Fatalf("%d TCP connections, want %d", n, tc.conns)
+			}
+			if tc.http2Closed {
+				eventually(t, "the HTTP/2 connection was left open", func() bool { return s.ended.Load() == 1 })
+			}
+			echo(t, dialProto(t, d, s.URL, 1), "over HTTP/1.1 again")
+			if n := s.accepted.Load(); n != tc.conns+1 {
+				t.Fatalf("%d TCP connections, want %d", n, tc.conns+1)
+			}
+			var offered []string
+			for range tc.alpn {
+				offered = append(offered, <-s.alpn)
+			}
+			if fmt.Sprint(offered) != fmt.Sprint(tc.alpn) {
+				t.Fatalf("ALPN offered %q, want %q", offered, tc.alpn)
+			}
+		})
 	}
 }
 
