@@ -90,22 +90,13 @@ func (d *Dialer) dialHTTP2(ctx context.Context, u *url.URL, opts *websocket.Clie
 	case noH2:
 		return nil, nil, nil, false, nil
 	case hc == nil:
-		// This Dial opens the route's connection; others wait for it.
+		// Others wait until this handshake is over: then the server's
+		// SETTINGS, its limit of concurrent streams among them, are in,
+		// which a reservation made before would overrun.
 		defer p.dialed(route)
-		nc, _, err := d.connectVia(ctx, u, true, pu, alpnHTTP2)
-		if err != nil {
-			return nil, nil, nil, true, err
+		if hc, h1, err = d.openHTTP2(ctx, u, pu, p, route); err != nil || h1 != nil {
+			return nil, nil, h1, err != nil, err
 		}
-		if tc, ok := nc.(*tls.Conn); !ok || tc.ConnectionState().NegotiatedProtocol != http2.NextProtoTLS {
-			p.remember(route)
-			return nil, nil, nc, false, nil
-		}
-		cc, err := p.t.NewClientConn(nc)
-		if err != nil {
-			nc.Close()
-			return nil, nil, nil, true, &DialError{URL: u.Redacted(), Err: fmt.Errorf("HTTP/2: %w", err)}
-		}
-		hc = p.add(route, cc)
 	}
 	rt := &h2Stream{p: p, c: hc}
 	c, resp, err = websocket.NewClientHTTP2(ctx, rt, u, opts)
@@ -119,6 +110,26 @@ func (d *Dialer) dialHTTP2(ctx context.Context, u *url.URL, opts *websocket.Clie
 		rt.release()
 	}
 	return c, resp, nil, true, err
+}
+
+// openHTTP2 opens route's connection to u through the proxy pu and adds
+// it to p, for one handshake. h1 is the connection instead when ALPN
+// chose HTTP/1.1.
+func (d *Dialer) openHTTP2(ctx context.Context, u, pu *url.URL, p *h2Pool, route string) (hc *h2Conn, h1 net.Conn, err error) {
+	nc, _, err := d.connectVia(ctx, u, true, pu, alpnHTTP2)
+	if err != nil {
+		return nil, nil, err
+	}
+	if tc, ok := nc.(*tls.Conn); !ok || tc.ConnectionState().NegotiatedProtocol != http2.NextProtoTLS {
+		p.remember(route)
+		return nil, nc, nil
+	}
+	cc, err := p.t.NewClientConn(nc)
+	if err != nil {
+		nc.Close()
+		return nil, nil, &DialError{URL: u.Redacted(), Err: fmt.Errorf("HTTP/2: %w", err)}
+	}
+	return p.add(route, cc), nil, nil
 }
 
 // take returns an open connection of route with room for another
@@ -166,6 +177,10 @@ func (p *h2Pool) dialed(route string) {
 
 // add makes cc a connection of route, for one handshake.
 func (p *h2Pool) add(route string, cc *http2.ClientConn) *h2Conn {
+	// Reserved like any other, so that the count of streams that take
+	// checks against the server's limit holds: a RoundTrip without a
+	// reservation would use up another's.
+	cc.ReserveNewRequest()
 	hc := &h2Conn{cc: cc, route: route, users: 1}
 	p.mu.Lock()
 	p.conns[route] = append(p.conns[route], hc)

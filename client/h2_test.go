@@ -220,35 +220,69 @@ func TestSocketHTTP2(t *testing.T) {
 	}
 }
 
+// dialMany makes n Dials with d, one after the other or at once, each
+// of which must give a WebSocket over HTTP/2.
+func dialMany(t *testing.T, d *Dialer, rawURL string, n int, atOnce bool) []*websocket.Conn {
+	t.Helper()
+	conns := make([]*websocket.Conn, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range conns {
+		dial := func() {
+			var resp *http.Response
+			conns[i], resp, errs[i] = d.Dial(testCtx(t), rawURL)
+			if errs[i] == nil && resp.ProtoMajor != 2 {
+				errs[i] = fmt.Errorf("WebSocket over %s", resp.Proto)
+			}
+		}
+		if atOnce {
+			wg.Go(dial)
+		} else {
+			dial()
+		}
+	}
+	wg.Wait()
+	for i, c := range conns {
+		if c != nil {
+			t.Cleanup(func() { c.CloseNow() })
+		}
+		if errs[i] != nil {
+			t.Fatalf("Dial %d: %v", i, errs[i])
+		}
+	}
+	return conns
+}
+
 // TestDialHTTP2Concurrent: Dials made at once wait for the connection
 // the first one opens, rather than open one each.
 func TestDialHTTP2Concurrent(t *testing.T) {
 	noProxyEnv(t)
 	s := startWSServerOn(t, true, serveHTTP2, nil, nil)
-	d := h2Dialer(s)
 	const n = 8
-	conns := make(chan *websocket.Conn, n)
-	var wg sync.WaitGroup
-	for range n {
-		wg.Go(func() {
-			c, resp, err := d.Dial(testCtx(t), s.URL)
-			if err != nil {
-				t.Errorf("Dial: %v", err)
-				return
-			}
-			if resp.ProtoMajor != 2 {
-				t.Errorf("WebSocket over %s", resp.Proto)
-			}
-			conns <- c
-		})
-	}
-	wg.Wait()
-	close(conns)
-	for c := range conns {
+	for _, c := range dialMany(t, h2Dialer(s), s.URL, n, true) {
 		echo(t, c, "at once")
-		c.CloseNow()
 	}
 	if got := s.accepted.Load(); got != 1 {
 		t.Fatalf("%d TCP connections for %d WebSockets dialed at once, want 1", got, n)
+	}
+}
+
+// TestDialHTTP2StreamLimit: a WebSocket past the server's limit of
+// concurrent streams gets a connection of its own rather than wait for a
+// stream that another WebSocket holds, also when the Dials are made at
+// once, before the server has told its limit.
+func TestDialHTTP2StreamLimit(t *testing.T) {
+	for _, concurrent := range []bool{false, true} {
+		t.Run(fmt.Sprint("concurrent=", concurrent), func(t *testing.T) {
+			noProxyEnv(t)
+			s := startWSServerOn(t, true, serveHTTP2TwoStreams, nil, nil)
+			const n = 5
+			for i, c := range dialMany(t, h2Dialer(s), s.URL, n, concurrent) {
+				echo(t, c, fmt.Sprint("stream ", i))
+			}
+			if got := s.accepted.Load(); got != 3 {
+				t.Fatalf("%d TCP connections for %d WebSockets, 2 per connection, want 3", got, n)
+			}
+		})
 	}
 }

@@ -82,9 +82,10 @@ func startWSServer(t *testing.T, secure bool, opts *websocket.AcceptOptions, ext
 type serverHTTP2 int
 
 const (
-	serveHTTP1          serverHTTP2 = iota // ALPN chooses http/1.1
-	serveHTTP2                             // net/http's HTTP/2, with extended CONNECT (see TestMain)
-	serveHTTP2NoConnect                    // an HTTP/2 server without extended CONNECT
+	serveHTTP1           serverHTTP2 = iota // ALPN chooses http/1.1
+	serveHTTP2                              // net/http's HTTP/2, with extended CONNECT (see TestMain)
+	serveHTTP2NoConnect                     // an HTTP/2 server without extended CONNECT
+	serveHTTP2TwoStreams                    // serveHTTP2, at most two streams per connection
 )
 
 // startWSServerOn is startWSServer, serving HTTP/2 too as h2 says when
@@ -140,6 +141,9 @@ func startWSServerOn(t *testing.T, secure bool, h2 serverHTTP2, opts *websocket.
 		switch h2 {
 		case serveHTTP2:
 			s.srv.EnableHTTP2 = true
+		case serveHTTP2TwoStreams:
+			s.srv.EnableHTTP2 = true
+			s.srv.Config.HTTP2 = &http.HTTP2Config{MaxConcurrentStreams: 2}
 		case serveHTTP2NoConnect:
 			s.srv.TLS.NextProtos = []string{"h2", "http/1.1"}
 			s.srv.Config.TLSNextProto = map[string]func(*http.Server, *tls.Conn, http.Handler){"h2": serveNoConnect}
