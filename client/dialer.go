@@ -34,7 +34,8 @@ const DefaultHandshakeTimeout = 30 * time.Second
 // copy of the Dialer (headers, slices and TLS configurations cloned), so
 // later changes to it, or to what it points to, do not affect them;
 // Proxy, NetDial, Jar, the extensions and the ConnOptions hooks are
-// kept as they are, and are called concurrently.
+// kept as they are, and are called concurrently. The copy shares the
+// Dialer's HTTP/2 connections (see HTTP2).
 type Dialer struct {
 	// Proxy selects the proxy for each connection, as
 	// net/http.Transport.Proxy does: it is called with a GET request for
