@@ -5,6 +5,7 @@ package client
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -82,34 +83,50 @@ func (d *Dialer) dialHTTP2(ctx context.Context, u *url.URL, opts *websocket.Clie
 	if pu != nil {
 		route = pu.String() + " " + route
 	}
+	for attempt := 0; ; attempt++ {
+		var retry bool
+		c, resp, h1, done, retry, err = d.dialHTTP2Once(ctx, u, pu, route, opts)
+		// A shared connection may be going away (GOAWAY) as the request
+		// goes out, which the server then never saw: one more try, on
+		// another connection, as x/net/http2.Transport does.
+		if !retry || attempt == 1 {
+			return c, resp, h1, done, err
+		}
+	}
+}
+
+// dialHTTP2Once is one attempt of dialHTTP2 on route, the connection to
+// u through the proxy pu. retry reports that the request never reached
+// the server.
+func (d *Dialer) dialHTTP2Once(ctx context.Context, u, pu *url.URL, route string, opts *websocket.ClientOptions) (c *websocket.Conn, resp *http.Response, h1 net.Conn, done, retry bool, err error) {
 	p := d.h2Pool()
 	hc, noH2, err := p.take(ctx, route)
 	switch {
 	case err != nil:
-		return nil, nil, nil, true, &DialError{URL: u.Redacted(), Err: err}
+		return nil, nil, nil, true, false, &DialError{URL: u.Redacted(), Err: err}
 	case noH2:
-		return nil, nil, nil, false, nil
+		return nil, nil, nil, false, false, nil
 	case hc == nil:
 		// Others wait until this handshake is over: then the server's
 		// SETTINGS, its limit of concurrent streams among them, are in,
 		// which a reservation made before would overrun.
 		defer p.dialed(route)
 		if hc, h1, err = d.openHTTP2(ctx, u, pu, p, route); err != nil || h1 != nil {
-			return nil, nil, h1, err != nil, err
+			return nil, nil, h1, err != nil, false, err
 		}
 	}
 	rt := &h2Stream{p: p, c: hc}
 	c, resp, err = websocket.NewClientHTTP2(ctx, rt, u, opts)
 	if rt.unsupported {
 		p.remember(route)
-		return nil, nil, nil, false, nil
+		return nil, nil, nil, false, false, nil
 	}
 	if c == nil && resp == nil {
 		// NewClientHTTP2 failed before RoundTrip could release the
 		// connection.
 		rt.release()
 	}
-	return c, resp, nil, true, err
+	return c, resp, nil, true, rt.retry, err
 }
 
 // openHTTP2 opens route's connection to u through the proxy pu and adds
@@ -239,18 +256,37 @@ type h2Stream struct {
 	c           *h2Conn
 	once        sync.Once
 	unsupported bool // the server does not allow extended CONNECT
+	retry       bool // the request never reached the server
 }
 
 func (s *h2Stream) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp, err := s.c.cc.RoundTrip(req)
 	if err != nil {
-		// x/net/http2 has no exported value for this error.
-		s.unsupported = err.Error() == "net/http: extended connect not supported by peer"
+		s.unsupported, s.retry = h2Refusal(err)
 		s.release()
 		return nil, err
 	}
 	resp.Body = &releasingBody{ReadCloser: resp.Body, release: s.release}
 	return resp, nil
+}
+
+// h2Refusal reports whether err, from RoundTrip on an HTTP/2 connection,
+// says that the server does not allow extended CONNECT, or that it did
+// not see the request, which may be made again on another connection:
+// the errors x/net/http2.Transport retries itself. x/net/http2 exports
+// no value for the errors but StreamError.
+func h2Refusal(err error) (unsupported, retry bool) {
+	var se http2.StreamError
+	if errors.As(err, &se) {
+		return false, se.Code == http2.ErrCodeRefusedStream
+	}
+	switch err.Error() {
+	case "net/http: extended connect not supported by peer":
+		return true, false
+	case "http2: client conn not usable", "http2: Transport received Server's graceful shutdown GOAWAY":
+		return false, true
+	}
+	return false, false
 }
 
 func (s *h2Stream) release() { s.once.Do(func() { s.p.release(s.c) }) }

@@ -286,3 +286,14 @@ func TestDialHTTP2StreamLimit(t *testing.T) {
 		})
 	}
 }
+
+// TestDialHTTP2GoAway: a handshake that a shared connection's GOAWAY
+// stopped before the server saw it is made again on a new connection.
+func TestDialHTTP2GoAway(t *testing.T) {
+	noProxyEnv(t)
+	s := startWSServerOn(t, true, serveHTTP2GoAwayFirst, nil, nil)
+	echo(t, dialProto(t, h2Dialer(s), s.URL, 2), "after a GOAWAY")
+	if n := s.accepted.Load(); n != 2 {
+		t.Fatalf("%d TCP connections, want 2", n)
+	}
+}

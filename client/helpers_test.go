@@ -82,10 +82,11 @@ func startWSServer(t *testing.T, secure bool, opts *websocket.AcceptOptions, ext
 type serverHTTP2 int
 
 const (
-	serveHTTP1           serverHTTP2 = iota // ALPN chooses http/1.1
-	serveHTTP2                              // net/http's HTTP/2, with extended CONNECT (see TestMain)
-	serveHTTP2NoConnect                     // an HTTP/2 server without extended CONNECT
-	serveHTTP2TwoStreams                    // serveHTTP2, at most two streams per connection
+	serveHTTP1            serverHTTP2 = iota // ALPN chooses http/1.1
+	serveHTTP2                               // net/http's HTTP/2, with extended CONNECT (see TestMain)
+	serveHTTP2NoConnect                      // an HTTP/2 server without extended CONNECT
+	serveHTTP2TwoStreams                     // serveHTTP2, at most two streams per connection
+	serveHTTP2GoAwayFirst                    // serveHTTP2, but the first connection goes away before its first request
 )
 
 // startWSServerOn is startWSServer, serving HTTP/2 too as h2 says when
@@ -147,6 +148,20 @@ func startWSServerOn(t *testing.T, secure bool, h2 serverHTTP2, opts *websocket.
 		case serveHTTP2NoConnect:
 			s.srv.TLS.NextProtos = []string{"h2", "http/1.1"}
 			s.srv.Config.TLSNextProto = map[string]func(*http.Server, *tls.Conn, http.Handler){"h2": serveNoConnect}
+		case serveHTTP2GoAwayFirst:
+			var first atomic.Bool
+			s.srv.TLS.NextProtos = []string{"h2"}
+			s.srv.Config.TLSNextProto = map[string]func(*http.Server, *tls.Conn, http.Handler){"h2": func(hs *http.Server, c *tls.Conn, h http.Handler) {
+				if first.CompareAndSwap(false, true) {
+					serveGoAway(c)
+					return
+				}
+				// With TLSNextProto set, net/http serves no HTTP/2 itself;
+				// x/net's server (deprecated for net/http's) is the one that
+				// serves a single connection.
+				//lint:ignore SA1019 see above
+				(&http2.Server{}).ServeConn(c, &http2.ServeConnOpts{BaseConfig: hs, Handler: h})
+			}}
 		}
 		s.srv.StartTLS()
 	} else {
@@ -169,12 +184,8 @@ func startWSServerOn(t *testing.T, secure bool, h2 serverHTTP2, opts *websocket.
 // gives up before it sends a request. It ends when the client closes.
 func serveNoConnect(_ *http.Server, c *tls.Conn, _ http.Handler) {
 	defer c.Close()
-	preface := make([]byte, len(http2.ClientPreface))
-	if _, err := io.ReadFull(c, preface); err != nil || string(preface) != http2.ClientPreface {
-		return
-	}
-	fr := http2.NewFramer(c, c)
-	if fr.WriteSettings() != nil {
+	fr := serveH2Preface(c)
+	if fr == nil {
 		return
 	}
 	for {
@@ -188,6 +199,48 @@ func serveNoConnect(_ *http.Server, c *tls.Conn, _ http.Handler) {
 			}
 		}
 	}
+}
+
+// serveGoAway plays an HTTP/2 server with extended CONNECT that goes
+// away (GOAWAY, last stream 0) when the first request comes, as a server
+// shutting down does, so that the request never reaches it. It ends when
+// the client closes.
+func serveGoAway(c *tls.Conn) {
+	defer c.Close()
+	fr := serveH2Preface(c, http2.Setting{ID: http2.SettingEnableConnectProtocol, Val: 1})
+	if fr == nil {
+		return
+	}
+	for {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			return
+		}
+		switch f := f.(type) {
+		case *http2.SettingsFrame:
+			if !f.IsAck() && fr.WriteSettingsAck() != nil {
+				return
+			}
+		case *http2.HeadersFrame:
+			if fr.WriteGoAway(0, http2.ErrCodeNo, nil) != nil {
+				return
+			}
+		}
+	}
+}
+
+// serveH2Preface reads the client's preface and writes the server's
+// SETTINGS, and returns the framer, or nil when the client went.
+func serveH2Preface(c *tls.Conn, settings ...http2.Setting) *http2.Framer {
+	preface := make([]byte, len(http2.ClientPreface))
+	if _, err := io.ReadFull(c, preface); err != nil || string(preface) != http2.ClientPreface {
+		return nil
+	}
+	fr := http2.NewFramer(c, c)
+	if fr.WriteSettings(settings...) != nil {
+		return nil
+	}
+	return fr
 }
 
 func (s *wsServer) record(r *http.Request) {
