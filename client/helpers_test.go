@@ -147,13 +147,15 @@ func startWSServerOn(t *testing.T, secure bool, h2 serverHTTP2, opts *websocket.
 			s.srv.Config.HTTP2 = &http.HTTP2Config{MaxConcurrentStreams: 2}
 		case serveHTTP2NoConnect:
 			s.srv.TLS.NextProtos = []string{"h2", "http/1.1"}
-			s.srv.Config.TLSNextProto = map[string]func(*http.Server, *tls.Conn, http.Handler){"h2": serveNoConnect}
+			s.srv.Config.TLSNextProto = map[string]func(*http.Server, *tls.Conn, http.Handler){"h2": func(_ *http.Server, c *tls.Conn, _ http.Handler) {
+				serveFakeH2(c, false)
+			}}
 		case serveHTTP2GoAwayFirst:
 			var first atomic.Bool
 			s.srv.TLS.NextProtos = []string{"h2"}
 			s.srv.Config.TLSNextProto = map[string]func(*http.Server, *tls.Conn, http.Handler){"h2": func(hs *http.Server, c *tls.Conn, h http.Handler) {
 				if first.CompareAndSwap(false, true) {
-					serveGoAway(c)
+					serveFakeH2(c, true)
 					return
 				}
 				// With TLSNextProto set, net/http serves no HTTP/2 itself;
@@ -178,37 +180,25 @@ func startWSServerOn(t *testing.T, secure bool, h2 serverHTTP2, opts *websocket.
 	return s
 }
 
-// serveNoConnect plays an HTTP/2 server without extended CONNECT, such
-// as net/http's without GODEBUG=http2xconnect=1: its SETTINGS lack
-// SETTINGS_ENABLE_CONNECT_PROTOCOL, so a client that wants a WebSocket
-// gives up before it sends a request. It ends when the client closes.
-func serveNoConnect(_ *http.Server, c *tls.Conn, _ http.Handler) {
-	defer c.Close()
-	fr := serveH2Preface(c)
-	if fr == nil {
-		return
-	}
-	for {
-		f, err := fr.ReadFrame()
-		if err != nil {
-			return
-		}
-		if sf, ok := f.(*http2.SettingsFrame); ok && !sf.IsAck() {
-			if fr.WriteSettingsAck() != nil {
-				return
-			}
-		}
-	}
-}
-
-// serveGoAway plays an HTTP/2 server with extended CONNECT that goes
+// serveFakeH2 plays an HTTP/2 server that serves no request. Without
+// extendedConnect its SETTINGS lack SETTINGS_ENABLE_CONNECT_PROTOCOL, as
+// net/http's without GODEBUG=http2xconnect=1, so a client that wants a
+// WebSocket gives up before it sends a request; with it, the server goes
 // away (GOAWAY, last stream 0) when the first request comes, as a server
 // shutting down does, so that the request never reaches it. It ends when
 // the client closes.
-func serveGoAway(c *tls.Conn) {
+func serveFakeH2(c *tls.Conn, extendedConnect bool) {
 	defer c.Close()
-	fr := serveH2Preface(c, http2.Setting{ID: http2.SettingEnableConnectProtocol, Val: 1})
-	if fr == nil {
+	preface := make([]byte, len(http2.ClientPreface))
+	if _, err := io.ReadFull(c, preface); err != nil || string(preface) != http2.ClientPreface {
+		return
+	}
+	fr := http2.NewFramer(c, c)
+	var settings []http2.Setting
+	if extendedConnect {
+		settings = append(settings, http2.Setting{ID: http2.SettingEnableConnectProtocol, Val: 1})
+	}
+	if fr.WriteSettings(settings...) != nil {
 		return
 	}
 	for {
@@ -227,20 +217,6 @@ func serveGoAway(c *tls.Conn) {
 			}
 		}
 	}
-}
-
-// serveH2Preface reads the client's preface and writes the server's
-// SETTINGS, and returns the framer, or nil when the client went.
-func serveH2Preface(c *tls.Conn, settings ...http2.Setting) *http2.Framer {
-	preface := make([]byte, len(http2.ClientPreface))
-	if _, err := io.ReadFull(c, preface); err != nil || string(preface) != http2.ClientPreface {
-		return nil
-	}
-	fr := http2.NewFramer(c, c)
-	if fr.WriteSettings(settings...) != nil {
-		return nil
-	}
-	return fr
 }
 
 func (s *wsServer) record(r *http.Request) {
