@@ -356,6 +356,13 @@
 //     switches to it by itself when the proxy refuses CONNECT by policy,
 //     and client.OpenInfo.ForwardProxy reports it, with
 //     client.OpenInfo.TunnelErr the refusal. false: tunnel.
+//   - HTTP2 (bool): a WebSocket carried by one stream of an HTTP/2
+//     connection (RFC 8441), several sharing one TCP and TLS connection.
+//     client.Dialer.HTTP2 asks for it for wss:// URLs, falling back to
+//     HTTP/1.1 where the server does not allow it; the response's
+//     ProtoMajor says which was used. false: HTTP/1.1 only. Servers
+//     (websocket.Accept, Handler) take it whenever net/http offers
+//     extended CONNECT, with GODEBUG=http2xconnect=1.
 //   - MaxMessageSize (int64 bytes): the largest message received, its
 //     payload summed over fragments and after decompression, and here
 //     also the body of a POST. websocket.ConnOptions, Options (unless

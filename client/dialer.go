@@ -34,7 +34,8 @@ const DefaultHandshakeTimeout = 30 * time.Second
 // copy of the Dialer (headers, slices and TLS configurations cloned), so
 // later changes to it, or to what it points to, do not affect them;
 // Proxy, NetDial, Jar, HTTPClient, the extensions and the ConnOptions
-// hooks are kept as they are, and are called concurrently.
+// hooks are kept as they are, and are called concurrently. The copy
+// shares the Dialer's HTTP/2 connections (see HTTP2).
 type Dialer struct {
 	// Proxy selects the proxy for each connection, as
 	// net/http.Transport.Proxy does: it is called with a GET request for
@@ -52,10 +53,11 @@ type Dialer struct {
 	// ServerName is set to the proxy's or the origin's host when empty,
 	// so the origin sees its own name in SNI also through a tunnel. A
 	// WebSocket connection offers only "http/1.1" by ALPN whatever
-	// NextProtos says; EventSource requests offer NextProtos, or "h2"
-	// and "http/1.1" when it is empty, so they speak HTTP/2 with origins
-	// that do. The proxy connection offers no protocol: the client
-	// speaks HTTP/1.1 with proxies. Nil means the zero tls.Config.
+	// NextProtos says, or "h2" and "http/1.1" when HTTP2 is set;
+	// EventSource requests offer NextProtos, or "h2" and "http/1.1" when
+	// it is empty, so they speak HTTP/2 with origins that do. The proxy
+	// connection offers no protocol: the client speaks HTTP/1.1 with
+	// proxies. Nil means the zero tls.Config.
 	ProxyTLSConfig *tls.Config
 	TLSConfig      *tls.Config
 
@@ -171,8 +173,38 @@ type Dialer struct {
 	// with a *ResponseError.
 	MaxRedirects int
 
+	// HTTP2 makes Dial carry wss:// WebSockets over HTTP/2 (RFC 8441)
+	// when the server allows it, so that WebSockets to one server share
+	// one TCP and TLS connection, as a browser's do. TLS to the origin
+	// then offers "h2" before "http/1.1" by ALPN; a WebSocket goes over
+	// HTTP/2 when the server chose h2 and advertises extended CONNECT
+	// (SETTINGS_ENABLE_CONNECT_PROTOCOL), and over HTTP/1.1 otherwise:
+	// on the same connection when ALPN chose http/1.1, on a new one when
+	// extended CONNECT is missing. Either way the Dialer remembers, for
+	// a while and for a bounded number of servers, that the server has
+	// no WebSocket over HTTP/2, and goes to HTTP/1.1 at once next time.
+	// The response Dial returns tells which it took: ProtoMajor is 2 or 1.
+	//
+	// The HTTP/2 connections are the Dialer's: every Dial of the same
+	// *Dialer, and every Socket made from it (which keeps a copy of the
+	// Dialer, see Dialer.Socket), uses an open one to the same server
+	// through the same proxy when it has room for another stream, and
+	// a connection closes as soon as its last WebSocket has closed, so
+	// none is left idle. A copy of the Dialer made otherwise (d2 := *d)
+	// has connections of its own. ws:// URLs, version 8, and forward
+	// mode always use HTTP/1.1. Redirects are followed as on HTTP/1.1,
+	// each hop taking HTTP/2 when its server allows it. false: HTTP/1.1
+	// only, as before; the default may change once servers commonly
+	// offer extended CONNECT.
+	HTTP2 bool
+
 	// ConnOptions tunes the WebSocket connections Dial returns.
 	websocket.ConnOptions
+
+	// h2 is the pool of HTTP/2 connections of the Dialer this one was
+	// cloned from; nil for a Dialer the caller made, whose pool is found
+	// by its address (see h2Pool).
+	h2 *h2Pool
 }
 
 // Dial opens a WebSocket connection to rawURL with d, or with a zero
@@ -263,10 +295,6 @@ var credentialFields = []string{"Authorization", "Proxy-Authorization", "Cookie"
 // reports that the handshake went to the proxy in forward mode.
 func (d *Dialer) dialOnce(ctx context.Context, u *url.URL, header http.Header) (_ *websocket.Conn, _ *http.Response, forward bool, _ error) {
 	secure := u.Scheme == "wss" || u.Scheme == "https"
-	nc, fwd, err := d.connect(ctx, u, secure)
-	if err != nil {
-		return nil, nil, false, err
-	}
 	opts := websocket.ClientOptions{
 		ConnOptions:  d.ConnOptions,
 		Version:      d.Version,
@@ -277,6 +305,25 @@ func (d *Dialer) dialOnce(ctx context.Context, u *url.URL, header http.Header) (
 	}
 	hu := httpURL(u)
 	d.addCookies(opts.Header, hu)
+	var nc net.Conn
+	if secure && d.HTTP2 && (d.Version == 0 || d.Version == 13) {
+		c, resp, h1, done, err := d.dialHTTP2(ctx, u, &opts)
+		if done {
+			d.keepCookies(resp, hu)
+			if resp != nil {
+				resp.Request.URL = u
+			}
+			return c, resp, false, err
+		}
+		nc = h1
+	}
+	var fwd http.Header
+	if nc == nil {
+		var err error
+		if nc, fwd, err = d.connect(ctx, u, secure); err != nil {
+			return nil, nil, false, err
+		}
+	}
 	target := u
 	if fwd != nil {
 		for k, v := range fwd {
@@ -286,11 +333,7 @@ func (d *Dialer) dialOnce(ctx context.Context, u *url.URL, header http.Header) (
 		opts.Host = u.Host
 	}
 	c, resp, err := websocket.NewClient(ctx, nc, target, &opts)
-	if resp != nil && d.Jar != nil {
-		if cs := resp.Cookies(); len(cs) > 0 {
-			d.Jar.SetCookies(hu, cs)
-		}
-	}
+	d.keepCookies(resp, hu)
 	if resp != nil {
 		resp.Request.URL = u
 	}
@@ -389,6 +432,18 @@ func (d *Dialer) connect(ctx context.Context, u *url.URL, secure bool) (nc net.C
 	if err != nil {
 		return nil, nil, err
 	}
+	return d.connectVia(ctx, u, secure, pu, alpnHTTP1)
+}
+
+// ALPN protocol lists: HTTP/1.1 only, or HTTP/2 first.
+var (
+	alpnHTTP1 = []string{"http/1.1"}
+	alpnHTTP2 = []string{"h2", "http/1.1"}
+)
+
+// connectVia is connect through the proxy pu (nil: none), offering the
+// ALPN protocols alpn to a secure origin.
+func (d *Dialer) connectVia(ctx context.Context, u *url.URL, secure bool, pu *url.URL, alpn []string) (nc net.Conn, fwd http.Header, err error) {
 	addr := hostPort(u)
 	switch {
 	case pu == nil:
@@ -413,7 +468,7 @@ func (d *Dialer) connect(ctx context.Context, u *url.URL, secure bool) (nc net.C
 	} else {
 		cfg = &tls.Config{}
 	}
-	cfg.NextProtos = []string{"http/1.1"}
+	cfg.NextProtos = slices.Clone(alpn)
 	tc, err := handshakeTLS(ctx, nc, u, cfg)
 	return tc, nil, err
 }
@@ -461,7 +516,8 @@ func (d *Dialer) netDial(ctx context.Context, network, addr string) (net.Conn, e
 
 // clone returns a copy of d that shares nothing the caller may change:
 // headers, slices and TLS configurations are copied. Functions, the
-// cookie jar and the extensions themselves are kept.
+// cookie jar and the extensions themselves are kept, and so are d's
+// HTTP/2 connections.
 func (d *Dialer) clone() Dialer {
 	c := *d
 	c.Header = cloneHeader(d.Header)
@@ -470,6 +526,11 @@ func (d *Dialer) clone() Dialer {
 	c.Extensions = slices.Clone(d.Extensions)
 	c.TLSConfig = cloneTLS(d.TLSConfig)
 	c.ProxyTLSConfig = cloneTLS(d.ProxyTLSConfig)
+	if d.HTTP2 {
+		// The copy shares d's HTTP/2 connections, which are bound to
+		// settings the copy has too.
+		c.h2 = d.h2Pool()
+	}
 	return c
 }
 
@@ -488,6 +549,16 @@ func cloneTLS(cfg *tls.Config) *tls.Config {
 	c.Certificates = slices.Clone(cfg.Certificates)
 	c.EncryptedClientHelloConfigList = slices.Clone(cfg.EncryptedClientHelloConfigList)
 	return c
+}
+
+// keepCookies stores the cookies of resp, which may be nil, in the jar.
+func (d *Dialer) keepCookies(resp *http.Response, u *url.URL) {
+	if resp == nil || d.Jar == nil {
+		return
+	}
+	if cs := resp.Cookies(); len(cs) > 0 {
+		d.Jar.SetCookies(u, cs)
+	}
 }
 
 // addCookies adds the jar's cookies for u to h's Cookie field.

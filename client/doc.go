@@ -90,6 +90,17 @@
 // [OpenInfo.ForwardProxy]. A proxy that refuses shows up as a
 // [*DialError] wrapping a *proxy.Error with the proxy's status.
 //
+// # HTTP/2
+//
+// With [Dialer.HTTP2] set, Dial carries wss:// WebSockets over HTTP/2
+// (RFC 8441) where the server allows it, as browsers do: the WebSockets
+// a Dialer, and the Sockets made from it, open to one server share one
+// TCP and TLS connection, also through a proxy's tunnel, and that
+// connection closes with its last WebSocket. A server that does not
+// speak HTTP/2, or does not allow WebSockets over it, gets HTTP/1.1,
+// and the Dialer remembers that for a while. The response's ProtoMajor
+// tells which was used, for a Socket in [OpenInfo.Response].
+//
 // # Contexts
 //
 // The context given to Dial bounds dialing and the opening handshake,

@@ -11,11 +11,13 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/realtime-go/realtime/internal/testcert"
 	"github.com/realtime-go/realtime/websocket"
+	"golang.org/x/net/http2"
 )
 
 // opTimeout bounds one step of a test; it is generous because the tests
@@ -61,6 +63,10 @@ type wsServer struct {
 	URL  string // ws://127.0.0.1:port/ws or wss://...
 	reqs chan seen
 
+	alpn     chan string  // the ALPN protocols each TLS client offered, comma-separated
+	accepted atomic.Int32 // TCP connections accepted
+	ended    atomic.Int32 // TCP connections closed (not those an HTTP/1.1 WebSocket hijacked)
+
 	wg     sync.WaitGroup
 	mu     sync.Mutex
 	conns  []*websocket.Conn
@@ -69,7 +75,25 @@ type wsServer struct {
 
 func startWSServer(t *testing.T, secure bool, opts *websocket.AcceptOptions, extra map[string]http.HandlerFunc) *wsServer {
 	t.Helper()
-	s := &wsServer{reqs: make(chan seen, 64)}
+	return startWSServerOn(t, secure, serveHTTP1, opts, extra)
+}
+
+// serverHTTP2 says whether a secure test server speaks HTTP/2.
+type serverHTTP2 int
+
+const (
+	serveHTTP1            serverHTTP2 = iota // ALPN chooses http/1.1
+	serveHTTP2                               // net/http's HTTP/2, with extended CONNECT (see TestMain)
+	serveHTTP2NoConnect                      // an HTTP/2 server without extended CONNECT
+	serveHTTP2TwoStreams                     // serveHTTP2, at most two streams per connection
+	serveHTTP2GoAwayFirst                    // serveHTTP2, but the first connection goes away before its first request
+)
+
+// startWSServerOn is startWSServer, serving HTTP/2 too as h2 says when
+// secure.
+func startWSServerOn(t *testing.T, secure bool, h2 serverHTTP2, opts *websocket.AcceptOptions, extra map[string]http.HandlerFunc) *wsServer {
+	t.Helper()
+	s := &wsServer{reqs: make(chan seen, 64), alpn: make(chan string, 64)}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/ws", func(w http.ResponseWriter, r *http.Request) {
 		s.record(r)
@@ -98,10 +122,52 @@ func startWSServer(t *testing.T, secure bool, opts *websocket.AcceptOptions, ext
 			h(w, r)
 		})
 	}
+	s.srv = httptest.NewUnstartedServer(mux)
+	s.srv.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		switch st {
+		case http.StateNew:
+			s.accepted.Add(1)
+		case http.StateClosed:
+			s.ended.Add(1)
+		}
+	}
 	if secure {
-		s.srv = httptest.NewTLSServer(mux)
+		s.srv.TLS = &tls.Config{GetConfigForClient: func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+			select {
+			case s.alpn <- strings.Join(hello.SupportedProtos, ","):
+			default:
+			}
+			return nil, nil
+		}}
+		switch h2 {
+		case serveHTTP2:
+			s.srv.EnableHTTP2 = true
+		case serveHTTP2TwoStreams:
+			s.srv.EnableHTTP2 = true
+			s.srv.Config.HTTP2 = &http.HTTP2Config{MaxConcurrentStreams: 2}
+		case serveHTTP2NoConnect:
+			s.srv.TLS.NextProtos = []string{"h2", "http/1.1"}
+			s.srv.Config.TLSNextProto = map[string]func(*http.Server, *tls.Conn, http.Handler){"h2": func(_ *http.Server, c *tls.Conn, _ http.Handler) {
+				serveFakeH2(c, false)
+			}}
+		case serveHTTP2GoAwayFirst:
+			var first atomic.Bool
+			s.srv.TLS.NextProtos = []string{"h2"}
+			s.srv.Config.TLSNextProto = map[string]func(*http.Server, *tls.Conn, http.Handler){"h2": func(hs *http.Server, c *tls.Conn, h http.Handler) {
+				if first.CompareAndSwap(false, true) {
+					serveFakeH2(c, true)
+					return
+				}
+				// With TLSNextProto set, net/http serves no HTTP/2 itself;
+				// x/net's server (deprecated for net/http's) is the one that
+				// serves a single connection.
+				//lint:ignore SA1019 see above
+				(&http2.Server{}).ServeConn(c, &http2.ServeConnOpts{BaseConfig: hs, Handler: h})
+			}}
+		}
+		s.srv.StartTLS()
 	} else {
-		s.srv = httptest.NewServer(mux)
+		s.srv.Start()
 	}
 	t.Cleanup(s.srv.Close)
 	t.Cleanup(s.close)
@@ -112,6 +178,45 @@ func startWSServer(t *testing.T, secure bool, opts *websocket.AcceptOptions, ext
 		s.URL = "ws://" + s.Addr + "/ws"
 	}
 	return s
+}
+
+// serveFakeH2 plays an HTTP/2 server that serves no request. Without
+// extendedConnect its SETTINGS lack SETTINGS_ENABLE_CONNECT_PROTOCOL, as
+// net/http's without GODEBUG=http2xconnect=1, so a client that wants a
+// WebSocket gives up before it sends a request; with it, the server goes
+// away (GOAWAY, last stream 0) when the first request comes, as a server
+// shutting down does, so that the request never reaches it. It ends when
+// the client closes.
+func serveFakeH2(c *tls.Conn, extendedConnect bool) {
+	defer c.Close()
+	preface := make([]byte, len(http2.ClientPreface))
+	if _, err := io.ReadFull(c, preface); err != nil || string(preface) != http2.ClientPreface {
+		return
+	}
+	fr := http2.NewFramer(c, c)
+	var settings []http2.Setting
+	if extendedConnect {
+		settings = append(settings, http2.Setting{ID: http2.SettingEnableConnectProtocol, Val: 1})
+	}
+	if fr.WriteSettings(settings...) != nil {
+		return
+	}
+	for {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			return
+		}
+		switch f := f.(type) {
+		case *http2.SettingsFrame:
+			if !f.IsAck() && fr.WriteSettingsAck() != nil {
+				return
+			}
+		case *http2.HeadersFrame:
+			if fr.WriteGoAway(0, http2.ErrCodeNo, nil) != nil {
+				return
+			}
+		}
+	}
 }
 
 func (s *wsServer) record(r *http.Request) {

@@ -41,8 +41,9 @@ type rtConfig struct {
 	// wrap, when set, wraps the handler (after the above).
 	wrap func(http.Handler) http.Handler
 
-	// h2 serves over TLS with HTTP/2 offered by ALPN; URL is then
-	// https://, and rootCAs trusts the server.
+	// h2 serves over TLS with HTTP/2 offered by ALPN (extended CONNECT
+	// included, as the tests run with GODEBUG=http2xconnect=1); URL is
+	// then https://, and rootCAs trusts the server.
 	h2 bool
 
 	// serve is the Handler's serve function; nil keeps sockets open.

@@ -190,7 +190,7 @@ func messageBatch(size int, connIsClient bool) (batch []byte, count int) {
 }
 
 func BenchmarkWrite(b *testing.B) {
-	for _, tr := range transports {
+	for _, tr := range netTransports {
 		for _, client := range []bool{false, true} {
 			for _, size := range benchSizes {
 				b.Run(fmt.Sprintf("%s/%s/%d", tr, roleName(client), size), func(b *testing.B) {
@@ -211,7 +211,7 @@ func BenchmarkWrite(b *testing.B) {
 }
 
 func BenchmarkRead(b *testing.B) {
-	for _, tr := range transports {
+	for _, tr := range netTransports {
 		for _, size := range benchSizes {
 			b.Run(fmt.Sprintf("%s/%d", tr, size), func(b *testing.B) {
 				batch, _ := messageBatch(size, false)
@@ -230,7 +230,7 @@ func BenchmarkRead(b *testing.B) {
 }
 
 func BenchmarkReader(b *testing.B) {
-	for _, tr := range transports {
+	for _, tr := range netTransports {
 		for _, size := range benchSizes {
 			b.Run(fmt.Sprintf("%s/%d", tr, size), func(b *testing.B) {
 				batch, _ := messageBatch(size, false)
@@ -270,7 +270,7 @@ func readStream(ctx context.Context, c *Conn, buf []byte) (int, error) {
 
 // BenchmarkEcho is a round trip: the client writes, the server echoes.
 func BenchmarkEcho(b *testing.B) {
-	for _, tr := range transports {
+	for _, tr := range netTransports {
 		for _, size := range benchSizes {
 			b.Run(fmt.Sprintf("%s/%d", tr, size), func(b *testing.B) {
 				s, c := connPair(b, tr, ConnOptions{}, ConnOptions{})
@@ -320,7 +320,7 @@ func skipAllocs(t *testing.T) {
 
 func TestWriteAllocs(t *testing.T) {
 	skipAllocs(t)
-	for _, tr := range transports {
+	for _, tr := range netTransports {
 		for _, client := range []bool{false, true} {
 			for _, size := range benchSizes {
 				c := drainedConn(t, tr, client)
@@ -341,7 +341,7 @@ func TestWriteAllocs(t *testing.T) {
 
 func TestReaderAllocs(t *testing.T) {
 	skipAllocs(t)
-	for _, tr := range transports {
+	for _, tr := range netTransports {
 		for _, size := range benchSizes {
 			batch, _ := messageBatch(size, false)
 			c := fedConn(t, tr, false, batch)
@@ -361,7 +361,7 @@ func TestReaderAllocs(t *testing.T) {
 
 func TestReadAllocs(t *testing.T) {
 	skipAllocs(t)
-	for _, tr := range transports {
+	for _, tr := range netTransports {
 		for _, size := range benchSizes {
 			batch, _ := messageBatch(size, false)
 			c := fedConn(t, tr, false, batch)

@@ -111,42 +111,55 @@ func TestDecompressionBombMemory(t *testing.T) {
 
 // TestDecodedMessageWhole checks that compressed messages of sizes around
 // the chunk boundaries come back whole, alone or appended to what dst
-// held.
+// held, over every transport.
 func TestDecodedMessageWhole(t *testing.T) {
 	ext := []extensions.Extension{deflate.New(&deflate.Options{Threshold: -1})}
-	for _, size := range []int{0, 1, 511, 512, 513, 4095, 4096, 70000, 1<<20 + 3, 3 << 20} {
-		t.Run(fmt.Sprint(size), func(t *testing.T) {
-			sc, cc := deflatePair(t, ext)
-			want := pattern(size, byte(size))
-			werr := make(chan error, 1)
-			go func() { werr <- cc.Write(context.Background(), MessageBinary, want) }()
-			prefix := []byte("prefix")
-			typ, got, err := sc.ReadAppend(context.Background(), prefix)
-			if err != nil || typ != MessageBinary {
-				t.Fatalf("read: %v %v", typ, err)
-			}
-			if !bytes.Equal(got[:len(prefix)], prefix) || !bytes.Equal(got[len(prefix):], want) {
-				t.Fatalf("read %d bytes, want %d after the prefix", len(got), len(want)+len(prefix))
-			}
-			if err := <-werr; err != nil {
-				t.Fatal(err)
-			}
-			go func() { werr <- cc.Write(context.Background(), MessageBinary, want) }()
-			if _, got, err = sc.Read(context.Background()); err != nil || !bytes.Equal(got, want) {
-				t.Fatalf("read %d bytes (%v), want %d", len(got), err, len(want))
-			}
-			if err := <-werr; err != nil {
-				t.Fatal(err)
-			}
-		})
+	for _, tr := range transports {
+		for _, size := range []int{0, 1, 511, 512, 513, 4095, 4096, 70000, 1<<20 + 3, 3 << 20} {
+			t.Run(fmt.Sprint(tr, "/", size), func(t *testing.T) {
+				sc, cc := deflatePair(t, tr, ext)
+				want := pattern(size, byte(size))
+				werr := make(chan error, 1)
+				go func() { werr <- cc.Write(context.Background(), MessageBinary, want) }()
+				prefix := []byte("prefix")
+				typ, got, err := sc.ReadAppend(context.Background(), prefix)
+				if err != nil || typ != MessageBinary {
+					t.Fatalf("read: %v %v", typ, err)
+				}
+				if !bytes.Equal(got[:len(prefix)], prefix) || !bytes.Equal(got[len(prefix):], want) {
+					t.Fatalf("read %d bytes, want %d after the prefix", len(got), len(want)+len(prefix))
+				}
+				if err := <-werr; err != nil {
+					t.Fatal(err)
+				}
+				go func() { werr <- cc.Write(context.Background(), MessageBinary, want) }()
+				if _, got, err = sc.Read(context.Background()); err != nil || !bytes.Equal(got, want) {
+					t.Fatalf("read %d bytes (%v), want %d", len(got), err, len(want))
+				}
+				if err := <-werr; err != nil {
+					t.Fatal(err)
+				}
+			})
+		}
 	}
 }
 
-// deflatePair connects a server Conn and a client Conn over TCP that
+// deflatePair connects a server Conn and a client Conn over tr that
 // negotiated exts.
-func deflatePair(t *testing.T, exts []extensions.Extension) (server, client *Conn) {
+func deflatePair(t *testing.T, tr transport, exts []extensions.Extension) (server, client *Conn) {
 	t.Helper()
-	a, b := netPair(t, overTCP)
+	if tr == overH2 {
+		s, c := h2ConnPair(t, &AcceptOptions{Extensions: exts}, &ClientOptions{Extensions: exts})
+		t.Cleanup(func() {
+			s.CloseNow()
+			c.CloseNow()
+		})
+		if s.Extensions() == "" || c.Extensions() == "" {
+			t.Fatal("permessage-deflate not negotiated")
+		}
+		return s, c
+	}
+	a, b := netPair(t, tr)
 	return deflatePairOn(t, a, b, exts)
 }
 
@@ -227,7 +240,7 @@ func TestFragmentedMessageWithinLimit(t *testing.T) {
 func TestDecodedMessageReusedBuffer(t *testing.T) {
 	skipAllocs(t)
 	ext := []extensions.Extension{deflate.New(&deflate.Options{Threshold: -1})}
-	sc, cc := deflatePair(t, ext)
+	sc, cc := deflatePair(t, overTCP, ext)
 	msg := pattern(1024, 7)
 	const rounds = 200
 	werr := make(chan error, 1)

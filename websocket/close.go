@@ -143,6 +143,14 @@ func (c *Conn) fail(err error) error {
 // side, or CloseTimeout passes, so that unread input does not turn our
 // close into a reset that destroys the close frame in flight.
 func (c *Conn) drain() {
+	if s, ok := c.nc.(*streamConn); ok && s.closeWrite == nil {
+		// A server's HTTP/2 stream cannot end its sending side until the
+		// handler returns, so a peer that waits for that end would wait
+		// for CloseTimeout. Nor is there a reset to fear: HTTP/2 delivers
+		// the close frame before the reset of a stream whose request body
+		// was left unread.
+		return
+	}
 	if cw, ok := c.nc.(interface{ CloseWrite() error }); ok {
 		cw.CloseWrite()
 	}

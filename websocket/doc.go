@@ -45,7 +45,13 @@
 // [NewClientHTTP2] is the client: it sends the extended CONNECT through
 // an http.RoundTripper that speaks HTTP/2 and allows it, such as
 // golang.org/x/net/http2.Transport (net/http's own Transport refuses
-// the :protocol field).
+// the :protocol field). Package client's Dialer does this, and falls
+// back to HTTP/1.1, when its HTTP2 field is set.
+//
+// The stream ends for good when the server's handler returns, so a
+// server Conn that fails the connection closes at once after its close
+// frame, instead of waiting, as on TCP, for the peer to close first:
+// HTTP/2 delivers that frame before the stream's end or reset.
 //
 // Over HTTP/2, deadlines of the stream cannot serve a Conn: net/http
 // ends the stream when one passes. So a goroutine per connection reads

@@ -358,7 +358,13 @@ func TestMaxMessageSize(t *testing.T) {
 }
 
 func TestMaxFragments(t *testing.T) {
-	c, p := newTestConn(t, overTCP, false, ConnOptions{MaxFragments: 4})
+	for _, tr := range transports {
+		t.Run(string(tr), func(t *testing.T) { testMaxFragments(t, tr) })
+	}
+}
+
+func testMaxFragments(t *testing.T, tr transport) {
+	c, p := newTestConn(t, tr, false, ConnOptions{MaxFragments: 4})
 	reads := startReader(t, c)
 	// Four fragments are fine.
 	var b []byte
@@ -369,8 +375,11 @@ func TestMaxFragments(t *testing.T) {
 		}
 		b = append(b, p.frame(i == 3, 0, op, []byte("ab"))...)
 	}
-	p.send(t, b)
+	sent := p.sendAsync(b)
 	expectMsg(t, reads, MessageText, []byte("abababab"))
+	if err := <-sent; err != nil {
+		t.Fatal(err)
+	}
 	// A fifth, even empty, is not.
 	b = b[:0]
 	for i := range 5 {
@@ -380,9 +389,10 @@ func TestMaxFragments(t *testing.T) {
 		}
 		b = append(b, p.frame(false, 0, op, nil)...)
 	}
-	p.send(t, b)
+	sent = p.sendAsync(b)
 	p.expectFail(t, StatusMessageTooBig)
 	expectProtocolError(t, expectReadErr(t, reads), StatusMessageTooBig)
+	<-sent
 }
 
 // chunkedScript is a conversation with every kind of frame. The peer
@@ -416,8 +426,8 @@ func chunkedScript(p *peer) (wire []byte, msgs []readResult, pongs [][]byte) {
 }
 
 // TestChunkedReading feeds the Conn a conversation in small pieces: from a
-// peer writing one byte at a time over net.Pipe, and through a net.Conn
-// that returns at most n bytes per Read.
+// peer writing one byte at a time over net.Pipe or an HTTP/2 stream, and
+// through a net.Conn that returns at most n bytes per Read.
 func TestChunkedReading(t *testing.T) {
 	type variant struct {
 		name   string
@@ -450,6 +460,9 @@ func TestChunkedReading(t *testing.T) {
 	pipe := func(opts ConnOptions) func(t *testing.T) (*Conn, *peer) {
 		return func(t *testing.T) (*Conn, *peer) { return newTestConn(t, overPipe, false, opts) }
 	}
+	h2 := func(opts ConnOptions) func(t *testing.T) (*Conn, *peer) {
+		return func(t *testing.T) (*Conn, *peer) { return newTestConn(t, overH2, false, opts) }
+	}
 	small := ConnOptions{ReadBufferSize: 1}
 	variants := []variant{
 		{"pipe one byte per write", pipe(ConnOptions{}), 1, false},
@@ -459,6 +472,7 @@ func TestChunkedReading(t *testing.T) {
 		{"tcp one byte per read", wrapTCP(1, ConnOptions{}), 0, false},
 		{"tcp 7 bytes per read, small buffer", wrapTCP(7, small), 0, false},
 		{"tcp one byte per read, Reader", wrapTCP(1, small), 0, true},
+		{"h2 one byte per write, small buffer", h2(small), 1, false},
 	}
 	for _, v := range variants {
 		t.Run(v.name, func(t *testing.T) {

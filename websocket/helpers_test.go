@@ -41,7 +41,12 @@ const (
 	overPipe transport = "pipe"
 )
 
-var transports = []transport{overTCP, overPipe}
+// transports are those every test of the Conn runs over.
+var transports = []transport{overTCP, overPipe, overH2}
+
+// netTransports are those with a pair of net.Conns (netPair), which
+// tests and benchmarks of what a Conn does with its net.Conn run over.
+var netTransports = []transport{overTCP, overPipe}
 
 // hx decodes a readable hex string such as "81 85 37 fa".
 func hx(s string) []byte {
@@ -55,7 +60,10 @@ func hx(s string) []byte {
 // netPair returns two connected net.Conns: loopback TCP or net.Pipe.
 func netPair(t testing.TB, tr transport) (a, b net.Conn) {
 	t.Helper()
-	if tr == overPipe {
+	switch tr {
+	case overH2:
+		t.Fatal("netPair: an HTTP/2 stream is no pair of net.Conns")
+	case overPipe:
 		a, b = net.Pipe()
 		return a, b
 	}
@@ -409,8 +417,12 @@ func (p *peer) expectEOF(t testing.TB, d time.Duration) {
 	}
 }
 
+// isReset reports whether err is the abrupt end of a connection: a TCP
+// reset, or an HTTP/2 stream the other end cancelled (RST_STREAM with
+// CANCEL, as the client's transport sends when a stream is closed before
+// both sides have ended it).
 func isReset(err error) bool {
-	return err != nil && strings.Contains(err.Error(), "connection reset")
+	return err != nil && (strings.Contains(err.Error(), "connection reset") || strings.HasSuffix(err.Error(), "; CANCEL"))
 }
 
 // expectNothing checks that no frame arrives within d.
@@ -433,7 +445,7 @@ func (p *peer) expectNothing(t testing.TB, d time.Duration) {
 func (p *peer) expectFail(t testing.TB, code StatusCode) {
 	t.Helper()
 	p.expectClose(t, code)
-	if p.tr == overTCP {
+	if p.tr != overPipe {
 		p.expectEOF(t, eofWait)
 	}
 	p.nc.Close()
@@ -445,7 +457,7 @@ func (p *peer) expectFail(t testing.TB, code StatusCode) {
 // as the server, closes it.
 func (p *peer) finishClose(t testing.TB) {
 	t.Helper()
-	if p.client && p.tr == overTCP {
+	if p.client && p.tr != overPipe {
 		p.expectEOF(t, eofWait)
 	}
 	p.nc.Close()
@@ -521,6 +533,10 @@ type connResult struct {
 // public API; the peer does its half by hand.
 func newTestConn(t testing.TB, tr transport, client bool, opts ConnOptions) (*Conn, *peer) {
 	t.Helper()
+	if tr == overH2 {
+		c, nc := newH2TestConn(t, client, opts)
+		return c, watchPeer(t, c, nc, client)
+	}
 	a, b := netPair(t, tr)
 	br := bufio.NewReader(b)
 	var ch <-chan connResult
@@ -568,6 +584,14 @@ func newTestConn(t testing.TB, tr transport, client bool, opts ConnOptions) (*Co
 // connPair connects a server Conn and a client Conn.
 func connPair(t testing.TB, tr transport, sopts, copts ConnOptions) (server, client *Conn) {
 	t.Helper()
+	if tr == overH2 {
+		s, c := h2ConnPair(t, &AcceptOptions{ConnOptions: sopts}, &ClientOptions{ConnOptions: copts})
+		t.Cleanup(func() {
+			s.CloseNow()
+			c.CloseNow()
+		})
+		return s, c
+	}
 	a, b := netPair(t, tr)
 	sch := acceptOn(a, sopts)
 	cch := dialOn(b, copts)

@@ -34,6 +34,7 @@ type streamConn struct {
 	abortWrite func()                      // ends a blocked write, and the stream's sending side, for good
 	closeWrite func() error                // ends the sending side after the close frame; nil when it cannot
 	finish     func()                      // frees the stream once closed; may be nil
+	closeGrace time.Duration               // how long Close lets a write under way finish
 	local      net.Addr
 	remote     net.Addr
 
@@ -64,11 +65,15 @@ type streamChunk struct {
 // streamBufferSize is the size of the chunks the body is read in.
 const streamBufferSize = 16 << 10
 
+// streamCloseGrace is the closeGrace of a streamConn.
+const streamCloseGrace = 100 * time.Millisecond
+
 func newStreamConn(body io.ReadCloser, write func([]byte) (int, error), abortWrite func(), local, remote net.Addr) *streamConn {
 	s := &streamConn{
 		body:       body,
 		write:      write,
 		abortWrite: abortWrite,
+		closeGrace: streamCloseGrace,
 		local:      local,
 		remote:     remote,
 		in:         make(chan streamChunk),
@@ -204,6 +209,12 @@ func (s *streamConn) CloseWrite() error {
 // Close ends both directions and waits for the write under way and the
 // reading goroutine, so that nothing touches the stream, which may end
 // as soon as Close returns, any more.
+//
+// A write under way gets closeGrace to finish before it is aborted: it
+// is most often a flush whose data has gone already, and aborting it
+// would reset the stream (RST_STREAM with INTERNAL_ERROR from net/http's
+// server) that a closing handshake just ended cleanly. One that flow
+// control holds, because the peer reads nothing, is aborted then.
 func (s *streamConn) Close() error {
 	s.mu.Lock()
 	if s.isClosed {
@@ -211,14 +222,17 @@ func (s *streamConn) Close() error {
 		return nil
 	}
 	s.isClosed = true
+	var grace *time.Timer
 	if s.writing && !s.aborted {
-		s.aborted = true
-		s.abortWrite()
+		grace = time.AfterFunc(s.closeGrace, s.writeExpired)
 	}
 	s.mu.Unlock()
 	close(s.done)
 	s.body.Close()
 	s.writeMu.Lock()
+	if grace != nil {
+		grace.Stop()
+	}
 	if s.closeWrite != nil {
 		s.closeWrite()
 	}
