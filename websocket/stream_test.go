@@ -284,7 +284,11 @@ func TestHTTP2ServerContextInterrupt(t *testing.T) {
 func TestHTTP2WriteInterrupted(t *testing.T) {
 	wrote := make(chan error, 1)
 	s := newH2Server(t, nil, func(c *Conn, r *http.Request) {
-		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		// Long enough for the first bytes to go out on a loaded machine
+		// (a context that ends before any does leaves the connection
+		// usable, which 100 ms once did), far too short for 8 MiB that
+		// the client does not read.
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		wrote <- c.Write(ctx, MessageBinary, make([]byte, 8<<20))
 	})
