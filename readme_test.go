@@ -51,6 +51,10 @@ var readmeImports = map[string]string{
 	// The broker modules are nested modules: the root's go.work lists them.
 	"redisbroker": "github.com/realtime-go/realtime/redisbroker",
 	"natsbroker":  "github.com/realtime-go/realtime/natsbroker",
+	// So are the observers, which bring their own dependencies.
+	"promobserver": "github.com/realtime-go/realtime/promobserver",
+	"prometheus":   "github.com/prometheus/client_golang/prometheus",
+	"promhttp":     "github.com/prometheus/client_golang/prometheus/promhttp",
 }
 
 // readmeSnippet is a ```go block of README.md.
