@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/realtime-go/realtime/eventsource"
+	"github.com/realtime-go/realtime/internal/eshook"
 	"github.com/realtime-go/realtime/internal/origin"
 	"github.com/realtime-go/realtime/internal/quote"
 	"github.com/realtime-go/realtime/websocket"
@@ -251,22 +252,41 @@ func (h *handler) connect(w http.ResponseWriter, s *Socket) bool {
 // Over HTTP/2 the WebSocket is the request's stream, so serveWebSocket
 // then waits for it to end. An EventSource
 // stream's handler must stay until the stream ends (the ResponseWriter
-// dies with it), so it runs serve, or, without one, the writer itself.
+// dies with it), so it runs serve, or, without one, waits.
+// The first writer writes the position; later ones start when there is
+// something to write (see kickLocked).
 func (h *handler) run(s *Socket) {
 	h.reg.add(s)
+	s.mu.Lock()
+	ended := s.ended
+	if !ended {
+		s.dl = s.newBatchDeadline()
+		s.started, s.writing = true, true
+	}
+	s.mu.Unlock()
+	if !ended {
+		go s.writeLoop(true)
+	}
 	switch {
 	case s.ws != nil:
 		go s.readLoop()
-		go s.writeLoop()
 		if h.serve != nil {
 			go h.serveSocket(s)
 		}
 	case h.serve != nil:
-		go s.writeLoop()
+		h.watchStream(s)
 		h.serveSocket(s)
 	default:
-		s.writeLoop()
+		h.watchStream(s)
+		s.wait(true)
 	}
+}
+
+// watchStream ends an EventSource socket when its stream ends
+// underneath (the client left, a keep-alive failed), with no goroutine
+// waiting for that.
+func (h *handler) watchStream(s *Socket) {
+	eshook.OnEnd(s.es, func() { s.end(s.es.Err()) })
 }
 
 // serveSocket runs serve and closes the socket when it returns.

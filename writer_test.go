@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net/http/httptest"
+	"runtime"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -40,5 +42,45 @@ func TestWriteBatchOneFlush(t *testing.T) {
 			}
 			c.close()
 		})
+	}
+}
+
+// TestIdleSocketNoWriter: an idle socket holds no writer goroutine, on
+// either transport; the next message starts one, which delivers it and
+// ends again, and so does the close.
+func TestIdleSocketNoWriter(t *testing.T) {
+	for _, k := range kinds {
+		t.Run(k.String(), func(t *testing.T) {
+			hub := newHub(t, nil)
+			ts := newTestServer(t, chatOptions(hub), nil)
+			c := dialTransport(t, ts, k, "")
+			s := ts.next(t)
+			for i := range 3 {
+				eventually(t, "the writer to end", func() bool { return writers() == 0 })
+				publish(t, hub, chat, fmt.Sprint("m", i))
+				if _, data := c.message(t); data != fmt.Sprint("m", i) {
+					t.Fatalf("message %d: %q", i, data)
+				}
+			}
+			eventually(t, "the writer to end", func() bool { return writers() == 0 })
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if n := writers(); n != 0 {
+				t.Fatalf("%d writers after Close", n)
+			}
+		})
+	}
+}
+
+// writers counts the goroutines running a socket's writer.
+func writers() int {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			return strings.Count(string(buf[:n]), "realtime.(*Socket).writeLoop(")
+		}
+		buf = make([]byte, 2*len(buf))
 	}
 }

@@ -8,7 +8,24 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/realtime-go/realtime/internal/eshook"
 )
+
+func init() {
+	eshook.OnEnd = func(s any, f func()) { s.(*Stream).onEnd(f) }
+}
+
+// onEnd makes f run on its own goroutine once the stream has ended.
+func (s *Stream) onEnd(f func()) {
+	s.lockNow()
+	defer s.unlock()
+	if s.ended {
+		go f()
+		return
+	}
+	s.endFn = f
+}
 
 // Stream is the server side of one EventSource connection, made by
 // Accept.
@@ -43,6 +60,7 @@ type Stream struct {
 	stopCtx   func() bool // stops the context.AfterFunc on r.Context()
 	aborts    sync.WaitGroup
 	abortFn   func() // s.abortWrite, bound once
+	endFn     func() // run once the stream has ended (eshook.OnEnd)
 
 	// closing is set before Close or the end of the request takes the
 	// lock, so that queued senders give way to them.
@@ -148,6 +166,10 @@ func (s *Stream) endLocked(cause error) {
 	s.buf = nil
 	s.err = cause
 	close(s.done)
+	if f := s.endFn; f != nil {
+		s.endFn = nil
+		go f()
+	}
 }
 
 // lock takes the write lock, giving up when ctx ends or the stream ends.
