@@ -3,6 +3,7 @@ package eventsource
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"net/url"
 	"sync"
@@ -43,8 +44,9 @@ func (s *Stream) onEnd(f func()) {
 // timer, under the same lock as sends, and the timer is stopped when the
 // stream ends.
 type Stream struct {
-	w         http.ResponseWriter
-	rc        *http.ResponseController
+	w         http.ResponseWriter      // nil once hijacked
+	rc        *http.ResponseController // nil once hijacked
+	conn      net.Conn                 // the hijacked connection, or nil
 	r         *http.Request
 	lastID    string
 	keepAlive time.Duration // <0: none
@@ -54,6 +56,8 @@ type Stream struct {
 	// respect a context. It guards everything below up to done.
 	lockc     chan struct{}
 	buf       []byte      // reused encoding buffer
+	head      []byte      // the response head, until written (hijacked only)
+	broken    bool        // a write failed or was cut: the response cannot end cleanly
 	ended     bool        // done is closed
 	lastWrite time.Time   // when the last write ended, for the keep-alive
 	kaTimer   *time.Timer // nil without keep-alive
@@ -74,10 +78,9 @@ type Stream struct {
 	err  error // why the stream ended; set before done is closed
 }
 
-func newStream(w http.ResponseWriter, r *http.Request, o *Options) *Stream {
+func newStream(w http.ResponseWriter, r *http.Request, o *Options, conn net.Conn) *Stream {
 	s := &Stream{
-		w:         w,
-		rc:        http.NewResponseController(w),
+		conn:      conn,
 		r:         r,
 		lastID:    lastEventID(r, o.LastEventIDParam),
 		keepAlive: o.Heartbeat,
@@ -86,10 +89,14 @@ func newStream(w http.ResponseWriter, r *http.Request, o *Options) *Stream {
 		done:      make(chan struct{}),
 	}
 	s.abortFn = s.abortWrite
+	if conn == nil {
+		s.w, s.rc = w, http.NewResponseController(w)
+	}
 	return s
 }
 
-// start arms the keep-alive timer and watches the request's context.
+// start arms the keep-alive timer and watches for the client leaving:
+// the request's context, or on a hijacked connection a read of it.
 func (s *Stream) start() {
 	s.lockNow()
 	defer s.unlock()
@@ -99,6 +106,10 @@ func (s *Stream) start() {
 	if s.keepAlive > 0 {
 		s.lastWrite = time.Now()
 		s.kaTimer = time.AfterFunc(s.keepAlive, s.sendKeepAlive)
+	}
+	if s.conn != nil {
+		go s.watchConn()
+		return
 	}
 	s.stopCtx = context.AfterFunc(s.r.Context(), func() {
 		s.end(fmt.Errorf("%w: %w", ErrClientGone, context.Cause(s.r.Context())))
@@ -123,15 +134,18 @@ func (s *Stream) Err() error {
 // Close ends the stream: Done is closed and later sends fail with an
 // error matching net.ErrClosed. Close waits for a write in progress,
 // which WriteTimeout bounds, so that once it returns the handler may
-// return. The response itself ends when the handler returns. Close
-// returns nil, or the error that had already ended the stream.
+// return. The response itself ends when the handler returns, or, on a
+// hijacked connection, at once: its last chunk is written and the
+// connection closed. Close returns nil, or the error that had already
+// ended the stream.
 func (s *Stream) Close() error {
 	s.end(nil)
 	return s.Err()
 }
 
 // Request returns the request the stream answers. Its context ends when
-// the client goes away, but the stream already watches for that.
+// the client goes away, but the stream already watches for that; on a
+// hijacked connection (see Hijacked) it ends with the handler instead.
 func (s *Stream) Request() *http.Request { return s.r }
 
 // URL returns the request's URL.
@@ -165,6 +179,9 @@ func (s *Stream) endLocked(cause error) {
 	}
 	s.buf = nil
 	s.err = cause
+	if s.conn != nil {
+		s.endConn(cause)
+	}
 	close(s.done)
 	if f := s.endFn; f != nil {
 		s.endFn = nil
@@ -197,7 +214,7 @@ func (s *Stream) lock(ctx context.Context) error {
 func (s *Stream) interrupt(cause error) {
 	if s.cut.CompareAndSwap(nil, &cause) {
 		// A writer that set its own deadline after this one sees cut.
-		s.rc.SetWriteDeadline(time.Now())
+		s.setWriteDeadline(time.Now())
 	}
 }
 
