@@ -269,7 +269,7 @@ func (h *handler) run(s *Socket) {
 	}
 	s.mu.Unlock()
 	if !ended {
-		go s.writeLoop(true)
+		startWriter(s)
 	}
 	if s.ws != nil {
 		go s.readLoop()

@@ -319,7 +319,7 @@ func (s *Socket) kickLocked() {
 		return
 	}
 	s.writing = true
-	go s.writeLoop(false)
+	startWriter(s)
 }
 
 // Ping probes the client and returns when it answered: on WebSocket a

@@ -24,7 +24,10 @@ const (
 // writes whatever is queued, a heartbeat that is due, and finally the
 // close, and ends once the queue is empty, so that an idle socket holds
 // no goroutine. Any failure ends the socket.
-func (s *Socket) writeLoop(first bool) {
+func (s *Socket) writeLoop() {
+	s.mu.Lock()
+	first := !s.hello
+	s.mu.Unlock()
 	var err error
 	if first {
 		err = s.writeStart(s.dl, s.beatBatch())

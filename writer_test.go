@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/realtime-go/realtime/internal/batchtest"
 )
@@ -82,5 +83,34 @@ func writers() int {
 			return strings.Count(string(buf[:n]), "realtime.(*Socket).writeLoop(")
 		}
 		buf = make([]byte, 2*len(buf))
+	}
+}
+
+// TestWriterPoolHandoff: sockets whose writers start while pooled
+// writers time out get every message, in order: a writer is never
+// handed a socket as it ends.
+func TestWriterPoolHandoff(t *testing.T) {
+	defer idleWriterWait.Store(int64(idleWriterTimeout))
+	idleWriterWait.Store(int64(50 * time.Microsecond))
+	hub := newHub(t, nil)
+	ts := newTestServer(t, chatOptions(hub), nil)
+	const sockets, rounds = 8, 200
+	clients := make([]*wsClient, sockets)
+	for i := range clients {
+		clients[i] = dialWS(t, ts, wsDial{})
+		ts.next(t)
+	}
+	for i := range rounds {
+		publish(t, hub, chat, fmt.Sprint("m", i))
+		if i%16 == 0 {
+			time.Sleep(time.Duration(i%5) * 20 * time.Microsecond) // around the pooled writers' timeout
+		}
+	}
+	for _, c := range clients {
+		for i := range rounds {
+			if _, data, _ := c.read(t); data != fmt.Sprint("m", i) {
+				t.Fatalf("got %q, want m%d", data, i)
+			}
+		}
 	}
 }
