@@ -123,7 +123,11 @@ func (s *Socket) next() ([]queued, writeStep) {
 		return nil, stepBeat
 	}
 	s.writing = false
-	// An idle socket should pin no arrays for bursts that may not come.
+	// An idle socket keeps one small array for the next message, and
+	// pins none for bursts that may not come.
+	if cap(s.queue) == 0 {
+		s.queue = s.spare
+	}
 	s.spare = nil
 	if cap(s.queue) > idleQueueCap {
 		s.queue = nil
