@@ -402,6 +402,12 @@ func (s *Socket) wait(all bool) {
 // abort ends the socket at once, cutting writes in progress.
 func (s *Socket) abort() {
 	s.abortW()
+	s.mu.Lock()
+	dl := s.dl
+	s.mu.Unlock()
+	if dl != nil {
+		dl.expire(context.Canceled, false) // see newBatchDeadline
+	}
 	s.end(errSocketClosed)
 }
 

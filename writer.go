@@ -224,12 +224,20 @@ func (s *Socket) writeBatch(dl *writeDeadline, batch []queued) error {
 }
 
 // newBatchDeadline returns the context of the socket's batches; see
-// writeContext.
+// writeContext. Its parent is not s.wctx but its values alone, and
+// abort ends it directly: watching s.wctx would cost every socket, idle
+// or not, a registration in it (a map and a channel, about 0.5 KiB).
+// Called with mu held, so that abort either sees it or came first.
 func (s *Socket) newBatchDeadline() *writeDeadline {
+	timeout := s.cfg.writeTimeout
 	if s.es != nil {
-		return newWriteDeadline(s.wctx, 0)
+		timeout = 0 // the stream bounds its own writes
 	}
-	return newWriteDeadline(s.wctx, s.cfg.writeTimeout)
+	dl := newWriteDeadline(context.WithoutCancel(s.wctx), timeout)
+	if err := s.wctx.Err(); err != nil {
+		dl.expire(err, false) // aborted already
+	}
+	return dl
 }
 
 // outBatch is a batch of messages in the wire form of either transport.

@@ -114,3 +114,59 @@ func TestWriterPoolHandoff(t *testing.T) {
 		}
 	}
 }
+
+// TestAbortCutsBlockedWrite: Hub.Close cuts the write of a socket whose
+// client stopped reading, with no WriteTimeout to end it otherwise.
+func TestAbortCutsBlockedWrite(t *testing.T) {
+	for _, k := range kinds {
+		t.Run(k.String(), func(t *testing.T) {
+			hub := newHub(t, nil)
+			opts := chatOptions(hub)
+			opts.WriteTimeout = -1
+			opts.EventSource.WriteTimeout = -1
+			opts.MaxQueueBytes = -1
+			ts := newTestServer(t, opts, nil)
+			if k == TransportWebSocket {
+				dialWS(t, ts, wsDial{noRead: true})
+			} else {
+				dialES(t, ts, esDial{noRead: true})
+			}
+			s := ts.next(t)
+			// More than the socket buffers hold, in one message: once the
+			// writer has taken it, the write is stuck.
+			if err := s.Send(strings.Repeat("x", 64<<20)); err != nil {
+				t.Fatal(err)
+			}
+			eventually(t, "the write to block", blockedWrite)
+			closed := make(chan struct{})
+			go func() {
+				hub.Close()
+				close(closed)
+			}()
+			select {
+			case <-closed:
+			case <-time.After(waitLong):
+				t.Fatal("Hub.Close did not cut the blocked write")
+			}
+			waitDone(t, s)
+		})
+	}
+}
+
+// blockedWrite reports whether a socket's writer waits for its
+// connection to take a write.
+func blockedWrite() bool {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			for _, g := range strings.Split(string(buf[:n]), "\n\n") {
+				if strings.Contains(g, "realtime.(*Socket).writeBatch(") && strings.Contains(g, "waitWrite") {
+					return true
+				}
+			}
+			return false
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+}
