@@ -76,11 +76,16 @@ func TestIdleSocketNoWriter(t *testing.T) {
 
 // writers counts the goroutines running a socket's writer.
 func writers() int {
+	return strings.Count(stacks(), "realtime.(*Socket).writeLoop(")
+}
+
+// stacks returns the stacks of all goroutines.
+func stacks() string {
 	buf := make([]byte, 1<<20)
 	for {
 		n := runtime.Stack(buf, true)
 		if n < len(buf) {
-			return strings.Count(string(buf[:n]), "realtime.(*Socket).writeLoop(")
+			return string(buf[:n])
 		}
 		buf = make([]byte, 2*len(buf))
 	}
@@ -156,17 +161,10 @@ func TestAbortCutsBlockedWrite(t *testing.T) {
 // blockedWrite reports whether a socket's writer waits for its
 // connection to take a write.
 func blockedWrite() bool {
-	buf := make([]byte, 1<<20)
-	for {
-		n := runtime.Stack(buf, true)
-		if n < len(buf) {
-			for _, g := range strings.Split(string(buf[:n]), "\n\n") {
-				if strings.Contains(g, "realtime.(*Socket).writeBatch(") && strings.Contains(g, "waitWrite") {
-					return true
-				}
-			}
-			return false
+	for _, g := range strings.Split(stacks(), "\n\n") {
+		if strings.Contains(g, "realtime.(*Socket).writeBatch(") && strings.Contains(g, "waitWrite") {
+			return true
 		}
-		buf = make([]byte, 2*len(buf))
 	}
+	return false
 }

@@ -84,9 +84,10 @@ func responseHead(h http.Header) []byte {
 // lastChunk ends a chunked body.
 var lastChunk = []byte("0\r\n\r\n")
 
-// closeWriteTimeout bounds the write of the last chunk when a stream
-// without a WriteTimeout is closed, so that Close never waits for ever.
-const closeWriteTimeout = time.Second
+// lastChunkTimeout bounds the write of the last chunk where it cannot
+// be tried without waiting (TLS), so that closing a stream whose client
+// stopped reading does not wait for it.
+const lastChunkTimeout = 50 * time.Millisecond
 
 // connBufs are the buffers a hijacked stream assembles a write in: the
 // chunk, its framing, and first the response head. Streams share them
@@ -165,15 +166,11 @@ func (s *Stream) watchConn() {
 
 // endConn ends a hijacked stream's response, as net/http ends one when
 // the handler returns: with the last chunk, so that the client sees a
-// complete response, unless a write failed or the client left. Called
-// with the write lock held.
+// complete response, unless a write failed or the client left, or the
+// connection cannot take it at once. Called with the write lock held.
 func (s *Stream) endConn(cause error) {
-	if !s.broken && s.head == nil && !errors.Is(cause, ErrClientGone) {
-		t := s.timeout
-		if t <= 0 {
-			t = closeWriteTimeout
-		}
-		s.conn.SetWriteDeadline(time.Now().Add(t))
+	if !s.broken && s.head == nil && !errors.Is(cause, ErrClientGone) && !tryWrite(s.conn, lastChunk) {
+		s.conn.SetWriteDeadline(time.Now().Add(lastChunkTimeout))
 		s.conn.Write(lastChunk)
 	}
 	s.conn.Close()
