@@ -88,6 +88,7 @@ type Socket struct {
 	started     bool           // the transport is open: writers may start
 	writing     bool           // a writer runs, or the socket ended without one (none may start)
 	dl          *writeDeadline // the writers' batch deadline and idle timer; set by run
+	shardIdx    uint32         // of writerShards
 	seq         uint64         // EventSource: the highest Realtime-Seq delivered
 	dropped     uint64
 	chans       memberships     // the channels joined
@@ -133,6 +134,7 @@ func newSocket(h *handler, transport Transport, r *http.Request) *Socket {
 		hub:        h.cfg.hub,
 		done:       make(chan struct{}),
 		writerDone: make(chan struct{}),
+		shardIdx:   nextShard.Add(1),
 	}
 	// Keep the request's values (authentication, tracing), not its
 	// lifetime: the socket's is its own.

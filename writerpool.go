@@ -22,7 +22,7 @@ var idleWriterWait atomic.Int64
 
 func init() { idleWriterWait.Store(int64(idleWriterTimeout)) }
 
-// pooledWriter is a writer goroutine waiting in writerPool.
+// pooledWriter is a writer goroutine waiting in a writerShard.
 type pooledWriter struct {
 	state atomic.Uint32 // writerIdle, writerTaken or writerGone
 	c     chan *Socket  // capacity 1: the taker never blocks
@@ -35,26 +35,43 @@ const (
 	writerGone
 )
 
-// writerPool holds the *pooledWriter waiting. A sync.Pool may drop one
-// at any time: its goroutine then ends when its wait does, and a writer
-// that has ended is never handed a socket (see startWriter).
-var writerPool sync.Pool
+// writerShards hold the writers waiting, in shards, each a stack with
+// the latest parked on top, so that a socket's kick contends with a
+// few others only. A sync.Pool would drop its writers at every other
+// garbage collection, which a broadcast triggers often.
+var writerShards [16]writerShard
 
-// startWriter gets a goroutine to run s's writer: a pooled one, or a
-// new one.
+type writerShard struct {
+	mu   sync.Mutex
+	idle []*pooledWriter // by the time they parked; gone ones at the bottom
+	_    [40]byte        // a cache line each
+}
+
+// shard returns the shard of s's writers.
+func (s *Socket) shard() *writerShard {
+	return &writerShards[s.shardIdx%uint32(len(writerShards))]
+}
+
+var nextShard atomic.Uint32
+
+// startWriter gets a goroutine to run s's writer: one waiting in s's
+// shard, or a new one.
 func startWriter(s *Socket) {
-	for {
-		w, _ := writerPool.Get().(*pooledWriter)
-		if w == nil {
-			go runWriter(s)
-			return
-		}
+	sh := s.shard()
+	sh.mu.Lock()
+	for n := len(sh.idle); n > 0; n-- {
+		w := sh.idle[n-1]
+		sh.idle[n-1] = nil
+		sh.idle = sh.idle[:n-1]
 		if w.state.CompareAndSwap(writerIdle, writerTaken) {
+			sh.mu.Unlock()
 			w.c <- s
 			return
 		}
-		// Its wait ended: it is gone, or going.
+		// Its wait ended: it is gone.
 	}
+	sh.mu.Unlock()
+	go runWriter(s)
 }
 
 // runWriter is a writer goroutine: it writes for s, then for each
@@ -68,24 +85,34 @@ func runWriter(s *Socket) {
 		} else {
 			w.timer.Reset(time.Duration(idleWriterWait.Load()))
 		}
-		s = w.park()
+		s = w.park(s.shard())
 	}
 }
 
-// park puts w in the pool and waits to be handed a socket, which it
-// returns, or for idleWriterTimeout, after which it returns nil unless
-// a socket is on its way.
-func (w *pooledWriter) park() *Socket {
+// park puts w in sh and waits to be handed a socket, which it returns,
+// or for idleWriterTimeout, after which it returns nil unless a socket
+// is on its way.
+func (w *pooledWriter) park(sh *writerShard) *Socket {
 	w.state.Store(writerIdle)
-	writerPool.Put(w)
+	sh.mu.Lock()
+	sh.idle = append(sh.idle, w)
+	sh.mu.Unlock()
 	select {
 	case s := <-w.c:
 		w.timer.Stop()
 		return s
 	case <-w.timer.C:
-		if w.state.CompareAndSwap(writerIdle, writerGone) {
-			return nil
+		if !w.state.CompareAndSwap(writerIdle, writerGone) {
+			return <-w.c // taken just now
 		}
-		return <-w.c // taken just now
+		// The writers below w parked earlier and are gone too: all
+		// wait the same time.
+		sh.mu.Lock()
+		for len(sh.idle) > 0 && sh.idle[0].state.Load() == writerGone {
+			sh.idle[0] = nil
+			sh.idle = sh.idle[1:]
+		}
+		sh.mu.Unlock()
+		return nil
 	}
 }
