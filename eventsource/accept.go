@@ -21,9 +21,9 @@ import (
 // it can (see HijackMode and Options.Hijack): the stream then writes a
 // chunked response to the connection itself, with Connection: close in
 // the head, and the handler may return at once (see Stream.Hijacked).
-// Otherwise, over HTTP/2, or behind middleware that hides the
-// connection, writes and flushes go through http.ResponseController,
-// behind middleware that implements Unwrap.
+// Otherwise, over HTTP/2 or HTTP/1.0, or behind middleware that hides
+// the connection, writes and flushes go through
+// http.ResponseController, which follows the Unwrap of middleware.
 //
 // If r is not an EventSource request (see IsEventSource), Accept answers
 // 405 (not a GET) or 406 (text/event-stream not accepted) and returns an
