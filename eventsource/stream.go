@@ -34,15 +34,18 @@ func (s *Stream) onEnd(f func()) {
 // All methods are safe for concurrent use; concurrent sends are
 // serialized event by event, so events never interleave on the wire.
 //
-// A stream ends once: when Close is called, when the request's context
-// ends (the client went away), or when a write fails or times out. Done
+// A stream ends once: when Close is called, when the client goes away
+// (the request's context ends, or a hijacked connection's read fails),
+// or when a write fails or times out. Done
 // is then closed and Err tells why. Once Done is closed no write to the
 // ResponseWriter is in progress or will start, so the handler may
 // return.
 //
-// A Stream starts no goroutines. Keep-alive comments are written from a
-// timer, under the same lock as sends, and the timer is stopped when the
-// stream ends.
+// A Stream written through net/http starts no goroutines; one on a
+// hijacked connection starts one, which reads the connection to see the
+// client leave and ends with the stream. Keep-alive comments are
+// written from a timer, under the same lock as sends, and the timer is
+// stopped when the stream ends.
 type Stream struct {
 	w         http.ResponseWriter      // nil once hijacked
 	rc        *http.ResponseController // nil once hijacked
