@@ -157,7 +157,8 @@ func (s *Socket) Transport() Transport { return s.transport }
 
 // Request returns the request that opened the socket: its URL, headers
 // and remote address. Its body must not be read, and its context may
-// have ended (a WebSocket's handler returns after the upgrade); the
+// have ended (the handler of a WebSocket, and of an EventSource stream
+// on a hijacked connection, returns once the socket opens); the
 // socket's context, given to serve and OnMessage, keeps the request
 // context's values.
 func (s *Socket) Request() *http.Request { return s.req }
