@@ -174,23 +174,24 @@ func (s *Socket) writeStart(dl *writeDeadline, beat []queued) error {
 	s.hello = true
 	s.mu.Unlock()
 	pos := s.cur.encode()
+	// The position goes in one write with the heartbeat message, bound
+	// by the batches' deadline: a context of its own, derived from
+	// s.wctx, would leave a registration in it for the socket's life.
+	out := outBatches.Get().(*outBatch)
+	defer out.release()
 	switch {
 	case s.es != nil:
-		ev := eventsource.Event{Type: HelloEvent, ID: pos, Data: s.token}
-		if err := s.es.Send(s.wctx, ev); err != nil {
-			return timeoutError(s.wctx, err)
+		if err := out.es.Add(eventsource.Event{Type: HelloEvent, ID: pos, Data: s.token}); err != nil {
+			return err
 		}
 	case s.proto != protoPlain:
-		ctx, cancel := s.writeContext()
-		err := s.ws.Write(ctx, websocket.MessageText, []byte(pos))
-		cancel()
-		if err != nil {
-			return timeoutError(ctx, err)
+		if err := out.ws.Add(websocket.MessageText, []byte(pos)); err != nil {
+			return err
 		}
 	}
 	// A v2 client learns the heartbeat at once, with the position (beat
 	// is the heartbeat message then): its idle watchdog is derived from it.
-	return s.writeBatch(dl, beat)
+	return s.encodeAndFlush(dl, out, beat)
 }
 
 // writeBatch writes messages in order, with one flush: on a busy socket a
@@ -203,11 +204,19 @@ func (s *Socket) writeBatch(dl *writeDeadline, batch []queued) error {
 	}
 	out := outBatches.Get().(*outBatch)
 	defer out.release()
+	return s.encodeAndFlush(dl, out, batch)
+}
+
+// encodeAndFlush adds batch to out and writes out, under dl's deadline.
+func (s *Socket) encodeAndFlush(dl *writeDeadline, out *outBatch, batch []queued) error {
 	var err error
 	for _, q := range batch {
 		if err = s.write(out, q.m); err != nil {
 			break // an event that cannot be encoded: send those before it
 		}
+	}
+	if out.ws.Len() == 0 && out.es.Len() == 0 {
+		return err
 	}
 	dl.arm()
 	var werr error
@@ -223,8 +232,9 @@ func (s *Socket) writeBatch(dl *writeDeadline, batch []queued) error {
 	return err
 }
 
-// newBatchDeadline returns the context of the socket's batches; see
-// writeContext. Its parent is not s.wctx but its values alone, and
+// newBatchDeadline returns the context of the socket's batches, whose
+// deadline is WriteTimeout on WebSocket (an EventSource stream bounds
+// its own writes). Its parent is not s.wctx but its values alone, and
 // abort ends it directly: watching s.wctx would cost every socket, idle
 // or not, a registration in it (a map and a channel, about 0.5 KiB).
 // Called with mu held, so that abort either sees it or came first.
@@ -270,13 +280,6 @@ func timeoutError(ctx context.Context, err error) error {
 		return &writeTimeoutError{err}
 	}
 	return err
-}
-
-func (s *Socket) writeContext() (context.Context, context.CancelFunc) {
-	if s.es != nil || s.cfg.writeTimeout <= 0 {
-		return s.wctx, func() {}
-	}
-	return context.WithTimeout(s.wctx, s.cfg.writeTimeout)
 }
 
 // write adds one message to out in the socket's wire form, and keeps the
