@@ -54,7 +54,7 @@
 //
 // # Reliability
 //
-// Each socket has a bounded send queue drained by its own writer
+// Each socket has a bounded send queue drained by its writer
 // goroutine: Send and Publish never wait for a client, and a client
 // that reads slowly fills its own queue only, with the policy set by
 // Options.QueuePolicy when it is full (close with 1013 so the client
@@ -64,7 +64,10 @@
 // whose writes must finish within Options.WriteTimeout. Clients notice
 // a dead server by the heartbeat messages of realtime.v2, which page
 // JavaScript sees, unlike pings and comments. [Hub.Shutdown] closes
-// every socket with 1001 and waits, with a deadline.
+// every socket with 1001 and waits, with a deadline. Connections that
+// left net/http (every WebSocket, and EventSource streams over HTTP/1.1,
+// see below) are not tracked by http.Server.Shutdown: call Hub.Shutdown
+// from http.Server.RegisterOnShutdown to close them gracefully.
 //
 // # Observability
 //
@@ -75,18 +78,26 @@
 // heartbeats, and the broker's publish latency and the node's follow
 // lag. A nil hook costs a nil check, and no event allocates. A
 // *slog.Logger (Options.Logger, HubOptions.Logger) logs the same events;
-// nothing is logged by default. Modules prometheus and otel of this
-// repository turn an Observer into metrics.
+// nothing is logged by default. Modules promobserver and otelobserver of
+// this repository turn an Observer into metrics.
 //
 // # Goroutines
 //
-// For each socket the package runs one writer goroutine, and for a
-// WebSocket one read goroutine, which calls OnMessage; all end when the
-// socket does. The serve function of an EventSource socket runs on the
-// request's goroutine, which stays until the stream ends (and, without
-// a serve function, is the writer); a WebSocket's runs on a goroutine of
-// its own, since the connection leaves net/http at the upgrade and its
-// handler returns at once. A WebSocket over HTTP/2 (RFC 8441, which Go's
+// A socket's writer goroutine runs only while the socket has something
+// to write (messages, its position, a heartbeat, the close): the first
+// message queued to an idle socket starts it, and it ends once the queue
+// is empty, so an idle socket holds no writer and no grown stack. A
+// WebSocket has one read goroutine, which calls OnMessage, and an
+// EventSource stream on a hijacked connection a small one that only
+// sees the client leave (see eventsource.HijackMode); all end when the
+// socket does. The connection of a WebSocket leaves net/http at the
+// upgrade, and that of an EventSource stream over HTTP/1.1 when Accept
+// hijacks it, so their handlers return at once and a serve function
+// runs on a goroutine of its own. An EventSource stream that stays with
+// net/http (over HTTP/2, behind middleware that hides the connection,
+// or with Options.EventSource.Hijack set to eventsource.HijackNever)
+// keeps its request's goroutine until the stream ends, and serve runs
+// on it. A WebSocket over HTTP/2 (RFC 8441, which Go's
 // net/http server offers when the program runs with
 // GODEBUG=http2xconnect=1) is a stream of the request, so its handler
 // stays until the socket ends, and the connection has one more goroutine
@@ -363,6 +374,13 @@
 //     ProtoMajor says which was used. false: HTTP/1.1 only. Servers
 //     (websocket.Accept, Handler) take it whenever net/http offers
 //     extended CONNECT, with GODEBUG=http2xconnect=1.
+//   - Hijack (eventsource.HijackMode): whether an EventSource stream
+//     over HTTP/1.1 takes its connection over from net/http, so that the
+//     handler returns at once and the stream writes to the connection.
+//     eventsource.Options (and so Options.EventSource); 0, HijackAuto,
+//     hijacks when the ResponseWriter allows it, and otherwise (HTTP/2,
+//     HTTP/1.0, middleware that hides the connection) writes through
+//     http.ResponseController, as HijackNever always does.
 //   - MaxMessageSize (int64 bytes): the largest message received, its
 //     payload summed over fragments and after decompression, and here
 //     also the body of a POST. websocket.ConnOptions, Options (unless

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/realtime-go/realtime/eventsource"
+	"github.com/realtime-go/realtime/internal/eshook"
 	"github.com/realtime-go/realtime/internal/origin"
 	"github.com/realtime-go/realtime/internal/quote"
 	"github.com/realtime-go/realtime/websocket"
@@ -31,12 +32,15 @@ import (
 // so serve should return when ctx ends. A nil serve leaves the socket
 // open until the client or the server closes it.
 //
-// For an EventSource socket serve runs on the request's goroutine, and
-// the handler returns once the stream and its goroutines have ended, as
-// net/http requires. A WebSocket's connection leaves net/http at the
-// upgrade, so its handler returns at once and serve runs on a goroutine
-// of its own; this spares an idle socket the request goroutine's stack
-// and net/http's buffers.
+// A WebSocket's connection leaves net/http at the upgrade, and an
+// EventSource stream's over HTTP/1.1 when Accept hijacks it (see
+// eventsource.HijackMode, Options.EventSource.Hijack): the handler then
+// returns at once and serve runs on a goroutine of its own, which spares
+// an idle socket the request goroutine's stack and net/http's
+// goroutine and buffers. An EventSource stream that stays with net/http
+// (HTTP/2, middleware that hides the connection, HijackNever) runs serve
+// on the request's goroutine, and the handler returns once the stream
+// and its goroutines have ended, as net/http requires.
 //
 // While Options.Hub is shutting down, new sockets are refused with 503.
 func Handler(opts *Options, serve func(ctx context.Context, s *Socket)) http.Handler {
@@ -252,29 +256,51 @@ func (h *handler) connect(w http.ResponseWriter, s *Socket) bool {
 
 // run starts the socket's goroutines and serve.
 //
-// A WebSocket over HTTP/1.1 no longer belongs to net/http once
-// hijacked, so its handler returns at once: the request's goroutine,
-// whose stack grew while parsing the request, and net/http's buffers
-// for the connection are freed, and serve runs on a fresh goroutine.
-// Over HTTP/2 the WebSocket is the request's stream, so serveWebSocket
-// then waits for it to end. An EventSource
-// stream's handler must stay until the stream ends (the ResponseWriter
-// dies with it), so it runs serve, or, without one, the writer itself.
+// A WebSocket over HTTP/1.1, or an EventSource stream on a hijacked
+// connection, no longer belongs to net/http, so its handler returns at
+// once: the request's goroutine, whose stack grew while parsing the
+// request, and net/http's goroutine and buffers for the connection are
+// freed, and serve runs on a fresh goroutine. Over HTTP/2 the WebSocket
+// is the request's stream, so serveWebSocket then waits for it to end.
+// An EventSource stream written through the ResponseWriter (HTTP/2, or
+// middleware that hides the connection) needs its handler until the
+// stream ends, so the handler runs serve, or, without one, waits.
+// The first writer writes the position; later ones start when there is
+// something to write (see kickLocked).
 func (h *handler) run(s *Socket) {
 	h.reg.add(s)
-	switch {
-	case s.ws != nil:
+	s.mu.Lock()
+	ended := s.ended
+	if !ended {
+		s.dl = s.newBatchDeadline()
+		s.started, s.writing = true, true
+	}
+	s.mu.Unlock()
+	if !ended {
+		startWriter(s)
+	}
+	if s.ws != nil {
 		go s.readLoop()
-		go s.writeLoop()
+	} else {
+		h.watchStream(s)
+	}
+	switch {
+	case s.ws != nil || s.es.Hijacked():
 		if h.serve != nil {
 			go h.serveSocket(s)
 		}
 	case h.serve != nil:
-		go s.writeLoop()
 		h.serveSocket(s)
 	default:
-		s.writeLoop()
+		s.wait(true)
 	}
+}
+
+// watchStream ends an EventSource socket when its stream ends
+// underneath (the client left, a keep-alive failed), with no goroutine
+// waiting for that.
+func (h *handler) watchStream(s *Socket) {
+	eshook.OnEnd(s.es, func() { s.end(s.es.Err()) })
 }
 
 // serveSocket runs serve and closes the socket when it returns.

@@ -44,11 +44,14 @@ func (t Transport) String() string {
 //
 // # Goroutines
 //
-// The socket owns one writer goroutine, and on WebSocket one read
-// goroutine, which runs Options.OnMessage. Both end when the socket
-// ends, which Close brings about; Close waits for them, except that it
-// does not wait for a read goroutine that is running OnMessage, so that
-// OnMessage may call Close.
+// A socket has a writer goroutine only while it has something to write
+// (queued messages, its position, a heartbeat, the close): the first
+// Send to an idle socket starts one, which drains the queue and ends, so
+// that an idle socket holds no parked goroutine and no grown stack. On
+// WebSocket the socket also owns a read goroutine, which runs
+// Options.OnMessage. Both end when the socket ends, which Close brings
+// about; Close waits for them, except that it does not wait for a read
+// goroutine that is running OnMessage, so that OnMessage may call Close.
 type Socket struct {
 	id        string
 	transport Transport
@@ -82,13 +85,16 @@ type Socket struct {
 	closeReason string
 	closeErr    error // what Err reports after that close
 	ended       bool
-	beat        bool   // a heartbeat message is due
-	seq         uint64 // EventSource: the highest Realtime-Seq delivered
+	beat        bool           // a heartbeat message is due
+	started     bool           // the transport is open: writers may start
+	writing     bool           // a writer runs, or the socket ended without one (none may start)
+	dl          *writeDeadline // the writers' batch deadline and idle timer; set by run
+	shardIdx    uint32         // of writerShards
+	seq         uint64         // EventSource: the highest Realtime-Seq delivered
 	dropped     uint64
 	dropSeen    uint64          // dropped, as reported to Observer.OnDrop
 	overflow    uint64          // messages dropped by the overflow that closed the socket
 	opened      time.Time       // when the socket opened, if observed
-	wake        chan struct{}   // the writer's doorbell, capacity 1
 	chans       memberships     // the channels joined
 	failed      map[string]bool // channels whose latest join could not resume
 	presence    *PresenceEntry  // SetPresence; nil: none
@@ -130,9 +136,9 @@ func newSocket(h *handler, transport Transport, r *http.Request) *Socket {
 		cfg:        &h.cfg,
 		hnd:        h,
 		hub:        h.cfg.hub,
-		wake:       make(chan struct{}, 1),
 		done:       make(chan struct{}),
 		writerDone: make(chan struct{}),
+		shardIdx:   nextShard.Add(1),
 	}
 	// Keep the request's values (authentication, tracing), not its
 	// lifetime: the socket's is its own.
@@ -155,7 +161,8 @@ func (s *Socket) Transport() Transport { return s.transport }
 
 // Request returns the request that opened the socket: its URL, headers
 // and remote address. Its body must not be read, and its context may
-// have ended (a WebSocket's handler returns after the upgrade); the
+// have ended (the handler of a WebSocket, and of an EventSource stream
+// on a hijacked connection, returns once the socket opens); the
 // socket's context, given to serve and OnMessage, keeps the request
 // context's values.
 func (s *Socket) Request() *http.Request { return s.req }
@@ -282,7 +289,7 @@ func (s *Socket) enqueueLocked(m *message) error {
 	}
 	s.queue = append(s.queue, queued{m: m})
 	s.queued += n
-	s.ring()
+	s.kickLocked()
 	return nil
 }
 
@@ -296,7 +303,7 @@ func (s *Socket) enqueueReplay(ms []*message) {
 		s.queue = append(s.queue, queued{m: m, replay: true})
 	}
 	s.free += len(ms)
-	s.ring()
+	s.kickLocked()
 }
 
 // full reports whether a message of n bytes would exceed a bound of the
@@ -312,7 +319,16 @@ func (s *Socket) full(n int64) bool {
 	return b >= 0 && s.queued > 0 && s.queued+n > b
 }
 
-func (s *Socket) ring() { ring(s.wake) }
+// kickLocked starts a writer unless one runs: there is something to
+// write. Before the transport opens (while joins queue their replays),
+// run starts the first one. Called with mu held.
+func (s *Socket) kickLocked() {
+	if s.writing || !s.started {
+		return
+	}
+	s.writing = true
+	startWriter(s)
+}
 
 // Ping probes the client and returns when it answered: on WebSocket a
 // ping whose pong arrived, on EventSource a comment line written and
@@ -379,7 +395,7 @@ func (s *Socket) startCloseLocked(code websocket.StatusCode, reason string, caus
 	}
 	s.closing = true
 	s.closeCode, s.closeReason, s.closeErr = code, reason, cause
-	s.ring()
+	s.kickLocked()
 }
 
 // wait waits for the writer and the reader, skipping a reader inside
@@ -394,14 +410,17 @@ func (s *Socket) wait(all bool) {
 // abort ends the socket at once, cutting writes in progress.
 func (s *Socket) abort() {
 	s.abortW()
+	s.mu.Lock()
+	dl := s.dl
+	s.mu.Unlock()
+	if dl != nil {
+		dl.expire(context.Canceled, false) // see newBatchDeadline
+	}
 	s.end(errSocketClosed)
 }
 
 // discard ends a socket whose writer never started.
-func (s *Socket) discard() {
-	s.abort()
-	close(s.writerDone)
-}
+func (s *Socket) discard() { s.abort() }
 
 // end ends the socket, once, with cause unless a close was asked for.
 func (s *Socket) end(cause error) {
@@ -412,6 +431,11 @@ func (s *Socket) end(cause error) {
 		}
 		s.ended = true
 		s.queue, s.spare, s.queued, s.free = nil, nil, 0, 0
+		// Without a writer running, none will start: writerDone is
+		// closed here, once the transport is. A running writer closes
+		// it when it sees the end.
+		noWriter := !s.writing
+		s.writing = true
 		s.mu.Unlock()
 		// Leave before done closes, so code woken by done sees the hub
 		// and its channels without this socket.
@@ -432,5 +456,8 @@ func (s *Socket) end(cause error) {
 		}
 		close(s.done)
 		s.observeEnd(cause)
+		if noWriter {
+			s.writerExit()
+		}
 	})
 }

@@ -11,89 +11,129 @@ import (
 	"github.com/realtime-go/realtime/websocket"
 )
 
-// maxSpare is the largest batch buffer a writer keeps between wake-ups;
-// an idle socket should not pin a large one.
-const maxSpare = 64
+// maxSpare is the largest batch buffer a writer keeps between batches;
+// an idle socket keeps at most idleQueueCap.
+const (
+	maxSpare     = 64
+	idleQueueCap = 4
+)
 
-// writeLoop is the socket's writer goroutine: it writes the hello and
-// the replay, then whatever is queued, and finally the close. Any
-// failure ends the socket.
+// writeLoop is a writer goroutine: it runs while the socket has
+// something to write, one at a time (kickLocked and run start it, under
+// the writing flag). The first writes the hello and the replay; each
+// writes whatever is queued, a heartbeat that is due, and finally the
+// close, and ends once the queue is empty, so that an idle socket holds
+// no goroutine. Any failure ends the socket.
 func (s *Socket) writeLoop() {
-	defer close(s.writerDone)
-	dl := s.newBatchDeadline()
-	defer dl.stop()
-	var beat []queued
-	if s.proto == protoV2 && s.cfg.beat > 0 {
-		beat = []queued{{m: s.cfg.heartbeat}}
-	}
-	err := s.writeStart(dl, beat)
-	if beat != nil && err == nil {
-		dl.idleAfter(s.cfg.beat, s.beatDue)
+	s.mu.Lock()
+	first := !s.hello
+	s.mu.Unlock()
+	var err error
+	if first {
+		err = s.writeStart(s.dl, s.beatBatch())
+		if err == nil && s.proto == protoV2 && s.cfg.beat > 0 {
+			s.dl.idleAfter(s.cfg.beat, s.beatDue)
+		}
 	}
 	for err == nil {
-		batch, closing, ok := s.next()
-		switch {
-		case !ok:
+		batch, step := s.next()
+		switch step {
+		case stepIdle:
+			return // the next Send starts a writer
+		case stepEnded:
 			// Ended underneath (the peer left, or an abort): wait until
 			// the transport is closed, which the handler's return relies on.
 			<-s.done
+			s.writerExit()
 			return
-		case closing:
+		case stepClose:
 			s.end(s.writeClose())
+			s.writerExit()
 			return
-		case batch == nil:
-			err = s.writeBatch(dl, beat)
+		case stepBeat:
+			err = s.writeBatch(s.dl, s.beatBatch())
 		default:
-			err = s.writeBatch(dl, batch)
+			err = s.writeBatch(s.dl, batch)
 			s.observeOut(batch, err)
 			s.recycle(batch)
 		}
 	}
 	s.end(err)
+	s.writerExit()
 }
 
-// beatDue runs on the writer's timer once the socket was idle for one
-// Heartbeat: the writer is to send a heartbeat message.
+// writerExit is the end of the last writer, or of a socket that ended
+// with none running: nothing writes from now on.
+func (s *Socket) writerExit() {
+	if s.dl != nil {
+		s.dl.stop()
+	}
+	close(s.writerDone)
+}
+
+// beatBatch is the batch of a heartbeat message: nil unless the socket
+// speaks realtime.v2 and has a Heartbeat.
+func (s *Socket) beatBatch() []queued {
+	if s.proto == protoV2 && s.cfg.beat > 0 {
+		return []queued{{m: s.cfg.heartbeat}}
+	}
+	return nil
+}
+
+// beatDue runs on the socket's idle timer once the socket was idle for
+// one Heartbeat: a writer is to send a heartbeat message.
 func (s *Socket) beatDue() {
 	s.mu.Lock()
-	s.beat = true
+	if !s.ended {
+		s.beat = true
+		s.kickLocked()
+	}
 	s.mu.Unlock()
-	s.ring()
 }
 
-// next waits for queued messages, a close to perform, a heartbeat due
-// (batch nil), or the end of the socket (ok false).
-func (s *Socket) next() (batch []queued, closing, ok bool) {
-	var streamDone <-chan struct{}
-	if s.es != nil {
-		streamDone = s.es.Done()
-	}
+// writeStep is what next gives a writer to do.
+type writeStep uint8
+
+const (
+	stepIdle  writeStep = iota // nothing: the writer ends
+	stepBatch                  // write the queued messages
+	stepBeat                   // write a heartbeat message
+	stepClose                  // perform the close asked for
+	stepEnded                  // the socket has ended
+)
+
+// next takes what the writer is to do. With nothing to do, the writer
+// is no longer running once next returns: the next Send starts another.
+func (s *Socket) next() ([]queued, writeStep) {
 	s.mu.Lock()
-	for len(s.queue) == 0 && !s.closing && !s.ended && !s.beat {
-		s.mu.Unlock()
-		select {
-		case <-s.wake:
-		case <-s.done:
-		case <-streamDone:
-			s.end(s.es.Err())
-		}
-		s.mu.Lock()
-	}
 	defer s.mu.Unlock()
+	beat := s.beat
 	s.beat = false // messages, or the close, make the heartbeat needless
 	switch {
 	case s.ended:
-		return nil, false, false
+		return nil, stepEnded
 	case len(s.queue) > 0:
-		batch = s.queue
+		batch := s.queue
 		s.queue = s.spare[:0]
 		s.spare = nil
 		s.free = 0
-		return batch, false, true
+		return batch, stepBatch
 	case s.closing:
-		return nil, true, true
+		return nil, stepClose
+	case beat:
+		return nil, stepBeat
 	}
-	return nil, false, true
+	s.writing = false
+	// An idle socket keeps one small array for the next message, and
+	// pins none for bursts that may not come.
+	if cap(s.queue) == 0 {
+		s.queue = s.spare
+	}
+	s.spare = nil
+	if cap(s.queue) > idleQueueCap {
+		s.queue = nil
+	}
+	return nil, stepIdle
 }
 
 // recycle releases a written batch's bytes from the queue's count and
@@ -135,23 +175,24 @@ func (s *Socket) writeStart(dl *writeDeadline, beat []queued) error {
 	s.hello = true
 	s.mu.Unlock()
 	pos := s.cur.encode()
+	// The position goes in one write with the heartbeat message, bound
+	// by the batches' deadline: a context of its own, derived from
+	// s.wctx, would leave a registration in it for the socket's life.
+	out := outBatches.Get().(*outBatch)
+	defer out.release()
 	switch {
 	case s.es != nil:
-		ev := eventsource.Event{Type: HelloEvent, ID: pos, Data: s.token}
-		if err := s.es.Send(s.wctx, ev); err != nil {
-			return timeoutError(s.wctx, err)
+		if err := out.es.Add(eventsource.Event{Type: HelloEvent, ID: pos, Data: s.token}); err != nil {
+			return err
 		}
 	case s.proto != protoPlain:
-		ctx, cancel := s.writeContext()
-		err := s.ws.Write(ctx, websocket.MessageText, []byte(pos))
-		cancel()
-		if err != nil {
-			return timeoutError(ctx, err)
+		if err := out.ws.Add(websocket.MessageText, []byte(pos)); err != nil {
+			return err
 		}
 	}
 	// A v2 client learns the heartbeat at once, with the position (beat
 	// is the heartbeat message then): its idle watchdog is derived from it.
-	return s.writeBatch(dl, beat)
+	return s.encodeAndFlush(dl, out, beat)
 }
 
 // writeBatch writes messages in order, with one flush: on a busy socket a
@@ -164,11 +205,19 @@ func (s *Socket) writeBatch(dl *writeDeadline, batch []queued) error {
 	}
 	out := outBatches.Get().(*outBatch)
 	defer out.release()
+	return s.encodeAndFlush(dl, out, batch)
+}
+
+// encodeAndFlush adds batch to out and writes out, under dl's deadline.
+func (s *Socket) encodeAndFlush(dl *writeDeadline, out *outBatch, batch []queued) error {
 	var err error
 	for _, q := range batch {
 		if err = s.write(out, q.m); err != nil {
 			break // an event that cannot be encoded: send those before it
 		}
+	}
+	if out.ws.Len() == 0 && out.es.Len() == 0 {
+		return err
 	}
 	dl.arm()
 	var werr error
@@ -184,13 +233,22 @@ func (s *Socket) writeBatch(dl *writeDeadline, batch []queued) error {
 	return err
 }
 
-// newBatchDeadline returns the context of the socket's batches; see
-// writeContext.
+// newBatchDeadline returns the context of the socket's batches, whose
+// deadline is WriteTimeout on WebSocket (an EventSource stream bounds
+// its own writes). Its parent is not s.wctx but its values alone, and
+// abort ends it directly: watching s.wctx would cost every socket, idle
+// or not, a registration in it (a map and a channel, about 0.5 KiB).
+// Called with mu held, so that abort either sees it or came first.
 func (s *Socket) newBatchDeadline() *writeDeadline {
+	timeout := s.cfg.writeTimeout
 	if s.es != nil {
-		return newWriteDeadline(s.wctx, 0)
+		timeout = 0 // the stream bounds its own writes
 	}
-	return newWriteDeadline(s.wctx, s.cfg.writeTimeout)
+	dl := newWriteDeadline(context.WithoutCancel(s.wctx), timeout)
+	if err := s.wctx.Err(); err != nil {
+		dl.expire(err, false) // aborted already
+	}
+	return dl
 }
 
 // outBatch is a batch of messages in the wire form of either transport.
@@ -223,13 +281,6 @@ func timeoutError(ctx context.Context, err error) error {
 		return &writeTimeoutError{err}
 	}
 	return err
-}
-
-func (s *Socket) writeContext() (context.Context, context.CancelFunc) {
-	if s.es != nil || s.cfg.writeTimeout <= 0 {
-		return s.wctx, func() {}
-	}
-	return context.WithTimeout(s.wctx, s.cfg.writeTimeout)
 }
 
 // write adds one message to out in the socket's wire form, and keeps the

@@ -17,9 +17,13 @@ import (
 // lines if configured, and flushes them at once, so the client sees the
 // stream open before the first event.
 //
-// Accept never hijacks the connection: writes and flushes go through
-// http.ResponseController, so streams work over HTTP/1.1 and HTTP/2
-// alike, behind middleware that implements Unwrap.
+// Over HTTP/1.1 Accept takes the connection over from net/http when
+// it can (see HijackMode and Options.Hijack): the stream then writes a
+// chunked response to the connection itself, with Connection: close in
+// the head, and the handler may return at once (see Stream.Hijacked).
+// Otherwise, over HTTP/2 or HTTP/1.0, or behind middleware that hides
+// the connection, writes and flushes go through
+// http.ResponseController, which follows the Unwrap of middleware.
 //
 // If r is not an EventSource request (see IsEventSource), Accept answers
 // 405 (not a GET) or 406 (text/event-stream not accepted) and returns an
@@ -27,8 +31,9 @@ import (
 // returns one wrapping ErrFlushUnsupported. Either way it has written the
 // response.
 //
-// The handler must not return until the stream is done: the
-// ResponseWriter is invalid after the handler returns. Block on
+// Unless the stream is hijacked, the handler must not return until the
+// stream is done: the ResponseWriter is invalid after the handler
+// returns. Block on
 // [Stream.Done], and defer [Stream.Close] so that no send is in progress
 // when the handler returns:
 //
@@ -48,19 +53,23 @@ func Accept(w http.ResponseWriter, r *http.Request, opts *Options) (*Stream, err
 		http.Error(w, "eventsource: the Accept header must list text/event-stream", http.StatusNotAcceptable)
 		return nil, fmt.Errorf("%w: Accept does not list text/event-stream", ErrNotEventSource)
 	}
-	if !canFlush(w) {
+	o := opts.withDefaults()
+	conn := hijack(w, r, o.Hijack)
+	if conn == nil && !canFlush(w) {
 		http.Error(w, "eventsource: streaming unsupported", http.StatusInternalServerError)
 		return nil, ErrFlushUnsupported
 	}
-	o := opts.withDefaults()
-	s := newStream(w, r, &o)
+	s := newStream(w, r, &o, conn)
 	setHeaders(w.Header(), r, opts)
-	w.WriteHeader(http.StatusOK)
-
-	if o.WriteTimeout < 0 {
-		// Clear a deadline http.Server.WriteTimeout set for the whole
-		// response; it would cut the stream however healthy.
-		s.rc.SetWriteDeadline(time.Time{})
+	if conn != nil {
+		s.head = responseHead(w.Header())
+	} else {
+		w.WriteHeader(http.StatusOK)
+		if o.WriteTimeout < 0 {
+			// Clear a deadline http.Server.WriteTimeout set for the whole
+			// response; it would cut the stream however healthy.
+			s.rc.SetWriteDeadline(time.Time{})
+		}
 	}
 	var head []byte
 	if o.Padding {

@@ -33,9 +33,15 @@
 // # Serving
 //
 // [Accept] sends the response head, the optional retry and padding
-// lines, and flushes at once. Every event is flushed when sent, through
-// http.ResponseController, so streams work over HTTP/1.1 and HTTP/2 and
-// behind middleware; the connection is never hijacked. Each write has a
+// lines, and flushes at once. Every event is flushed when sent. Over
+// HTTP/1.1 Accept hijacks the connection when it can and writes the
+// chunked response itself, so that a handler may return at once and an
+// idle stream costs neither a parked handler goroutine nor net/http's
+// buffers and background read (see [HijackMode]); hijacked connections
+// are not tracked by http.Server.Shutdown, so close their streams
+// yourself (or with Broker.Close). Over HTTP/2, and behind middleware
+// that hides the connection, writes go through http.ResponseController.
+// Each write has a
 // deadline (Options.WriteTimeout), so a client that stops reading ends
 // its stream instead of holding a goroutine. Idle streams send a comment
 // line every Options.Heartbeat, which keeps proxies from closing them and
@@ -87,8 +93,10 @@
 // not. A Broker is safe for concurrent use; the events of the streams
 // it serves are written by a few writer goroutines of its own, which
 // exit once it has no streams, and the handler's goroutine only waits.
-// Apart from these, the package runs no goroutines: keep-alives are
-// timer callbacks that take the stream's write lock, the end of the
-// request is watched with context.AfterFunc, and both are stopped when
-// the stream ends.
+// Apart from these, the package runs one goroutine per hijacked stream,
+// which reads the connection to see the client leave (a client sends
+// nothing on an event stream, so it only waits, on a small stack):
+// keep-alives are timer callbacks that take the stream's write lock,
+// the end of a request served through net/http is watched with
+// context.AfterFunc, and all are stopped when the stream ends.
 package eventsource

@@ -32,7 +32,8 @@ var (
 
 	// ErrClientGone is wrapped by the error that ends a stream because the
 	// request's context ended: the client disconnected, or the server is
-	// closing the connection. It also wraps the context's cause.
+	// closing the connection. It also wraps the context's cause, or, on a
+	// hijacked connection (see HijackMode), the error of its read.
 	ErrClientGone = errors.New("eventsource: client went away")
 )
 

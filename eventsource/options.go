@@ -62,6 +62,13 @@ type Options struct {
 	// see data once that much has arrived. Modern clients do not need
 	// it.
 	Padding bool
+
+	// Hijack chooses whether the stream takes an HTTP/1.1 connection over
+	// from net/http. The zero value, HijackAuto, does when the
+	// ResponseWriter allows it; HijackNever keeps the connection with
+	// net/http, for servers that rely on http.Server.Shutdown to wait
+	// for the streams.
+	Hijack HijackMode
 }
 
 func (o *Options) withDefaults() Options {

@@ -3,12 +3,30 @@ package eventsource
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"net/url"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/realtime-go/realtime/internal/eshook"
 )
+
+func init() {
+	eshook.OnEnd = func(s any, f func()) { s.(*Stream).onEnd(f) }
+}
+
+// onEnd makes f run on its own goroutine once the stream has ended.
+func (s *Stream) onEnd(f func()) {
+	s.lockNow()
+	defer s.unlock()
+	if s.ended {
+		go f()
+		return
+	}
+	s.endFn = f
+}
 
 // Stream is the server side of one EventSource connection, made by
 // Accept.
@@ -16,18 +34,22 @@ import (
 // All methods are safe for concurrent use; concurrent sends are
 // serialized event by event, so events never interleave on the wire.
 //
-// A stream ends once: when Close is called, when the request's context
-// ends (the client went away), or when a write fails or times out. Done
+// A stream ends once: when Close is called, when the client goes away
+// (the request's context ends, or a hijacked connection's read fails),
+// or when a write fails or times out. Done
 // is then closed and Err tells why. Once Done is closed no write to the
 // ResponseWriter is in progress or will start, so the handler may
 // return.
 //
-// A Stream starts no goroutines. Keep-alive comments are written from a
-// timer, under the same lock as sends, and the timer is stopped when the
-// stream ends.
+// A Stream written through net/http starts no goroutines; one on a
+// hijacked connection starts one, which reads the connection to see the
+// client leave and ends with the stream. Keep-alive comments are
+// written from a timer, under the same lock as sends, and the timer is
+// stopped when the stream ends.
 type Stream struct {
-	w         http.ResponseWriter
-	rc        *http.ResponseController
+	w         http.ResponseWriter      // nil once hijacked
+	rc        *http.ResponseController // nil once hijacked
+	conn      net.Conn                 // the hijacked connection, or nil
 	r         *http.Request
 	lastID    string
 	keepAlive time.Duration // <0: none
@@ -37,12 +59,15 @@ type Stream struct {
 	// respect a context. It guards everything below up to done.
 	lockc     chan struct{}
 	buf       []byte      // reused encoding buffer
+	head      []byte      // the response head, until written (hijacked only)
+	broken    bool        // a write failed or was cut: the response cannot end cleanly
 	ended     bool        // done is closed
 	lastWrite time.Time   // when the last write ended, for the keep-alive
 	kaTimer   *time.Timer // nil without keep-alive
 	stopCtx   func() bool // stops the context.AfterFunc on r.Context()
 	aborts    sync.WaitGroup
 	abortFn   func() // s.abortWrite, bound once
+	endFn     func() // run once the stream has ended (eshook.OnEnd)
 
 	// closing is set before Close or the end of the request takes the
 	// lock, so that queued senders give way to them.
@@ -56,10 +81,9 @@ type Stream struct {
 	err  error // why the stream ended; set before done is closed
 }
 
-func newStream(w http.ResponseWriter, r *http.Request, o *Options) *Stream {
+func newStream(w http.ResponseWriter, r *http.Request, o *Options, conn net.Conn) *Stream {
 	s := &Stream{
-		w:         w,
-		rc:        http.NewResponseController(w),
+		conn:      conn,
 		r:         r,
 		lastID:    lastEventID(r, o.LastEventIDParam),
 		keepAlive: o.Heartbeat,
@@ -68,10 +92,14 @@ func newStream(w http.ResponseWriter, r *http.Request, o *Options) *Stream {
 		done:      make(chan struct{}),
 	}
 	s.abortFn = s.abortWrite
+	if conn == nil {
+		s.w, s.rc = w, http.NewResponseController(w)
+	}
 	return s
 }
 
-// start arms the keep-alive timer and watches the request's context.
+// start arms the keep-alive timer and watches for the client leaving:
+// the request's context, or on a hijacked connection a read of it.
 func (s *Stream) start() {
 	s.lockNow()
 	defer s.unlock()
@@ -81,6 +109,10 @@ func (s *Stream) start() {
 	if s.keepAlive > 0 {
 		s.lastWrite = time.Now()
 		s.kaTimer = time.AfterFunc(s.keepAlive, s.sendKeepAlive)
+	}
+	if s.conn != nil {
+		go s.watchConn()
+		return
 	}
 	s.stopCtx = context.AfterFunc(s.r.Context(), func() {
 		s.end(fmt.Errorf("%w: %w", ErrClientGone, context.Cause(s.r.Context())))
@@ -105,15 +137,18 @@ func (s *Stream) Err() error {
 // Close ends the stream: Done is closed and later sends fail with an
 // error matching net.ErrClosed. Close waits for a write in progress,
 // which WriteTimeout bounds, so that once it returns the handler may
-// return. The response itself ends when the handler returns. Close
-// returns nil, or the error that had already ended the stream.
+// return. The response itself ends when the handler returns, or, on a
+// hijacked connection, at once: its last chunk is written and the
+// connection closed. Close returns nil, or the error that had already
+// ended the stream.
 func (s *Stream) Close() error {
 	s.end(nil)
 	return s.Err()
 }
 
 // Request returns the request the stream answers. Its context ends when
-// the client goes away, but the stream already watches for that.
+// the client goes away, but the stream already watches for that; on a
+// hijacked connection (see Hijacked) it ends with the handler instead.
 func (s *Stream) Request() *http.Request { return s.r }
 
 // URL returns the request's URL.
@@ -147,7 +182,14 @@ func (s *Stream) endLocked(cause error) {
 	}
 	s.buf = nil
 	s.err = cause
+	if s.conn != nil {
+		s.endConn(cause)
+	}
 	close(s.done)
+	if f := s.endFn; f != nil {
+		s.endFn = nil
+		go f()
+	}
 }
 
 // lock takes the write lock, giving up when ctx ends or the stream ends.
@@ -175,7 +217,7 @@ func (s *Stream) lock(ctx context.Context) error {
 func (s *Stream) interrupt(cause error) {
 	if s.cut.CompareAndSwap(nil, &cause) {
 		// A writer that set its own deadline after this one sees cut.
-		s.rc.SetWriteDeadline(time.Now())
+		s.setWriteDeadline(time.Now())
 	}
 }
 

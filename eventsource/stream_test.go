@@ -19,7 +19,13 @@ import (
 	"go.uber.org/goleak"
 )
 
-var protos = []string{"HTTP/1.1", "HTTP/2.0"}
+// protos are the ways a stream is served: over HTTP/1.1 on the
+// hijacked connection (HijackAuto), over HTTP/1.1 through net/http
+// (HijackNever, see viaNetHTTP), and over HTTP/2.
+var protos = []string{"HTTP/1.1", "HTTP/1.1" + viaNetHTTP, "HTTP/2.0"}
+
+// viaNetHTTP, after a protocol, serves the stream with HijackNever.
+const viaNetHTTP = "+net/http"
 
 // startServer serves EventSource requests with Accept(opts), hands each
 // stream to fn on the handler's goroutine, and keeps the handler until
@@ -33,6 +39,14 @@ func startServer(t testing.TB, proto string, opts *Options, fn func(*Stream)) *h
 // connections into writes, unless it is nil.
 func startCountedServer(t testing.TB, proto string, opts *Options, fn func(*Stream), writes *atomic.Int64) *httptest.Server {
 	t.Helper()
+	if strings.HasSuffix(proto, viaNetHTTP) {
+		var o Options
+		if opts != nil {
+			o = *opts
+		}
+		o.Hijack = HijackNever
+		opts = &o
+	}
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s, err := Accept(w, r, opts)
 		if err != nil {
@@ -81,7 +95,7 @@ func tryOpen(ctx context.Context, srv *httptest.Server, proto, target string, he
 	if err != nil {
 		return nil, err
 	}
-	if resp.StatusCode != http.StatusOK || resp.Proto != proto {
+	if resp.StatusCode != http.StatusOK || resp.Proto != strings.TrimSuffix(proto, viaNetHTTP) {
 		resp.Body.Close()
 		return nil, fmt.Errorf("got %s %s, want %s 200", resp.Proto, resp.Status, proto)
 	}
@@ -151,8 +165,16 @@ func TestHeaders(t *testing.T) {
 				"X-Accel-Buffering": "no",
 				"Connection":        "keep-alive",
 			}
-			if proto == "HTTP/2.0" {
+			switch proto {
+			case "HTTP/2.0":
 				want["Connection"] = ""
+			case "HTTP/1.1":
+				// The hijacked connection is not given back to net/http:
+				// Connection: close, which the client takes out of the header.
+				want["Connection"] = ""
+				if !resp.Close {
+					t.Error("Connection: close missing")
+				}
 			}
 			for k, v := range want {
 				if got := h.Get(k); got != v {
@@ -494,7 +516,9 @@ func TestClientGone(t *testing.T) {
 			cancel()
 			resp.Body.Close()
 			waitDone(t, s)
-			if !errors.Is(s.Err(), ErrClientGone) || !errors.Is(s.Err(), context.Canceled) {
+			// The request's context ends with the client, or on a hijacked
+			// connection the read watching it does.
+			if !errors.Is(s.Err(), ErrClientGone) || !errors.Is(s.Err(), context.Canceled) && !errors.Is(s.Err(), io.EOF) {
 				t.Errorf("Err = %v", s.Err())
 			}
 			if err := s.Close(); !errors.Is(err, ErrClientGone) {

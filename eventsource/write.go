@@ -133,11 +133,12 @@ func (s *Stream) writeEventsLocked(ctx context.Context, p []byte, events []*Enco
 	if s.timeout > 0 {
 		// The deadline also covers the flush, which is where a stalled
 		// client blocks once its socket buffers are full.
-		s.rc.SetWriteDeadline(start.Add(s.timeout))
+		s.setWriteDeadline(start.Add(s.timeout))
 	}
 	if cut := s.cut.Load(); cut != nil {
 		// After the deadline is set: an interrupt from now on moves it.
 		err := newOpError("write", *cut)
+		s.broken = true
 		s.endLocked(err)
 		return err
 	}
@@ -147,17 +148,21 @@ func (s *Stream) writeEventsLocked(ctx context.Context, p []byte, events []*Enco
 		stop = ctxio.AfterFunc(ctx, s.abortFn)
 	}
 	var err error
-	if len(p) > 0 {
-		_, err = s.w.Write(p)
-	}
-	for _, e := range events {
-		if err != nil {
-			break
+	if s.conn != nil {
+		err = s.writeConn(p, events)
+	} else {
+		if len(p) > 0 {
+			_, err = s.w.Write(p)
 		}
-		_, err = s.w.Write(e.b)
-	}
-	if err == nil {
-		err = s.rc.Flush()
+		for _, e := range events {
+			if err != nil {
+				break
+			}
+			_, err = s.w.Write(e.b)
+		}
+		if err == nil {
+			err = s.rc.Flush()
+		}
 	}
 	if stop != nil {
 		if stop() {
@@ -170,12 +175,13 @@ func (s *Stream) writeEventsLocked(ctx context.Context, p []byte, events []*Enco
 			if err != nil {
 				// Cut short: part of the event may be on the wire.
 				err = newOpError("write", context.Cause(ctx))
+				s.broken = true
 				s.endLocked(err)
 				return err
 			}
 			// The write and flush were complete when ctx ended: the
 			// stream is intact once the deadline is restored.
-			s.rc.SetWriteDeadline(time.Time{})
+			s.setWriteDeadline(time.Time{})
 		}
 	}
 	if err != nil {
@@ -186,12 +192,14 @@ func (s *Stream) writeEventsLocked(ctx context.Context, p []byte, events []*Enco
 		} else {
 			err = newOpError("write", err)
 		}
+		s.broken = true
 		s.endLocked(err)
 		return err
 	}
-	if s.timeout > 0 {
+	if s.timeout > 0 && s.conn == nil {
 		// Over HTTP/2 a deadline fires whether or not a write is under
-		// way, so an idle stream must not keep one.
+		// way, so an idle stream must not keep one. A connection's
+		// deadline only bounds writes, and the next one sets its own.
 		s.rc.SetWriteDeadline(time.Time{})
 	}
 	// The keep-alive timer is not reset here, which would cost a timer
@@ -204,5 +212,5 @@ func (s *Stream) writeEventsLocked(ctx context.Context, p []byte, events []*Enco
 // abortWrite interrupts the write in progress when its context ends.
 func (s *Stream) abortWrite() {
 	defer s.aborts.Done()
-	s.rc.SetWriteDeadline(time.Now())
+	s.setWriteDeadline(time.Now())
 }

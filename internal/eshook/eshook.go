@@ -1,0 +1,9 @@
+// Package eshook lets package realtime learn that an eventsource.Stream
+// has ended without a goroutine per stream waiting on its Done channel:
+// an idle realtime socket holds no goroutine of its own.
+package eshook
+
+// OnEnd, set by package eventsource, arranges for f to run on a
+// goroutine of its own once s (an *eventsource.Stream) has ended, at
+// once if it has. f runs at most once.
+var OnEnd func(s any, f func())
