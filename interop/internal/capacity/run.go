@@ -42,6 +42,8 @@ var Rows = []Row{
 	{"cf-ws", "centrifuge", []string{"cf-ws"}, true, "centrifuge v0.40.1 WebsocketHandler, JSON protocol, in-memory broker, server-side subscription"},
 	{"cf-sse", "centrifuge", []string{"cf-sse"}, true, "centrifuge v0.40.1 SSEHandler (PongTimeout -1), in-memory broker"},
 	{"sio-ws", "socketio", []string{"sio-ws"}, true, "Node socket.io, WebSocket transport only, io.emit"},
+	{"drv-ws", "drv-ws", []string{"drv-ws"}, true, "package websocket alone: websocket.Serve, a queue (channel of 256) and a writer goroutine per connection writing all that is queued as one Batch; a broadcast is one PreparedMessage put on every queue"},
+	{"drv-es", "drv-es", []string{"drv-es"}, true, "package eventsource alone: eventsource.Broker (default options) through net/http, a broadcast is one Broker.Publish"},
 	{"raw-ws", "raw-ws", []string{"raw-ws"}, false, "websocket.Serve, a ReadAppend loop per connection, no broadcast"},
 	{"raw-tcp", "raw-tcp", []string{"raw-tcp"}, false, "net.Listener, a goroutine reading 512 B per connection, no broadcast"},
 }
