@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
@@ -76,6 +77,7 @@ func Report(w io.Writer, cfg Config, command string, results []*Result, sustaine
 				float64(r.IdleKiB)/1024, r.KiBPerSocket(), r.Goroutines, bc, once)
 		}
 	}
+	writeRatios(w, results)
 	if len(sustained) > 0 {
 		fmt.Fprintf(w, "\nSustained: %g broadcasts/s of %d B for %v.\n\n", cfg.Sustain.Rate, cfg.Size, cfg.Sustain.Duration)
 		fmt.Fprintln(w, "| row | sockets | delivered / expected | deliveries/s | latency p50 / p99 / max (ms) | server RSS at 1 s → end (max) | server CPU µs/delivery | cores: server / client / other | sockets closed / wrong |")
@@ -95,4 +97,55 @@ func Report(w io.Writer, cfg Config, command string, results []*Result, sustaine
 			fmt.Fprintf(w, "- %s: %s\n", r.Row.Name, r.Row.Notes)
 		}
 	}
+}
+
+// layerPairs are the realtime rows and the driver rows under them, by
+// transport.
+var layerPairs = []struct{ transport, layer, driver string }{
+	{"WebSocket", "rt-ws", "drv-ws"},
+	{"EventSource", "rt-es", "drv-es"},
+}
+
+// writeRatios writes, for each transport whose realtime row and driver
+// row both ran, the server CPU per delivery of the burst of each (the
+// median over the runs of the row, when it ran more than once) and their
+// ratio: what the realtime layer costs over its own driver.
+func writeRatios(w io.Writer, results []*Result) {
+	header := false
+	for _, p := range layerPairs {
+		l, nl := medianBurstCPU(results, p.layer)
+		d, nd := medianBurstCPU(results, p.driver)
+		if nl == 0 || nd == 0 {
+			continue
+		}
+		if !header {
+			header = true
+			fmt.Fprintln(w, "\n| transport | server CPU µs/delivery, burst: realtime layer (runs) | driver level (runs) | realtime / driver |")
+			fmt.Fprintln(w, "|---|---|---|---|")
+		}
+		ratio := "–"
+		if d > 0 {
+			ratio = fmt.Sprintf("%.2fx", float64(l)/float64(d))
+		}
+		fmt.Fprintf(w, "| %s | %s: %s (%d) | %s: %s (%d) | %s |\n", p.transport, p.layer, us(l), nl, p.driver, us(d), nd, ratio)
+	}
+}
+
+// medianBurstCPU is the median server CPU per delivery of the bursts of
+// the row called name, and how many runs it is taken over.
+func medianBurstCPU(results []*Result, name string) (time.Duration, int) {
+	var v []time.Duration
+	for _, r := range results {
+		if r.Row.Name == name && r.Burst.Deliveries > 0 {
+			v = append(v, r.Burst.CPUPerMessage)
+		}
+	}
+	if len(v) == 0 {
+		return 0, 0
+	}
+	slices.Sort(v)
+	if len(v)%2 == 1 {
+		return v[len(v)/2], len(v)
+	}
+	return (v[len(v)/2-1] + v[len(v)/2]) / 2, len(v)
 }

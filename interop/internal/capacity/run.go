@@ -73,6 +73,10 @@ type Config struct {
 	GOMAXPROCS             int
 	NodeDir                string    // interop/node, for socket.io
 	Log                    io.Writer // progress (default os.Stderr)
+	// ProfileDir, if set, gets a CPU profile of the server of each row
+	// that broadcasts, over its burst: ROW-N.pprof, N counting the runs
+	// of the row in this process from 1.
+	ProfileDir string
 	// Settle is how long the sockets stay idle before their memory is
 	// read, so that the handshakes' garbage is gone (default 2 s).
 	Settle time.Duration
@@ -388,6 +392,32 @@ func (s *session) check() {
 	s.res.Closed = s.cl.Stats().Closed
 }
 
+// profiled counts the profiles written per row, for their names.
+var profiled = map[string]int{}
+
+// profile starts the server's CPU profile into cfg.ProfileDir, if set,
+// and returns what stops it.
+func (s *session) profile() (stop func() error, err error) {
+	if s.cfg.ProfileDir == "" || s.row.Server == "socketio" {
+		return func() error { return nil }, nil
+	}
+	profiled[s.row.Name]++
+	path, err := filepath.Abs(filepath.Join(s.cfg.ProfileDir, fmt.Sprintf("%s-%d.pprof", s.row.Name, profiled[s.row.Name])))
+	if err != nil {
+		return nil, err
+	}
+	if _, err := answer(s.srv.Do("profile " + path)); err != nil {
+		return nil, err
+	}
+	return func() error {
+		_, err := answer(s.srv.Do("profile-stop"))
+		if err == nil {
+			s.logf("CPU profile of the burst: %s", path)
+		}
+		return err
+	}, nil
+}
+
 // RunRow measures one row.
 func RunRow(cfg Config, row Row) (*Result, error) {
 	cfg = cfg.defaults()
@@ -405,7 +435,15 @@ func RunRow(cfg Config, row Row) (*Result, error) {
 			return nil, fmt.Errorf("%s: one broadcast: %w", row.Name, err)
 		}
 		s.logf("one broadcast: last delivery after %v", s.res.One.Latency[2])
-		if s.res.Burst, err = s.publish(cfg.Messages, 0, timeout, false, nil); err != nil {
+		stop, err := s.profile()
+		if err != nil {
+			return nil, fmt.Errorf("%s: profile: %w", row.Name, err)
+		}
+		s.res.Burst, err = s.publish(cfg.Messages, 0, timeout, false, nil)
+		if perr := stop(); err == nil && perr != nil {
+			err = fmt.Errorf("profile: %w", perr)
+		}
+		if err != nil {
 			return nil, fmt.Errorf("%s: %d broadcasts: %w", row.Name, cfg.Messages, err)
 		}
 		s.logf("%d broadcasts: %.0f deliveries/s", cfg.Messages, s.res.Burst.PerSecond)
