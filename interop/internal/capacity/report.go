@@ -59,17 +59,21 @@ func Report(w io.Writer, cfg Config, command string, results []*Result, sustaine
 	fmt.Fprintf(w, "Machine: %s. Server: its own process, GOMAXPROCS=%s, %s (Node: one event loop); load client: epoll on raw sockets in one process, %s. Payload %d B. Command: `%s`\n\n",
 		Machine(), gmp, pin(cfg.ServerCPUs), pin(cfg.ClientCPUs), cfg.Size, command)
 	if len(results) > 0 {
-		fmt.Fprintf(w, "| row | sockets | handshakes/s | server RSS idle | KiB per idle socket | goroutines | one broadcast: to delivery p50 / p99 / max (ms) | deliveries/s (one) | %d broadcasts: deliveries/s | server CPU µs/delivery (one / burst) | burst cores: server / client / other | every message once |\n", cfg.Messages)
-		fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|")
+		fmt.Fprintf(w, "| row | sockets | handshakes/s | server RSS idle | KiB per idle socket | goroutines | one broadcast: to delivery p50 / p99 / max (ms) | deliveries/s (one) | %d broadcasts: deliveries/s | server CPU µs/delivery (one / burst) | server writes/delivery (burst, -profile) | burst cores: server / client / other | every message once |\n", cfg.Messages)
+		fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 		for _, r := range results {
 			once := "yes"
 			if r.Wrong > 0 {
 				once = fmt.Sprintf("**no: %d sockets**", r.Wrong)
 			}
-			bc := "– | – | – | – | –"
+			bc := "– | – | – | – | – | –"
 			if r.Row.Broadcast {
-				bc = fmt.Sprintf("%s / %s / %s | %.0f | %.0f | %s / %s | %s", ms(r.One.Latency[0]), ms(r.One.Latency[1]), ms(r.One.Latency[2]),
-					r.One.PerSecond, r.Burst.PerSecond, us(r.One.CPUPerMessage), us(r.Burst.CPUPerMessage), cores(r.Burst))
+				writes := "–"
+				if r.Burst.WritesPerMessage > 0 {
+					writes = fmt.Sprintf("%.3f", r.Burst.WritesPerMessage)
+				}
+				bc = fmt.Sprintf("%s / %s / %s | %.0f | %.0f | %s / %s | %s | %s", ms(r.One.Latency[0]), ms(r.One.Latency[1]), ms(r.One.Latency[2]),
+					r.One.PerSecond, r.Burst.PerSecond, us(r.One.CPUPerMessage), us(r.Burst.CPUPerMessage), writes, cores(r.Burst))
 			} else {
 				once = "–"
 			}

@@ -75,7 +75,10 @@ type Config struct {
 	Log                    io.Writer // progress (default os.Stderr)
 	// ProfileDir, if set, gets a CPU profile of the server of each row
 	// that broadcasts, over its burst: ROW-N.pprof, N counting the runs
-	// of the row in this process from 1.
+	// of the row in this process from 1. The server's write system calls
+	// are counted over the burst too (perf stat; see
+	// Broadcast.WritesPerMessage). Both slow the server: take the CPU
+	// per delivery from runs without.
 	ProfileDir string
 	// Settle is how long the sockets stay idle before their memory is
 	// read, so that the handshakes' garbage is gone (default 2 s).
@@ -119,6 +122,11 @@ type Broadcast struct {
 	Latency       [3]time.Duration // p50, p99, max: publication to delivery, across deliveries
 	PerSecond     float64          // deliveries a second, from the first publication to the last delivery
 	CPUPerMessage time.Duration    // server CPU per delivery
+	// WritesPerMessage is the server's write-type system calls per
+	// delivery (counted with perf only in a profiled burst, see
+	// Config.ProfileDir; else 0): below 1 when writes carry several
+	// messages, and those calls are most of what a delivery costs.
+	WritesPerMessage float64
 	// Cores used over the window by the server, the load client and
 	// everything else: a client near 1 may be what limits the rate, and
 	// "other" above a little means a noisy machine.
@@ -395,26 +403,44 @@ func (s *session) check() {
 // profiled counts the profiles written per row, for their names.
 var profiled = map[string]int{}
 
-// profile starts the server's CPU profile into cfg.ProfileDir, if set,
-// and returns what stops it.
-func (s *session) profile() (stop func() error, err error) {
+// profile starts the server's CPU profile into cfg.ProfileDir and the
+// count of its write system calls, if cfg.ProfileDir is set, and returns
+// what stops both and returns the count.
+func (s *session) profile() (stop func() (writes int64, err error), err error) {
 	if s.cfg.ProfileDir == "" || s.row.Server == "socketio" {
-		return func() error { return nil }, nil
+		return func() (int64, error) { return 0, nil }, nil
 	}
 	profiled[s.row.Name]++
 	path, err := filepath.Abs(filepath.Join(s.cfg.ProfileDir, fmt.Sprintf("%s-%d.pprof", s.row.Name, profiled[s.row.Name])))
 	if err != nil {
 		return nil, err
 	}
-	if _, err := answer(s.srv.Do("profile " + path)); err != nil {
+	sc, err := benchproc.StartSyscallCounter(s.srv.PID)
+	if err != nil {
 		return nil, err
 	}
-	return func() error {
+	time.Sleep(200 * time.Millisecond) // perf attaches
+	if err := sc.Enable(); err != nil {
+		sc.Finish()
+		return nil, err
+	}
+	if _, err := answer(s.srv.Do("profile " + path)); err != nil {
+		sc.Finish()
+		return nil, err
+	}
+	return func() (int64, error) {
 		_, err := answer(s.srv.Do("profile-stop"))
-		if err == nil {
-			s.logf("CPU profile of the burst: %s", path)
+		if derr := sc.Disable(); err == nil {
+			err = derr
 		}
-		return err
+		_, writes, ferr := sc.Finish()
+		if err == nil {
+			err = ferr
+		}
+		if err == nil {
+			s.logf("CPU profile of the burst: %s; %d write system calls", path, writes)
+		}
+		return writes, err
 	}, nil
 }
 
@@ -440,8 +466,12 @@ func RunRow(cfg Config, row Row) (*Result, error) {
 			return nil, fmt.Errorf("%s: profile: %w", row.Name, err)
 		}
 		s.res.Burst, err = s.publish(cfg.Messages, 0, timeout, false, nil)
-		if perr := stop(); err == nil && perr != nil {
+		writes, perr := stop()
+		if err == nil && perr != nil {
 			err = fmt.Errorf("profile: %w", perr)
+		}
+		if s.res.Burst.Deliveries > 0 {
+			s.res.Burst.WritesPerMessage = float64(writes) / float64(s.res.Burst.Deliveries)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("%s: %d broadcasts: %w", row.Name, cfg.Messages, err)
