@@ -71,14 +71,7 @@ func newDriverWSServer() goServer {
 					defer close(writerDone)
 					d.writeLoop()
 				}()
-				var buf []byte
-				for {
-					_, p, err := c.ReadAppend(context.Background(), buf[:0])
-					if err != nil {
-						break
-					}
-					buf = p
-				}
+				readAll(c)
 				mu.Lock()
 				delete(conns, d)
 				mu.Unlock()

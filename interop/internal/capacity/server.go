@@ -209,17 +209,23 @@ func newRawWSServer() goServer {
 			return websocket.Serve(ln, &websocket.AcceptOptions{InsecureSkipOriginCheck: true}, func(c *websocket.Conn, _ *http.Request) {
 				n.Add(1)
 				defer n.Add(-1)
-				var buf []byte
-				for {
-					_, p, err := c.ReadAppend(context.Background(), buf[:0])
-					if err != nil {
-						return
-					}
-					buf = p
-				}
+				readAll(c)
 			})
 		},
 		count: func() int { return int(n.Load()) },
+	}
+}
+
+// readAll reads c, reusing one buffer (ReadAppend), until it fails: the
+// connection closed or broke. The reads answer pings and the close.
+func readAll(c *websocket.Conn) {
+	var buf []byte
+	for {
+		_, p, err := c.ReadAppend(context.Background(), buf[:0])
+		if err != nil {
+			return
+		}
+		buf = p
 	}
 }
 
