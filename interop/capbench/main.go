@@ -6,7 +6,12 @@
 // a second to -sustain-sockets sockets for -sustain. It prints Markdown
 // tables that state the machine, GOMAXPROCS and the pinning.
 //
-//	cd interop && go build -o /tmp/capbench ./capbench && /tmp/capbench [-sockets 100000] [-rows rt-mixed,rt-ws,...] [-sustain 60s] [-sysctl]
+//	cd interop && go build -o /tmp/capbench ./capbench && /tmp/capbench [-sockets 100000] [-rows rt-mixed,rt-ws,...] [-sustain 60s] [-sysctl] [-profile dir]
+//
+// A row may be named more than once in -rows (rt-ws,drv-ws,rt-ws,drv-ws
+// interleaves repeated runs on a noisy machine); the ratio of the
+// realtime rows' server CPU per delivery to the driver rows' (drv-ws,
+// drv-es) is then over the median of each.
 //
 // The servers (see internal/capacity) run as this binary with
 // $CAPACITY_SERVE set, under taskset -c -server-cpus with GOMAXPROCS
@@ -47,6 +52,7 @@ func main() {
 	gomaxprocs := flag.Int("gomaxprocs", 1, "GOMAXPROCS of the server and the client (0: the runtime's default)")
 	sysctl := flag.Bool("sysctl", false, "raise somaxconn, tcp_max_syn_backlog and fs.nr_open where lower for the run, and put them back after (root)")
 	out := flag.String("out", "", "also write the report to this file")
+	profile := flag.String("profile", "", "directory for a CPU profile of each Go server over its burst (ROW-N.pprof)")
 	flag.Parse()
 
 	if *sysctl {
@@ -79,7 +85,7 @@ func main() {
 		Sockets: *sockets, Messages: *messages, Size: *size, Conc: *conc,
 		Sustain:    capacity.Sustain{Sockets: *sustainSockets, Rate: *rate, Duration: *sustain},
 		ServerCPUs: *serverCPUs, ClientCPUs: *clientCPUs, GOMAXPROCS: *gomaxprocs,
-		NodeDir: filepath.Join(wd, "node"),
+		NodeDir: filepath.Join(wd, "node"), ProfileDir: *profile,
 	}
 	var results []*capacity.Result
 	// Both lists are checked before anything runs.

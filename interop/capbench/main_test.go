@@ -41,7 +41,7 @@ func TestCapacitySmall(t *testing.T) {
 		Sustain: capacity.Sustain{Sockets: 500, Rate: 50, Duration: 2 * time.Second}}
 	// cf-sse (11 s under -race) is left to the benchmark: rt-es covers the same
 	// event-stream parser.
-	rows := []string{"rt-mixed", "raw-ws", "raw-tcp", "cf-ws", "sio-ws"}
+	rows := []string{"rt-mixed", "drv-ws", "drv-es", "raw-ws", "raw-tcp", "cf-ws", "sio-ws"}
 	var results []*capacity.Result
 	for _, name := range rows {
 		row, _ := capacity.RowByName(name)

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"strings"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 	"golang.org/x/sys/unix"
@@ -165,4 +167,27 @@ func FuzzParser(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestRatios checks the realtime / driver line of the report: medians
+// over repeated runs and over the quiet ones, one line per transport with
+// both rows, none for a transport with one of them missing.
+func TestRatios(t *testing.T) {
+	res := func(name string, cpu time.Duration, other float64) *Result {
+		row, _ := RowByName(name)
+		return &Result{Row: row, Burst: Broadcast{Deliveries: 1, CPUPerMessage: cpu, Other: other}}
+	}
+	results := []*Result{
+		res("rt-ws", 6*time.Microsecond, 1), res("drv-ws", 2*time.Microsecond, 0.1),
+		res("rt-ws", 9*time.Microsecond, 1), res("drv-ws", 3*time.Microsecond, 1),
+		res("rt-ws", 3*time.Microsecond, 0.2), res("rt-es", 5*time.Microsecond, 0),
+	}
+	var b bytes.Buffer
+	writeRatios(&b, results)
+	if want := "| WebSocket | rt-ws: 6.00 (3) | drv-ws: 2.50 (2) | 2.40x | 3.00 (1) | 2.00 (1) | 1.50x |"; !strings.Contains(b.String(), want) {
+		t.Errorf("ratios lack %q:\n%s", want, b.String())
+	}
+	if strings.Contains(b.String(), "EventSource") {
+		t.Errorf("a ratio for EventSource without drv-es:\n%s", b.String())
+	}
 }

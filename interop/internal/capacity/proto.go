@@ -66,6 +66,11 @@ var protos = map[string]*proto{
 	// are "2", pongs "3"; a broadcast is 42["m","..."].
 	"sio-ws": {name: "sio-ws", request: wsRequest("/socket.io/?EIO=4&transport=websocket", ""), ws: true,
 		afterOpen: maskedText("40"), readyAt: 2, ping: []byte("2"), pong: maskedText("3")},
-	"raw-ws":  {name: "raw-ws", request: wsRequest("/", ""), ws: true},
+	"raw-ws": {name: "raw-ws", request: wsRequest("/", ""), ws: true},
+	// The driver rows send nothing before the first broadcast: ready at
+	// the 101 (or the 200); the run waits until the server counts every
+	// socket in its broadcast set before it publishes.
+	"drv-ws":  {name: "drv-ws", request: wsRequest("/", ""), ws: true},
+	"drv-es":  {name: "drv-es", request: esRequest("/es")},
 	"raw-tcp": {name: "raw-tcp"},
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
@@ -58,17 +59,21 @@ func Report(w io.Writer, cfg Config, command string, results []*Result, sustaine
 	fmt.Fprintf(w, "Machine: %s. Server: its own process, GOMAXPROCS=%s, %s (Node: one event loop); load client: epoll on raw sockets in one process, %s. Payload %d B. Command: `%s`\n\n",
 		Machine(), gmp, pin(cfg.ServerCPUs), pin(cfg.ClientCPUs), cfg.Size, command)
 	if len(results) > 0 {
-		fmt.Fprintf(w, "| row | sockets | handshakes/s | server RSS idle | KiB per idle socket | goroutines | one broadcast: to delivery p50 / p99 / max (ms) | deliveries/s (one) | %d broadcasts: deliveries/s | server CPU µs/delivery (one / burst) | burst cores: server / client / other | every message once |\n", cfg.Messages)
-		fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|")
+		fmt.Fprintf(w, "| row | sockets | handshakes/s | server RSS idle | KiB per idle socket | goroutines | one broadcast: to delivery p50 / p99 / max (ms) | deliveries/s (one) | %d broadcasts: deliveries/s | server CPU µs/delivery (one / burst) | server writes/delivery (burst, -profile) | burst cores: server / client / other | every message once |\n", cfg.Messages)
+		fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 		for _, r := range results {
 			once := "yes"
 			if r.Wrong > 0 {
 				once = fmt.Sprintf("**no: %d sockets**", r.Wrong)
 			}
-			bc := "– | – | – | – | –"
+			bc := "– | – | – | – | – | –"
 			if r.Row.Broadcast {
-				bc = fmt.Sprintf("%s / %s / %s | %.0f | %.0f | %s / %s | %s", ms(r.One.Latency[0]), ms(r.One.Latency[1]), ms(r.One.Latency[2]),
-					r.One.PerSecond, r.Burst.PerSecond, us(r.One.CPUPerMessage), us(r.Burst.CPUPerMessage), cores(r.Burst))
+				writes := "–"
+				if r.Burst.WritesPerMessage > 0 {
+					writes = fmt.Sprintf("%.3f", r.Burst.WritesPerMessage)
+				}
+				bc = fmt.Sprintf("%s / %s / %s | %.0f | %.0f | %s / %s | %s | %s", ms(r.One.Latency[0]), ms(r.One.Latency[1]), ms(r.One.Latency[2]),
+					r.One.PerSecond, r.Burst.PerSecond, us(r.One.CPUPerMessage), us(r.Burst.CPUPerMessage), writes, cores(r.Burst))
 			} else {
 				once = "–"
 			}
@@ -76,6 +81,7 @@ func Report(w io.Writer, cfg Config, command string, results []*Result, sustaine
 				float64(r.IdleKiB)/1024, r.KiBPerSocket(), r.Goroutines, bc, once)
 		}
 	}
+	writeRatios(w, results)
 	if len(sustained) > 0 {
 		fmt.Fprintf(w, "\nSustained: %g broadcasts/s of %d B for %v.\n\n", cfg.Sustain.Rate, cfg.Size, cfg.Sustain.Duration)
 		fmt.Fprintln(w, "| row | sockets | delivered / expected | deliveries/s | latency p50 / p99 / max (ms) | server RSS at 1 s → end (max) | server CPU µs/delivery | cores: server / client / other | sockets closed / wrong |")
@@ -95,4 +101,71 @@ func Report(w io.Writer, cfg Config, command string, results []*Result, sustaine
 			fmt.Fprintf(w, "- %s: %s\n", r.Row.Name, r.Row.Notes)
 		}
 	}
+}
+
+// layerPairs are the realtime rows and the driver rows under them, by
+// transport.
+var layerPairs = []struct{ transport, layer, driver string }{
+	{"WebSocket", "rt-ws", "drv-ws"},
+	{"EventSource", "rt-es", "drv-es"},
+}
+
+// quietOther is the most "other" cores a burst may have seen (see
+// Broadcast.Other) to count as taken on a quiet machine.
+const quietOther = 0.5
+
+// writeRatios writes, for each transport whose realtime row and driver
+// row both ran, the server CPU per delivery of the burst of each (the
+// median over the runs of the row, when it ran more than once) and their
+// ratio: what the realtime layer costs over its own driver. On a shared
+// machine the other processes inflate the figures, so the same is given
+// over the quiet runs alone, where each row has some.
+func writeRatios(w io.Writer, results []*Result) {
+	header := false
+	for _, p := range layerPairs {
+		l, nl := medianBurstCPU(results, p.layer, false)
+		d, nd := medianBurstCPU(results, p.driver, false)
+		if nl == 0 || nd == 0 {
+			continue
+		}
+		if !header {
+			header = true
+			fmt.Fprintf(w, "\n| transport | server CPU µs/delivery, burst, median: realtime layer (runs) | driver level (runs) | realtime / driver | the same over quiet runs (other < %.1f cores): realtime | driver | realtime / driver |\n", quietOther)
+			fmt.Fprintln(w, "|---|---|---|---|---|---|---|")
+		}
+		ql, nql := medianBurstCPU(results, p.layer, true)
+		qd, nqd := medianBurstCPU(results, p.driver, true)
+		quiet := "– | – | –"
+		if nql > 0 && nqd > 0 {
+			quiet = fmt.Sprintf("%s (%d) | %s (%d) | %s", us(ql), nql, us(qd), nqd, ratio(ql, qd))
+		}
+		fmt.Fprintf(w, "| %s | %s: %s (%d) | %s: %s (%d) | %s | %s |\n", p.transport, p.layer, us(l), nl, p.driver, us(d), nd, ratio(l, d), quiet)
+	}
+}
+
+func ratio(a, b time.Duration) string {
+	if b <= 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.2fx", float64(a)/float64(b))
+}
+
+// medianBurstCPU is the median server CPU per delivery of the bursts of
+// the row called name (the quiet ones only, if quiet), and how many runs
+// it is taken over.
+func medianBurstCPU(results []*Result, name string, quiet bool) (time.Duration, int) {
+	var v []time.Duration
+	for _, r := range results {
+		if r.Row.Name == name && r.Burst.Deliveries > 0 && (!quiet || r.Burst.Other < quietOther) {
+			v = append(v, r.Burst.CPUPerMessage)
+		}
+	}
+	if len(v) == 0 {
+		return 0, 0
+	}
+	slices.Sort(v)
+	if len(v)%2 == 1 {
+		return v[len(v)/2], len(v)
+	}
+	return (v[len(v)/2-1] + v[len(v)/2]) / 2, len(v)
 }

@@ -42,6 +42,8 @@ var Rows = []Row{
 	{"cf-ws", "centrifuge", []string{"cf-ws"}, true, "centrifuge v0.40.1 WebsocketHandler, JSON protocol, in-memory broker, server-side subscription"},
 	{"cf-sse", "centrifuge", []string{"cf-sse"}, true, "centrifuge v0.40.1 SSEHandler (PongTimeout -1), in-memory broker"},
 	{"sio-ws", "socketio", []string{"sio-ws"}, true, "Node socket.io, WebSocket transport only, io.emit"},
+	{"drv-ws", "drv-ws", []string{"drv-ws"}, true, "package websocket alone: websocket.Serve, a queue (channel of 256) and a writer goroutine per connection writing all that is queued as one Batch; a broadcast is one PreparedMessage put on every queue"},
+	{"drv-es", "drv-es", []string{"drv-es"}, true, "package eventsource alone: eventsource.Broker (default options) through net/http, a broadcast is one Broker.Publish"},
 	{"raw-ws", "raw-ws", []string{"raw-ws"}, false, "websocket.Serve, a ReadAppend loop per connection, no broadcast"},
 	{"raw-tcp", "raw-tcp", []string{"raw-tcp"}, false, "net.Listener, a goroutine reading 512 B per connection, no broadcast"},
 }
@@ -71,6 +73,13 @@ type Config struct {
 	GOMAXPROCS             int
 	NodeDir                string    // interop/node, for socket.io
 	Log                    io.Writer // progress (default os.Stderr)
+	// ProfileDir, if set, gets a CPU profile of the server of each row
+	// that broadcasts, over its burst: ROW-N.pprof, N counting the runs
+	// of the row in this process from 1. The server's write system calls
+	// are counted over the burst too (perf stat; see
+	// Broadcast.WritesPerMessage). Both slow the server: take the CPU
+	// per delivery from runs without.
+	ProfileDir string
 	// Settle is how long the sockets stay idle before their memory is
 	// read, so that the handshakes' garbage is gone (default 2 s).
 	Settle time.Duration
@@ -113,6 +122,11 @@ type Broadcast struct {
 	Latency       [3]time.Duration // p50, p99, max: publication to delivery, across deliveries
 	PerSecond     float64          // deliveries a second, from the first publication to the last delivery
 	CPUPerMessage time.Duration    // server CPU per delivery
+	// WritesPerMessage is the server's write-type system calls per
+	// delivery (counted with perf only in a profiled burst, see
+	// Config.ProfileDir; else 0): below 1 when writes carry several
+	// messages, and those calls are most of what a delivery costs.
+	WritesPerMessage float64
 	// Cores used over the window by the server, the load client and
 	// everything else: a client near 1 may be what limits the rate, and
 	// "other" above a little means a noisy machine.
@@ -386,6 +400,50 @@ func (s *session) check() {
 	s.res.Closed = s.cl.Stats().Closed
 }
 
+// profiled counts the profiles written per row, for their names.
+var profiled = map[string]int{}
+
+// profile starts the server's CPU profile into cfg.ProfileDir and the
+// count of its write system calls, if cfg.ProfileDir is set, and returns
+// what stops both and returns the count.
+func (s *session) profile() (stop func() (writes int64, err error), err error) {
+	if s.cfg.ProfileDir == "" || s.row.Server == "socketio" {
+		return func() (int64, error) { return 0, nil }, nil
+	}
+	profiled[s.row.Name]++
+	path, err := filepath.Abs(filepath.Join(s.cfg.ProfileDir, fmt.Sprintf("%s-%d.pprof", s.row.Name, profiled[s.row.Name])))
+	if err != nil {
+		return nil, err
+	}
+	sc, err := benchproc.StartSyscallCounter(s.srv.PID)
+	if err != nil {
+		return nil, err
+	}
+	time.Sleep(200 * time.Millisecond) // perf attaches
+	if err := sc.Enable(); err != nil {
+		sc.Finish()
+		return nil, err
+	}
+	if _, err := answer(s.srv.Do("profile " + path)); err != nil {
+		sc.Finish()
+		return nil, err
+	}
+	return func() (int64, error) {
+		_, err := answer(s.srv.Do("profile-stop"))
+		if derr := sc.Disable(); err == nil {
+			err = derr
+		}
+		_, writes, ferr := sc.Finish()
+		if err == nil {
+			err = ferr
+		}
+		if err == nil {
+			s.logf("CPU profile of the burst: %s; %d write system calls", path, writes)
+		}
+		return writes, err
+	}, nil
+}
+
 // RunRow measures one row.
 func RunRow(cfg Config, row Row) (*Result, error) {
 	cfg = cfg.defaults()
@@ -403,7 +461,19 @@ func RunRow(cfg Config, row Row) (*Result, error) {
 			return nil, fmt.Errorf("%s: one broadcast: %w", row.Name, err)
 		}
 		s.logf("one broadcast: last delivery after %v", s.res.One.Latency[2])
-		if s.res.Burst, err = s.publish(cfg.Messages, 0, timeout, false, nil); err != nil {
+		stop, err := s.profile()
+		if err != nil {
+			return nil, fmt.Errorf("%s: profile: %w", row.Name, err)
+		}
+		s.res.Burst, err = s.publish(cfg.Messages, 0, timeout, false, nil)
+		writes, perr := stop()
+		if err == nil && perr != nil {
+			err = fmt.Errorf("profile: %w", perr)
+		}
+		if s.res.Burst.Deliveries > 0 {
+			s.res.Burst.WritesPerMessage = float64(writes) / float64(s.res.Burst.Deliveries)
+		}
+		if err != nil {
 			return nil, fmt.Errorf("%s: %d broadcasts: %w", row.Name, cfg.Messages, err)
 		}
 		s.logf("%d broadcasts: %.0f deliveries/s", cfg.Messages, s.res.Burst.PerSecond)

@@ -10,6 +10,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -45,6 +46,8 @@ var goServers = map[string]func() goServer{
 	"centrifuge": newCentrifugeServer,
 	"raw-ws":     newRawWSServer,
 	"raw-tcp":    newRawTCPServer,
+	"drv-ws":     newDriverWSServer,
+	"drv-es":     newDriverESServer,
 }
 
 // MaybeServe runs the server named by $CAPACITY_SERVE and exits, if that
@@ -95,9 +98,35 @@ func (s goServer) command(cmd string, seq *int64) string {
 			}
 		}
 		return fmt.Sprintf("first=%d last=%d start=%d end=%d", first, *seq, start.UnixNano(), time.Now().UnixNano())
+	case len(f) == 2 && f[0] == "profile":
+		// A CPU profile of what follows, until "profile-stop": the
+		// burst alone, without the handshakes before it.
+		pf, err := os.Create(f[1])
+		if err == nil {
+			if err = pprof.StartCPUProfile(pf); err != nil {
+				pf.Close()
+			}
+		}
+		if err != nil {
+			return "error=" + strings.ReplaceAll(err.Error(), " ", "_")
+		}
+		profile = pf
+		return "ok=1"
+	case len(f) == 1 && f[0] == "profile-stop" && profile != nil:
+		pprof.StopCPUProfile()
+		err := profile.Close()
+		profile = nil
+		if err != nil {
+			return "error=" + strings.ReplaceAll(err.Error(), " ", "_")
+		}
+		return "ok=1"
 	}
 	return "error=unknown-command"
 }
+
+// profile is the file of the CPU profile the parent started, if any; the
+// commands run one at a time.
+var profile *os.File
 
 // AppendPayload appends a broadcast's text of size bytes (more if the
 // marker does not fit): "@@SEQ:UNIXNANO;" padded with x. The load client
@@ -180,17 +209,23 @@ func newRawWSServer() goServer {
 			return websocket.Serve(ln, &websocket.AcceptOptions{InsecureSkipOriginCheck: true}, func(c *websocket.Conn, _ *http.Request) {
 				n.Add(1)
 				defer n.Add(-1)
-				var buf []byte
-				for {
-					_, p, err := c.ReadAppend(context.Background(), buf[:0])
-					if err != nil {
-						return
-					}
-					buf = p
-				}
+				readAll(c)
 			})
 		},
 		count: func() int { return int(n.Load()) },
+	}
+}
+
+// readAll reads c, reusing one buffer (ReadAppend), until it fails: the
+// connection closed or broke. The reads answer pings and the close.
+func readAll(c *websocket.Conn) {
+	var buf []byte
+	for {
+		_, p, err := c.ReadAppend(context.Background(), buf[:0])
+		if err != nil {
+			return
+		}
+		buf = p
 	}
 }
 
