@@ -1,0 +1,164 @@
+package websocket
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// idleStackPerConn serves n connections with serve, one goroutine each,
+// takes each through its handshake, and returns the stack memory each
+// then holds, idle in Read, in bytes: the interop benchmark's idle
+// scenario. serve calls ready once it has the connection.
+func idleStackPerConn(t testing.TB, n int, serve func(nc net.Conn, ready func())) float64 {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg, upgraded sync.WaitGroup
+	upgraded.Add(n)
+	wg.Go(func() {
+		for {
+			nc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Go(func() { serve(nc, upgraded.Done) })
+		}
+	})
+	var clients []net.Conn
+	t.Cleanup(func() {
+		ln.Close()
+		for _, nc := range clients {
+			nc.Close()
+		}
+		wg.Wait()
+	})
+	var ms runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	before := ms.StackInuse
+	for range n {
+		nc, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		clients = append(clients, nc)
+		nc.SetDeadline(time.Now().Add(waitLong))
+		br := bufio.NewReaderSize(nc, 512)
+		if _, err := io.WriteString(nc, rawRequest(nil)); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(br, &http.Request{Method: http.MethodGet})
+		if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+			t.Fatalf("handshake: %v", err)
+		}
+	}
+	upgraded.Wait()
+	// Each collection halves a stack that uses under a quarter of its
+	// size; a connection idle for a while has seen several.
+	for range 4 {
+		runtime.GC()
+	}
+	runtime.ReadMemStats(&ms)
+	return float64(ms.StackInuse-before) / float64(n)
+}
+
+// echoAfterAcceptConn is the conformance testee's shape: the goroutine
+// that ran AcceptConn runs the echo loop.
+func echoAfterAcceptConn(nc net.Conn, ready func()) {
+	c, _, err := AcceptConn(context.Background(), nc, nil)
+	ready()
+	if err != nil {
+		return
+	}
+	defer c.CloseNow()
+	echo(c)
+}
+
+// The goroutine that calls AcceptConn and then waits in Read for the
+// connection's life keeps the 2 KiB stack it started with: the handshake
+// grew another goroutine's stack, freed when it ended. Before AcceptConn
+// ran the handshake on a goroutine of its own, the caller kept 8 KiB.
+func TestAcceptConnLeavesStackSmall(t *testing.T) {
+	if testing.Short() || raceEnabled {
+		t.Skip("short, or the race detector, which makes every frame bigger")
+	}
+	per := idleStackPerConn(t, 300, echoAfterAcceptConn)
+	t.Logf("stack per idle connection: %.0f bytes", per)
+	if per > 3<<10 {
+		t.Errorf("an idle connection after AcceptConn holds %.0f bytes of stack, want the 2 KiB a goroutine starts with", per)
+	}
+}
+
+// BenchmarkIdleStack reports the stack an idle connection holds after
+// AcceptConn, 1,000 connections at a time.
+func BenchmarkIdleStack(b *testing.B) {
+	b.ReportAllocs()
+	var per float64
+	for b.Loop() {
+		per = idleStackPerConn(b, 1000, echoAfterAcceptConn)
+	}
+	b.ReportMetric(per, "stack-B/conn")
+}
+
+// handshakeConn is a net.Conn that yields one opening request and
+// discards what is written to it.
+type handshakeConn struct {
+	replayConn
+	r strings.Reader
+}
+
+func (h *handshakeConn) Read(p []byte) (int, error) { return h.r.Read(p) }
+func (h *handshakeConn) RemoteAddr() net.Addr {
+	return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 1}
+}
+
+// BenchmarkAcceptConn is the cost of the opening handshake on a raw
+// connection, through AcceptConn (on a goroutine of its own) and on the
+// caller's goroutine: the difference is what leaving the caller's stack
+// small costs.
+func BenchmarkAcceptConn(b *testing.B) {
+	req := rawRequest(nil)
+	for _, tc := range []struct {
+		name   string
+		accept func(context.Context, net.Conn, *AcceptOptions) (*Conn, *http.Request, error)
+	}{{"AcceptConn", AcceptConn}, {"caller", acceptConn}} {
+		b.Run(tc.name, func(b *testing.B) {
+			ctx := context.Background()
+			b.ReportAllocs()
+			for b.Loop() {
+				hc := &handshakeConn{}
+				hc.r.Reset(req)
+				c, _, err := tc.accept(ctx, hc, nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				c.CloseNow()
+			}
+		})
+	}
+}
+
+// A panic in OnHandshake, which runs on AcceptConn's own goroutine,
+// reaches AcceptConn's caller, as it did when the handshake ran there.
+func TestAcceptConnPanicReachesCaller(t *testing.T) {
+	hc := &handshakeConn{}
+	hc.r.Reset(rawRequest(nil))
+	opts := &AcceptOptions{OnHandshake: func(*http.Request, http.Header) *Rejection { panic("on handshake") }}
+	defer func() {
+		if p := recover(); p != "on handshake" {
+			t.Errorf("recovered %v, want OnHandshake's panic", p)
+		}
+	}()
+	AcceptConn(context.Background(), hc, opts)
+	t.Error("AcceptConn returned")
+}
