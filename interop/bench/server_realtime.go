@@ -13,9 +13,10 @@ import (
 	"github.com/realtime-go/realtime/websocket"
 )
 
-// The six ways users serve our WebSocket: websocket.Serve, Accept in a
-// net/http handler, and AcceptConn on the goroutine that did the
-// handshake, each with Read (a new slice per message) and ReadAppend
+// The ways users serve our WebSocket: websocket.Serve, Accept in a
+// net/http handler (the loop in the handler, or on a fresh goroutine
+// with the handler returning), and AcceptConn on the goroutine that did
+// the handshake, each with Read (a new slice per message) and ReadAppend
 // (one buffer reused). "realtime" and "realtime-http" keep the names the
 // README's rows have.
 func init() {
@@ -44,6 +45,20 @@ func init() {
 		serve: func(ln net.Listener) error { return serveRealtimeHTTP(ln, wsecho.ReadAppend) },
 	})
 	register(server{
+		name:  "realtime-http-go",
+		pkg:   "github.com/realtime-go/realtime",
+		notes: "net/http + websocket.Accept, then the Read/Write loop on a fresh goroutine and the handler returns",
+		serve: func(ln net.Listener) error { return serveHTTP(ln, wsecho.HandlerGo(realtimeHTTPOptions, wsecho.Read)) },
+	})
+	register(server{
+		name:  "realtime-http-go-append",
+		pkg:   "github.com/realtime-go/realtime",
+		notes: "net/http + websocket.Accept, then the ReadAppend/Write loop on a fresh goroutine and the handler returns",
+		serve: func(ln net.Listener) error {
+			return serveHTTP(ln, wsecho.HandlerGo(realtimeHTTPOptions, wsecho.ReadAppend))
+		},
+	})
+	register(server{
 		name:  "realtime-conn",
 		pkg:   "github.com/realtime-go/realtime",
 		notes: "raw net.Listener, a goroutine per connection runs websocket.AcceptConn, then the Read/Write loop (the conformance testee's shape)",
@@ -69,8 +84,10 @@ func serveRealtime(ln net.Listener, exts []extensions.Extension, newReader func(
 // serveRealtimeHTTP is our echo server as most programs write it: Accept
 // inside a net/http handler, then the echo loop in the handler.
 func serveRealtimeHTTP(ln net.Listener, newReader func() wsecho.Reader) error {
-	return serveHTTP(ln, wsecho.Handler(&websocket.AcceptOptions{InsecureSkipOriginCheck: true}, newReader))
+	return serveHTTP(ln, wsecho.Handler(realtimeHTTPOptions, newReader))
 }
+
+var realtimeHTTPOptions = &websocket.AcceptOptions{InsecureSkipOriginCheck: true}
 
 // serveRealtimeConn is our echo server on AcceptConn: the goroutine that
 // ran the handshake (and grew its stack doing so) runs the echo loop.
