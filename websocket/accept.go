@@ -110,8 +110,38 @@ func Accept(w http.ResponseWriter, r *http.Request, opts *AcceptOptions) (*Conn,
 		nc.Close()
 		return nil, fmt.Errorf("websocket: write handshake response: %w", err)
 	}
-	return newConn(nc, buffered, false, hs.version, hs.subprotocol, hs.ext, o.ConnOptions), nil
+	c := newConn(nc, buffered, false, hs.version, hs.subprotocol, hs.ext, o.ConnOptions)
+	releaseHijacked(brw)
+	return c, nil
 }
+
+// releaseHijacked lets go of the buffers of the bufio.ReadWriter that
+// Hijack returned, once newConn has copied the bytes buffered in it.
+// net/http's connection state keeps pointers to the same bufio.Reader
+// and Writer, and stays alive for as long as the handler runs, which is
+// the connection's whole life when the handler goes on to read it: their
+// 4 KiB buffers would cost 8 KiB per connection for nothing. The taken
+// over connection is the caller's alone (net/http no longer uses them),
+// so they get 16-byte buffers on a reader and a writer that fail.
+func releaseHijacked(brw *bufio.ReadWriter) {
+	if brw == nil {
+		return
+	}
+	if brw.Reader != nil {
+		*brw.Reader = *bufio.NewReaderSize(takenOver{}, 16)
+	}
+	if brw.Writer != nil {
+		*brw.Writer = *bufio.NewWriterSize(takenOver{}, 16)
+	}
+}
+
+// takenOver is the reader and writer of a released bufio.ReadWriter.
+type takenOver struct{}
+
+var errTakenOver = errors.New("websocket: the connection was taken over by Accept")
+
+func (takenOver) Read([]byte) (int, error)  { return 0, errTakenOver }
+func (takenOver) Write([]byte) (int, error) { return 0, errTakenOver }
 
 // maxRequestSize bounds the opening request AcceptConn reads.
 const maxRequestSize = 16 << 10

@@ -2,10 +2,12 @@ package websocket
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"runtime"
 	"strings"
 	"sync"
@@ -161,4 +163,48 @@ func TestAcceptConnPanicReachesCaller(t *testing.T) {
 	}()
 	AcceptConn(context.Background(), hc, opts)
 	t.Error("AcceptConn returned")
+}
+
+// hijackRecorder is a ResponseWriter that keeps what Hijack returned.
+type hijackRecorder struct {
+	http.ResponseWriter
+	brw *bufio.ReadWriter
+}
+
+func (h *hijackRecorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	nc, brw, err := http.NewResponseController(h.ResponseWriter).Hijack()
+	h.brw = brw
+	return nc, brw, err
+}
+
+// net/http's state for a connection, which keeps the bufio.Reader and
+// Writer that Hijack returns, lives as long as the handler runs; Accept
+// leaves them without their 4 KiB buffers, once it has the bytes the
+// client sent past the request.
+func TestAcceptReleasesHijackedBuffers(t *testing.T) {
+	sizes := make(chan [2]int, 1)
+	frames := appendFrame(nil, true, 0, opBinary, true, [4]byte{1, 2, 3, 4}, pattern(3000, 1))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec := &hijackRecorder{ResponseWriter: w}
+		c, err := Accept(rec, r, nil)
+		if err != nil {
+			t.Error(err)
+			close(sizes)
+			return
+		}
+		defer c.CloseNow()
+		sizes <- [2]int{rec.brw.Reader.Size(), rec.brw.Writer.Size()}
+		echo(c)
+	}))
+	defer srv.Close()
+	resp, _, br := roundTrip(t, srv.Listener.Addr().String(), rawRequest(nil)+string(frames))
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatal(resp.Status)
+	}
+	if s := <-sizes; s[0] > 16 || s[1] > 16 {
+		t.Errorf("after Accept, the hijacked reader and writer keep buffers of %d and %d bytes", s[0], s[1])
+	}
+	if f, err := readWireFrame(br); err != nil || !bytes.Equal(f.payload, pattern(3000, 1)) {
+		t.Errorf("echo of the frame sent with the request: %d bytes, %v", len(f.payload), err)
+	}
 }
