@@ -70,7 +70,10 @@ type Rejection struct {
 // On an HTTP/1.1 upgrade request, Accept takes over the request's
 // connection, and the handler may return at once. The request's context
 // ends when the handler returns, so it must not govern the connection's
-// lifetime.
+// lifetime. Reading the connection on a goroutine of its own and
+// returning from the handler lets net/http free what it keeps for the
+// request: an idle connection then costs 5.6 KiB instead of 13.9 (see
+// Memory in the package documentation).
 //
 // On an HTTP/2 extended CONNECT with :protocol websocket (RFC 8441),
 // Accept answers 200 and the connection runs over the request's stream:
