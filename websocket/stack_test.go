@@ -16,10 +16,11 @@ import (
 )
 
 // idleStackPerConn serves n connections with serve, one goroutine each,
-// takes each through its handshake, and returns the stack memory each
-// then holds, idle in Read, in bytes: the interop benchmark's idle
-// scenario. serve calls ready once it has the connection.
-func idleStackPerConn(t testing.TB, n int, serve func(nc net.Conn, ready func())) float64 {
+// takes each through its handshake (and, with echoOne, the echo of one
+// message), and returns the stack memory each then holds, idle in Read,
+// in bytes: the interop benchmark's idle scenario. serve calls ready once
+// it has the connection.
+func idleStackPerConn(t testing.TB, n int, echoOne bool, serve func(nc net.Conn, ready func())) float64 {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -63,6 +64,15 @@ func idleStackPerConn(t testing.TB, n int, serve func(nc net.Conn, ready func())
 		if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
 			t.Fatalf("handshake: %v", err)
 		}
+		if !echoOne {
+			continue
+		}
+		if _, err := nc.Write(appendFrame(nil, true, 0, opBinary, true, [4]byte{1, 2, 3, 4}, []byte("hello"))); err != nil {
+			t.Fatal(err)
+		}
+		if f, err := readWireFrame(br); err != nil || string(f.payload) != "hello" {
+			t.Fatalf("echo: %q, %v", f.payload, err)
+		}
 	}
 	upgraded.Wait()
 	// Each collection halves a stack that uses under a quarter of its
@@ -94,10 +104,51 @@ func TestAcceptConnLeavesStackSmall(t *testing.T) {
 	if testing.Short() || raceEnabled {
 		t.Skip("short, or the race detector, which makes every frame bigger")
 	}
-	per := idleStackPerConn(t, 300, echoAfterAcceptConn)
+	per := idleStackPerConn(t, 300, false, echoAfterAcceptConn)
 	t.Logf("stack per idle connection: %.0f bytes", per)
 	if per > 3<<10 {
 		t.Errorf("an idle connection after AcceptConn holds %.0f bytes of stack, want the 2 KiB a goroutine starts with", per)
+	}
+}
+
+// A connection that has echoed a message waits in Read with the 2 KiB
+// stack its goroutine started with, whether AcceptConn's caller or
+// Server's handler echoes it: the write path's frames leave room for the
+// caller's. Before write and writeSingle moved their rarer paths to
+// functions of their own, the write grew the stack to 4 KiB.
+func TestIdleStackAfterWrite(t *testing.T) {
+	if testing.Short() || raceEnabled {
+		t.Skip("short, or the race detector, which makes every frame bigger")
+	}
+	if !haveRawIO {
+		t.Skip("without raw I/O, the reads and writes through net.Conn go deeper")
+	}
+	srv := &Server{Handler: func(c *Conn, _ *http.Request) { echo(c) }}
+	for _, tc := range []struct {
+		name  string
+		serve func(nc net.Conn, ready func())
+	}{
+		{"AcceptConn", echoAfterAcceptConn},
+		{"Server", func(nc net.Conn, ready func()) {
+			// Server.handshake, without the listener.
+			srv.once.Do(func() { srv.opts = srv.Options.Clone() })
+			srv.start(nc)
+			srv.handshake(nc)
+			ready()
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			per := idleStackPerConn(t, 300, true, tc.serve)
+			t.Logf("stack per idle connection: %.0f bytes", per)
+			if per > 3<<10 {
+				t.Errorf("an idle connection that echoed a message holds %.0f bytes of stack, want the 2 KiB a goroutine starts with", per)
+			}
+		})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		t.Error(err)
 	}
 }
 
@@ -107,7 +158,7 @@ func BenchmarkIdleStack(b *testing.B) {
 	b.ReportAllocs()
 	var per float64
 	for b.Loop() {
-		per = idleStackPerConn(b, 1000, echoAfterAcceptConn)
+		per = idleStackPerConn(b, 1000, false, echoAfterAcceptConn)
 	}
 	b.ReportMetric(per, "stack-B/conn")
 }
