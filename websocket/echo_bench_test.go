@@ -75,46 +75,7 @@ func BenchmarkEchoServerRead(b *testing.B) {
 	for _, size := range []int{1024, 65536} {
 		for _, read := range []string{"Read", "ReadAppend"} {
 			b.Run(fmt.Sprintf("%s/%d", read, size), func(b *testing.B) {
-				s, c := connPair(b, overTCP, ConnOptions{}, ConnOptions{})
-				done := make(chan struct{})
-				go func() {
-					defer close(done)
-					ctx := context.Background()
-					var buf []byte
-					for {
-						var typ MessageType
-						var p []byte
-						var err error
-						if read == "Read" {
-							typ, p, err = s.Read(ctx)
-						} else {
-							typ, p, err = s.ReadAppend(ctx, buf[:0])
-							buf = p
-						}
-						if err != nil || s.Write(ctx, typ, p) != nil {
-							return
-						}
-					}
-				}()
-				b.Cleanup(func() {
-					s.CloseNow()
-					<-done
-				})
-				msg := pattern(size, 2)
-				ctx := context.Background()
-				var buf []byte
-				b.ReportAllocs()
-				b.SetBytes(int64(size))
-				for b.Loop() {
-					if err := c.Write(ctx, MessageBinary, msg); err != nil {
-						b.Fatal(err)
-					}
-					_, p, err := c.ReadAppend(ctx, buf[:0])
-					if err != nil || len(p) != size {
-						b.Fatal(err)
-					}
-					buf = p
-				}
+				benchRoundTrips(b, overTCP, size, read == "ReadAppend", true)
 			})
 		}
 	}
