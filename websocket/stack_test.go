@@ -46,6 +46,7 @@ func idleStackPerConn(t testing.TB, n int, echoOne bool, serve func(nc net.Conn,
 		wg.Wait()
 	})
 	var ms runtime.MemStats
+	goroutines := runtime.NumGoroutine()
 	runtime.GC()
 	runtime.ReadMemStats(&ms)
 	before := ms.StackInuse
@@ -75,6 +76,11 @@ func idleStackPerConn(t testing.TB, n int, echoOne bool, serve func(nc net.Conn,
 		}
 	}
 	upgraded.Wait()
+	// The goroutines that did the handshakes free their stacks as they
+	// end, which may be a moment after the connections are handed over.
+	for deadline := time.Now().Add(waitLong); runtime.NumGoroutine() > goroutines+n && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
 	// Each collection halves a stack that uses under a quarter of its
 	// size; a connection idle for a while has seen several.
 	for range 4 {
