@@ -273,36 +273,60 @@ func BenchmarkEcho(b *testing.B) {
 	for _, tr := range netTransports {
 		for _, size := range benchSizes {
 			b.Run(fmt.Sprintf("%s/%d", tr, size), func(b *testing.B) {
-				s, c := connPair(b, tr, ConnOptions{}, ConnOptions{})
-				done := make(chan struct{})
-				go func() {
-					defer close(done)
-					ctx := context.Background()
-					for {
-						typ, p, err := s.Read(ctx)
-						if err != nil || s.Write(ctx, typ, p) != nil {
-							return
-						}
-					}
-				}()
-				b.Cleanup(func() {
-					s.CloseNow()
-					<-done
-				})
-				msg := pattern(size, 2)
-				ctx := context.Background()
-				b.ReportAllocs()
-				b.SetBytes(int64(size))
-				for b.Loop() {
-					if err := c.Write(ctx, MessageBinary, msg); err != nil {
-						b.Fatal(err)
-					}
-					if _, p, err := c.Read(ctx); err != nil || len(p) != size {
-						b.Fatal(err)
-					}
-				}
+				benchRoundTrips(b, tr, size, false, false)
 			})
 		}
+	}
+}
+
+// benchRoundTrips runs b's round trips of size-byte messages over tr: the
+// client writes and reads the echo, the server echoes. Each side reads
+// with ReadAppend into the buffer of its message before when its append
+// flag is set, and with Read otherwise.
+func benchRoundTrips(b *testing.B, tr transport, size int, serverAppend, clientAppend bool) {
+	s, c := connPair(b, tr, ConnOptions{}, ConnOptions{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		ctx := context.Background()
+		read := benchReader(s, serverAppend)
+		for {
+			typ, p, err := read(ctx)
+			if err != nil || s.Write(ctx, typ, p) != nil {
+				return
+			}
+		}
+	}()
+	b.Cleanup(func() {
+		s.CloseNow()
+		<-done
+	})
+	msg := pattern(size, 2)
+	ctx := context.Background()
+	read := benchReader(c, clientAppend)
+	b.ReportAllocs()
+	b.SetBytes(int64(size))
+	for b.Loop() {
+		if err := c.Write(ctx, MessageBinary, msg); err != nil {
+			b.Fatal(err)
+		}
+		if _, p, err := read(ctx); err != nil || len(p) != size {
+			b.Fatal(err)
+		}
+	}
+}
+
+// benchReader reads c's messages with Read, or with ReadAppend into the
+// buffer of the message before.
+func benchReader(c *Conn, reuse bool) func(context.Context) (MessageType, []byte, error) {
+	if !reuse {
+		return c.Read
+	}
+	var buf []byte
+	return func(ctx context.Context) (MessageType, []byte, error) {
+		typ, p, err := c.ReadAppend(ctx, buf[:0])
+		buf = p
+		return typ, p, err
 	}
 }
 

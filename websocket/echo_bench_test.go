@@ -66,3 +66,17 @@ func BenchmarkEchoPipelined(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkEchoServerRead is a round trip over TCP in which the server
+// echoes with Read (a new slice per message) or ReadAppend (one buffer
+// reused), and the client always reads with ReadAppend: the difference
+// is what Read's allocation costs the server.
+func BenchmarkEchoServerRead(b *testing.B) {
+	for _, size := range []int{1024, 65536} {
+		for _, read := range []string{"Read", "ReadAppend"} {
+			b.Run(fmt.Sprintf("%s/%d", read, size), func(b *testing.B) {
+				benchRoundTrips(b, overTCP, size, read == "ReadAppend", true)
+			})
+		}
+	}
+}

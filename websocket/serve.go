@@ -152,7 +152,7 @@ func (s *Server) handshake(nc net.Conn) {
 		ctx, cancel = context.WithTimeout(ctx, t)
 		defer cancel()
 	}
-	c, r, err := AcceptConn(ctx, nc, s.opts)
+	c, r, err := acceptConn(ctx, nc, s.opts)
 	if err != nil {
 		// A handshake cut short by Shutdown or Close is no error.
 		if !s.forget(nc, nil) {

@@ -55,6 +55,14 @@ func (c *Conn) write(ctx context.Context, typ MessageType, p []byte, encode bool
 	if !encode || len(c.exts) == 0 {
 		return c.writeSingle(ctx, op, p)
 	}
+	return c.writeThroughExtensions(ctx, op, p)
+}
+
+// writeThroughExtensions is write when extensions encode the message.
+// It is a function of its own so that write, on the path of every
+// message, keeps a small frame: a goroutine that wrote then waits in Read
+// with a stack that has not grown past the 2 KiB it started with.
+func (c *Conn) writeThroughExtensions(ctx context.Context, op opcode, p []byte) error {
 	if err := c.lock(ctx, &c.msgLock); err != nil {
 		return err
 	}
@@ -78,10 +86,24 @@ func (c *Conn) writeSingle(ctx context.Context, op opcode, p []byte) error {
 		return err
 	}
 	if !c.streaming {
-		err := c.writeHeld(ctx, func() error { return c.writeMessageFrame(op, p) })
+		var err error
+		if ctx.Done() == nil && !c.closeSent.Load() {
+			// writeHeld's work when nothing can interrupt the write,
+			// without its frame and the closure's (see
+			// writeThroughExtensions).
+			err = c.writeMessageFrame(op, p)
+		} else {
+			err = c.writeHeld(ctx, func() error { return c.writeMessageFrame(op, p) })
+		}
 		c.unlockWrite()
 		return err
 	}
+	return c.writeAfterStream(ctx, op, p)
+}
+
+// writeAfterStream is writeSingle while a streamed message holds msgLock,
+// in a function of its own for writeSingle's frame to stay small.
+func (c *Conn) writeAfterStream(ctx context.Context, op opcode, p []byte) error {
 	c.unlockWrite()
 	if err := c.lock(ctx, &c.msgLock); err != nil {
 		return err

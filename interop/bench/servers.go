@@ -34,7 +34,7 @@ func register(s server) { servers[s.name] = s }
 
 // serverOrder is the row order of the table; names not registered (the
 // realtime server when built with -tags norealtime) are skipped.
-var serverOrder = []string{"tcp", "realtime", "realtime-read", "realtime-http", "realtime-http-append", "realtime-conn", "realtime-conn-append", "gorilla", "coder", "gobwas", "gws"}
+var serverOrder = []string{"tcp", "realtime", "realtime-read", "realtime-http", "realtime-http-append", "realtime-http-go", "realtime-http-go-append", "realtime-conn", "realtime-conn-append", "gorilla", "coder", "gobwas", "gws"}
 
 func registeredServers() []string {
 	var out []string

@@ -52,12 +52,32 @@ func Echo(c *websocket.Conn, read Reader) {
 // only once the connection failed or closed, as a WebSocket over HTTP/2
 // needs: the stream ends with the handler.
 func Handler(opts *websocket.AcceptOptions, newReader func() Reader) http.Handler {
+	return handler(opts, newReader, false)
+}
+
+// HandlerGo is Handler that runs Echo on a fresh goroutine and returns
+// at once on an HTTP/1.1 connection, which Accept took over: net/http
+// then lets go of its own state for the connection and of the stack of
+// the goroutine that parsed the request. Over HTTP/2 it behaves as
+// Handler.
+func HandlerGo(opts *websocket.AcceptOptions, newReader func() Reader) http.Handler {
+	return handler(opts, newReader, true)
+}
+
+func handler(opts *websocket.AcceptOptions, newReader func() Reader, detach bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, err := websocket.Accept(w, r, opts)
 		if err != nil {
 			return
 		}
-		defer c.CloseNow()
-		Echo(c, newReader())
+		serve := func() {
+			defer c.CloseNow()
+			Echo(c, newReader())
+		}
+		if detach && r.ProtoMajor == 1 {
+			go serve()
+			return
+		}
+		serve()
 	})
 }
