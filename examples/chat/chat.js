@@ -31,7 +31,7 @@
 
   let sock = null;
   const me = { name: '', socket: '' }; // from the server's pong
-  const rooms = new Map(); // name -> {sub, lines: [{at, id, li}], ids: Set, people: Map(socket -> entry), asked}
+  const rooms = new Map(); // name -> {sub, lines: [{at, id, li}], ids: Set, people: Map(socket -> entry), asked, since: presence events while a list is on its way}
   const pending = new Map(); // nonce -> {req, li}: lines sent, not yet back from the server
   let current = '';
   let listed = []; // GET /rooms
@@ -227,21 +227,34 @@
         room.asked = true;
         send({ type: 'history', room: name });
       }
+      // Joins and leaves that arrive while the list is on its way are
+      // applied again on top of it: the list may predate them (an entry
+      // is added to the broker asynchronously, so a page's own join can
+      // come before a list without it).
+      const since = [];
+      room.since = since;
       sub.presence().then((entries) => {
+        if (room.since === since) room.since = null;
         if (s !== sock) return;
         room.people = new Map(entries.map((p) => [p.socket, p]));
+        for (const [join, entry] of since) {
+          if (join) room.people.set(entry.socket, entry);
+          else room.people.delete(entry.socket);
+        }
         if (name === current) renderWho();
-      }, () => {});
+      }, () => { if (room.since === since) room.since = null; });
       refreshRooms(); // the counts now include this page
     };
     sub.onlost = () => { if (s === sock) note(name, 'some messages may be missing', true); };
     sub.onjoin = (e) => {
       if (s !== sock) return;
+      if (room.since) room.since.push([true, e.detail.entry]);
       room.people.set(e.detail.entry.socket, e.detail.entry);
       if (name === current) renderWho();
     };
     sub.onleave = (e) => {
       if (s !== sock) return;
+      if (room.since) room.since.push([false, e.detail.entry]);
       room.people.delete(e.detail.entry.socket);
       if (name === current) renderWho();
     };
@@ -261,7 +274,7 @@
   function join(name) {
     if (!ROOM.test(name)) return;
     if (!rooms.has(name)) {
-      const room = { lines: [], ids: new Set(), people: new Map(), sub: null, asked: false };
+      const room = { lines: [], ids: new Set(), people: new Map(), sub: null, asked: false, since: null };
       rooms.set(name, room);
       subscribe(sock, name, room);
     }
