@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/realtime-go/realtime/eventsource"
 	"github.com/realtime-go/realtime/proxy"
 )
 
@@ -74,7 +75,9 @@ func connCounter(srv *httptest.Server) *atomic.Int64 {
 // HTTP/1.1 (before, every request dialed anew).
 func TestEventSourceReusesConnection(t *testing.T) {
 	noProxyEnv(t)
-	srv := httptest.NewUnstartedServer(sseHandler(time.Millisecond))
+	// A stream that stays with net/http: one that Accept hijacks ends
+	// with its connection.
+	srv := httptest.NewUnstartedServer(sseHandlerWith(&eventsource.Options{Retry: time.Millisecond, Hijack: eventsource.HijackNever}))
 	conns := connCounter(srv)
 	srv.Start()
 	t.Cleanup(srv.Close)
@@ -216,9 +219,11 @@ func TestEventSourceThroughHTTPSProxy(t *testing.T) {
 	noProxyEnv(t)
 	plain := esServer(t, false, map[string]http.HandlerFunc{"/sse": sseHandler(time.Millisecond)})
 	cert, pool := testCert(t)
-	p := startProxy(t, cert, "", nil)
 	for _, forward := range []bool{false, true} {
 		t.Run(map[bool]string{false: "tunnel", true: "forward"}[forward], func(t *testing.T) {
+			// A proxy of its own: the server ends each stream with its
+			// connection, so the tunnel case leaves a CONNECT per request.
+			p := startProxy(t, cert, "", nil)
 			d := &Dialer{
 				Proxy:              http.ProxyURL(mustParse(t, "https://u:p@"+p.addr)),
 				ProxyTLSConfig:     &tls.Config{RootCAs: pool},

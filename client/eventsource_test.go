@@ -23,8 +23,13 @@ import (
 // sseHandler streams three events numbered after the request's
 // Last-Event-ID, then ends the response, so a client has to reconnect.
 func sseHandler(retry time.Duration) http.HandlerFunc {
+	return sseHandlerWith(&eventsource.Options{Retry: retry})
+}
+
+// sseHandlerWith is sseHandler with the stream options opts.
+func sseHandlerWith(opts *eventsource.Options) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		s, err := eventsource.Accept(w, r, &eventsource.Options{Retry: retry})
+		s, err := eventsource.Accept(w, r, opts)
 		if err != nil {
 			return
 		}
