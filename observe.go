@@ -320,8 +320,8 @@ func (s *Socket) observeOpen() {
 	s.opened = time.Now()
 	s.mu.Unlock()
 	e := ConnectEvent{Socket: s, Transport: s.transport, Protocol: s.protocolName(), Reconnect: s.lastEventID != ""}
-	if s.transport == TransportEventSource && s.req.URL != nil && strings.Contains(s.req.URL.RawQuery, FallbackParam) {
-		e.Fallback = s.req.URL.Query().Get(FallbackParam) != ""
+	if r := s.req.Load(); s.transport == TransportEventSource && r.URL != nil && strings.Contains(r.URL.RawQuery, FallbackParam) {
+		e.Fallback = r.URL.Query().Get(FallbackParam) != ""
 	}
 	if e.Fallback && ob.OnFallback != nil {
 		ob.OnFallback(e)

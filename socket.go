@@ -55,7 +55,8 @@ func (t Transport) String() string {
 type Socket struct {
 	id        string
 	transport Transport
-	req       *http.Request
+	req       atomic.Pointer[http.Request] // until the transport opens; see Request
+	rq        *requestCopy                 // WebSocket: what Request returns from then on
 	ws        *websocket.Conn
 	es        *eventsource.Stream
 	proto     protocol
@@ -70,10 +71,9 @@ type Socket struct {
 	hello       bool   // the writer has announced the position: joins send their own
 	cur         cursor // the writer's: the cursor after the last message written
 
-	ctx    context.Context // ends when the socket ends
-	cancel context.CancelFunc
-	wctx   context.Context // bounds the writer's writes; abort cancels it
-	abortW context.CancelFunc
+	vals    context.Context // the request context's values, not its lifetime
+	ctxDone bool            // the context's AfterFunc registrations ran; under mu
+	aborted bool            // abort cut the writes: a batch deadline starts expired; under mu
 
 	mu          sync.Mutex
 	queue       []queued
@@ -82,8 +82,6 @@ type Socket struct {
 	spare       []queued // the writer's previous batch, reused
 	closing     bool     // a close was asked for; it follows the queued messages
 	closeCode   websocket.StatusCode
-	closeReason string
-	closeErr    error // what Err reports after that close
 	ended       bool
 	beat        bool           // a heartbeat message is due
 	started     bool           // the transport is open: writers may start
@@ -96,8 +94,8 @@ type Socket struct {
 	overflow    uint64          // messages dropped by the overflow that closed the socket
 	opened      time.Time       // when the socket opened, if observed
 	chans       memberships     // the channels joined
-	failed      map[string]bool // channels whose latest join could not resume
 	presence    *PresenceEntry  // SetPresence; nil: none
+	x           *socketExtra    // rarely needed state, made on first use; under mu
 
 	endOnce sync.Once
 	done    chan struct{}
@@ -108,6 +106,23 @@ type Socket struct {
 	inMessage  atomic.Bool // the read goroutine is in OnMessage
 	readerDone chan struct{}
 	writerDone chan struct{}
+}
+
+// socketExtra holds what most sockets never need, so that they do not
+// pay for it: made by extra on first use.
+type socketExtra struct {
+	failed      map[string]bool // channels whose latest join could not resume
+	closeReason string
+	closeErr    error          // what Err reports after that close
+	afters      []*socketAfter // the context's AfterFunc registrations
+}
+
+// extra returns s.x, made if needed. Called with mu held.
+func (s *Socket) extra() *socketExtra {
+	if s.x == nil {
+		s.x = new(socketExtra)
+	}
+	return s.x
 }
 
 // queued is a message in a socket's queue. A replayed message is not
@@ -132,7 +147,6 @@ func newSocket(h *handler, transport Transport, r *http.Request) *Socket {
 	s := &Socket{
 		id:         h.reg.newID(),
 		transport:  transport,
-		req:        r,
 		cfg:        &h.cfg,
 		hnd:        h,
 		hub:        h.cfg.hub,
@@ -140,11 +154,10 @@ func newSocket(h *handler, transport Transport, r *http.Request) *Socket {
 		writerDone: make(chan struct{}),
 		shardIdx:   nextShard.Add(1),
 	}
+	s.req.Store(r)
 	// Keep the request's values (authentication, tracing), not its
 	// lifetime: the socket's is its own.
-	base := context.WithoutCancel(r.Context())
-	s.ctx, s.cancel = context.WithCancel(base)
-	s.wctx, s.abortW = context.WithCancel(base)
+	s.vals = context.WithoutCancel(r.Context())
 	return s
 }
 
@@ -159,13 +172,34 @@ func (s *Socket) ID() string { return s.id }
 // Transport returns the transport in use.
 func (s *Socket) Transport() Transport { return s.transport }
 
-// Request returns the request that opened the socket: its URL, headers
-// and remote address. Its body must not be read, and its context may
-// have ended (the handler of a WebSocket, and of an EventSource stream
-// on a hijacked connection, returns once the socket opens); the
-// socket's context, given to serve and OnMessage, keeps the request
-// context's values.
-func (s *Socket) Request() *http.Request { return s.req }
+// Request returns the request that opened the socket: its method, URL,
+// headers, host, remote address, TLS state and path values. Before the
+// socket opens (in OnConnect) it is the request itself. From then on it
+// is a new copy at each call, which the caller may change, with no body
+// and context.Background() as its context: net/http's parse of the
+// request would cost every socket about 1 KiB for its life, and the
+// request's own context has ended by then anyway (the handler of a
+// WebSocket, and of an EventSource stream on a hijacked connection,
+// returns once the socket opens). The socket's context, given to serve
+// and OnMessage, keeps the request context's values.
+func (s *Socket) Request() *http.Request {
+	if r := s.req.Load(); r != nil {
+		return r
+	}
+	if s.rq != nil {
+		return s.rq.request()
+	}
+	// An EventSource stream keeps its request: a shallow copy, under
+	// the same terms.
+	r := s.es.Request()
+	r2 := r.WithContext(context.Background())
+	r2.Header = r.Header.Clone()
+	if r.URL != nil {
+		u := *r.URL
+		r2.URL = &u
+	}
+	return r2
+}
 
 // LastEventID returns the id the client presented to resume from, or ""
 // for a fresh client.
@@ -182,7 +216,7 @@ func (s *Socket) LastEventID() string { return s.lastEventID }
 func (s *Socket) ResumeFailed(channel string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.failed[channel]
+	return s.x != nil && s.x.failed[channel]
 }
 
 // Done returns a channel that is closed when the socket has ended.
@@ -394,8 +428,21 @@ func (s *Socket) startCloseLocked(code websocket.StatusCode, reason string, caus
 		return
 	}
 	s.closing = true
-	s.closeCode, s.closeReason, s.closeErr = code, reason, cause
+	s.closeCode = code
+	if reason != "" || cause != nil {
+		x := s.extra()
+		x.closeReason, x.closeErr = reason, cause
+	}
 	s.kickLocked()
+}
+
+// closeErr returns what Err reports after the close asked for. Called
+// with mu held.
+func (s *Socket) closeErr() error {
+	if s.x == nil {
+		return nil
+	}
+	return s.x.closeErr
 }
 
 // wait waits for the writer and the reader, skipping a reader inside
@@ -409,8 +456,8 @@ func (s *Socket) wait(all bool) {
 
 // abort ends the socket at once, cutting writes in progress.
 func (s *Socket) abort() {
-	s.abortW()
 	s.mu.Lock()
+	s.aborted = true
 	dl := s.dl
 	s.mu.Unlock()
 	if dl != nil {
@@ -427,7 +474,7 @@ func (s *Socket) end(cause error) {
 	s.endOnce.Do(func() {
 		s.mu.Lock()
 		if s.closing {
-			cause = s.closeErr
+			cause = s.closeErr()
 		}
 		s.ended = true
 		s.queue, s.spare, s.queued, s.free = nil, nil, 0, 0
@@ -444,7 +491,6 @@ func (s *Socket) end(cause error) {
 		}
 		s.hnd.reg.forget(s)
 		s.err = cause
-		s.cancel()
 		// The transport is closed before done is, so that once done is
 		// closed nothing writes to the connection or ResponseWriter any
 		// more (a keep-alive comment, a Ping) and the handler may return.
@@ -455,6 +501,7 @@ func (s *Socket) end(cause error) {
 			s.es.Close()
 		}
 		close(s.done)
+		s.endContext()
 		s.observeEnd(cause)
 		if noWriter {
 			s.writerExit()

@@ -50,7 +50,13 @@ type afterFunc struct {
 
 func newWriteDeadline(parent context.Context, timeout time.Duration) *writeDeadline {
 	d := &writeDeadline{parent: parent, timeout: timeout, done: make(chan struct{})}
-	d.unwatch = context.AfterFunc(parent, func() { d.expire(parent.Err(), false) })
+	if parent.Done() == nil {
+		// A parent that never ends (a socket's values) needs no watch,
+		// which would cost the socket a context of its own.
+		d.unwatch = func() bool { return false }
+	} else {
+		d.unwatch = context.AfterFunc(parent, func() { d.expire(parent.Err(), false) })
+	}
 	return d
 }
 

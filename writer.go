@@ -176,8 +176,8 @@ func (s *Socket) writeStart(dl *writeDeadline, beat []queued) error {
 	s.mu.Unlock()
 	pos := s.cur.encode()
 	// The position goes in one write with the heartbeat message, bound
-	// by the batches' deadline: a context of its own, derived from
-	// s.wctx, would leave a registration in it for the socket's life.
+	// by the batches' deadline: a context of its own per socket would
+	// cost an idle socket its memory.
 	out := outBatches.Get().(*outBatch)
 	defer out.release()
 	switch {
@@ -235,18 +235,17 @@ func (s *Socket) encodeAndFlush(dl *writeDeadline, out *outBatch, batch []queued
 
 // newBatchDeadline returns the context of the socket's batches, whose
 // deadline is WriteTimeout on WebSocket (an EventSource stream bounds
-// its own writes). Its parent is not s.wctx but its values alone, and
-// abort ends it directly: watching s.wctx would cost every socket, idle
-// or not, a registration in it (a map and a channel, about 0.5 KiB).
+// its own writes). Its parent is the request context's values alone,
+// which never end: abort ends it directly.
 // Called with mu held, so that abort either sees it or came first.
 func (s *Socket) newBatchDeadline() *writeDeadline {
 	timeout := s.cfg.writeTimeout
 	if s.es != nil {
 		timeout = 0 // the stream bounds its own writes
 	}
-	dl := newWriteDeadline(context.WithoutCancel(s.wctx), timeout)
-	if err := s.wctx.Err(); err != nil {
-		dl.expire(err, false) // aborted already
+	dl := newWriteDeadline(s.vals, timeout)
+	if s.aborted {
+		dl.expire(context.Canceled, false)
 	}
 	return dl
 }
@@ -363,7 +362,10 @@ func (s *Socket) write(out *outBatch, m *message) error {
 // report.
 func (s *Socket) writeClose() error {
 	s.mu.Lock()
-	code, reason, cause := s.closeCode, s.closeReason, s.closeErr
+	code, reason, cause := s.closeCode, "", s.closeErr()
+	if s.x != nil {
+		reason = s.x.closeReason
+	}
 	s.mu.Unlock()
 	if s.ws != nil {
 		// The read goroutine sees the peer's close frame; Close returns
@@ -372,6 +374,6 @@ func (s *Socket) writeClose() error {
 		return cause
 	}
 	data := strconv.Itoa(int(code)) + " " + reason
-	s.es.Send(s.wctx, eventsource.Event{Type: CloseEvent, Data: data})
+	s.es.Send(s.dl, eventsource.Event{Type: CloseEvent, Data: data}) // abort cuts it
 	return cause
 }
