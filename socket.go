@@ -75,27 +75,27 @@ type Socket struct {
 	ctxDone bool            // the context's AfterFunc registrations ran; under mu
 	aborted bool            // abort cut the writes: a batch deadline starts expired; under mu
 
-	mu          sync.Mutex
-	queue       []queued
-	free        int      // replayed messages in queue, outside the count bound
-	queued      int64    // payload bytes in queue and in the batch being written
-	spare       []queued // the writer's previous batch, reused
-	closing     bool     // a close was asked for; it follows the queued messages
-	closeCode   websocket.StatusCode
-	ended       bool
-	beat        bool           // a heartbeat message is due
-	started     bool           // the transport is open: writers may start
-	writing     bool           // a writer runs, or the socket ended without one (none may start)
-	dl          *writeDeadline // the writers' batch deadline and idle timer; set by run
-	shardIdx    uint32         // of writerShards
-	seq         uint64         // EventSource: the highest Realtime-Seq delivered
-	dropped     uint64
-	dropSeen    uint64          // dropped, as reported to Observer.OnDrop
-	overflow    uint64          // messages dropped by the overflow that closed the socket
-	opened      time.Time       // when the socket opened, if observed
-	chans       memberships     // the channels joined
-	presence    *PresenceEntry  // SetPresence; nil: none
-	x           *socketExtra    // rarely needed state, made on first use; under mu
+	mu        sync.Mutex
+	queue     []queued
+	free      int      // replayed messages in queue, outside the count bound
+	queued    int64    // payload bytes in queue and in the batch being written
+	spare     []queued // the writer's previous batch, reused
+	closing   bool     // a close was asked for; it follows the queued messages
+	closeCode websocket.StatusCode
+	ended     bool
+	beat      bool           // a heartbeat message is due
+	started   bool           // the transport is open: writers may start
+	writing   bool           // a writer runs, or the socket ended without one (none may start)
+	dl        *writeDeadline // the writers' batch deadline and idle timer; set by run
+	shardIdx  uint32         // of writerShards
+	seq       uint64         // EventSource: the highest Realtime-Seq delivered
+	dropped   uint64
+	dropSeen  uint64         // dropped, as reported to Observer.OnDrop
+	overflow  uint64         // messages dropped by the overflow that closed the socket
+	opened    time.Time      // when the socket opened, if observed
+	chans     memberships    // the channels joined
+	presence  *PresenceEntry // SetPresence; nil: none
+	x         *socketExtra   // rarely needed state, made on first use; under mu
 
 	endOnce sync.Once
 	done    chan struct{}
