@@ -361,6 +361,9 @@ func (s *Socket) kickLocked() {
 		return
 	}
 	s.writing = true
+	if s.dl == nil {
+		s.dl = s.newBatchDeadline()
+	}
 	startWriter(s)
 }
 
@@ -458,11 +461,12 @@ func (s *Socket) wait(all bool) {
 func (s *Socket) abort() {
 	s.mu.Lock()
 	s.aborted = true
-	dl := s.dl
-	s.mu.Unlock()
-	if dl != nil {
-		dl.expire(context.Canceled, false) // see newBatchDeadline
+	if s.dl != nil {
+		// Under mu: an idle writer may otherwise give it to another
+		// socket meanwhile (see release).
+		s.dl.expire(context.Canceled, false) // see newBatchDeadline
 	}
+	s.mu.Unlock()
 	s.end(errSocketClosed)
 }
 

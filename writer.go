@@ -124,6 +124,9 @@ func (s *Socket) next() ([]queued, writeStep) {
 		return nil, stepBeat
 	}
 	s.writing = false
+	if s.dl.release() {
+		s.dl = nil // kickLocked gets one
+	}
 	// An idle socket keeps one small array for the next message, and
 	// pins none for bursts that may not come.
 	if cap(s.queue) == 0 {
@@ -243,7 +246,7 @@ func (s *Socket) newBatchDeadline() *writeDeadline {
 	if s.es != nil {
 		timeout = 0 // the stream bounds its own writes
 	}
-	dl := newWriteDeadline(s.vals, timeout)
+	dl := getWriteDeadline(s.vals, timeout)
 	if s.aborted {
 		dl.expire(context.Canceled, false)
 	}
