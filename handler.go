@@ -158,7 +158,9 @@ func (h *handler) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.ws = c
-	s.readerDone = make(chan struct{})
+	s.mu.Lock()
+	s.hasReader = true
+	s.mu.Unlock()
 	s.observeOpen()
 	h.run(s)
 	if r.ProtoMajor >= 2 {

@@ -337,7 +337,7 @@ func (s *Socket) observeOpen() {
 func (s *Socket) observeEnd(cause error) {
 	ob := &s.cfg.obs
 	s.mu.Lock()
-	opened, closing, code := s.opened, s.closing, s.closeCode
+	opened, closing, code := s.opened, s.closing, websocket.StatusCode(s.closeCode)
 	overflow := s.overflow
 	s.mu.Unlock()
 	if opened.IsZero() {

@@ -53,59 +53,65 @@ func (t Transport) String() string {
 // about; Close waits for them, except that it does not wait for a read
 // goroutine that is running OnMessage, so that OnMessage may call Close.
 type Socket struct {
-	id        string
-	transport Transport
-	req       atomic.Pointer[http.Request] // until the transport opens; see Request
-	rq        *requestCopy                 // WebSocket: what Request returns from then on
-	ws        *websocket.Conn
-	es        *eventsource.Stream
-	proto     protocol
-	token     string // EventSource only
-	cfg       *config
-	hnd       *handler
-	hub       *Hub // cfg.hub: nil when the handler has none
+	id    string
+	req   atomic.Pointer[http.Request] // until the transport opens; see Request
+	rq    *requestCopy                 // WebSocket: what Request returns from then on
+	ws    *websocket.Conn
+	es    *eventsource.Stream
+	token string // EventSource only
+	hnd   *handler
+	cfg   *config // &hnd.cfg
+	hub   *Hub    // cfg.hub: nil when the handler has none
 
 	lastEventID string
 	presented   cursor // decoded lastEventID; the positions to resume from
-	badCursor   bool   // lastEventID was given but is not a cursor: every join fails
-	hello       bool   // the writer has announced the position: joins send their own
 	cur         cursor // the writer's: the cursor after the last message written
 
-	vals    context.Context // the request context's values, not its lifetime
-	ctxDone bool            // the context's AfterFunc registrations ran; under mu
-	aborted bool            // abort cut the writes: a batch deadline starts expired; under mu
+	vals context.Context // the request context's values, not its lifetime
 
-	mu        sync.Mutex
-	queue     []queued
-	free      int      // replayed messages in queue, outside the count bound
-	queued    int64    // payload bytes in queue and in the batch being written
-	spare     []queued // the writer's previous batch, reused
-	closing   bool     // a close was asked for; it follows the queued messages
-	closeCode websocket.StatusCode
-	ended     bool
-	beat      bool           // a heartbeat message is due
-	started   bool           // the transport is open: writers may start
-	writing   bool           // a writer runs, or the socket ended without one (none may start)
-	dl        *writeDeadline // the writers' batch deadline and idle timer; set by run
-	shardIdx  uint32         // of writerShards
-	seq       uint64         // EventSource: the highest Realtime-Seq delivered
-	dropped   uint64
-	dropSeen  uint64         // dropped, as reported to Observer.OnDrop
-	overflow  uint64         // messages dropped by the overflow that closed the socket
-	opened    time.Time      // when the socket opened, if observed
-	chans     memberships    // the channels joined
-	presence  *PresenceEntry // SetPresence; nil: none
-	x         *socketExtra   // rarely needed state, made on first use; under mu
+	mu       sync.Mutex
+	queue    []queued
+	free     int            // replayed messages in queue, outside the count bound
+	queued   int64          // payload bytes in queue and in the batch being written
+	spare    []queued       // the writer's previous batch, reused
+	dl       *writeDeadline // the writers' batch deadline and idle timer; set by run and kickLocked
+	seq      uint64         // EventSource: the highest Realtime-Seq delivered
+	dropped  uint64
+	dropSeen uint64         // dropped, as reported to Observer.OnDrop
+	overflow uint64         // messages dropped by the overflow that closed the socket
+	opened   time.Time      // when the socket opened, if observed
+	chans    memberships    // the channels joined
+	presence *PresenceEntry // SetPresence; nil: none
+	x        *socketExtra   // rarely needed state, made on first use; under mu
+
+	done       chan struct{}
+	err        error         // set before done is closed
+	readerDone chan struct{} // closed when readerEnd is set; made by a wait before, under mu
+	writerDone chan struct{} // the same for writerEnd
 
 	endOnce sync.Once
-	done    chan struct{}
-	err     error // set before done is closed
+	joinMu  sync.Mutex // serializes Join and Leave
+	msgMu   sync.Mutex // serializes OnMessage for POSTs
 
-	joinMu     sync.Mutex  // serializes Join and Leave
-	msgMu      sync.Mutex  // serializes OnMessage for POSTs
-	inMessage  atomic.Bool // the read goroutine is in OnMessage
-	readerDone chan struct{}
-	writerDone chan struct{}
+	// The small fields last, packed: the Socket is most of an idle
+	// socket's memory of its own.
+	transport Transport
+	shardIdx  uint32      // of writerShards
+	inMessage atomic.Bool // the read goroutine is in OnMessage
+	closeCode uint16      // a websocket.StatusCode; under mu, as the flags below but the first three
+	proto     protocol
+	badCursor bool // lastEventID was given but is not a cursor: every join fails
+	hello     bool // the writer has announced the position: joins send their own
+	closing   bool // a close was asked for; it follows the queued messages
+	ended     bool
+	beat      bool // a heartbeat message is due
+	started   bool // the transport is open: writers may start
+	writing   bool // a writer runs, or the socket ended without one (none may start)
+	ctxDone   bool // the context's AfterFunc registrations ran
+	aborted   bool // abort cut the writes: a batch deadline starts expired
+	hasReader bool // a WebSocket's read goroutine runs, or ran
+	readerEnd bool // it has ended
+	writerEnd bool // the last writer has ended
 }
 
 // socketExtra holds what most sockets never need, so that they do not
@@ -145,14 +151,13 @@ const (
 
 func newSocket(h *handler, transport Transport, r *http.Request) *Socket {
 	s := &Socket{
-		id:         h.reg.newID(),
-		transport:  transport,
-		cfg:        &h.cfg,
-		hnd:        h,
-		hub:        h.cfg.hub,
-		done:       make(chan struct{}),
-		writerDone: make(chan struct{}),
-		shardIdx:   nextShard.Add(1),
+		id:        h.reg.newID(),
+		transport: transport,
+		cfg:       &h.cfg,
+		hnd:       h,
+		hub:       h.cfg.hub,
+		done:      make(chan struct{}),
+		shardIdx:  nextShard.Add(1),
 	}
 	s.req.Store(r)
 	// Keep the request's values (authentication, tracing), not its
@@ -431,7 +436,7 @@ func (s *Socket) startCloseLocked(code websocket.StatusCode, reason string, caus
 		return
 	}
 	s.closing = true
-	s.closeCode = code
+	s.closeCode = uint16(code)
 	if reason != "" || cause != nil {
 		x := s.extra()
 		x.closeReason, x.closeErr = reason, cause
@@ -451,11 +456,45 @@ func (s *Socket) closeErr() error {
 // wait waits for the writer and the reader, skipping a reader inside
 // OnMessage unless all is set.
 func (s *Socket) wait(all bool) {
-	<-s.writerDone
-	if s.readerDone != nil && (all || !s.inMessage.Load()) {
-		<-s.readerDone
+	<-s.waitEnd(&s.writerEnd, &s.writerDone)
+	s.mu.Lock()
+	reader := s.hasReader
+	s.mu.Unlock()
+	if reader && (all || !s.inMessage.Load()) {
+		<-s.waitEnd(&s.readerEnd, &s.readerDone)
 	}
 }
+
+// waitEnd returns a channel closed once *end is set: done, made now if
+// nobody waited before. Two channels per socket, made for every socket
+// and waited on for few, cost an idle socket 0.2 KiB.
+func (s *Socket) waitEnd(end *bool, done *chan struct{}) <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if *end {
+		return closedChan
+	}
+	if *done == nil {
+		*done = make(chan struct{})
+	}
+	return *done
+}
+
+// setEnded sets *end and closes done if a wait made it.
+func (s *Socket) setEnded(end *bool, done *chan struct{}) {
+	s.mu.Lock()
+	*end = true
+	if *done != nil {
+		close(*done)
+	}
+	s.mu.Unlock()
+}
+
+var closedChan = func() chan struct{} {
+	c := make(chan struct{})
+	close(c)
+	return c
+}()
 
 // abort ends the socket at once, cutting writes in progress.
 func (s *Socket) abort() {

@@ -68,7 +68,7 @@ func (s *Socket) writerExit() {
 	if s.dl != nil {
 		s.dl.stop()
 	}
-	close(s.writerDone)
+	s.setEnded(&s.writerEnd, &s.writerDone)
 }
 
 // beatBatch is the batch of a heartbeat message: nil unless the socket
@@ -365,7 +365,7 @@ func (s *Socket) write(out *outBatch, m *message) error {
 // report.
 func (s *Socket) writeClose() error {
 	s.mu.Lock()
-	code, reason, cause := s.closeCode, "", s.closeErr()
+	code, reason, cause := websocket.StatusCode(s.closeCode), "", s.closeErr()
 	if s.x != nil {
 		reason = s.x.closeReason
 	}
