@@ -3,6 +3,7 @@ package realtime
 import (
 	"context"
 	"crypto/tls"
+	"encoding/binary"
 	"net/http"
 	"net/url"
 	"strings"
@@ -10,62 +11,96 @@ import (
 
 // requestCopy is what a WebSocket socket keeps of the request that
 // opened it, for Request. The *http.Request itself would keep net/http's
-// parse of it (the map of its headers, the request itself) for the
-// socket's life, for a method most sockets never call after they open.
+// parse of it (the request, the map of its headers, a string per value,
+// the URL, its context chain) for the socket's life, for a method most
+// sockets never call after they open: about 1 KiB. This is one string,
+// which Request parses back.
 type requestCopy struct {
-	method, proto, host, remoteAddr, uri, pattern string
-
-	protoMajor, protoMinor int
-	url                    *url.URL
-	tls                    *tls.ConnectionState
-	pairs                  []string // the headers' name, value pairs, then the path values'
-	nHeader                int      // of pairs, the headers'
+	blob string               // the fields, each a uvarint length and its bytes; see copyRequest
+	url  *url.URL             // nil unless the URL does not survive its String and Parse
+	tls  *tls.ConnectionState // as the request's
 }
 
-// copyRequest keeps what Request returns of r.
+// copyRequest keeps what Request returns of r: in blob, its method,
+// proto, host, remote address, request URI, pattern, URL (unless url
+// keeps it) and the number of header values, then the name and value of
+// each, then the name and value of each path value.
 func copyRequest(r *http.Request) *requestCopy {
-	c := &requestCopy{
-		method: r.Method, proto: r.Proto, host: r.Host, remoteAddr: r.RemoteAddr,
-		uri: r.RequestURI, pattern: r.Pattern,
-		protoMajor: r.ProtoMajor, protoMinor: r.ProtoMinor,
-		url: r.URL, tls: r.TLS,
+	c := &requestCopy{tls: r.TLS}
+	var us string
+	if r.URL != nil {
+		us = r.URL.String()
+		if u, err := url.Parse(us); err != nil || *u != *r.URL {
+			c.url, us = r.URL, ""
+		}
 	}
 	n := 0
 	for _, vs := range r.Header {
-		n += 2 * len(vs)
+		n += len(vs)
 	}
 	names := wildcards(r.Pattern)
-	c.pairs = make([]string, 0, n+2*len(names))
+	size := len(r.Method) + len(r.Proto) + len(r.Host) + len(r.RemoteAddr) + len(r.RequestURI) + len(r.Pattern) + len(us) + 8*binary.MaxVarintLen16
 	for k, vs := range r.Header {
 		for _, v := range vs {
-			c.pairs = append(c.pairs, k, v)
+			size += len(k) + len(v) + 2*binary.MaxVarintLen16
 		}
 	}
-	c.nHeader = len(c.pairs)
-	for _, name := range names {
-		c.pairs = append(c.pairs, name, r.PathValue(name))
+	b := make([]byte, 0, size)
+	field := func(s string) {
+		b = binary.AppendUvarint(b, uint64(len(s)))
+		b = append(b, s...)
 	}
+	for _, s := range [...]string{r.Method, r.Proto, r.Host, r.RemoteAddr, r.RequestURI, r.Pattern, us} {
+		field(s)
+	}
+	b = binary.AppendUvarint(b, uint64(n))
+	for k, vs := range r.Header {
+		for _, v := range vs {
+			field(k)
+			field(v)
+		}
+	}
+	for _, name := range names {
+		field(name)
+		field(r.PathValue(name))
+	}
+	c.blob = string(b)
 	return c
 }
 
 // request makes a new *http.Request of c.
 func (c *requestCopy) request() *http.Request {
-	r := (&http.Request{
-		Method: c.method, Proto: c.proto, ProtoMajor: c.protoMajor, ProtoMinor: c.protoMinor,
-		Host: c.host, RemoteAddr: c.remoteAddr, RequestURI: c.uri, Pattern: c.pattern,
-		TLS: c.tls, Header: make(http.Header, c.nHeader/2), Body: http.NoBody,
-	}).WithContext(context.Background())
-	if c.url != nil {
+	b := c.blob
+	uvarint := func() int {
+		n, k := binary.Uvarint([]byte(b[:min(len(b), binary.MaxVarintLen64)]))
+		b = b[k:]
+		return int(n)
+	}
+	field := func() string {
+		n := uvarint()
+		s := b[:n]
+		b = b[n:]
+		return s
+	}
+	r := &http.Request{Method: field(), Proto: field(), Host: field(), RemoteAddr: field(), RequestURI: field(), Pattern: field(), TLS: c.tls, Body: http.NoBody}
+	r.ProtoMajor, r.ProtoMinor, _ = http.ParseHTTPVersion(r.Proto)
+	if us := field(); c.url != nil {
 		u := *c.url // the caller may change it
 		r.URL = &u
+	} else if us != "" {
+		r.URL, _ = url.Parse(us) // it did parse, into the same URL
 	}
-	for i := 0; i < c.nHeader; i += 2 {
-		r.Header[c.pairs[i]] = append(r.Header[c.pairs[i]], c.pairs[i+1])
+	n := uvarint()
+	r.Header = make(http.Header, n)
+	for range n {
+		k := field()
+		r.Header[k] = append(r.Header[k], field())
 	}
-	for i := c.nHeader; i < len(c.pairs); i += 2 {
-		r.SetPathValue(c.pairs[i], c.pairs[i+1])
+	for b != "" {
+		k := field()
+		r.SetPathValue(k, field())
 	}
-	return r
+	return r.WithContext(context.Background())
 }
 
 // wildcards returns the names of the wildcards of a ServeMux pattern,
