@@ -590,7 +590,7 @@ func (s *Socket) join(ctx context.Context, name string) (string, error) {
 		status := s.chans.get(name).status
 		s.mu.Unlock()
 		return status, nil
-	case len(s.chans) >= s.cfg.maxChannels:
+	case len(s.chans) >= s.cfg().maxChannels:
 		s.mu.Unlock()
 		return "", ErrTooManyChannels
 	}
@@ -627,7 +627,7 @@ func (s *Socket) makeRoom(name string) {
 			n++
 		}
 	}
-	if n < s.cfg.maxChannels {
+	if n < s.cfg().maxChannels {
 		return
 	}
 	for i, e := range s.presented {

@@ -36,8 +36,8 @@ func (s *Socket) receive(text string) {
 }
 
 func (s *Socket) onMessage(text string) {
-	if s.cfg.onMessage != nil {
-		s.cfg.onMessage(s.context(), s, text)
+	if s.cfg().onMessage != nil {
+		s.cfg().onMessage(s.context(), s, text)
 	}
 }
 
@@ -53,11 +53,11 @@ func (s *Socket) clientSubscribe(channel string) {
 		s.reply(kindRefused, channel, "invalid channel name")
 		return
 	}
-	if s.hub == nil || s.cfg.onSubscribe == nil {
+	if s.hub == nil || s.cfg().onSubscribe == nil {
 		s.reply(kindRefused, channel, "refused")
 		return
 	}
-	if err := s.cfg.onSubscribe(s.context(), s, channel); err != nil {
+	if err := s.cfg().onSubscribe(s.context(), s, channel); err != nil {
 		s.reply(kindRefused, channel, err.Error())
 		return
 	}
@@ -81,10 +81,10 @@ func (s *Socket) clientPublish(channel, text string) {
 	switch {
 	case checkChannel(channel) != nil:
 		fail("invalid channel name")
-	case s.hub == nil || s.cfg.onPublish == nil:
+	case s.hub == nil || s.cfg().onPublish == nil:
 		fail("refused")
 	default:
-		if err := s.cfg.onPublish(s.context(), s, channel, text); err != nil {
+		if err := s.cfg().onPublish(s.context(), s, channel, text); err != nil {
 			fail(err.Error())
 		} else if _, err := s.hub.Publish(s.context(), channel, text); err != nil {
 			fail(err.Error())

@@ -60,8 +60,7 @@ type Socket struct {
 	es    *eventsource.Stream
 	token string // EventSource only
 	hnd   *handler
-	cfg   *config // &hnd.cfg
-	hub   *Hub    // cfg.hub: nil when the handler has none
+	hub   *Hub // cfg.hub: nil when the handler has none
 
 	lastEventID string
 	presented   cursor // decoded lastEventID; the positions to resume from
@@ -78,8 +77,7 @@ type Socket struct {
 	seq      uint64         // EventSource: the highest Realtime-Seq delivered
 	dropped  uint64
 	dropSeen uint64         // dropped, as reported to Observer.OnDrop
-	overflow uint64         // messages dropped by the overflow that closed the socket
-	opened   time.Time      // when the socket opened, if observed
+	opened   time.Duration  // when the socket opened, if observed: since epoch, plus 1; else 0
 	chans    memberships    // the channels joined
 	presence *PresenceEntry // SetPresence; nil: none
 	x        *socketExtra   // rarely needed state, made on first use; under mu
@@ -120,6 +118,7 @@ type socketExtra struct {
 	failed      map[string]bool // channels whose latest join could not resume
 	closeReason string
 	closeErr    error          // what Err reports after that close
+	overflow    uint64         // messages dropped by the overflow that closed the socket
 	afters      []*socketAfter // the context's AfterFunc registrations
 }
 
@@ -153,7 +152,6 @@ func newSocket(h *handler, transport Transport, r *http.Request) *Socket {
 	s := &Socket{
 		id:        h.reg.newID(),
 		transport: transport,
-		cfg:       &h.cfg,
 		hnd:       h,
 		hub:       h.cfg.hub,
 		done:      make(chan struct{}),
@@ -165,6 +163,13 @@ func newSocket(h *handler, transport Transport, r *http.Request) *Socket {
 	s.vals = context.WithoutCancel(r.Context())
 	return s
 }
+
+// cfg returns the socket's configuration, its handler's.
+func (s *Socket) cfg() *config { return &s.hnd.cfg }
+
+// epoch is what Socket.opened counts from: a time.Time per socket would
+// cost it 16 bytes more.
+var epoch = time.Now()
 
 // ID returns an identifier for the socket, unique across the nodes of
 // its hub's broker and fixed for the socket's life: NODE.RANDOM, where
@@ -297,13 +302,13 @@ func (s *Socket) enqueueLocked(m *message) error {
 		return errSocketClosed
 	}
 	for s.full(n) {
-		if s.cfg.policy != QueueDropOldest {
+		if s.cfg().policy != QueueDropOldest {
 			for _, q := range s.queue {
 				if !q.replay {
 					s.queued -= int64(len(q.m.text))
 				}
 			}
-			s.overflow = uint64(len(s.queue)) + 1
+			s.extra().overflow = uint64(len(s.queue)) + 1
 			s.queue, s.free = nil, 0
 			s.startCloseLocked(websocket.StatusTryAgainLater, "send queue full", errQueueFull)
 			return errQueueFull
@@ -351,10 +356,10 @@ func (s *Socket) enqueueReplay(ms []*message) {
 // queued or being written, so one larger than the bound goes alone.
 // Called with mu held.
 func (s *Socket) full(n int64) bool {
-	if c := s.cfg.maxQueue; c >= 0 && len(s.queue)-s.free >= c {
+	if c := s.cfg().maxQueue; c >= 0 && len(s.queue)-s.free >= c {
 		return true
 	}
-	b := s.cfg.maxQueueB
+	b := s.cfg().maxQueueB
 	return b >= 0 && s.queued > 0 && s.queued+n > b
 }
 

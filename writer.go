@@ -31,8 +31,8 @@ func (s *Socket) writeLoop() {
 	var err error
 	if first {
 		err = s.writeStart(s.dl, s.beatBatch())
-		if err == nil && s.proto == protoV2 && s.cfg.beat > 0 {
-			s.dl.idleAfter(s.cfg.beat, s.beatDue)
+		if err == nil && s.proto == protoV2 && s.cfg().beat > 0 {
+			s.dl.idleAfter(s.cfg().beat, s.beatDue)
 		}
 	}
 	for err == nil {
@@ -74,8 +74,8 @@ func (s *Socket) writerExit() {
 // beatBatch is the batch of a heartbeat message: nil unless the socket
 // speaks realtime.v2 and has a Heartbeat.
 func (s *Socket) beatBatch() []queued {
-	if s.proto == protoV2 && s.cfg.beat > 0 {
-		return []queued{{m: s.cfg.heartbeat}}
+	if s.proto == protoV2 && s.cfg().beat > 0 {
+		return []queued{{m: s.cfg().heartbeat}}
 	}
 	return nil
 }
@@ -242,7 +242,7 @@ func (s *Socket) encodeAndFlush(dl *writeDeadline, out *outBatch, batch []queued
 // which never end: abort ends it directly.
 // Called with mu held, so that abort either sees it or came first.
 func (s *Socket) newBatchDeadline() *writeDeadline {
-	timeout := s.cfg.writeTimeout
+	timeout := s.cfg().writeTimeout
 	if s.es != nil {
 		timeout = 0 // the stream bounds its own writes
 	}
