@@ -239,11 +239,19 @@ func (s *Socket) Done() <-chan struct{} { return s.done }
 // (eventsource.ErrWriteTimeout, on both transports), a client
 // that went away, or an error matching eventsource.ErrQueueFull.
 func (s *Socket) Err() error {
+	if s.isDone() {
+		return s.err
+	}
+	return nil
+}
+
+// isDone reports whether done is closed.
+func (s *Socket) isDone() bool {
 	select {
 	case <-s.done:
-		return s.err
+		return true
 	default:
-		return nil
+		return false
 	}
 }
 

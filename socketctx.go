@@ -22,12 +22,10 @@ func (c *socketContext) Deadline() (time.Time, bool) { return time.Time{}, false
 func (c *socketContext) Done() <-chan struct{} { return c.done }
 
 func (c *socketContext) Err() error {
-	select {
-	case <-c.done:
+	if (*Socket)(c).isDone() {
 		return context.Canceled
-	default:
-		return nil
 	}
+	return nil
 }
 
 func (c *socketContext) Value(key any) any { return c.vals.Value(key) }
