@@ -427,12 +427,15 @@ func (c *channel) queueJoin(s *Socket, start Position, replay []*message, status
 		mb.start, mb.status = start, status
 	}
 	if status == statusFailed {
-		if s.failed == nil {
-			s.failed = make(map[string]bool)
+		x := s.extra()
+		if x.failed == nil {
+			x.failed = make(map[string]bool)
 		}
-		s.failed[c.name] = true
+		x.failed[c.name] = true
 	} else {
-		delete(s.failed, c.name)
+		if s.x != nil {
+			delete(s.x.failed, c.name)
+		}
 	}
 	ms := make([]*message, 0, len(replay)+2)
 	ms = append(ms, &message{kind: kindMark, channel: c.name, pos: start})
@@ -587,7 +590,7 @@ func (s *Socket) join(ctx context.Context, name string) (string, error) {
 		status := s.chans.get(name).status
 		s.mu.Unlock()
 		return status, nil
-	case len(s.chans) >= s.cfg.maxChannels:
+	case len(s.chans) >= s.cfg().maxChannels:
 		s.mu.Unlock()
 		return "", ErrTooManyChannels
 	}
@@ -624,7 +627,7 @@ func (s *Socket) makeRoom(name string) {
 			n++
 		}
 	}
-	if n < s.cfg.maxChannels {
+	if n < s.cfg().maxChannels {
 		return
 	}
 	for i, e := range s.presented {
@@ -670,7 +673,9 @@ func (s *Socket) leave(name string) (bool, error) {
 	delete(c.members, s)
 	s.mu.Lock()
 	s.chans.drop(name)
-	delete(s.failed, name)
+	if s.x != nil {
+		delete(s.x.failed, name)
+	}
 	s.presented.remove(name)
 	e := s.presence
 	s.enqueueReplay([]*message{{kind: kindUnsubscribed, channel: name, text: "left"}})

@@ -158,7 +158,9 @@ func (h *handler) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.ws = c
-	s.readerDone = make(chan struct{})
+	s.mu.Lock()
+	s.hasReader = true
+	s.mu.Unlock()
 	s.observeOpen()
 	h.run(s)
 	if r.ProtoMajor >= 2 {
@@ -220,7 +222,7 @@ func (h *handler) serveEventSource(w http.ResponseWriter, r *http.Request) {
 // is refused.
 func (h *handler) connect(w http.ResponseWriter, s *Socket) bool {
 	if s.proto != protoPlain {
-		s.lastEventID = requestLastEventID(s.req, h.cfg.idParam)
+		s.lastEventID = requestLastEventID(s.req.Load(), h.cfg.idParam)
 		s.presented, s.badCursor = decodeCursor(s.lastEventID)
 		s.badCursor = !s.badCursor
 		if len(s.presented) > h.cfg.maxChannels {
@@ -229,7 +231,7 @@ func (h *handler) connect(w http.ResponseWriter, s *Socket) bool {
 	}
 	refuse := func(status int, msg string, reason RefuseReason, err error) bool {
 		s.discard()
-		h.observeRefuse(s.req, reason, err)
+		h.observeRefuse(s.req.Load(), reason, err)
 		if status == http.StatusServiceUnavailable {
 			w.Header().Set("Retry-After", "1")
 		}
@@ -241,13 +243,13 @@ func (h *handler) connect(w http.ResponseWriter, s *Socket) bool {
 			return refuse(http.StatusServiceUnavailable, "realtime: shutting down", RefuseShutdown, err)
 		}
 		for _, name := range h.cfg.channels {
-			if err := s.Join(s.ctx, name); err != nil {
+			if err := s.Join(s.context(), name); err != nil {
 				return refuse(http.StatusServiceUnavailable, "realtime: joining "+quotePrefix(name)+": "+quote.Error(err), RefuseChannel, err)
 			}
 		}
 	}
 	if h.cfg.onConnect != nil {
-		if err := h.cfg.onConnect(s.ctx, s); err != nil {
+		if err := h.cfg.onConnect(s.context(), s); err != nil {
 			return refuse(http.StatusForbidden, "realtime: forbidden", RefuseForbidden, err)
 		}
 	}
@@ -268,6 +270,10 @@ func (h *handler) connect(w http.ResponseWriter, s *Socket) bool {
 // The first writer writes the position; later ones start when there is
 // something to write (see kickLocked).
 func (h *handler) run(s *Socket) {
+	if s.ws != nil {
+		s.rq = copyRequest(s.req.Load())
+	}
+	s.req.Store(nil) // see Request
 	h.reg.add(s)
 	s.mu.Lock()
 	ended := s.ended
@@ -305,7 +311,7 @@ func (h *handler) watchStream(s *Socket) {
 
 // serveSocket runs serve and closes the socket when it returns.
 func (h *handler) serveSocket(s *Socket) {
-	h.serve(s.ctx, s)
+	h.serve(s.context(), s)
 	s.startClose(websocket.StatusNormalClosure, "", nil)
 	s.wait(true)
 }

@@ -423,7 +423,7 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 	}
 	for _, s := range socks {
 		select {
-		case <-s.writerDone:
+		case <-s.waitEnd(&s.writerEnd, &s.writerDone):
 		case <-ctx.Done():
 			for _, s := range socks {
 				s.abort()

@@ -307,7 +307,7 @@ func (s *Socket) protocolName() string {
 // observeOpen reports a socket whose transport was accepted; called
 // once, before its goroutines start.
 func (s *Socket) observeOpen() {
-	ob := &s.cfg.obs
+	ob := &s.cfg().obs
 	if ob.OnConnect == nil && ob.OnFallback == nil && ob.OnDisconnect == nil && ob.OnDrop == nil && ob.OnHeartbeatMissed == nil {
 		return
 	}
@@ -317,11 +317,11 @@ func (s *Socket) observeOpen() {
 		s.mu.Unlock()
 		return
 	}
-	s.opened = time.Now()
+	s.opened = time.Since(epoch) + 1 // never 0
 	s.mu.Unlock()
 	e := ConnectEvent{Socket: s, Transport: s.transport, Protocol: s.protocolName(), Reconnect: s.lastEventID != ""}
-	if s.transport == TransportEventSource && s.req.URL != nil && strings.Contains(s.req.URL.RawQuery, FallbackParam) {
-		e.Fallback = s.req.URL.Query().Get(FallbackParam) != ""
+	if r := s.req.Load(); s.transport == TransportEventSource && r.URL != nil && strings.Contains(r.URL.RawQuery, FallbackParam) {
+		e.Fallback = r.URL.Query().Get(FallbackParam) != ""
 	}
 	if e.Fallback && ob.OnFallback != nil {
 		ob.OnFallback(e)
@@ -335,12 +335,15 @@ func (s *Socket) observeOpen() {
 // with its cause: drops by the queue, a missed heartbeat, the
 // disconnect.
 func (s *Socket) observeEnd(cause error) {
-	ob := &s.cfg.obs
+	ob := &s.cfg().obs
 	s.mu.Lock()
-	opened, closing, code := s.opened, s.closing, s.closeCode
-	overflow := s.overflow
+	opened, closing, code := s.opened, s.closing, websocket.StatusCode(s.closeCode)
+	var overflow uint64
+	if s.x != nil {
+		overflow = s.x.overflow
+	}
 	s.mu.Unlock()
-	if opened.IsZero() {
+	if opened == 0 {
 		return // refused, or not observed
 	}
 	s.observeDropped()
@@ -364,14 +367,14 @@ func (s *Socket) observeEnd(cause error) {
 	}
 	ob.OnDisconnect(DisconnectEvent{
 		Socket: s, Transport: s.transport, Protocol: s.protocolName(),
-		Code: code, Duration: time.Since(opened), Err: cause,
+		Code: code, Duration: time.Since(epoch) - (opened - 1), Err: cause,
 	})
 }
 
 // observeDropped reports the messages QueueDropOldest dropped since the
 // last report.
 func (s *Socket) observeDropped() {
-	if s.cfg.obs.OnDrop == nil {
+	if s.cfg().obs.OnDrop == nil {
 		return
 	}
 	s.mu.Lock()
@@ -379,14 +382,14 @@ func (s *Socket) observeDropped() {
 	s.dropSeen = s.dropped
 	s.mu.Unlock()
 	if n > 0 {
-		s.cfg.obs.OnDrop(DropEvent{Socket: s, Reason: DropOldest, Messages: n})
+		s.cfg().obs.OnDrop(DropEvent{Socket: s, Reason: DropOldest, Messages: n})
 	}
 }
 
 // observeOut reports a batch the writer wrote (err nil), and the drops
 // since the last one.
 func (s *Socket) observeOut(batch []queued, err error) {
-	ob := &s.cfg.obs
+	ob := &s.cfg().obs
 	if ob.OnDrop != nil {
 		s.observeDropped()
 	}
@@ -414,7 +417,7 @@ func (s *Socket) observeOut(batch []queued, err error) {
 
 // observeIn reports a message from the client.
 func (s *Socket) observeIn(text string) {
-	f := s.cfg.obs.OnMessageIn
+	f := s.cfg().obs.OnMessageIn
 	if f == nil {
 		return
 	}
@@ -431,7 +434,7 @@ func (s *Socket) observeIn(text string) {
 // observeJoin reports the outcome of a join that had a position to
 // resume from.
 func (s *Socket) observeJoin(channel, status string) {
-	if f := s.cfg.obs.OnResume; f != nil && status != statusFresh {
+	if f := s.cfg().obs.OnResume; f != nil && status != statusFresh {
 		f(ResumeEvent{Socket: s, Channel: channel, Resumed: status == statusResumed})
 	}
 }

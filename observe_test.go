@@ -303,7 +303,7 @@ func TestObserverMessages(t *testing.T) {
 // observeOut makes one call per run of one channel's messages.
 func TestObserverOutRuns(t *testing.T) {
 	var calls []MessageEvent
-	s := &Socket{cfg: &config{obs: observer{OnMessageOut: func(e MessageEvent) { calls = append(calls, e) }}}}
+	s := &Socket{hnd: &handler{cfg: config{obs: observer{OnMessageOut: func(e MessageEvent) { calls = append(calls, e) }}}}}
 	a := &message{kind: kindChannel, channel: "a", text: "12"}
 	b := &message{kind: kindChannel, channel: "b", text: "345"}
 	beat := &message{kind: kindHeartbeat, text: "1000"}
@@ -450,7 +450,7 @@ func TestObserverAllocs(t *testing.T) {
 		OnDrop:       func(e DropEvent) { n += int64(e.Messages) },
 		OnResume:     func(e ResumeEvent) { n++ },
 	}, nil)} {
-		s := &Socket{cfg: &config{obs: obs}, proto: protoV2}
+		s := &Socket{hnd: &handler{cfg: config{obs: obs}}, proto: protoV2}
 		if a := testing.AllocsPerRun(100, func() {
 			s.observeOut(batch, nil)
 			s.observeIn("publish chat\nhello")

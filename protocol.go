@@ -36,8 +36,8 @@ func (s *Socket) receive(text string) {
 }
 
 func (s *Socket) onMessage(text string) {
-	if s.cfg.onMessage != nil {
-		s.cfg.onMessage(s.ctx, s, text)
+	if s.cfg().onMessage != nil {
+		s.cfg().onMessage(s.context(), s, text)
 	}
 }
 
@@ -53,11 +53,11 @@ func (s *Socket) clientSubscribe(channel string) {
 		s.reply(kindRefused, channel, "invalid channel name")
 		return
 	}
-	if s.hub == nil || s.cfg.onSubscribe == nil {
+	if s.hub == nil || s.cfg().onSubscribe == nil {
 		s.reply(kindRefused, channel, "refused")
 		return
 	}
-	if err := s.cfg.onSubscribe(s.ctx, s, channel); err != nil {
+	if err := s.cfg().onSubscribe(s.context(), s, channel); err != nil {
 		s.reply(kindRefused, channel, err.Error())
 		return
 	}
@@ -69,7 +69,7 @@ func (s *Socket) clientSubscribe(channel string) {
 		s.reply(kindSubscribed, channel, mb.status)
 		return
 	}
-	if _, err := s.join(s.ctx, channel); err != nil {
+	if _, err := s.join(s.context(), channel); err != nil {
 		s.reply(kindRefused, channel, err.Error())
 	}
 }
@@ -81,12 +81,12 @@ func (s *Socket) clientPublish(channel, text string) {
 	switch {
 	case checkChannel(channel) != nil:
 		fail("invalid channel name")
-	case s.hub == nil || s.cfg.onPublish == nil:
+	case s.hub == nil || s.cfg().onPublish == nil:
 		fail("refused")
 	default:
-		if err := s.cfg.onPublish(s.ctx, s, channel, text); err != nil {
+		if err := s.cfg().onPublish(s.context(), s, channel, text); err != nil {
 			fail(err.Error())
-		} else if _, err := s.hub.Publish(s.ctx, channel, text); err != nil {
+		} else if _, err := s.hub.Publish(s.context(), channel, text); err != nil {
 			fail(err.Error())
 		}
 	}
@@ -102,7 +102,7 @@ func (s *Socket) clientPresence(channel string) {
 		s.reply(kindError, "", "presence "+quotePrefix(channel)+": not subscribed")
 		return
 	}
-	live, err := s.hub.Presence(s.ctx, channel)
+	live, err := s.hub.Presence(s.context(), channel)
 	if err != nil {
 		s.reply(kindError, "", "presence "+quotePrefix(channel)+": "+err.Error())
 		return

@@ -23,8 +23,8 @@ func FuzzV2Request(f *testing.F) {
 		s := fakeSocket(hub, nil)
 		defer s.discard()
 		s.proto = protoV2
-		s.cfg.onSubscribe = allow
-		s.cfg.onPublish = func(context.Context, *Socket, string, string) error { return nil }
+		s.cfg().onSubscribe = allow
+		s.cfg().onPublish = func(context.Context, *Socket, string, string) error { return nil }
 		s.receive(text)
 		head, _, _ := strings.Cut(text, "\n")
 		word, _, _ := strings.Cut(head, " ")

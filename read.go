@@ -11,7 +11,7 @@ import (
 // processes control frames, so it is what sees the pongs of the
 // heartbeat and the peer's close frame.
 func (s *Socket) readLoop() {
-	defer close(s.readerDone)
+	defer s.setEnded(&s.readerEnd, &s.readerDone)
 	for {
 		typ, p, err := s.ws.Read(context.Background())
 		if err != nil {

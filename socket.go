@@ -53,61 +53,81 @@ func (t Transport) String() string {
 // about; Close waits for them, except that it does not wait for a read
 // goroutine that is running OnMessage, so that OnMessage may call Close.
 type Socket struct {
-	id        string
-	transport Transport
-	req       *http.Request
-	ws        *websocket.Conn
-	es        *eventsource.Stream
-	proto     protocol
-	token     string // EventSource only
-	cfg       *config
-	hnd       *handler
-	hub       *Hub // cfg.hub: nil when the handler has none
+	id    string
+	req   atomic.Pointer[http.Request] // until the transport opens; see Request
+	rq    *requestCopy                 // WebSocket: what Request returns from then on
+	ws    *websocket.Conn
+	es    *eventsource.Stream
+	token string // EventSource only
+	hnd   *handler
+	hub   *Hub // cfg.hub: nil when the handler has none
 
 	lastEventID string
 	presented   cursor // decoded lastEventID; the positions to resume from
-	badCursor   bool   // lastEventID was given but is not a cursor: every join fails
-	hello       bool   // the writer has announced the position: joins send their own
 	cur         cursor // the writer's: the cursor after the last message written
 
-	ctx    context.Context // ends when the socket ends
-	cancel context.CancelFunc
-	wctx   context.Context // bounds the writer's writes; abort cancels it
-	abortW context.CancelFunc
+	vals context.Context // the request context's values, not its lifetime
 
-	mu          sync.Mutex
-	queue       []queued
-	free        int      // replayed messages in queue, outside the count bound
-	queued      int64    // payload bytes in queue and in the batch being written
-	spare       []queued // the writer's previous batch, reused
-	closing     bool     // a close was asked for; it follows the queued messages
-	closeCode   websocket.StatusCode
-	closeReason string
-	closeErr    error // what Err reports after that close
-	ended       bool
-	beat        bool           // a heartbeat message is due
-	started     bool           // the transport is open: writers may start
-	writing     bool           // a writer runs, or the socket ended without one (none may start)
-	dl          *writeDeadline // the writers' batch deadline and idle timer; set by run
-	shardIdx    uint32         // of writerShards
-	seq         uint64         // EventSource: the highest Realtime-Seq delivered
-	dropped     uint64
-	dropSeen    uint64          // dropped, as reported to Observer.OnDrop
-	overflow    uint64          // messages dropped by the overflow that closed the socket
-	opened      time.Time       // when the socket opened, if observed
-	chans       memberships     // the channels joined
-	failed      map[string]bool // channels whose latest join could not resume
-	presence    *PresenceEntry  // SetPresence; nil: none
+	mu       sync.Mutex
+	queue    []queued
+	free     int            // replayed messages in queue, outside the count bound
+	queued   int64          // payload bytes in queue and in the batch being written
+	spare    []queued       // the writer's previous batch, reused
+	dl       *writeDeadline // the writers' batch deadline and idle timer; set by run and kickLocked
+	seq      uint64         // EventSource: the highest Realtime-Seq delivered
+	dropped  uint64
+	dropSeen uint64         // dropped, as reported to Observer.OnDrop
+	opened   time.Duration  // when the socket opened, if observed: since epoch, plus 1; else 0
+	chans    memberships    // the channels joined
+	presence *PresenceEntry // SetPresence; nil: none
+	x        *socketExtra   // rarely needed state, made on first use; under mu
+
+	done       chan struct{}
+	err        error         // set before done is closed
+	readerDone chan struct{} // closed when readerEnd is set; made by a wait before, under mu
+	writerDone chan struct{} // the same for writerEnd
 
 	endOnce sync.Once
-	done    chan struct{}
-	err     error // set before done is closed
+	joinMu  sync.Mutex // serializes Join and Leave
+	msgMu   sync.Mutex // serializes OnMessage for POSTs
 
-	joinMu     sync.Mutex  // serializes Join and Leave
-	msgMu      sync.Mutex  // serializes OnMessage for POSTs
-	inMessage  atomic.Bool // the read goroutine is in OnMessage
-	readerDone chan struct{}
-	writerDone chan struct{}
+	// The small fields last, packed: the Socket is most of an idle
+	// socket's memory of its own.
+	transport Transport
+	shardIdx  uint32      // of writerShards
+	inMessage atomic.Bool // the read goroutine is in OnMessage
+	closeCode uint16      // a websocket.StatusCode; under mu, as the flags below but the first three
+	proto     protocol
+	badCursor bool // lastEventID was given but is not a cursor: every join fails
+	hello     bool // the writer has announced the position: joins send their own
+	closing   bool // a close was asked for; it follows the queued messages
+	ended     bool
+	beat      bool // a heartbeat message is due
+	started   bool // the transport is open: writers may start
+	writing   bool // a writer runs, or the socket ended without one (none may start)
+	ctxDone   bool // the context's AfterFunc registrations ran
+	aborted   bool // abort cut the writes: a batch deadline starts expired
+	hasReader bool // a WebSocket's read goroutine runs, or ran
+	readerEnd bool // it has ended
+	writerEnd bool // the last writer has ended
+}
+
+// socketExtra holds what most sockets never need, so that they do not
+// pay for it: made by extra on first use.
+type socketExtra struct {
+	failed      map[string]bool // channels whose latest join could not resume
+	closeReason string
+	closeErr    error          // what Err reports after that close
+	overflow    uint64         // messages dropped by the overflow that closed the socket
+	afters      []*socketAfter // the context's AfterFunc registrations
+}
+
+// extra returns s.x, made if needed. Called with mu held.
+func (s *Socket) extra() *socketExtra {
+	if s.x == nil {
+		s.x = new(socketExtra)
+	}
+	return s.x
 }
 
 // queued is a message in a socket's queue. A replayed message is not
@@ -130,23 +150,26 @@ const (
 
 func newSocket(h *handler, transport Transport, r *http.Request) *Socket {
 	s := &Socket{
-		id:         h.reg.newID(),
-		transport:  transport,
-		req:        r,
-		cfg:        &h.cfg,
-		hnd:        h,
-		hub:        h.cfg.hub,
-		done:       make(chan struct{}),
-		writerDone: make(chan struct{}),
-		shardIdx:   nextShard.Add(1),
+		id:        h.reg.newID(),
+		transport: transport,
+		hnd:       h,
+		hub:       h.cfg.hub,
+		done:      make(chan struct{}),
+		shardIdx:  nextShard.Add(1),
 	}
+	s.req.Store(r)
 	// Keep the request's values (authentication, tracing), not its
 	// lifetime: the socket's is its own.
-	base := context.WithoutCancel(r.Context())
-	s.ctx, s.cancel = context.WithCancel(base)
-	s.wctx, s.abortW = context.WithCancel(base)
+	s.vals = context.WithoutCancel(r.Context())
 	return s
 }
+
+// cfg returns the socket's configuration, its handler's.
+func (s *Socket) cfg() *config { return &s.hnd.cfg }
+
+// epoch is what Socket.opened counts from: a time.Time per socket would
+// cost it 16 bytes more.
+var epoch = time.Now()
 
 // ID returns an identifier for the socket, unique across the nodes of
 // its hub's broker and fixed for the socket's life: NODE.RANDOM, where
@@ -159,13 +182,34 @@ func (s *Socket) ID() string { return s.id }
 // Transport returns the transport in use.
 func (s *Socket) Transport() Transport { return s.transport }
 
-// Request returns the request that opened the socket: its URL, headers
-// and remote address. Its body must not be read, and its context may
-// have ended (the handler of a WebSocket, and of an EventSource stream
-// on a hijacked connection, returns once the socket opens); the
-// socket's context, given to serve and OnMessage, keeps the request
-// context's values.
-func (s *Socket) Request() *http.Request { return s.req }
+// Request returns the request that opened the socket: its method, URL,
+// headers, host, remote address, TLS state and path values. Before the
+// socket opens (in OnConnect) it is the request itself. From then on it
+// is a new copy at each call, which the caller may change, with no body
+// and context.Background() as its context: net/http's parse of the
+// request would cost every socket about 1 KiB for its life, and the
+// request's own context has ended by then anyway (the handler of a
+// WebSocket, and of an EventSource stream on a hijacked connection,
+// returns once the socket opens). The socket's context, given to serve
+// and OnMessage, keeps the request context's values.
+func (s *Socket) Request() *http.Request {
+	if r := s.req.Load(); r != nil {
+		return r
+	}
+	if s.rq != nil {
+		return s.rq.request()
+	}
+	// An EventSource stream keeps its request: a shallow copy, under
+	// the same terms.
+	r := s.es.Request()
+	r2 := r.WithContext(context.Background())
+	r2.Header = r.Header.Clone()
+	if r.URL != nil {
+		u := *r.URL
+		r2.URL = &u
+	}
+	return r2
+}
 
 // LastEventID returns the id the client presented to resume from, or ""
 // for a fresh client.
@@ -182,7 +226,7 @@ func (s *Socket) LastEventID() string { return s.lastEventID }
 func (s *Socket) ResumeFailed(channel string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.failed[channel]
+	return s.x != nil && s.x.failed[channel]
 }
 
 // Done returns a channel that is closed when the socket has ended.
@@ -195,11 +239,19 @@ func (s *Socket) Done() <-chan struct{} { return s.done }
 // (eventsource.ErrWriteTimeout, on both transports), a client
 // that went away, or an error matching eventsource.ErrQueueFull.
 func (s *Socket) Err() error {
+	if s.isDone() {
+		return s.err
+	}
+	return nil
+}
+
+// isDone reports whether done is closed.
+func (s *Socket) isDone() bool {
 	select {
 	case <-s.done:
-		return s.err
+		return true
 	default:
-		return nil
+		return false
 	}
 }
 
@@ -258,13 +310,13 @@ func (s *Socket) enqueueLocked(m *message) error {
 		return errSocketClosed
 	}
 	for s.full(n) {
-		if s.cfg.policy != QueueDropOldest {
+		if s.cfg().policy != QueueDropOldest {
 			for _, q := range s.queue {
 				if !q.replay {
 					s.queued -= int64(len(q.m.text))
 				}
 			}
-			s.overflow = uint64(len(s.queue)) + 1
+			s.extra().overflow = uint64(len(s.queue)) + 1
 			s.queue, s.free = nil, 0
 			s.startCloseLocked(websocket.StatusTryAgainLater, "send queue full", errQueueFull)
 			return errQueueFull
@@ -312,10 +364,10 @@ func (s *Socket) enqueueReplay(ms []*message) {
 // queued or being written, so one larger than the bound goes alone.
 // Called with mu held.
 func (s *Socket) full(n int64) bool {
-	if c := s.cfg.maxQueue; c >= 0 && len(s.queue)-s.free >= c {
+	if c := s.cfg().maxQueue; c >= 0 && len(s.queue)-s.free >= c {
 		return true
 	}
-	b := s.cfg.maxQueueB
+	b := s.cfg().maxQueueB
 	return b >= 0 && s.queued > 0 && s.queued+n > b
 }
 
@@ -327,6 +379,9 @@ func (s *Socket) kickLocked() {
 		return
 	}
 	s.writing = true
+	if s.dl == nil {
+		s.dl = s.newBatchDeadline()
+	}
 	startWriter(s)
 }
 
@@ -394,28 +449,76 @@ func (s *Socket) startCloseLocked(code websocket.StatusCode, reason string, caus
 		return
 	}
 	s.closing = true
-	s.closeCode, s.closeReason, s.closeErr = code, reason, cause
+	s.closeCode = uint16(code)
+	if reason != "" || cause != nil {
+		x := s.extra()
+		x.closeReason, x.closeErr = reason, cause
+	}
 	s.kickLocked()
+}
+
+// closeErr returns what Err reports after the close asked for. Called
+// with mu held.
+func (s *Socket) closeErr() error {
+	if s.x == nil {
+		return nil
+	}
+	return s.x.closeErr
 }
 
 // wait waits for the writer and the reader, skipping a reader inside
 // OnMessage unless all is set.
 func (s *Socket) wait(all bool) {
-	<-s.writerDone
-	if s.readerDone != nil && (all || !s.inMessage.Load()) {
-		<-s.readerDone
+	<-s.waitEnd(&s.writerEnd, &s.writerDone)
+	s.mu.Lock()
+	reader := s.hasReader
+	s.mu.Unlock()
+	if reader && (all || !s.inMessage.Load()) {
+		<-s.waitEnd(&s.readerEnd, &s.readerDone)
 	}
 }
 
+// waitEnd returns a channel closed once *end is set: done, made now if
+// nobody waited before. Two channels per socket, made for every socket
+// and waited on for few, cost an idle socket 0.2 KiB.
+func (s *Socket) waitEnd(end *bool, done *chan struct{}) <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if *end {
+		return closedChan
+	}
+	if *done == nil {
+		*done = make(chan struct{})
+	}
+	return *done
+}
+
+// setEnded sets *end and closes done if a wait made it.
+func (s *Socket) setEnded(end *bool, done *chan struct{}) {
+	s.mu.Lock()
+	*end = true
+	if *done != nil {
+		close(*done)
+	}
+	s.mu.Unlock()
+}
+
+var closedChan = func() chan struct{} {
+	c := make(chan struct{})
+	close(c)
+	return c
+}()
+
 // abort ends the socket at once, cutting writes in progress.
 func (s *Socket) abort() {
-	s.abortW()
 	s.mu.Lock()
-	dl := s.dl
-	s.mu.Unlock()
-	if dl != nil {
-		dl.expire(context.Canceled, false) // see newBatchDeadline
+	s.aborted = true
+	if s.dl != nil {
+		// Under mu: an idle writer may otherwise give it to another
+		// socket meanwhile (see release).
+		s.dl.expire(context.Canceled, false) // see newBatchDeadline
 	}
+	s.mu.Unlock()
 	s.end(errSocketClosed)
 }
 
@@ -427,7 +530,7 @@ func (s *Socket) end(cause error) {
 	s.endOnce.Do(func() {
 		s.mu.Lock()
 		if s.closing {
-			cause = s.closeErr
+			cause = s.closeErr()
 		}
 		s.ended = true
 		s.queue, s.spare, s.queued, s.free = nil, nil, 0, 0
@@ -444,7 +547,6 @@ func (s *Socket) end(cause error) {
 		}
 		s.hnd.reg.forget(s)
 		s.err = cause
-		s.cancel()
 		// The transport is closed before done is, so that once done is
 		// closed nothing writes to the connection or ResponseWriter any
 		// more (a keep-alive comment, a Ping) and the handler may return.
@@ -455,6 +557,7 @@ func (s *Socket) end(cause error) {
 			s.es.Close()
 		}
 		close(s.done)
+		s.endContext()
 		s.observeEnd(cause)
 		if noWriter {
 			s.writerExit()

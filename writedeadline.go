@@ -50,8 +50,53 @@ type afterFunc struct {
 
 func newWriteDeadline(parent context.Context, timeout time.Duration) *writeDeadline {
 	d := &writeDeadline{parent: parent, timeout: timeout, done: make(chan struct{})}
-	d.unwatch = context.AfterFunc(parent, func() { d.expire(parent.Err(), false) })
+	if parent.Done() == nil {
+		// A parent that never ends (a socket's values) needs no watch,
+		// which would cost the socket a context of its own.
+		d.unwatch = func() bool { return false }
+	} else {
+		d.unwatch = context.AfterFunc(parent, func() { d.expire(parent.Err(), false) })
+	}
 	return d
+}
+
+// idleDeadlines are the writeDeadlines of sockets whose writer went
+// idle: an idle socket without a heartbeat needs none, and its timer and
+// Done channel would cost it about 0.4 KiB.
+var idleDeadlines sync.Pool
+
+// getWriteDeadline is newWriteDeadline for a parent that never ends,
+// reusing an idle socket's writeDeadline if there is one.
+func getWriteDeadline(parent context.Context, timeout time.Duration) *writeDeadline {
+	d, _ := idleDeadlines.Get().(*writeDeadline)
+	if d == nil {
+		return newWriteDeadline(parent, timeout)
+	}
+	// A timer of its last use that fires late finds it disarmed.
+	d.mu.Lock()
+	d.parent, d.timeout = parent, timeout
+	d.mu.Unlock()
+	return d
+}
+
+// release puts d in idleDeadlines, unless something may still use it:
+// the idle time of a heartbeat, a registration of AfterFunc, an end. It
+// reports whether it did. Called between batches, by the writer.
+func (d *writeDeadline) release() bool {
+	d.mu.Lock()
+	ok := d.onIdle == nil && len(d.waiting) == 0 && !d.busy && !d.armed && d.err == nil && d.parent.Done() == nil
+	if ok {
+		d.parent = context.Background() // not the socket's values
+	}
+	d.mu.Unlock()
+	if !ok {
+		return false
+	}
+	if d.timer != nil {
+		d.timer.Stop()
+	}
+	idleDeadlines.Put(d)
+	return true
 }
 
 // idleAfter makes f run (on the timer's goroutine) whenever nothing was

@@ -31,8 +31,8 @@ func (s *Socket) writeLoop() {
 	var err error
 	if first {
 		err = s.writeStart(s.dl, s.beatBatch())
-		if err == nil && s.proto == protoV2 && s.cfg.beat > 0 {
-			s.dl.idleAfter(s.cfg.beat, s.beatDue)
+		if err == nil && s.proto == protoV2 && s.cfg().beat > 0 {
+			s.dl.idleAfter(s.cfg().beat, s.beatDue)
 		}
 	}
 	for err == nil {
@@ -68,14 +68,14 @@ func (s *Socket) writerExit() {
 	if s.dl != nil {
 		s.dl.stop()
 	}
-	close(s.writerDone)
+	s.setEnded(&s.writerEnd, &s.writerDone)
 }
 
 // beatBatch is the batch of a heartbeat message: nil unless the socket
 // speaks realtime.v2 and has a Heartbeat.
 func (s *Socket) beatBatch() []queued {
-	if s.proto == protoV2 && s.cfg.beat > 0 {
-		return []queued{{m: s.cfg.heartbeat}}
+	if s.proto == protoV2 && s.cfg().beat > 0 {
+		return []queued{{m: s.cfg().heartbeat}}
 	}
 	return nil
 }
@@ -124,6 +124,9 @@ func (s *Socket) next() ([]queued, writeStep) {
 		return nil, stepBeat
 	}
 	s.writing = false
+	if s.dl.release() {
+		s.dl = nil // kickLocked gets one
+	}
 	// An idle socket keeps one small array for the next message, and
 	// pins none for bursts that may not come.
 	if cap(s.queue) == 0 {
@@ -176,8 +179,8 @@ func (s *Socket) writeStart(dl *writeDeadline, beat []queued) error {
 	s.mu.Unlock()
 	pos := s.cur.encode()
 	// The position goes in one write with the heartbeat message, bound
-	// by the batches' deadline: a context of its own, derived from
-	// s.wctx, would leave a registration in it for the socket's life.
+	// by the batches' deadline: a context of its own per socket would
+	// cost an idle socket its memory.
 	out := outBatches.Get().(*outBatch)
 	defer out.release()
 	switch {
@@ -235,18 +238,17 @@ func (s *Socket) encodeAndFlush(dl *writeDeadline, out *outBatch, batch []queued
 
 // newBatchDeadline returns the context of the socket's batches, whose
 // deadline is WriteTimeout on WebSocket (an EventSource stream bounds
-// its own writes). Its parent is not s.wctx but its values alone, and
-// abort ends it directly: watching s.wctx would cost every socket, idle
-// or not, a registration in it (a map and a channel, about 0.5 KiB).
+// its own writes). Its parent is the request context's values alone,
+// which never end: abort ends it directly.
 // Called with mu held, so that abort either sees it or came first.
 func (s *Socket) newBatchDeadline() *writeDeadline {
-	timeout := s.cfg.writeTimeout
+	timeout := s.cfg().writeTimeout
 	if s.es != nil {
 		timeout = 0 // the stream bounds its own writes
 	}
-	dl := newWriteDeadline(context.WithoutCancel(s.wctx), timeout)
-	if err := s.wctx.Err(); err != nil {
-		dl.expire(err, false) // aborted already
+	dl := getWriteDeadline(s.vals, timeout)
+	if s.aborted {
+		dl.expire(context.Canceled, false)
 	}
 	return dl
 }
@@ -363,7 +365,10 @@ func (s *Socket) write(out *outBatch, m *message) error {
 // report.
 func (s *Socket) writeClose() error {
 	s.mu.Lock()
-	code, reason, cause := s.closeCode, s.closeReason, s.closeErr
+	code, reason, cause := websocket.StatusCode(s.closeCode), "", s.closeErr()
+	if s.x != nil {
+		reason = s.x.closeReason
+	}
 	s.mu.Unlock()
 	if s.ws != nil {
 		// The read goroutine sees the peer's close frame; Close returns
@@ -372,6 +377,6 @@ func (s *Socket) writeClose() error {
 		return cause
 	}
 	data := strconv.Itoa(int(code)) + " " + reason
-	s.es.Send(s.wctx, eventsource.Event{Type: CloseEvent, Data: data})
+	s.es.Send(s.dl, eventsource.Event{Type: CloseEvent, Data: data}) // abort cuts it
 	return cause
 }
