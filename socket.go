@@ -89,7 +89,6 @@ type Socket struct {
 	started     bool           // the transport is open: writers may start
 	writing     bool           // a writer runs, or the socket ended without one (none may start)
 	dl          *writeDeadline // the writers' batch deadline and idle timer; set by run
-	shardIdx    uint32         // of writerShards
 	seq         uint64         // EventSource: the highest Realtime-Seq delivered
 	dropped     uint64
 	dropSeen    uint64          // dropped, as reported to Observer.OnDrop
@@ -138,7 +137,6 @@ func newSocket(h *handler, transport Transport, r *http.Request) *Socket {
 		hub:        h.cfg.hub,
 		done:       make(chan struct{}),
 		writerDone: make(chan struct{}),
-		shardIdx:   nextShard.Add(1),
 	}
 	// Keep the request's values (authentication, tracing), not its
 	// lifetime: the socket's is its own.

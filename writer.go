@@ -57,6 +57,12 @@ func (s *Socket) writeLoop() {
 			s.observeOut(batch, err)
 			s.recycle(batch)
 		}
+		if err == nil && sched.waiting() {
+			// Others waited longer: s goes after them, its writing flag
+			// still set, with whatever was queued meanwhile.
+			sched.requeue(s)
+			return
+		}
 	}
 	s.end(err)
 	s.writerExit()
