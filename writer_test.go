@@ -178,7 +178,7 @@ func TestStalledWritersDoNotHoldUpOthers(t *testing.T) {
 	}
 	for _, s := range stalled {
 		// More than the socket buffers hold: its writer is stuck.
-		if err := s.Send(strings.Repeat("x", 64<<20)); err != nil {
+		if err := s.Send(strings.Repeat("x", 16<<20)); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -3,6 +3,7 @@ package realtime
 import (
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -23,8 +24,11 @@ type writerSched struct {
 	mu      sync.Mutex
 	ready   []*Socket // from head on: sockets with something to write
 	head    int
-	running int       // writer goroutines
-	taken   time.Time // when a writer last took a socket
+	running int          // writer goroutines
+	base    int          // baseWriters, as of the last start from none
+	waits   atomic.Int32 // len(ready) - head, read without mu
+	takes   uint64       // sockets taken, ever
+	seen    uint64       // takes when recheck was armed
 	recheck *time.Timer
 	pending bool // recheck is armed
 }
@@ -60,23 +64,25 @@ func (w *writerSched) push(s *Socket) {
 		w.ready, w.head = w.ready[:n], 0
 	}
 	w.ready = append(w.ready, s)
+	w.waits.Add(1)
 }
 
-// kickLocked starts a writer while fewer than the base run, or, when
-// none took a socket for stallBound, one more; and if the list must wait
-// for the running ones, checks again after stallBound in case nothing
-// else calls. Called with mu held.
+// kickLocked starts a writer while fewer than the base run. Otherwise
+// the list waits for the running ones, and recheck makes sure they
+// progress: without a socket taken for stallBound, it starts one more.
+// Called with mu held.
 func (w *writerSched) kickLocked() {
-	if w.running < baseWriters() {
-		w.start()
-		return
+	if w.running == 0 {
+		// Not on every kick: GOMAXPROCS takes the scheduler's lock.
+		w.base = baseWriters()
 	}
-	if time.Since(w.taken) >= stallBound {
+	if w.running < w.base {
 		w.start()
 		return
 	}
 	if !w.pending {
 		w.pending = true
+		w.seen = w.takes
 		if w.recheck == nil {
 			w.recheck = time.AfterFunc(stallBound, w.kickAgain)
 		} else {
@@ -88,18 +94,23 @@ func (w *writerSched) kickLocked() {
 // start starts a writer. Called with mu held.
 func (w *writerSched) start() {
 	w.running++
-	w.taken = time.Now() // its own progress: one more at most per stallBound
 	go w.writer()
 }
 
-// kickAgain is kickLocked after stallBound, if sockets still wait.
+// kickAgain runs stallBound after kickLocked found the base running:
+// while sockets wait, one more writer if none was taken since, and
+// another check later.
 func (w *writerSched) kickAgain() {
 	w.mu.Lock()
+	defer w.mu.Unlock()
 	w.pending = false
-	if w.head < len(w.ready) {
-		w.kickLocked()
+	if w.head == len(w.ready) {
+		return
 	}
-	w.mu.Unlock()
+	if w.takes == w.seen {
+		w.start()
+	}
+	w.kickLocked()
 }
 
 // take returns the socket that waited longest, or nil when none waits.
@@ -111,15 +122,15 @@ func (w *writerSched) take() *Socket {
 	s := w.ready[w.head]
 	w.ready[w.head] = nil
 	w.head++
-	w.taken = time.Now()
+	w.takes++
+	w.waits.Add(-1)
 	return s
 }
 
-// waiting reports whether other sockets wait for a writer.
+// waiting reports whether other sockets wait for a writer, without
+// the lock: a writer asks after each batch.
 func (w *writerSched) waiting() bool {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.head < len(w.ready)
+	return w.waits.Load() > 0
 }
 
 // requeue puts s back at the end of the list: it has more to write, and
