@@ -42,13 +42,28 @@ func (s *Socket) writeLoop() {
 			return // the next Send starts a writer
 		case stepEnded:
 			// Ended underneath (the peer left, or an abort): wait until
-			// the transport is closed, which the handler's return relies on.
-			<-s.done
-			s.writerExit()
+			// the transport is closed, which the handler's return relies
+			// on; on a goroutine of its own if it takes a while, so that
+			// the shared writer goes on with the other sockets.
+			select {
+			case <-s.done:
+				s.writerExit()
+			default:
+				go func() {
+					<-s.done
+					s.writerExit()
+				}()
+			}
 			return
 		case stepClose:
-			s.end(s.writeClose())
-			s.writerExit()
+			// A closing handshake waits for the client, up to
+			// CloseTimeout: not on a shared writer, which a shutdown of
+			// many sockets with dead clients would hold up for each in
+			// turn.
+			go func() {
+				s.end(s.writeClose())
+				s.writerExit()
+			}()
 			return
 		case stepBeat:
 			err = s.writeBatch(s.dl, s.beatBatch())
