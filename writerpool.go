@@ -143,6 +143,10 @@ func (w *writerSched) requeue(s *Socket) {
 
 // writer writes for the sockets of the list until it is empty.
 func (w *writerSched) writer() {
+	// Let the goroutine that kicked, typically a broadcast's deliver
+	// loop, go on first: more of the burst is queued by the time this
+	// writer takes a socket, and goes in the same write.
+	runtime.Gosched()
 	for {
 		w.mu.Lock()
 		s := w.take()
