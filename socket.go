@@ -44,10 +44,11 @@ func (t Transport) String() string {
 //
 // # Goroutines
 //
-// A socket has a writer goroutine only while it has something to write
-// (queued messages, its position, a heartbeat, the close): the first
-// Send to an idle socket starts one, which drains the queue and ends, so
-// that an idle socket holds no parked goroutine and no grown stack. On
+// A socket has a writer only while it has something to write (queued
+// messages, its position, a heartbeat, the close): the first Send to an
+// idle socket hands it to a few writer goroutines shared by every
+// socket, which write each socket's whole queue at once, so that an
+// idle socket holds no parked goroutine and no grown stack. On
 // WebSocket the socket also owns a read goroutine, which runs
 // Options.OnMessage. Both end when the socket ends, which Close brings
 // about; Close waits for them, except that it does not wait for a read

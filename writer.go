@@ -18,12 +18,13 @@ const (
 	idleQueueCap = 4
 )
 
-// writeLoop is a writer goroutine: it runs while the socket has
-// something to write, one at a time (kickLocked and run start it, under
-// the writing flag). The first writes the hello and the replay; each
-// writes whatever is queued, a heartbeat that is due, and finally the
-// close, and ends once the queue is empty, so that an idle socket holds
-// no goroutine. Any failure ends the socket.
+// writeLoop is a shared writer's turn at the socket (see writerSched):
+// one at a time, under the writing flag that kickLocked sets. The first
+// writes the hello and the replay; each writes whatever is queued, a
+// heartbeat that is due, and finally the close, and ends once the queue
+// is empty, so that an idle socket holds no writer, or after a batch
+// when other sockets wait, putting the socket back in the list. Any
+// failure ends the socket.
 func (s *Socket) writeLoop() {
 	s.mu.Lock()
 	first := !s.hello

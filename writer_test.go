@@ -106,7 +106,7 @@ func TestWriterPoolHandoff(t *testing.T) {
 	for i := range rounds {
 		publish(t, hub, chat, fmt.Sprint("m", i))
 		if i%16 == 0 {
-			time.Sleep(time.Duration(i%5) * 20 * time.Microsecond) // around the pooled writers' timeout
+			time.Sleep(time.Duration(i%5) * 20 * time.Microsecond) // around the writers' end with the list empty
 		}
 	}
 	for _, c := range clients {
