@@ -83,10 +83,12 @@
 //
 // # Goroutines
 //
-// A socket's writer goroutine runs only while the socket has something
-// to write (messages, its position, a heartbeat, the close): the first
-// message queued to an idle socket starts it, and it ends once the queue
-// is empty, so an idle socket holds no writer and no grown stack. A
+// A socket has a writer only while it has something to write (messages,
+// its position, a heartbeat, the close): the first message queued to an
+// idle socket hands it to a few writer goroutines shared by every socket
+// (more when some are blocked on clients that stopped reading), which
+// write all that is queued for a socket in one write, so an idle socket
+// holds no writer and no grown stack. A
 // WebSocket has one read goroutine, which calls OnMessage, and an
 // EventSource stream on a hijacked connection a small one that only
 // sees the client leave (see eventsource.HijackMode); all end when the

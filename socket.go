@@ -44,10 +44,11 @@ func (t Transport) String() string {
 //
 // # Goroutines
 //
-// A socket has a writer goroutine only while it has something to write
-// (queued messages, its position, a heartbeat, the close): the first
-// Send to an idle socket starts one, which drains the queue and ends, so
-// that an idle socket holds no parked goroutine and no grown stack. On
+// A socket has a writer only while it has something to write (queued
+// messages, its position, a heartbeat, the close): the first Send to an
+// idle socket hands it to a few writer goroutines shared by every
+// socket, which write each socket's whole queue at once, so that an
+// idle socket holds no parked goroutine and no grown stack. On
 // WebSocket the socket also owns a read goroutine, which runs
 // Options.OnMessage. Both end when the socket ends, which Close brings
 // about; Close waits for them, except that it does not wait for a read
@@ -94,7 +95,6 @@ type Socket struct {
 	// The small fields last, packed: the Socket is most of an idle
 	// socket's memory of its own.
 	transport Transport
-	shardIdx  uint32      // of writerShards
 	inMessage atomic.Bool // the read goroutine is in OnMessage
 	closeCode uint16      // a websocket.StatusCode; under mu, as the flags below but the first three
 	proto     protocol
@@ -155,7 +155,6 @@ func newSocket(h *handler, transport Transport, r *http.Request) *Socket {
 		hnd:       h,
 		hub:       h.cfg.hub,
 		done:      make(chan struct{}),
-		shardIdx:  nextShard.Add(1),
 	}
 	s.req.Store(r)
 	// Keep the request's values (authentication, tracing), not its

@@ -18,12 +18,13 @@ const (
 	idleQueueCap = 4
 )
 
-// writeLoop is a writer goroutine: it runs while the socket has
-// something to write, one at a time (kickLocked and run start it, under
-// the writing flag). The first writes the hello and the replay; each
-// writes whatever is queued, a heartbeat that is due, and finally the
-// close, and ends once the queue is empty, so that an idle socket holds
-// no goroutine. Any failure ends the socket.
+// writeLoop is a shared writer's turn at the socket (see writerSched):
+// one at a time, under the writing flag that kickLocked sets. The first
+// writes the hello and the replay; each writes whatever is queued, a
+// heartbeat that is due, and finally the close, and ends once the queue
+// is empty, so that an idle socket holds no writer, or after a batch
+// when other sockets wait, putting the socket back in the list. Any
+// failure ends the socket.
 func (s *Socket) writeLoop() {
 	s.mu.Lock()
 	first := !s.hello
@@ -42,13 +43,28 @@ func (s *Socket) writeLoop() {
 			return // the next Send starts a writer
 		case stepEnded:
 			// Ended underneath (the peer left, or an abort): wait until
-			// the transport is closed, which the handler's return relies on.
-			<-s.done
-			s.writerExit()
+			// the transport is closed, which the handler's return relies
+			// on; on a goroutine of its own if it takes a while, so that
+			// the shared writer goes on with the other sockets.
+			select {
+			case <-s.done:
+				s.writerExit()
+			default:
+				go func() {
+					<-s.done
+					s.writerExit()
+				}()
+			}
 			return
 		case stepClose:
-			s.end(s.writeClose())
-			s.writerExit()
+			// A closing handshake waits for the client, up to
+			// CloseTimeout: not on a shared writer, which a shutdown of
+			// many sockets with dead clients would hold up for each in
+			// turn.
+			go func() {
+				s.end(s.writeClose())
+				s.writerExit()
+			}()
 			return
 		case stepBeat:
 			err = s.writeBatch(s.dl, s.beatBatch())
@@ -56,6 +72,12 @@ func (s *Socket) writeLoop() {
 			err = s.writeBatch(s.dl, batch)
 			s.observeOut(batch, err)
 			s.recycle(batch)
+		}
+		if err == nil && sched.waiting() {
+			// Others waited longer: s goes after them, its writing flag
+			// still set, with whatever was queued meanwhile.
+			sched.requeue(s)
+			return
 		}
 	}
 	s.end(err)

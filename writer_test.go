@@ -91,12 +91,10 @@ func stacks() string {
 	}
 }
 
-// TestWriterPoolHandoff: sockets whose writers start while pooled
-// writers time out get every message, in order: a writer is never
-// handed a socket as it ends.
+// TestWriterPoolHandoff: sockets kicked while the shared writers drain
+// the list and end get every message, in order: a socket is never left
+// in the list without a writer.
 func TestWriterPoolHandoff(t *testing.T) {
-	defer idleWriterWait.Store(int64(idleWriterTimeout))
-	idleWriterWait.Store(int64(50 * time.Microsecond))
 	hub := newHub(t, nil)
 	ts := newTestServer(t, chatOptions(hub), nil)
 	const sockets, rounds = 8, 200
@@ -108,7 +106,7 @@ func TestWriterPoolHandoff(t *testing.T) {
 	for i := range rounds {
 		publish(t, hub, chat, fmt.Sprint("m", i))
 		if i%16 == 0 {
-			time.Sleep(time.Duration(i%5) * 20 * time.Microsecond) // around the pooled writers' timeout
+			time.Sleep(time.Duration(i%5) * 20 * time.Microsecond) // around the writers' end with the list empty
 		}
 	}
 	for _, c := range clients {
@@ -161,10 +159,49 @@ func TestAbortCutsBlockedWrite(t *testing.T) {
 // blockedWrite reports whether a socket's writer waits for its
 // connection to take a write.
 func blockedWrite() bool {
-	for _, g := range strings.Split(stacks(), "\n\n") {
-		if strings.Contains(g, "realtime.(*Socket).writeBatch(") && strings.Contains(g, "waitWrite") {
-			return true
+	return blockedWrites() > 0
+}
+
+// TestStalledWritersDoNotHoldUpOthers: more clients than the shared
+// writers that stopped reading, with no WriteTimeout, each block a
+// writer for good; a socket that reads still gets its messages.
+func TestStalledWritersDoNotHoldUpOthers(t *testing.T) {
+	hub := newHub(t, nil)
+	opts := chatOptions(hub)
+	opts.WriteTimeout = -1
+	opts.MaxQueueBytes = -1
+	ts := newTestServer(t, opts, nil)
+	stalled := make([]*Socket, baseWriters()+2)
+	for i := range stalled {
+		dialWS(t, ts, wsDial{noRead: true})
+		stalled[i] = ts.next(t)
+	}
+	for _, s := range stalled {
+		// More than the socket buffers hold: its writer is stuck.
+		if err := s.Send(strings.Repeat("x", 16<<20)); err != nil {
+			t.Fatal(err)
 		}
 	}
-	return false
+	eventually(t, "every stalled socket's write to block", func() bool {
+		return blockedWrites() >= len(stalled)
+	})
+	c := dialWS(t, ts, wsDial{})
+	ts.next(t)
+	publish(t, hub, chat, "still here")
+	if _, data, _ := c.read(t); data != "still here" {
+		t.Fatalf("got %q", data)
+	}
+	hub.Close()
+}
+
+// blockedWrites counts the writers waiting for their connection to
+// take a write.
+func blockedWrites() int {
+	n := 0
+	for _, g := range strings.Split(stacks(), "\n\n") {
+		if strings.Contains(g, "realtime.(*Socket).writeBatch(") && strings.Contains(g, "waitWrite") {
+			n++
+		}
+	}
+	return n
 }

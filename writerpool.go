@@ -1,118 +1,161 @@
 package realtime
 
 import (
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
 )
 
-// Writer goroutines are pooled for a moment between uses. A socket's
-// writer ends once its queue is empty, so that an idle socket holds no
-// goroutine; but under a stream of broadcasts every socket needs a
-// writer again for each message, and a new goroutine would grow its
-// stack through the write path each time (copying it twice or three
-// times), which cost more than the write. A writer that has drained its
-// socket therefore waits, for idleWriterTimeout, to be handed another
-// socket's writing, and then ends. The pool is shared by every socket,
-// and the writers in it hold no socket.
-const idleWriterTimeout = 100 * time.Millisecond
+// Sockets with something to write wait in one list, drained by a few
+// writer goroutines shared by every socket, as eventsource.Broker does.
+// A goroutine per socket, started at the first message queued, ran
+// beside the broadcast that queued it: on a busy node the deliver loop
+// readied thousands of writers and then waited behind them, so each
+// wrote its socket's one message, a write system call per delivery. With
+// a few writers, a broadcast reaches every queue long before they are
+// all written, and a writer takes each socket's whole queue at once.
+// The list is in the order the sockets were kicked: the socket that
+// waited longest goes first. An idle socket is in no list and holds no
+// goroutine; writers end once the list is empty.
+var sched writerSched
 
-// idleWriterWait is idleWriterTimeout, which a test shortens.
-var idleWriterWait atomic.Int64
-
-func init() { idleWriterWait.Store(int64(idleWriterTimeout)) }
-
-// pooledWriter is a writer goroutine waiting in a writerShard.
-type pooledWriter struct {
-	state atomic.Uint32 // writerIdle, writerTaken or writerGone
-	c     chan *Socket  // capacity 1: the taker never blocks
-	timer *time.Timer
+type writerSched struct {
+	mu      sync.Mutex
+	ready   []*Socket // from head on: sockets with something to write
+	head    int
+	running int          // writer goroutines
+	base    int          // baseWriters, as of the last start from none
+	waits   atomic.Int32 // len(ready) - head, read without mu
+	takes   uint64       // sockets taken, ever
+	seen    uint64       // takes when recheck was armed
+	recheck *time.Timer
+	pending bool // recheck is armed
 }
 
-const (
-	writerIdle uint32 = iota
-	writerTaken
-	writerGone
-)
+// stallBound is how long the list may make no progress before kick
+// starts another writer beyond the base: a writer blocked on a client
+// that stopped reading (until WriteTimeout), or on a close handshake,
+// must not hold up the other sockets.
+const stallBound = 20 * time.Millisecond
 
-// writerShards hold the writers waiting, in shards, each a stack with
-// the latest parked on top, so that a socket's kick contends with a
-// few others only. A sync.Pool would drop its writers at every other
-// garbage collection, which a broadcast triggers often.
-var writerShards [16]writerShard
-
-type writerShard struct {
-	mu   sync.Mutex
-	idle []*pooledWriter // by the time they parked; gone ones at the bottom
-	_    [40]byte        // a cache line each
+// baseWriters is how many writers drain the list when none is stalled.
+func baseWriters() int {
+	return max(4, 4*runtime.GOMAXPROCS(0))
 }
 
-// shard returns the shard of s's writers.
-func (s *Socket) shard() *writerShard {
-	return &writerShards[s.shardIdx%uint32(len(writerShards))]
-}
-
-var nextShard atomic.Uint32
-
-// startWriter gets a goroutine to run s's writer: one waiting in s's
-// shard, or a new one.
+// startWriter puts s in the list for a writer: s has something to write
+// and none runs for it (s.writing was false).
 func startWriter(s *Socket) {
-	sh := s.shard()
-	sh.mu.Lock()
-	for n := len(sh.idle); n > 0; n-- {
-		w := sh.idle[n-1]
-		sh.idle[n-1] = nil
-		sh.idle = sh.idle[:n-1]
-		if w.state.CompareAndSwap(writerIdle, writerTaken) {
-			sh.mu.Unlock()
-			w.c <- s
+	w := &sched
+	w.mu.Lock()
+	w.push(s)
+	w.kickLocked()
+	w.mu.Unlock()
+}
+
+// push appends s to the list, moving the waiting ones to the front of
+// the array first once the taken ones are most of it. Called with mu
+// held.
+func (w *writerSched) push(s *Socket) {
+	if w.head > 0 && w.head*2 >= len(w.ready) {
+		n := copy(w.ready, w.ready[w.head:])
+		clear(w.ready[n:])
+		w.ready, w.head = w.ready[:n], 0
+	}
+	w.ready = append(w.ready, s)
+	w.waits.Add(1)
+}
+
+// kickLocked starts a writer while fewer than the base run. Otherwise
+// the list waits for the running ones, and recheck makes sure they
+// progress: without a socket taken for stallBound, it starts one more.
+// Called with mu held.
+func (w *writerSched) kickLocked() {
+	if w.running == 0 {
+		// Not on every kick: GOMAXPROCS takes the scheduler's lock.
+		w.base = baseWriters()
+	}
+	if w.running < w.base {
+		w.start()
+		return
+	}
+	if !w.pending {
+		w.pending = true
+		w.seen = w.takes
+		if w.recheck == nil {
+			w.recheck = time.AfterFunc(stallBound, w.kickAgain)
+		} else {
+			w.recheck.Reset(stallBound)
+		}
+	}
+}
+
+// start starts a writer. Called with mu held.
+func (w *writerSched) start() {
+	w.running++
+	go w.writer()
+}
+
+// kickAgain runs stallBound after kickLocked found the base running:
+// while sockets wait, one more writer if none was taken since, and
+// another check later.
+func (w *writerSched) kickAgain() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.pending = false
+	if w.head == len(w.ready) {
+		return
+	}
+	if w.takes == w.seen {
+		w.start()
+	}
+	w.kickLocked()
+}
+
+// take returns the socket that waited longest, or nil when none waits.
+// Called with mu held.
+func (w *writerSched) take() *Socket {
+	if w.head == len(w.ready) {
+		return nil
+	}
+	s := w.ready[w.head]
+	w.ready[w.head] = nil
+	w.head++
+	w.takes++
+	w.waits.Add(-1)
+	return s
+}
+
+// waiting reports whether other sockets wait for a writer, without
+// the lock: a writer asks after each batch.
+func (w *writerSched) waiting() bool {
+	return w.waits.Load() > 0
+}
+
+// requeue puts s back at the end of the list: it has more to write, and
+// others waited longer. s.writing stays set.
+func (w *writerSched) requeue(s *Socket) {
+	w.mu.Lock()
+	w.push(s)
+	w.mu.Unlock()
+}
+
+// writer writes for the sockets of the list until it is empty.
+func (w *writerSched) writer() {
+	// Let the goroutine that kicked, typically a broadcast's deliver
+	// loop, go on first: more of the burst is queued by the time this
+	// writer takes a socket, and goes in the same write.
+	runtime.Gosched()
+	for {
+		w.mu.Lock()
+		s := w.take()
+		if s == nil {
+			w.running--
+			w.mu.Unlock()
 			return
 		}
-		// Its wait ended: it is gone.
-	}
-	sh.mu.Unlock()
-	go runWriter(s)
-}
-
-// runWriter is a writer goroutine: it writes for s, then for each
-// socket it is handed while pooled.
-func runWriter(s *Socket) {
-	var w *pooledWriter
-	for s != nil {
+		w.mu.Unlock()
 		s.writeLoop()
-		if w == nil {
-			w = &pooledWriter{c: make(chan *Socket, 1), timer: time.NewTimer(time.Duration(idleWriterWait.Load()))}
-		} else {
-			w.timer.Reset(time.Duration(idleWriterWait.Load()))
-		}
-		s = w.park(s.shard())
-	}
-}
-
-// park puts w in sh and waits to be handed a socket, which it returns,
-// or for idleWriterTimeout, after which it returns nil unless a socket
-// is on its way.
-func (w *pooledWriter) park(sh *writerShard) *Socket {
-	w.state.Store(writerIdle)
-	sh.mu.Lock()
-	sh.idle = append(sh.idle, w)
-	sh.mu.Unlock()
-	select {
-	case s := <-w.c:
-		w.timer.Stop()
-		return s
-	case <-w.timer.C:
-		if !w.state.CompareAndSwap(writerIdle, writerGone) {
-			return <-w.c // taken just now
-		}
-		// The writers below w parked earlier and are gone too: all
-		// wait the same time.
-		sh.mu.Lock()
-		for len(sh.idle) > 0 && sh.idle[0].state.Load() == writerGone {
-			sh.idle[0] = nil
-			sh.idle = sh.idle[1:]
-		}
-		sh.mu.Unlock()
-		return nil
 	}
 }
