@@ -2,7 +2,6 @@ package client
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -150,20 +149,16 @@ func (tr *httpTransport) open(ctx context.Context, scheme, addr string) (net.Con
 	// tunnels.
 	td := tr.d
 	td.ForwardProxy = false
-	nc, _, err := td.connect(ctx, u, false)
-	if err != nil || scheme == "http" {
-		return nc, err
+	pu, err := td.chooseProxy(u)
+	if err != nil {
+		return nil, err
 	}
-	var cfg *tls.Config
-	if tr.d.TLSConfig != nil {
-		cfg = tr.d.TLSConfig.Clone()
-	} else {
-		cfg = &tls.Config{}
+	alpn := alpnHTTP2
+	if td.TLSConfig != nil && len(td.TLSConfig.NextProtos) > 0 {
+		alpn = td.TLSConfig.NextProtos
 	}
-	if len(cfg.NextProtos) == 0 {
-		cfg.NextProtos = []string{"h2", "http/1.1"}
-	}
-	return handshakeTLS(ctx, nc, u, cfg)
+	nc, _, err := td.connectVia(ctx, u, scheme == "https", pu, alpn)
+	return nc, err
 }
 
 // maxRedirects bounds the redirects followed by one request, as
