@@ -13,6 +13,7 @@ require (
 	github.com/lxzan/gws v1.8.9
 	github.com/r3labs/sse/v2 v2.10.0
 	github.com/realtime-go/realtime v0.0.0
+	github.com/redis/go-redis/v9 v9.24.0
 	github.com/tmaxmax/go-sse v0.12.0
 	go.uber.org/goleak v1.3.0
 	golang.org/x/sys v0.50.0
@@ -34,7 +35,6 @@ require (
 	github.com/prometheus/common v0.72.1 // indirect
 	github.com/prometheus/procfs v0.22.0 // indirect
 	github.com/quagmt/udecimal v1.10.1 // indirect
-	github.com/redis/go-redis/v9 v9.24.0 // indirect
 	github.com/redis/rueidis v1.0.79 // indirect
 	go.uber.org/atomic v1.12.0 // indirect
 	golang.org/x/crypto v0.58.0 // indirect

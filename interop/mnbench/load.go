@@ -26,8 +26,9 @@ import (
 type proto int
 
 const (
-	protoRT proto = iota // realtime.v2 (package realtime)
-	protoCF              // centrifuge's JSON protocol
+	protoRT    proto = iota // realtime.v2 (package realtime)
+	protoCF                 // centrifuge's JSON protocol
+	protoFloor              // cmd/floornode's raw stream: a message a line
 )
 
 // rtSubprotocol is the realtime wire protocol with channels.
@@ -198,6 +199,8 @@ func (cl *client) dial(ctx context.Context, s *sock, addr string, ws bool) error
 		return err
 	}
 	switch {
+	case cl.proto == protoFloor: // one transport
+		return cl.floorSub(ctx, s, nc, addr)
 	case ws && cl.proto == protoRT:
 		return cl.rtWS(ctx, s, nc, addr)
 	case ws:
@@ -376,6 +379,48 @@ func (cl *client) rtES(ctx context.Context, s *sock, nc net.Conn, addr string) e
 			return fmt.Errorf("%s: subscribe POST: %s", addr, resp.Status)
 		}
 	}
+	return nil
+}
+
+// floorSub subscribes s on a floornode: its messages come a line each
+// after the response head.
+func (cl *client) floorSub(ctx context.Context, s *sock, nc net.Conn, addr string) error {
+	s.close = func() { nc.Close() }
+	var b strings.Builder
+	for i, ch := range s.chans {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(strconv.Itoa(ch))
+	}
+	nc.SetDeadline(time.Now().Add(30 * time.Second))
+	if _, err := fmt.Fprintf(nc, "GET /sub?c=%s HTTP/1.1\r\nHost: %s\r\n\r\n", b.String(), addr); err != nil {
+		nc.Close()
+		return err
+	}
+	br := bufio.NewReaderSize(nc, 4096)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		nc.Close()
+		return fmt.Errorf("%s: subscribe: %v %v", addr, err, resp)
+	}
+	nc.SetDeadline(time.Time{})
+	for range s.chans {
+		s.ack()
+	}
+	what := fmt.Sprintf("socket %d (floor, %s)", s.id, addr)
+	cl.wg.Add(1)
+	go func() {
+		defer cl.wg.Done()
+		for {
+			line, err := br.ReadSlice('\n')
+			if err != nil {
+				cl.ended(what, err)
+				return
+			}
+			deliver(s, line, time.Now().UnixNano())
+		}
+	}()
 	return nil
 }
 

@@ -10,6 +10,12 @@
 //   - rt-nats:   realtime, N nodes on NATS JetStream (nats-server -js on loopback)
 //   - cf-redis:  centrifuge v0.40.1, N nodes (cmd/cfnode) on its Redis broker
 //   - cf-memory: centrifuge, one node, in-memory broker (not run by default)
+//   - floor-redis: cmd/floornode, N nodes on Redis PUBLISH (not run by
+//     default): no protocol, history, queue or deadline, one write system
+//     call per delivery as each message comes, so the most deliveries a
+//     second any server could make in this topology on this machine; all
+//     its sockets are plain streams, not half WebSocket and half
+//     EventSource
 //
 // and prints a Markdown table and the command that produced it:
 //
@@ -91,7 +97,7 @@ type config struct {
 
 func main() {
 	var cfg config
-	rows := flag.String("rows", "rt-memory,rt-redis,rt-nats,cf-redis", "rows to run, in order: rt-memory, rt-redis, rt-nats, cf-redis, cf-memory")
+	rows := flag.String("rows", "rt-memory,rt-redis,rt-nats,cf-redis", "rows to run, in order: rt-memory, rt-redis, rt-nats, cf-redis, cf-memory, floor-redis")
 	flag.IntVar(&cfg.nodes, "nodes", 3, "node processes of the multi-node rows")
 	flag.IntVar(&cfg.sockets, "sockets", 10000, "subscriber sockets, half WebSocket and half EventSource, spread over the nodes")
 	flag.IntVar(&cfg.channels, "channels", 100, "channels")
@@ -125,11 +131,12 @@ type rowSpec struct {
 }
 
 var rowSpecs = map[string]rowSpec{
-	"rt-memory": {"realtime, 1 node, in-memory broker", protoRT, false, "memory"},
-	"rt-redis":  {"realtime, %d nodes, Redis Streams", protoRT, true, "redis"},
-	"rt-nats":   {"realtime, %d nodes, NATS JetStream", protoRT, true, "nats"},
-	"cf-redis":  {"centrifuge v0.40.1, %d nodes, Redis", protoCF, true, "redis"},
-	"cf-memory": {"centrifuge v0.40.1, 1 node, in-memory broker", protoCF, false, "memory"},
+	"rt-memory":   {"realtime, 1 node, in-memory broker", protoRT, false, "memory"},
+	"rt-redis":    {"realtime, %d nodes, Redis Streams", protoRT, true, "redis"},
+	"rt-nats":     {"realtime, %d nodes, NATS JetStream", protoRT, true, "nats"},
+	"cf-redis":    {"centrifuge v0.40.1, %d nodes, Redis", protoCF, true, "redis"},
+	"cf-memory":   {"centrifuge v0.40.1, 1 node, in-memory broker", protoCF, false, "memory"},
+	"floor-redis": {"floor: %d nodes, a write per delivery, Redis PUBLISH", protoFloor, true, "redis"},
 }
 
 func run(cfg *config) error {
@@ -190,6 +197,9 @@ func build(dir string, rows []string) error {
 	if slices.ContainsFunc(rows, func(r string) bool { return rowSpecs[r].proto == protoCF }) {
 		pkgs = append(pkgs, "cfnode")
 	}
+	if slices.ContainsFunc(rows, func(r string) bool { return rowSpecs[r].proto == protoFloor }) {
+		pkgs = append(pkgs, "floornode")
+	}
 	for _, p := range pkgs {
 		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, p), "github.com/realtime-go/realtime/interop/cmd/"+p)
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
@@ -218,6 +228,12 @@ func nodeArgs(cfg *config, spec rowSpec, i int, brokerURL string) (bin string, a
 		args = []string{"-addr", "127.0.0.1:0", "-node", name, "-history", fmt.Sprint(cfg.cfHistory), "-redis", "none"}
 		if spec.broker == "redis" {
 			args[len(args)-1] = brokerURL
+		}
+	case protoFloor:
+		bin = filepath.Join(cfg.bin, "floornode")
+		args = []string{"-addr", "127.0.0.1:0", "-node", name}
+		if spec.broker == "redis" {
+			args = append(args, "-redis", brokerURL)
 		}
 	}
 	return bin, args

@@ -542,6 +542,14 @@ func report(w io.Writer, cfg *config, rs []*result) {
 		}
 		fmt.Fprintln(w)
 	}
+	if i := slices.IndexFunc(rs, func(r *result) bool { return r.name == "floor-redis" }); i >= 0 && rs[i].deliveriesPerSec > 0 {
+		for _, r := range rs {
+			if r.name != "floor-redis" {
+				fmt.Fprintf(w, "%s: %.0f%% of the floor's deliveries/s.\n", r.label, 100*r.deliveriesPerSec/rs[i].deliveriesPerSec)
+			}
+		}
+		fmt.Fprintln(w)
+	}
 	fmt.Fprintf(w, "Where the CPU went during each burst (cores; the machine has %d):\n", runtime.NumCPU())
 	for _, r := range rs {
 		var parts []string
