@@ -89,6 +89,9 @@ func (b *Broker) Follow(ctx context.Context, channel string, pos realtime.Positi
 			return ctx.Err()
 		}
 	}
+	if b.afterCheck != nil {
+		b.afterCheck(channel)
+	}
 	f := &follower{
 		channel: channel,
 		key:     b.streamKey(channel),

@@ -263,3 +263,40 @@ func TestFollowMissedAnnouncement(t *testing.T) {
 	close(release)
 	waitLost(t, entries, done)
 }
+
+// TestFollowEpochChangedBeforeRegistered: a channel whose epoch changes
+// after Follow checked its position, and whose announcement the loop
+// read before the Follow was registered, still ends that Follow with
+// ErrPositionLost: the loop reads a new Follow's epoch when it takes
+// it up.
+func TestFollowEpochChangedBeforeRegistered(t *testing.T) {
+	s := startRedis(t, false)
+	b := newTestBroker(t, s, &Options{FollowTimeout: time.Hour})
+	pub := newTestBroker(t, s, nil)
+	b.afterCheck = func(channel string) {
+		if channel != "ep" {
+			return
+		}
+		if err := pub.client.Del(ctxFor(t), pub.metaKey("ep")).Err(); err != nil {
+			t.Error(err)
+		}
+		if _, _, err := pub.Since(ctxFor(t), "ep", realtime.Position{}); err != nil {
+			t.Error(err)
+		}
+		// Redis answered the loop's XREAD with the announcement when it
+		// ran the script; blocked again, the loop has read it.
+		waitBlocked(t, s, 1)
+	}
+	_, op, err := pub.Since(ctxFor(t), "other", realtime.Position{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	follow(t, b, "other", op) // the loop runs, blocked in its XREAD
+	waitBlocked(t, s, 1)
+	var p realtime.Position
+	for i := range 3 {
+		p = mustPublish(t, pub, "ep", strconv.Itoa(i), "")
+	}
+	entries, done, _ := follow(t, b, "ep", p)
+	waitLost(t, entries, done)
+}

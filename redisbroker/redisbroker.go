@@ -239,6 +239,11 @@ type Broker struct {
 	reconnect  atomic.Bool            // the reader made a new connection
 	wakeExpiry atomic.Int64           // when the wake key's TTL was last set (UnixNano)
 
+	// afterCheck, when set by a test before any Follow, runs in Follow
+	// between its check of the position and its registration with the
+	// loop.
+	afterCheck func(channel string)
+
 	rmu     sync.Mutex
 	replies *redis.PubSub
 	pmu     sync.Mutex
