@@ -300,3 +300,74 @@ func TestFollowEpochChangedBeforeRegistered(t *testing.T) {
 	entries, done, _ := follow(t, b, "ep", p)
 	waitLost(t, entries, done)
 }
+
+// TestPresenceMany lists a presence of 2,500 entries, half of them
+// expired, with one HMGET per thousand entries instead of one HGET
+// each, and an empty presence with one ZRANGE.
+func TestPresenceMany(t *testing.T) {
+	s := startRedis(t, false)
+	b := newTestBroker(t, s, nil)
+	ctx := ctxFor(t)
+	const n = 2500
+	for i := range n {
+		ttl := time.Hour
+		if i%2 == 1 {
+			ttl = time.Millisecond
+		}
+		e := realtime.PresenceEntry{Socket: "s" + strconv.Itoa(i), User: "u"}
+		if _, err := b.AddPresence(ctx, "p", e, ttl); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(20 * time.Millisecond)
+	if _, _, err := b.Presence(ctx, "warm"); err != nil { // loads the script
+		t.Fatal(err)
+	}
+	before := s.calls(t)
+	live, expired, err := b.Presence(ctx, "p")
+	if err != nil || len(live) != n/2 || len(expired) != n/2 {
+		t.Fatalf("Presence: %d live, %d expired, %v", len(live), len(expired), err)
+	}
+	for _, e := range live {
+		if i, _ := strconv.Atoi(e.Socket[1:]); i%2 != 0 {
+			t.Fatalf("%v live", e)
+		}
+	}
+	want := map[string]int64{"evalsha": 1, "zrange": 1, "time": 1, "hmget": 3, "zrem": 2, "hdel": 2}
+	if d := delta(before, s.calls(t)); !maps.Equal(d, want) {
+		t.Errorf("Presence ran %v, want %v", d, want)
+	}
+	if live, expired, err := b.Presence(ctx, "p"); err != nil || len(live) != n/2 || len(expired) != 0 {
+		t.Fatalf("Presence again: %d live, %d expired, %v", len(live), len(expired), err)
+	}
+	before = s.calls(t)
+	if live, expired, err := b.Presence(ctx, "empty"); err != nil || len(live)+len(expired) != 0 {
+		t.Fatalf("Presence(empty) = %v, %v, %v", live, expired, err)
+	}
+	want = map[string]int64{"evalsha": 1, "zrange": 1}
+	if d := delta(before, s.calls(t)); !maps.Equal(d, want) {
+		t.Errorf("Presence of an empty channel ran %v, want %v", d, want)
+	}
+}
+
+// TestPresenceAddCommands: adding or refreshing an entry takes whether
+// it is new from ZADD's reply, with no ZSCORE.
+func TestPresenceAddCommands(t *testing.T) {
+	s := startRedis(t, false)
+	b := newTestBroker(t, s, nil)
+	e := realtime.PresenceEntry{Socket: "s1", User: "u"}
+	for i, want := range []bool{true, false} {
+		before := s.calls(t)
+		added, err := b.AddPresence(ctxFor(t), "p", e, time.Hour)
+		if err != nil || added != want {
+			t.Fatalf("AddPresence %d = %v, %v", i+1, added, err)
+		}
+		if i == 0 {
+			continue // loads the script
+		}
+		cmds := map[string]int64{"evalsha": 1, "time": 1, "zadd": 1, "hset": 1, "zrange": 1, "pexpire": 2}
+		if d := delta(before, s.calls(t)); !maps.Equal(d, cmds) {
+			t.Errorf("AddPresence ran %v, want %v", d, cmds)
+		}
+	}
+}

@@ -165,11 +165,11 @@ var presenceAddScript = redis.NewScript(`
 local t = redis.call('time')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local ttl = tonumber(ARGV[3])
-local old = redis.call('zscore', KEYS[1], ARGV[1])
+local added
 if ttl > 0 then
-  redis.call('zadd', KEYS[1], string.format('%d', now + ttl), ARGV[1])
+  added = redis.call('zadd', KEYS[1], string.format('%d', now + ttl), ARGV[1])
 else
-  redis.call('zadd', KEYS[1], '+inf', ARGV[1])
+  added = redis.call('zadd', KEYS[1], '+inf', ARGV[1])
 end
 redis.call('hset', KEYS[2], ARGV[1], ARGV[2])
 local top = redis.call('zrange', KEYS[1], -1, -1, 'WITHSCORES')
@@ -182,8 +182,7 @@ else
   redis.call('pexpire', KEYS[1], kt)
   redis.call('pexpire', KEYS[2], kt)
 end
-if old then return 0 end
-return 1
+return added
 `)
 
 // presenceRemoveScript removes one entry. KEYS: expiry zset, entry
@@ -195,27 +194,37 @@ return n
 `)
 
 // presenceListScript returns {LIVE, EXPIRED}, the JSON entries of a
-// channel, and removes the expired ones, so each is returned once.
+// channel, and removes the expired ones, so each is returned once. An
+// empty presence costs one ZRANGE; otherwise TIME, and per thousand
+// entries one HMGET, and one ZREM and HDEL of those expired (a Lua call
+// takes a bounded number of arguments).
 //
 // KEYS: expiry zset, entry hash.
 var presenceListScript = redis.NewScript(`
+local all = redis.call('zrange', KEYS[1], 0, -1, 'WITHSCORES')
+if #all == 0 then return {{}, {}} end
 local t = redis.call('time')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local ms = string.format('%d', now)
-local gone = redis.call('zrangebyscore', KEYS[1], '-inf', ms)
-local expired = {}
-for _, m in ipairs(gone) do
-  local v = redis.call('hget', KEYS[2], m)
-  if v then expired[#expired + 1] = v end
-  redis.call('hdel', KEYS[2], m)
+local chunk = 1000
+local live, expired, gone = {}, {}, {}
+for i = 1, #all, 2 * chunk do
+  local ids = {}
+  for j = i, math.min(i + 2 * chunk - 1, #all), 2 do ids[#ids + 1] = all[j] end
+  local vals = redis.call('hmget', KEYS[2], unpack(ids))
+  for k, id in ipairs(ids) do
+    local at = tonumber(all[i + 2 * k - 1])
+    if at and at <= now then
+      gone[#gone + 1] = id
+      if vals[k] then expired[#expired + 1] = vals[k] end
+    elseif vals[k] then
+      live[#live + 1] = vals[k]
+    end
+  end
 end
-if #gone > 0 then
-  redis.call('zremrangebyscore', KEYS[1], '-inf', ms)
-end
-local live = {}
-for _, m in ipairs(redis.call('zrangebyscore', KEYS[1], '(' .. ms, '+inf')) do
-  local v = redis.call('hget', KEYS[2], m)
-  if v then live[#live + 1] = v end
+for i = 1, #gone, chunk do
+  local ids = {unpack(gone, i, math.min(i + chunk - 1, #gone))}
+  redis.call('zrem', KEYS[1], unpack(ids))
+  redis.call('hdel', KEYS[2], unpack(ids))
 end
 return {live, expired}
 `)
