@@ -10,11 +10,15 @@
 // # Channels on streams
 //
 // Each channel is one Redis stream. A publish is one EVALSHA of a Lua
-// script that checks the idempotency key, reads (or starts) the
-// channel's epoch, takes the next offset and appends the message with
-// XADD under the stream id OFFSET-0, so the payload goes to Redis once
-// whatever the number of subscribers, and every node reads the same
-// positions. Since is one script call too.
+// script that takes the channel's next offset (starting a new epoch if
+// the channel has none), checks and stores the idempotency key, and
+// appends the message with XADD under the stream id OFFSET-0, so the
+// payload goes to Redis once whatever the number of subscribers, and
+// every node reads the same positions. The Broker remembers each
+// channel's epoch from its last publish, so that the script usually
+// runs three commands (HINCRBY, SET, XADD), and sets the keys' TTLs
+// (two PEXPIRE) only when they are due (see Limits). Since is one
+// script call too.
 //
 // Follow pulls: all the Follow calls of one Broker share one connection
 // of their own, on which a loop runs XREAD BLOCK over every followed
@@ -47,7 +51,9 @@
 //     and is the safety net of the rest.
 //
 // With nothing published the loop costs Redis one XREAD per
-// FollowTimeout, and one script call per 10 minutes.
+// FollowTimeout, and one script call (an HGET and a PEXPIRE per
+// followed channel) per min(HistoryTTL×2/3, 10 minutes). Each new epoch
+// costs every node that follows anything one XREAD reply.
 //
 // # Deduplication window
 //
@@ -87,14 +93,15 @@
 //     its last publish, its meta after twice that, each at most
 //     min(HistoryTTL/10, 1 minute) later: a node sets the TTLs on its
 //     first publish to a channel and then once per that time, not on
-//     every publish). Streams have no byte
-//     bound, and entries have no age of their own (their ids are
-//     offsets, not times): bound bytes and age in the node's cache
-//     (HubOptions.MaxHistoryBytes, MaxHistoryAge).
+//     every publish). Streams have no byte bound, and entries have no
+//     age of their own (their ids are offsets, not times): bound bytes
+//     and age in the node's cache (HubOptions.MaxHistoryBytes,
+//     MaxHistoryAge).
 //   - Redis Cluster is not supported: the keys carry the channel as a
 //     hash tag, but a script that starts an epoch also writes the
-//     epochs stream, and Follow reads all channels in one XREAD. Use one primary (with Sentinel if you
-//     accept the failover caveat above).
+//     epochs stream, and Follow reads all channels in one XREAD. Use
+//     one primary (with Sentinel if you accept the failover caveat
+//     above).
 //   - One XREAD carries every followed channel, so its command grows
 //     with the channels a node follows (about 50 bytes each), and Redis
 //     scans them all each time it answers it. Under load one XREAD
