@@ -180,13 +180,7 @@ func TestFollowIdleCommands(t *testing.T) {
 func TestFollowNewEpochAnnounced(t *testing.T) {
 	for _, by := range []string{"publish", "since"} {
 		t.Run(by, func(t *testing.T) {
-			s := startRedis(t, false)
-			b := newTestBroker(t, s, &Options{FollowTimeout: time.Hour})
-			pub := newTestBroker(t, s, nil)
-			var p realtime.Position
-			for i := range 3 {
-				p = mustPublish(t, pub, "ep", strconv.Itoa(i), "")
-			}
+			s, b, pub, p := epochSetup(t, "ep")
 			entries, done, _ := follow(t, b, "ep", p)
 			waitBlocked(t, s, 1)
 			if err := pub.client.Del(ctxFor(t), pub.metaKey("ep")).Err(); err != nil {
@@ -200,6 +194,21 @@ func TestFollowNewEpochAnnounced(t *testing.T) {
 			waitLost(t, entries, done)
 		})
 	}
+}
+
+// epochSetup starts a server, a Broker b that follows with a
+// FollowTimeout of an hour (so that no timeout tells it of a new epoch)
+// and a Broker pub, which publishes 3 entries to channel: p is the
+// position of the last.
+func epochSetup(t *testing.T, channel string) (s *server, b, pub *Broker, p realtime.Position) {
+	t.Helper()
+	s = startRedis(t, false)
+	b = newTestBroker(t, s, &Options{FollowTimeout: time.Hour})
+	pub = newTestBroker(t, s, nil)
+	for i := range 3 {
+		p = mustPublish(t, pub, channel, strconv.Itoa(i), "")
+	}
+	return s, b, pub, p
 }
 
 // waitLost waits for a Follow to end with ErrPositionLost, having
@@ -223,13 +232,7 @@ func waitLost(t testing.TB, entries <-chan realtime.Entry, done <-chan error) {
 // noticed by the gap before the next one, and the loop checks every
 // followed channel.
 func TestFollowMissedAnnouncement(t *testing.T) {
-	s := startRedis(t, false)
-	b := newTestBroker(t, s, &Options{FollowTimeout: time.Hour})
-	pub := newTestBroker(t, s, nil)
-	var p realtime.Position
-	for i := range 3 {
-		p = mustPublish(t, pub, "a", strconv.Itoa(i), "")
-	}
+	s, b, pub, p := epochSetup(t, "a")
 	_, hp, err := pub.Since(ctxFor(t), "hold", realtime.Position{})
 	if err != nil {
 		t.Fatal(err)
