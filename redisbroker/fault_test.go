@@ -147,39 +147,19 @@ func TestPublishReplyLost(t *testing.T) {
 }
 
 // TestFollowEpochInEntries: a channel deleted and published again past
-// the follower's offset, faster than the periodic epoch check, ends the
-// Follow with ErrPositionLost instead of delivering the new epoch's
-// entries as if they followed the old ones.
+// the follower's offset ends the Follow with ErrPositionLost instead of
+// delivering the new epoch's entries as if they followed the old ones
+// (whether the loop first reads the announcement of the new epoch or
+// the entries, which carry it).
 func TestFollowEpochInEntries(t *testing.T) {
-	s := startRedis(t, false)
-	b := newTestBroker(t, s, &Options{FollowTimeout: time.Hour})
-	pub := newTestBroker(t, s, nil)
-	var p realtime.Position
-	for i := range 3 {
-		p = mustPublish(t, pub, "ep", strconv.Itoa(i), "")
-	}
+	s, b, pub, p := epochSetup(t, "ep")
 	entries, done, _ := follow(t, b, "ep", p)
-	// Let the loop block in its XREAD after its first epoch check.
-	for deadline := time.Now().Add(20 * time.Second); s.infoInt(t, "clients", "blocked_clients") == 0; {
-		if time.Now().After(deadline) {
-			t.Fatal("the Follow loop never blocked")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitBlocked(t, s, 1) // after the loop's first epoch check
 	if err := pub.client.Del(ctxFor(t), pub.streamKey("ep"), pub.metaKey("ep")).Err(); err != nil {
 		t.Fatal(err)
 	}
 	for i := range 6 {
 		mustPublish(t, pub, "ep", "new"+strconv.Itoa(i), "")
 	}
-	select {
-	case e := <-entries:
-		t.Fatalf("delivered %v of the new epoch", e)
-	case err := <-done:
-		if !errors.Is(err, realtime.ErrPositionLost) {
-			t.Fatalf("Follow: %v", err)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("Follow went on")
-	}
+	waitLost(t, entries, done)
 }

@@ -26,6 +26,7 @@ type follower struct {
 	// taken it to stop, deliver is not called again.
 	mu      sync.Mutex
 	last    uint64 // the offset delivered last; the loop's alone
+	checked bool   // the loop read the channel's epoch since f was added; the loop's alone
 	stopped atomic.Bool
 	done    chan error // cap 1: why the loop stopped it
 }
@@ -88,6 +89,9 @@ func (b *Broker) Follow(ctx context.Context, channel string, pos realtime.Positi
 			return ctx.Err()
 		}
 	}
+	if b.afterCheck != nil {
+		b.afterCheck(channel)
+	}
 	f := &follower{
 		channel: channel,
 		key:     b.streamKey(channel),
@@ -99,8 +103,10 @@ func (b *Broker) Follow(ctx context.Context, channel string, pos realtime.Positi
 	}
 	wake := b.add(f)
 	defer b.remove(f)
-	if wake {
-		b.wake(ctx)
+	if wake && !b.wake(ctx) {
+		b.fmu.Lock()
+		b.wakeSent = false // the next Follow tries again
+		b.fmu.Unlock()
 	}
 	select {
 	case err := <-f.done:
@@ -134,7 +140,9 @@ func sleep(ctx context.Context, closing <-chan struct{}, d time.Duration) bool {
 
 // add registers f with the loop, starting the loop if need be, and
 // reports whether the loop must be woken: it is blocked in an XREAD
-// that does not carry f's stream.
+// that does not carry f's stream, and no wake is on its way already
+// (one wake brings in every Follow added before the loop takes up the
+// new set).
 func (b *Broker) add(f *follower) (wake bool) {
 	b.fmu.Lock()
 	defer b.fmu.Unlock()
@@ -148,7 +156,11 @@ func (b *Broker) add(f *follower) (wake bool) {
 	case b.changed <- struct{}{}:
 	default:
 	}
-	return b.reading
+	wake = b.reading && !b.wakeSent
+	if wake {
+		b.wakeSent = true
+	}
+	return wake
 }
 
 // remove unregisters f.
@@ -163,53 +175,125 @@ func (b *Broker) remove(f *follower) {
 	}
 }
 
+// wakeTTL is the TTL of the wake key, so that it goes when its Broker
+// does; a wake sets it again once half of it has passed.
+const wakeTTL = time.Minute
+
 // wake ends the loop's current XREAD by adding an entry to the wake
 // stream, which every XREAD of the loop reads from its last entry: an
 // entry added before the XREAD starts ends it at once, so no wake is
 // missed. If Redis cannot be reached, the loop is not blocked in Redis
-// either, and reads the new set when it is back.
-func (b *Broker) wake(ctx context.Context) {
+// either, and reads the new set when it is back. It reports whether
+// the entry was added.
+func (b *Broker) wake(ctx context.Context) bool {
 	octx, cancel := b.opContext(ctx)
 	defer cancel()
 	key := b.wakeKey()
+	now := time.Now()
+	if time.Duration(now.UnixNano()-b.wakeExpiry.Load()) < wakeTTL/2 {
+		// The key expires after now + wakeTTL/2: it is there, or XADD
+		// makes it again and the TTL is set by a later wake.
+		return b.client.XAdd(octx, &redis.XAddArgs{Stream: key, MaxLen: 1, Values: []string{"w", "1"}}).Err() == nil
+	}
+	var add *redis.StringCmd
+	var exp *redis.BoolCmd
 	_, _ = b.client.Pipelined(octx, func(p redis.Pipeliner) error {
-		p.XAdd(octx, &redis.XAddArgs{Stream: key, MaxLen: 1, Values: []string{"w", "1"}})
-		p.PExpire(octx, key, time.Minute)
+		add = p.XAdd(octx, &redis.XAddArgs{Stream: key, MaxLen: 1, Values: []string{"w", "1"}})
+		exp = p.PExpire(octx, key, wakeTTL)
 		return nil
 	})
+	if exp.Err() == nil {
+		b.wakeExpiry.Store(now.UnixNano())
+	}
+	return add.Err() == nil
 }
 
 // loop serves every Follow of the Broker: XREAD BLOCK over all followed
-// streams and the wake stream, on the reader's one connection.
+// streams, the wake stream and the epochs stream, on the reader's one
+// connection.
 func (b *Broker) loop() {
 	defer b.wg.Done()
-	wakeKey, wakeID := b.wakeKey(), "0-0"
+	wakeKey, epochsKey := b.wakeKey(), b.epochsKey()
+	wakeID := "0-0"
+	// epochsID is the last entry of the epochs stream the loop read,
+	// "" when unknown: then every followed channel's epoch is read
+	// again (a full check), with the stream's last id.
+	epochsID := ""
 	var (
-		lastCheck time.Time
-		wait      = minBackoff
-		streams   []string
-		groups    [][]*follower
+		lastFull time.Time
+		wait     = minBackoff
+		streams  []string
+		groups   [][]*follower
+		todo     []int // indexes in groups of the channels to check
+		// announced holds the followed streams whose new epoch the
+		// epochs stream announced, to be checked before the next XREAD.
+		announced = make(map[string]bool)
 	)
 	for !b.closed.Load() {
 		// The set of streams and where each is read from.
 		streams, groups = streams[:0], groups[:0]
-		streams = append(streams, wakeKey)
+		streams = append(streams, wakeKey, epochsKey)
 		b.fmu.Lock()
 		for key, fs := range b.followers {
 			streams = append(streams, key)
 			groups = append(groups, slices.Clone(fs))
 		}
 		b.reading = len(groups) > 0
+		b.wakeSent = false
 		b.fmu.Unlock()
 		if len(groups) == 0 {
+			// Nothing to watch: read everything again when a Follow
+			// comes.
+			epochsID = ""
+			clear(announced)
 			select {
 			case <-b.changed:
 			case <-b.closing:
 			}
 			continue
 		}
+
+		// The epochs, after every new connection (Redis may have
+		// restarted without its data, and an XREAD from an old id waits
+		// for ever on a stream started again), when announcements were
+		// missed, and every checkEvery; else those of the channels
+		// announced and of the Follows added since the last check.
+		if epochsID == "" || b.reconnect.Load() || time.Since(lastFull) >= b.checkEvery {
+			id, err := b.checkEpochs(groups, true)
+			if err != nil {
+				b.reconnect.Store(true)
+				b.backoff(&wait)
+				continue
+			}
+			// The check ran on the reader's one connection, used by
+			// this loop only: any reconnection so far is covered.
+			b.reconnect.Store(false)
+			b.wakeExpiry.Store(0) // the wake key may be gone with its TTL
+			epochsID, lastFull = id, time.Now()
+			clear(announced)
+		} else {
+			todo = todo[:0]
+			for i, fs := range groups {
+				if announced[streams[i+2]] || slices.ContainsFunc(fs, func(f *follower) bool { return !f.checked }) {
+					todo = append(todo, i)
+				}
+			}
+			if len(todo) > 0 {
+				sub := make([][]*follower, len(todo))
+				for j, i := range todo {
+					sub[j] = groups[i]
+				}
+				if _, err := b.checkEpochs(sub, false); err != nil {
+					b.reconnect.Store(true)
+					b.backoff(&wait)
+					continue
+				}
+				clear(announced)
+			}
+		}
+
 		ids := make([]string, 0, len(streams))
-		ids = append(ids, wakeID)
+		ids = append(ids, wakeID, epochsID)
 		for _, fs := range groups {
 			low := uint64(1<<64 - 1)
 			for _, f := range fs {
@@ -217,19 +301,6 @@ func (b *Broker) loop() {
 			}
 			ids = append(ids, strconv.FormatUint(low, 10)+"-0")
 		}
-
-		// The epochs, after every new connection and every
-		// FollowTimeout: an XREAD from an old id waits for ever on a
-		// stream that Redis lost and started again.
-		if b.reconnect.Swap(false) || time.Since(lastCheck) >= b.followTimeout {
-			if err := b.checkEpochs(groups); err != nil {
-				b.reconnect.Store(true)
-				b.backoff(&wait)
-				continue
-			}
-			lastCheck = time.Now()
-		}
-
 		res, err := b.reader.XRead(b.ctx, &redis.XReadArgs{
 			Streams: append(streams, ids...),
 			Count:   readCount,
@@ -248,21 +319,52 @@ func (b *Broker) loop() {
 		}
 		wait = minBackoff
 		for _, st := range res {
-			if st.Stream == wakeKey {
+			switch st.Stream {
+			case wakeKey:
 				if n := len(st.Messages); n > 0 {
 					wakeID = st.Messages[n-1].ID
 				}
 				continue
-			}
-			i := slices.Index(streams, st.Stream)
-			if i < 1 {
+			case epochsKey:
+				epochsID = b.announcements(st.Messages, epochsID, streams, groups, announced)
 				continue
 			}
-			for _, f := range groups[i-1] {
+			i := slices.Index(streams, st.Stream)
+			if i < 2 {
+				continue
+			}
+			for _, f := range groups[i-2] {
 				f.feed(st.Messages)
 			}
 		}
 	}
+}
+
+// announcements reads entries of the epochs stream after the one of id
+// last: it marks in announced the followed streams whose followers'
+// epoch is not the one announced, and returns the id of the last entry,
+// or "" when an entry does not name the one before it as its previous:
+// entries were trimmed before the loop read them, or the stream was
+// lost, and every followed channel must be checked.
+func (b *Broker) announcements(msgs []redis.XMessage, last string, streams []string, groups [][]*follower, announced map[string]bool) string {
+	for _, m := range msgs {
+		p, _ := m.Values["p"].(string)
+		if p != last {
+			return ""
+		}
+		last = m.ID
+		c, _ := m.Values["c"].(string)
+		e, _ := m.Values["e"].(string)
+		key := b.streamKey(c)
+		i := slices.Index(streams, key)
+		if i < 2 {
+			continue
+		}
+		if slices.ContainsFunc(groups[i-2], func(f *follower) bool { return f.epoch != e }) {
+			announced[key] = true
+		}
+	}
+	return last
 }
 
 // backoff waits before the loop tries Redis again.
@@ -303,25 +405,40 @@ func (f *follower) feed(msgs []redis.XMessage) {
 	}
 }
 
-// checkEpochs compares the epochs of the followed channels with their
-// followers', in one script call, and stops the followers of a channel
-// whose epoch changed or whose meta is gone.
-func (b *Broker) checkEpochs(groups [][]*follower) error {
-	metas := make([]string, len(groups))
-	for i, fs := range groups {
-		metas[i] = fs[0].meta
+// checkEpochs compares the epochs of the channels of groups with their
+// followers', in one script call on the reader, and stops the followers
+// of a channel whose epoch changed or whose meta is gone. A full check
+// also sets the metas' TTLs again, and returns the id of the epochs
+// stream's last entry ("0-0" for none), read in the same atomic step.
+func (b *Broker) checkEpochs(groups [][]*follower, full bool) (string, error) {
+	keys := make([]string, 1, 1+len(groups))
+	keys[0] = b.epochsKey()
+	for _, fs := range groups {
+		keys = append(keys, fs[0].meta)
+	}
+	ttl, last := "0", "0"
+	if full {
+		ttl, last = b.metaTTL, "1"
 	}
 	ctx, cancel := context.WithTimeout(b.ctx, b.followTimeout+DefaultTimeout)
 	defer cancel()
-	r, err := epochsScript.Run(ctx, b.reader, metas, b.metaTTL).StringSlice()
+	r, err := epochsScript.Run(ctx, b.reader, keys, ttl, last).StringSlice()
 	if err != nil {
-		return err
+		return "", err
+	}
+	id := ""
+	if full {
+		if len(r) == 0 {
+			return "", errors.New("redisbroker: epochs: empty reply")
+		}
+		id, r = r[0], r[1:]
 	}
 	if len(r) != len(groups) {
-		return fmt.Errorf("redisbroker: epochs: %d replies for %d channels", len(r), len(groups))
+		return "", fmt.Errorf("redisbroker: epochs: %d replies for %d channels", len(r), len(groups))
 	}
 	for i, fs := range groups {
 		for _, f := range fs {
+			f.checked = true
 			if r[i] != f.epoch {
 				f.mu.Lock()
 				f.stop(f.lost("the channel's epoch changed"))
@@ -329,5 +446,5 @@ func (b *Broker) checkEpochs(groups [][]*follower) error {
 			}
 		}
 	}
-	return nil
+	return id, nil
 }

@@ -10,11 +10,15 @@
 // # Channels on streams
 //
 // Each channel is one Redis stream. A publish is one EVALSHA of a Lua
-// script that checks the idempotency key, reads (or starts) the
-// channel's epoch, takes the next offset and appends the message with
-// XADD under the stream id OFFSET-0, so the payload goes to Redis once
-// whatever the number of subscribers, and every node reads the same
-// positions. Since is one script call too.
+// script that takes the channel's next offset (starting a new epoch if
+// the channel has none), checks and stores the idempotency key, and
+// appends the message with XADD under the stream id OFFSET-0, so the
+// payload goes to Redis once whatever the number of subscribers, and
+// every node reads the same positions. The Broker remembers each
+// channel's epoch from its last publish, so that the script usually
+// runs three commands (HINCRBY, SET, XADD), and sets the keys' TTLs
+// (two PEXPIRE) only when they are due (see Limits). Since is one
+// script call too.
 //
 // Follow pulls: all the Follow calls of one Broker share one connection
 // of their own, on which a loop runs XREAD BLOCK over every followed
@@ -25,9 +29,31 @@
 // its epoch, and the loop checks that each is the one after the last it
 // delivered: an entry trimmed before the node read it, or a stream that
 // Redis lost and started again (a restart without its data), ends
-// Follow with realtime.ErrPositionLost. The loop also re-reads the
-// epochs after every new connection and every FollowTimeout, because an
-// XREAD from an old id waits for ever on a stream restarted empty.
+// Follow with realtime.ErrPositionLost.
+//
+// An XREAD from an old id would wait for ever on a stream that Redis
+// lost and started again under a new epoch (its ids start again at 1),
+// so the loop also learns of new epochs, without polling:
+//
+//   - every script that starts an epoch announces it on one small
+//     stream per Prefix (P:epochs), which the loop's XREAD reads too: a
+//     followed channel whose epoch changed while Redis was up (its meta
+//     evicted, or deleted) ends its Follow as soon as the loop reads
+//     the announcement, in the same round trip as the entries of the
+//     other channels;
+//   - after every new connection of the loop (Redis restarted, with or
+//     without its data, or failed over), and when it finds it missed
+//     announcements, the loop reads every followed channel's epoch in
+//     one script call before it reads on; a Follow that starts has its
+//     channel's epoch read again when the loop takes it up;
+//   - once every min(HistoryTTL×2/3, 10 minutes) the loop reads them all
+//     again, which keeps the metas of followed channels from expiring,
+//     and is the safety net of the rest.
+//
+// With nothing published the loop costs Redis one XREAD per
+// FollowTimeout, and one script call (an HGET and a PEXPIRE per
+// followed channel) per min(HistoryTTL×2/3, 10 minutes). Each new epoch
+// costs every node that follows anything one XREAD reply.
 //
 // # Deduplication window
 //
@@ -64,22 +90,26 @@
 //
 //   - History is bounded by count (MaxHistory, XADD MAXLEN, exact) and by
 //     idle age (HistoryTTL: a channel's stream expires HistoryTTL after
-//     its last publish, its meta after twice that). Streams have no byte
-//     bound, and entries have no age of their own (their ids are
-//     offsets, not times): bound bytes and age in the node's cache
-//     (HubOptions.MaxHistoryBytes, MaxHistoryAge).
+//     its last publish, its meta after twice that, each at most
+//     min(HistoryTTL/10, 1 minute) later: a node sets the TTLs on its
+//     first publish to a channel and then once per that time, not on
+//     every publish). Streams have no byte bound, and entries have no
+//     age of their own (their ids are offsets, not times): bound bytes
+//     and age in the node's cache (HubOptions.MaxHistoryBytes,
+//     MaxHistoryAge).
 //   - Redis Cluster is not supported: the keys carry the channel as a
-//     hash tag, so each script touches one slot, but Follow reads all
-//     channels in one XREAD. Use one primary (with Sentinel if you
-//     accept the failover caveat above).
+//     hash tag, but a script that starts an epoch also writes the
+//     epochs stream, and Follow reads all channels in one XREAD. Use
+//     one primary (with Sentinel if you accept the failover caveat
+//     above).
 //   - One XREAD carries every followed channel, so its command grows
 //     with the channels a node follows (about 50 bytes each), and Redis
 //     scans them all each time it answers it. Under load one XREAD
 //     returns many entries (up to 512 per channel), so this is paid per
 //     batch, not per message; a node that follows many thousands of
 //     busy channels should be split.
-//   - Redis 7.0 (7.0.15 is what the tests run; every command used
-//     exists since 5.0, but older servers are untested).
+//   - Redis 7.0 or later (SET with both NX and GET; 7.0.15 is what the
+//     tests run).
 //
 // # Calls between nodes
 //
@@ -96,7 +126,8 @@
 // channel name; {CH} is a Redis Cluster hash tag:
 //
 //	P:s:{CH}                  stream: entries OFFSET-0 with fields e (epoch), d (text)
-//	P:m:{CH}                  hash: e (epoch, decimal), s (latest offset)
+//	P:e:{CH}                  hash: e (epoch E, decimal), sE (latest offset)
+//	P:epochs                  stream: new epochs, fields c (channel), e, p (previous id)
 //	P:k:N:{CH}:KEY            string "EPOCH OFFSET": idempotency key KEY (N is len(CH))
 //	P:pz:{CH}                 zset: socket id -> expiry (ms, Redis clock)
 //	P:ph:{CH}                 hash: socket id -> JSON realtime.PresenceEntry
@@ -147,7 +178,9 @@ type Options struct {
 
 	// HistoryTTL is how long a channel's stream is kept after its last
 	// publish; its meta hash (epoch and latest offset) is kept twice
-	// as long, and as long as a node follows the channel. 0 means
+	// as long, and as long as a node follows the channel. Either may
+	// be kept up to min(HistoryTTL/10, 1 minute) longer: the TTLs are
+	// set once per that time, not on every publish. 0 means
 	// DefaultHistoryTTL, 24 hours; negative, for ever.
 	HistoryTTL time.Duration
 
@@ -167,9 +200,11 @@ type Options struct {
 	CallTimeout time.Duration
 
 	// FollowTimeout is how long one blocking XREAD of Follow waits for
-	// new entries; then the followed channels' epochs are checked
-	// again, so a Redis restarted empty is noticed within about this
-	// time. 0 means DefaultFollowTimeout, 1 s.
+	// new entries before the loop issues it again: one command per
+	// FollowTimeout is what following costs with nothing published. A
+	// lost or restarted stream is noticed through the epochs stream and
+	// the check after a reconnection (see the package documentation),
+	// not through this timeout. 0 means DefaultFollowTimeout, 1 s.
 	FollowTimeout time.Duration
 }
 
@@ -181,10 +216,12 @@ type Broker struct {
 	reader *redis.Client // Follow's loop: a pool of one connection
 
 	prefix        string
-	maxLen        string // XADD MAXLEN argument, "0" for none
-	streamTTL     string // ms, "0" for none
-	metaTTL       string
-	window        string // idempotency key TTL, ms; "" to ignore keys
+	maxLen        string        // XADD MAXLEN argument, "0" for none
+	streamTTL     string        // ms, "0" for none; HistoryTTL + ttlSlack
+	metaTTL       string        // 2 HistoryTTL + ttlSlack
+	ttlSlack      time.Duration // a publish sets the TTLs once per ttlSlack
+	checkEvery    time.Duration // the loop's safety-net check of every epoch
+	window        string        // idempotency key TTL, ms; "" to ignore keys
 	timeout       time.Duration
 	callTimeout   time.Duration
 	followTimeout time.Duration
@@ -196,12 +233,23 @@ type Broker struct {
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup // the Follow loop, the reply loop, Serves
 
-	fmu       sync.Mutex
-	followers map[string][]*follower // by stream key
-	reading   bool                   // the loop is in an XREAD of the current set
-	started   bool                   // the loop runs
-	changed   chan struct{}          // cap 1: the set of followers grew
-	reconnect atomic.Bool            // the reader made a new connection
+	cmu   sync.Mutex
+	chans map[string]chanState // by channel: what this node's publishes learnt
+	sweep int                  // len(chans) at which to drop the stale ones
+
+	fmu        sync.Mutex
+	followers  map[string][]*follower // by stream key
+	reading    bool                   // the loop is in an XREAD of the current set
+	wakeSent   bool                   // a wake is on its way for the current XREAD
+	started    bool                   // the loop runs
+	changed    chan struct{}          // cap 1: the set of followers grew
+	reconnect  atomic.Bool            // the reader made a new connection
+	wakeExpiry atomic.Int64           // when the wake key's TTL was last set (UnixNano)
+
+	// afterCheck, when set by a test before any Follow, runs in Follow
+	// between its check of the position and its registration with the
+	// loop.
+	afterCheck func(channel string)
 
 	rmu     sync.Mutex
 	replies *redis.PubSub
@@ -254,6 +302,8 @@ func newBroker(client *redis.Client, own bool, opts *Options) *Broker {
 		followTimeout: o.FollowTimeout,
 		closing:       make(chan struct{}),
 		followers:     make(map[string][]*follower),
+		chans:         make(map[string]chanState),
+		sweep:         minSweep,
 		changed:       make(chan struct{}, 1),
 		pending:       make(map[string]chan []byte),
 		id:            strconv.FormatUint(rand.Uint64(), 36),
@@ -269,9 +319,13 @@ func newBroker(client *redis.Client, own bool, opts *Options) *Broker {
 		ttl = DefaultHistoryTTL
 	}
 	b.streamTTL, b.metaTTL = "0", "0"
+	b.ttlSlack, b.checkEvery = maxTTLSlack, maxCheckEvery
 	if ttl > 0 {
-		b.streamTTL = strconv.FormatInt(max(ttl.Milliseconds(), 1), 10)
-		b.metaTTL = strconv.FormatInt(max(2*ttl.Milliseconds(), 1), 10)
+		b.ttlSlack = max(min(ttl/10, maxTTLSlack), time.Millisecond)
+		b.streamTTL = strconv.FormatInt(max((ttl+b.ttlSlack).Milliseconds(), 1), 10)
+		meta := 2*ttl + b.ttlSlack
+		b.metaTTL = strconv.FormatInt(max(meta.Milliseconds(), 1), 10)
+		b.checkEvery = max(min(meta/3, maxCheckEvery), time.Millisecond)
 	}
 	w := o.IdempotencyWindow
 	if w == 0 {
@@ -342,7 +396,8 @@ func (b *Broker) Close() error {
 // Keys; see the package documentation.
 
 func (b *Broker) streamKey(ch string) string { return b.prefix + ":s:{" + ch + "}" }
-func (b *Broker) metaKey(ch string) string   { return b.prefix + ":m:{" + ch + "}" }
+func (b *Broker) metaKey(ch string) string   { return b.prefix + ":e:{" + ch + "}" }
+func (b *Broker) epochsKey() string          { return b.prefix + ":epochs" }
 func (b *Broker) idemKey(ch, key string) string {
 	return b.prefix + ":k:" + strconv.Itoa(len(ch)) + ":{" + ch + "}:" + key
 }
@@ -352,6 +407,63 @@ func (b *Broker) presenceKeys(ch string) []string {
 func (b *Broker) wakeKey() string             { return b.prefix + ":wake:" + b.id }
 func (b *Broker) callChannel(n string) string { return b.prefix + ":call:" + n }
 func (b *Broker) replyChannel() string        { return b.prefix + ":reply:" + b.id }
+
+// ttlSlack and checkEvery bounds.
+const (
+	// maxTTLSlack bounds how much longer than HistoryTTL (twice that for
+	// a meta) a channel's keys may be kept, since a node sets their TTLs
+	// once per ttlSlack and sets them that much longer.
+	maxTTLSlack = time.Minute
+	// maxCheckEvery bounds the time between two checks of every followed
+	// channel's epoch by the Follow loop. They are a safety net: the
+	// epochs stream and the check after each reconnection tell of new
+	// epochs first. With a HistoryTTL a third of the meta TTL is the
+	// bound, so that followed metas are kept.
+	maxCheckEvery = 10 * time.Minute
+)
+
+// chanState is what a Broker learnt of a channel from its own last
+// publish: the epoch to expect, and when the keys' TTLs are due to be
+// set again (then the entry may go: an unknown channel costs one HGET
+// and the two PEXPIRE of a due TTL, nothing else).
+type chanState struct {
+	epoch string
+	due   time.Time
+}
+
+// minSweep is the size of the chans map at which a publish first drops
+// the entries whose TTLs are due; then at twice what was left.
+const minSweep = 1024
+
+// channelState returns what b knows of channel, and whether its TTLs
+// are due.
+func (b *Broker) channelState(channel string, now time.Time) (chanState, bool) {
+	b.cmu.Lock()
+	st, ok := b.chans[channel]
+	b.cmu.Unlock()
+	return st, !ok || !now.Before(st.due)
+}
+
+// learn records the epoch of a publish to channel that started at now,
+// and, when it set the TTLs, when they are due next.
+func (b *Broker) learn(channel, epoch string, now time.Time, setTTL bool) {
+	b.cmu.Lock()
+	defer b.cmu.Unlock()
+	st := b.chans[channel]
+	st.epoch = epoch
+	if setTTL && st.due.Before(now.Add(b.ttlSlack)) {
+		st.due = now.Add(b.ttlSlack)
+	}
+	b.chans[channel] = st
+	if len(b.chans) >= b.sweep {
+		for ch, st := range b.chans {
+			if !now.Before(st.due) {
+				delete(b.chans, ch)
+			}
+		}
+		b.sweep = max(2*len(b.chans), minSweep)
+	}
+}
 
 // newEpoch draws the epoch a script gives a channel whose meta is
 // missing: random, nonzero, 63 bits.
@@ -408,19 +520,28 @@ func unavailable(err error) bool {
 	return false
 }
 
-// Publish implements realtime.Broker: one EVALSHA.
+// Publish implements realtime.Broker: one EVALSHA, which runs HINCRBY,
+// SET (with a key) and XADD in Redis when b published to channel
+// within the last min(HistoryTTL/10, 1 minute), and an HGET and two
+// PEXPIRE more otherwise.
 func (b *Broker) Publish(ctx context.Context, channel, text, key string) (realtime.Position, error) {
 	if b.closed.Load() {
 		return realtime.Position{}, errClosed("publish")
 	}
-	keys := []string{b.streamKey(channel), b.metaKey(channel)}
+	keys := []string{b.streamKey(channel), b.metaKey(channel), b.epochsKey()}
 	if key != "" && b.window != "" {
 		keys = append(keys, b.idemKey(channel, key))
+	}
+	now := time.Now()
+	st, due := b.channelState(channel, now)
+	setTTL := "0"
+	if due {
+		setTTL = "1"
 	}
 	octx, cancel := b.opContext(ctx)
 	defer cancel()
 	v, err := publishScript.Run(octx, b.client, keys,
-		text, newEpoch(), b.maxLen, b.streamTTL, b.metaTTL, b.window).Text()
+		text, newEpoch(), b.maxLen, b.streamTTL, b.metaTTL, b.window, channel, st.epoch, setTTL).Text()
 	if err != nil {
 		return realtime.Position{}, b.fail(ctx, "publish", channel, err)
 	}
@@ -428,7 +549,11 @@ func (b *Broker) Publish(ctx context.Context, channel, text, key string) (realti
 	if !ok {
 		return realtime.Position{}, fmt.Errorf("redisbroker: publish %q: bad reply %q", channel, v)
 	}
-	return parsePosition(e, s)
+	p, err := parsePosition(e, s)
+	if err == nil {
+		b.learn(channel, e, now, due)
+	}
+	return p, err
 }
 
 func parsePosition(e, s string) (realtime.Position, error) {
@@ -450,8 +575,8 @@ func (b *Broker) since(ctx context.Context, c redis.Scripter, channel string, po
 		read = "1"
 	}
 	next := strconv.FormatUint(pos.Offset+1, 10) + "-0"
-	r, err := sinceScript.Run(ctx, c, []string{b.streamKey(channel), b.metaKey(channel)},
-		newEpoch(), b.metaTTL, pe, strconv.FormatUint(pos.Offset, 10), next, read).Slice()
+	r, err := sinceScript.Run(ctx, c, []string{b.streamKey(channel), b.metaKey(channel), b.epochsKey()},
+		newEpoch(), b.metaTTL, pe, strconv.FormatUint(pos.Offset, 10), next, read, channel).Slice()
 	if err != nil {
 		return nil, realtime.Position{}, b.fail(ctx, "since", channel, err)
 	}
