@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 )
@@ -30,7 +31,14 @@ type channel struct {
 	head    int
 	bytes   int64
 	members map[*Socket]*member
+	seq     uint64   // the seq of the last message delivered; see runSeqs
+	prev    *message // the last message delivered
 }
+
+// runSeqs gives each channel its own range of message seqs (see
+// message.seq), so that seqs that follow each other are deliveries that
+// followed each other on one channel.
+var runSeqs atomic.Uint64
 
 // member is a socket's state in a channel.
 type member struct {
@@ -322,6 +330,17 @@ func (c *channel) deliver(e Entry) {
 	c.last = e.Position
 	c.wakeWaiters()
 	c.keep(m)
+	if c.seq == 0 {
+		c.seq = runSeqs.Add(1) << 32
+	}
+	c.seq++
+	m.seq = c.seq
+	if c.prev != nil {
+		c.prev.next = m
+	}
+	c.prev = m
+	sched.beginFanout()
+	defer sched.endFanout()
 	for s, mb := range c.members {
 		switch {
 		case mb.catch != nil:

@@ -138,7 +138,7 @@ func (s *Socket) next() ([]queued, writeStep) {
 		batch := s.queue
 		s.queue = s.spare[:0]
 		s.spare = nil
-		s.free = 0
+		s.counted = 0
 		return batch, stepBatch
 	case s.closing:
 		return nil, stepClose
@@ -164,12 +164,7 @@ func (s *Socket) next() ([]queued, writeStep) {
 // recycle releases a written batch's bytes from the queue's count and
 // keeps its array for the next batch.
 func (s *Socket) recycle(batch []queued) {
-	var n int64
-	for _, q := range batch {
-		if !q.replay {
-			n += int64(len(q.m.text))
-		}
-	}
+	n := runBytes(batch)
 	keep := cap(batch) <= maxSpare
 	if keep {
 		clear(batch)
@@ -236,9 +231,15 @@ func (s *Socket) writeBatch(dl *writeDeadline, batch []queued) error {
 // encodeAndFlush adds batch to out and writes out, under dl's deadline.
 func (s *Socket) encodeAndFlush(dl *writeDeadline, out *outBatch, batch []queued) error {
 	var err error
+batch:
 	for _, q := range batch {
-		if err = s.write(out, q.m); err != nil {
-			break // an event that cannot be encoded: send those before it
+		for m, i := q.m, uint32(0); ; m, i = m.next, i+1 {
+			if err = s.write(out, m); err != nil {
+				break batch // an event that cannot be encoded: send those before it
+			}
+			if i == q.more {
+				break
+			}
 		}
 	}
 	if out.ws.Len() == 0 && out.es.Len() == 0 {
