@@ -73,9 +73,12 @@ func (s *Socket) writeLoop() {
 			s.observeOut(batch, err)
 			s.recycle(batch)
 		}
-		if err == nil && sched.waiting() {
+		if err == nil && sched.waiting() && s.more() {
 			// Others waited longer: s goes after them, its writing flag
-			// still set, with whatever was queued meanwhile.
+			// still set, with whatever was queued meanwhile. With nothing
+			// more, s goes idle at once instead: taken again after them,
+			// only to find that out, it cost every socket of a broadcast
+			// a second turn.
 			sched.requeue(s)
 			return
 		}
@@ -159,6 +162,13 @@ func (s *Socket) next() ([]queued, writeStep) {
 		s.queue = nil
 	}
 	return nil, stepIdle
+}
+
+// more reports whether next has something for the writer to do.
+func (s *Socket) more() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ended || len(s.queue) > 0 || s.closing || s.beat
 }
 
 // recycle releases a written batch's bytes from the queue's count and
