@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/realtime-go/realtime/eventsource"
+	"github.com/realtime-go/realtime/internal/eshook"
 	"github.com/realtime-go/realtime/websocket"
 )
 
@@ -554,6 +555,11 @@ func (s *Socket) abort() {
 		// Under mu: an idle writer may otherwise give it to another
 		// socket meanwhile (see release).
 		s.dl.expire(context.Canceled, false) // see newBatchDeadline
+	}
+	if s.es != nil && !s.ended {
+		// Its batches are not bound to dl (see encodeAndFlush). Under
+		// mu, before the end: the handler has not returned.
+		eshook.Interrupt(s.es, context.Canceled)
 	}
 	s.mu.Unlock()
 	s.end(errSocketClosed)

@@ -258,7 +258,14 @@ batch:
 	dl.arm()
 	var werr error
 	if s.es != nil {
-		werr = s.es.SendBatch(dl, &out.es)
+		// abort interrupts the stream itself, so a batch needs no context
+		// that can end, whose watch would cost every write a
+		// registration with dl, unless dl has ended already.
+		var ctx context.Context = dl
+		if dl.Err() == nil {
+			ctx = s.vals
+		}
+		werr = s.es.SendBatch(ctx, &out.es)
 	} else {
 		werr = s.ws.WriteBatch(dl, &out.ws)
 	}
