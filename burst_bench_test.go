@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/realtime-go/realtime"
-	"github.com/realtime-go/realtime/websocket"
+	"github.com/realtime-go/realtime/internal/obstest"
 )
 
 // burstSockets and burstMessages are the size of the burst benchmarks:
@@ -73,19 +73,9 @@ func benchBurst(b *testing.B, tr realtime.Transport) {
 			go readEvents(r, count)
 			continue
 		}
-		c := dialBurstWS(b, ctx, srv.URL)
+		c := obstest.Dial(b, ctx, srv.URL)
 		closers = append(closers, func() { c.CloseNow() })
-		go func() {
-			buf := make([]byte, 0, 256)
-			for {
-				_, p, err := c.ReadAppend(ctx, buf[:0])
-				if err != nil {
-					return
-				}
-				buf = p
-				count(1)
-			}
-		}()
+		go obstest.ReadEach(ctx, c, func() { count(1) })
 	}
 	for hub.Len() < n {
 		time.Sleep(time.Millisecond)
@@ -167,24 +157,6 @@ func readEvents(r *bufio.Reader, count func(int64)) {
 			return
 		}
 	}
-}
-
-// dialBurstWS opens a realtime.v1 WebSocket and reads its position.
-func dialBurstWS(b *testing.B, ctx context.Context, httpURL string) *websocket.Conn {
-	u, _ := url.Parse(httpURL)
-	u.Scheme = "ws"
-	nc, err := net.Dial("tcp", u.Host)
-	if err != nil {
-		b.Fatal(err)
-	}
-	c, _, err := websocket.NewClient(ctx, nc, u, &websocket.ClientOptions{Subprotocols: []string{realtime.Subprotocol}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	if _, _, err := c.Read(ctx); err != nil {
-		b.Fatal(err)
-	}
-	return c
 }
 
 // writeCalls returns the process's write system calls so far (syscw of
