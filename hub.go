@@ -501,7 +501,7 @@ func (h *Hub) detach(s *Socket) {
 		c := mb.ch
 		name := c.name
 		c.mu.Lock()
-		delete(c.members, s)
+		c.removeMember(s)
 		c.mu.Unlock()
 		h.release(c)
 		if e != nil {

@@ -380,3 +380,35 @@ func TestQueueRunsClose(t *testing.T) {
 		t.Fatalf("closing %v, overflow %d, queued bytes %d, %d entries; want true, %d, 0, 0", closing, overflow, queued, entries, want)
 	}
 }
+
+// A delivery goes through the channel's array of members, which follows
+// its map as members come and go.
+func TestChannelMemberList(t *testing.T) {
+	hub := newHub(t, nil)
+	c := testChannel(hub)
+	socks := make([]*Socket, 4)
+	for i := range socks {
+		socks[i] = runSocket(t, hub, c, -1, QueueClose)
+	}
+	c.mu.Lock()
+	c.removeMember(socks[1])
+	c.removeMember(socks[1]) // not a member any more: nothing
+	c.removeMember(socks[0])
+	n := len(c.list)
+	for i, r := range c.list {
+		if c.members[r.s] != r.mb || r.mb.idx != i {
+			t.Errorf("list[%d] is not the map's member at its index", i)
+		}
+	}
+	c.mu.Unlock()
+	if n != 2 {
+		t.Fatalf("%d members listed, want 2", n)
+	}
+	deliverAll(c, "m")
+	for i, s := range socks {
+		_, got := queuedOffsets(s, chat)
+		if want := i >= 2; (len(got) == 1) != want {
+			t.Errorf("socket %d got %v; a member: %v", i, got, want)
+		}
+	}
+}
