@@ -271,7 +271,9 @@ func queuedOffsets(s *Socket, channel string) (mark Position, offsets []uint64) 
 		case q.m.kind == kindMark && q.m.channel == channel:
 			mark = q.m.pos
 		case q.m.kind == kindChannel && q.m.channel == channel:
-			offsets = append(offsets, q.m.pos.Offset)
+			for m, i := q.m, uint32(0); i <= q.more; m, i = m.next, i+1 {
+				offsets = append(offsets, m.pos.Offset)
+			}
 		}
 	}
 	return mark, offsets

@@ -301,6 +301,10 @@ func (h *Hub) Publish(ctx context.Context, channel, text string) (Position, erro
 	if h.isDone.Load() {
 		return Position{}, ErrHubClosed
 	}
+	// Until the message is queued for this node's sockets, their
+	// writers let it go first (see writerSched.giveWay).
+	sched.beginFanout()
+	defer sched.endFanout()
 	t0 := h.publishStart()
 	p, err := h.publish(ctx, channel, normalizeLineEnds(text))
 	t1, delivered := h.publishEnd(t0), false
@@ -497,7 +501,7 @@ func (h *Hub) detach(s *Socket) {
 		c := mb.ch
 		name := c.name
 		c.mu.Lock()
-		delete(c.members, s)
+		c.removeMember(s)
 		c.mu.Unlock()
 		h.release(c)
 		if e != nil {

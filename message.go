@@ -63,6 +63,12 @@ type message struct {
 	at      time.Time
 	early   bool // kindSubscribed: the join came before the hello, which carried its position
 
+	// A channel message delivered live: its place in the deliveries of
+	// its channel, and the message delivered after it once there is one.
+	// A socket queues a run of them as one entry (see queued).
+	seq  uint64
+	next *message
+
 	idOnce    sync.Once
 	id        string // the one-channel cursor after this message
 	esOnce    sync.Once

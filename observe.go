@@ -407,8 +407,13 @@ func (s *Socket) observeOut(batch []queued, err error) {
 			e.Messages, e.Bytes = 0, 0
 		}
 		e.Channel = m.channel
-		e.Messages++
-		e.Bytes += int64(len(m.text))
+		for i := uint32(0); ; m, i = m.next, i+1 {
+			e.Messages++
+			e.Bytes += int64(len(m.text))
+			if i == q.more {
+				break
+			}
+		}
 	}
 	if e.Messages > 0 {
 		ob.OnMessageOut(e)

@@ -2,6 +2,7 @@ package realtime
 
 import (
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"testing"
@@ -268,5 +269,146 @@ func TestQueueBytesLargeMessage(t *testing.T) {
 				eventually(t, "the queue's byte count to go back to 0", func() bool { return queuedBytes(s) == 0 })
 			}
 		})
+	}
+}
+
+// runSocket is a socket of hub in channel c (made by testChannel) with
+// the given queue bounds, and no transport: its queue is only filled.
+func runSocket(t *testing.T, hub *Hub, c *channel, maxQueue int, policy QueuePolicy) *Socket {
+	t.Helper()
+	c.hub.mu.Lock()
+	c.refs++
+	c.hub.mu.Unlock()
+	s := fakeSocket(hub, nil)
+	s.hnd.cfg.maxQueue, s.hnd.cfg.policy = maxQueue, policy
+	t.Cleanup(s.discard)
+	if _, err := c.join(testCtx(t), s); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// channelEntries counts the entries of s's queue that hold channel
+// messages.
+func channelEntries(s *Socket) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, q := range s.queue {
+		if q.m.kind == kindChannel {
+			n++
+		}
+	}
+	return n
+}
+
+// A burst of a channel's messages costs a socket whose writer lags one
+// queue entry, which each delivery extends, rather than one each; a
+// message of another kind between them starts a new run. The messages
+// come out whole and in order.
+func TestQueueRuns(t *testing.T) {
+	hub := newHub(t, nil)
+	c := testChannel(hub)
+	s := runSocket(t, hub, c, -1, QueueClose)
+	for i := 1; i <= 20; i++ {
+		deliverAll(c, strconv.Itoa(i))
+	}
+	if n := channelEntries(s); n != 1 {
+		t.Fatalf("20 messages of one channel take %d queue entries, want 1", n)
+	}
+	if err := s.Send("direct"); err != nil {
+		t.Fatal(err)
+	}
+	deliverAll(c, "21")
+	deliverAll(c, "22")
+	if n := channelEntries(s); n != 2 {
+		t.Fatalf("a Send between runs: %d entries of channel messages, want 2", n)
+	}
+	_, got := queuedOffsets(s, chat)
+	want := make([]uint64, 22)
+	for i := range want {
+		want[i] = uint64(i + 1)
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("queued offsets %v, want %v", got, want)
+	}
+	if q, want := queuedBytes(s), int64(9+2*13+len("direct")); q != want {
+		t.Fatalf("queued bytes %d, want %d", q, want)
+	}
+}
+
+// QueueDropOldest drops the oldest messages of a run one by one: the
+// newest MaxQueue stay, in order, and the bytes count follows.
+func TestQueueRunsDropOldest(t *testing.T) {
+	hub := newHub(t, nil)
+	c := testChannel(hub)
+	s := runSocket(t, hub, c, 8, QueueDropOldest)
+	for i := 1; i <= 20; i++ {
+		deliverAll(c, "m"+strconv.Itoa(i%10))
+	}
+	_, got := queuedOffsets(s, chat)
+	if fmt.Sprint(got) != "[13 14 15 16 17 18 19 20]" {
+		t.Fatalf("queued offsets %v, want the last 8", got)
+	}
+	if d := s.Dropped(); d != 12 {
+		t.Fatalf("Dropped = %d, want 12", d)
+	}
+	if q := queuedBytes(s); q != 8*2 {
+		t.Fatalf("queued bytes %d, want 16", q)
+	}
+}
+
+// Under QueueClose the message that overflows a run closes the socket,
+// counting every message the run held as dropped.
+func TestQueueRunsClose(t *testing.T) {
+	hub := newHub(t, nil)
+	c := testChannel(hub)
+	s := runSocket(t, hub, c, 8, QueueClose)
+	for i := 1; i <= 8; i++ {
+		deliverAll(c, "m")
+	}
+	// The join's entries (its mark) count as dropped too, as they did
+	// when every message had an entry.
+	s.mu.Lock()
+	want := uint64(len(s.queue)-1) + 8 + 1
+	s.mu.Unlock()
+	deliverAll(c, "m")
+	s.mu.Lock()
+	closing, overflow, queued, entries := s.closing, s.x.overflow, s.queued, len(s.queue)
+	s.mu.Unlock()
+	if !closing || overflow != want || queued != 0 || entries != 0 {
+		t.Fatalf("closing %v, overflow %d, queued bytes %d, %d entries; want true, %d, 0, 0", closing, overflow, queued, entries, want)
+	}
+}
+
+// A delivery goes through the channel's array of members, which follows
+// its map as members come and go.
+func TestChannelMemberList(t *testing.T) {
+	hub := newHub(t, nil)
+	c := testChannel(hub)
+	socks := make([]*Socket, 4)
+	for i := range socks {
+		socks[i] = runSocket(t, hub, c, -1, QueueClose)
+	}
+	c.mu.Lock()
+	c.removeMember(socks[1])
+	c.removeMember(socks[1]) // not a member any more: nothing
+	c.removeMember(socks[0])
+	n := len(c.list)
+	for i, r := range c.list {
+		if c.members[r.s] != r.mb || r.mb.idx != i {
+			t.Errorf("list[%d] is not the map's member at its index", i)
+		}
+	}
+	c.mu.Unlock()
+	if n != 2 {
+		t.Fatalf("%d members listed, want 2", n)
+	}
+	deliverAll(c, "m")
+	for i, s := range socks {
+		_, got := queuedOffsets(s, chat)
+		if want := i >= 2; (len(got) == 1) != want {
+			t.Errorf("socket %d got %v; a member: %v", i, got, want)
+		}
 	}
 }

@@ -3,6 +3,7 @@ package realtime
 import (
 	"context"
 	"fmt"
+	"math"
 	"net"
 	"net/http"
 	"sync"
@@ -11,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/realtime-go/realtime/eventsource"
+	"github.com/realtime-go/realtime/internal/eshook"
 	"github.com/realtime-go/realtime/websocket"
 )
 
@@ -71,7 +73,7 @@ type Socket struct {
 
 	mu       sync.Mutex
 	queue    []queued
-	free     int            // replayed messages in queue, outside the count bound
+	counted  int            // messages in queue within the count bound: all but the replayed ones
 	queued   int64          // payload bytes in queue and in the batch being written
 	spare    []queued       // the writer's previous batch, reused
 	dl       *writeDeadline // the writers' batch deadline and idle timer; set by run and kickLocked
@@ -130,13 +132,35 @@ func (s *Socket) extra() *socketExtra {
 	return s.x
 }
 
-// queued is a message in a socket's queue. A replayed message is not
+// queued is a message in a socket's queue, or a run of a channel's
+// messages delivered live one after the other: m, then the more that
+// followed it (m.next, and so on). A burst of broadcasts costs a socket
+// one entry, which each delivery extends, rather than an entry each and
+// the growth of the queue's array. A replayed message is not
 // counted against the queue's bounds: a join's replay is bounded by the
 // history already, and counting it would close a socket that resumes
 // after a long absence before it could catch up.
 type queued struct {
 	m      *message
+	more   uint32
 	replay bool
+}
+
+// runBytes is the payload bytes of the counted messages of q.
+func runBytes(q []queued) int64 {
+	var n int64
+	for _, e := range q {
+		if e.replay {
+			continue
+		}
+		for m, i := e.m, uint32(0); ; m, i = m.next, i+1 {
+			n += int64(len(m.text))
+			if i == e.more {
+				break
+			}
+		}
+	}
+	return n
 }
 
 // protocol is the wire protocol a socket speaks.
@@ -310,17 +334,17 @@ func (s *Socket) enqueueLocked(m *message) error {
 	}
 	for s.full(n) {
 		if s.cfg().policy != QueueDropOldest {
+			var msgs uint64
 			for _, q := range s.queue {
-				if !q.replay {
-					s.queued -= int64(len(q.m.text))
-				}
+				msgs += uint64(q.more) + 1
 			}
-			s.extra().overflow = uint64(len(s.queue)) + 1
-			s.queue, s.free = nil, 0
+			s.queued -= runBytes(s.queue)
+			s.extra().overflow = msgs + 1
+			s.queue, s.counted = nil, 0
 			s.startCloseLocked(websocket.StatusTryAgainLater, "send queue full", errQueueFull)
 			return errQueueFull
 		}
-		if len(s.queue) == s.free {
+		if s.counted == 0 {
 			// Only the batch being written and the replay are in the way,
 			// and they cannot be dropped: the newest message goes in, as
 			// the policy wants.
@@ -332,14 +356,30 @@ func (s *Socket) enqueueLocked(m *message) error {
 		for s.queue[i].replay {
 			i++
 		}
-		s.queued -= int64(len(s.queue[i].m.text))
-		k := i + copy(s.queue[i:], s.queue[i+1:])
-		s.queue[k] = queued{}
-		s.queue = s.queue[:k]
+		q := &s.queue[i]
+		s.queued -= int64(len(q.m.text))
+		if q.more > 0 {
+			q.m, q.more = q.m.next, q.more-1
+		} else {
+			k := i + copy(s.queue[i:], s.queue[i+1:])
+			s.queue[k] = queued{}
+			s.queue = s.queue[:k]
+		}
+		s.counted--
 		s.dropped++
 	}
-	s.queue = append(s.queue, queued{m: m})
 	s.queued += n
+	s.counted++
+	if k := len(s.queue); k > 0 && m.seq != 0 {
+		// The next message of the channel whose run ends the queue:
+		// the run takes it, with neither a new entry nor a lock of
+		// anything else.
+		if q := &s.queue[k-1]; !q.replay && q.more < math.MaxUint32 && q.m.seq+uint64(q.more)+1 == m.seq {
+			q.more++
+			return nil // the queue was not empty: a writer is on its way
+		}
+	}
+	s.queue = append(s.queue, queued{m: m})
 	s.kickLocked()
 	return nil
 }
@@ -353,7 +393,6 @@ func (s *Socket) enqueueReplay(ms []*message) {
 	for _, m := range ms {
 		s.queue = append(s.queue, queued{m: m, replay: true})
 	}
-	s.free += len(ms)
 	s.kickLocked()
 }
 
@@ -363,7 +402,7 @@ func (s *Socket) enqueueReplay(ms []*message) {
 // queued or being written, so one larger than the bound goes alone.
 // Called with mu held.
 func (s *Socket) full(n int64) bool {
-	if c := s.cfg().maxQueue; c >= 0 && len(s.queue)-s.free >= c {
+	if c := s.cfg().maxQueue; c >= 0 && s.counted >= c {
 		return true
 	}
 	b := s.cfg().maxQueueB
@@ -517,6 +556,11 @@ func (s *Socket) abort() {
 		// socket meanwhile (see release).
 		s.dl.expire(context.Canceled, false) // see newBatchDeadline
 	}
+	if s.es != nil && !s.ended {
+		// Its batches are not bound to dl (see encodeAndFlush). Under
+		// mu, before the end: the handler has not returned.
+		eshook.Interrupt(s.es, context.Canceled)
+	}
 	s.mu.Unlock()
 	s.end(errSocketClosed)
 }
@@ -532,7 +576,7 @@ func (s *Socket) end(cause error) {
 			cause = s.closeErr()
 		}
 		s.ended = true
-		s.queue, s.spare, s.queued, s.free = nil, nil, 0, 0
+		s.queue, s.spare, s.queued, s.counted = nil, nil, 0, 0
 		// Without a writer running, none will start: writerDone is
 		// closed here, once the transport is. A running writer closes
 		// it when it sees the end.

@@ -73,9 +73,12 @@ func (s *Socket) writeLoop() {
 			s.observeOut(batch, err)
 			s.recycle(batch)
 		}
-		if err == nil && sched.waiting() {
+		if err == nil && sched.waiting() && s.more() {
 			// Others waited longer: s goes after them, its writing flag
-			// still set, with whatever was queued meanwhile.
+			// still set, with whatever was queued meanwhile. With nothing
+			// more, s goes idle at once instead: taken again after them,
+			// only to find that out, it cost every socket of a broadcast
+			// a second turn.
 			sched.requeue(s)
 			return
 		}
@@ -138,7 +141,7 @@ func (s *Socket) next() ([]queued, writeStep) {
 		batch := s.queue
 		s.queue = s.spare[:0]
 		s.spare = nil
-		s.free = 0
+		s.counted = 0
 		return batch, stepBatch
 	case s.closing:
 		return nil, stepClose
@@ -161,15 +164,17 @@ func (s *Socket) next() ([]queued, writeStep) {
 	return nil, stepIdle
 }
 
+// more reports whether next has something for the writer to do.
+func (s *Socket) more() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ended || len(s.queue) > 0 || s.closing || s.beat
+}
+
 // recycle releases a written batch's bytes from the queue's count and
 // keeps its array for the next batch.
 func (s *Socket) recycle(batch []queued) {
-	var n int64
-	for _, q := range batch {
-		if !q.replay {
-			n += int64(len(q.m.text))
-		}
-	}
+	n := runBytes(batch)
 	keep := cap(batch) <= maxSpare
 	if keep {
 		clear(batch)
@@ -236,9 +241,15 @@ func (s *Socket) writeBatch(dl *writeDeadline, batch []queued) error {
 // encodeAndFlush adds batch to out and writes out, under dl's deadline.
 func (s *Socket) encodeAndFlush(dl *writeDeadline, out *outBatch, batch []queued) error {
 	var err error
+batch:
 	for _, q := range batch {
-		if err = s.write(out, q.m); err != nil {
-			break // an event that cannot be encoded: send those before it
+		for m, i := q.m, uint32(0); ; m, i = m.next, i+1 {
+			if err = s.write(out, m); err != nil {
+				break batch // an event that cannot be encoded: send those before it
+			}
+			if i == q.more {
+				break
+			}
 		}
 	}
 	if out.ws.Len() == 0 && out.es.Len() == 0 {
@@ -247,7 +258,14 @@ func (s *Socket) encodeAndFlush(dl *writeDeadline, out *outBatch, batch []queued
 	dl.arm()
 	var werr error
 	if s.es != nil {
-		werr = s.es.SendBatch(dl, &out.es)
+		// abort interrupts the stream itself, so a batch needs no context
+		// that can end, whose watch would cost every write a
+		// registration with dl, unless dl has ended already.
+		var ctx context.Context = dl
+		if dl.Err() == nil {
+			ctx = s.vals
+		}
+		werr = s.es.SendBatch(ctx, &out.es)
 	} else {
 		werr = s.ws.WriteBatch(dl, &out.ws)
 	}

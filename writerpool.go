@@ -31,6 +31,48 @@ type writerSched struct {
 	seen    uint64       // takes when recheck was armed
 	recheck *time.Timer
 	pending bool // recheck is armed
+
+	// fanouts counts the publishes and channel deliveries under way on
+	// this node, fanoutGen the ones begun, ever: see giveWay.
+	fanouts   atomic.Int32
+	fanoutGen atomic.Uint64
+}
+
+// beginFanout and endFanout bracket a Publish or a channel's delivery of
+// a message: while one is under way, writers give way to it (giveWay).
+func (w *writerSched) beginFanout() {
+	w.fanoutGen.Add(1)
+	w.fanouts.Add(1)
+}
+
+func (w *writerSched) endFanout() { w.fanouts.Add(-1) }
+
+// maxGiveWay bounds the turns a writer gives to fan-outs under way
+// before each socket it takes, so that it still writes when publishes
+// never stop.
+const maxGiveWay = 4
+
+// giveWay lets the publishes and deliveries under way go first, before
+// the writer takes a socket: a delivery queues a message for many
+// sockets at a fraction of the cost of a write each, and a socket
+// written before a burst is fully queued is written again for the rest.
+// Publishing 20 messages to 10,000 EventSource sockets on one core took
+// 2-2.4 writes per socket, and about twice the CPU per delivery of an
+// eventsource.Broker, whose Publish never yields to its writers. It
+// stops giving way once a turn let no fan-out begin: the one under way
+// runs on another processor, or waits (a broker's answer), so that a
+// writer never spins.
+func (w *writerSched) giveWay() {
+	for range maxGiveWay {
+		if w.fanouts.Load() == 0 {
+			return
+		}
+		g := w.fanoutGen.Load()
+		runtime.Gosched()
+		if w.fanoutGen.Load() == g {
+			return
+		}
+	}
 }
 
 // stallBound is how long the list may make no progress before kick
@@ -148,6 +190,7 @@ func (w *writerSched) writer() {
 	// writer takes a socket, and goes in the same write.
 	runtime.Gosched()
 	for {
+		w.giveWay()
 		w.mu.Lock()
 		s := w.take()
 		if s == nil {

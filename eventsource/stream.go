@@ -15,6 +15,7 @@ import (
 
 func init() {
 	eshook.OnEnd = func(s any, f func()) { s.(*Stream).onEnd(f) }
+	eshook.Interrupt = func(s any, cause error) { s.(*Stream).interrupt(cause) }
 }
 
 // onEnd makes f run on its own goroutine once the stream has ended.

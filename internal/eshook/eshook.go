@@ -7,3 +7,10 @@ package eshook
 // goroutine of its own once s (an *eventsource.Stream) has ended, at
 // once if it has. f runs at most once.
 var OnEnd func(s any, f func())
+
+// Interrupt, set by package eventsource, makes the write to s (an
+// *eventsource.Stream) under way, and every later one, fail with cause,
+// without waiting for it: the stream's writer then need not hand it a
+// context that can end, whose watch costs every write a registration.
+// The caller makes sure the stream's handler has not returned.
+var Interrupt func(s any, cause error)

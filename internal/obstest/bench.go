@@ -38,7 +38,7 @@ func Echo(b *testing.B, obs *realtime.Observer) {
 	defer srv.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	c := dial(b, ctx, srv.URL)
+	c := Dial(b, ctx, srv.URL)
 	defer c.CloseNow()
 	msg := []byte(strings.Repeat("x", EchoSize))
 	buf := make([]byte, 0, 2*EchoSize)
@@ -85,21 +85,13 @@ func Broadcast(b *testing.B, obs *realtime.Observer, n int) {
 		}
 	}()
 	for range n {
-		c := dial(b, ctx, srv.URL)
+		c := Dial(b, ctx, srv.URL)
 		conns = append(conns, c)
-		go func() {
-			buf := make([]byte, 0, 256)
-			for {
-				_, p, err := c.ReadAppend(ctx, buf[:0])
-				if err != nil {
-					return
-				}
-				buf = p
-				if got.Add(1) == target.Load() {
-					done <- struct{}{}
-				}
+		go ReadEach(ctx, c, func() {
+			if got.Add(1) == target.Load() {
+				done <- struct{}{}
 			}
-		}()
+		})
 	}
 	for hub.Len() < n {
 		runtime.Gosched()
@@ -121,8 +113,22 @@ func Broadcast(b *testing.B, obs *realtime.Observer, n int) {
 	b.ReportMetric(float64(b.N)*float64(n)/b.Elapsed().Seconds(), "msgs/s")
 }
 
-// dial opens a realtime.v1 WebSocket client and reads its position.
-func dial(b *testing.B, ctx context.Context, httpURL string) *websocket.Conn {
+// ReadEach reads c's messages into one buffer (ReadAppend), calling f
+// after each, until a read fails.
+func ReadEach(ctx context.Context, c *websocket.Conn, f func()) {
+	buf := make([]byte, 0, 256)
+	for {
+		_, p, err := c.ReadAppend(ctx, buf[:0])
+		if err != nil {
+			return
+		}
+		buf = p
+		f()
+	}
+}
+
+// Dial opens a realtime.v1 WebSocket client and reads its position.
+func Dial(b *testing.B, ctx context.Context, httpURL string) *websocket.Conn {
 	u, _ := url.Parse(httpURL)
 	u.Scheme = "ws"
 	nc, err := net.Dial("tcp", u.Host)
