@@ -102,8 +102,7 @@ type Conn struct {
 	msgSize      int64
 	fragments    int
 	utf8         utf8State
-	readDeadline time.Time                // set through NetConn; guarded by mu
-	ctrl         *[maxControlPayload]byte // made on the first control frame
+	readDeadline time.Time // set through NetConn; guarded by mu
 	reader       messageReader
 	rawMsg       rawMessageReader
 	decSize      int64

@@ -3,6 +3,7 @@ package websocket
 import (
 	"context"
 	"errors"
+	"runtime"
 	"testing"
 	"time"
 )
@@ -50,5 +51,61 @@ func TestIdleHoldsNoBuffers(t *testing.T) {
 				t.Errorf("%d bytes: idle %s holds a write buffer", size, roleName(conn.client))
 			}
 		}
+	}
+}
+
+// A ping exchange leaves nothing behind on an idle connection: with a
+// heartbeat every connection sees one every few seconds, so what the
+// first leaves (a buffer for control payloads, the answered ping and its
+// callback in the unused end of the pending list, drained pongs) is paid
+// by every idle connection of a server for its life.
+func TestPingLeavesNothing(t *testing.T) {
+	const n = 200
+	ctx := context.Background()
+	type pair struct {
+		s, c         *Conn
+		sRead, cRead <-chan readResult
+	}
+	pairs := make([]pair, n)
+	for i := range pairs {
+		s, c := connPair(t, overTCP, ConnOptions{}, ConnOptions{})
+		pairs[i] = pair{s, c, startReader(t, s), startReader(t, c)}
+		// A message each way first: what any read or write makes once
+		// is not the ping's.
+		for _, d := range [][2]*Conn{{s, c}, {c, s}} {
+			if err := d[0].Write(ctx, MessageText, []byte("hi")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, ch := range []<-chan readResult{pairs[i].sRead, pairs[i].cRead} {
+			if r := <-ch; r.err != nil {
+				t.Fatal(r.err)
+			}
+		}
+	}
+	live := func() uint64 {
+		var ms runtime.MemStats
+		runtime.GC()
+		runtime.GC() // the pools' victims too
+		runtime.ReadMemStats(&ms)
+		return ms.HeapAlloc
+	}
+	before := live()
+	for _, p := range pairs {
+		// Both ways: the server's reader answers the client's ping, and
+		// sees the pong of its own.
+		for _, c := range []*Conn{p.s, p.c} {
+			if _, err := c.Ping(ctx, []byte("beat")); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	after := live()
+	// Signed: the heap may have shrunk. The bound leaves room for what
+	// a connection makes once, on the first contention for its write
+	// lock (a wake channel, the flush timer), which a ping may be the
+	// first to meet; what the pings left each time was 812 bytes.
+	if grown := (int64(after) - int64(before)) / n; grown > 256 {
+		t.Errorf("a ping each way left %d bytes per connection pair on the heap, want at most 256", grown)
 	}
 }

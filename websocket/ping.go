@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 )
@@ -88,11 +89,22 @@ func (c *Conn) dropPing(p *pendingPing) bool {
 	defer c.mu.Unlock()
 	for i, q := range c.pings {
 		if q == p {
-			c.pings = append(c.pings[:i], c.pings[i+1:]...)
+			c.removePing(i)
 			return true
 		}
 	}
 	return false
+}
+
+// removePing removes the ping at i from c.pings. Called with mu held.
+// An idle connection keeps neither the array nor, in its unused end, the
+// last ping and its callback: a heartbeat would otherwise leave both on
+// every connection it reached.
+func (c *Conn) removePing(i int) {
+	c.pings = slices.Delete(c.pings, i, i+1)
+	if len(c.pings) == 0 {
+		c.pings = nil
+	}
 }
 
 // gotPong completes the oldest ping with the pong's payload. An
@@ -101,7 +113,7 @@ func (c *Conn) gotPong(payload []byte) {
 	c.mu.Lock()
 	for i, p := range c.pings {
 		if bytes.Equal(p.payload, payload) {
-			c.pings = append(c.pings[:i], c.pings[i+1:]...)
+			c.removePing(i)
 			c.mu.Unlock()
 			p.finish(time.Since(p.sent), nil)
 			return

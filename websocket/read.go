@@ -581,11 +581,11 @@ func eofUnexpected(err error) error {
 }
 
 func (c *Conn) handleControl(h header) error {
-	if c.ctrl == nil {
-		c.ctrl = new([maxControlPayload]byte)
-	}
-	p := c.ctrl[:h.length]
-	c.rr += copy(p, c.rbuf[c.rr:c.rw]) // readHeader buffered it all
+	// readHeader buffered the whole payload: it is read where it is, as
+	// a buffer of its own per connection, kept from the first control
+	// frame on, cost every connection that saw a heartbeat 128 bytes.
+	p := c.rbuf[c.rr : c.rr+int(h.length)]
+	c.rr += len(p)
 	if h.masked {
 		mask(h.key, 0, p)
 	}

@@ -498,6 +498,11 @@ func (c *Conn) writePongs(reader bool) bool {
 		pongs = pongs[:n]
 	}
 	c.pongs = c.pongs[len(pongs):]
+	if len(c.pongs) == 0 {
+		// Not the drained array, which would keep the payloads of the
+		// last pongs for the connection's life.
+		c.pongs = nil
+	}
 	c.pongPending.Store(len(c.pongs) > 0)
 	c.mu.Unlock()
 	if len(pongs) == 0 || c.closeWritten || c.isClosed() {
