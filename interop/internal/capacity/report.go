@@ -96,6 +96,9 @@ func Report(w io.Writer, cfg Config, command string, results []*Result, sustaine
 		fmt.Fprintln(w)
 		for i, r := range sustained {
 			fmt.Fprintf(w, "- %s, server RSS over the run (MiB at s): %s\n", sustainedRows[i].Name, rssCurve(r.RSS, 10))
+			if r.BeforeMem != nil && r.AfterMem != nil {
+				fmt.Fprintf(w, "  - idle, collected, before → after (MiB: live heap / heap spans in use / unused in spans / stacks / runtime metadata): %s → %s\n", memLine(r.BeforeMem), memLine(r.AfterMem))
+			}
 			if len(r.Mem) > 0 {
 				fmt.Fprintf(w, "  - its Go runtime's account (MiB at s: live heap / heap goal / heap spans in use / stacks / free heap kept): %s\n", memCurve(r.Mem, 10))
 			}
@@ -176,6 +179,13 @@ func medianBurstCPU(results []*Result, name string, quiet bool) (time.Duration, 
 		return v[len(v)/2], len(v)
 	}
 	return (v[len(v)/2-1] + v[len(v)/2]) / 2, len(v)
+}
+
+// memLine is where a Go server's memory is, for the idle points of the
+// sustained run.
+func memLine(m map[string]int64) string {
+	mib := func(k int64) string { return fmt.Sprintf("%.1f", float64(k)/1024) }
+	return fmt.Sprintf("%s / %s / %s / %s / %s", mib(m["live"]), mib(m["objects"]), mib(m["unused"]), mib(m["stacks"]), mib(m["meta"]+m["mspan"]))
 }
 
 // memCurve is at most n of samples, as rssCurve.

@@ -171,6 +171,9 @@ type SustainResult struct {
 	// collection that returns the free memory to the system, so that
 	// they differ by what the run left behind.
 	BeforeKiB, AfterKiB int64
+	// BeforeMem and AfterMem are the Go server's account of its memory
+	// at those two points (as Mem; nil for Node).
+	BeforeMem, AfterMem map[string]int64
 	RSS                 []RSSSample // the server's RSS each second of the run
 	// Mem is the Go server's own account of its memory each second of
 	// the run (runtime/metrics, KiB by short name: live, goal, objects,
@@ -459,13 +462,19 @@ func (s *session) heap(what string) error {
 }
 
 // collectedRSS has the server collect its garbage and return the free
-// memory to the system, and reads its RSS.
-func (s *session) collectedRSS() (int64, error) {
+// memory to the system, and reads its RSS and, from a Go server, its
+// own account of its memory.
+func (s *session) collectedRSS() (int64, map[string]int64, error) {
 	if _, err := answer(s.srv.Do("stats")); err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	time.Sleep(300 * time.Millisecond)
-	return benchproc.RSSKiB(s.srv.PID)
+	kib, err := benchproc.RSSKiB(s.srv.PID)
+	if err != nil || s.row.Server == "socketio" {
+		return kib, nil, err
+	}
+	m, err := answer(s.srv.Do("mem"))
+	return kib, m, err
 }
 
 // profile starts the server's CPU profile into cfg.ProfileDir and the
@@ -563,7 +572,7 @@ func RunSustain(cfg Config, row Row) (*SustainResult, error) {
 	n := int(sus.Rate * sus.Duration.Seconds())
 	r := &SustainResult{Sockets: sus.Sockets, Rate: sus.Rate, Duration: sus.Duration, Expected: int64(n) * int64(sus.Sockets)}
 	fail := func(err error) (*SustainResult, error) { return nil, fmt.Errorf("%s: sustained: %w", row.Name, err) }
-	if r.BeforeKiB, err = s.collectedRSS(); err != nil {
+	if r.BeforeKiB, r.BeforeMem, err = s.collectedRSS(); err != nil {
 		return fail(err)
 	}
 	if err := s.heap("start"); err != nil {
@@ -599,7 +608,7 @@ func RunSustain(cfg Config, row Row) (*SustainResult, error) {
 		return fail(err)
 	}
 	time.Sleep(s.cfg.Settle)
-	if r.AfterKiB, err = s.collectedRSS(); err != nil {
+	if r.AfterKiB, r.AfterMem, err = s.collectedRSS(); err != nil {
 		return fail(err)
 	}
 	if err := s.heap("after"); err != nil {
