@@ -713,8 +713,24 @@ func (c *Conn) ioError(err error) error {
 }
 
 // deadline reads a deadline set through NetConn.
-func (c *Conn) deadline(t *time.Time) time.Time {
+func (c *Conn) deadline(write bool) time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return *t
+	if c.deadlines == nil {
+		return time.Time{}
+	}
+	if write {
+		return c.deadlines[1]
+	}
+	return c.deadlines[0]
+}
+
+// deadlinesLocked returns c.deadlines, made if needed: few connections
+// are used through NetConn, and the two deadlines cost each 48 bytes.
+// Called with mu held.
+func (c *Conn) deadlinesLocked() *[2]time.Time {
+	if c.deadlines == nil {
+		c.deadlines = new([2]time.Time)
+	}
+	return c.deadlines
 }
