@@ -6,6 +6,8 @@ import (
 	"runtime"
 	"testing"
 	"time"
+
+	"github.com/realtime-go/realtime/extensions"
 )
 
 // An idle TCP connection holds no buffer: once the messages are read and
@@ -107,5 +109,33 @@ func TestPingLeavesNothing(t *testing.T) {
 	// first to meet; what the pings left each time was 812 bytes.
 	if grown := (int64(after) - int64(before)) / n; grown > 256 {
 		t.Errorf("a ping each way left %d bytes per connection pair on the heap, want at most 256", grown)
+	}
+}
+
+// What a server connection costs of its own, idle, beside the net.Conn
+// and the goroutine reading it: the Conn and what newConn makes with it,
+// with a heartbeat as package realtime gives every socket. It was 1.35
+// KiB (a Conn of 952 bytes in the 1 KiB size class, its Done channel,
+// the keep-alive and its timer); most connections of a push server are
+// idle, so this is much of their memory beside the kernel's and the
+// reading goroutine's.
+func TestIdleConnBytes(t *testing.T) {
+	a, b := netPair(t, overTCP)
+	defer a.Close()
+	defer b.Close()
+	const n = 100
+	conns := make([]*Conn, n)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	for i := range conns {
+		conns[i] = newConn(a, nil, false, 13, "", extensions.Negotiated{}, ConnOptions{Heartbeat: time.Hour})
+	}
+	runtime.ReadMemStats(&after)
+	for _, c := range conns {
+		c.ka.stop()
+	}
+	if per := (after.TotalAlloc - before.TotalAlloc) / n; per > 1152 {
+		t.Errorf("a server connection made %d bytes, want at most 1152", per)
 	}
 }

@@ -109,7 +109,7 @@ func (o ConnOptions) withDefaults() ConnOptions {
 // do all once sharedMax different ones are shared.
 func sharedOptions(o ConnOptions) *ConnOptions {
 	if o.OnPing != nil || o.OnPong != nil {
-		return &o
+		return copyOptions(o)
 	}
 	k := optionsKey{o.MaxMessageSize, o.MaxFragments, o.Heartbeat, o.PongTimeout, o.CloseTimeout, o.ReadBufferSize, o.WriteBufferSize}
 	shared.mu.Lock()
@@ -117,14 +117,22 @@ func sharedOptions(o ConnOptions) *ConnOptions {
 	if p := shared.m[k]; p != nil {
 		return p
 	}
-	if len(shared.m) >= sharedMax {
-		return &o
+	p := copyOptions(o)
+	if len(shared.m) < sharedMax {
+		if shared.m == nil {
+			shared.m = make(map[optionsKey]*ConnOptions)
+		}
+		shared.m[k] = p
 	}
-	if shared.m == nil {
-		shared.m = make(map[optionsKey]*ConnOptions)
-	}
-	shared.m[k] = &o
-	return &o
+	return p
+}
+
+// copyOptions returns a copy of o on the heap: o itself does not escape,
+// so that sharedOptions allocates nothing when it shares.
+func copyOptions(o ConnOptions) *ConnOptions {
+	p := new(ConnOptions)
+	*p = o
+	return p
 }
 
 // optionsKey is the comparable fields of ConnOptions: all but the
