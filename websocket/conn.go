@@ -79,13 +79,11 @@ type Conn struct {
 	out           []byte // what rawWrite has still to write; guarded by writeLock
 	outErr        error  // rawWrite's error
 	nc            net.Conn
-	raw           syscall.RawConn      // set for TCP and Unix sockets: idle reads hold no buffer
-	dec           io.Reader            // the decoded message, when an extension transforms it
-	exts          []extensions.Session // negotiated, in the order messages leave
-	opts          *ConnOptions         // with defaults; shared, see sharedOptions
+	raw           syscall.RawConn // set for TCP and Unix sockets: idle reads hold no buffer
+	ext           *extState       // nil without extensions
+	opts          *ConnOptions    // with defaults; shared, see sharedOptions
 
 	subprotocol string
-	extensions  string
 
 	// closed is closed once the connection is closed: made by Done when
 	// first asked for (most connections never are), under mu.
@@ -106,7 +104,6 @@ type Conn struct {
 	utf8      utf8State
 	reader    messageReader
 	rawMsg    rawMessageReader
-	decSize   int64
 	rwatch    watcher // a read's context
 
 	// Write side. msgLock is held for a whole data message, writeLock for
@@ -155,9 +152,10 @@ func newConn(nc net.Conn, buffered []byte, client bool, version int, subprotocol
 		client:      client,
 		version:     uint8(version),
 		subprotocol: subprotocol,
-		extensions:  extensions.Format(ext.Accepted),
-		exts:        ext.Sessions,
 		opts:        sharedOptions(opts.withDefaults()),
+	}
+	if len(ext.Sessions) > 0 {
+		c.ext = &extState{header: extensions.Format(ext.Accepted), sessions: ext.Sessions}
 	}
 	c.rules.client = client
 	c.rules.rsvOK = ext.RSV
@@ -201,7 +199,33 @@ func (c *Conn) Subprotocol() string { return c.subprotocol }
 
 // Extensions returns the Sec-WebSocket-Extensions value the handshake
 // settled on, or "".
-func (c *Conn) Extensions() string { return c.extensions }
+func (c *Conn) Extensions() string {
+	if c.ext == nil {
+		return ""
+	}
+	return c.ext.header
+}
+
+// extState is what a connection with extensions keeps for them; most
+// connections have none, and these fields cost each 64 bytes.
+type extState struct {
+	header   string               // the Sec-WebSocket-Extensions value agreed
+	sessions []extensions.Session // negotiated, in the order messages leave
+	dec      io.Reader            // the decoded message, when an extension transforms it
+	decSize  int64                // bytes read of dec
+}
+
+// sessions returns the negotiated extensions' sessions, or nil.
+func (c *Conn) sessions() []extensions.Session {
+	if c.ext == nil {
+		return nil
+	}
+	return c.ext.sessions
+}
+
+// decoding reports whether the message being read passes through an
+// extension that transforms it.
+func (c *Conn) decoding() bool { return c.ext != nil && c.ext.dec != nil }
 
 // LocalAddr returns the local network address.
 func (c *Conn) LocalAddr() net.Addr { return c.nc.LocalAddr() }
@@ -246,7 +270,7 @@ func (c *Conn) closeConn(cause error) error {
 		c.mu.Unlock()
 		c.nc.Close()
 		ka.stop()
-		for _, s := range c.exts {
+		for _, s := range c.sessions() {
 			s.Close()
 		}
 		for _, p := range pings {

@@ -52,7 +52,7 @@ func (c *Conn) write(ctx context.Context, typ MessageType, p []byte, encode bool
 	if err != nil {
 		return err
 	}
-	if !encode || len(c.exts) == 0 {
+	if !encode || c.ext == nil {
 		return c.writeSingle(ctx, op, p)
 	}
 	return c.writeThroughExtensions(ctx, op, p)
@@ -579,7 +579,7 @@ func (c *Conn) Writer(ctx context.Context, typ MessageType) (io.WriteCloser, err
 	w := &c.streams().writer
 	w.ctx, w.op, w.active = ctx, op, true
 	w.enc = nil
-	if len(c.exts) > 0 {
+	if c.ext != nil {
 		c.stream.emitter.start(ctx, op, true)
 		enc, err := c.encodeChain(extensions.Message{Binary: op == opBinary, Size: -1})
 		if err != nil {
@@ -758,7 +758,7 @@ func (c *Conn) WritePrepared(ctx context.Context, pm *PreparedMessage) error {
 // encodingKey joins the sessions' encoding keys; shared is false when a
 // session's encoding depends on the connection's history.
 func (c *Conn) encodingKey() (key string, shared bool) {
-	for _, s := range c.exts {
+	for _, s := range c.sessions() {
 		se, ok := s.(extensions.SharedEncoder)
 		if !ok {
 			return "", false
