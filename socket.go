@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/realtime-go/realtime/eventsource"
+	"github.com/realtime-go/realtime/internal/lazydone"
 	"github.com/realtime-go/realtime/websocket"
 )
 
@@ -83,7 +84,7 @@ type Socket struct {
 	presence *PresenceEntry // SetPresence; nil: none
 	x        *socketExtra   // rarely needed state, made on first use; under mu
 
-	done       chan struct{} // made by Done on first use, or after the end; see ended
+	done       lazydone.Chan // closed once isEnded is set
 	err        error         // set before isEnded is
 	readerDone chan struct{} // closed when readerEnd is set; made by a wait before, under mu
 	writerDone chan struct{} // the same for writerEnd
@@ -234,13 +235,7 @@ func (s *Socket) Done() <-chan struct{} {
 	// each cost every idle socket 96 bytes.
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.done == nil {
-		if s.isEnded.Load() {
-			return closedChan
-		}
-		s.done = make(chan struct{})
-	}
-	return s.done
+	return s.done.Get(s.isEnded.Load())
 }
 
 // Err returns nil while the socket is open and after a close the server
@@ -562,9 +557,7 @@ func (s *Socket) end(cause error) {
 		}
 		s.mu.Lock()
 		s.isEnded.Store(true)
-		if s.done != nil {
-			close(s.done)
-		}
+		s.done.Close()
 		s.mu.Unlock()
 		s.endContext()
 		s.observeEnd(cause)

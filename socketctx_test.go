@@ -86,7 +86,7 @@ func TestDoneMadeWhenAsked(t *testing.T) {
 		c := dialWS(t, ts, wsDial{}) // reads the position: the socket is open
 		s := <-opened
 		s.mu.Lock()
-		made := s.done != nil
+		made := s.done.Made()
 		s.mu.Unlock()
 		if made {
 			t.Fatal("an open socket nobody asked for Done holds a Done channel")

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/realtime-go/realtime/extensions"
+	"github.com/realtime-go/realtime/internal/lazydone"
 )
 
 // MessageType is the type of a data message.
@@ -87,7 +88,7 @@ type Conn struct {
 
 	// closed is closed once the connection is closed: made by Done when
 	// first asked for (most connections never are), under mu.
-	closed    chan struct{}
+	closed    lazydone.Chan
 	closeOnce sync.Once
 	closeErr  error // a *closedError, set before isDone is
 
@@ -258,9 +259,7 @@ func (c *Conn) closeConn(cause error) error {
 		c.mu.Lock()
 		c.closeErr = &closedError{cause: cause}
 		c.isDone.Store(true)
-		if c.closed != nil {
-			close(c.closed)
-		}
+		c.closed.Close()
 		if c.flushTimer != nil {
 			c.flushTimer.Stop()
 		}

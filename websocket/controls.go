@@ -13,21 +13,8 @@ import (
 func (c *Conn) Done() <-chan struct{} {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.closed == nil {
-		if c.isDone.Load() {
-			return closedChan
-		}
-		c.closed = make(chan struct{})
-	}
-	return c.closed
+	return c.closed.Get(c.isDone.Load())
 }
-
-// closedChan is what Done returns when first asked for after the close.
-var closedChan = func() chan struct{} {
-	c := make(chan struct{})
-	close(c)
-	return c
-}()
 
 // Err returns nil while the connection is open; once Done is closed, it
 // returns the error every method returns from then on, which matches
