@@ -186,8 +186,9 @@ func (h *handler) requestValues(ctx context.Context) context.Context {
 	return context.WithoutCancel(ctx)
 }
 
-// httpValues is a context holding net/http's values for a server and
-// a local address, and nothing else.
+// httpValues is the context netHTTPValues made last, holding net/http's
+// values for a server and a local address and nothing else, with what
+// it was made for.
 type httpValues struct {
 	srv  *http.Server
 	addr string // the local address: its network and String
