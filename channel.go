@@ -164,9 +164,15 @@ func (h *Hub) acquireOnce(ctx context.Context, name string) (*channel, error) {
 		h.mu.Unlock()
 		select {
 		case <-c.ready:
-		case <-ctx.Done():
-			h.release(c)
-			return nil, ctx.Err()
+		default:
+			// Only now ctx.Done: a socket's context makes its channel
+			// when first asked for it (see Socket.Done).
+			select {
+			case <-c.ready:
+			case <-ctx.Done():
+				h.release(c)
+				return nil, ctx.Err()
+			}
 		}
 		if c.err != nil {
 			h.release(c)

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync/atomic"
 
 	"github.com/realtime-go/realtime/eventsource"
 	"github.com/realtime-go/realtime/internal/eshook"
@@ -54,9 +55,10 @@ func Handler(opts *Options, serve func(ctx context.Context, s *Socket)) http.Han
 }
 
 type handler struct {
-	cfg   config
-	serve func(context.Context, *Socket)
-	reg   *registry // the hub's, or the handler's own without one
+	cfg        config
+	serve      func(context.Context, *Socket)
+	reg        *registry                  // the hub's, or the handler's own without one
+	httpValues atomic.Pointer[httpValues] // see netHTTPValues
 }
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/realtime-go/realtime/eventsource"
 	"github.com/realtime-go/realtime/internal/eshook"
+	"github.com/realtime-go/realtime/internal/lazydone"
 	"github.com/realtime-go/realtime/websocket"
 )
 
@@ -85,8 +86,8 @@ type Socket struct {
 	presence *PresenceEntry // SetPresence; nil: none
 	x        *socketExtra   // rarely needed state, made on first use; under mu
 
-	done       chan struct{}
-	err        error         // set before done is closed
+	done       lazydone.Chan // closed once isEnded is set
+	err        error         // set before isEnded is
 	readerDone chan struct{} // closed when readerEnd is set; made by a wait before, under mu
 	writerDone chan struct{} // the same for writerEnd
 
@@ -98,6 +99,7 @@ type Socket struct {
 	// socket's memory of its own.
 	transport Transport
 	inMessage atomic.Bool // the read goroutine is in OnMessage
+	isEnded   atomic.Bool // done is closed: the socket has ended (set under mu)
 	closeCode uint16      // a websocket.StatusCode; under mu, as the flags below but the first three
 	proto     protocol
 	badCursor bool // lastEventID was given but is not a cursor: every join fails
@@ -178,12 +180,11 @@ func newSocket(h *handler, transport Transport, r *http.Request) *Socket {
 		transport: transport,
 		hnd:       h,
 		hub:       h.cfg.hub,
-		done:      make(chan struct{}),
 	}
 	s.req.Store(r)
 	// Keep the request's values (authentication, tracing), not its
 	// lifetime: the socket's is its own.
-	s.vals = context.WithoutCancel(r.Context())
+	s.vals = h.requestValues(r.Context())
 	return s
 }
 
@@ -253,7 +254,13 @@ func (s *Socket) ResumeFailed(channel string) bool {
 }
 
 // Done returns a channel that is closed when the socket has ended.
-func (s *Socket) Done() <-chan struct{} { return s.done }
+func (s *Socket) Done() <-chan struct{} {
+	// Made when first asked for: most sockets never are, and a channel
+	// each cost every idle socket 96 bytes.
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.done.Get(s.isEnded.Load())
+}
 
 // Err returns nil while the socket is open and after a close the server
 // asked for (Close, CloseWith, Hub.Shutdown). Otherwise it tells why the
@@ -269,14 +276,7 @@ func (s *Socket) Err() error {
 }
 
 // isDone reports whether done is closed.
-func (s *Socket) isDone() bool {
-	select {
-	case <-s.done:
-		return true
-	default:
-		return false
-	}
-}
+func (s *Socket) isDone() bool { return s.isEnded.Load() }
 
 // Dropped returns how many messages QueueDropOldest has dropped.
 func (s *Socket) Dropped() uint64 {
@@ -599,7 +599,10 @@ func (s *Socket) end(cause error) {
 		case s.es != nil:
 			s.es.Close()
 		}
-		close(s.done)
+		s.mu.Lock()
+		s.isEnded.Store(true)
+		s.done.Close()
+		s.mu.Unlock()
 		s.endContext()
 		s.observeEnd(cause)
 		if noWriter {

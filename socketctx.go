@@ -19,7 +19,7 @@ func (s *Socket) context() context.Context { return (*socketContext)(s) }
 
 func (c *socketContext) Deadline() (time.Time, bool) { return time.Time{}, false }
 
-func (c *socketContext) Done() <-chan struct{} { return c.done }
+func (c *socketContext) Done() <-chan struct{} { return (*Socket)(c).Done() }
 
 func (c *socketContext) Err() error {
 	if (*Socket)(c).isDone() {

@@ -3,7 +3,9 @@ package realtime
 import (
 	"context"
 	"errors"
+	"net/http/httptest"
 	"testing"
+	"time"
 )
 
 // TestSocketContext checks the socket's context against the
@@ -66,4 +68,53 @@ func TestSocketContext(t *testing.T) {
 		t.Fatal("stop after the end returned true")
 	}
 	<-ran
+}
+
+// An idle socket holds no Done channel until something asks for it (a
+// channel each was 96 bytes of every idle socket), and Done, Err and the
+// context behave alike whether asked before the end or after it.
+func TestDoneMadeWhenAsked(t *testing.T) {
+	opened := make(chan *Socket, 2)
+	h := Handler(&Options{OnConnect: func(_ context.Context, s *Socket) error {
+		opened <- s
+		return nil
+	}}, nil)
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	ts := &testServer{srv: srv, URL: srv.URL}
+	for _, askFirst := range []bool{true, false} {
+		c := dialWS(t, ts, wsDial{}) // reads the position: the socket is open
+		s := <-opened
+		s.mu.Lock()
+		made := s.done.Made()
+		s.mu.Unlock()
+		if made {
+			t.Fatal("an open socket nobody asked for Done holds a Done channel")
+		}
+		var done <-chan struct{}
+		if askFirst {
+			done = s.Done()
+			select {
+			case <-done:
+				t.Fatal("Done is closed while the socket is open")
+			default:
+			}
+		}
+		if s.Err() != nil || s.context().Err() != nil {
+			t.Fatalf("Err() = %v, context's %v, while open", s.Err(), s.context().Err())
+		}
+		c.c.CloseNow()
+		if !askFirst {
+			<-s.Done()
+			done = s.Done()
+		}
+		select {
+		case <-done:
+		case <-time.After(waitLong):
+			t.Fatal("Done not closed after the client left")
+		}
+		if s.Err() == nil || !errors.Is(s.context().Err(), context.Canceled) {
+			t.Fatalf("after the end: Err() = %v, context's %v", s.Err(), s.context().Err())
+		}
+	}
 }

@@ -46,12 +46,11 @@ func (s *Socket) writeLoop() {
 			// the transport is closed, which the handler's return relies
 			// on; on a goroutine of its own if it takes a while, so that
 			// the shared writer goes on with the other sockets.
-			select {
-			case <-s.done:
+			if s.isDone() {
 				s.writerExit()
-			default:
+			} else {
 				go func() {
-					<-s.done
+					<-s.Done()
 					s.writerExit()
 				}()
 			}

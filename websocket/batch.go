@@ -91,7 +91,7 @@ func (c *Conn) WriteBatch(ctx context.Context, b *Batch) error {
 		return ctxError("write", ctx)
 	}
 	key, shared := "", true
-	if len(c.exts) > 0 {
+	if c.ext != nil {
 		key, shared = c.encodingKey()
 	}
 	// stateful is set once an extension has encoded a message with state
@@ -123,7 +123,7 @@ func (c *Conn) writeBatched(ctx context.Context, m *batchMessage, key string, sh
 		}
 		return c.writeRaw(frame)
 	}
-	if len(c.exts) == 0 {
+	if c.ext == nil {
 		return c.writeFrame(true, 0, m.op, m.p)
 	}
 	// As writeEncoded, with the emitter queueing the frame under the

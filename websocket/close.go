@@ -30,7 +30,7 @@ func (c *Conn) Close(code StatusCode, reason string) error {
 		// A close frame is already on its way (the peer's close is being
 		// answered, or the connection is failing): wait for the end.
 		select {
-		case <-c.closed:
+		case <-c.Done():
 		case <-timer.C:
 			c.closeConn(errCloseTimeout)
 		}
@@ -47,7 +47,7 @@ func (c *Conn) Close(code StatusCode, reason string) error {
 	}
 	// A reader, if any, sees the peer's close frame and closes the
 	// connection; otherwise read until it comes.
-	if c.readLock.lock(ctx, c.closed) == nil {
+	if c.readLock.lock(ctx, c.Done()) == nil {
 		c.nc.SetReadDeadline(time.Now().Add(c.opts.CloseTimeout))
 		for c.startMessage() == nil {
 		}
@@ -55,7 +55,7 @@ func (c *Conn) Close(code StatusCode, reason string) error {
 		c.readLock.unlock()
 	}
 	c.closeConn(errCloseTimeout) // a no-op when the peer's close came
-	<-c.closed
+	<-c.Done()
 	if errors.As(c.closeErr, new(CloseError)) {
 		return nil
 	}
@@ -84,7 +84,7 @@ func (c *Conn) sendClose(ctx context.Context, payload []byte) error {
 	defer c.unlockWrite()
 	if deadline, ok := ctx.Deadline(); ok {
 		c.nc.SetWriteDeadline(deadline)
-		defer c.nc.SetWriteDeadline(c.deadline(&c.writeDeadline))
+		defer c.nc.SetWriteDeadline(c.deadline(true))
 	}
 	// Pongs still queued answer pings that came before the close.
 	c.writePongs(false)

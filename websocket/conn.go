@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/realtime-go/realtime/extensions"
+	"github.com/realtime-go/realtime/internal/lazydone"
 )
 
 // MessageType is the type of a data message.
@@ -62,9 +63,10 @@ type Conn struct {
 	flushPending  atomic.Bool
 	pongPending   atomic.Bool // pongs wait for the write lock's holder
 	client        bool
-	msgActive     bool // a data message has started and not been fully read
-	streaming     bool // a Writer's message is between fragments; guarded by writeLock
-	outWait       bool // rawWrite waits for room in the socket; guarded by writeLock
+	version       uint8 // 13 or 8
+	msgActive     bool  // a data message has started and not been fully read
+	streaming     bool  // a Writer's message is between fragments; guarded by writeLock
+	outWait       bool  // rawWrite waits for room in the socket; guarded by writeLock
 	msgType       MessageType
 	rr, rw        int     // unread bytes are rbuf[rr:rw]
 	rbufp         *[]byte // rbuf's pool handle; nil while idle
@@ -78,52 +80,46 @@ type Conn struct {
 	out           []byte // what rawWrite has still to write; guarded by writeLock
 	outErr        error  // rawWrite's error
 	nc            net.Conn
-	raw           syscall.RawConn      // set for TCP and Unix sockets: idle reads hold no buffer
-	dec           io.Reader            // the decoded message, when an extension transforms it
-	exts          []extensions.Session // negotiated, in the order messages leave
-	opts          ConnOptions
+	raw           syscall.RawConn // set for TCP and Unix sockets: idle reads hold no buffer
+	ext           *extState       // nil without extensions
+	opts          *ConnOptions    // with defaults; shared, see sharedOptions
 
-	version     int
 	subprotocol string
-	extensions  string
 
-	closed    chan struct{} // closed once the connection is closed
+	// closed is closed once the connection is closed: made by Done when
+	// first asked for (most connections never are), under mu.
+	closed    lazydone.Chan
 	closeOnce sync.Once
-	closeErr  error // a *closedError, set before closed is closed
+	closeErr  error // a *closedError, set before isDone is
 
-	mu     sync.Mutex     // guards pings, flushTimer, deadlines and timers.Add
+	mu     sync.Mutex     // guards closed, pings, flushTimer, deadlines and timers.Add
 	timers sync.WaitGroup // timer callbacks at work on this connection
 
 	// Read side, owned by the holder of readLock.
-	frame        header
-	remain       int64 // payload bytes of frame not yet read
-	maskPos      int
-	rules        frameRules
-	msgSize      int64
-	fragments    int
-	utf8         utf8State
-	readDeadline time.Time                // set through NetConn; guarded by mu
-	ctrl         *[maxControlPayload]byte // made on the first control frame
-	reader       messageReader
-	rawMsg       rawMessageReader
-	decSize      int64
-	rwatch       watcher // a read's context
+	frame     header
+	remain    int64 // payload bytes of frame not yet read
+	maskPos   int
+	rules     frameRules
+	msgSize   int64
+	fragments int
+	utf8      utf8State
+	reader    messageReader
+	rawMsg    rawMessageReader
+	rwatch    watcher // a read's context
 
 	// Write side. msgLock is held for a whole data message, writeLock for
 	// each frame, so control frames can go between the fragments of a
 	// streamed message (RFC 6455 §5.4).
-	msgLock       ctxLock
-	iov           net.Buffers
-	iovArr        [2][]byte     // backs iov, which WriteTo consumes
-	rng           *rand.ChaCha8 // masking keys, client side only
-	closeWritten  bool          // our close frame is written; guarded by writeLock
-	pongs         [][]byte      // their payloads, oldest first; guarded by mu
-	flushTimer    *time.Timer
-	stream        *streamState // made on the first streamed or encoded message; guarded by msgLock
-	writeDeadline time.Time    // set through NetConn; guarded by mu
-	wwatch        watcher      // a write's context; guarded by writeLock
-	sent          int64        // bytes handed to the socket; guarded by writeLock
-	unsentMark    int64        // sent when the watched write began
+	msgLock      ctxLock
+	rng          *rand.ChaCha8 // masking keys, client side only
+	closeWritten bool          // our close frame is written; guarded by writeLock
+	pongs        [][]byte      // their payloads, oldest first; guarded by mu
+	flushTimer   *time.Timer
+	stream       *streamState  // made on the first streamed or encoded message; guarded by msgLock
+	deadlines    *[2]time.Time // read and write, set through NetConn; nil until then; guarded by mu
+	wwatch       watcher       // a write's context; guarded by writeLock
+	sent         int64         // bytes handed to the socket; guarded by writeLock
+	unsentMark   int64         // sent when the watched write began
 
 	// Pings awaiting their pong, oldest first; guarded by mu.
 	pings []*pendingPing
@@ -155,19 +151,19 @@ func newConn(nc net.Conn, buffered []byte, client bool, version int, subprotocol
 	c := &Conn{
 		nc:          nc,
 		client:      client,
-		version:     version,
+		version:     uint8(version),
 		subprotocol: subprotocol,
-		extensions:  extensions.Format(ext.Accepted),
-		exts:        ext.Sessions,
-		opts:        opts.withDefaults(),
-		closed:      make(chan struct{}),
+		opts:        sharedOptions(opts.withDefaults()),
+	}
+	if len(ext.Sessions) > 0 {
+		c.ext = &extState{header: extensions.Format(ext.Accepted), sessions: ext.Sessions}
 	}
 	c.rules.client = client
 	c.rules.rsvOK = ext.RSV
 	c.reader.c = c
 	c.rawMsg.c = c
 	c.rwatch.c = c
-	c.wwatch.c, c.wwatch.write = c, true
+	c.wwatch.c = c
 	if sc, ok := nc.(syscall.Conn); ok && haveRawIO {
 		if _, isTCP := nc.(*net.TCPConn); isTCP {
 			c.raw, _ = sc.SyscallConn()
@@ -197,14 +193,40 @@ func newConn(nc net.Conn, buffered []byte, client bool, version int, subprotocol
 }
 
 // Version returns the protocol version negotiated: 13 or 8.
-func (c *Conn) Version() int { return c.version }
+func (c *Conn) Version() int { return int(c.version) }
 
 // Subprotocol returns the subprotocol selected in the handshake, or "".
 func (c *Conn) Subprotocol() string { return c.subprotocol }
 
 // Extensions returns the Sec-WebSocket-Extensions value the handshake
 // settled on, or "".
-func (c *Conn) Extensions() string { return c.extensions }
+func (c *Conn) Extensions() string {
+	if c.ext == nil {
+		return ""
+	}
+	return c.ext.header
+}
+
+// extState is what a connection with extensions keeps for them; most
+// connections have none, and these fields cost each 64 bytes.
+type extState struct {
+	header   string               // the Sec-WebSocket-Extensions value agreed
+	sessions []extensions.Session // negotiated, in the order messages leave
+	dec      io.Reader            // the decoded message, when an extension transforms it
+	decSize  int64                // bytes read of dec
+}
+
+// sessions returns the negotiated extensions' sessions, or nil.
+func (c *Conn) sessions() []extensions.Session {
+	if c.ext == nil {
+		return nil
+	}
+	return c.ext.sessions
+}
+
+// decoding reports whether the message being read passes through an
+// extension that transforms it.
+func (c *Conn) decoding() bool { return c.ext != nil && c.ext.dec != nil }
 
 // LocalAddr returns the local network address.
 func (c *Conn) LocalAddr() net.Addr { return c.nc.LocalAddr() }
@@ -214,7 +236,7 @@ func (c *Conn) RemoteAddr() net.Addr { return c.nc.RemoteAddr() }
 
 // err returns the error every call returns once the connection is closed.
 func (c *Conn) err() error {
-	<-c.closed
+	<-c.Done()
 	return c.closeErr
 }
 
@@ -237,7 +259,7 @@ func (c *Conn) closeConn(cause error) error {
 		c.mu.Lock()
 		c.closeErr = &closedError{cause: cause}
 		c.isDone.Store(true)
-		close(c.closed)
+		c.closed.Close()
 		if c.flushTimer != nil {
 			c.flushTimer.Stop()
 		}
@@ -247,7 +269,7 @@ func (c *Conn) closeConn(cause error) error {
 		c.mu.Unlock()
 		c.nc.Close()
 		ka.stop()
-		for _, s := range c.exts {
+		for _, s := range c.sessions() {
 			s.Close()
 		}
 		for _, p := range pings {
@@ -282,7 +304,7 @@ func (c *Conn) lock(ctx context.Context, l *ctxLock) error {
 }
 
 func (c *Conn) lockSlow(ctx context.Context, l *ctxLock) error {
-	if err := l.lock(ctx, c.closed); err != nil {
+	if err := l.lock(ctx, c.Done()); err != nil {
 		if err == errLockClosed || c.isClosed() {
 			return c.err()
 		}

@@ -10,7 +10,11 @@ import (
 // for whatever reason: by either side, a failure, a heartbeat without
 // its pong. A goroutine that only writes can select on it, as on a
 // context's Done, to learn that its writes have become pointless.
-func (c *Conn) Done() <-chan struct{} { return c.closed }
+func (c *Conn) Done() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closed.Get(c.isDone.Load())
+}
 
 // Err returns nil while the connection is open; once Done is closed, it
 // returns the error every method returns from then on, which matches

@@ -32,8 +32,9 @@ func (c *Conn) writeEncoded(ctx context.Context, op opcode, p []byte) (done bool
 func (c *Conn) encodeChain(m extensions.Message) (io.Writer, error) {
 	c.stream.encoders = c.stream.encoders[:0]
 	var w io.Writer = &c.stream.emitter
-	for i := len(c.exts) - 1; i >= 0; i-- {
-		enc, rsv, err := c.exts[i].Encode(w, m)
+	exts := c.sessions()
+	for i := len(exts) - 1; i >= 0; i-- {
+		enc, rsv, err := exts[i].Encode(w, m)
 		if err != nil {
 			c.abortEncoded()
 			return nil, err

@@ -81,7 +81,7 @@ func (n *netConn) SetDeadline(t time.Time) error {
 func (n *netConn) SetReadDeadline(t time.Time) error {
 	c := n.c
 	c.mu.Lock()
-	c.readDeadline = t
+	c.deadlinesLocked()[0] = t
 	c.mu.Unlock()
 	return c.nc.SetReadDeadline(t)
 }
@@ -89,7 +89,7 @@ func (n *netConn) SetReadDeadline(t time.Time) error {
 func (n *netConn) SetWriteDeadline(t time.Time) error {
 	c := n.c
 	c.mu.Lock()
-	c.writeDeadline = t
+	c.deadlinesLocked()[1] = t
 	c.mu.Unlock()
 	return c.nc.SetWriteDeadline(t)
 }

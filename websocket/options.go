@@ -3,6 +3,7 @@ package websocket
 import (
 	"math"
 	"slices"
+	"sync"
 	"time"
 )
 
@@ -99,6 +100,57 @@ func (o ConnOptions) withDefaults() ConnOptions {
 		o.WriteBufferSize = maxHeaderSize + maxControlPayload
 	}
 	return o
+}
+
+// sharedOptions returns o, with its defaults, for a Conn to keep: the
+// same *ConnOptions for equal options, so that the connections of a
+// server share one rather than keep 72 bytes each. Options with OnPing
+// or OnPong, functions that cannot be compared, get one of their own, as
+// do all once sharedMax different ones are shared.
+func sharedOptions(o ConnOptions) *ConnOptions {
+	if o.OnPing != nil || o.OnPong != nil {
+		return copyOptions(o)
+	}
+	k := optionsKey{o.MaxMessageSize, o.MaxFragments, o.Heartbeat, o.PongTimeout, o.CloseTimeout, o.ReadBufferSize, o.WriteBufferSize}
+	shared.mu.Lock()
+	defer shared.mu.Unlock()
+	if p := shared.m[k]; p != nil {
+		return p
+	}
+	p := copyOptions(o)
+	if len(shared.m) < sharedMax {
+		if shared.m == nil {
+			shared.m = make(map[optionsKey]*ConnOptions)
+		}
+		shared.m[k] = p
+	}
+	return p
+}
+
+// copyOptions returns a copy of o on the heap: o itself does not escape,
+// so that sharedOptions allocates nothing when it shares.
+func copyOptions(o ConnOptions) *ConnOptions {
+	p := new(ConnOptions)
+	*p = o
+	return p
+}
+
+// optionsKey is the comparable fields of ConnOptions: all but the
+// functions (TestOptionsKey checks that none is missing).
+type optionsKey struct {
+	maxMessageSize                       int64
+	maxFragments                         int
+	heartbeat, pongTimeout, closeTimeout time.Duration
+	readBufferSize, writeBufferSize      int
+}
+
+// sharedMax bounds the options sharedOptions keeps: a program uses a
+// few.
+const sharedMax = 64
+
+var shared struct {
+	mu sync.Mutex
+	m  map[optionsKey]*ConnOptions
 }
 
 // Clone returns a deep copy of o: its slices and header are new, so later

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/realtime-go/realtime/extensions"
 	"github.com/realtime-go/realtime/extensions/deflate"
@@ -227,4 +228,35 @@ func TestConnOptionsNotKept(t *testing.T) {
 	expectEcho(t, client, "longer than one byte")
 	client.Close(StatusNormalClosure, "")
 	<-done
+}
+
+// optionsKey must hold every field of ConnOptions but the functions:
+// connections whose options differ in a field it misses would share
+// one's options (see sharedOptions).
+func TestOptionsKey(t *testing.T) {
+	opts, key := reflect.TypeFor[ConnOptions](), reflect.TypeFor[optionsKey]()
+	var want []string
+	for i := range opts.NumField() {
+		if f := opts.Field(i); f.Type.Kind() != reflect.Func {
+			want = append(want, strings.ToLower(f.Name[:1])+f.Name[1:]+" "+f.Type.String())
+		}
+	}
+	var got []string
+	for i := range key.NumField() {
+		f := key.Field(i)
+		got = append(got, f.Name+" "+f.Type.String())
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("optionsKey has %v, want the comparable fields of ConnOptions, %v", got, want)
+	}
+	// Equal options share, different ones do not.
+	a, b := sharedOptions(ConnOptions{Heartbeat: time.Second}.withDefaults()), sharedOptions(ConnOptions{Heartbeat: time.Second}.withDefaults())
+	c := sharedOptions(ConnOptions{Heartbeat: 2 * time.Second}.withDefaults())
+	if a != b || a == c || c.Heartbeat != 2*time.Second {
+		t.Fatalf("shared %p %p %p (%v)", a, b, c, c.Heartbeat)
+	}
+	f := func([]byte) {}
+	if d := sharedOptions(ConnOptions{Heartbeat: time.Second, OnPing: f}.withDefaults()); d == a || d.OnPing == nil {
+		t.Fatal("options with OnPing shared with others")
+	}
 }

@@ -46,7 +46,7 @@ func (c *Conn) ReadAppend(ctx context.Context, dst []byte) (MessageType, []byte,
 	}
 	watched := c.rwatch.watch(ctx)
 	var err error
-	if c.rr == c.rw && !c.msgActive && c.dec == nil && !c.isClosed() {
+	if c.rr == c.rw && !c.msgActive && !c.decoding() && !c.isClosed() {
 		// Wait for input here, high on the stack: an idle connection's
 		// goroutine then keeps a small stack.
 		if err = c.fill(); err != nil {
@@ -78,7 +78,7 @@ func (c *Conn) readMessage(p []byte) (MessageType, []byte, error) {
 	if err := c.startMessage(); err != nil {
 		return 0, p, err
 	}
-	if c.dec != nil {
+	if c.decoding() {
 		return c.readDecodedMessage(p)
 	}
 	for {
@@ -112,7 +112,7 @@ func (c *Conn) readMessage(p []byte) (MessageType, []byte, error) {
 // breaks them.
 func (c *Conn) readBuffered(p []byte) (MessageType, []byte, bool) {
 	b := c.rbuf[c.rr:c.rw]
-	if len(b) < 2 || c.msgActive || c.dec != nil || len(c.exts) > 0 {
+	if len(b) < 2 || c.msgActive || c.decoding() || c.ext != nil {
 		return 0, p, false
 	}
 	b0, b1 := b[0], b[1]
@@ -212,7 +212,11 @@ const (
 // that shows a message is too big.
 func (c *Conn) chunkSize(have int) int {
 	size := int64(min(max(have, 512), maxChunk))
-	if room := c.opts.MaxMessageSize - c.decSize; room < size {
+	var decoded int64
+	if c.ext != nil {
+		decoded = c.ext.decSize
+	}
+	if room := c.opts.MaxMessageSize - decoded; room < size {
 		size = room + 1
 	}
 	return int(size)
@@ -293,7 +297,7 @@ func (r *messageReader) Read(p []byte) (int, error) {
 		return 0, err
 	}
 	defer c.readLock.unlock()
-	if !c.msgActive && c.dec == nil {
+	if !c.msgActive && !c.decoding() {
 		return 0, io.EOF
 	}
 	watched := c.rwatch.watch(r.ctx)
@@ -307,7 +311,7 @@ func (r *messageReader) Read(p []byte) (int, error) {
 
 // readMsg reads from the current message, decoded or not.
 func (c *Conn) readMsg(p []byte) (int, error) {
-	if c.dec != nil {
+	if c.decoding() {
 		return c.readDecoded(p)
 	}
 	n, err := c.readStream(p)
@@ -343,7 +347,7 @@ func (c *Conn) startMessage() error {
 	if c.isClosed() {
 		return c.err()
 	}
-	if c.msgActive || c.dec != nil {
+	if c.msgActive || c.decoding() {
 		if err := c.discardMessage(); err != nil {
 			return err
 		}
@@ -360,7 +364,7 @@ func (c *Conn) startMessage() error {
 	if err := c.beginFrame(h); err != nil {
 		return err
 	}
-	if len(c.exts) > 0 {
+	if c.ext != nil {
 		return c.startDecode(h.rsv)
 	}
 	return nil
@@ -369,15 +373,15 @@ func (c *Conn) startMessage() error {
 // startDecode passes a message through the extensions, last to first.
 func (c *Conn) startDecode(rsv byte) error {
 	var r io.Reader = &c.rawMsg
-	for i := len(c.exts) - 1; i >= 0; i-- {
+	for i := len(c.ext.sessions) - 1; i >= 0; i-- {
 		var err error
-		if r, err = c.exts[i].Decode(r, rsv); err != nil {
+		if r, err = c.ext.sessions[i].Decode(r, rsv); err != nil {
 			return c.fail(protocolErr(StatusProtocolError, "extension: "+err.Error()))
 		}
 	}
 	if r != io.Reader(&c.rawMsg) {
-		c.dec = r
-		c.decSize = 0
+		c.ext.dec = r
+		c.ext.decSize = 0
 	}
 	return nil
 }
@@ -390,9 +394,9 @@ func (r *rawMessageReader) Read(p []byte) (int, error) { return r.c.readStream(p
 // readDecoded reads the decoded message, applying the size limit and the
 // UTF-8 check to what the extensions produce.
 func (c *Conn) readDecoded(p []byte) (int, error) {
-	n, err := c.dec.Read(p)
-	c.decSize += int64(n)
-	if c.decSize > c.opts.MaxMessageSize {
+	n, err := c.ext.dec.Read(p)
+	c.ext.decSize += int64(n)
+	if c.ext.decSize > c.opts.MaxMessageSize {
 		return n, c.fail(&ProtocolError{Code: StatusMessageTooBig, Reason: fmt.Sprintf("decoded message exceeds %d bytes", c.opts.MaxMessageSize), Err: ErrMessageTooBig})
 	}
 	if c.msgType == MessageText && !c.utf8.valid(p[:n]) {
@@ -408,7 +412,7 @@ func (c *Conn) readDecoded(p []byte) (int, error) {
 		if c.msgType == MessageText && !c.utf8.complete() {
 			return n, c.fail(&ProtocolError{Code: StatusInvalidFramePayloadData, Reason: "text message ends inside a UTF-8 sequence", Err: ErrInvalidUTF8})
 		}
-		c.dec = nil
+		c.ext.dec = nil
 		c.endMessage()
 		return n, io.EOF
 	case c.isClosed():
@@ -425,7 +429,7 @@ func (c *Conn) readDecoded(p []byte) (int, error) {
 // still applying every check.
 func (c *Conn) discardMessage() error {
 	var scratch [512]byte
-	for c.msgActive || c.dec != nil {
+	for c.msgActive || c.decoding() {
 		if _, err := c.readMsg(scratch[:]); err != nil && err != io.EOF {
 			return err
 		}
@@ -455,7 +459,7 @@ func (c *Conn) beginFrame(h header) error {
 		return c.fail(&ProtocolError{Code: StatusMessageTooBig, Reason: fmt.Sprintf("message exceeds %d fragments", c.opts.MaxFragments), Err: ErrMessageTooBig})
 	}
 	c.rules.inMessage = !h.fin
-	if h.fin && h.length == 0 && c.msgType == MessageText && c.dec == nil && !c.utf8.complete() {
+	if h.fin && h.length == 0 && c.msgType == MessageText && !c.decoding() && !c.utf8.complete() {
 		return c.fail(&ProtocolError{Code: StatusInvalidFramePayloadData, Reason: "text message ends inside a UTF-8 sequence", Err: ErrInvalidUTF8})
 	}
 	return nil
@@ -549,7 +553,7 @@ func (c *Conn) readPayload(p []byte) (int, error) {
 		n = c.takeBuffered(p)
 	}
 	c.remain -= int64(n)
-	if c.msgType == MessageText && c.dec == nil {
+	if c.msgType == MessageText && !c.decoding() {
 		if !c.utf8.valid(p[:n]) {
 			return n, c.fail(&ProtocolError{Code: StatusInvalidFramePayloadData, Reason: "invalid UTF-8 in text message", Err: ErrInvalidUTF8})
 		}
@@ -581,11 +585,11 @@ func eofUnexpected(err error) error {
 }
 
 func (c *Conn) handleControl(h header) error {
-	if c.ctrl == nil {
-		c.ctrl = new([maxControlPayload]byte)
-	}
-	p := c.ctrl[:h.length]
-	c.rr += copy(p, c.rbuf[c.rr:c.rw]) // readHeader buffered it all
+	// readHeader buffered the whole payload: it is read where it is, as
+	// a buffer of its own per connection, kept from the first control
+	// frame on, cost every connection that saw a heartbeat 128 bytes.
+	p := c.rbuf[c.rr : c.rr+int(h.length)]
+	c.rr += len(p)
 	if h.masked {
 		mask(h.key, 0, p)
 	}
@@ -713,8 +717,24 @@ func (c *Conn) ioError(err error) error {
 }
 
 // deadline reads a deadline set through NetConn.
-func (c *Conn) deadline(t *time.Time) time.Time {
+func (c *Conn) deadline(write bool) time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return *t
+	if c.deadlines == nil {
+		return time.Time{}
+	}
+	if write {
+		return c.deadlines[1]
+	}
+	return c.deadlines[0]
+}
+
+// deadlinesLocked returns c.deadlines, made if needed: few connections
+// are used through NetConn, and the two deadlines cost each 48 bytes.
+// Called with mu held.
+func (c *Conn) deadlinesLocked() *[2]time.Time {
+	if c.deadlines == nil {
+		c.deadlines = new([2]time.Time)
+	}
+	return c.deadlines
 }

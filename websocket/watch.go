@@ -23,7 +23,6 @@ import (
 // the live connection would fail at once.
 type watcher struct {
 	c       *Conn
-	write   bool
 	ctx     context.Context // the watched call's, while it runs
 	stop    func() bool     // stops the callback; nil when ctx had ended
 	running sync.WaitGroup  // the callback, from watch to its end
@@ -68,18 +67,16 @@ func (w *watcher) unwatch() (ended bool) {
 		return false
 	}
 	w.running.Wait()
-	c := w.c
-	t := &c.readDeadline
-	if w.write {
-		t = &c.writeDeadline
-	}
-	w.setDeadline(c.deadline(t))
+	w.setDeadline(w.c.deadline(w.write()))
 	w.ctx, w.stop = nil, nil
 	return true
 }
 
+// write reports whether w watches the writes, c.wwatch.
+func (w *watcher) write() bool { return w == &w.c.wwatch }
+
 func (w *watcher) setDeadline(t time.Time) {
-	if w.write {
+	if w.write() {
 		w.c.nc.SetWriteDeadline(t)
 	} else {
 		w.c.nc.SetReadDeadline(t)
@@ -108,7 +105,7 @@ func (w *watcher) asCtxError(err error) error {
 }
 
 func (w *watcher) op() string {
-	if w.write {
+	if w.write() {
 		return "write"
 	}
 	return "read"

@@ -6,7 +6,7 @@
 // a second to -sustain-sockets sockets for -sustain. It prints Markdown
 // tables that state the machine, GOMAXPROCS and the pinning.
 //
-//	cd interop && go build -o /tmp/capbench ./capbench && /tmp/capbench [-sockets 100000] [-rows rt-mixed,rt-ws,...] [-sustain 60s] [-sysctl] [-profile dir]
+//	cd interop && go build -o /tmp/capbench ./capbench && /tmp/capbench [-sockets 100000] [-rows rt-mixed,rt-ws,...] [-sustain 60s] [-sysctl] [-profile dir] [-heap dir] [-settle 20s]
 //
 // A row may be named more than once in -rows (rt-ws,drv-ws,rt-ws,drv-ws
 // interleaves repeated runs on a noisy machine); the ratio of the
@@ -51,8 +51,10 @@ func main() {
 	clientCPUs := flag.String("client-cpus", "0", "CPU list this process, the load client, binds itself to (empty: not pinned)")
 	gomaxprocs := flag.Int("gomaxprocs", 1, "GOMAXPROCS of the server and the client (0: the runtime's default)")
 	sysctl := flag.Bool("sysctl", false, "raise somaxconn, tcp_max_syn_backlog and fs.nr_open where lower for the run, and put them back after (root)")
+	settle := flag.Duration("settle", 2*time.Second, "how long the sockets stay idle before their memory is read (past the heartbeat, 15 s for realtime, to count what a heartbeat leaves)")
 	out := flag.String("out", "", "also write the report to this file")
 	profile := flag.String("profile", "", "directory for a CPU profile of each Go server over its burst (ROW-N.pprof)")
+	heap := flag.String("heap", "", "directory for heap profiles of each Go server: idle (ROW-N-idle.heap), and before, at the end of and after the sustained run (ROW-N-start.heap, -end, -after)")
 	flag.Parse()
 
 	if *sysctl {
@@ -85,7 +87,7 @@ func main() {
 		Sockets: *sockets, Messages: *messages, Size: *size, Conc: *conc,
 		Sustain:    capacity.Sustain{Sockets: *sustainSockets, Rate: *rate, Duration: *sustain},
 		ServerCPUs: *serverCPUs, ClientCPUs: *clientCPUs, GOMAXPROCS: *gomaxprocs,
-		NodeDir: filepath.Join(wd, "node"), ProfileDir: *profile,
+		NodeDir: filepath.Join(wd, "node"), ProfileDir: *profile, HeapDir: *heap, Settle: *settle,
 	}
 	var results []*capacity.Result
 	// Both lists are checked before anything runs.

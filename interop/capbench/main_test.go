@@ -98,9 +98,15 @@ func TestCapacitySmall(t *testing.T) {
 	if s.StartKiB <= 0 || s.EndKiB <= 0 || s.Max < s.StartKiB {
 		t.Errorf("sustained: RSS %d -> %d (max %d) KiB", s.StartKiB, s.EndKiB, s.Max)
 	}
+	// The memory over the run, and idle before and after it, as the
+	// server saw it: what tells the collector's headroom from a leak.
+	if len(s.RSS) < 2 || len(s.Mem) == 0 || s.Mem[0]["live"] <= 0 || s.Mem[0]["goal"] < s.Mem[0]["live"] || s.BeforeKiB <= 0 || s.AfterKiB <= 0 ||
+		s.BeforeMem["live"] <= 0 || s.AfterMem["stacks"] <= 0 {
+		t.Errorf("sustained: RSS samples %v, the server's %v, idle before %d KiB %v, after %d KiB %v", s.RSS, s.Mem, s.BeforeKiB, s.BeforeMem, s.AfterKiB, s.AfterMem)
+	}
 	var b strings.Builder
 	capacity.Report(&b, cfg, "go test -run TestCapacitySmall ./capbench", results, []*capacity.SustainResult{s}, []capacity.Row{row})
-	if !strings.Contains(b.String(), "| rt-mixed | 2000 |") {
+	if !strings.Contains(b.String(), "| rt-mixed | 2000 |") || !strings.Contains(b.String(), "server RSS over the run") {
 		t.Errorf("report lacks the rt-mixed row:\n%s", b.String())
 	}
 	t.Log("\n" + b.String())

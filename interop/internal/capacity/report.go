@@ -84,13 +84,24 @@ func Report(w io.Writer, cfg Config, command string, results []*Result, sustaine
 	writeRatios(w, results)
 	if len(sustained) > 0 {
 		fmt.Fprintf(w, "\nSustained: %g broadcasts/s of %d B for %v.\n\n", cfg.Sustain.Rate, cfg.Size, cfg.Sustain.Duration)
-		fmt.Fprintln(w, "| row | sockets | delivered / expected | deliveries/s | latency p50 / p99 / max (ms) | server RSS at 1 s → end (max) | server CPU µs/delivery | cores: server / client / other | sockets closed / wrong |")
-		fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|")
+		fmt.Fprintln(w, "| row | sockets | delivered / expected | deliveries/s | latency p50 / p99 / max (ms) | server RSS at 1 s → end (max) | server RSS idle, collected: before → after | server CPU µs/delivery | cores: server / client / other | sockets closed / wrong |")
+		fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|")
 		for i, r := range sustained {
 			b := r.Broadcast
-			fmt.Fprintf(w, "| %s | %d | %d / %d | %.0f | %s / %s / %s | %.1f → %.1f (%.1f) MiB | %s | %s | %d / %d |\n", sustainedRows[i].Name, r.Sockets,
+			fmt.Fprintf(w, "| %s | %d | %d / %d | %.0f | %s / %s / %s | %.1f → %.1f (%.1f) MiB | %.1f → %.1f MiB | %s | %s | %d / %d |\n", sustainedRows[i].Name, r.Sockets,
 				b.Deliveries, r.Expected, b.PerSecond, ms(b.Latency[0]), ms(b.Latency[1]), ms(b.Latency[2]),
-				float64(r.StartKiB)/1024, float64(r.EndKiB)/1024, float64(r.Max)/1024, us(b.CPUPerMessage), cores(b), r.Closed, r.Wrong)
+				float64(r.StartKiB)/1024, float64(r.EndKiB)/1024, float64(r.Max)/1024,
+				float64(r.BeforeKiB)/1024, float64(r.AfterKiB)/1024, us(b.CPUPerMessage), cores(b), r.Closed, r.Wrong)
+		}
+		fmt.Fprintln(w)
+		for i, r := range sustained {
+			fmt.Fprintf(w, "- %s, server RSS over the run (MiB at s): %s\n", sustainedRows[i].Name, rssCurve(r.RSS, 10))
+			if r.BeforeMem != nil && r.AfterMem != nil {
+				fmt.Fprintf(w, "  - idle, collected, before → after (MiB: live heap / heap spans in use / unused in spans / stacks / runtime metadata): %s → %s\n", memLine(r.BeforeMem), memLine(r.AfterMem))
+			}
+			if len(r.Mem) > 0 {
+				fmt.Fprintf(w, "  - its Go runtime's account (MiB at s: live heap / heap goal / heap spans in use / stacks / free heap kept): %s\n", memCurve(r.Mem, 10))
+			}
 		}
 	}
 	fmt.Fprintln(w, "\nRows:")
@@ -168,4 +179,56 @@ func medianBurstCPU(results []*Result, name string, quiet bool) (time.Duration, 
 		return v[len(v)/2], len(v)
 	}
 	return (v[len(v)/2-1] + v[len(v)/2]) / 2, len(v)
+}
+
+// memLine is where a Go server's memory is, for the idle points of the
+// sustained run.
+func memLine(m map[string]int64) string {
+	mib := func(k int64) string { return fmt.Sprintf("%.1f", float64(k)/1024) }
+	return fmt.Sprintf("%s / %s / %s / %s / %s", mib(m["live"]), mib(m["objects"]), mib(m["unused"]), mib(m["stacks"]), mib(m["meta"]+m["mspan"]))
+}
+
+// memCurve is at most n of samples, as rssCurve.
+func memCurve(samples []map[string]int64, n int) string {
+	var b strings.Builder
+	mib := func(k int64) string { return fmt.Sprintf("%.1f", float64(k)/1024) }
+	for _, i := range spread(len(samples), n) {
+		m := samples[i]
+		if b.Len() > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "%s / %s / %s / %s / %s@%.0f", mib(m["live"]), mib(m["goal"]), mib(m["objects"]), mib(m["stacks"]), mib(m["free"]), float64(m["ms"])/1000)
+	}
+	return b.String()
+}
+
+// spread returns at most n indexes of a series of length l, evenly
+// spread, the last always among them.
+func spread(l, n int) []int {
+	var idx []int
+	step := max(1, (l+n-1)/n)
+	for i := 0; i < l; i += step {
+		if i+step >= l {
+			i = l - 1
+		}
+		idx = append(idx, i)
+	}
+	return idx
+}
+
+// rssCurve is at most n of samples, evenly spread and the last always
+// among them, as "95.1@1 97.3@4 ...": enough to tell a plateau from a
+// climb.
+func rssCurve(samples []RSSSample, n int) string {
+	if len(samples) == 0 {
+		return "–"
+	}
+	var b strings.Builder
+	for _, i := range spread(len(samples), n) {
+		if b.Len() > 0 {
+			b.WriteByte(' ')
+		}
+		fmt.Fprintf(&b, "%.1f@%.0f", float64(samples[i].KiB)/1024, samples[i].At.Seconds())
+	}
+	return b.String()
 }

@@ -80,6 +80,12 @@ type Config struct {
 	// Broadcast.WritesPerMessage). Both slow the server: take the CPU
 	// per delivery from runs without.
 	ProfileDir string
+	// HeapDir, if set, gets heap profiles of the live objects of each Go
+	// server, sampled every 4 KiB: ROW-N-idle.heap with the sockets idle,
+	// and for the sustained run ROW-N-start.heap before it publishes,
+	// ROW-N-end.heap once it has delivered and ROW-N-after.heap when the
+	// sockets have been idle again for Settle.
+	HeapDir string
 	// Settle is how long the sockets stay idle before their memory is
 	// read, so that the handshakes' garbage is gone (default 2 s).
 	Settle time.Duration
@@ -160,7 +166,27 @@ type SustainResult struct {
 	Expected              int64
 	Broadcast             Broadcast
 	StartKiB, EndKiB, Max int64 // server RSS 1 s into publishing, at its end, and the highest sampled
-	Wrong, Closed         int
+	// BeforeKiB is the server's RSS with the sockets idle before the
+	// run, AfterKiB with them idle again Settle after it; both after a
+	// collection that returns the free memory to the system, so that
+	// they differ by what the run left behind.
+	BeforeKiB, AfterKiB int64
+	// BeforeMem and AfterMem are the Go server's account of its memory
+	// at those two points (as Mem; nil for Node).
+	BeforeMem, AfterMem map[string]int64
+	RSS                 []RSSSample // the server's RSS each second of the run
+	// Mem is the Go server's own account of its memory each second of
+	// the run (runtime/metrics, KiB by short name: live, goal, objects,
+	// free, released, stacks, ...; see the server's memMetrics), with
+	// "ms" the time since publishing started; nil for Node.
+	Mem           []map[string]int64
+	Wrong, Closed int
+}
+
+// RSSSample is the server's RSS at a time of the sustained run.
+type RSSSample struct {
+	At  time.Duration // since publishing started
+	KiB int64
 }
 
 // session is a server process with a load client connected to it.
@@ -171,6 +197,7 @@ type session struct {
 	cl     *Client
 	res    *Result
 	lastSq int64
+	heapN  int // the number of the session's heap profiles, see heap
 }
 
 func (s *session) close() {
@@ -205,6 +232,9 @@ func startServer(cfg Config, name string) (*benchproc.Child, error) {
 	cmd.Env = append(os.Environ(), ServeEnv+"="+name)
 	if cfg.GOMAXPROCS > 0 {
 		cmd.Env = append(cmd.Env, "GOMAXPROCS="+strconv.Itoa(cfg.GOMAXPROCS))
+	}
+	if cfg.HeapDir != "" {
+		cmd.Env = append(cmd.Env, heapEnv+"=1")
 	}
 	return benchproc.StartCommand(name, cmd)
 }
@@ -304,8 +334,11 @@ func (s *session) idle() error {
 	time.Sleep(500 * time.Millisecond)
 	s.res.Goroutines = int(m["goroutines"])
 	s.res.IdleKiB, err = benchproc.RSSKiB(s.srv.PID)
-	s.logf("idle: %d KiB RSS (%.2f KiB a socket), %d goroutines", s.res.IdleKiB, s.res.KiBPerSocket(), s.res.Goroutines)
-	return err
+	s.logf("idle: %d KiB RSS (%.2f KiB a socket), %d goroutines, %d KiB heap, %d KiB stacks", s.res.IdleKiB, s.res.KiBPerSocket(), s.res.Goroutines, m["heap"], m["stacks"])
+	if err != nil {
+		return err
+	}
+	return s.heap("idle")
 }
 
 // publish has the server publish n messages at rate a second (0: at
@@ -403,6 +436,47 @@ func (s *session) check() {
 // profiled counts the profiles written per row, for their names.
 var profiled = map[string]int{}
 
+// heaps counts the sessions of each row whose heap was profiled.
+var heaps = map[string]int{}
+
+// heap writes a heap profile of the server into cfg.HeapDir as
+// ROW-N-what.heap, if cfg.HeapDir is set and the server is a Go one.
+// The session's first call numbers it.
+func (s *session) heap(what string) error {
+	if s.cfg.HeapDir == "" || s.row.Server == "socketio" {
+		return nil
+	}
+	if s.heapN == 0 {
+		heaps[s.row.Name]++
+		s.heapN = heaps[s.row.Name]
+	}
+	path, err := filepath.Abs(filepath.Join(s.cfg.HeapDir, fmt.Sprintf("%s-%d-%s.heap", s.row.Name, s.heapN, what)))
+	if err != nil {
+		return err
+	}
+	if _, err := answer(s.srv.Do("heap " + path)); err != nil {
+		return err
+	}
+	s.logf("heap profile: %s", path)
+	return nil
+}
+
+// collectedRSS has the server collect its garbage and return the free
+// memory to the system, and reads its RSS and, from a Go server, its
+// own account of its memory.
+func (s *session) collectedRSS() (int64, map[string]int64, error) {
+	if _, err := answer(s.srv.Do("stats")); err != nil {
+		return 0, nil, err
+	}
+	time.Sleep(300 * time.Millisecond)
+	kib, err := benchproc.RSSKiB(s.srv.PID)
+	if err != nil || s.row.Server == "socketio" {
+		return kib, nil, err
+	}
+	m, err := answer(s.srv.Do("mem"))
+	return kib, m, err
+}
+
 // profile starts the server's CPU profile into cfg.ProfileDir and the
 // count of its write system calls, if cfg.ProfileDir is set, and returns
 // what stops both and returns the count.
@@ -497,21 +571,50 @@ func RunSustain(cfg Config, row Row) (*SustainResult, error) {
 	time.Sleep(s.cfg.Settle)
 	n := int(sus.Rate * sus.Duration.Seconds())
 	r := &SustainResult{Sockets: sus.Sockets, Rate: sus.Rate, Duration: sus.Duration, Expected: int64(n) * int64(sus.Sockets)}
-	samples := 0
+	fail := func(err error) (*SustainResult, error) { return nil, fmt.Errorf("%s: sustained: %w", row.Name, err) }
+	if r.BeforeKiB, r.BeforeMem, err = s.collectedRSS(); err != nil {
+		return fail(err)
+	}
+	if err := s.heap("start"); err != nil {
+		return fail(err)
+	}
+	t0 := time.Now()
 	sample := func() {
 		kib, _ := benchproc.RSSKiB(s.srv.PID)
-		samples++
-		if samples == 1 {
+		if len(r.RSS) == 0 {
 			r.StartKiB = kib
 		}
+		r.RSS = append(r.RSS, RSSSample{time.Since(t0), kib})
 		r.Max = max(r.Max, kib)
 		r.EndKiB = kib
 	}
 	r.Broadcast, err = s.publish(n, sus.Rate, sus.Duration+30*time.Second, true, sample)
 	if err != nil {
-		return nil, fmt.Errorf("%s: sustained: %w", row.Name, err)
+		return fail(err)
 	}
 	sample()
+	if row.Server != "socketio" {
+		line, err := s.srv.Do("memlog")
+		if err != nil {
+			return fail(err)
+		}
+		for _, e := range strings.Split(line, ",") {
+			if m, err := answer(e, nil); err == nil && len(m) > 0 {
+				r.Mem = append(r.Mem, m)
+			}
+		}
+	}
+	if err := s.heap("end"); err != nil {
+		return fail(err)
+	}
+	time.Sleep(s.cfg.Settle)
+	if r.AfterKiB, r.AfterMem, err = s.collectedRSS(); err != nil {
+		return fail(err)
+	}
+	if err := s.heap("after"); err != nil {
+		return fail(err)
+	}
+	s.logf("sustained: RSS %d KiB idle before, %d KiB idle after (collected)", r.BeforeKiB, r.AfterKiB)
 	s.check()
 	r.Wrong, r.Closed = s.res.Wrong, s.res.Closed
 	s.logf("sustained: %d of %d delivered, p99 %v", r.Broadcast.Deliveries, r.Expected, r.Broadcast.Latency[1])

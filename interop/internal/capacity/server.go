@@ -10,7 +10,9 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"runtime/metrics"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -26,6 +28,10 @@ import (
 // by Run into the server under test: its value is the server's name.
 // Both the capbench command and its test binary call MaybeServe first.
 const ServeEnv = "CAPACITY_SERVE"
+
+// heapEnv, set to any value, makes a server sample its heap profile
+// finely (see Config.HeapDir).
+const heapEnv = "CAPACITY_HEAP"
 
 // channel is the one channel every socket is on and every broadcast goes to.
 const channel = "bench"
@@ -61,6 +67,11 @@ func MaybeServe() {
 	if !ok {
 		log.Fatalf("capacity: no server %q", name)
 	}
+	if os.Getenv(heapEnv) != "" {
+		// Finer than the default 512 KiB, so that the heap profile of
+		// 10,000 sockets of a few KiB each tells their parts apart.
+		runtime.MemProfileRate = 4096
+	}
 	s := mk()
 	var seq int64
 	err := benchproc.Serve("127.0.0.1:0", "", func(cmd string, out io.Writer) {
@@ -77,19 +88,32 @@ func (s goServer) command(cmd string, seq *int64) string {
 	case len(f) == 1 && f[0] == "stats":
 		runtime.GC()
 		debug.FreeOSMemory()
-		return fmt.Sprintf("sockets=%d goroutines=%d", s.count(), runtime.NumGoroutine())
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		// Where the memory is, in KiB: live heap objects, and goroutine
+		// stacks (a grown stack per socket shows here, not in a heap
+		// profile).
+		return fmt.Sprintf("sockets=%d goroutines=%d heap=%d stacks=%d", s.count(), runtime.NumGoroutine(), ms.HeapAlloc>>10, ms.StackInuse>>10)
 	case len(f) == 4 && f[0] == "publish" && s.publish != nil:
 		n, _ := strconv.Atoi(f[1])
 		size, _ := strconv.Atoi(f[2])
 		rate, _ := strconv.ParseFloat(f[3], 64)
 		first := *seq + 1
 		start := time.Now()
+		memLog = memLog[:0]
+		nextMem := start
 		buf := make([]byte, 0, size+64)
 		for i := range n {
 			if rate > 0 {
 				if d := time.Until(start.Add(time.Duration(float64(i) / rate * float64(time.Second)))); d > 0 {
 					time.Sleep(d)
 				}
+			}
+			if rate > 0 && !time.Now().Before(nextMem) {
+				// The memory a second, for "memlog": the commands run one
+				// at a time, so none can ask while this one runs.
+				memLog = append(memLog, readMem(time.Since(start)))
+				nextMem = nextMem.Add(time.Second)
 			}
 			*seq++
 			buf = AppendPayload(buf[:0], *seq, time.Now().UnixNano(), size)
@@ -112,6 +136,25 @@ func (s goServer) command(cmd string, seq *int64) string {
 		}
 		profile = pf
 		return "ok=1"
+	case len(f) == 1 && f[0] == "mem":
+		return readMem(0)
+	case len(f) == 1 && f[0] == "memlog":
+		// The readings of the last paced publish, a second apart.
+		return strings.Join(memLog, ",")
+	case len(f) == 2 && f[0] == "heap":
+		// A heap profile of the live objects, after a collection.
+		runtime.GC()
+		pf, err := os.Create(f[1])
+		if err == nil {
+			err = pprof.Lookup("heap").WriteTo(pf, 0)
+			if cerr := pf.Close(); err == nil {
+				err = cerr
+			}
+		}
+		if err != nil {
+			return "error=" + strings.ReplaceAll(err.Error(), " ", "_")
+		}
+		return "ok=1"
 	case len(f) == 1 && f[0] == "profile-stop" && profile != nil:
 		pprof.StopCPUProfile()
 		err := profile.Close()
@@ -122,6 +165,51 @@ func (s goServer) command(cmd string, seq *int64) string {
 		return "ok=1"
 	}
 	return "error=unknown-command"
+}
+
+// memLog is the memory a second during the last paced publish (see
+// readMem).
+var memLog []string
+
+// readMem reads where the RSS is, without a collection (that would
+// change it): "ms=MS k=KiB ...", the time at and the metrics of
+// memMetrics by their short names, the k=v pairs separated by spaces.
+func readMem(at time.Duration) string {
+	metrics.Read(memMetrics)
+	var b strings.Builder
+	fmt.Fprintf(&b, "ms=%d", at.Milliseconds())
+	for _, m := range memMetrics {
+		fmt.Fprintf(&b, " %s=%d", memNames[m.Name], m.Value.Uint64()>>10)
+	}
+	return b.String()
+}
+
+// memMetrics are what readMem reports, by the names of
+// memNames: the live heap as of the last collection, the heap goal the
+// next one runs at, the heap's spans (objects, live or not yet swept),
+// the free heap the runtime keeps and what it gave back to the system,
+// and the goroutine stacks. A heap that grows toward its goal and stays
+// there, with the live heap flat, is the collector's headroom, not a
+// leak.
+var memMetrics = func() []metrics.Sample {
+	var s []metrics.Sample
+	for name := range memNames {
+		s = append(s, metrics.Sample{Name: name})
+	}
+	slices.SortFunc(s, func(a, b metrics.Sample) int { return strings.Compare(memNames[a.Name], memNames[b.Name]) })
+	return s
+}()
+
+var memNames = map[string]string{
+	"/gc/heap/live:bytes":                        "live",
+	"/gc/heap/goal:bytes":                        "goal",
+	"/memory/classes/heap/objects:bytes":         "objects",
+	"/memory/classes/heap/free:bytes":            "free",
+	"/memory/classes/heap/released:bytes":        "released",
+	"/memory/classes/heap/stacks:bytes":          "stacks",
+	"/memory/classes/heap/unused:bytes":          "unused",
+	"/memory/classes/metadata/other:bytes":       "meta",
+	"/memory/classes/metadata/mspan/inuse:bytes": "mspan",
 }
 
 // profile is the file of the CPU profile the parent started, if any; the
