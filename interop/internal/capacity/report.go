@@ -88,10 +88,14 @@ func Report(w io.Writer, cfg Config, command string, results []*Result, sustaine
 		fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|")
 		for i, r := range sustained {
 			b := r.Broadcast
-			fmt.Fprintf(w, "| %s | %d | %d / %d | %.0f | %s / %s / %s | %.1f → %.1f (%.1f) MiB | %.1f → %.1f MiB | %s | %s | %d / %d |\n", sustainedRows[i].Name, r.Sockets,
+			idle := fmt.Sprintf("%.1f → %.1f MiB", float64(r.BeforeKiB)/1024, float64(r.AfterKiB)/1024)
+			if b.Unfinished {
+				idle = "fell behind: still publishing at the end"
+			}
+			fmt.Fprintf(w, "| %s | %d | %d / %d | %.0f | %s / %s / %s | %.1f → %.1f (%.1f) MiB | %s | %s | %s | %d / %d |\n", sustainedRows[i].Name, r.Sockets,
 				b.Deliveries, r.Expected, b.PerSecond, ms(b.Latency[0]), ms(b.Latency[1]), ms(b.Latency[2]),
 				float64(r.StartKiB)/1024, float64(r.EndKiB)/1024, float64(r.Max)/1024,
-				float64(r.BeforeKiB)/1024, float64(r.AfterKiB)/1024, us(b.CPUPerMessage), cores(b), r.Closed, r.Wrong)
+				idle, us(b.CPUPerMessage), cores(b), r.Closed, r.Wrong)
 		}
 		fmt.Fprintln(w)
 		for i, r := range sustained {
