@@ -10,16 +10,16 @@
 //   - rt-nats:   realtime, N nodes on NATS JetStream (nats-server -js on loopback)
 //   - cf-redis:  centrifuge v0.40.1, N nodes (cmd/cfnode) on its Redis broker
 //   - cf-memory: centrifuge, one node, in-memory broker (not run by default)
-//   - floor-redis: cmd/floornode, N nodes on Redis PUBLISH (not run by
-//     default): no protocol, history, queue or deadline, one write system
-//     call per delivery as each message comes, so the most deliveries a
-//     second any server could make in this topology on this machine; all
-//     its sockets are plain streams, not half WebSocket and half
-//     EventSource
+//   - floor-redis: cmd/floornode, N nodes on Redis PUBLISH: no protocol,
+//     history, queue or deadline, one write system call per delivery as
+//     each message comes, so about the most deliveries a second a server
+//     can make in this topology on this machine without holding messages
+//     back to share writes; its sockets are plain streams, not half
+//     WebSocket and half EventSource
 //
 // and prints a Markdown table and the command that produced it:
 //
-//	cd interop && go run ./mnbench [-sockets 10000] [-channels 100] [-per-socket 3] [-rows rt-memory,rt-redis,rt-nats,cf-redis]
+//	cd interop && go run ./mnbench [-sockets 10000] [-channels 100] [-per-socket 3] [-rows rt-memory,rt-redis,rt-nats,cf-redis,floor-redis]
 //
 // The same load client (this process) drives every row: realtime.v2 with
 // package websocket and package eventsource's Decoder, centrifuge's JSON
@@ -97,7 +97,7 @@ type config struct {
 
 func main() {
 	var cfg config
-	rows := flag.String("rows", "rt-memory,rt-redis,rt-nats,cf-redis", "rows to run, in order: rt-memory, rt-redis, rt-nats, cf-redis, cf-memory, floor-redis")
+	rows := flag.String("rows", "rt-memory,rt-redis,rt-nats,cf-redis,floor-redis", "rows to run, in order: rt-memory, rt-redis, rt-nats, cf-redis, cf-memory, floor-redis")
 	flag.IntVar(&cfg.nodes, "nodes", 3, "node processes of the multi-node rows")
 	flag.IntVar(&cfg.sockets, "sockets", 10000, "subscriber sockets, half WebSocket and half EventSource, spread over the nodes")
 	flag.IntVar(&cfg.channels, "channels", 100, "channels")
