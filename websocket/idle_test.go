@@ -107,9 +107,11 @@ func TestPingLeavesNothing(t *testing.T) {
 	// Signed: the heap may have shrunk. The bound leaves room for what
 	// a connection makes once, on the first contention for its write
 	// lock (a wake channel, the flush timer), which a ping may be the
-	// first to meet; what the pings left each time was 812 bytes.
-	if grown := (int64(after) - int64(before)) / n; grown > 256 {
-		t.Errorf("a ping each way left %d bytes per connection pair on the heap, want at most 256", grown)
+	// first to meet, and for what the runtime's own structures grow by
+	// (one run in CI measured 275 bytes); what the pings left each time
+	// was 812 bytes.
+	if grown := (int64(after) - int64(before)) / n; grown > 512 {
+		t.Errorf("a ping each way left %d bytes per connection pair on the heap, want at most 512", grown)
 	}
 }
 
