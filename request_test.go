@@ -189,3 +189,29 @@ func FuzzRequestCopy(f *testing.F) {
 		}
 	})
 }
+
+// netHTTPValues recognizes the context net/http gives a request by its
+// String, which package context does not promise: this test fails, rather
+// than every socket silently keeping net/http's context chain again, if a
+// Go release changes that form.
+func TestNetHTTPValuesRecognizesNetHTTP(t *testing.T) {
+	h := Handler(nil, func(context.Context, *Socket) {}).(*handler)
+	type key struct{}
+	got := make(chan [3]bool, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		plain := h.netHTTPValues(r.Context())
+		again := h.netHTTPValues(r.Context())
+		added := h.netHTTPValues(context.WithValue(r.Context(), key{}, 1))
+		got <- [3]bool{plain != nil && plain.Value(http.ServerContextKey) != nil && plain.Value(http.LocalAddrContextKey) != nil,
+			again == plain, added == nil}
+	}))
+	defer srv.Close()
+	resp, err := http.Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if g := <-got; g != [3]bool{true, true, true} {
+		t.Errorf("net/http's context recognized and its values kept: %v; the same context for the same server: %v; one with a value added refused: %v", g[0], g[1], g[2])
+	}
+}
