@@ -148,6 +148,13 @@ type queued struct {
 	replay bool
 }
 
+// messages yields the messages of q in order: m, then the more that
+// followed it.
+func (q queued) messages(yield func(*message) bool) {
+	for m, i := q.m, uint32(0); yield(m) && i < q.more; m, i = m.next, i+1 {
+	}
+}
+
 // runBytes is the payload bytes of the counted messages of q.
 func runBytes(q []queued) int64 {
 	var n int64
@@ -155,11 +162,8 @@ func runBytes(q []queued) int64 {
 		if e.replay {
 			continue
 		}
-		for m, i := e.m, uint32(0); ; m, i = m.next, i+1 {
+		for m := range e.messages {
 			n += int64(len(m.text))
-			if i == e.more {
-				break
-			}
 		}
 	}
 	return n

@@ -242,12 +242,9 @@ func (s *Socket) encodeAndFlush(dl *writeDeadline, out *outBatch, batch []queued
 	var err error
 batch:
 	for _, q := range batch {
-		for m, i := q.m, uint32(0); ; m, i = m.next, i+1 {
+		for m := range q.messages {
 			if err = s.write(out, m); err != nil {
 				break batch // an event that cannot be encoded: send those before it
-			}
-			if i == q.more {
-				break
 			}
 		}
 	}
